@@ -1,0 +1,208 @@
+"""jobtrail's settings: one pydantic-settings class, read from JOBTRAIL_* and an env file.
+
+Invariant: this is the only module that reads ``os.environ``. Everything else
+receives a Settings (or the clients built from it) as an argument.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values  # pydantic-settings' own dotenv reader
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from jobtrail.errors import ConfigError
+
+__all__ = ["ENV_FILE_VAR", "Settings", "default_state_dir", "get_settings", "load_settings"]
+
+ENV_FILE_VAR = "JOBTRAIL_ENV_FILE"
+_PREFIX = "JOBTRAIL_"
+
+
+def default_state_dir() -> Path:
+    """Return `$XDG_STATE_HOME/jobtrail`, or `~/.local/state/jobtrail`."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "jobtrail"
+
+
+class Settings(BaseSettings):
+    """Every jobtrail setting; environment variables are `JOBTRAIL_<FIELD>`.
+
+    A Redis URL left unset means "the embedded server": jobtrail starts its
+    own redis-server under `state_dir` and uses DBs 10 (main), 11 (broker)
+    and 12 (results) of it.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=_PREFIX, extra="forbid", frozen=True, validate_default=True
+    )
+
+    main_url: str | None = Field(
+        None, description="Redis URL of the main DB (job records); unset: embedded server DB 10."
+    )
+    broker_url: str | None = Field(
+        None, description="Redis URL of Celery's broker DB; unset: embedded server DB 11."
+    )
+    results_url: str | None = Field(
+        None, description="Redis URL of Celery's result backend DB; unset: embedded server DB 12."
+    )
+    key_prefix: str = Field("", description="Prefix of every jobtrail key in the main DB.")
+    queue: str = Field("jobtrail", description="Name of the Celery queue solve tasks go to.")
+    state_dir: Path = Field(
+        default_factory=default_state_dir,
+        description="Directory of the embedded Redis data, the archive and logs.",
+    )
+    result_expires_s: int = Field(
+        86_400,
+        description="TTL of celery-task-meta-<id> in seconds; 0 or 'never' keeps results forever.",
+    )
+    visibility_timeout_s: int = Field(
+        3_600,
+        description="Seconds before the broker redelivers an unacknowledged task (kombu).",
+    )
+    solver_time_limit_s: float = Field(
+        10.0, description="Soft time limit of one solve, seconds: the job fails 'timed out'."
+    )
+    solver_hard_time_limit_s: float = Field(
+        15.0,
+        description="Hard time limit, seconds: the pool process is killed and replaced.",
+    )
+    solver_memory_limit_bytes: int = Field(
+        512 * 1024 * 1024,
+        description="Address space a pool process may add while solving, bytes.",
+    )
+    max_attempts: int = Field(
+        3, description="Deliveries of one job before it is failed as 'worker lost' each time."
+    )
+    events_max_len: int = Field(
+        1_000, description="Cap of each job's lifecycle events stream (approximate MAXLEN)."
+    )
+    worker_concurrency: int = Field(
+        0, description="Pool processes of `jobtrail worker`; 0 means one per CPU."
+    )
+
+    @field_validator("result_expires_s", mode="before")
+    @classmethod
+    def _never_means_zero(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in {"never", "none", "forever"}:
+            return 0
+        return value
+
+    @field_validator(
+        "result_expires_s", "visibility_timeout_s", "solver_memory_limit_bytes", "events_max_len"
+    )
+    @classmethod
+    def _not_negative(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError("must be 0 or more")
+        return value
+
+    @field_validator("solver_time_limit_s", "solver_hard_time_limit_s", "max_attempts")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("must be more than 0")
+        return value
+
+    @field_validator("main_url", "broker_url", "results_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _limits_below_visibility_timeout(self) -> Settings:
+        if self.solver_hard_time_limit_s < self.solver_time_limit_s:
+            raise ValueError(
+                f"solver_hard_time_limit_s ({self.solver_hard_time_limit_s:g}) must not be below "
+                f"solver_time_limit_s ({self.solver_time_limit_s:g})"
+            )
+        if self.solver_hard_time_limit_s >= self.visibility_timeout_s:
+            raise ValueError(
+                f"solver_hard_time_limit_s ({self.solver_hard_time_limit_s:g}) must be below "
+                f"visibility_timeout_s ({self.visibility_timeout_s}), or the broker redelivers "
+                "jobs that are still running"
+            )
+        return self
+
+    @property
+    def uses_embedded(self) -> bool:
+        """True when at least one Redis URL is left to the embedded server."""
+        return None in (self.main_url, self.broker_url, self.results_url)
+
+    @property
+    def archive_path(self) -> Path:
+        """Default SQLite archive file under the state directory."""
+        return self.state_dir / "archive.db"
+
+    @property
+    def log_dir(self) -> Path:
+        """Directory of jobtrail's log files."""
+        return self.state_dir / "logs"
+
+    def require_urls(self) -> tuple[str, str, str]:
+        """Return (main, broker, results) URLs.
+
+        Raises:
+            ConfigError: A URL is unset (the embedded server was not resolved).
+        """
+        if self.main_url is None or self.broker_url is None or self.results_url is None:
+            raise ConfigError("Redis URLs are not resolved; start the embedded server first")
+        return self.main_url, self.broker_url, self.results_url
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    """Parse a dotenv file into {KEY: value}, refusing keys jobtrail does not know."""
+    if not path.is_file():
+        raise ConfigError(f"env file {path} does not exist", setting=ENV_FILE_VAR)
+    known = {f"{_PREFIX}{name}".upper() for name in Settings.model_fields}
+    values: dict[str, str] = {}
+    for key, value in dotenv_values(path).items():
+        upper = key.upper()
+        if upper not in known:
+            raise ConfigError(f"unknown setting {key} in env file {path}", setting=key)
+        if value is not None:
+            values[upper[len(_PREFIX):].lower()] = value
+    return values
+
+
+def load_settings(env_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build Settings from the environment, an optional env file and overrides.
+
+    Precedence, highest first: *overrides*, `JOBTRAIL_*` environment variables,
+    the env file (*env_file*, else `$JOBTRAIL_ENV_FILE`), defaults.
+
+    Raises:
+        ConfigError: A value is malformed or inconsistent, or the env file has
+            a key that is not a jobtrail setting; the message names it.
+    """
+    path = env_file or os.environ.get(ENV_FILE_VAR)
+    file_values = _read_env_file(Path(path)) if path else {}
+    env_values = {
+        k[len(_PREFIX):].lower(): v
+        for k, v in os.environ.items()
+        if k.upper().startswith(_PREFIX) and k[len(_PREFIX):].lower() in Settings.model_fields
+    }
+    values: dict[str, Any] = {**file_values, **env_values, **overrides}
+    try:
+        # _env_prefix of a name no variable carries: values come only from `values`
+        return Settings(**values, _env_prefix="JOBTRAIL_IGNORED_")
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = ".".join(str(p) for p in err["loc"]) or "settings"
+        msg = err["msg"].removeprefix("Value error, ")
+        if not err["loc"]:
+            raise ConfigError(f"invalid settings: {msg}") from exc
+        where = f"{_PREFIX}{name.upper()}"
+        raise ConfigError(f"invalid setting {where}: {msg}", setting=where) from exc
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the process's Settings, built once by load_settings()."""
+    return load_settings()

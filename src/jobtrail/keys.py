@@ -1,0 +1,114 @@
+"""Every Redis key jobtrail reads or writes, built in one place.
+
+Invariant: no other module spells a key; tests build keys through KeySpace.
+
+| key | type | holds |
+| --- | --- | --- |
+| `job:<id>` | hash | id, problem, kind, status, created_at, started_at, finished_at, worker, attempts, result (JSON), error, version |
+| `jobs` | sorted set | id scored by created_at (epoch seconds) |
+| `jobs:<status>` | sorted set | id scored by the time it entered that status |
+| `job:<id>:events` | stream | lifecycle events: created, started, redelivered, completed, failed, ... |
+| `tombstone:<id>` | hash, TTL | purged_at, policy, archive reference |
+
+Foreign keys (Celery and kombu, in the broker and results DBs):
+`celery-task-meta-<id>` (result backend), `<queue>` list, `unacked`,
+`unacked_index`, `_kombu.binding.*` (broker).
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+from jobtrail.models import JobStatus
+
+__all__ = ["CELERY_RESULT_PREFIX", "JOB_ID_PATTERN", "KeyKind", "KeySpace", "celery_result_key"]
+
+CELERY_RESULT_PREFIX = "celery-task-meta-"
+#: Job ids are Celery task ids: we mint UUID4s, but accept any id Celery would
+#: (letters, digits, `-`, `_`, `.`), up to 128 characters, so no id can smuggle
+#: a `:` into a key.
+JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+
+
+class KeyKind(StrEnum):
+    """The label classify_key() gives a key."""
+
+    JOB = "job"
+    JOB_INDEX = "job_index"
+    STATUS_INDEX = "status_index"
+    EVENTS = "events"
+    TOMBSTONE = "tombstone"
+    CELERY_RESULT = "celery_result"
+    KOMBU_BINDING = "kombu_binding"
+    KOMBU_UNACKED = "kombu_unacked"
+    KOMBU_UNACKED_INDEX = "kombu_unacked_index"
+    QUEUE = "queue"
+    OTHER = "other"
+
+
+def celery_result_key(job_id: str) -> str:
+    """Return Celery's result backend key for *job_id* (`celery-task-meta-<id>`)."""
+    return f"{CELERY_RESULT_PREFIX}{job_id}"
+
+
+class KeySpace:
+    """Builds jobtrail's keys under an optional prefix (e.g. ``"app1:"``)."""
+
+    def __init__(self, prefix: str = "", queue: str = "celery") -> None:
+        self.prefix = prefix
+        self.queue_name = queue
+
+    def job(self, job_id: str) -> str:
+        """Return `job:<id>`."""
+        return f"{self.prefix}job:{job_id}"
+
+    def jobs(self) -> str:
+        """Return the `jobs` index (all jobs by created_at)."""
+        return f"{self.prefix}jobs"
+
+    def jobs_by_status(self, status: JobStatus | str) -> str:
+        """Return the `jobs:<status>` index."""
+        return f"{self.prefix}jobs:{JobStatus(status).value}"
+
+    def events(self, job_id: str) -> str:
+        """Return the job's lifecycle events stream `job:<id>:events`."""
+        return f"{self.prefix}job:{job_id}:events"
+
+    def tombstone(self, job_id: str) -> str:
+        """Return `tombstone:<id>`."""
+        return f"{self.prefix}tombstone:{job_id}"
+
+    def celery_result(self, job_id: str) -> str:
+        """Return `celery-task-meta-<id>` (results DB; Celery's name, not prefixed)."""
+        return celery_result_key(job_id)
+
+    def queue(self) -> str:
+        """Return the broker's queue list key (kombu names it after the queue)."""
+        return self.queue_name
+
+    def classify_key(self, key: str) -> KeyKind:
+        """Label *key* with the role it plays for jobtrail, Celery or kombu."""
+        p = self.prefix
+        if key.startswith(CELERY_RESULT_PREFIX):
+            return KeyKind.CELERY_RESULT
+        if key.startswith("_kombu.binding."):
+            return KeyKind.KOMBU_BINDING
+        if key == "unacked":
+            return KeyKind.KOMBU_UNACKED
+        if key == "unacked_index":
+            return KeyKind.KOMBU_UNACKED_INDEX
+        if key == self.queue_name:
+            return KeyKind.QUEUE
+        if not key.startswith(p):
+            return KeyKind.OTHER
+        rest = key[len(p):]
+        if rest == "jobs":
+            return KeyKind.JOB_INDEX
+        if rest.startswith("jobs:") and rest[5:] in {s.value for s in JobStatus}:
+            return KeyKind.STATUS_INDEX
+        if rest.startswith("tombstone:"):
+            return KeyKind.TOMBSTONE
+        if rest.startswith("job:"):
+            return KeyKind.EVENTS if rest.endswith(":events") else KeyKind.JOB
+        return KeyKind.OTHER

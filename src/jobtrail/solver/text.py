@@ -1,0 +1,152 @@
+"""Turn untrusted problem text into a normalized, character-checked ASCII string.
+
+Invariant: the string returned by ``normalize()`` is at most
+``MAX_PROBLEM_CHARS`` long and holds only characters from ``_ALLOWED``:
+ASCII letters and digits, spaces and the punctuation ``+ - * / ^ ( ) , . = ! : ; ? |``
+plus ``>`` only inside ``->``. Anything else is refused with the position
+of the first offending character in the *original* text.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from jobtrail.errors import ProblemParseError, ProblemTooLargeError
+
+__all__ = ["MAX_PROBLEM_CHARS", "fragment_at", "normalize"]
+
+MAX_PROBLEM_CHARS = 2000
+"""Longest problem text accepted, in characters (before normalization)."""
+
+_SUPERSCRIPTS = {
+    "⁰": "0",
+    "¹": "1",
+    "²": "2",
+    "³": "3",
+    "⁴": "4",
+    "⁵": "5",
+    "⁶": "6",
+    "⁷": "7",
+    "⁸": "8",
+    "⁹": "9",
+    "⁻": "-",
+    "⁺": "+",
+    "ⁿ": "n",
+}
+_SUPERSCRIPT_RUN = re.compile("[" + "".join(_SUPERSCRIPTS) + "]+")
+
+# Characters people paste, mapped to what they look like.
+_REPLACEMENTS = {
+    "\u2212": "-",  # minus sign
+    "\u2010": "-",  # hyphen
+    "\u2011": "-",  # non-breaking hyphen
+    "\u2012": "-",  # figure dash
+    "\u2013": "-",  # en dash
+    "\u2014": "-",  # em dash
+    "\ufe63": "-",  # small hyphen-minus
+    "\uff0d": "-",  # fullwidth hyphen-minus
+    "×": "*",
+    "·": "*",
+    "⋅": "*",
+    "∙": "*",
+    "∗": "*",
+    "÷": "/",
+    "∕": "/",
+    "⁄": "/",
+    "√": " sqrt ",
+    "π": " pi ",
+    "∞": " oo ",
+    "→": "->",
+    "⟶": "->",
+    "⇒": "->",
+    "∫": " integral ",
+    "θ": " theta ",
+    "α": " alpha ",
+    "β": " beta ",
+    "γ": " gamma ",
+    "φ": " phi ",
+    "ω": " omega ",
+    "°": " degrees ",
+    "\t": " ",
+    "\r": " ",
+    "\n": " ",
+}
+
+_ALLOWED = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 +-*/^(),.=!:;?|>"
+)
+_SPACES = re.compile(r" {2,}")
+
+
+def fragment_at(text: str, position: int, width: int = 12) -> str:
+    """Return up to *width* characters of *text* from *position*, control characters escaped.
+
+    Args:
+        text: The text the position refers to.
+        position: 0-based index into *text*.
+        width: Maximum fragment length, in characters.
+
+    Returns:
+        A printable fragment suitable for an error message.
+    """
+    piece = text[position : position + width]
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in piece)
+
+
+def _superscript(match: re.Match[str]) -> str:
+    return "^(" + "".join(_SUPERSCRIPTS[c] for c in match.group(0)) + ")"
+
+
+def normalize(problem: str) -> str:
+    """Normalize *problem* to checked ASCII, mapping pasted Unicode forms.
+
+    ``x²`` becomes ``x^(2)``, U+2212 and en dashes become ``-``, ``×`` and
+    ``·`` become ``*``, ``÷`` becomes ``/``, ``√`` becomes ``sqrt``, ``π``
+    becomes ``pi``, ``∞`` becomes ``oo``, ``→`` becomes ``->`` and ``∫``
+    becomes ``integral``. Then NFKC folds fullwidth and other compatibility
+    forms. Runs of spaces collapse to one.
+
+    Args:
+        problem: Untrusted problem text.
+
+    Returns:
+        The normalized text, stripped, never empty.
+
+    Raises:
+        ProblemTooLargeError: The text is longer than ``MAX_PROBLEM_CHARS``.
+        ProblemParseError: The text is empty or whitespace ("empty problem"),
+            or holds a character outside the allow-list ("could not parse
+            near '...'", with ``position`` in the original text).
+    """
+    if len(problem) > MAX_PROBLEM_CHARS:
+        raise ProblemTooLargeError(
+            f"problem text is {len(problem)} characters; the limit is {MAX_PROBLEM_CHARS}",
+            what="text",
+        )
+    if not problem.strip():
+        raise ProblemParseError("empty problem", text=problem, position=None)
+    pieces: list[str] = []
+    for position, char in enumerate(problem):
+        if char in _ALLOWED and (char != ">" or (pieces and pieces[-1].endswith("-"))):
+            pieces.append(char)
+            continue
+        mapped = _REPLACEMENTS.get(char)
+        if mapped is None and char in _SUPERSCRIPTS:
+            mapped = char  # handled as a run below
+        if mapped is None and char != ">":
+            folded = unicodedata.normalize("NFKC", char)
+            if folded and all(c in _ALLOWED for c in folded):
+                mapped = folded
+        if mapped is None:
+            raise ProblemParseError(
+                f"could not parse near '{fragment_at(problem, position)}'",
+                text=problem,
+                position=position,
+            )
+        pieces.append(mapped)
+    joined = _SUPERSCRIPT_RUN.sub(_superscript, "".join(pieces))
+    result = _SPACES.sub(" ", joined).strip()
+    if not result:
+        raise ProblemParseError("empty problem", text=problem, position=None)
+    return result

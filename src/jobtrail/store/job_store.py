@@ -1,0 +1,335 @@
+"""JobStore: job records in the main DB (`job:<id>`, `jobs`, `jobs:<status>`).
+
+Invariant: every write is one atomic Lua step that changes the hash, the
+indexes and the events stream together, checked against models.TRANSITIONS;
+a refused change writes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import redis
+
+from jobtrail.clock import now_s
+from jobtrail.errors import (
+    ConcurrentUpdateError,
+    InvalidTransitionError,
+    JobNotFoundError,
+    RedisUnavailableError,
+)
+from jobtrail.keys import KeySpace
+from jobtrail.models import (
+    TERMINAL_STATUSES,
+    TRANSITION_EVENTS,
+    EventType,
+    Job,
+    JobStatus,
+    allowed_sources,
+)
+from jobtrail.store.codec import decode_job, dump_result, encode_job
+from jobtrail.store.scripts import load_script
+
+__all__ = ["JobStore", "new_job_id"]
+
+logger = logging.getLogger(__name__)
+
+
+def new_job_id() -> str:
+    """Return a fresh job id (a UUID4 string, also used as the Celery task id)."""
+    return str(uuid.uuid4())
+
+
+def _pairs(mapping: Mapping[str, str]) -> list[str]:
+    return [item for pair in mapping.items() for item in pair]
+
+
+class JobStore:
+    """Job records in the main DB.
+
+    Args:
+        client: redis-py client of the main DB (decode_responses=True).
+        keys: Key builder (carries the key prefix).
+        events_max_len: Approximate cap of each job's events stream; 0 = none.
+    """
+
+    def __init__(self, client: redis.Redis, keys: KeySpace, *, events_max_len: int = 1000) -> None:
+        self.client = client
+        self.keys = keys
+        self.events_max_len = events_max_len
+        self._create = load_script(client, "create")
+        self._transition = load_script(client, "transition")
+
+    # -- writes -------------------------------------------------------------------------
+
+    def _new_job(self, problem: str, job_id: str | None, kind: str) -> Job:
+        return Job(id=job_id or new_job_id(), problem=problem, status=JobStatus.PENDING,
+                   created_at=now_s(), kind=kind)
+
+    def _create_args(self, job: Job) -> tuple[list[str], list[str]]:
+        k = self.keys
+        keys = [k.job(job.id), k.jobs(), k.jobs_by_status(JobStatus.PENDING), k.events(job.id)]
+        args = [job.id, repr(job.created_at), str(self.events_max_len), *_pairs(encode_job(job))]
+        return keys, args
+
+    def create(self, problem: str, *, job_id: str | None = None, kind: str = "") -> Job:
+        """Create a pending job record with its index entries and `created` event.
+
+        Args:
+            problem: The problem text, stored as given.
+            job_id: The id to use (the Celery task id); None mints a UUID4.
+            kind: The problem kind if already known, else "".
+
+        Returns:
+            The Job as written (version 0, attempts 0).
+
+        Raises:
+            ConcurrentUpdateError: A job with *job_id* already exists.
+            RedisUnavailableError: The main DB could not be reached.
+        """
+        job = self._new_job(problem, job_id, kind)
+        keys, args = self._create_args(job)
+        if not self._run(self._create, keys, args):
+            raise ConcurrentUpdateError(job.id, 0)
+        return job
+
+    def create_many(self, problems: Sequence[str]) -> list[Job]:
+        """Create one pending job per problem in a single pipelined round trip.
+
+        Returns:
+            The jobs, in the order of *problems*.
+
+        Raises:
+            RedisUnavailableError: The main DB could not be reached.
+        """
+        jobs = [self._new_job(p, None, "") for p in problems]
+        try:
+            with self.client.pipeline(transaction=False) as pipe:
+                for job in jobs:
+                    keys, args = self._create_args(job)
+                    self._create(keys=keys, args=args, client=pipe)
+                pipe.execute()
+        except redis.ConnectionError as exc:
+            raise RedisUnavailableError("main DB", str(exc)) from exc
+        return jobs
+
+    def _run(self, script: Any, keys: list[str], args: list[str]) -> Any:
+        try:
+            return script(keys=keys, args=args)
+        except redis.ConnectionError as exc:
+            raise RedisUnavailableError("main DB", str(exc)) from exc
+
+    def transition(
+        self,
+        job_id: str,
+        to: JobStatus,
+        *,
+        fields: Mapping[str, str] | None = None,
+        event: EventType | None = None,
+        event_fields: Mapping[str, str] | None = None,
+        expected_version: int | None = None,
+        count_attempt: bool = False,
+        now: float | None = None,
+    ) -> Job:
+        """Move a job to *to* in one atomic step, or change nothing.
+
+        The hash fields, the `jobs:<status>` entries and an event (type
+        *event*, default the target status) are written together.
+
+        Args:
+            job_id: The job.
+            to: Target status; the job's current status must be an allowed source.
+            fields: Extra hash fields to set (strings), e.g. worker, result.
+            event: Event type to append; defaults to the event named like *to*.
+            event_fields: Extra event fields (strings).
+            expected_version: Refuse unless the record's version equals this.
+            count_attempt: Add 1 to `attempts`.
+            now: Time of the change, epoch seconds; defaults to clock.now_s().
+
+        Returns:
+            The Job after the change.
+
+        Raises:
+            JobNotFoundError: No such job.
+            InvalidTransitionError: The lifecycle does not allow it from the current status.
+            ConcurrentUpdateError: *expected_version* did not match.
+            RedisUnavailableError: The main DB could not be reached.
+        """
+        at = now_s() if now is None else now
+        k = self.keys
+        sources = sorted(allowed_sources(to))
+        keys = [k.job(job_id), k.events(job_id), k.jobs_by_status(to),
+                *(k.jobs_by_status(s) for s in sources)]
+        extra = dict(fields or {})
+        ev = event or TRANSITION_EVENTS[to]
+        args = [
+            job_id, to.value, ",".join(sources), repr(at),
+            "" if expected_version is None else str(expected_version),
+            "1" if count_attempt else "0", str(self.events_max_len), ev.value,
+            str(len(extra)), *_pairs(extra), *_pairs(event_fields or {}),
+        ]
+        reply = self._run(self._transition, keys, args)
+        outcome = reply[0]
+        if outcome == "missing":
+            raise JobNotFoundError(job_id)
+        if outcome == "invalid":
+            raise InvalidTransitionError(job_id, str(reply[1]), to.value)
+        if outcome == "conflict":
+            raise ConcurrentUpdateError(job_id, expected_version or 0)
+        flat = reply[1]
+        job = decode_job(dict(zip(flat[::2], flat[1::2], strict=True)))
+        logger.debug("job transitioned job_id=%s to=%s version=%s", job_id, to.value, job.version)
+        return job
+
+    def start(self, job_id: str, *, worker: str, kind: str = "", max_attempts: int = 0,
+              ) -> Job | None:
+        """Mark a delivered job processing, handling redeliveries; None if already finished.
+
+        A job found `processing` was left by a worker that died: it goes back to
+        pending with a `redelivered` event, then starts again, attempts + 1.
+        A job found completed or failed is left unchanged (a duplicate delivery).
+        With *max_attempts* > 0, a job that has already been started that many
+        times is failed instead ("worker lost N times") and None is returned.
+
+        Raises:
+            JobNotFoundError: No such job.
+            RedisUnavailableError: The main DB could not be reached.
+        """
+        current = self.get(job_id)
+        if current.status in TERMINAL_STATUSES:
+            return None
+        if current.status is JobStatus.PROCESSING:
+            try:
+                current = self.transition(
+                    job_id, JobStatus.PENDING, event=EventType.REDELIVERED,
+                    event_fields={"previous_worker": current.worker},
+                    expected_version=current.version)
+            except (InvalidTransitionError, ConcurrentUpdateError):
+                return self.start(job_id, worker=worker, kind=kind, max_attempts=max_attempts)
+        if max_attempts and current.attempts >= max_attempts:
+            self.fail_pending(job_id, f"gave up after {current.attempts} attempts: the worker "
+                                      "was lost each time")
+            return None
+        try:
+            return self.transition(
+                job_id, JobStatus.PROCESSING, event=EventType.STARTED,
+                fields={"worker": worker, "started_at": repr(now_s()), "kind": kind},
+                event_fields={"worker": worker}, expected_version=current.version,
+                count_attempt=True)
+        except (InvalidTransitionError, ConcurrentUpdateError):
+            # another delivery of the same job got there first: let it run
+            return None
+
+    def complete(self, job_id: str, result: dict[str, Any], *, kind: str = "") -> Job:
+        """Mark a processing job completed with its *result* (text, latex, steps).
+
+        Raises:
+            JobNotFoundError, InvalidTransitionError, RedisUnavailableError.
+        """
+        fields = {"result": dump_result(result), "finished_at": repr(now_s()), "error": ""}
+        if kind:
+            fields["kind"] = kind
+        return self.transition(job_id, JobStatus.COMPLETED, fields=fields)
+
+    def fail(self, job_id: str, reason: str, *, kind: str = "") -> Job:
+        """Mark a processing job failed with a reason a person reads.
+
+        Raises:
+            JobNotFoundError, InvalidTransitionError, RedisUnavailableError.
+        """
+        fields = {"error": reason, "finished_at": repr(now_s())}
+        if kind:
+            fields["kind"] = kind
+        return self.transition(job_id, JobStatus.FAILED, fields=fields,
+                               event_fields={"error": reason})
+
+    def fail_pending(self, job_id: str, reason: str) -> Job:
+        """Fail a job that never started (its task could not be enqueued, or was revoked).
+
+        Raises:
+            JobNotFoundError, InvalidTransitionError, RedisUnavailableError.
+        """
+        return self.fail(job_id, reason)
+
+    # -- reads --------------------------------------------------------------------------
+
+    def find(self, job_id: str) -> Job | None:
+        """Return the job, or None when `job:<id>` does not exist.
+
+        Raises:
+            RedisUnavailableError: The main DB could not be reached.
+        """
+        try:
+            fields = self.client.hgetall(self.keys.job(job_id))
+        except redis.ConnectionError as exc:
+            raise RedisUnavailableError("main DB", str(exc)) from exc
+        return decode_job(fields) if fields else None
+
+    def get(self, job_id: str) -> Job:
+        """Return the job.
+
+        Raises:
+            JobNotFoundError: No `job:<id>` hash.
+            RedisUnavailableError: The main DB could not be reached.
+        """
+        job = self.find(job_id)
+        if job is None:
+            raise JobNotFoundError(job_id)
+        return job
+
+    def list_jobs(self, *, status: JobStatus | None = None, limit: int = 20) -> list[Job]:
+        """Return up to *limit* jobs, newest first, optionally of one status.
+
+        Raises:
+            RedisUnavailableError: The main DB could not be reached.
+        """
+        index = self.keys.jobs() if status is None else self.keys.jobs_by_status(status)
+        try:
+            ids = self.client.zrevrange(index, 0, max(limit, 1) - 1)
+            with self.client.pipeline(transaction=False) as pipe:
+                for job_id in ids:
+                    pipe.hgetall(self.keys.job(job_id))
+                rows = pipe.execute()
+        except redis.ConnectionError as exc:
+            raise RedisUnavailableError("main DB", str(exc)) from exc
+        return [decode_job(fields) for fields in rows if fields]
+
+    def count_by_status(self) -> dict[JobStatus, int]:
+        """Return the size of each `jobs:<status>` index.
+
+        Raises:
+            RedisUnavailableError: The main DB could not be reached.
+        """
+        try:
+            with self.client.pipeline(transaction=False) as pipe:
+                for status in JobStatus:
+                    pipe.zcard(self.keys.jobs_by_status(status))
+                counts = pipe.execute()
+        except redis.ConnectionError as exc:
+            raise RedisUnavailableError("main DB", str(exc)) from exc
+        return dict(zip(JobStatus, (int(c) for c in counts), strict=True))
+
+    def iter_ids_by_status(self, status: JobStatus, *, batch_size: int = 500,
+                           ) -> Iterator[list[tuple[str, float]]]:
+        """Yield (job id, score) batches of `jobs:<status>`, oldest first.
+
+        The score is the time the job entered *status*, epoch seconds; memory
+        is O(batch_size).
+
+        Raises:
+            RedisUnavailableError: The main DB could not be reached.
+        """
+        index = self.keys.jobs_by_status(status)
+        start = 0
+        while True:
+            try:
+                batch = self.client.zrange(index, start, start + batch_size - 1, withscores=True)
+            except redis.ConnectionError as exc:
+                raise RedisUnavailableError("main DB", str(exc)) from exc
+            if not batch:
+                return
+            yield [(str(m), float(s)) for m, s in batch]
+            start += len(batch)

@@ -1,0 +1,27 @@
+-- Create a job record in pending, with its index entries and `created` event, atomically.
+-- KEYS[1] = job:<id> hash
+-- KEYS[2] = jobs index (sorted set, score created_at in epoch seconds)
+-- KEYS[3] = jobs:pending index
+-- KEYS[4] = job:<id>:events stream
+-- ARGV[1] = job id
+-- ARGV[2] = created_at (epoch seconds, float as string)
+-- ARGV[3] = events stream MAXLEN (approximate; 0 = uncapped)
+-- ARGV[4..] = field, value pairs of the hash
+-- Returns: 1 when created, 0 when job:<id> already exists (nothing written).
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
+end
+local fields = {}
+for i = 4, #ARGV do
+  fields[#fields + 1] = ARGV[i]
+end
+redis.call('HSET', KEYS[1], unpack(fields))
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+local maxlen = tonumber(ARGV[3])
+if maxlen > 0 then
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', maxlen, '*', 'type', 'created', 'at', ARGV[2], 'status', 'pending')
+else
+  redis.call('XADD', KEYS[4], '*', 'type', 'created', 'at', ARGV[2], 'status', 'pending')
+end
+return 1

@@ -1,0 +1,56 @@
+-- Move a job to a new status atomically: check, write fields, move index entry, append event.
+-- KEYS[1] = job:<id> hash
+-- KEYS[2] = job:<id>:events stream
+-- KEYS[3] = jobs:<to> index (score = now, epoch seconds)
+-- KEYS[4..] = jobs:<s> index of every status the job may be leaving (its entry is removed)
+-- ARGV[1] = job id
+-- ARGV[2] = target status
+-- ARGV[3] = allowed source statuses, comma separated (from models.TRANSITIONS)
+-- ARGV[4] = now (epoch seconds)
+-- ARGV[5] = expected version, or "" for any
+-- ARGV[6] = "1" to add 1 to attempts, else "0"
+-- ARGV[7] = events stream MAXLEN (approximate; 0 = uncapped)
+-- ARGV[8] = event type
+-- ARGV[9] = n, the number of hash field/value pairs that follow
+-- ARGV[10 .. 9+2n] = hash field, value pairs; the rest = extra event field, value pairs
+-- Returns: {"ok", <HGETALL after>} | {"missing"} | {"invalid", <status>} | {"conflict", <version>}
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return {'missing'}
+end
+local status = redis.call('HGET', KEYS[1], 'status')
+local allowed = false
+for s in string.gmatch(ARGV[3], '[^,]+') do
+  if s == status then allowed = true end
+end
+if not allowed then
+  return {'invalid', status}
+end
+local version = redis.call('HGET', KEYS[1], 'version') or '0'
+if ARGV[5] ~= '' and ARGV[5] ~= version then
+  return {'conflict', version}
+end
+local n = tonumber(ARGV[9])
+local fields = {'status', ARGV[2], 'version', tostring(tonumber(version) + 1)}
+for i = 10, 9 + 2 * n do
+  fields[#fields + 1] = ARGV[i]
+end
+if ARGV[6] == '1' then
+  redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+end
+redis.call('HSET', KEYS[1], unpack(fields))
+for i = 4, #KEYS do
+  redis.call('ZREM', KEYS[i], ARGV[1])
+end
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
+local event = {'type', ARGV[8], 'at', ARGV[4], 'from', status, 'status', ARGV[2],
+               'attempt', redis.call('HGET', KEYS[1], 'attempts') or '0'}
+for i = 10 + 2 * n, #ARGV do
+  event[#event + 1] = ARGV[i]
+end
+local maxlen = tonumber(ARGV[7])
+if maxlen > 0 then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*', unpack(event))
+else
+  redis.call('XADD', KEYS[2], '*', unpack(event))
+end
+return {'ok', redis.call('HGETALL', KEYS[1])}
