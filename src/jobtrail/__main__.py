@@ -1,0 +1,5 @@
+"""`python -m jobtrail` runs the CLI."""
+
+from jobtrail.cli.main import main
+
+main()

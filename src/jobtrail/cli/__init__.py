@@ -1,0 +1,1 @@
+"""The `jobtrail` command: Typer apps that parse, call the services and render."""

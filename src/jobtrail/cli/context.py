@@ -1,0 +1,81 @@
+"""Per-invocation state of the CLI: settings from --env-file, then clients built on demand."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import typer
+from celery import Celery
+
+from jobtrail.config import Settings, load_settings
+from jobtrail.connections import Clients, open_clients, wait_until_ready
+from jobtrail.embedded import resolve_settings
+from jobtrail.jobs import JobService
+from jobtrail.keys import KeySpace
+from jobtrail.store import EventLog, JobStore
+from jobtrail.worker.app import create_celery_app
+
+__all__ = ["CliState", "runtime", "settings_from"]
+
+
+@dataclass
+class CliState:
+    """What the root callback learned: the env file; settings and services built lazily."""
+
+    env_file: Path | None = None
+    settings: Settings | None = None
+    resolved: Settings | None = None
+    clients: Clients | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """Services of one CLI invocation, on resolved settings."""
+
+    settings: Settings
+    clients: Clients
+    keys: KeySpace
+    store: JobStore
+    events: EventLog
+    celery: Celery
+    service: JobService
+
+
+def _state(ctx: typer.Context) -> CliState:
+    root = ctx.find_root()
+    if not isinstance(root.obj, CliState):
+        root.obj = CliState()
+    return root.obj
+
+
+def settings_from(ctx: typer.Context) -> Settings:
+    """Return the invocation's Settings (env file, environment), unresolved.
+
+    Raises:
+        ConfigError: A setting is invalid.
+    """
+    state = _state(ctx)
+    if state.settings is None:
+        state.settings = load_settings(state.env_file)
+    return state.settings
+
+
+def runtime(ctx: typer.Context) -> Runtime:
+    """Return the invocation's services, starting the embedded Redis if needed.
+
+    Raises:
+        ConfigError, EmbeddedRedisError, RedisUnavailableError.
+    """
+    state = _state(ctx)
+    settings = resolve_settings(settings_from(ctx))
+    clients = open_clients(settings)
+    wait_until_ready(clients.main, clients.main_url, timeout_s=3)
+    keys = KeySpace(settings.key_prefix, queue=settings.queue)
+    store = JobStore(clients.main, keys, events_max_len=settings.events_max_len)
+    app = create_celery_app(settings)
+    state.resolved, state.clients = settings, clients
+    ctx.call_on_close(clients.close)
+    return Runtime(settings, clients, keys, store, EventLog(clients.main, keys), app,
+                   JobService(store, app))

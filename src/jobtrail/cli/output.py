@@ -1,0 +1,88 @@
+"""Rendering for the CLI: Rich consoles, job tables, --json, and errors as one line.
+
+Invariant: data goes to stdout, progress and errors to stderr; no command
+shows a traceback for a JobtrailError or a usage error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+from rich.console import Console
+from rich.table import Table
+
+from jobtrail.models import Job
+
+__all__ = ["err", "exit_with", "job_table", "out", "print_json", "render_job"]
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def exit_with(message: str, code: int = 1) -> NoReturn:
+    """Print `error: <message>` as one line on stderr and exit with *code*."""
+    line = " ".join(message.split())
+    sys.stderr.write(f"error: {line}\n")
+    raise SystemExit(code)
+
+
+def print_json(data: Any) -> None:
+    """Print *data* as JSON on stdout (one document, indented, UTF-8)."""
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def _when(at: float | None) -> str:
+    if at is None:
+        return "-"
+    return datetime.fromtimestamp(at, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+_STATUS_STYLE = {"pending": "yellow", "processing": "cyan", "completed": "green",
+                 "failed": "red"}
+
+
+def status_text(status: str) -> str:
+    """Return *status* with its Rich colour markup."""
+    return f"[{_STATUS_STYLE.get(status, 'white')}]{status}[/]"
+
+
+def render_job(job: Job) -> None:
+    """Print one job as a labelled block."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("id", job.id)
+    table.add_row("status", status_text(job.status.value))
+    table.add_row("problem", _escape(job.problem))
+    table.add_row("kind", job.kind or "-")
+    if job.answer:
+        table.add_row("answer", _escape(job.answer))
+    if job.error:
+        table.add_row("error", _escape(job.error))
+    table.add_row("attempts", str(job.attempts))
+    table.add_row("worker", job.worker or "-")
+    table.add_row("created", _when(job.created_at))
+    table.add_row("started", _when(job.started_at))
+    table.add_row("finished", _when(job.finished_at))
+    out.print(table)
+    for i, step in enumerate(job.steps, 1):
+        out.print(f"  {i}. {_escape(step)}")
+
+
+def job_table(jobs: Iterable[Job], *, title: str | None = None) -> Table:
+    """Return a table of jobs: id, status, kind, problem, answer or error."""
+    table = Table(title=title, show_lines=False)
+    for col in ("id", "status", "kind", "problem", "answer / error"):
+        table.add_column(col, overflow="fold")
+    for job in jobs:
+        table.add_row(job.id, status_text(job.status.value), job.kind or "-",
+                      _escape(job.problem[:80]), _escape(job.answer or job.error or "-"))
+    return table
+
+
+def _escape(text: str) -> str:
+    return text.replace("[", r"\[")

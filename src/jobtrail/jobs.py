@@ -1,0 +1,92 @@
+"""Job service: submit problems (record first, then the Celery task), read jobs back.
+
+Invariant: a job record exists before its task is sent, so a worker never
+sees a task without a record; a task that cannot be sent leaves its job
+`failed` with the reason, never `pending` forever. This module sends tasks by
+name (worker.app), so it never imports SymPy.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from celery import Celery
+from kombu.exceptions import OperationalError
+
+from jobtrail.connections import mask_url
+from jobtrail.errors import ProblemTooLargeError, RedisUnavailableError
+from jobtrail.models import Job
+from jobtrail.store import JobStore
+from jobtrail.worker.app import TASK_SOLVE
+
+__all__ = ["MAX_SUBMIT_BYTES", "JobService"]
+
+logger = logging.getLogger(__name__)
+
+#: Problem text larger than this is refused at submission (the solver's own,
+#: much smaller limit fails a job cleanly; this one protects the main DB).
+MAX_SUBMIT_BYTES = 1_000_000
+
+
+class JobService:
+    """Submits and reads jobs.
+
+    Args:
+        store: The job store of the main DB.
+        app: The Celery app whose broker receives the solve tasks.
+    """
+
+    def __init__(self, store: JobStore, app: Celery) -> None:
+        self.store = store
+        self.app = app
+
+    @staticmethod
+    def _check_size(problem: str) -> None:
+        size = len(problem.encode("utf-8", "surrogatepass"))
+        if size > MAX_SUBMIT_BYTES:
+            raise ProblemTooLargeError(
+                f"problem text is {size} bytes; at most {MAX_SUBMIT_BYTES} are accepted",
+                what="text")
+
+    def _send(self, jobs: Sequence[Job], producer: Any = None) -> None:
+        for i, job in enumerate(jobs):
+            try:
+                self.app.send_task(TASK_SOLVE, args=[job.id], task_id=job.id, producer=producer)
+            except OperationalError as exc:
+                logger.error("enqueue failed job_id=%s reason=%s", job.id, exc)
+                for unsent in jobs[i:]:
+                    self.store.fail_pending(unsent.id, f"could not enqueue the task: {exc}")
+                raise RedisUnavailableError(mask_url(str(self.app.conf.broker_url)),
+                                            str(exc)) from exc
+
+    def submit(self, problem: str) -> Job:
+        """Create a pending job for *problem* and send its solve task.
+
+        Returns:
+            The pending Job; its id is the Celery task id.
+
+        Raises:
+            ProblemTooLargeError: The text is over MAX_SUBMIT_BYTES; nothing written.
+            RedisUnavailableError: The main DB or the broker is down (a job
+                created before the broker failed is marked failed).
+        """
+        self._check_size(problem)
+        job = self.store.create(problem)
+        self._send([job])
+        return job
+
+    def submit_many(self, problems: Sequence[str]) -> list[Job]:
+        """Submit several problems: one pipelined write of the records, then the tasks.
+
+        Raises:
+            ProblemTooLargeError: A text is too large; nothing written.
+            RedisUnavailableError: The main DB or the broker is down.
+        """
+        for problem in problems:
+            self._check_size(problem)
+        jobs = self.store.create_many(problems)
+        with self.app.producer_or_acquire() as producer:
+            self._send(jobs, producer)
+        return jobs

@@ -1,0 +1,159 @@
+"""The solve task: mark processing, solve with SymPy, record the answer or the reason.
+
+Invariant: the job record's status change and the Celery result agree; a
+second delivery of a finished job writes nothing (Celery's Ignore); a pool
+process killed by the hard time limit gets its job failed by the parent
+(Task.on_failure, which Celery calls for hard timeouts too).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from celery import Celery, Task, shared_task
+from celery.exceptions import Ignore, SoftTimeLimitExceeded, TimeLimitExceeded
+from celery.signals import celeryd_init, worker_process_init
+
+from jobtrail.connections import connect
+from jobtrail.errors import (
+    InvalidTransitionError,
+    JobNotFoundError,
+    ProblemError,
+    RedisUnavailableError,
+    SolverTimeoutError,
+)
+from jobtrail.keys import KeySpace
+from jobtrail.solver import Answer, classify, solve
+from jobtrail.solver.limits import memory_guard, set_memory_limit
+from jobtrail.store import JobStore
+from jobtrail.worker.app import SETTINGS_KEY, TASK_SOLVE, settings_of
+
+__all__ = ["SolveTask", "answer_payload", "solve_job"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Runtime:
+    store: JobStore
+    time_limit_s: float
+    hard_time_limit_s: float
+    memory_limit_bytes: int
+    max_attempts: int
+
+
+_runtimes: dict[int, _Runtime] = {}
+
+
+def _runtime(app: Celery) -> _Runtime:
+    rt = _runtimes.get(id(app))
+    if rt is None:
+        settings = settings_of(app)
+        main_url, _, _ = settings.require_urls()
+        store = JobStore(connect(main_url), KeySpace(settings.key_prefix),
+                         events_max_len=settings.events_max_len)
+        rt = _Runtime(store, settings.solver_time_limit_s, settings.solver_hard_time_limit_s,
+                      settings.solver_memory_limit_bytes, settings.max_attempts)
+        _runtimes[id(app)] = rt
+    return rt
+
+
+def answer_payload(answer: Answer) -> dict[str, Any]:
+    """Return the result dict stored in the job hash and returned to Celery.
+
+    Shape: {"kind": str, "text": str, "latex": str, "steps": [str, ...]}.
+    """
+    return {"kind": answer.kind, "text": answer.text, "latex": answer.latex,
+            "steps": list(answer.steps)}
+
+
+class SolveTask(Task):  # type: ignore[misc]  # celery ships no types
+    """Base of the solve task: fails the job when the hard time limit killed its process."""
+
+    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any,
+                   einfo: Any) -> None:
+        """Record a hard time-limit kill on the job (runs in the worker's main process)."""
+        if not isinstance(exc, TimeLimitExceeded):
+            return
+        rt = _runtime(self.app)
+        reason = (f"timed out after {rt.hard_time_limit_s:g} s "
+                  "(hard limit: the worker process was killed and replaced)")
+        try:
+            rt.store.fail(task_id, reason)
+        except (InvalidTransitionError, JobNotFoundError) as err:
+            logger.warning("hard timeout not recorded job_id=%s reason=%s", task_id, err)
+
+
+def _fail(rt: _Runtime, job_id: str, reason: str, kind: str) -> None:
+    rt.store.fail(job_id, reason, kind=kind)
+    logger.info("job failed job_id=%s reason=%s", job_id, reason)
+
+
+@shared_task(  # type: ignore[untyped-decorator]
+    name=TASK_SOLVE, bind=True, base=SolveTask,
+    autoretry_for=(RedisUnavailableError,), retry_backoff=True, retry_backoff_max=60,
+    max_retries=20,
+)
+def solve_job(self: SolveTask, job_id: str) -> dict[str, Any]:
+    """Solve job *job_id*: processing -> completed (answer) | failed (reason).
+
+    Returns:
+        The answer payload (see answer_payload); Celery stores it as the result.
+
+    Raises:
+        ProblemError: The problem failed; its message is the job's `error`.
+        celery.exceptions.Ignore: The job had already finished (duplicate delivery).
+        RedisUnavailableError: The main DB is down; Celery retries with backoff.
+    """
+    rt = _runtime(self.app)
+    worker = str(self.request.hostname or "")
+    try:
+        job = rt.store.start(job_id, worker=worker, max_attempts=rt.max_attempts)
+    except JobNotFoundError as exc:
+        raise ProblemError(f"job {job_id} has no record in the main DB") from exc
+    if job is None:
+        logger.info("duplicate delivery ignored job_id=%s", job_id)
+        raise Ignore()
+    kind = ""
+    try:
+        kind = classify(job.problem)
+        with memory_guard(rt.memory_limit_bytes):
+            answer = solve(job.problem)
+    except SoftTimeLimitExceeded:
+        reason = str(SolverTimeoutError(rt.time_limit_s))
+        _fail(rt, job_id, reason, kind)
+        raise ProblemError(reason) from None
+    except ProblemError as exc:
+        _fail(rt, job_id, str(exc), kind)
+        raise ProblemError(str(exc)) from None
+    except Exception as exc:  # a SymPy defect must still end the job with a reason
+        reason = f"internal solver error: {type(exc).__name__}: {exc}"[:500]
+        _fail(rt, job_id, reason, kind)
+        logger.exception("solver raised job_id=%s", job_id)
+        raise ProblemError(reason) from None
+    payload = answer_payload(answer)
+    rt.store.complete(job_id, payload, kind=answer.kind)
+    logger.info("job completed job_id=%s kind=%s", job_id, answer.kind)
+    return payload
+
+
+_pool_memory_limit_bytes: int = 0
+
+
+@celeryd_init.connect
+def _remember_memory_limit(conf: Any = None, **_: Any) -> None:
+    """Note the solver memory limit when a worker starts (Celery's celeryd_init)."""
+    global _pool_memory_limit_bytes
+    if conf is not None and SETTINGS_KEY in conf:
+        _pool_memory_limit_bytes = conf[SETTINGS_KEY].solver_memory_limit_bytes
+
+
+@worker_process_init.connect
+def _limit_pool_process_memory(**_: Any) -> None:
+    """Cap each prefork pool process's address space (Celery's worker_process_init)."""
+    if _pool_memory_limit_bytes:
+        set_memory_limit(_pool_memory_limit_bytes)
+
+

@@ -1,0 +1,200 @@
+"""JobStore on a real Redis: creation, lifecycle transitions, refusals, concurrency."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import redis
+
+from jobtrail.errors import ConcurrentUpdateError, InvalidTransitionError, JobNotFoundError
+from jobtrail.keys import KeySpace
+from jobtrail.models import EventType, JobStatus
+from jobtrail.store import EventLog, JobStore
+
+
+def _dump(client: redis.Redis) -> dict[str, object]:
+    """Every key with its type and value, for before/after comparisons."""
+    out: dict[str, object] = {}
+    for key in client.scan_iter(count=1000):
+        kind = client.type(key)
+        if kind == "hash":
+            out[key] = client.hgetall(key)
+        elif kind == "zset":
+            out[key] = client.zrange(key, 0, -1, withscores=True)
+        elif kind == "stream":
+            out[key] = client.xrange(key)
+        else:
+            out[key] = kind
+    return out
+
+
+def test_create_writes_hash_indexes_and_event(store: JobStore, main_db: redis.Redis,
+                                              keys: KeySpace, events: EventLog) -> None:
+    job = store.create("solve x^2 = 4")
+
+    assert main_db.hgetall(keys.job(job.id)) == {
+        "id": job.id, "problem": "solve x^2 = 4", "kind": "", "status": "pending",
+        "created_at": repr(job.created_at), "started_at": "", "finished_at": "",
+        "worker": "", "attempts": "0", "result": "", "error": "", "version": "0",
+    }
+    assert main_db.zscore(keys.jobs(), job.id) == pytest.approx(job.created_at)
+    assert main_db.zrange(keys.jobs_by_status("pending"), 0, -1) == [job.id]
+    assert [e.type for e in events.read(job.id)] == [EventType.CREATED]
+
+
+def test_create_refuses_an_existing_id(store: JobStore) -> None:
+    store.create("1 + 1", job_id="dup-1")
+    with pytest.raises(ConcurrentUpdateError):
+        store.create("2 + 2", job_id="dup-1")
+    assert store.get("dup-1").problem == "1 + 1"
+
+
+def test_full_lifecycle_moves_index_entries(store: JobStore, main_db: redis.Redis,
+                                            keys: KeySpace, events: EventLog) -> None:
+    job = store.create("2 + 2")
+    started = store.start(job.id, worker="w1@host")
+    assert started is not None
+    assert (started.status, started.attempts, started.worker) == (
+        JobStatus.PROCESSING, 1, "w1@host")
+    assert main_db.zrange(keys.jobs_by_status("pending"), 0, -1) == []
+    assert main_db.zrange(keys.jobs_by_status("processing"), 0, -1) == [job.id]
+
+    done = store.complete(job.id, {"text": "4", "latex": "4", "steps": []}, kind="arithmetic")
+
+    assert done.status is JobStatus.COMPLETED
+    assert done.answer == "4" and done.kind == "arithmetic"
+    assert done.finished_at is not None and done.finished_at >= started.started_at  # type: ignore[operator]
+    assert main_db.zrange(keys.jobs_by_status("processing"), 0, -1) == []
+    assert main_db.zrange(keys.jobs_by_status("completed"), 0, -1) == [job.id]
+    assert [e.type for e in events.read(job.id)] == [
+        EventType.CREATED, EventType.STARTED, EventType.COMPLETED]
+
+
+@pytest.mark.parametrize(("setup", "target"), [
+    ([], JobStatus.COMPLETED),                                     # pending -> completed
+    ([JobStatus.PROCESSING, JobStatus.COMPLETED], JobStatus.PROCESSING),
+    ([JobStatus.PROCESSING, JobStatus.FAILED], JobStatus.PENDING),
+    ([JobStatus.PROCESSING, JobStatus.COMPLETED], JobStatus.FAILED),
+])
+def test_illegal_transition_is_refused_and_changes_nothing(
+        store: JobStore, main_db: redis.Redis, setup: list[JobStatus],
+        target: JobStatus) -> None:
+    job = store.create("1 + 2")
+    for status in setup:
+        store.transition(job.id, status)
+    before = _dump(main_db)
+
+    with pytest.raises(InvalidTransitionError) as info:
+        store.transition(job.id, target)
+
+    assert info.value.to == target.value
+    assert info.value.from_ == (setup[-1].value if setup else "pending")
+    assert _dump(main_db) == before
+
+
+def test_transition_of_missing_job(store: JobStore, main_db: redis.Redis) -> None:
+    with pytest.raises(JobNotFoundError):
+        store.transition("nope", JobStatus.PROCESSING)
+    assert main_db.dbsize() == 0
+
+
+def test_version_check_refuses_stale_writer(store: JobStore) -> None:
+    job = store.create("1 + 2")
+    store.transition(job.id, JobStatus.PROCESSING)
+    with pytest.raises(ConcurrentUpdateError):
+        store.transition(job.id, JobStatus.COMPLETED, expected_version=0)
+    assert store.get(job.id).status is JobStatus.PROCESSING
+
+
+def test_concurrent_starts_let_exactly_one_worker_win(redis_server, main_db: redis.Redis,
+                                                      keys: KeySpace) -> None:
+    # Given a pending job and eight threads, each with its own connection
+    job = JobStore(main_db, keys).create("3 * 3")
+    barrier = threading.Barrier(8)
+    wins: list[str] = []
+    losses: list[str] = []
+
+    def race(n: int) -> None:
+        store = JobStore(redis_server.client(10), keys)
+        barrier.wait()
+        try:
+            store.transition(job.id, JobStatus.PROCESSING, fields={"worker": f"w{n}"},
+                             count_attempt=True)
+            wins.append(f"w{n}")
+        except InvalidTransitionError:
+            losses.append(f"w{n}")
+
+    # When they all try pending -> processing at once
+    threads = [threading.Thread(target=race, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    # Then one wins, the record names it, and attempts counted one start
+    assert len(wins) == 1 and len(losses) == 7
+    final = JobStore(main_db, keys).get(job.id)
+    assert final.worker == wins[0]
+    assert final.attempts == 1
+
+
+def test_redelivery_goes_back_to_pending_and_counts_attempts(store: JobStore,
+                                                            events: EventLog) -> None:
+    job = store.create("4 / 2")
+    store.start(job.id, worker="dead@host")
+
+    again = store.start(job.id, worker="alive@host")
+
+    assert again is not None
+    assert (again.status, again.attempts, again.worker) == (
+        JobStatus.PROCESSING, 2, "alive@host")
+    history = events.read(job.id)
+    assert [e.type for e in history] == [
+        EventType.CREATED, EventType.STARTED, EventType.REDELIVERED, EventType.STARTED]
+    assert history[2].fields["previous_worker"] == "dead@host"
+
+
+def test_start_of_finished_job_changes_nothing(store: JobStore, main_db: redis.Redis) -> None:
+    job = store.create("4 / 2")
+    store.start(job.id, worker="w")
+    store.complete(job.id, {"text": "2", "latex": "2", "steps": []})
+    before = _dump(main_db)
+
+    assert store.start(job.id, worker="w2") is None
+    assert _dump(main_db) == before
+
+
+def test_max_attempts_fails_a_job_whose_worker_keeps_dying(store: JobStore) -> None:
+    job = store.create("4 / 2")
+    for n in range(3):
+        assert store.start(job.id, worker=f"w{n}", max_attempts=3) is not None
+
+    assert store.start(job.id, worker="w3", max_attempts=3) is None
+
+    final = store.get(job.id)
+    assert final.status is JobStatus.FAILED
+    assert "gave up after 3 attempts" in final.error
+
+
+def test_list_count_and_iter(store: JobStore) -> None:
+    jobs = store.create_many([f"{n} + 1" for n in range(5)])
+    store.start(jobs[0].id, worker="w")
+
+    assert [j.id for j in store.list_jobs(limit=3)] == [j.id for j in jobs[::-1][:3]]
+    assert [j.id for j in store.list_jobs(status=JobStatus.PROCESSING)] == [jobs[0].id]
+    assert store.count_by_status() == {JobStatus.PENDING: 4, JobStatus.PROCESSING: 1,
+                                       JobStatus.COMPLETED: 0, JobStatus.FAILED: 0}
+    batches = list(store.iter_ids_by_status(JobStatus.PENDING, batch_size=3))
+    assert [len(b) for b in batches] == [3, 1]
+    assert [i for b in batches for i, _ in b] == [j.id for j in jobs[1:]]
+
+
+def test_events_stream_is_capped(main_db: redis.Redis, keys: KeySpace) -> None:
+    store = JobStore(main_db, keys, events_max_len=1)
+    job = store.create("1")
+    for n in range(300):
+        store.start(job.id, worker=f"w{n}")
+    # MAXLEN ~ trims whole radix-tree nodes (100 entries by default), so the
+    # stream stays within one node of the cap instead of growing to 600 entries.
+    assert main_db.xlen(keys.events(job.id)) <= 101

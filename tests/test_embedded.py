@@ -1,0 +1,62 @@
+"""The embedded redis-server launcher: loopback, AOF, reuse across commands, stop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import redis
+
+from jobtrail.config import load_settings
+from jobtrail.embedded import (
+    EmbeddedRedis,
+    ensure_server,
+    read_server_info,
+    resolve_settings,
+    stop_server,
+)
+
+
+def test_embedded_server_is_loopback_with_aof(tmp_path: Path) -> None:
+    server = EmbeddedRedis(tmp_path / "r")
+    server.start()
+    try:
+        client = server.client()
+        assert client.config_get("appendonly") == {"appendonly": "yes"}
+        assert client.config_get("bind")["bind"] == "127.0.0.1"
+        assert client.config_get("dir")["dir"] == str((tmp_path / "r").resolve())
+        client.set("k", "v")
+    finally:
+        server.stop()
+    # the data survives a restart through the AOF
+    again = EmbeddedRedis(tmp_path / "r", port=server.port)
+    again.start()
+    try:
+        assert again.client().get("k") == "v"
+    finally:
+        again.stop()
+
+
+def test_resolve_settings_starts_once_and_reuses(tmp_path: Path) -> None:
+    settings = load_settings(state_dir=tmp_path / "state")
+    try:
+        first = resolve_settings(settings)
+        info = read_server_info(tmp_path / "state" / "redis")
+        assert info is not None
+        assert first.main_url == info.url(10)
+        assert first.broker_url == info.url(11) and first.results_url == info.url(12)
+        assert redis.Redis.from_url(first.main_url).ping()
+
+        second, started = ensure_server(tmp_path / "state" / "redis")
+        assert not started and second.pid == info.pid
+    finally:
+        stopped = stop_server(tmp_path / "state" / "redis")
+    assert stopped is not None
+    assert read_server_info(tmp_path / "state" / "redis") is None
+    assert stop_server(tmp_path / "state" / "redis") is None
+
+
+def test_configured_urls_are_not_touched(tmp_path: Path) -> None:
+    settings = load_settings(main_url="redis://h:1/1", broker_url="redis://h:1/2",
+                             results_url="redis://h:1/3", state_dir=tmp_path)
+    assert resolve_settings(settings) is settings
+    assert not (tmp_path / "redis").exists()
