@@ -190,8 +190,8 @@ def load_settings(env_file: str | Path | None = None, **overrides: Any) -> Setti
     }
     values: dict[str, Any] = {**file_values, **env_values, **overrides}
     try:
-        # _env_prefix of a name no variable carries: values come only from `values`
-        return Settings(**values, _env_prefix="JOBTRAIL_IGNORED_")
+        # model_validate skips BaseSettings.__init__, so values come only from `values`
+        return Settings.model_validate(values)
     except ValidationError as exc:
         err = exc.errors()[0]
         name = ".".join(str(p) for p in err["loc"]) or "settings"

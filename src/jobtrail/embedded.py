@@ -180,6 +180,7 @@ class EmbeddedRedis:
 
     def _wait_ready(self, timeout_s: float) -> bool:
         deadline = monotonic_s() + timeout_s
+        assert self.port is not None
         client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1)
         try:
             while monotonic_s() < deadline:

@@ -4,10 +4,11 @@ Invariant: no other module spells a key; tests build keys through KeySpace.
 
 | key | type | holds |
 | --- | --- | --- |
-| `job:<id>` | hash | id, problem, kind, status, created_at, started_at, finished_at, worker, attempts, result (JSON), error, version |
+| `job:<id>` | hash | id, problem, kind, status, created_at, started_at, finished_at, |
+| | | worker, attempts, result (JSON), error, version |
 | `jobs` | sorted set | id scored by created_at (epoch seconds) |
 | `jobs:<status>` | sorted set | id scored by the time it entered that status |
-| `job:<id>:events` | stream | lifecycle events: created, started, redelivered, completed, failed, ... |
+| `job:<id>:events` | stream | lifecycle events: created, started, redelivered, completed, ... |
 | `tombstone:<id>` | hash, TTL | purged_at, policy, archive reference |
 
 Foreign keys (Celery and kombu, in the broker and results DBs):
@@ -25,6 +26,8 @@ from jobtrail.models import JobStatus
 __all__ = ["CELERY_RESULT_PREFIX", "JOB_ID_PATTERN", "KeyKind", "KeySpace", "celery_result_key"]
 
 CELERY_RESULT_PREFIX = "celery-task-meta-"
+KOMBU_UNACKED = "unacked"
+KOMBU_UNACKED_INDEX = "unacked_index"
 #: Job ids are Celery task ids: we mint UUID4s, but accept any id Celery would
 #: (letters, digits, `-`, `_`, `.`), up to 128 characters, so no id can smuggle
 #: a `:` into a key.
@@ -87,6 +90,16 @@ class KeySpace:
         """Return the broker's queue list key (kombu names it after the queue)."""
         return self.queue_name
 
+    @staticmethod
+    def unacked() -> str:
+        """Return kombu's `unacked` hash (delivery tag -> message being worked on)."""
+        return KOMBU_UNACKED
+
+    @staticmethod
+    def unacked_index() -> str:
+        """Return kombu's `unacked_index` sorted set (delivery tag -> delivery time)."""
+        return KOMBU_UNACKED_INDEX
+
     def classify_key(self, key: str) -> KeyKind:
         """Label *key* with the role it plays for jobtrail, Celery or kombu."""
         p = self.prefix
@@ -94,9 +107,9 @@ class KeySpace:
             return KeyKind.CELERY_RESULT
         if key.startswith("_kombu.binding."):
             return KeyKind.KOMBU_BINDING
-        if key == "unacked":
+        if key == KOMBU_UNACKED:
             return KeyKind.KOMBU_UNACKED
-        if key == "unacked_index":
+        if key == KOMBU_UNACKED_INDEX:
             return KeyKind.KOMBU_UNACKED_INDEX
         if key == self.queue_name:
             return KeyKind.QUEUE

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from jobtrail.cli import demo as demo_cmd
@@ -161,12 +160,13 @@ def main() -> None:
     command = typer.main.get_command(app)
     try:
         rc = command.main(prog_name="jobtrail", standalone_mode=False)
-    except click.exceptions.Abort:
+    except typer.Abort:
         exit_with("aborted", 130)
-    except click.ClickException as exc:
-        exit_with(exc.format_message(), 2)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
+    except typer.TyperException as exc:  # usage errors (Typer's vendored click)
+        format_message = getattr(exc, "format_message", None)
+        exit_with(format_message() if format_message else str(exc), 2)
     except ConfigError as exc:
         exit_with(str(exc), 2)
     except JobNotFoundError as exc:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from jobtrail.models import Job, JobEvent, EventType, JobStatus
+from jobtrail.models import EventType, Job, JobEvent, JobStatus
 
 __all__ = ["decode_event", "decode_job", "dump_result", "encode_job"]
 

@@ -6,6 +6,8 @@ atomic step as the change they record; this class only reads them.
 
 from __future__ import annotations
 
+from typing import cast
+
 import redis
 
 from jobtrail.errors import RedisUnavailableError
@@ -35,7 +37,8 @@ class EventLog:
             RedisUnavailableError: The main DB could not be reached.
         """
         try:
-            entries = self.client.xrange(self.keys.events(job_id), count=count)
+            entries = cast(list[tuple[str, dict[str, str]]],
+                           self.client.xrange(self.keys.events(job_id), count=count))
         except redis.ConnectionError as exc:
             raise RedisUnavailableError("main DB", str(exc)) from exc
         return [decode_event(event_id, fields) for event_id, fields in entries]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -263,7 +263,7 @@ class JobStore:
             RedisUnavailableError: The main DB could not be reached.
         """
         try:
-            fields = self.client.hgetall(self.keys.job(job_id))
+            fields = cast(dict[str, str], self.client.hgetall(self.keys.job(job_id)))
         except redis.ConnectionError as exc:
             raise RedisUnavailableError("main DB", str(exc)) from exc
         return decode_job(fields) if fields else None
@@ -288,11 +288,11 @@ class JobStore:
         """
         index = self.keys.jobs() if status is None else self.keys.jobs_by_status(status)
         try:
-            ids = self.client.zrevrange(index, 0, max(limit, 1) - 1)
+            ids = cast(list[str], self.client.zrevrange(index, 0, max(limit, 1) - 1))
             with self.client.pipeline(transaction=False) as pipe:
                 for job_id in ids:
                     pipe.hgetall(self.keys.job(job_id))
-                rows = pipe.execute()
+                rows = cast(list[dict[str, str]], pipe.execute())
         except redis.ConnectionError as exc:
             raise RedisUnavailableError("main DB", str(exc)) from exc
         return [decode_job(fields) for fields in rows if fields]
@@ -326,7 +326,8 @@ class JobStore:
         start = 0
         while True:
             try:
-                batch = self.client.zrange(index, start, start + batch_size - 1, withscores=True)
+                batch = cast(list[tuple[str, float]], self.client.zrange(
+                    index, start, start + batch_size - 1, withscores=True))
             except redis.ConnectionError as exc:
                 raise RedisUnavailableError("main DB", str(exc)) from exc
             if not batch:

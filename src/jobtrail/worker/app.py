@@ -99,7 +99,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-@setup_logging.connect
+@setup_logging.connect  # type: ignore[untyped-decorator]  # celery ships no types
 def _configure_worker_logging(loglevel: Any = None, **_: Any) -> None:
     """Apply jobtrail's logging config in worker processes (Celery's setup_logging signal)."""
     verbose = str(loglevel).upper() in {"DEBUG", "10"}

@@ -91,7 +91,7 @@ def _fail(rt: _Runtime, job_id: str, reason: str, kind: str) -> None:
     logger.info("job failed job_id=%s reason=%s", job_id, reason)
 
 
-@shared_task(  # type: ignore[untyped-decorator]
+@shared_task(  # type: ignore[untyped-decorator]  # celery ships no types
     name=TASK_SOLVE, bind=True, base=SolveTask,
     autoretry_for=(RedisUnavailableError,), retry_backoff=True, retry_backoff_max=60,
     max_retries=20,
@@ -142,7 +142,7 @@ def solve_job(self: SolveTask, job_id: str) -> dict[str, Any]:
 _pool_memory_limit_bytes: int = 0
 
 
-@celeryd_init.connect
+@celeryd_init.connect  # type: ignore[untyped-decorator]  # celery ships no types
 def _remember_memory_limit(conf: Any = None, **_: Any) -> None:
     """Note the solver memory limit when a worker starts (Celery's celeryd_init)."""
     global _pool_memory_limit_bytes
@@ -150,7 +150,7 @@ def _remember_memory_limit(conf: Any = None, **_: Any) -> None:
         _pool_memory_limit_bytes = conf[SETTINGS_KEY].solver_memory_limit_bytes
 
 
-@worker_process_init.connect
+@worker_process_init.connect  # type: ignore[untyped-decorator]  # celery ships no types
 def _limit_pool_process_memory(**_: Any) -> None:
     """Cap each prefork pool process's address space (Celery's worker_process_init)."""
     if _pool_memory_limit_bytes:

@@ -1,0 +1,104 @@
+"""The `jobtrail` command as users run it: a subprocess with settings in its environment."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jobtrail.config import Settings
+from jobtrail.store import JobStore
+from tests.helpers.processes import settings_env
+
+
+def run(settings: Settings | None, *args: str, env: dict[str, str] | None = None,
+        timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run `python -m jobtrail ARGS` with *settings* in the environment."""
+    full_env = settings_env(settings) if settings is not None else dict(env or {})
+    if env:
+        full_env.update(env)
+    return subprocess.run([sys.executable, "-m", "jobtrail", *args], env=full_env,
+                          capture_output=True, text=True, timeout=timeout_s, check=False)
+
+
+def test_status_json_has_the_documented_fields(settings: Settings, store: JobStore) -> None:
+    job = store.create("solve x^2 = 4")
+    result = run(settings, "status", job.id, "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["id"] == job.id and data["status"] == "pending"
+    for field in ("id", "status", "problem", "kind", "answer", "answer_latex", "steps",
+                  "error", "attempts", "created_at", "started_at", "finished_at"):
+        assert field in data
+    assert data["created_at"] == pytest.approx(job.created_at)
+
+
+def test_submit_then_list(settings: Settings, store: JobStore) -> None:
+    result = run(settings, "submit", "1 + 1", "2 + 2", "--json")
+    assert result.returncode == 0, result.stderr
+    submitted = json.loads(result.stdout)
+    assert [j["problem"] for j in submitted] == ["1 + 1", "2 + 2"]
+    assert all(j["status"] == "pending" for j in submitted)
+
+    listed = json.loads(run(settings, "list", "--status", "pending", "--json").stdout)
+    assert {j["id"] for j in listed} == {j["id"] for j in submitted}
+    assert store.get(submitted[0]["id"]).problem == "1 + 1"
+
+
+@pytest.mark.parametrize(("args", "code", "fragment"), [
+    (("status", "no-such-job"), 3, "job no-such-job not found"),
+    (("status", "bad:id"), 2, "is not a job id"),
+    (("list", "--limit", "zero"), 2, "Invalid value for '--limit'"),
+    (("list", "--status", "lost"), 2, "'lost' is not one of"),
+    (("frobnicate",), 2, "No such command"),
+])
+def test_bad_input_is_one_line_and_nonzero(settings: Settings, store: JobStore,
+                                           args: tuple[str, ...], code: int,
+                                           fragment: str) -> None:
+    result = run(settings, *args)
+    assert result.returncode == code
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("error: ") and fragment in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_bad_setting_is_refused_at_start(settings: Settings) -> None:
+    result = run(settings, "list", env={"JOBTRAIL_SOLVER_HARD_TIME_LIMIT_S": "99999"})
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "error: invalid settings: solver_hard_time_limit_s (99999) must be below "
+        "visibility_timeout_s (3600), or the broker redelivers jobs that are still running")
+
+
+def test_unknown_key_in_env_file(settings: Settings, tmp_path: Path) -> None:
+    env_file = tmp_path / ".env.reproduction"
+    env_file.write_text("JOBTRAIL_RESULTS_EXPIRE=5\n")
+    result = run(settings, "--env-file", str(env_file), "list")
+    assert result.returncode == 2
+    assert "unknown setting JOBTRAIL_RESULTS_EXPIRE" in result.stderr
+
+
+def test_redis_down_is_one_line(settings: Settings, tmp_path: Path) -> None:
+    down = settings.model_copy(update={"main_url": "redis://127.0.0.1:1/10"})
+    result = run(down, "list")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: Redis at redis://127.0.0.1:1/10 is unavailable")
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_demo_exits_zero_with_the_five_answers(tmp_path: Path) -> None:
+    # Given nothing but a state directory: the demo starts its own Redis and worker
+    env = {k: v for k, v in settings_env(Settings(state_dir=tmp_path / "s")).items()}
+    try:
+        result = run(None, "demo", env=env, timeout_s=120)
+    finally:
+        run(None, "server", "stop", env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    for fragment in ("x = 2, x = 3", "right-angled", "x = 2, y = 1", "answer: E"):
+        assert fragment in out
+    assert "x**3*cos(x) + 3*x**2*sin(x)" in out

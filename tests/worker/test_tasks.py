@@ -1,0 +1,124 @@
+"""Submit -> real Celery worker (in a thread, on the real broker) -> job hash and result backend."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from celery import Celery
+from celery.contrib.testing.worker import start_worker
+
+from jobtrail.config import Settings
+from jobtrail.jobs import JobService
+from jobtrail.keys import KeySpace
+from jobtrail.models import EventType, JobStatus
+from jobtrail.store import EventLog, JobStore
+from jobtrail.worker import tasks
+from jobtrail.worker.app import TASK_SOLVE, create_celery_app
+from tests.conftest import make_settings
+from tests.helpers.waiting import wait_until
+
+
+def _run_worker(app: Celery) -> Iterator[Any]:
+    assert tasks.solve_job.name == TASK_SOLVE
+    with start_worker(app, pool="solo", perform_ping_check=False,
+                      shutdown_timeout=10) as worker:
+        assert TASK_SOLVE in app.tasks
+        yield worker
+
+
+@pytest.fixture
+def celery_app(settings: Settings, main_db: redis.Redis) -> Celery:
+    return create_celery_app(settings)
+
+
+@pytest.fixture
+def celery_worker(celery_app: Celery) -> Iterator[Any]:
+    yield from _run_worker(celery_app)
+
+
+@pytest.fixture
+def service(store: JobStore, celery_app: Celery) -> JobService:
+    return JobService(store, celery_app)
+
+
+def _finished(store: JobStore, job_id: str) -> bool:
+    return store.get(job_id).status in (JobStatus.COMPLETED, JobStatus.FAILED)
+
+
+def test_submit_is_solved_into_job_hash_and_result_backend(
+        service: JobService, store: JobStore, results_db: redis.Redis, keys: KeySpace,
+        events: EventLog, settings: Settings, celery_worker: Any) -> None:
+    # Given a running worker, when a problem is submitted
+    job = service.submit("solve x^2 - 5x + 6 = 0")
+    wait_until(lambda: _finished(store, job.id), timeout_s=20, message="job to finish")
+
+    # Then the job hash holds the answer
+    done = store.get(job.id)
+    assert done.status is JobStatus.COMPLETED, done.error
+    assert done.answer == "x = 2, x = 3"
+    assert done.kind == "equation" and done.attempts == 1
+    # the in-thread test worker's tracer reports the host, a real worker its node name
+    # (test_worker_process checks node names)
+    assert done.worker in (celery_worker.hostname, socket.gethostname())
+    # and celery-task-meta-<id> holds the same answer with the configured TTL
+    meta = json.loads(results_db.get(keys.celery_result(job.id)) or "{}")
+    assert meta["status"] == "SUCCESS"
+    assert meta["result"]["text"] == "x = 2, x = 3"
+    ttl = results_db.ttl(keys.celery_result(job.id))
+    assert 0 < ttl <= settings.result_expires_s
+    assert [e.type for e in events.read(job.id)] == [
+        EventType.CREATED, EventType.STARTED, EventType.COMPLETED]
+
+
+def test_malformed_problem_becomes_failed_job_with_reason(
+        service: JobService, store: JobStore, results_db: redis.Redis, keys: KeySpace,
+        celery_worker: None) -> None:
+    job = service.submit("__import__('os').system('id')")
+    wait_until(lambda: _finished(store, job.id), timeout_s=20, message="job to finish")
+
+    failed = store.get(job.id)
+    assert failed.status is JobStatus.FAILED
+    assert "could not parse" in failed.error
+    meta = json.loads(results_db.get(keys.celery_result(job.id)) or "{}")
+    assert meta["status"] == "FAILURE"
+    assert meta["result"]["exc_type"] == "ProblemError"
+    assert failed.error in meta["result"]["exc_message"][0]
+
+
+def test_result_expires_zero_keeps_the_result(redis_server, tmp_path, main_db: redis.Redis,
+                                              results_db: redis.Redis, keys: KeySpace) -> None:
+    settings = make_settings(redis_server, tmp_path, result_expires_s="never")
+    app = create_celery_app(settings)
+    store = JobStore(main_db, keys)
+    job = JobService(store, app).submit("evaluate 2^10 / 4")
+    for _ in _run_worker(app):
+        wait_until(lambda: _finished(store, job.id), timeout_s=20, message="job to finish")
+    assert store.get(job.id).answer == "256"
+    assert results_db.ttl(keys.celery_result(job.id)) == -1
+
+
+def test_second_delivery_of_completed_job_changes_nothing(
+        service: JobService, store: JobStore, celery_app: Celery, main_db: redis.Redis,
+        results_db: redis.Redis, keys: KeySpace, celery_worker: None) -> None:
+    job = service.submit("2 + 2")
+    wait_until(lambda: _finished(store, job.id), timeout_s=20, message="job to finish")
+    before = (main_db.hgetall(keys.job(job.id)), main_db.xlen(keys.events(job.id)),
+              results_db.get(keys.celery_result(job.id)))
+    pttl_before = results_db.pttl(keys.celery_result(job.id))
+
+    # When the same task id is delivered again
+    celery_app.send_task(TASK_SOLVE, args=[job.id], task_id=job.id)
+    broker = redis.Redis.from_url(celery_app.conf.broker_url)
+    wait_until(lambda: broker.llen(celery_app.conf.task_default_queue) == 0
+               and not broker.hlen(keys.unacked()), timeout_s=20, message="delivery consumed")
+
+    # Then neither the record, its history nor the Celery result changed
+    after = (main_db.hgetall(keys.job(job.id)), main_db.xlen(keys.events(job.id)),
+             results_db.get(keys.celery_result(job.id)))
+    assert after == before
+    assert results_db.pttl(keys.celery_result(job.id)) <= pttl_before

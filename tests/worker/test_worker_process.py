@@ -1,0 +1,155 @@
+"""Real `jobtrail worker` processes: hostile input, crashes, limits and scale-out."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+
+import pytest
+import redis
+
+from jobtrail.config import Settings
+from jobtrail.jobs import JobService
+from jobtrail.keys import KeySpace
+from jobtrail.models import EventType, JobStatus
+from jobtrail.store import EventLog, JobStore
+from jobtrail.worker.app import create_celery_app
+from tests.conftest import make_settings
+from tests.helpers.processes import WorkerProcess
+from tests.helpers.waiting import wait_until
+
+pytestmark = [pytest.mark.slow]
+
+#: Takes SymPy minutes in pure Python, so only a time limit or a kill ends it.
+SLOW_PROBLEM = "integrate exp(x^2)*sin(x)^5*cos(x)^3 dx"
+
+HOSTILE = {
+    "__import__('os').system('id')": "could not parse",
+    "x**(10**10**10)": "number too large",
+    "9^9^9": "number too large",
+    "": "empty",
+    "x + " * 25_000: "",            # 100 kB: refused by size, whatever the wording
+}
+
+
+def _finished(store: JobStore, job_id: str) -> bool:
+    return store.get(job_id).status in (JobStatus.COMPLETED, JobStatus.FAILED)
+
+
+def test_hostile_inputs_fail_cleanly_and_worker_keeps_serving(
+        settings: Settings, store: JobStore, worker_process: Callable[..., WorkerProcess],
+) -> None:
+    # Given one worker process with one pool process
+    proc = worker_process(settings, concurrency=1)
+    service = JobService(store, create_celery_app(settings))
+
+    # When each hostile problem is submitted, followed by an honest one
+    hostile = [service.submit(text) for text in HOSTILE]
+    honest = service.submit("solve x^2 - 5x + 6 = 0")
+    wait_until(lambda: all(_finished(store, j.id) for j in [*hostile, honest]),
+               timeout_s=60, message=f"jobs to finish; worker log:\n{proc.log()[-2000:]}")
+
+    # Then each hostile job failed with a reason a person reads, and the worker went on
+    for job, fragment in zip(hostile, HOSTILE.values(), strict=True):
+        final = store.get(job.id)
+        assert final.status is JobStatus.FAILED, final
+        assert fragment in final.error.lower()
+        assert "Traceback" not in final.error and len(final.error) < 300
+    assert store.get(honest.id).answer == "x = 2, x = 3"
+    assert proc.proc.poll() is None
+
+
+@pytest.mark.crash
+def test_pool_process_killed_mid_task_is_redelivered_and_completed(
+        settings: Settings, store: JobStore, events: EventLog,
+        worker_process: Callable[..., WorkerProcess]) -> None:
+    # Given a worker busy with a slow problem
+    proc = worker_process(settings, concurrency=1)
+    service = JobService(store, create_celery_app(settings))
+    job = service.submit(SLOW_PROBLEM)
+    wait_until(lambda: store.get(job.id).status is JobStatus.PROCESSING, timeout_s=30,
+               message="job to start")
+    [child] = proc.pool_children()
+
+    # When its pool process is killed with SIGKILL
+    child.send_signal(signal.SIGKILL)
+
+    # Then the broker redelivers it (reject on worker lost) and a new pool process runs it
+    wait_until(lambda: store.get(job.id).attempts >= 2, timeout_s=30,
+               message=f"redelivery; worker log:\n{proc.log()[-2000:]}")
+    history = [e.type for e in events.read(job.id)]
+    assert history[:4] == [EventType.CREATED, EventType.STARTED, EventType.REDELIVERED,
+                           EventType.STARTED]
+    assert store.get(job.id).attempts == 2
+
+
+def test_soft_time_limit_fails_the_job_and_worker_goes_on(
+        redis_server, tmp_path, main_db: redis.Redis, keys: KeySpace,
+        worker_process: Callable[..., WorkerProcess]) -> None:
+    settings = make_settings(redis_server, tmp_path, solver_time_limit_s=1.0,
+                             solver_hard_time_limit_s=20.0)
+    store = JobStore(main_db, keys)
+    proc = worker_process(settings, concurrency=1)
+    service = JobService(store, create_celery_app(settings))
+
+    job = service.submit(SLOW_PROBLEM)
+    after = service.submit("evaluate 2^10 / 4")
+    wait_until(lambda: _finished(store, job.id) and _finished(store, after.id), timeout_s=30,
+               message=f"jobs to finish; worker log:\n{proc.log()[-2000:]}")
+
+    final = store.get(job.id)
+    assert (final.status, final.error) == (JobStatus.FAILED, "timed out after 1 s")
+    assert final.finished_at - final.started_at == pytest.approx(1.0, abs=0.5)  # type: ignore[operator]
+    assert store.get(after.id).answer == "256"
+
+
+@pytest.mark.crash
+def test_hard_time_limit_kills_a_stuck_pool_process_and_fails_the_job(
+        redis_server, tmp_path, main_db: redis.Redis, keys: KeySpace,
+        worker_process: Callable[..., WorkerProcess]) -> None:
+    # Given a worker whose pool process gets stuck where no soft limit can reach it
+    settings = make_settings(redis_server, tmp_path, solver_time_limit_s=1.0,
+                             solver_hard_time_limit_s=2.0)
+    store = JobStore(main_db, keys)
+    proc = worker_process(settings, concurrency=1)
+    service = JobService(store, create_celery_app(settings))
+    job = service.submit(SLOW_PROBLEM)
+    wait_until(lambda: store.get(job.id).status is JobStatus.PROCESSING, timeout_s=30,
+               message="job to start")
+    [child] = proc.pool_children()
+    child.send_signal(signal.SIGSTOP)   # SIGUSR1 (the soft limit) stays pending
+
+    # When the hard limit passes, the pool process is killed and replaced
+    after = service.submit("evaluate 2^10 / 4")
+    wait_until(lambda: _finished(store, job.id) and _finished(store, after.id), timeout_s=30,
+               message=f"jobs to finish; worker log:\n{proc.log()[-2000:]}")
+
+    # Then the job failed with the hard limit as its reason, and the next job was solved
+    final = store.get(job.id)
+    assert final.status is JobStatus.FAILED
+    assert final.error.startswith("timed out after 2 s (hard limit")
+    assert not child.is_running() or child.status() == "zombie"
+    assert store.get(after.id).answer == "256"
+
+
+def test_two_workers_drain_one_queue_solving_each_job_once(
+        settings: Settings, store: JobStore, events: EventLog,
+        worker_process: Callable[..., WorkerProcess]) -> None:
+    # Given two worker processes on the same broker
+    workers = [worker_process(settings, concurrency=1, hostname=f"w{n}") for n in (1, 2)]
+    service = JobService(store, create_celery_app(settings))
+
+    # When forty problems are submitted
+    jobs = service.submit_many([f"solve x^2 - {n * n} = 0" for n in range(1, 41)])
+    wait_until(lambda: all(_finished(store, j.id) for j in jobs), timeout_s=90,
+               message="all jobs to finish")
+
+    # Then every job completed once, with its own answer, and both workers took part
+    finals = [store.get(j.id) for j in jobs]
+    assert [f.answer for f in finals] == [f"x = {-n}, x = {n}" for n in range(1, 41)]
+    assert all(f.attempts == 1 for f in finals)
+    for f in finals:
+        assert [e.type for e in events.read(f.id)] == [
+            EventType.CREATED, EventType.STARTED, EventType.COMPLETED]
+    assert {f.worker.split("@")[0] for f in finals} == {"w1", "w2"}
+    assert all(w.proc.poll() is None for w in workers)
