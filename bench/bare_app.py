@@ -19,6 +19,8 @@ app.conf.update(
     accept_content=["json"], broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
 )
+if os.environ.get("BENCH_BARE_TIME_LIMITS"):  # the same soft/hard limits as jobtrail's defaults
+    app.conf.update(task_soft_time_limit=10.0, task_time_limit=15.0)
 
 
 @app.task(name="bare.noop")

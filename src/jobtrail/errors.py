@@ -13,7 +13,8 @@ a module boundary; library errors (redis, sqlalchemy) are wrapped here with
     ├── StoreError
     │   ├── JobNotFoundError             (job_id)          no job:<id> hash
     │   ├── InvalidTransitionError       (job_id, from_, to) transition not in TRANSITIONS
-    │   └── ConcurrentUpdateError        (job_id, version) the record changed under us
+    │   ├── ConcurrentUpdateError        (job_id, version) the record changed under us
+    │   └── AttemptsExhaustedError       (job_id, attempts) started max_attempts times already
     └── ProblemError                                        the job ends `failed` with the reason
         ├── ProblemParseError            (text, position)  text is not a problem we can read
         ├── ProblemTooLargeError         (what)            a number or text beyond the limits
@@ -25,6 +26,7 @@ a module boundary; library errors (redis, sqlalchemy) are wrapped here with
 from __future__ import annotations
 
 __all__ = [
+    "AttemptsExhaustedError",
     "ConcurrentUpdateError",
     "ConfigError",
     "EmbeddedRedisError",
@@ -96,6 +98,15 @@ class ConcurrentUpdateError(StoreError):
         super().__init__(f"job {job_id} changed concurrently (expected version {version})")
         self.job_id = job_id
         self.version = version
+
+
+class AttemptsExhaustedError(StoreError):
+    """Raised when a job was already started its maximum number of times; nothing written."""
+
+    def __init__(self, job_id: str, attempts: int) -> None:
+        super().__init__(f"job {job_id} was already started {attempts} times")
+        self.job_id = job_id
+        self.attempts = attempts
 
 
 class ProblemError(JobtrailError):

@@ -57,7 +57,7 @@ class JobService:
             except OperationalError as exc:
                 logger.error("enqueue failed job_id=%s reason=%s", job.id, exc)
                 for unsent in jobs[i:]:
-                    self.store.fail_pending(unsent.id, f"could not enqueue the task: {exc}")
+                    self.store.fail(unsent.id, f"could not enqueue the task: {exc}")
                 raise RedisUnavailableError(mask_url(str(self.app.conf.broker_url)),
                                             str(exc)) from exc
 

@@ -15,9 +15,16 @@ _JSON = ('{"at": "%(asctime)s", "level": "%(levelname)s", "logger": "%(name)s", 
          '"process": "%(processName)s", "message": "%(message)s"}')
 
 
-def log_config(verbose: bool = False, json: bool = False) -> dict[str, Any]:
-    """Return a dictConfig: stderr, INFO (DEBUG when *verbose*), text or one-line JSON."""
-    level = "DEBUG" if verbose else "INFO"
+def log_config(verbose: bool = False, json: bool = False, level: str | None = None,
+               ) -> dict[str, Any]:
+    """Return a dictConfig: stderr, text or one-line JSON.
+
+    Args:
+        verbose: DEBUG for jobtrail and INFO for celery.
+        json: One JSON object a line instead of text.
+        level: jobtrail's level name when not *verbose* (default INFO).
+    """
+    level = "DEBUG" if verbose else (level or "INFO")
     return {
         "version": 1,
         "disable_existing_loggers": False,

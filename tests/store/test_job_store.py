@@ -11,6 +11,7 @@ from jobtrail.errors import ConcurrentUpdateError, InvalidTransitionError, JobNo
 from jobtrail.keys import KeySpace
 from jobtrail.models import EventType, JobStatus
 from jobtrail.store import EventLog, JobStore
+from jobtrail.store.codec import encode_job
 
 
 def _dump(client: redis.Redis) -> dict[str, object]:
@@ -38,6 +39,7 @@ def test_create_writes_hash_indexes_and_event(store: JobStore, main_db: redis.Re
         "created_at": repr(job.created_at), "started_at": "", "finished_at": "",
         "worker": "", "attempts": "0", "result": "", "error": "", "version": "0",
     }
+    assert main_db.hgetall(keys.job(job.id)) == encode_job(job)  # Lua and codec agree
     assert main_db.zscore(keys.jobs(), job.id) == pytest.approx(job.created_at)
     assert main_db.zrange(keys.jobs_by_status("pending"), 0, -1) == [job.id]
     assert [e.type for e in events.read(job.id)] == [EventType.CREATED]

@@ -2,7 +2,7 @@
 
 Invariant: the string returned by ``normalize()`` is at most
 ``MAX_PROBLEM_CHARS`` long and holds only characters from ``_ALLOWED``:
-ASCII letters and digits, spaces and the punctuation ``+ - * / ^ ( ) , . = ! : ; ? |``
+ASCII letters and digits, spaces and the punctuation ``+ - * / ^ ( ) , . = ! : ; ?``
 plus ``>`` only inside ``->``. Anything else is refused with the position
 of the first offending character in the *original* text.
 """
@@ -74,7 +74,7 @@ _REPLACEMENTS = {
 }
 
 _ALLOWED = frozenset(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 +-*/^(),.=!:;?|>"
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 +-*/^(),.=!:;?>"
 )
 _SPACES = re.compile(r" {2,}")
 

@@ -16,6 +16,7 @@ import redis
 
 from jobtrail.clock import now_s
 from jobtrail.errors import (
+    AttemptsExhaustedError,
     ConcurrentUpdateError,
     InvalidTransitionError,
     JobNotFoundError,
@@ -23,14 +24,13 @@ from jobtrail.errors import (
 )
 from jobtrail.keys import KeySpace
 from jobtrail.models import (
-    TERMINAL_STATUSES,
     TRANSITION_EVENTS,
     EventType,
     Job,
     JobStatus,
     allowed_sources,
 )
-from jobtrail.store.codec import decode_job, dump_result, encode_job
+from jobtrail.store.codec import decode_job, dump_result
 from jobtrail.store.scripts import load_script
 
 __all__ = ["JobStore", "new_job_id"]
@@ -72,7 +72,7 @@ class JobStore:
     def _create_args(self, job: Job) -> tuple[list[str], list[str]]:
         k = self.keys
         keys = [k.job(job.id), k.jobs(), k.jobs_by_status(JobStatus.PENDING), k.events(job.id)]
-        args = [job.id, repr(job.created_at), str(self.events_max_len), *_pairs(encode_job(job))]
+        args = [job.id, repr(job.created_at), str(self.events_max_len), job.problem, job.kind]
         return keys, args
 
     def create(self, problem: str, *, job_id: str | None = None, kind: str = "") -> Job:
@@ -132,6 +132,7 @@ class JobStore:
         event_fields: Mapping[str, str] | None = None,
         expected_version: int | None = None,
         count_attempt: bool = False,
+        max_attempts: int = 0,
         now: float | None = None,
     ) -> Job:
         """Move a job to *to* in one atomic step, or change nothing.
@@ -147,6 +148,8 @@ class JobStore:
             event_fields: Extra event fields (strings).
             expected_version: Refuse unless the record's version equals this.
             count_attempt: Add 1 to `attempts`.
+            max_attempts: With *count_attempt*, refuse when `attempts` is
+                already this many or more; 0 means no limit.
             now: Time of the change, epoch seconds; defaults to clock.now_s().
 
         Returns:
@@ -156,6 +159,7 @@ class JobStore:
             JobNotFoundError: No such job.
             InvalidTransitionError: The lifecycle does not allow it from the current status.
             ConcurrentUpdateError: *expected_version* did not match.
+            AttemptsExhaustedError: The job was already started *max_attempts* times.
             RedisUnavailableError: The main DB could not be reached.
         """
         at = now_s() if now is None else now
@@ -168,7 +172,7 @@ class JobStore:
         args = [
             job_id, to.value, ",".join(sources), repr(at),
             "" if expected_version is None else str(expected_version),
-            "1" if count_attempt else "0", str(self.events_max_len), ev.value,
+            str(max_attempts) if count_attempt else "", str(self.events_max_len), ev.value,
             str(len(extra)), *_pairs(extra), *_pairs(event_fields or {}),
         ]
         reply = self._run(self._transition, keys, args)
@@ -179,49 +183,51 @@ class JobStore:
             raise InvalidTransitionError(job_id, str(reply[1]), to.value)
         if outcome == "conflict":
             raise ConcurrentUpdateError(job_id, expected_version or 0)
+        if outcome == "exhausted":
+            raise AttemptsExhaustedError(job_id, int(reply[1]))
         flat = reply[1]
         job = decode_job(dict(zip(flat[::2], flat[1::2], strict=True)))
         logger.debug("job transitioned job_id=%s to=%s version=%s", job_id, to.value, job.version)
         return job
 
-    def start(self, job_id: str, *, worker: str, kind: str = "", max_attempts: int = 0,
-              ) -> Job | None:
-        """Mark a delivered job processing, handling redeliveries; None if already finished.
+    def start(self, job_id: str, *, worker: str, max_attempts: int = 0) -> Job | None:
+        """Mark a delivered job processing, handling redeliveries; None if it must not run.
 
+        One atomic step in the common case (pending -> processing, attempts + 1).
         A job found `processing` was left by a worker that died: it goes back to
-        pending with a `redelivered` event, then starts again, attempts + 1.
-        A job found completed or failed is left unchanged (a duplicate delivery).
-        With *max_attempts* > 0, a job that has already been started that many
-        times is failed instead ("worker lost N times") and None is returned.
+        pending with a `redelivered` event, then starts again. A job found
+        completed or failed is left unchanged (a duplicate delivery). With
+        *max_attempts* > 0, a job already started that many times is failed
+        ("gave up after N attempts") instead of starting again.
+
+        Returns:
+            The Job after the change, or None when the delivery must not run.
 
         Raises:
             JobNotFoundError: No such job.
             RedisUnavailableError: The main DB could not be reached.
         """
-        current = self.get(job_id)
-        if current.status in TERMINAL_STATUSES:
-            return None
-        if current.status is JobStatus.PROCESSING:
+        fields = {"worker": worker, "started_at": repr(now_s())}
+        for _ in range(3):  # each round settles one race with another delivery
             try:
-                current = self.transition(
-                    job_id, JobStatus.PENDING, event=EventType.REDELIVERED,
-                    event_fields={"previous_worker": current.worker},
-                    expected_version=current.version)
-            except (InvalidTransitionError, ConcurrentUpdateError):
-                return self.start(job_id, worker=worker, kind=kind, max_attempts=max_attempts)
-        if max_attempts and current.attempts >= max_attempts:
-            self.fail_pending(job_id, f"gave up after {current.attempts} attempts: the worker "
-                                      "was lost each time")
-            return None
-        try:
-            return self.transition(
-                job_id, JobStatus.PROCESSING, event=EventType.STARTED,
-                fields={"worker": worker, "started_at": repr(now_s()), "kind": kind},
-                event_fields={"worker": worker}, expected_version=current.version,
-                count_attempt=True)
-        except (InvalidTransitionError, ConcurrentUpdateError):
-            # another delivery of the same job got there first: let it run
-            return None
+                return self.transition(job_id, JobStatus.PROCESSING, fields=fields,
+                                       event_fields={"worker": worker},
+                                       count_attempt=True, max_attempts=max_attempts)
+            except AttemptsExhaustedError as exc:
+                self.fail(job_id, f"gave up after {exc.attempts} attempts: the worker was "
+                                  "lost each time")
+                return None
+            except InvalidTransitionError as exc:
+                if exc.from_ != JobStatus.PROCESSING.value:
+                    return None  # completed or failed: a duplicate delivery changes nothing
+            previous = self.find(job_id)
+            try:
+                self.transition(job_id, JobStatus.PENDING, event=EventType.REDELIVERED,
+                                event_fields={"previous_worker": previous.worker
+                                              if previous else ""})
+            except InvalidTransitionError:
+                continue  # another delivery moved it first; look again
+        return None
 
     def complete(self, job_id: str, result: dict[str, Any], *, kind: str = "") -> Job:
         """Mark a processing job completed with its *result* (text, latex, steps).
@@ -245,14 +251,6 @@ class JobStore:
             fields["kind"] = kind
         return self.transition(job_id, JobStatus.FAILED, fields=fields,
                                event_fields={"error": reason})
-
-    def fail_pending(self, job_id: str, reason: str) -> Job:
-        """Fail a job that never started (its task could not be enqueued, or was revoked).
-
-        Raises:
-            JobNotFoundError, InvalidTransitionError, RedisUnavailableError.
-        """
-        return self.fail(job_id, reason)
 
     # -- reads --------------------------------------------------------------------------
 

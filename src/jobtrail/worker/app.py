@@ -102,5 +102,6 @@ def __getattr__(name: str) -> Any:
 @setup_logging.connect  # type: ignore[untyped-decorator]  # celery ships no types
 def _configure_worker_logging(loglevel: Any = None, **_: Any) -> None:
     """Apply jobtrail's logging config in worker processes (Celery's setup_logging signal)."""
-    verbose = str(loglevel).upper() in {"DEBUG", "10"}
-    logging.config.dictConfig(log_config(verbose=verbose, json=False))
+    level = logging.getLevelName(loglevel) if isinstance(loglevel, int) else str(loglevel)
+    logging.config.dictConfig(log_config(verbose=level.upper() == "DEBUG", json=False,
+                                         level=level.upper() if loglevel else None))

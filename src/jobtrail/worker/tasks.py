@@ -86,8 +86,15 @@ class SolveTask(Task):  # type: ignore[misc]  # celery ships no types
             logger.warning("hard timeout not recorded job_id=%s reason=%s", task_id, err)
 
 
-def _fail(rt: _Runtime, job_id: str, reason: str, kind: str) -> None:
-    rt.store.fail(job_id, reason, kind=kind)
+def _kind_of(problem: str) -> str:
+    try:
+        return classify(problem)
+    except ProblemError:
+        return ""
+
+
+def _fail(rt: _Runtime, job_id: str, reason: str, problem: str) -> None:
+    rt.store.fail(job_id, reason, kind=_kind_of(problem))
     logger.info("job failed job_id=%s reason=%s", job_id, reason)
 
 
@@ -116,21 +123,19 @@ def solve_job(self: SolveTask, job_id: str) -> dict[str, Any]:
     if job is None:
         logger.info("duplicate delivery ignored job_id=%s", job_id)
         raise Ignore()
-    kind = ""
     try:
-        kind = classify(job.problem)
         with memory_guard(rt.memory_limit_bytes):
             answer = solve(job.problem)
     except SoftTimeLimitExceeded:
         reason = str(SolverTimeoutError(rt.time_limit_s))
-        _fail(rt, job_id, reason, kind)
+        _fail(rt, job_id, reason, job.problem)
         raise ProblemError(reason) from None
     except ProblemError as exc:
-        _fail(rt, job_id, str(exc), kind)
+        _fail(rt, job_id, str(exc), job.problem)
         raise ProblemError(str(exc)) from None
     except Exception as exc:  # a SymPy defect must still end the job with a reason
         reason = f"internal solver error: {type(exc).__name__}: {exc}"[:500]
-        _fail(rt, job_id, reason, kind)
+        _fail(rt, job_id, reason, job.problem)
         logger.exception("solver raised job_id=%s", job_id)
         raise ProblemError(reason) from None
     payload = answer_payload(answer)

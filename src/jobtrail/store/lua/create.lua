@@ -6,16 +6,16 @@
 -- ARGV[1] = job id
 -- ARGV[2] = created_at (epoch seconds, float as string)
 -- ARGV[3] = events stream MAXLEN (approximate; 0 = uncapped)
--- ARGV[4..] = field, value pairs of the hash
+-- ARGV[4] = problem text
+-- ARGV[5] = kind ("" when not known yet)
 -- Returns: 1 when created, 0 when job:<id> already exists (nothing written).
+-- The field list matches store/codec.py encode_job() for a new job.
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
-local fields = {}
-for i = 4, #ARGV do
-  fields[#fields + 1] = ARGV[i]
-end
-redis.call('HSET', KEYS[1], unpack(fields))
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'problem', ARGV[4], 'kind', ARGV[5],
+           'status', 'pending', 'created_at', ARGV[2], 'started_at', '', 'finished_at', '',
+           'worker', '', 'attempts', '0', 'result', '', 'error', '', 'version', '0')
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
 local maxlen = tonumber(ARGV[3])

@@ -8,12 +8,14 @@
 -- ARGV[3] = allowed source statuses, comma separated (from models.TRANSITIONS)
 -- ARGV[4] = now (epoch seconds)
 -- ARGV[5] = expected version, or "" for any
--- ARGV[6] = "1" to add 1 to attempts, else "0"
+-- ARGV[6] = "" to leave attempts alone; "0" to add 1 to attempts; n > 0 to add 1 unless
+--           attempts >= n already (then nothing is written: exhausted)
 -- ARGV[7] = events stream MAXLEN (approximate; 0 = uncapped)
 -- ARGV[8] = event type
 -- ARGV[9] = n, the number of hash field/value pairs that follow
 -- ARGV[10 .. 9+2n] = hash field, value pairs; the rest = extra event field, value pairs
--- Returns: {"ok", <HGETALL after>} | {"missing"} | {"invalid", <status>} | {"conflict", <version>}
+-- Returns: {"ok", <HGETALL after>} | {"missing"} | {"invalid", <status>}
+--          | {"conflict", <version>} | {"exhausted", <attempts>}
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {'missing'}
 end
@@ -34,7 +36,12 @@ local fields = {'status', ARGV[2], 'version', tostring(tonumber(version) + 1)}
 for i = 10, 9 + 2 * n do
   fields[#fields + 1] = ARGV[i]
 end
-if ARGV[6] == '1' then
+if ARGV[6] ~= '' then
+  local attempts = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0')
+  local max_attempts = tonumber(ARGV[6])
+  if max_attempts > 0 and attempts >= max_attempts then
+    return {'exhausted', tostring(attempts)}
+  end
   redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 end
 redis.call('HSET', KEYS[1], unpack(fields))

@@ -1,0 +1,309 @@
+"""Solvers for derivatives, integrals and limits.
+
+Invariant: every function takes normalized problem text (see ``text.py``)
+and returns an ``Answer`` or raises a ``ProblemError``; answers are SymPy's
+own ``diff``/``integrate``/``limit`` results, printed with ``str``.
+"""
+
+from __future__ import annotations
+
+import re
+
+import sympy  # type: ignore[import-untyped]  # sympy 1.14 ships no py.typed
+
+from jobtrail.errors import ProblemParseError, UnsupportedProblemError
+from jobtrail.solver.answer import Answer
+from jobtrail.solver.parse import parse_expression
+from jobtrail.solver.render import choose_variable, strip_filler
+
+__all__ = ["solve_derivative", "solve_integral", "solve_limit"]
+
+_ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "twice": 2}
+_MAX_ORDER = 20
+
+_D_OPERATOR = re.compile(
+    r"^d\s*(?:\^\s*\(?\s*(\d+)\s*\)?)?\s*/\s*d\s*([A-Za-z])\s*(?:\^\s*\(?\s*\d+\s*\)?)?\s*"
+    r"(?:of\s+)?",
+    re.I,
+)
+_DERIVATIVE_WORDS = re.compile(
+    r"^(?:the\s+)?(?:(first|second|third|fourth|fifth|(\d+)(?:st|nd|rd|th))\s+)?"
+    r"(?:derivative|differential)\s+(?:of\s+)?",
+    re.I,
+)
+_DIFFERENTIATE = re.compile(r"^differentiate\s+", re.I)
+_WITH_RESPECT = re.compile(
+    r"\s*,?\s*(?:with\s+respect\s+to|w\.?\s?r\.?\s?t\.?)\s+([A-Za-z])\s*(twice)?\s*$", re.I
+)
+_TRAILING_TWICE = re.compile(r"\s+twice\s*$", re.I)
+_FUNCTION_OF = re.compile(r"^(?:[a-zA-Z]\s*\(\s*[a-zA-Z]\s*\)|y)\s*=\s*")
+
+_INTEGRAL_WORDS = re.compile(
+    r"^(?:the\s+)?(?:definite\s+|indefinite\s+)?(?:integrate|integral|antiderivative)\s*"
+    r"(?:of\s+)?",
+    re.I,
+)
+_BOUNDS = re.compile(r"\s+(?:from|between)\s+(.+?)\s+(?:to|and)\s+(.+?)\s*$", re.I)
+_DIFFERENTIAL = re.compile(r"\s*\bd([A-Za-z])\s*$|(?<=[\w)])d([A-Za-z])\s*$")
+
+_LIMIT_ARROW = re.compile(
+    r"^(?:the\s+)?lim(?:it)?\s*(?:of\s+)?\(?\s*([A-Za-z])\s*->\s*([^\s)]+)\s*\)?\s*(?:of\s+)?(.*)$",
+    re.I,
+)
+_LIMIT_AS = re.compile(
+    r"^(?:the\s+)?lim(?:it)?\s*(?:of\s+)?(.+?),?\s+as\s+([A-Za-z])\s*"
+    r"(?:->|approaches|tends\s+to|goes\s+to)\s*(.+)$",
+    re.I,
+)
+_SIDE_WORDS = re.compile(r"\s*from\s+(?:the\s+)?(right|above|left|below)\s*$", re.I)
+
+
+def _order_of(word: str | None, digits: str | None) -> int:
+    if digits is not None:
+        order = int(digits)
+    elif word is not None:
+        order = _ORDINALS[word.lower()]
+    else:
+        order = 1
+    if not 1 <= order <= _MAX_ORDER:
+        raise UnsupportedProblemError(
+            f"derivative order must be between 1 and {_MAX_ORDER}", kind="derivative"
+        )
+    return order
+
+
+def _split_derivative(body: str) -> tuple[str, int, str | None]:
+    named: str | None = None
+    order = 1
+    respect = _WITH_RESPECT.search(body)
+    if respect is not None:
+        named = respect.group(1)
+        order = 2 if respect.group(2) else 1
+        body = body[: respect.start()]
+    elif _TRAILING_TWICE.search(body):
+        order = 2
+        body = _TRAILING_TWICE.sub("", body)
+    operator = _D_OPERATOR.match(body)
+    if operator is not None:
+        order = _order_of(None, operator.group(1))
+        named = operator.group(2)
+        return body[operator.end() :], order, named
+    words = _DERIVATIVE_WORDS.match(body)
+    if words is not None:
+        return body[words.end() :], _order_of(words.group(1), words.group(2)), named
+    verb = _DIFFERENTIATE.match(body)
+    if verb is not None:
+        return body[verb.end() :], order, named
+    raise ProblemParseError(f"could not parse near '{body[:20]}'", text=body, position=0)
+
+
+def _rule_steps(expr: sympy.Expr, variable: sympy.Symbol) -> list[str]:
+    if isinstance(expr, sympy.Add):
+        return ["differentiate term by term"]
+    if isinstance(expr, sympy.Mul):
+        constant, rest = expr.as_independent(variable, as_Add=False)
+        if constant != 1:
+            return [f"constant factor {constant} stays"]
+        u, v = rest.as_two_terms()
+        return [
+            f"product rule: (u*v)' = u'*v + u*v' with u = {u}, v = {v}",
+            f"u' = {sympy.diff(u, variable)}, v' = {sympy.diff(v, variable)}",
+        ]
+    inner = expr.args[0] if expr.args else variable
+    if isinstance(expr, sympy.Pow) and expr.exp.is_number and expr.base == variable:
+        return [f"power rule: d/d{variable} {variable}^n = n*{variable}^(n - 1)"]
+    if inner != variable and inner.has(variable):
+        return [f"chain rule with inner function {inner}"]
+    return []
+
+
+def solve_derivative(text: str) -> Answer:
+    """Differentiate, e.g. ``"Find the derivative of x^3 sin(x)"``.
+
+    Accepts ``d/dx f``, ``d^2/dx^2 f``, ``derivative of f``, ``second
+    derivative of f``, ``differentiate f with respect to y`` and ``... twice``.
+
+    Args:
+        text: Normalized problem text.
+
+    Returns:
+        Answer whose text is ``str(sympy.diff(f, x, n))`` unsimplified, e.g.
+        ``x**3*cos(x) + 3*x**2*sin(x)``.
+
+    Raises:
+        ProblemParseError: The function is missing or unreadable.
+        UnsupportedProblemError: The order is above 20.
+    """
+    body, order, named = _split_derivative(strip_filler(text))
+    body = _FUNCTION_OF.sub("", body.strip())
+    if not body:
+        raise ProblemParseError("nothing to differentiate", text=text, position=len(text))
+    expr = parse_expression(body)
+    variable = choose_variable(expr, named)
+    result = sympy.diff(expr, variable, order)
+    prefix = "" if order == 1 else f"{order} times "
+    steps = [f"differentiate {expr} {prefix}with respect to {variable}"]
+    if order == 1:
+        steps.extend(_rule_steps(expr, variable))
+    steps.append(f"result: {result}")
+    return Answer("derivative", str(result), sympy.latex(result), tuple(steps))
+
+
+def _split_integral(body: str) -> tuple[str, str | None, tuple[str, str] | None]:
+    words = _INTEGRAL_WORDS.match(body)
+    if words is None:
+        raise ProblemParseError(f"could not parse near '{body[:20]}'", text=body, position=0)
+    body = body[words.end() :]
+    named: str | None = None
+    respect = _WITH_RESPECT.search(body)
+    if respect is not None:
+        named = respect.group(1)
+        body = body[: respect.start()]
+    bounds: tuple[str, str] | None = None
+    found = _BOUNDS.search(body)
+    if found is not None:
+        bounds = (found.group(1), found.group(2))
+        body = body[: found.start()]
+    differential = _DIFFERENTIAL.search(body)
+    if differential is not None:
+        named = differential.group(1) or differential.group(2)
+        body = body[: differential.start()]
+    return body.strip(), named, bounds
+
+
+def solve_integral(text: str) -> Answer:
+    """Integrate, e.g. ``"integrate x e^x dx"`` or ``"integral of sin(x) from 0 to pi"``.
+
+    Args:
+        text: Normalized problem text; ``dx`` or ``with respect to x`` names
+            the variable, ``from a to b`` or ``between a and b`` the bounds
+            (``oo``/``infinity`` allowed).
+
+    Returns:
+        Indefinite: ``"<antiderivative> + C"``; definite: the exact value,
+        ``oo`` or ``-oo`` for a divergent integral.
+
+    Raises:
+        ProblemParseError: The integrand or a bound is missing or unreadable.
+        UnsupportedProblemError: No closed form, or the integral is undefined.
+    """
+    body, named, bounds = _split_integral(strip_filler(text))
+    if not body:
+        raise ProblemParseError("nothing to integrate", text=text, position=len(text))
+    expr = parse_expression(body)
+    variable = choose_variable(expr, named)
+    antiderivative = sympy.integrate(expr, variable)
+    steps = [f"integrate {expr} with respect to {variable}"]
+    if not antiderivative.has(sympy.Integral):
+        steps.append(f"antiderivative: F({variable}) = {antiderivative}")
+    if bounds is None:
+        if antiderivative.has(sympy.Integral):
+            raise UnsupportedProblemError(
+                f"no closed-form antiderivative of {expr}", kind="integral"
+            )
+        latex = f"{sympy.latex(antiderivative)} + C"
+        return Answer("integral", f"{antiderivative} + C", latex, tuple(steps))
+    lower, upper = parse_expression(bounds[0]), parse_expression(bounds[1])
+    value = sympy.integrate(expr, (variable, lower, upper))
+    if value.has(sympy.Integral):
+        raise UnsupportedProblemError(
+            f"no closed form for this integral of {expr}", kind="integral"
+        )
+    if value.has(sympy.nan) or value.has(sympy.zoo):
+        raise UnsupportedProblemError("the integral does not converge", kind="integral")
+    if value in (sympy.oo, -sympy.oo):
+        steps.append("the integral diverges")
+    steps.append(f"from {variable} = {lower} to {variable} = {upper}: {value}")
+    return Answer("integral", str(value), sympy.latex(value), tuple(steps))
+
+
+def _split_limit(body: str) -> tuple[str, str, str]:
+    arrow = _LIMIT_ARROW.match(body)
+    if arrow is not None and arrow.group(3).strip():
+        return arrow.group(3), arrow.group(1), arrow.group(2)
+    words = _LIMIT_AS.match(body)
+    if words is not None:
+        return words.group(1), words.group(2), words.group(3)
+    raise ProblemParseError(
+        f"could not parse near '{body[:20]}': write e.g. 'lim x->0 sin(x)/x'",
+        text=body,
+        position=0,
+    )
+
+
+def _point_and_side(point_text: str) -> tuple[sympy.Expr, str]:
+    side = "+-"
+    words = _SIDE_WORDS.search(point_text)
+    if words is not None:
+        side = "+" if words.group(1).lower() in {"right", "above"} else "-"
+        point_text = point_text[: words.start()]
+    point_text = point_text.strip()
+    if len(point_text) > 1 and point_text[-1] in "+-":
+        side = point_text[-1]
+        point_text = point_text[:-1].rstrip("^ ")
+    return parse_expression(point_text), side
+
+
+def _does_not_exist(result: sympy.Basic, expr: sympy.Expr, variable: sympy.Symbol,
+                    point: sympy.Expr) -> list[str] | None:
+    if isinstance(result, sympy.AccumBounds):
+        return [f"oscillates between {result.min} and {result.max}"]
+    if result is sympy.zoo or result is sympy.nan:
+        left = sympy.limit(expr, variable, point, "-")
+        right = sympy.limit(expr, variable, point, "+")
+        return [f"left limit {left}, right limit {right}: they differ"]
+    return None
+
+
+def solve_limit(text: str) -> Answer:
+    """Find a limit, e.g. ``"lim x->0 sin(x)/x"`` or ``"limit of (1 + 1/n)^n as n -> infinity"``.
+
+    ``x->0+``/``x->0-`` (or ``from the right``/``from the left``) give a
+    one-sided limit; otherwise a finite point is approached from both sides.
+    A limit that does not exist (different one-sided limits, oscillation)
+    answers ``does not exist``.
+
+    Args:
+        text: Normalized problem text.
+
+    Returns:
+        Answer with SymPy's value: ``1``, ``E`` (LaTeX ``e``), ``oo``.
+
+    Raises:
+        ProblemParseError: The limit is not in one of the forms above.
+        UnsupportedProblemError: SymPy cannot decide the limit.
+
+    Source:
+        SymPy ``limit`` and its ``dir`` argument:
+        https://docs.sympy.org/latest/modules/series/series.html#sympy.series.limits.limit
+    """
+    expr_text, name, point_text = _split_limit(strip_filler(text))
+    expr = parse_expression(expr_text.strip())
+    point, side = _point_and_side(point_text)
+    variable = choose_variable(expr, name)
+    infinite = point in (sympy.oo, -sympy.oo)
+    shown_side = "" if infinite or side == "+-" else side
+    steps = [f"limit of {expr} as {variable} -> {point}{shown_side}"]
+    if not infinite:
+        substituted = expr.subs(variable, point)
+        if substituted.is_finite:
+            steps.append(f"substitute {variable} = {point}: {substituted}")
+        else:
+            steps.append("substitution gives an undefined form")
+    try:
+        result = sympy.limit(expr, variable, point) if infinite else sympy.limit(
+            expr, variable, point, side
+        )
+    except ValueError as exc:
+        if "does not exist" not in str(exc):
+            raise
+        result = sympy.nan
+        steps.append(str(exc))
+    reason = _does_not_exist(result, expr, variable, point)
+    if reason is not None:
+        steps.extend(reason)
+        return Answer("limit", "does not exist", "\\text{does not exist}", tuple(steps))
+    if result.has(sympy.Limit):
+        raise UnsupportedProblemError(f"cannot find the limit of {expr}", kind="limit")
+    steps.append(f"limit = {result}")
+    return Answer("limit", str(result), sympy.latex(result), tuple(steps))

@@ -1,0 +1,187 @@
+"""Shared helpers of the kind solvers: splitting text, choosing variables, printing.
+
+Invariant: pure functions over strings and SymPy objects; nothing here
+parses Python or reads state.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+import sympy  # type: ignore[import-untyped]  # sympy 1.14 ships no py.typed
+
+from jobtrail.errors import ProblemParseError
+from jobtrail.solver.parse import parse_expression
+
+__all__ = [
+    "choose_variable",
+    "join_latex",
+    "numeric_or_none",
+    "parse_equation",
+    "sort_key",
+    "split_top_level",
+    "strip_filler",
+    "wrap",
+]
+
+_FILLER = re.compile(
+    r"^(?:(?:please|now|can you|could you|find|compute|calculate|evaluate|determine|"
+    r"work out|what is|whats|show that|prove that|the value of|the|value of)\s+)+",
+    re.IGNORECASE,
+)
+_TRAILING = re.compile(r"[\s.?!:;,]+$")
+
+
+def strip_filler(text: str) -> str:
+    """Drop polite or imperative lead-in words and trailing punctuation.
+
+    Args:
+        text: Normalized problem text, e.g. ``"Please evaluate 2^10 / 4."``.
+
+    Returns:
+        The remaining text, e.g. ``"2^10 / 4"``; ``"10!"`` keeps its ``!``.
+    """
+    stripped = _FILLER.sub("", text.strip())
+    trailing = _TRAILING.search(stripped)
+    if trailing is not None and not trailing.group(0).lstrip().startswith("!"):
+        stripped = stripped[: trailing.start()]
+    return stripped.strip()
+
+
+def split_top_level(text: str, separators: str = ",;") -> list[str]:
+    """Split *text* at *separators* and the word ``and`` outside parentheses.
+
+    Args:
+        text: e.g. ``"2x + y = 5, x - y = 1"``.
+        separators: Single characters that separate parts.
+
+    Returns:
+        The stripped, non-empty parts in order.
+    """
+    parts: list[str] = []
+    depth = 0
+    start = 0
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif depth == 0 and char in separators:
+            parts.append(text[start:index])
+            start = index + 1
+        elif depth == 0 and re.match(r"\sand\s", text[index : index + 5], re.IGNORECASE):
+            parts.append(text[start:index])
+            start = index + 5
+            index += 4
+        index += 1
+    parts.append(text[start:])
+    return [part.strip() for part in parts if part.strip()]
+
+
+def parse_equation(text: str) -> tuple[sympy.Expr, sympy.Expr]:
+    """Parse ``"lhs = rhs"`` (or a bare expression, meaning ``= 0``).
+
+    Args:
+        text: One equation, e.g. ``"x^2 - 5x + 6 = 0"``.
+
+    Returns:
+        ``(lhs, rhs)`` as SymPy expressions.
+
+    Raises:
+        ProblemParseError: A side is unreadable or there is more than one ``=``.
+    """
+    sides = text.split("=")
+    if len(sides) > 2:
+        raise ProblemParseError(
+            f"could not parse near '{text[:20]}': more than one '='", text=text, position=None
+        )
+    lhs = parse_expression(sides[0].strip())
+    rhs = parse_expression(sides[1].strip()) if len(sides) == 2 else sympy.Integer(0)
+    return lhs, rhs
+
+
+def choose_variable(expr: sympy.Basic, named: str | None) -> sympy.Symbol:
+    """Pick the variable to solve, differentiate or integrate for.
+
+    Args:
+        expr: The expression holding the variables.
+        named: The variable the problem names (``"for y"``, ``"dy"``), if any.
+
+    Returns:
+        The named symbol; else the only free symbol; else ``x`` if present;
+        else the first in alphabetical order. A constant expression gets ``x``.
+    """
+    symbols = sorted(expr.free_symbols, key=lambda s: s.name)
+    if named is not None:
+        for symbol in symbols:
+            if symbol.name == named:
+                return symbol
+        return sympy.Symbol(named)
+    if not symbols:
+        return sympy.Symbol("x")
+    for symbol in symbols:
+        if symbol.name == "x":
+            return symbol
+    first: sympy.Symbol = symbols[0]
+    return first
+
+
+def numeric_or_none(value: sympy.Basic, digits: int = 15) -> sympy.Float | None:
+    """Return a real decimal approximation of *value*, or None if it has none.
+
+    Args:
+        value: A constant SymPy expression.
+        digits: Significant digits.
+
+    Returns:
+        The Float, or None for non-real, infinite or symbolic values.
+    """
+    try:
+        number = sympy.N(value, digits)
+    except (TypeError, ValueError, ArithmeticError):
+        return None
+    if isinstance(number, sympy.Float):
+        return number
+    return None
+
+
+def sort_key(value: sympy.Basic) -> tuple[int, float, float, object]:
+    """Order solutions by real part, then imaginary part, then text.
+
+    Args:
+        value: A solution value, possibly complex or symbolic.
+
+    Returns:
+        A key placing numeric values first, ascending.
+    """
+    if value.has(sympy.CRootOf):
+        # Evaluating CRootOf numerically is slow; SymPy's index order is
+        # already real roots ascending, then complex ones.
+        return (1, 0.0, 0.0, sympy.default_sort_key(value))
+    try:
+        real, imag = (float(part) for part in sympy.N(value, 20).as_real_imag())
+    except (TypeError, ValueError, ArithmeticError):
+        return (2, 0.0, 0.0, str(value))
+    return (0, real, imag, str(value))
+
+
+def wrap(value: sympy.Basic) -> str:
+    """Return ``str(value)``, in parentheses unless it is an atom or a non-negative integer.
+
+    Args:
+        value: The SymPy value to print before ``^``.
+
+    Returns:
+        e.g. ``"3"``, ``"x"``, ``"(sqrt(2))"``, ``"(-1)"``.
+    """
+    if (value.is_Integer and value.is_nonnegative) or value.is_Symbol:
+        return str(value)
+    return f"({value})"
+
+
+def join_latex(items: Iterable[str]) -> str:
+    """Join LaTeX fragments with a comma and a thin space."""
+    return ", \\; ".join(items)

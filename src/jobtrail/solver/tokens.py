@@ -1,0 +1,159 @@
+"""Split a normalized maths fragment into allow-listed tokens.
+
+Invariant: every token ``tokenize()`` returns is a number literal of at most
+``MAX_LITERAL_DIGITS`` digits, one of the operators ``+ - * / ^ ( ) , !``, a
+function name from ``FUNCTIONS``, a constant from ``CONSTANTS`` or a variable
+name from ``VARIABLE_WORDS`` or a single ASCII letter. Nothing else passes, so
+no identifier of Python's (``__import__``, ``lambda``, ``open``) can reach
+SymPy, and the text is never evaluated.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from jobtrail.errors import ProblemParseError, ProblemTooLargeError
+from jobtrail.solver.text import fragment_at
+
+__all__ = [
+    "CONSTANTS",
+    "FUNCTIONS",
+    "MAX_LITERAL_DIGITS",
+    "VARIABLE_WORDS",
+    "Token",
+    "parse_error",
+    "tokenize",
+]
+
+MAX_LITERAL_DIGITS = 1000
+"""Longest integer or decimal literal accepted, in digits."""
+
+FUNCTIONS = frozenset(
+    {
+        "sin", "cos", "tan", "cot", "sec", "csc",
+        "asin", "acos", "atan", "arcsin", "arccos", "arctan",
+        "sinh", "cosh", "tanh", "asinh", "acosh", "atanh",
+        "exp", "log", "ln", "sqrt", "abs", "factorial",
+    }
+)  # fmt: skip
+"""Function names accepted, lower case."""
+
+CONSTANTS = frozenset({"pi", "e", "E", "oo", "infinity", "inf", "I", "i"})
+"""Constant names accepted: pi, Euler's e, infinity and the imaginary unit."""
+
+VARIABLE_WORDS = frozenset(
+    {"alpha", "beta", "gamma", "delta", "theta", "phi", "psi", "omega", "mu", "sigma", "tau"}
+)
+"""Multi-letter variable names accepted (Greek letters spelled out)."""
+
+# Short words that must never be split into a product of variables.
+_STOP_WORDS = frozenset(
+    {"and", "or", "the", "of", "is", "to", "as", "for", "at", "by", "in", "on", "an", "if", "it"}
+)
+_MAX_SPLIT_LETTERS = 3
+
+_TOKEN = re.compile(
+    r"(?P<space>\s+)"
+    r"|(?P<num>\d+(?:\.\d+)?|\.\d+)"
+    r"|(?P<word>[A-Za-z]+)"
+    r"|(?P<op>\*\*|[-+*/^(),!])"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """One allow-listed token.
+
+    Attributes:
+        kind: ``"num"``, ``"op"``, ``"func"``, ``"const"`` or ``"var"``.
+        value: The literal, operator (``**`` is given as ``^``), canonical
+            function or constant name (``ln`` -> ``log``, ``arcsin`` ->
+            ``asin``, ``infinity`` -> ``oo``, ``e`` -> ``E``, ``i`` -> ``I``),
+            or variable name.
+        position: 0-based index of the token in the fragment.
+    """
+
+    kind: str
+    value: str
+    position: int
+
+
+_FUNCTION_ALIASES = {"ln": "log", "arcsin": "asin", "arccos": "acos", "arctan": "atan"}
+_CONSTANT_ALIASES = {"e": "E", "i": "I", "infinity": "oo", "inf": "oo"}
+
+
+def parse_error(fragment: str, position: int, reason: str = "") -> ProblemParseError:
+    """Build the ``ProblemParseError`` for *fragment* at *position*.
+
+    Args:
+        fragment: The text being read.
+        position: 0-based index of the offending character.
+        reason: Optional explanation appended after a colon.
+
+    Returns:
+        The error, message ``could not parse near '<fragment>'[: reason]``.
+    """
+    message = f"could not parse near '{fragment_at(fragment, position)}'"
+    if reason:
+        message = f"{message}: {reason}"
+    return ProblemParseError(message, text=fragment, position=position)
+
+
+def _word_tokens(word: str, position: int, fragment: str) -> list[Token]:
+    lower = word.lower()
+    if lower in FUNCTIONS:
+        return [Token("func", _FUNCTION_ALIASES.get(lower, lower), position)]
+    if word in CONSTANTS or lower in {"pi", "infinity", "inf"}:
+        key = lower if lower in {"pi", "infinity", "inf"} else word
+        return [Token("const", _CONSTANT_ALIASES.get(key, key), position)]
+    if lower in VARIABLE_WORDS:
+        return [Token("var", lower, position)]
+    if len(word) == 1:
+        return [Token("var", word, position)]
+    if len(word) <= _MAX_SPLIT_LETTERS and lower not in _STOP_WORDS:
+        # "xy" is x*y: a product of single-letter variables (or e, i).
+        out: list[Token] = []
+        for offset, letter in enumerate(word):
+            out.extend(_word_tokens(letter, position + offset, fragment))
+        return out
+    raise parse_error(fragment, position, f"unknown word '{word}'")
+
+
+def tokenize(fragment: str) -> list[Token]:
+    """Split *fragment* into allow-listed tokens.
+
+    Args:
+        fragment: Normalized maths text, e.g. ``"x^2 - 5x + 6"``.
+
+    Returns:
+        The tokens in order; whitespace is dropped.
+
+    Raises:
+        ProblemParseError: A character or word is not allowed
+            ("could not parse near '...'").
+        ProblemTooLargeError: A literal has more than ``MAX_LITERAL_DIGITS``
+            digits ("number too large: ...").
+    """
+    tokens: list[Token] = []
+    position = 0
+    while position < len(fragment):
+        match = _TOKEN.match(fragment, position)
+        if match is None:
+            raise parse_error(fragment, position)
+        group = match.lastgroup
+        value = match.group(0)
+        if group == "num":
+            digits = len(value.replace(".", ""))
+            if digits > MAX_LITERAL_DIGITS:
+                raise ProblemTooLargeError(
+                    f"number too large: a literal has {digits} digits; "
+                    f"the limit is {MAX_LITERAL_DIGITS}"
+                )
+            tokens.append(Token("num", value, position))
+        elif group == "word":
+            tokens.extend(_word_tokens(value, position, fragment))
+        elif group == "op":
+            tokens.append(Token("op", "^" if value == "**" else value, position))
+        position = match.end()
+    return tokens
