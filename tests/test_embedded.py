@@ -53,6 +53,12 @@ def test_resolve_settings_starts_once_and_reuses(tmp_path: Path) -> None:
     assert stopped is not None
     assert read_server_info(tmp_path / "state" / "redis") is None
     assert stop_server(tmp_path / "state" / "redis") is None
+    # a restart comes back on the same port, so URLs handed out before still work
+    again, started = ensure_server(tmp_path / "state" / "redis")
+    try:
+        assert started and again.port == info.port and again.pid != info.pid
+    finally:
+        stop_server(tmp_path / "state" / "redis")
 
 
 def test_configured_urls_are_not_touched(tmp_path: Path) -> None:

@@ -220,8 +220,6 @@ class EmbeddedRedis:
         except subprocess.TimeoutExpired:
             self._reap()
         self.process = None
-        with contextlib.suppress(FileNotFoundError):
-            self.info_path.unlink()
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Send *sig* to the server and wait for it to exit (for crash tests)."""
@@ -307,7 +305,21 @@ def ensure_server(data_dir: Path) -> tuple[ServerInfo, bool]:
         info = read_server_info(data_dir)
         if info is not None:
             return info, False
+        # come back on the previous port, so workers and URLs from before still work
+        previous = _recorded_port(Path(data_dir))
+        if previous is not None:
+            try:
+                return EmbeddedRedis(Path(data_dir), port=previous).start(detach=True), True
+            except EmbeddedRedisError:
+                logger.info("previous port taken, picking another port=%s", previous)
         return EmbeddedRedis(Path(data_dir)).start(detach=True), True
+
+
+def _recorded_port(data_dir: Path) -> int | None:
+    try:
+        return int(json.loads((data_dir / "server.json").read_text())["port"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def stop_server(data_dir: Path, timeout_s: float = 10.0) -> ServerInfo | None:
@@ -327,8 +339,6 @@ def stop_server(data_dir: Path, timeout_s: float = 10.0) -> ServerInfo | None:
             if monotonic_s() > deadline:
                 raise EmbeddedRedisError(f"redis-server pid {info.pid} did not stop")
             time.sleep(0.05)
-        with contextlib.suppress(FileNotFoundError):
-            (Path(data_dir) / "server.json").unlink()
         return info
 
 

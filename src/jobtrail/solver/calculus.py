@@ -47,7 +47,8 @@ _BOUNDS = re.compile(r"\s+(?:from|between)\s+(.+?)\s+(?:to|and)\s+(.+?)\s*$", re
 _DIFFERENTIAL = re.compile(r"\s*\bd([A-Za-z])\s*$|(?<=[\w)])d([A-Za-z])\s*$")
 
 _LIMIT_ARROW = re.compile(
-    r"^(?:the\s+)?lim(?:it)?\s*(?:of\s+)?\(?\s*([A-Za-z])\s*->\s*([^\s)]+)\s*\)?\s*(?:of\s+)?(.*)$",
+    r"^(?:the\s+)?lim(?:it)?\s*(?:of\s+)?\(?\s*([A-Za-z])\s*->\s*([+-]?\s*[^\s)]+)\s*\)?\s*"
+    r"(?:of\s+)?(.*)$",
     re.I,
 )
 _LIMIT_AS = re.compile(
@@ -55,6 +56,7 @@ _LIMIT_AS = re.compile(
     r"(?:->|approaches|tends\s+to|goes\s+to)\s*(.+)$",
     re.I,
 )
+_SUPERSCRIPT_SIDE = re.compile(r"\^\(([+-])\)")  # x->0⁺ arrives as x->0^(+)
 _SIDE_WORDS = re.compile(r"\s*from\s+(?:the\s+)?(right|above|left|below)\s*$", re.I)
 
 
@@ -218,6 +220,7 @@ def solve_integral(text: str) -> Answer:
 
 
 def _split_limit(body: str) -> tuple[str, str, str]:
+    body = _SUPERSCRIPT_SIDE.sub(r"\1", body)
     arrow = _LIMIT_ARROW.match(body)
     if arrow is not None and arrow.group(3).strip():
         return arrow.group(3), arrow.group(1), arrow.group(2)

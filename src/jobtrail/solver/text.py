@@ -33,6 +33,7 @@ _SUPERSCRIPTS = {
     "⁻": "-",
     "⁺": "+",
     "ⁿ": "n",
+    "ˣ": "x",
 }
 _SUPERSCRIPT_RUN = re.compile("[" + "".join(_SUPERSCRIPTS) + "]+")
 
@@ -56,7 +57,7 @@ _REPLACEMENTS = {
     "⁄": "/",
     "√": " sqrt ",
     "π": " pi ",
-    "∞": " oo ",
+    "∞": "oo",
     "→": "->",
     "⟶": "->",
     "⇒": "->",
