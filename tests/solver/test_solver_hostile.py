@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import jobtrail.solver
+import jobtrail.solver.kinds
 from jobtrail.errors import (
     ProblemError,
     ProblemParseError,
@@ -109,7 +110,7 @@ def test_sympy_failure_becomes_unsupported(monkeypatch: pytest.MonkeyPatch) -> N
     def broken(text: str) -> Answer:
         raise NotImplementedError("no algorithm")
 
-    monkeypatch.setitem(jobtrail.solver.SOLVERS, "arithmetic", broken)
+    monkeypatch.setitem(jobtrail.solver.kinds.SOLVERS, "arithmetic", broken)
     with pytest.raises(UnsupportedProblemError, match="could not solve this arithmetic problem"):
         solve("1 + 1")
 
@@ -122,7 +123,7 @@ def test_host_exceptions_pass_through(monkeypatch: pytest.MonkeyPatch) -> None:
     def interrupted(text: str) -> Answer:
         raise HostInterruptError
 
-    monkeypatch.setitem(jobtrail.solver.SOLVERS, "arithmetic", interrupted)
+    monkeypatch.setitem(jobtrail.solver.kinds.SOLVERS, "arithmetic", interrupted)
     with pytest.raises(HostInterruptError):
         solve("1 + 1")
 

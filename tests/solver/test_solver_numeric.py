@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import mpmath
+import mpmath  # type: ignore[import-untyped]  # no py.typed
 import pytest
-import sympy
+import sympy  # type: ignore[import-untyped]  # no py.typed in sympy 1.14
 
 from jobtrail.solver import solve
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-import sympy
+import sympy  # type: ignore[import-untyped]  # no py.typed in sympy 1.14
 
 from jobtrail.solver import Answer, classify, solve
 
@@ -19,7 +19,7 @@ def as_expr(text: str) -> sympy.Expr:
 
 
 def equivalent(answer_text: str, expected: str) -> bool:
-    return sympy.simplify(as_expr(answer_text) - as_expr(expected)) == 0
+    return bool(sympy.simplify(as_expr(answer_text) - as_expr(expected)) == 0)
 
 
 def roots(text: str, variable: str = "x") -> set[sympy.Expr]:

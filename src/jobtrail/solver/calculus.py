@@ -247,8 +247,9 @@ def _point_and_side(point_text: str) -> tuple[sympy.Expr, str]:
     return parse_expression(point_text), side
 
 
-def _does_not_exist(result: sympy.Basic, expr: sympy.Expr, variable: sympy.Symbol,
-                    point: sympy.Expr) -> list[str] | None:
+def _does_not_exist(
+    result: sympy.Basic, expr: sympy.Expr, variable: sympy.Symbol, point: sympy.Expr
+) -> list[str] | None:
     if isinstance(result, sympy.AccumBounds):
         return [f"oscillates between {result.min} and {result.max}"]
     if result is sympy.zoo or result is sympy.nan:
@@ -294,8 +295,10 @@ def solve_limit(text: str) -> Answer:
         else:
             steps.append("substitution gives an undefined form")
     try:
-        result = sympy.limit(expr, variable, point) if infinite else sympy.limit(
-            expr, variable, point, side
+        result = (
+            sympy.limit(expr, variable, point)
+            if infinite
+            else sympy.limit(expr, variable, point, side)
         )
     except ValueError as exc:
         if "does not exist" not in str(exc):

@@ -258,8 +258,10 @@ def _check_size(node: Node) -> float | None:
         return None if node.kind == "var" else 1.0
     sizes = [_check_size(arg) for arg in node.args]
     if any(size is None for size in sizes):
-        if node.name == "^" and sizes[1] is not None and sizes[1] > math.log10(
-            MAX_SYMBOLIC_EXPONENT + 1
+        if (
+            node.name == "^"
+            and sizes[1] is not None
+            and sizes[1] > math.log10(MAX_SYMBOLIC_EXPONENT + 1)
         ):
             raise _too_large(f"the exponent is above {MAX_SYMBOLIC_EXPONENT}")
         return None
