@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     events_max_len: int = Field(
         1_000, description="Cap of each job's lifecycle events stream (approximate MAXLEN)."
     )
+    heartbeat_interval_s: float = Field(
+        10.0, description="Seconds between worker heartbeats; a worker silent for 3 of them "
+        "is gone."
+    )
     worker_concurrency: int = Field(
         0, description="Pool processes of `jobtrail worker`; 0 means one per CPU."
     )
@@ -101,7 +105,8 @@ class Settings(BaseSettings):
             raise ValueError("must be 0 or more")
         return value
 
-    @field_validator("solver_time_limit_s", "solver_hard_time_limit_s", "max_attempts")
+    @field_validator("solver_time_limit_s", "solver_hard_time_limit_s", "max_attempts",
+                     "heartbeat_interval_s")
     @classmethod
     def _positive(cls, value: float) -> float:
         if value <= 0:

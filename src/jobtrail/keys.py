@@ -10,6 +10,8 @@ Invariant: no other module spells a key; tests build keys through KeySpace.
 | `jobs:<status>` | sorted set | id scored by the time it entered that status |
 | `job:<id>:events` | stream | lifecycle events: created, started, redelivered, completed, ... |
 | `tombstone:<id>` | hash, TTL | purged_at, policy, archive reference |
+| `worker:<name>` | hash, TTL | a live worker's heartbeat: name, pid, started_at, last_seen, jobs |
+| `workers` | sorted set | worker names scored by their last heartbeat (epoch seconds) |
 
 Foreign keys (Celery and kombu, in the broker and results DBs):
 `celery-task-meta-<id>` (result backend), `<queue>` list, `unacked`,
@@ -38,6 +40,8 @@ class KeyKind(StrEnum):
     """The label classify_key() gives a key."""
 
     JOB = "job"
+    WORKER = "worker"
+    WORKER_INDEX = "worker_index"
     JOB_INDEX = "job_index"
     STATUS_INDEX = "status_index"
     EVENTS = "events"
@@ -82,6 +86,14 @@ class KeySpace:
         """Return `tombstone:<id>`."""
         return f"{self.prefix}tombstone:{job_id}"
 
+    def worker(self, name: str) -> str:
+        """Return the heartbeat hash `worker:<name>` of a worker node."""
+        return f"{self.prefix}worker:{name}"
+
+    def workers(self) -> str:
+        """Return the `workers` index (node names by last heartbeat)."""
+        return f"{self.prefix}workers"
+
     def celery_result(self, job_id: str) -> str:
         """Return `celery-task-meta-<id>` (results DB; Celery's name, not prefixed)."""
         return celery_result_key(job_id)
@@ -105,7 +117,7 @@ class KeySpace:
         p = self.prefix
         if key.startswith(CELERY_RESULT_PREFIX):
             return KeyKind.CELERY_RESULT
-        if key.startswith("_kombu.binding."):
+        if key.startswith("_kombu.binding"):
             return KeyKind.KOMBU_BINDING
         if key == KOMBU_UNACKED:
             return KeyKind.KOMBU_UNACKED
@@ -120,6 +132,10 @@ class KeySpace:
             return KeyKind.JOB_INDEX
         if rest.startswith("jobs:") and rest[5:] in {s.value for s in JobStatus}:
             return KeyKind.STATUS_INDEX
+        if rest == "workers":
+            return KeyKind.WORKER_INDEX
+        if rest.startswith("worker:"):
+            return KeyKind.WORKER
         if rest.startswith("tombstone:"):
             return KeyKind.TOMBSTONE
         if rest.startswith("job:"):

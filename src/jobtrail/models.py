@@ -18,9 +18,11 @@ __all__ = [
     "TRANSITIONS",
     "TRANSITION_EVENTS",
     "EventType",
+    "Fate",
     "Job",
     "JobEvent",
     "JobStatus",
+    "WorkerHeartbeat",
     "allowed_sources",
     "check_transition",
 ]
@@ -33,6 +35,21 @@ class JobStatus(StrEnum):
     PROCESSING = "processing"
     COMPLETED = "completed"
     FAILED = "failed"
+
+
+class Fate(StrEnum):
+    """What `trace` concludes about a job id."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    STALE = "stale"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    RESULT_EXPIRED = "result_expired"
+    PURGED = "purged"
+    EVICTED = "evicted"
+    DELETED_EXTERNALLY = "deleted_externally"
+    UNKNOWN = "unknown"
 
 
 class EventType(StrEnum):
@@ -155,3 +172,24 @@ class JobEvent:
         return {"event_id": self.event_id, "type": self.type.value, "at": self.at,
                 **{k: v for k, v in self.fields.items() if k not in ("type", "at")}}
 
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerHeartbeat:
+    """What a worker node last said about itself.
+
+    `last_seen` is epoch seconds; `alive` is False once its heartbeat hash
+    expired (the node stopped or died); `jobs` are the ids it was running.
+    """
+
+    name: str
+    pid: int
+    started_at: float
+    last_seen: float
+    jobs: tuple[str, ...]
+    alive: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the heartbeat as a JSON-ready dict."""
+        return {"name": self.name, "pid": self.pid, "started_at": self.started_at,
+                "last_seen": self.last_seen, "jobs": list(self.jobs), "alive": self.alive}

@@ -14,9 +14,10 @@ from jobtrail.embedded import resolve_settings
 from jobtrail.jobs import JobService
 from jobtrail.keys import KeySpace
 from jobtrail.store import EventLog, JobStore
+from jobtrail.trace import TraceSources
 from jobtrail.worker.app import create_celery_app
 
-__all__ = ["CliState", "runtime", "settings_from"]
+__all__ = ["CliState", "runtime", "settings_from", "trace_sources"]
 
 
 @dataclass
@@ -79,3 +80,16 @@ def runtime(ctx: typer.Context) -> Runtime:
     ctx.call_on_close(clients.close)
     return Runtime(settings, clients, keys, store, EventLog(clients.main, keys), app,
                    JobService(store, app))
+
+
+def trace_sources(ctx: typer.Context) -> TraceSources:
+    """Return the stores `trace` reads, from the invocation's runtime.
+
+    Raises:
+        ConfigError, EmbeddedRedisError, RedisUnavailableError.
+    """
+    rt = runtime(ctx)
+    return TraceSources(main=rt.clients.main, broker=rt.clients.broker,
+                        results=rt.clients.results, keys=rt.keys,
+                        visibility_timeout_s=rt.settings.visibility_timeout_s,
+                        result_expires_s=rt.settings.result_expires_s)

@@ -18,6 +18,7 @@ import typer
 
 from jobtrail.cli import demo as demo_cmd
 from jobtrail.cli import server
+from jobtrail.cli import trace as trace_cmd
 from jobtrail.cli.context import CliState, runtime
 from jobtrail.cli.output import err, exit_with, job_table, out, print_json, render_job
 from jobtrail.clock import monotonic_s
@@ -37,6 +38,8 @@ app = typer.Typer(
 )
 app.add_typer(server.app, name="server")
 app.command(name="demo")(demo_cmd.demo)
+app.command(name="trace")(trace_cmd.trace)
+app.command(name="workers")(trace_cmd.workers)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 

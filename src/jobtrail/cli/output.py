@@ -17,7 +17,7 @@ from rich.table import Table
 
 from jobtrail.models import Job
 
-__all__ = ["err", "exit_with", "job_table", "out", "print_json", "render_job"]
+__all__ = ["err", "escape", "exit_with", "job_table", "out", "print_json", "render_job"]
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -57,12 +57,12 @@ def render_job(job: Job) -> None:
     table.add_column()
     table.add_row("id", job.id)
     table.add_row("status", status_text(job.status.value))
-    table.add_row("problem", _escape(job.problem))
+    table.add_row("problem", escape(job.problem))
     table.add_row("kind", job.kind or "-")
     if job.answer:
-        table.add_row("answer", _escape(job.answer))
+        table.add_row("answer", escape(job.answer))
     if job.error:
-        table.add_row("error", _escape(job.error))
+        table.add_row("error", escape(job.error))
     table.add_row("attempts", str(job.attempts))
     table.add_row("worker", job.worker or "-")
     table.add_row("created", _when(job.created_at))
@@ -70,7 +70,7 @@ def render_job(job: Job) -> None:
     table.add_row("finished", _when(job.finished_at))
     out.print(table)
     for i, step in enumerate(job.steps, 1):
-        out.print(f"  {i}. {_escape(step)}")
+        out.print(f"  {i}. {escape(step)}")
 
 
 def job_table(jobs: Iterable[Job], *, title: str | None = None) -> Table:
@@ -80,9 +80,10 @@ def job_table(jobs: Iterable[Job], *, title: str | None = None) -> Table:
         table.add_column(col, overflow="fold")
     for job in jobs:
         table.add_row(job.id, status_text(job.status.value), job.kind or "-",
-                      _escape(job.problem[:80]), _escape(job.answer or job.error or "-"))
+                      escape(job.problem[:80]), escape(job.answer or job.error or "-"))
     return table
 
 
-def _escape(text: str) -> str:
+def escape(text: str) -> str:
+    """Escape Rich markup in *text*."""
     return text.replace("[", r"\[")

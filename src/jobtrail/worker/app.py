@@ -25,6 +25,7 @@ __all__ = [
 
 TASK_SOLVE = "jobtrail.solve_job"
 TASKS_MODULE = "jobtrail.worker.tasks"
+HEARTBEAT_MODULE = "jobtrail.worker.heartbeat"
 SETTINGS_KEY = "jobtrail_settings"
 
 
@@ -48,7 +49,7 @@ def create_celery_app(settings: Settings) -> Celery:
     """
     _, broker_url, results_url = settings.require_urls()
     app = Celery("jobtrail", broker=broker_url, backend=results_url,
-                 include=[TASKS_MODULE], set_as_current=False)
+                 include=[TASKS_MODULE, HEARTBEAT_MODULE], set_as_current=False)
     app.conf.update(
         {
             SETTINGS_KEY: settings,
@@ -65,7 +66,14 @@ def create_celery_app(settings: Settings) -> Celery:
             "result_extended": True,
             "task_soft_time_limit": settings.solver_time_limit_s,
             "task_time_limit": settings.solver_hard_time_limit_s,
-            "broker_transport_options": {"visibility_timeout": settings.visibility_timeout_s},
+            "broker_transport_options": {
+                "visibility_timeout": settings.visibility_timeout_s,
+                # kombu sweeps unacked messages every interval * throttle seconds (100 s
+                # by default); a sweep at least every tenth of the visibility timeout
+                # (at most 10 s) makes redelivery happen when trace says it will
+                "unacked_restore_interval": max(1, min(10, settings.visibility_timeout_s // 10)),
+                "unacked_restore_throttle": 1,
+            },
             "broker_connection_retry_on_startup": True,
             "worker_hijack_root_logger": False,
             "worker_concurrency": settings.worker_concurrency or None,

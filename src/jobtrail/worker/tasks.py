@@ -14,7 +14,7 @@ from typing import Any
 
 from celery import Celery, Task, shared_task
 from celery.exceptions import Ignore, SoftTimeLimitExceeded, TimeLimitExceeded
-from celery.signals import celeryd_init, worker_process_init
+from celery.signals import celeryd_init, task_revoked, worker_process_init
 
 from jobtrail.connections import connect
 from jobtrail.errors import (
@@ -142,6 +142,22 @@ def solve_job(self: SolveTask, job_id: str) -> dict[str, Any]:
     rt.store.complete(job_id, payload, kind=answer.kind)
     logger.info("job completed job_id=%s kind=%s", job_id, answer.kind)
     return payload
+
+
+@task_revoked.connect  # type: ignore[untyped-decorator]  # celery ships no types
+def _record_revoked(sender: Any = None, request: Any = None, terminated: bool = False,
+                    expired: bool = False, **_: Any) -> None:
+    """Fail a job whose task was revoked or expired before it finished (task_revoked).
+
+    Celery sends it with the Task as sender and the request Context.
+    """
+    if sender is None or request is None or getattr(sender, "name", None) != TASK_SOLVE:
+        return
+    why = "expired" if expired else ("terminated" if terminated else "revoked")
+    try:
+        _runtime(sender.app).store.fail(str(request.id), f"task {why} before it finished")
+    except (InvalidTransitionError, JobNotFoundError) as err:
+        logger.info("revocation not recorded job_id=%s reason=%s", request.id, err)
 
 
 _pool_memory_limit_bytes: int = 0

@@ -1,0 +1,111 @@
+"""`jobtrail trace ID` and `jobtrail workers`: a job's fate with its evidence; live workers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from jobtrail.cli.context import runtime, trace_sources
+from jobtrail.cli.output import escape, out, print_json
+from jobtrail.keys import JOB_ID_PATTERN
+from jobtrail.models import Fate
+from jobtrail.store.heartbeats import HeartbeatStore
+from jobtrail.trace import TraceResult, trace_job
+from jobtrail.trace.fate import span, when
+
+__all__ = ["trace", "workers"]
+
+#: Exit status of `trace` when no store has ever seen the id.
+EXIT_UNKNOWN = 3
+
+_FATE_STYLE = {Fate.PENDING: "yellow", Fate.PROCESSING: "cyan", Fate.COMPLETED: "green",
+               Fate.FAILED: "red", Fate.STALE: "bold red", Fate.RESULT_EXPIRED: "yellow",
+               Fate.PURGED: "magenta", Fate.EVICTED: "bold red",
+               Fate.DELETED_EXTERNALLY: "bold red", Fate.UNKNOWN: "dim"}
+
+
+def _render(result: TraceResult) -> None:
+    style = _FATE_STYLE.get(result.fate, "white")
+    out.print(f"[{style}]{escape(result.verdict)}[/]")
+    for line in result.disagreements:
+        out.print(f"[bold yellow]disagreement[/]: {line}")
+    if result.timeline:
+        table = Table(title="timeline", title_justify="left")
+        for col in ("at", "source", "event", "details"):
+            table.add_column(col, overflow="fold")
+        for item in result.timeline:
+            details = ", ".join(f"{k}={v}" for k, v in item.items()
+                                if k not in ("at", "source", "event") and v not in ("", None))
+            table.add_row(when(item["at"]) if item["at"] else "-", item["source"],
+                          item["event"], details)
+        out.print(table)
+    ev = result.evidence
+    out.print("[bold]evidence[/]")
+    main = ev.main
+    out.print(f"  main DB: record {'present' if main.job else 'absent'}; indexes "
+              f"{', '.join(sorted(main.index_scores)) or 'none'}; tombstone "
+              f"{'present' if main.tombstone else 'absent'}; {len(main.events)} events; "
+              f"evicted_keys={main.evicted_keys} (maxmemory-policy {main.maxmemory_policy})")
+    if ev.broker is not None:
+        b = ev.broker
+        where = (f"in queue '{b.queue}', {b.ahead} ahead" if b.ahead is not None else
+                 f"unacked since {when(b.unacked_since)}" if b.unacked_since else "no message")
+        out.print(f"  broker: {where} (queue length {b.queue_length})")
+    if ev.results is not None:
+        r = ev.results
+        state = r.meta.get("status") if r.meta else "absent"
+        ttl = "no TTL" if r.ttl_s is None else f"TTL {span(r.ttl_s)}"
+        out.print(f"  results: celery-task-meta {state}" + (f", {ttl}" if r.meta else ""))
+    if ev.archive is not None:
+        out.print(f"  archive: row in {ev.archive.location}, purged {when(ev.archive.purged_at)}"
+                  f" by {ev.archive.policy}")
+    if ev.worker is not None:
+        w = ev.worker
+        out.print(f"  worker {w.name}: {'alive' if w.alive else 'gone'}, last heartbeat "
+                  f"{when(w.last_seen)}")
+    for store, reason in ev.unreachable.items():
+        out.print(f"  [red]{store} unreachable[/]: {reason}")
+
+
+def trace(
+    ctx: typer.Context,
+    job_id: Annotated[str, typer.Argument(help="The job id (the Celery task id).")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """Say where a job is or what became of it, with the evidence of every store.
+
+    Exit status: 0 when any store knows the id, 3 when none has ever seen it.
+    """
+    if not JOB_ID_PATTERN.match(job_id):
+        raise typer.BadParameter(f"{job_id!r} is not a job id", param_hint="JOB_ID")
+    result = trace_job(trace_sources(ctx), job_id)
+    if json_out:
+        print_json(result.to_dict())
+    else:
+        _render(result)
+    if result.fate is Fate.UNKNOWN:
+        raise typer.Exit(EXIT_UNKNOWN)
+
+
+def workers(
+    ctx: typer.Context,
+    json_out: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """List worker nodes heard from in the last day, with the jobs they are running."""
+    rt = runtime(ctx)
+    beats = HeartbeatStore(rt.clients.main, rt.keys).list_workers()
+    if json_out:
+        print_json([b.to_dict() for b in beats])
+        return
+    if not beats:
+        out.print("no workers have sent a heartbeat (start one with: jobtrail worker)")
+        return
+    table = Table()
+    for col in ("worker", "state", "last heartbeat", "pid", "jobs"):
+        table.add_column(col, overflow="fold")
+    for b in beats:
+        table.add_row(b.name, "[green]alive[/]" if b.alive else "[red]gone[/]",
+                      when(b.last_seen), str(b.pid or "-"), ", ".join(b.jobs) or "-")
+    out.print(table)

@@ -1,0 +1,106 @@
+"""HeartbeatStore: worker nodes' heartbeats in the main DB (`worker:<name>`, `workers`).
+
+Invariant: a live worker's hash carries a TTL of three heartbeat intervals, so
+a worker that dies (even by SIGKILL) reads as gone within that time; the
+`workers` index keeps each name with its last heartbeat for a day, so trace
+can still say "the worker that had it is gone" after the hash expired.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import cast
+
+import redis
+
+from jobtrail.clock import now_s, to_ms
+from jobtrail.errors import RedisUnavailableError
+from jobtrail.keys import KeySpace
+from jobtrail.models import WorkerHeartbeat
+
+__all__ = ["FORGET_AFTER_S", "HeartbeatStore"]
+
+#: Names of workers silent for longer than this leave the `workers` index.
+FORGET_AFTER_S = 86_400.0
+
+
+class HeartbeatStore:
+    """Worker heartbeats.
+
+    Args:
+        client: redis-py client of the main DB (decode_responses=True).
+        keys: Key builder.
+    """
+
+    def __init__(self, client: redis.Redis, keys: KeySpace) -> None:
+        self.client = client
+        self.keys = keys
+
+    def beat(self, name: str, *, pid: int, started_at: float, jobs: Sequence[str],
+             interval_s: float) -> None:
+        """Record that worker *name* is alive and running *jobs* now.
+
+        Args:
+            name: The Celery node name (e.g. `w1@host`).
+            pid: The worker's main process id.
+            started_at: When the worker started, epoch seconds.
+            jobs: Ids of the jobs it is running.
+            interval_s: Seconds until the next heartbeat; the hash lives 3 of them.
+
+        Raises:
+            RedisUnavailableError: The main DB could not be reached.
+        """
+        now = now_s()
+        key = self.keys.worker(name)
+        try:
+            with self.client.pipeline(transaction=True) as pipe:
+                pipe.hset(key, mapping={"name": name, "pid": str(pid),
+                                        "started_at": repr(started_at), "last_seen": repr(now),
+                                        "jobs": json.dumps(list(jobs))})
+                pipe.pexpire(key, to_ms(3 * interval_s))
+                pipe.zadd(self.keys.workers(), {name: now})
+                pipe.zremrangebyscore(self.keys.workers(), "-inf", now - FORGET_AFTER_S)
+                pipe.execute()
+        except redis.ConnectionError as exc:
+            raise RedisUnavailableError("main DB", str(exc)) from exc
+
+    def stop(self, name: str) -> None:
+        """Record a clean shutdown: the heartbeat hash goes, the index entry stays.
+
+        Raises:
+            RedisUnavailableError: The main DB could not be reached.
+        """
+        try:
+            self.client.delete(self.keys.worker(name))
+        except redis.ConnectionError as exc:
+            raise RedisUnavailableError("main DB", str(exc)) from exc
+
+    def list_workers(self) -> list[WorkerHeartbeat]:
+        """Return every worker heard from in the last day, most recent first.
+
+        Raises:
+            RedisUnavailableError: The main DB could not be reached.
+        """
+        try:
+            names = cast(list[tuple[str, float]],
+                         self.client.zrevrange(self.keys.workers(), 0, -1, withscores=True))
+            with self.client.pipeline(transaction=False) as pipe:
+                for name, _ in names:
+                    pipe.hgetall(self.keys.worker(name))
+                rows = cast(list[dict[str, str]], pipe.execute())
+        except redis.ConnectionError as exc:
+            raise RedisUnavailableError("main DB", str(exc)) from exc
+        return [decode_heartbeat(name, score, row)
+                for (name, score), row in zip(names, rows, strict=True)]
+
+
+def decode_heartbeat(name: str, last_seen: float, fields: dict[str, str]) -> WorkerHeartbeat:
+    """Return the WorkerHeartbeat of a `worker:<name>` hash (empty hash: the worker is gone)."""
+    if not fields:
+        return WorkerHeartbeat(name, 0, 0.0, last_seen, (), alive=False)
+    return WorkerHeartbeat(
+        name=name, pid=int(fields.get("pid") or 0),
+        started_at=float(fields.get("started_at") or 0.0),
+        last_seen=float(fields.get("last_seen") or last_seen),
+        jobs=tuple(json.loads(fields.get("jobs") or "[]")), alive=True)

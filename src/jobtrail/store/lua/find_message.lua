@@ -1,0 +1,48 @@
+-- Find a task's message in the broker DB: waiting in the queue list, or reserved (unacked).
+-- Read-only. kombu publishes with LPUSH and consumes with BRPOP, so the next message
+-- to be delivered is at the tail; "ahead" counts the messages delivered before it.
+-- KEYS[1] = the queue list (kombu names it after the queue)
+-- KEYS[2] = kombu's `unacked` hash (delivery tag -> JSON [message, exchange, routing key])
+-- KEYS[3] = kombu's `unacked_index` sorted set (delivery tag -> delivery time, epoch seconds)
+-- ARGV[1] = the needle: the task id as it appears in the message headers, `"id": "<id>"`
+-- ARGV[2] = at most this many queue entries are examined (0 = all)
+-- Returns: {queue length, messages ahead (-1 = not in the queue), examined,
+--           unacked delivery tag or "", unacked since (epoch seconds) or ""}
+local len = redis.call('LLEN', KEYS[1])
+local limit = tonumber(ARGV[2])
+if limit <= 0 or limit > len then limit = len end
+local ahead = -1
+local examined = 0
+local chunk = 500
+-- walk from the tail (next to be delivered) towards the head
+local stop = len - 1
+while examined < limit and ahead < 0 do
+  local start = math.max(stop - chunk + 1, len - limit)
+  local items = redis.call('LRANGE', KEYS[1], start, stop)
+  for i = #items, 1, -1 do
+    if string.find(items[i], ARGV[1], 1, true) then
+      ahead = examined
+      break
+    end
+    examined = examined + 1
+  end
+  stop = start - 1
+  if stop < 0 then break end
+end
+local tag = ''
+local since = ''
+local cursor = '0'
+repeat
+  local page = redis.call('HSCAN', KEYS[2], cursor, 'COUNT', 200)
+  cursor = page[1]
+  local entries = page[2]
+  for i = 1, #entries, 2 do
+    if tag == '' and string.find(entries[i + 1], ARGV[1], 1, true) then
+      tag = entries[i]
+    end
+  end
+until cursor == '0' or tag ~= ''
+if tag ~= '' then
+  since = redis.call('ZSCORE', KEYS[3], tag) or ''
+end
+return {len, ahead, examined, tag, since}

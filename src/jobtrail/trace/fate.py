@@ -1,0 +1,344 @@
+"""The facts trace gathers about a job id, and classify(): facts in, fate and verdict out.
+
+Pure: no I/O. Every fate rests on the facts named in its verdict; Celery's
+PENDING state is never used as evidence (Celery reports it for any id it has
+never seen: https://docs.celeryq.dev/en/stable/reference/celery.result.html
+AsyncResult.state).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from jobtrail.models import Fate, Job, JobEvent, JobStatus, WorkerHeartbeat
+
+__all__ = [
+    "ArchiveFacts",
+    "BrokerFacts",
+    "Evidence",
+    "MainFacts",
+    "ResultFacts",
+    "TraceResult",
+    "classify",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class MainFacts:
+    """What the main DB holds about the id.
+
+    `index_scores` maps `jobs` and each `jobs:<status>` index the id is in to
+    its score (epoch seconds); `tombstone_ttl_s` is None without a TTL;
+    `evicted_keys` is the server's INFO counter since its start.
+    """
+
+    job: Job | None
+    index_scores: dict[str, float]
+    tombstone: dict[str, str] | None
+    tombstone_ttl_s: float | None
+    events: tuple[JobEvent, ...]
+    evicted_keys: int
+    maxmemory_policy: str
+    raw_job: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerFacts:
+    """Where the task's message is: `ahead` messages before it in the queue, or unacked.
+
+    `unacked_since` is the delivery time kombu recorded (epoch seconds).
+    """
+
+    queue: str
+    queue_length: int
+    ahead: int | None
+    unacked_tag: str | None
+    unacked_since: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ResultFacts:
+    """Celery's `celery-task-meta-<id>`: the parsed meta, and seconds to expiry (None: no TTL)."""
+
+    meta: dict[str, Any] | None
+    ttl_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveFacts:
+    """The archive row of a purged job (summary)."""
+
+    location: str
+    purged_at: float
+    policy: str
+    run_id: str
+    status: str
+    had_celery_result: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """Everything gathered about one id, at time `at` (epoch seconds).
+
+    A store other than the main DB that could not be read is None here and
+    named in `unreachable` with the reason.
+    """
+
+    job_id: str
+    at: float
+    visibility_timeout_s: float
+    result_expires_s: int
+    main: MainFacts
+    broker: BrokerFacts | None
+    results: ResultFacts | None
+    archive: ArchiveFacts | None
+    worker: WorkerHeartbeat | None
+    unreachable: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TraceResult:
+    """A fate, the verdict line, the timeline, disagreements between stores, and the evidence."""
+
+    job_id: str
+    fate: Fate
+    verdict: str
+    timeline: list[dict[str, Any]]
+    disagreements: list[str]
+    evidence: Evidence
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON document of `trace --json`: id, fate, verdict, timeline, evidence."""
+        ev = self.evidence
+        main = ev.main
+        job = main.job.to_dict() if main.job else None
+        return {
+            "id": self.job_id,
+            "fate": self.fate.value,
+            "verdict": self.verdict,
+            "timeline": self.timeline,
+            "disagreements": self.disagreements,
+            "evidence": {
+                "main": {
+                    "job": job,
+                    "indexes": main.index_scores,
+                    "tombstone": main.tombstone,
+                    "tombstone_ttl_s": main.tombstone_ttl_s,
+                    "events": [e.to_dict() for e in main.events],
+                    "evicted_keys": main.evicted_keys,
+                    "maxmemory_policy": main.maxmemory_policy,
+                },
+                "broker": None if ev.broker is None else asdict(ev.broker),
+                "results": None if ev.results is None else asdict(ev.results),
+                "archive": None if ev.archive is None else asdict(ev.archive),
+                "worker": None if ev.worker is None else ev.worker.to_dict(),
+                "unreachable": ev.unreachable,
+                "at": ev.at,
+            },
+        }
+
+
+def when(at: float) -> str:
+    """Format epoch seconds as `YYYY-MM-DD HH:MM:SS UTC`."""
+    return datetime.fromtimestamp(at, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def span(seconds: float) -> str:
+    """Format a duration in seconds as `45 s`, `12 min`, `~3.4 h` or `~2.0 d`."""
+    s = abs(seconds)
+    if s < 120:
+        return f"{s:.0f} s"
+    if s < 7200:
+        return f"{s / 60:.0f} min"
+    if s < 172_800:
+        return f"~{s / 3600:.1f} h"
+    return f"~{s / 86_400:.1f} d"
+
+
+def _result_note(results: ResultFacts | None) -> str:
+    if results is None:
+        return "results DB unreachable"
+    if results.meta is None:
+        return "Celery result gone"
+    state = results.meta.get("status", "?")
+    if results.ttl_s is None:
+        return f"Celery result {state} present, never expires"
+    return f"Celery result {state} still present, expires in {span(results.ttl_s)}"
+
+
+def _message_note(ev: Evidence) -> str:
+    b = ev.broker
+    if b is None:
+        return "broker unreachable"
+    if b.ahead is not None:
+        return f"its message waits in queue '{b.queue}' with {b.ahead} ahead of it"
+    if b.unacked_since is not None:
+        due = b.unacked_since + ev.visibility_timeout_s
+        return (f"its message is unacknowledged since {when(b.unacked_since)}; the broker "
+                f"redelivers it from {when(due)} (in {span(max(0.0, due - ev.at))}), at the "
+                "next sweep of a running worker")
+    return "no message for it is left in the broker: it is lost unless resubmitted"
+
+
+def _classify_live(ev: Evidence, job: Job) -> tuple[Fate, str]:
+    if job.status is JobStatus.PENDING:
+        b = ev.broker
+        if b is not None and b.ahead is not None:
+            return Fate.PENDING, f"pending: waiting in queue '{b.queue}', {b.ahead} ahead of it"
+        if b is not None and b.unacked_since is not None:
+            return Fate.PENDING, (f"pending: reserved by a worker since {when(b.unacked_since)} "
+                                  "(prefetched, not started)")
+        if b is None:
+            return Fate.PENDING, "pending (broker unreachable: queue position unknown)"
+        return Fate.STALE, "stale: pending, but " + _message_note(ev)
+    if job.status is JobStatus.PROCESSING:
+        started = job.started_at or job.created_at
+        age = ev.at - started
+        hb = ev.worker
+        since = f"on worker {job.worker or '?'} since {when(started)} ({span(age)})"
+        if hb is not None and hb.alive and age <= ev.visibility_timeout_s:
+            return Fate.PROCESSING, f"processing {since}, attempt {job.attempts}"
+        if hb is None or not hb.alive:
+            gone = (f"worker {job.worker or '?'} is gone"
+                    + (f" (last heartbeat {when(hb.last_seen)})" if hb and hb.last_seen else ""))
+        else:
+            gone = (f"running {span(age)}, longer than the visibility timeout "
+                    f"({span(ev.visibility_timeout_s)})")
+        return Fate.STALE, f"stale: processing {since}, but {gone}; {_message_note(ev)}"
+    # completed or failed
+    done = f"{job.status.value} at {when(job.finished_at)}" if job.finished_at else (
+        job.status.value)
+    if job.status is JobStatus.FAILED and job.error:
+        done += f" ({job.error})"
+    fate = Fate.COMPLETED if job.status is JobStatus.COMPLETED else Fate.FAILED
+    if ev.results is not None and ev.results.meta is None and ev.result_expires_s > 0:
+        return Fate.RESULT_EXPIRED, (f"{done}; result expired: celery-task-meta-{job.id} "
+                                     f"is gone (result_expires_s = {ev.result_expires_s})")
+    return fate, f"{done}; {_result_note(ev.results)}"
+
+
+def _seen_elsewhere(ev: Evidence) -> list[str]:
+    seen: list[str] = []
+    if ev.main.events:
+        seen.append(f"{len(ev.main.events)} lifecycle events")
+    if ev.main.index_scores:
+        seen.append("index entries " + ", ".join(sorted(ev.main.index_scores)))
+    if ev.results is not None and ev.results.meta is not None:
+        seen.append("a Celery result")
+    if ev.broker is not None and (ev.broker.ahead is not None or ev.broker.unacked_tag):
+        seen.append("a broker message")
+    return seen
+
+
+def _classify_gone(ev: Evidence) -> tuple[Fate, str]:
+    main = ev.main
+    if main.tombstone is not None:
+        t = main.tombstone
+        at = float(t.get("purged_at") or 0.0)
+        where = t.get("archive") or (ev.archive.location if ev.archive else "the archive")
+        return Fate.PURGED, (f"purged at {when(at)} by policy {t.get('policy', '?')}, archived "
+                             f"in {where}; {_result_note(ev.results)}")
+    if ev.archive is not None:
+        a = ev.archive
+        return Fate.PURGED, (f"purged at {when(a.purged_at)} by policy {a.policy}, archived in "
+                             f"{a.location} (tombstone expired); {_result_note(ev.results)}")
+    seen = _seen_elsewhere(ev)
+    if not seen:
+        return Fate.UNKNOWN, "unknown: no store has ever seen this id"
+    last = main.events[-1].type.value if main.events else "unknown"
+    evidence = "; ".join(seen)
+    if main.evicted_keys > 0:
+        return Fate.EVICTED, (
+            f"evicted: job:{ev.job_id} is gone with no tombstone, and the server evicted "
+            f"{main.evicted_keys} keys (maxmemory-policy {main.maxmemory_policy}); last known "
+            f"event: {last}; still present: {evidence}")
+    return Fate.DELETED_EXTERNALLY, (
+        f"deleted outside jobtrail: job:{ev.job_id} is gone with no tombstone and no eviction "
+        f"counted; last known event: {last}; still present: {evidence}")
+
+
+_CELERY_TO_STATUS = {"SUCCESS": JobStatus.COMPLETED, "FAILURE": JobStatus.FAILED,
+                     "REVOKED": JobStatus.FAILED, "STARTED": JobStatus.PROCESSING,
+                     "RETRY": JobStatus.PENDING}
+
+
+def celery_status(state: str) -> JobStatus | None:
+    """Map a Celery state to our status (the one place this is done); PENDING maps to None."""
+    return _CELERY_TO_STATUS.get(state.upper())
+
+
+def _disagreements(ev: Evidence) -> list[str]:
+    out: list[str] = []
+    job = ev.main.job
+    meta = ev.results.meta if ev.results else None
+    if job is not None and meta is not None:
+        theirs = celery_status(str(meta.get("status", "")))
+        if theirs is not None and theirs is not job.status:
+            detail = meta.get("result")
+            why = (f": {detail.get('exc_type')} {detail.get('exc_message')}"
+                   if isinstance(detail, dict) and "exc_type" in detail else "")
+            out.append(f"job record says {job.status.value}, Celery's result says "
+                       f"{meta.get('status')}{why}")
+    if job is not None:
+        want = {"jobs", f"jobs:{job.status.value}"}
+        have = set(ev.main.index_scores)
+        if want - have:
+            out.append("job record missing from " + ", ".join(sorted(want - have)))
+        if have - want:
+            out.append("job also listed in " + ", ".join(sorted(have - want)))
+    if job is not None and job.status in (JobStatus.COMPLETED, JobStatus.FAILED) \
+            and ev.broker is not None and (ev.broker.ahead is not None):
+        out.append("the job is finished but a message for it still waits in the broker")
+    return out
+
+
+def _timeline(ev: Evidence) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    for e in ev.main.events:
+        extra = {k: v for k, v in e.fields.items() if k not in ("type", "at")}
+        items.append({"at": e.at, "source": "events", "event": e.type.value, **extra})
+    if ev.broker is not None and ev.broker.unacked_since is not None:
+        items.append({"at": ev.broker.unacked_since, "source": "broker",
+                      "event": "delivered (unacked)"})
+    if ev.results is not None and ev.results.meta is not None:
+        done = ev.results.meta.get("date_done")
+        items.append({"at": _iso_to_s(done) if isinstance(done, str) else None,
+                      "source": "results", "event": f"celery {ev.results.meta.get('status')}"})
+        if ev.results.ttl_s is not None:
+            items.append({"at": ev.at + ev.results.ttl_s, "source": "results",
+                          "event": "celery result expires"})
+    if ev.main.tombstone_ttl_s is not None:
+        items.append({"at": ev.at + ev.main.tombstone_ttl_s, "source": "main",
+                      "event": "tombstone expires"})
+    items.sort(key=lambda i: (i["at"] is None, i["at"] or 0.0))
+    return items
+
+
+def _iso_to_s(text: str) -> float | None:
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+
+
+def classify(ev: Evidence) -> TraceResult:
+    """Decide the fate of `ev.job_id` from the gathered facts.
+
+    Order of reasoning: a live record decides (pending / processing / stale /
+    completed / failed / result_expired); without one, a tombstone or archive
+    row means purged; without those, any trace of the id elsewhere means it
+    was evicted (the server counted evictions) or deleted outside jobtrail;
+    nothing anywhere means unknown.
+
+    Returns:
+        TraceResult with the fate, a one-line verdict, the merged timeline,
+        disagreements between stores, and the evidence.
+    """
+    if ev.main.job is not None:
+        fate, verdict = _classify_live(ev, ev.main.job)
+    else:
+        fate, verdict = _classify_gone(ev)
+    return TraceResult(ev.job_id, fate, verdict, _timeline(ev), _disagreements(ev), ev)

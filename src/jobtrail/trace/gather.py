@@ -1,0 +1,190 @@
+"""gather_evidence(): read every store about one job id, one round trip per store.
+
+Invariant: read-only. The main DB answers in one pipeline (hash, indexes,
+tombstone, events, INFO counters), the broker in one Lua call (queue position
+and kombu's unacked entry), the results DB in one pipeline (meta and TTL), the
+archive in one indexed lookup. A processing job costs one more read: its
+worker's heartbeat.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+import redis
+
+from jobtrail.clock import now_s, to_s
+from jobtrail.errors import JobtrailError, RedisUnavailableError
+from jobtrail.keys import KeySpace
+from jobtrail.models import JobStatus, WorkerHeartbeat
+from jobtrail.store.codec import decode_event, decode_job
+from jobtrail.store.heartbeats import decode_heartbeat
+from jobtrail.store.scripts import load_script
+from jobtrail.trace.fate import (
+    ArchiveFacts,
+    BrokerFacts,
+    Evidence,
+    MainFacts,
+    ResultFacts,
+    TraceResult,
+    classify,
+)
+
+__all__ = ["TraceSources", "gather_evidence", "trace_job"]
+
+logger = logging.getLogger(__name__)
+
+#: At most this many events are read back for a trace (the stream is capped anyway).
+MAX_EVENTS = 1000
+#: At most this many queued messages are scanned for the task id.
+MAX_QUEUE_SCAN = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class TraceSources:
+    """The stores trace reads.
+
+    `find_archived` looks an id up in the archive (None: no archive
+    configured); it may raise a JobtrailError, recorded as unreachable.
+    """
+
+    main: redis.Redis
+    broker: redis.Redis | None
+    results: redis.Redis | None
+    keys: KeySpace
+    visibility_timeout_s: float
+    result_expires_s: int
+    find_archived: Callable[[str], ArchiveFacts | None] | None = None
+
+
+def _ttl_s(pttl_ms: int) -> float | None:
+    return None if pttl_ms < 0 else to_s(pttl_ms)
+
+
+def _main_facts(src: TraceSources, job_id: str) -> MainFacts:
+    k = src.keys
+    index_names = [k.jobs(), *(k.jobs_by_status(s) for s in JobStatus)]
+    try:
+        with src.main.pipeline(transaction=False) as pipe:
+            pipe.hgetall(k.job(job_id))
+            for name in index_names:
+                pipe.zscore(name, job_id)
+            pipe.hgetall(k.tombstone(job_id))
+            pipe.pttl(k.tombstone(job_id))
+            pipe.xrevrange(k.events(job_id), count=MAX_EVENTS)
+            pipe.info("stats")
+            pipe.info("memory")
+            replies: list[Any] = pipe.execute()
+    except redis.ConnectionError as exc:
+        raise RedisUnavailableError("main DB", str(exc)) from exc
+    raw_job = cast(dict[str, str], replies[0])
+    scores = replies[1:1 + len(index_names)]
+    tombstone, tomb_pttl, events_rev, stats, memory = replies[1 + len(index_names):]
+    try:
+        job = decode_job(raw_job) if raw_job else None
+    except (KeyError, ValueError):
+        job = None  # a hash jobtrail did not write: shown raw in the evidence
+    prefix_len = len(k.prefix)
+    return MainFacts(
+        job=job,
+        index_scores={name[prefix_len:]: float(score)
+                      for name, score in zip(index_names, scores, strict=True)
+                      if score is not None},
+        tombstone=cast(dict[str, str], tombstone) or None,
+        tombstone_ttl_s=_ttl_s(int(tomb_pttl)) if tombstone else None,
+        events=tuple(decode_event(eid, fields) for eid, fields in reversed(events_rev)),
+        evicted_keys=int(stats.get("evicted_keys", 0)),
+        maxmemory_policy=str(memory.get("maxmemory_policy", "")),
+        raw_job=raw_job,
+    )
+
+
+def _broker_facts(src: TraceSources, job_id: str) -> BrokerFacts:
+    assert src.broker is not None
+    k = src.keys
+    script = load_script(src.broker, "find_message")
+    length, ahead, _examined, tag, since = script(
+        keys=[k.queue(), k.unacked(), k.unacked_index()],
+        args=[f'"id": "{job_id}"', MAX_QUEUE_SCAN])
+    return BrokerFacts(queue=k.queue(), queue_length=int(length),
+                       ahead=None if int(ahead) < 0 else int(ahead),
+                       unacked_tag=str(tag) or None,
+                       unacked_since=float(since) if since else None)
+
+
+def _result_facts(src: TraceSources, job_id: str) -> ResultFacts:
+    assert src.results is not None
+    with src.results.pipeline(transaction=False) as pipe:
+        pipe.get(src.keys.celery_result(job_id))
+        pipe.pttl(src.keys.celery_result(job_id))
+        raw, pttl = pipe.execute()
+    if raw is None:
+        return ResultFacts(None, None)
+    try:
+        meta = json.loads(raw)
+    except ValueError:
+        meta = {"status": "UNREADABLE", "raw": str(raw)[:200]}
+    return ResultFacts(meta if isinstance(meta, dict) else {"raw": meta}, _ttl_s(int(pttl)))
+
+
+def _worker_facts(src: TraceSources, name: str) -> WorkerHeartbeat | None:
+    k = src.keys
+    with src.main.pipeline(transaction=False) as pipe:
+        pipe.zscore(k.workers(), name)
+        pipe.hgetall(k.worker(name))
+        score, fields = pipe.execute()
+    if score is None and not fields:
+        return None
+    return decode_heartbeat(name, float(score or 0.0), cast(dict[str, str], fields))
+
+
+def gather_evidence(src: TraceSources, job_id: str) -> Evidence:
+    """Read every store about *job_id* and return the Evidence.
+
+    Raises:
+        RedisUnavailableError: The main DB could not be reached (the other
+            stores are optional: their failures are recorded in
+            Evidence.unreachable).
+    """
+    at = now_s()
+    main = _main_facts(src, job_id)
+    unreachable: dict[str, str] = {}
+    broker = results = None
+    archive: ArchiveFacts | None = None
+    worker: WorkerHeartbeat | None = None
+    if src.broker is not None:
+        try:
+            broker = _broker_facts(src, job_id)
+        except redis.RedisError as exc:
+            unreachable["broker"] = str(exc)
+    if src.results is not None:
+        try:
+            results = _result_facts(src, job_id)
+        except redis.RedisError as exc:
+            unreachable["results"] = str(exc)
+    if src.find_archived is not None and main.job is None:
+        try:
+            archive = src.find_archived(job_id)
+        except JobtrailError as exc:
+            unreachable["archive"] = str(exc)
+    if main.job is not None and main.job.status is JobStatus.PROCESSING and main.job.worker:
+        try:
+            worker = _worker_facts(src, main.job.worker)
+        except redis.RedisError as exc:
+            unreachable["workers"] = str(exc)
+    return Evidence(job_id=job_id, at=at, visibility_timeout_s=src.visibility_timeout_s,
+                    result_expires_s=src.result_expires_s, main=main, broker=broker,
+                    results=results, archive=archive, worker=worker, unreachable=unreachable)
+
+
+def trace_job(src: TraceSources, job_id: str) -> TraceResult:
+    """Gather the evidence about *job_id* and classify its fate.
+
+    Raises:
+        RedisUnavailableError: The main DB could not be reached.
+    """
+    return classify(gather_evidence(src, job_id))

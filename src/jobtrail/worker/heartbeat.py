@@ -1,0 +1,92 @@
+"""Worker heartbeats: a thread in each worker's main process writes `worker:<name>`.
+
+Invariant: the heartbeat lists the jobs the node is running right now (Celery's
+active requests), so trace can tell a job that is being worked on from one
+whose worker is gone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any
+
+from celery.signals import worker_ready, worker_shutdown
+from celery.worker import state as worker_state
+
+from jobtrail.clock import now_s
+from jobtrail.connections import connect
+from jobtrail.errors import RedisUnavailableError
+from jobtrail.keys import KeySpace
+from jobtrail.store.heartbeats import HeartbeatStore
+from jobtrail.worker.app import SETTINGS_KEY
+
+__all__ = ["HeartbeatThread"]
+
+logger = logging.getLogger(__name__)
+
+
+class HeartbeatThread(threading.Thread):
+    """Writes the node's heartbeat every *interval_s* seconds until stopped.
+
+    Args:
+        store: Heartbeat store on the main DB.
+        name: The node name.
+        interval_s: Seconds between heartbeats.
+    """
+
+    def __init__(self, store: HeartbeatStore, name: str, interval_s: float) -> None:
+        super().__init__(name="jobtrail-heartbeat", daemon=True)
+        self.store = store
+        self.node = name
+        self.interval_s = interval_s
+        self.started_at = now_s()
+        self.stopped = threading.Event()
+
+    def beat(self) -> None:
+        """Write one heartbeat now (errors are logged, never raised)."""
+        jobs = sorted(str(r.id) for r in list(worker_state.active_requests))
+        try:
+            self.store.beat(self.node, pid=os.getpid(), started_at=self.started_at, jobs=jobs,
+                            interval_s=self.interval_s)
+        except RedisUnavailableError as exc:
+            logger.warning("heartbeat not written worker=%s reason=%s", self.node, exc)
+
+    def run(self) -> None:
+        """Beat until stop() is called."""
+        while not self.stopped.is_set():
+            self.beat()
+            self.stopped.wait(self.interval_s)
+
+    def stop(self) -> None:
+        """Stop beating and record a clean shutdown."""
+        self.stopped.set()
+        try:
+            self.store.stop(self.node)
+        except RedisUnavailableError as exc:
+            logger.warning("worker stop not recorded worker=%s reason=%s", self.node, exc)
+
+
+_thread: HeartbeatThread | None = None
+
+
+@worker_ready.connect  # type: ignore[untyped-decorator]  # celery ships no types
+def _start_heartbeat(sender: Any = None, **_: Any) -> None:
+    """Start the heartbeat thread when the worker is ready (Celery's worker_ready)."""
+    global _thread
+    conf = sender.app.conf
+    if SETTINGS_KEY not in conf:
+        return
+    settings = conf[SETTINGS_KEY]
+    main_url, _, _ = settings.require_urls()
+    store = HeartbeatStore(connect(main_url), KeySpace(settings.key_prefix, settings.queue))
+    _thread = HeartbeatThread(store, str(sender.hostname), settings.heartbeat_interval_s)
+    _thread.start()
+
+
+@worker_shutdown.connect  # type: ignore[untyped-decorator]  # celery ships no types
+def _stop_heartbeat(**_: Any) -> None:
+    """Remove the heartbeat on a clean shutdown (Celery's worker_shutdown)."""
+    if _thread is not None:
+        _thread.stop()

@@ -1,0 +1,216 @@
+"""trace: each fate reached for real on Redis and Celery, and classify() on its own."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from celery.contrib.testing.worker import start_worker
+
+from jobtrail.config import Settings
+from jobtrail.embedded import EmbeddedRedis
+from jobtrail.jobs import JobService
+from jobtrail.keys import KeySpace
+from jobtrail.models import EventType, Fate, JobStatus
+from jobtrail.store import EventLog, JobStore
+from jobtrail.trace import TraceResult, TraceSources, trace_job
+from jobtrail.worker import tasks
+from jobtrail.worker.app import create_celery_app
+from tests.conftest import make_settings
+from tests.helpers.processes import WorkerProcess
+from tests.helpers.waiting import wait_until
+
+#: About 2 s of SymPy work in a fresh process: long enough to be killed mid-way.
+MEDIUM_PROBLEM = "integrate exp(x)*sin(x)^3*cos(x)^2 dx"
+
+
+def sources(settings: Settings) -> TraceSources:
+    main, broker, results = settings.require_urls()
+    return TraceSources(
+        main=redis.Redis.from_url(main, decode_responses=True),
+        broker=redis.Redis.from_url(broker, decode_responses=True),
+        results=redis.Redis.from_url(results, decode_responses=True),
+        keys=KeySpace(settings.key_prefix, settings.queue),
+        visibility_timeout_s=settings.visibility_timeout_s,
+        result_expires_s=settings.result_expires_s)
+
+
+def trace(settings: Settings, job_id: str) -> TraceResult:
+    return trace_job(sources(settings), job_id)
+
+
+@pytest.fixture
+def service(settings: Settings, store: JobStore) -> JobService:
+    return JobService(store, create_celery_app(settings))
+
+
+@pytest.fixture
+def thread_worker(service: JobService) -> Iterator[Any]:
+    assert tasks.solve_job.name
+    with start_worker(service.app, pool="solo", perform_ping_check=False,
+                      shutdown_timeout=10) as worker:
+        yield worker
+
+
+def _finished(store: JobStore, job_id: str) -> bool:
+    return store.get(job_id).status in (JobStatus.COMPLETED, JobStatus.FAILED)
+
+
+def test_pending_jobs_report_their_queue_position(settings: Settings, service: JobService,
+                                                  main_db: redis.Redis) -> None:
+    # Given two jobs and no worker
+    first, second = service.submit("1 + 1"), service.submit("2 + 2")
+
+    a, b = trace(settings, first.id), trace(settings, second.id)
+
+    # Then both are pending, the first next in line
+    assert (a.fate, b.fate) == (Fate.PENDING, Fate.PENDING)
+    assert a.evidence.broker is not None and a.evidence.broker.ahead == 0
+    assert b.evidence.broker is not None and b.evidence.broker.ahead == 1
+    assert "1 ahead of it" in b.verdict
+    assert [t["event"] for t in a.timeline] == ["created"]
+
+
+def test_completed_with_result_ttl(settings: Settings, service: JobService, store: JobStore,
+                                   thread_worker: Any) -> None:
+    job = service.submit("solve x^2 - 5x + 6 = 0")
+    wait_until(lambda: _finished(store, job.id), timeout_s=20, message="job to finish")
+
+    result = trace(settings, job.id)
+
+    assert result.fate is Fate.COMPLETED
+    assert result.evidence.results is not None and result.evidence.results.ttl_s is not None
+    assert 0 < result.evidence.results.ttl_s <= settings.result_expires_s
+    assert "Celery result SUCCESS still present, expires in ~24.0 h" in result.verdict
+    assert result.disagreements == []
+    events = [t["event"] for t in result.timeline]
+    assert events[:3] == ["created", "started", "completed"]
+    assert "celery result expires" in events
+    assert result.to_dict()["evidence"]["main"]["job"]["answer"] == "x = 2, x = 3"
+
+
+def test_failed_job_reports_its_reason(settings: Settings, service: JobService,
+                                       store: JobStore, thread_worker: Any) -> None:
+    job = service.submit("9^9^9")
+    wait_until(lambda: _finished(store, job.id), timeout_s=20, message="job to finish")
+
+    result = trace(settings, job.id)
+
+    assert result.fate is Fate.FAILED
+    assert "number too large" in result.verdict
+    assert "Celery result FAILURE" in result.verdict
+
+
+def test_result_expired(redis_server: EmbeddedRedis, tmp_path: Path, main_db: redis.Redis,
+                        keys: KeySpace) -> None:
+    settings = make_settings(redis_server, tmp_path, result_expires_s=1)
+    store = JobStore(main_db, keys)
+    service = JobService(store, create_celery_app(settings))
+    with start_worker(service.app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+        job = service.submit("evaluate 2^10 / 4")
+        wait_until(lambda: _finished(store, job.id), timeout_s=20, message="job to finish")
+    results = redis_server.client(12)
+    wait_until(lambda: not results.exists(keys.celery_result(job.id)), timeout_s=5,
+               message="the Celery result to expire")
+
+    result = trace(settings, job.id)
+
+    assert result.fate is Fate.RESULT_EXPIRED
+    assert "result expired" in result.verdict and "result_expires_s = 1" in result.verdict
+
+
+def test_deleted_outside_jobtrail(settings: Settings, service: JobService, store: JobStore,
+                                  main_db: redis.Redis, keys: KeySpace,
+                                  thread_worker: Any) -> None:
+    job = service.submit("2 + 2")
+    wait_until(lambda: _finished(store, job.id), timeout_s=20, message="job to finish")
+
+    # When another client deletes the record
+    other = redis.Redis.from_url(settings.main_url or "")
+    assert other.delete(keys.job(job.id)) == 1
+
+    result = trace(settings, job.id)
+
+    assert result.fate is Fate.DELETED_EXTERNALLY
+    assert "no tombstone and no eviction" in result.verdict
+    assert "last known event: completed" in result.verdict
+    assert "a Celery result" in result.verdict
+
+
+def test_unknown_id(settings: Settings, main_db: redis.Redis) -> None:
+    result = trace(settings, "never-submitted-1")
+    assert result.fate is Fate.UNKNOWN
+    assert result.timeline == []
+
+
+def test_evicted(private_redis: EmbeddedRedis, tmp_path: Path) -> None:
+    # Given a server that evicts any key under memory pressure, holding job records
+    settings = make_settings(private_redis, tmp_path)
+    client = private_redis.client(10)
+    keys = KeySpace()
+    store = JobStore(client, keys)
+    jobs = store.create_many([f"solve x^2 = {n}" for n in range(200)])
+    used = int(client.info("memory")["used_memory"])
+    client.config_set("maxmemory", str(used + 200_000))
+    client.config_set("maxmemory-policy", "allkeys-lru")
+
+    # When other data overfills it, keeping the jobs index hot
+    filler = "x" * 10_000
+    for n in range(300):
+        client.set(f"filler:{n}", filler)
+        client.zcard(keys.jobs())
+    assert int(client.info("stats")["evicted_keys"]) > 0
+    gone = [j for j in jobs if not client.exists(keys.job(j.id))]
+    assert gone, "no job record was evicted"
+
+    # Then trace names eviction for a job whose record went, citing the counter
+    result = trace(settings, gone[0].id)
+    assert result.fate is Fate.EVICTED
+    assert "maxmemory-policy allkeys-lru" in result.verdict
+    assert result.evidence.main.evicted_keys > 0
+
+
+@pytest.mark.slow
+@pytest.mark.crash
+def test_worker_killed_mid_task_is_stale_then_redelivered_and_completed(
+        redis_server: EmbeddedRedis, tmp_path: Path, main_db: redis.Redis, keys: KeySpace,
+        worker_process: Callable[..., WorkerProcess]) -> None:
+    # Given a worker busy with a problem that takes a couple of seconds
+    settings = make_settings(redis_server, tmp_path, visibility_timeout_s=10,
+                             solver_time_limit_s=8.0, solver_hard_time_limit_s=9.0,
+                             heartbeat_interval_s=0.5)
+    store = JobStore(main_db, keys)
+    events = EventLog(main_db, keys)
+    service = JobService(store, create_celery_app(settings))
+    first = worker_process(settings, hostname="doomed")
+    job = service.submit(MEDIUM_PROBLEM)
+    wait_until(lambda: store.get(job.id).status is JobStatus.PROCESSING, timeout_s=30,
+               message="job to start")
+    assert trace(settings, job.id).fate is Fate.PROCESSING
+
+    # When the whole worker (main and pool processes) dies with SIGKILL
+    os.killpg(first.proc.pid, signal.SIGKILL)
+    first.proc.wait()
+
+    # Then, once its heartbeat lapses, trace calls the job stale and says when it comes back
+    stale = wait_until(lambda: (r := trace(settings, job.id)).fate is Fate.STALE and r,
+                       timeout_s=10, message="the job to read as stale")
+    assert "worker doomed@" in stale.verdict and "is gone" in stale.verdict
+    assert "redelivers it from" in stale.verdict
+    assert stale.evidence.broker is not None and stale.evidence.broker.unacked_since
+
+    # And a new worker gets the message after the visibility timeout and completes it
+    worker_process(settings, hostname="rescuer")
+    wait_until(lambda: _finished(store, job.id), timeout_s=40, message="redelivery")
+    final = store.get(job.id)
+    assert final.status is JobStatus.COMPLETED and final.attempts == 2
+    assert final.worker.startswith("rescuer@")
+    history = [e.type for e in events.read(job.id)]
+    assert history == [EventType.CREATED, EventType.STARTED, EventType.REDELIVERED,
+                       EventType.STARTED, EventType.COMPLETED]
+    assert trace(settings, job.id).fate is Fate.COMPLETED
