@@ -6,12 +6,16 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from jobtrail.config import Settings
+from jobtrail.jobs import JobService
 from jobtrail.store import JobStore
+from jobtrail.worker.app import create_celery_app
 from tests.helpers.processes import settings_env
+from tests.helpers.waiting import wait_until
 
 
 def run(settings: Settings | None, *args: str, env: dict[str, str] | None = None,
@@ -102,3 +106,39 @@ def test_demo_exits_zero_with_the_five_answers(tmp_path: Path) -> None:
     for fragment in ("x = 2, x = 3", "right-angled", "x = 2, y = 1", "answer: E"):
         assert fragment in out
     assert "x**3*cos(x) + 3*x**2*sin(x)" in out
+
+
+def test_trace_cli_unknown_and_malformed(settings: Settings, store: JobStore) -> None:
+    unknown = run(settings, "trace", "never-seen-42", "--json")
+    assert unknown.returncode == 3
+    data = json.loads(unknown.stdout)
+    assert (data["id"], data["fate"]) == ("never-seen-42", "unknown")
+    assert set(data["evidence"]) >= {"main", "broker", "results", "archive", "worker"}
+
+    malformed = run(settings, "trace", "job:1")
+    assert malformed.returncode == 2 and "is not a job id" in malformed.stderr
+
+    job = store.create("1 + 1")
+    pending = run(settings, "trace", job.id)
+    assert pending.returncode == 0
+    # no message was sent for this record, so trace says the job is lost
+    assert pending.stdout.startswith("stale: pending, but no message for it is left")
+
+
+@pytest.mark.slow
+def test_workers_lists_live_worker_and_its_job(settings: Settings, store: JobStore,
+                                               worker_process: Any) -> None:
+    fast = settings.model_copy(update={"heartbeat_interval_s": 0.5})
+    proc = worker_process(fast, hostname="lister")
+    job = JobService(store, create_celery_app(fast)).submit(
+        "integrate exp(x^2)*sin(x)^5*cos(x)^3 dx")
+
+    def listed() -> list[dict[str, object]] | None:
+        rows = json.loads(run(fast, "workers", "--json").stdout)
+        return rows if rows and rows[0]["jobs"] == [job.id] else None
+
+    rows = wait_until(listed, timeout_s=30, message="the worker to report its job")
+    assert rows[0]["name"].startswith("lister@") and rows[0]["alive"] is True
+    proc.stop()
+    rows = json.loads(run(fast, "workers", "--json").stdout)
+    assert rows[0]["alive"] is False

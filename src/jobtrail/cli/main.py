@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 
 from jobtrail.cli import demo as demo_cmd
+from jobtrail.cli import doctor as doctor_cmd
 from jobtrail.cli import server
 from jobtrail.cli import trace as trace_cmd
 from jobtrail.cli.context import CliState, runtime
@@ -40,6 +41,7 @@ app.add_typer(server.app, name="server")
 app.command(name="demo")(demo_cmd.demo)
 app.command(name="trace")(trace_cmd.trace)
 app.command(name="workers")(trace_cmd.workers)
+app.command(name="doctor")(doctor_cmd.doctor)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 

@@ -1,0 +1,56 @@
+"""`jobtrail doctor`: what in this deployment can lose or hide jobs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import redis
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn
+
+from jobtrail.cli.context import runtime
+from jobtrail.cli.output import err, escape, out, print_json
+from jobtrail.doctor import Severity, run_checks
+from jobtrail.errors import RedisUnavailableError
+
+__all__ = ["doctor"]
+
+_STYLE = {Severity.OK: "green", Severity.WARNING: "yellow", Severity.ERROR: "bold red"}
+
+
+def doctor(
+    ctx: typer.Context,
+    json_out: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """Check Redis eviction and persistence, time limits, TTLs and index consistency.
+
+    Exit status 1 when any finding is an error.
+    """
+    rt = runtime(ctx)
+    clients = {"main": rt.clients.main, "broker": rt.clients.broker,
+               "results": rt.clients.results}
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err,
+                  transient=True, disable=json_out) as bar:
+        task = bar.add_task("examining keys: 0", total=None)
+        seen = [0]
+
+        def advance(n: int) -> None:
+            seen[0] += n
+            bar.update(task, description=f"examining keys: {seen[0]}")
+
+        try:
+            findings = run_checks(rt.settings, clients, rt.keys, progress=advance)
+        except redis.ConnectionError as exc:
+            raise RedisUnavailableError("a Redis DB", str(exc)) from exc
+    errors = sum(f.severity is Severity.ERROR for f in findings)
+    if json_out:
+        print_json({"errors": errors, "findings": [f.to_dict() for f in findings]})
+    else:
+        for f in findings:
+            style = _STYLE[f.severity]
+            out.print(f"[{style}]{f.severity.value:7}[/] {f.check}: {escape(f.message)}")
+            if f.fix and f.severity is not Severity.OK:
+                out.print(f"          fix: {escape(f.fix)}")
+        out.print(f"\n{errors} error(s)" if errors else "\nno errors")
+    if errors:
+        raise typer.Exit(1)

@@ -1,0 +1,75 @@
+"""doctor: each misconfiguration and inconsistency found on a real server; none on a sound one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import redis
+
+from jobtrail.doctor import Finding, Severity, run_checks
+from jobtrail.embedded import EmbeddedRedis
+from jobtrail.keys import KeySpace
+from jobtrail.store import JobStore
+from tests.conftest import make_settings
+
+
+def _check(private_redis: EmbeddedRedis, tmp_path: Path, **overrides: object,
+           ) -> dict[str, Finding]:
+    settings = make_settings(private_redis, tmp_path, **overrides)
+    clients = {"main": private_redis.client(10), "broker": private_redis.client(11),
+               "results": private_redis.client(12)}
+    findings = run_checks(settings, clients, KeySpace(), retention_ages_s={"weekly": 604800})
+    return {f.check: f for f in findings}
+
+
+def test_sound_deployment_has_no_errors(private_redis: EmbeddedRedis, tmp_path: Path) -> None:
+    private_redis.client().config_set("appendonly", "yes")
+    store = JobStore(private_redis.client(10), KeySpace())
+    store.create("1 + 1")
+
+    found = _check(private_redis, tmp_path, result_expires_s=0)
+
+    assert {f.severity for f in found.values()} == {Severity.OK}, found
+    assert found["unindexed-records"].evidence["examined"]["records"] == 1
+
+
+def test_eviction_and_no_persistence_are_errors(private_redis: EmbeddedRedis,
+                                                tmp_path: Path) -> None:
+    # Given the fixture's server: no AOF, no RDB; and an evicting policy
+    private_redis.client().config_set("maxmemory-policy", "allkeys-lru")
+
+    found = _check(private_redis, tmp_path)
+
+    eviction = found["eviction:main"]
+    assert eviction.severity is Severity.ERROR
+    assert "allkeys-lru" in eviction.message
+    assert eviction.evidence["dbs_on_server"] == ["main (db 10)", "broker (db 11)",
+                                                  "results (db 12)"]
+    assert found["eviction:broker"].severity is Severity.ERROR
+    assert found["persistence:main"].severity is Severity.ERROR
+    assert "appendonly" in found["persistence:main"].fix
+
+
+def test_results_expiring_before_retention_is_a_warning(private_redis: EmbeddedRedis,
+                                                        tmp_path: Path) -> None:
+    found = _check(private_redis, tmp_path, result_expires_s=86400)
+    assert found["result-expires:weekly"].severity is Severity.WARNING
+
+
+def test_inconsistencies_are_found(private_redis: EmbeddedRedis, tmp_path: Path) -> None:
+    keys = KeySpace()
+    main: redis.Redis = private_redis.client(10)
+    store = JobStore(main, keys)
+    orphan, unindexed, fine = store.create("1"), store.create("2"), store.create("3")
+    main.delete(keys.job(orphan.id))                       # hash gone, index entries stay
+    main.zrem(keys.jobs_by_status("pending"), unindexed.id)  # record missing from its index
+    private_redis.client(12).set(keys.celery_result("ghost-1"), '{"status": "SUCCESS"}')
+
+    found = _check(private_redis, tmp_path)
+
+    assert found["orphan-index-entries"].evidence["sample"] == [orphan.id]
+    assert found["unindexed-records"].evidence["sample"] == [unindexed.id]
+    assert found["results-without-record"].evidence["sample"] == ["ghost-1"]
+    assert all(found[c].severity is Severity.ERROR for c in (
+        "orphan-index-entries", "unindexed-records", "results-without-record"))
+    assert fine.id not in str([f.evidence for f in found.values()])
