@@ -1,0 +1,115 @@
+"""classify() alone: one constructed Evidence per fate, and the disagreements it reports."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from jobtrail.models import EventType, Fate, Job, JobEvent, JobStatus, WorkerHeartbeat
+from jobtrail.trace import ArchiveFacts, BrokerFacts, Evidence, MainFacts, ResultFacts, classify
+
+NOW = 1_800_000_000.0
+
+
+def job(status: JobStatus, **kw: object) -> Job:
+    values: dict[str, object] = {"id": "j1", "problem": "1 + 1", "status": status,
+                                 "created_at": NOW - 100, "started_at": NOW - 50,
+                                 "worker": "w1@h", "attempts": 1}
+    values.update(kw)
+    return Job(**values)  # type: ignore[arg-type]
+
+
+def main(j: Job | None = None, **kw: object) -> MainFacts:
+    values: dict[str, object] = {"job": j, "index_scores": {}, "tombstone": None,
+                                 "tombstone_ttl_s": None, "events": (), "evicted_keys": 0,
+                                 "maxmemory_policy": "noeviction"}
+    values.update(kw)
+    return MainFacts(**values)  # type: ignore[arg-type]
+
+
+def evidence(m: MainFacts, **kw: object) -> Evidence:
+    values: dict[str, object] = {
+        "job_id": "j1", "at": NOW, "visibility_timeout_s": 3600, "result_expires_s": 86400,
+        "main": m, "broker": BrokerFacts("jobtrail", 0, None, None, None),
+        "results": ResultFacts(None, None), "archive": None, "worker": None}
+    values.update(kw)
+    return Evidence(**values)  # type: ignore[arg-type]
+
+
+ALIVE = WorkerHeartbeat("w1@h", 1, NOW - 60, NOW - 1, ("j1",), alive=True)
+GONE = WorkerHeartbeat("w1@h", 0, 0.0, NOW - 30, (), alive=False)
+CREATED = (JobEvent("1-0", EventType.CREATED, NOW - 100, {}),)
+SUCCESS = ResultFacts({"status": "SUCCESS", "result": {"text": "2"}}, 3600.0)
+
+
+@pytest.mark.parametrize(("ev", "fate", "fragment"), [
+    (evidence(main(job(JobStatus.PENDING)), broker=BrokerFacts("jobtrail", 3, 2, None, None)),
+     Fate.PENDING, "2 ahead of it"),
+    (evidence(main(job(JobStatus.PENDING)), broker=BrokerFacts("jobtrail", 0, None, "7",
+                                                                NOW - 5)),
+     Fate.PENDING, "reserved by a worker"),
+    (evidence(main(job(JobStatus.PENDING))), Fate.STALE, "no message for it is left"),
+    (evidence(main(job(JobStatus.PROCESSING)), worker=ALIVE), Fate.PROCESSING,
+     "on worker w1@h since"),
+    (evidence(main(job(JobStatus.PROCESSING)), worker=GONE,
+              broker=BrokerFacts("jobtrail", 0, None, "7", NOW - 50)),
+     Fate.STALE, "worker w1@h is gone"),
+    (evidence(main(job(JobStatus.PROCESSING)), worker=ALIVE, visibility_timeout_s=10),
+     Fate.STALE, "longer than the visibility timeout"),
+    (evidence(main(job(JobStatus.COMPLETED, finished_at=NOW - 10)), results=SUCCESS),
+     Fate.COMPLETED, "expires in 60 min"),
+    (evidence(main(job(JobStatus.FAILED, finished_at=NOW - 10, error="number too large")),
+              results=ResultFacts({"status": "FAILURE"}, None)),
+     Fate.FAILED, "number too large"),
+    (evidence(main(job(JobStatus.COMPLETED, finished_at=NOW - 10))), Fate.RESULT_EXPIRED,
+     "result expired"),
+    (evidence(main(tombstone={"purged_at": str(NOW - 5), "policy": "weekly",
+                              "archive": "sqlite:///a.db"}, tombstone_ttl_s=99.0),
+              results=SUCCESS),
+     Fate.PURGED, "by policy weekly, archived in sqlite:///a.db; Celery result SUCCESS still "
+                  "present, expires in 60 min"),
+    (evidence(main(), archive=ArchiveFacts("sqlite:///a.db", NOW - 9e6, "weekly", "r1",
+                                           "completed", True)),
+     Fate.PURGED, "tombstone expired"),
+    (evidence(main(events=CREATED, evicted_keys=4, maxmemory_policy="allkeys-lru")),
+     Fate.EVICTED, "evicted 4 keys"),
+    (evidence(main(index_scores={"jobs": NOW})), Fate.DELETED_EXTERNALLY,
+     "no tombstone and no eviction"),
+    (evidence(main()), Fate.UNKNOWN, "no store has ever seen"),
+])
+def test_each_fate(ev: Evidence, fate: Fate, fragment: str) -> None:
+    result = classify(ev)
+    assert result.fate is fate
+    assert fragment in result.verdict
+
+
+def test_pending_in_celery_is_never_evidence() -> None:
+    # Celery answers PENDING for ids it never saw: it must not make an id known
+    ev = evidence(main(), results=ResultFacts(None, None))
+    assert classify(ev).fate is Fate.UNKNOWN
+
+
+def test_disagreement_between_record_and_celery_is_shown() -> None:
+    ev = evidence(main(job(JobStatus.COMPLETED, finished_at=NOW - 10),
+                       index_scores={"jobs": NOW, "jobs:completed": NOW}),
+                  results=ResultFacts({"status": "FAILURE", "result": {
+                      "exc_type": "WorkerLostError", "exc_message": ["lost"]}}, 100.0))
+    result = classify(ev)
+    assert result.fate is Fate.COMPLETED
+    assert result.disagreements == [
+        "job record says completed, Celery's result says FAILURE: WorkerLostError ['lost']"]
+
+
+def test_index_disagreement() -> None:
+    ev = evidence(main(job(JobStatus.COMPLETED, finished_at=NOW),
+                       index_scores={"jobs": NOW, "jobs:pending": NOW}), results=SUCCESS)
+    assert classify(ev).disagreements == ["job record missing from jobs:completed",
+                                          "job also listed in jobs:pending"]
+
+
+def test_json_shape() -> None:
+    doc = classify(replace(evidence(main(job(JobStatus.PENDING))))).to_dict()
+    assert set(doc) == {"id", "fate", "verdict", "timeline", "disagreements", "evidence"}
+    assert set(doc["evidence"]) == {"main", "broker", "results", "archive", "worker",
+                                    "unreachable", "at"}
