@@ -12,6 +12,9 @@ Invariant: no other module spells a key; tests build keys through KeySpace.
 | `tombstone:<id>` | hash, TTL | purged_at, policy, archive reference |
 | `worker:<name>` | hash, TTL | a live worker's heartbeat: name, pid, started_at, last_seen, jobs |
 | `workers` | sorted set | worker names scored by their last heartbeat (epoch seconds) |
+| `stats` | hash | lifetime counts per event type; processing latency histogram |
+| `stats:m:<minute>` | hash, TTL | the same for one minute (epoch seconds // 60) |
+| `events` | stream | feed of recent lifecycle events of all jobs (job_id + event) |
 
 Foreign keys (Celery and kombu, in the broker and results DBs):
 `celery-task-meta-<id>` (result backend), `<queue>` list, `unacked`,
@@ -41,6 +44,7 @@ class KeyKind(StrEnum):
 
     JOB = "job"
     WORKER = "worker"
+    STATS = "stats"
     WORKER_INDEX = "worker_index"
     JOB_INDEX = "job_index"
     STATUS_INDEX = "status_index"
@@ -86,6 +90,18 @@ class KeySpace:
         """Return `tombstone:<id>`."""
         return f"{self.prefix}tombstone:{job_id}"
 
+    def stats(self) -> str:
+        """Return the lifetime `stats` hash (counters and latency histogram)."""
+        return f"{self.prefix}stats"
+
+    def stats_minute(self, minute: int) -> str:
+        """Return `stats:m:<minute>`, the counters of one minute (epoch seconds // 60)."""
+        return f"{self.prefix}stats:m:{minute}"
+
+    def events_feed(self) -> str:
+        """Return the `events` feed stream of recent events of all jobs."""
+        return f"{self.prefix}events"
+
     def worker(self, name: str) -> str:
         """Return the heartbeat hash `worker:<name>` of a worker node."""
         return f"{self.prefix}worker:{name}"
@@ -114,30 +130,34 @@ class KeySpace:
 
     def classify_key(self, key: str) -> KeyKind:
         """Label *key* with the role it plays for jobtrail, Celery or kombu."""
-        p = self.prefix
         if key.startswith(CELERY_RESULT_PREFIX):
             return KeyKind.CELERY_RESULT
         if key.startswith("_kombu.binding"):
             return KeyKind.KOMBU_BINDING
-        if key == KOMBU_UNACKED:
-            return KeyKind.KOMBU_UNACKED
-        if key == KOMBU_UNACKED_INDEX:
-            return KeyKind.KOMBU_UNACKED_INDEX
-        if key == self.queue_name:
-            return KeyKind.QUEUE
-        if not key.startswith(p):
+        foreign = {KOMBU_UNACKED: KeyKind.KOMBU_UNACKED,
+                   KOMBU_UNACKED_INDEX: KeyKind.KOMBU_UNACKED_INDEX,
+                   self.queue_name: KeyKind.QUEUE}
+        if key in foreign:
+            return foreign[key]
+        if not key.startswith(self.prefix):
             return KeyKind.OTHER
-        rest = key[len(p):]
-        if rest == "jobs":
-            return KeyKind.JOB_INDEX
-        if rest.startswith("jobs:") and rest[5:] in {s.value for s in JobStatus}:
-            return KeyKind.STATUS_INDEX
-        if rest == "workers":
-            return KeyKind.WORKER_INDEX
-        if rest.startswith("worker:"):
-            return KeyKind.WORKER
-        if rest.startswith("tombstone:"):
-            return KeyKind.TOMBSTONE
-        if rest.startswith("job:"):
-            return KeyKind.EVENTS if rest.endswith(":events") else KeyKind.JOB
-        return KeyKind.OTHER
+        return _classify_own(key[len(self.prefix):])
+
+
+_OWN_EXACT = {"jobs": KeyKind.JOB_INDEX, "workers": KeyKind.WORKER_INDEX,
+              "stats": KeyKind.STATS, "events": KeyKind.STATS,
+              **{f"jobs:{s.value}": KeyKind.STATUS_INDEX for s in JobStatus}}
+_OWN_PREFIXES = (("stats:m:", KeyKind.STATS), ("worker:", KeyKind.WORKER),
+                 ("tombstone:", KeyKind.TOMBSTONE))
+
+
+def _classify_own(rest: str) -> KeyKind:
+    """Label a key of jobtrail's own, *rest* being the key without the prefix."""
+    if rest in _OWN_EXACT:
+        return _OWN_EXACT[rest]
+    for prefix, kind in _OWN_PREFIXES:
+        if rest.startswith(prefix):
+            return kind
+    if rest.startswith("job:"):
+        return KeyKind.EVENTS if rest.endswith(":events") else KeyKind.JOB
+    return KeyKind.OTHER

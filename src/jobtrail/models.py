@@ -14,6 +14,7 @@ from typing import Any
 from jobtrail.errors import InvalidTransitionError
 
 __all__ = [
+    "LATENCY_BOUNDS_S",
     "TERMINAL_STATUSES",
     "TRANSITIONS",
     "TRANSITION_EVENTS",
@@ -72,6 +73,11 @@ TRANSITION_EVENTS: dict[JobStatus, EventType] = {
     JobStatus.COMPLETED: EventType.COMPLETED,
     JobStatus.FAILED: EventType.FAILED,
 }
+
+#: Upper bounds (seconds) of the processing-latency histogram kept in Redis
+#: (started_at -> finished_at), Prometheus-style buckets plus +Inf.
+LATENCY_BOUNDS_S: tuple[float, ...] = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                                       30.0, 60.0)
 
 TERMINAL_STATUSES: frozenset[JobStatus] = frozenset({JobStatus.COMPLETED, JobStatus.FAILED})
 

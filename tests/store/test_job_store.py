@@ -12,6 +12,7 @@ from jobtrail.keys import KeySpace
 from jobtrail.models import EventType, JobStatus
 from jobtrail.store import EventLog, JobStore
 from jobtrail.store.codec import encode_job
+from jobtrail.store.stats import LatencyHistogram, StatsStore, quantile
 
 
 def _dump(client: redis.Redis) -> dict[str, object]:
@@ -200,3 +201,37 @@ def test_events_stream_is_capped(main_db: redis.Redis, keys: KeySpace) -> None:
     # MAXLEN ~ trims whole radix-tree nodes (100 entries by default), so the
     # stream stays within one node of the cap instead of growing to 600 entries.
     assert main_db.xlen(keys.events(job.id)) <= 101
+
+
+def test_statistics_count_each_change_atomically(store: JobStore, main_db: redis.Redis,
+                                                 keys: KeySpace) -> None:
+
+
+    # Given two jobs, one completed and one failed
+    a, b = store.create("1 + 1"), store.create("2 + 2")
+    store.start(a.id, worker="w")
+    store.start(b.id, worker="w")
+    store.complete(a.id, {"text": "2", "latex": "2", "steps": []})
+    store.fail(b.id, "no")
+
+    counts, hist = StatsStore(main_db, keys).lifetime()
+
+    assert counts == {"created": 2, "started": 2, "completed": 1, "failed": 1}
+    assert hist.count == 2 and hist.buckets[0] == (0.01, 2)   # both took under 10 ms
+    assert 0 < (quantile(hist, 0.5) or 0) <= 0.01
+    minute = int(store.get(a.id).created_at // 60)
+    [m] = StatsStore(main_db, keys).minutes(minute, minute)
+    assert m.counts["created"] == 2
+    assert 0 < main_db.ttl(keys.stats_minute(minute)) <= 8 * 86400
+    feed = StatsStore(main_db, keys).recent_events(10)
+    assert [(e["job_id"], e["type"]) for e in feed][:2] == [(b.id, "failed"), (a.id, "completed")]
+    assert len(feed) == 6
+
+
+def test_quantile_interpolates_like_prometheus() -> None:
+
+
+    hist = LatencyHistogram(((1.0, 10), (2.0, 10), (float("inf"), 0)), 15.0)
+    assert quantile(hist, 0.5) == 1.0
+    assert quantile(hist, 0.75) == 1.5
+    assert quantile(LatencyHistogram(((1.0, 0), (float("inf"), 0)), 0.0), 0.5) is None

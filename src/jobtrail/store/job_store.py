@@ -24,6 +24,8 @@ from jobtrail.errors import (
 )
 from jobtrail.keys import KeySpace
 from jobtrail.models import (
+    LATENCY_BOUNDS_S,
+    TERMINAL_STATUSES,
     TRANSITION_EVENTS,
     EventType,
     Job,
@@ -33,7 +35,11 @@ from jobtrail.models import (
 from jobtrail.store.codec import decode_job, dump_result
 from jobtrail.store.scripts import load_script
 
-__all__ = ["JobStore", "new_job_id"]
+__all__ = ["STATS_MINUTE_TTL_S", "JobStore", "new_job_id"]
+
+#: Per-minute statistics are kept 8 days (the dashboard shows up to 7).
+STATS_MINUTE_TTL_S = 8 * 86_400
+LATENCY_BOUNDS_CSV = ",".join(repr(b) for b in LATENCY_BOUNDS_S)
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +77,10 @@ class JobStore:
 
     def _create_args(self, job: Job) -> tuple[list[str], list[str]]:
         k = self.keys
-        keys = [k.job(job.id), k.jobs(), k.jobs_by_status(JobStatus.PENDING), k.events(job.id)]
-        args = [job.id, repr(job.created_at), str(self.events_max_len), job.problem, job.kind]
+        keys = [k.job(job.id), k.jobs(), k.jobs_by_status(JobStatus.PENDING), k.events(job.id),
+                k.stats(), k.stats_minute(int(job.created_at // 60)), k.events_feed()]
+        args = [job.id, repr(job.created_at), str(self.events_max_len), job.problem, job.kind,
+                str(STATS_MINUTE_TTL_S)]
         return keys, args
 
     def create(self, problem: str, *, job_id: str | None = None, kind: str = "") -> Job:
@@ -165,7 +173,8 @@ class JobStore:
         at = now_s() if now is None else now
         k = self.keys
         sources = sorted(allowed_sources(to))
-        keys = [k.job(job_id), k.events(job_id), k.jobs_by_status(to),
+        keys = [k.job(job_id), k.events(job_id), k.jobs_by_status(to), k.stats(),
+                k.stats_minute(int(at // 60)), k.events_feed(),
                 *(k.jobs_by_status(s) for s in sources)]
         extra = dict(fields or {})
         ev = event or TRANSITION_EVENTS[to]
@@ -173,6 +182,7 @@ class JobStore:
             job_id, to.value, ",".join(sources), repr(at),
             "" if expected_version is None else str(expected_version),
             str(max_attempts) if count_attempt else "", str(self.events_max_len), ev.value,
+            LATENCY_BOUNDS_CSV if to in TERMINAL_STATUSES else "", str(STATS_MINUTE_TTL_S),
             str(len(extra)), *_pairs(extra), *_pairs(event_fields or {}),
         ]
         reply = self._run(self._transition, keys, args)

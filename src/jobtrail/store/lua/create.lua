@@ -3,11 +3,15 @@
 -- KEYS[2] = jobs index (sorted set, score created_at in epoch seconds)
 -- KEYS[3] = jobs:pending index
 -- KEYS[4] = job:<id>:events stream
+-- KEYS[5] = stats hash (lifetime counters)
+-- KEYS[6] = stats:m:<minute> hash (this minute's counters)
+-- KEYS[7] = the events feed stream (recent events of all jobs)
 -- ARGV[1] = job id
 -- ARGV[2] = created_at (epoch seconds, float as string)
 -- ARGV[3] = events stream MAXLEN (approximate; 0 = uncapped)
 -- ARGV[4] = problem text
 -- ARGV[5] = kind ("" when not known yet)
+-- ARGV[6] = seconds the minute hash is kept
 -- Returns: 1 when created, 0 when job:<id> already exists (nothing written).
 -- The field list matches store/codec.py encode_job() for a new job.
 if redis.call('EXISTS', KEYS[1]) == 1 then
@@ -18,10 +22,16 @@ redis.call('HSET', KEYS[1], 'id', ARGV[1], 'problem', ARGV[4], 'kind', ARGV[5],
            'worker', '', 'attempts', '0', 'result', '', 'error', '', 'version', '0')
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+redis.call('HINCRBY', KEYS[5], 'created', 1)
+redis.call('HINCRBY', KEYS[6], 'created', 1)
+redis.call('EXPIRE', KEYS[6], tonumber(ARGV[6]))
+local event = {'type', 'created', 'at', ARGV[2], 'status', 'pending'}
 local maxlen = tonumber(ARGV[3])
 if maxlen > 0 then
-  redis.call('XADD', KEYS[4], 'MAXLEN', '~', maxlen, '*', 'type', 'created', 'at', ARGV[2], 'status', 'pending')
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', maxlen, '*', unpack(event))
+  redis.call('XADD', KEYS[7], 'MAXLEN', '~', maxlen * 100, '*', 'job_id', ARGV[1], unpack(event))
 else
-  redis.call('XADD', KEYS[4], '*', 'type', 'created', 'at', ARGV[2], 'status', 'pending')
+  redis.call('XADD', KEYS[4], '*', unpack(event))
+  redis.call('XADD', KEYS[7], '*', 'job_id', ARGV[1], unpack(event))
 end
 return 1

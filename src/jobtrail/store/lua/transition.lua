@@ -1,8 +1,12 @@
--- Move a job to a new status atomically: check, write fields, move index entry, append event.
+-- Move a job to a new status atomically: check, write fields, move index entry, append
+-- event, count it in the statistics.
 -- KEYS[1] = job:<id> hash
 -- KEYS[2] = job:<id>:events stream
 -- KEYS[3] = jobs:<to> index (score = now, epoch seconds)
--- KEYS[4..] = jobs:<s> index of every status the job may be leaving (its entry is removed)
+-- KEYS[4] = stats hash (lifetime counters and latency histogram)
+-- KEYS[5] = stats:m:<minute> hash (this minute's counters and latency histogram)
+-- KEYS[6] = the events feed stream (recent events of all jobs)
+-- KEYS[7..] = jobs:<s> index of every status the job may be leaving (its entry is removed)
 -- ARGV[1] = job id
 -- ARGV[2] = target status
 -- ARGV[3] = allowed source statuses, comma separated (from models.TRANSITIONS)
@@ -10,10 +14,13 @@
 -- ARGV[5] = expected version, or "" for any
 -- ARGV[6] = "" to leave attempts alone; "0" to add 1 to attempts; n > 0 to add 1 unless
 --           attempts >= n already (then nothing is written: exhausted)
--- ARGV[7] = events stream MAXLEN (approximate; 0 = uncapped)
+-- ARGV[7] = events stream MAXLEN (approximate; 0 = uncapped); the feed keeps 100 times more
 -- ARGV[8] = event type
--- ARGV[9] = n, the number of hash field/value pairs that follow
--- ARGV[10 .. 9+2n] = hash field, value pairs; the rest = extra event field, value pairs
+-- ARGV[9] = latency histogram upper bounds in seconds, comma separated, ascending; when
+--           set, (now - started_at) is counted in the first bucket it fits ("inf" last)
+-- ARGV[10] = seconds the minute hash is kept
+-- ARGV[11] = n, the number of hash field/value pairs that follow
+-- ARGV[12 .. 11+2n] = hash field, value pairs; the rest = extra event field, value pairs
 -- Returns: {"ok", <HGETALL after>} | {"missing"} | {"invalid", <status>}
 --          | {"conflict", <version>} | {"exhausted", <attempts>}
 if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -31,11 +38,6 @@ local version = redis.call('HGET', KEYS[1], 'version') or '0'
 if ARGV[5] ~= '' and ARGV[5] ~= version then
   return {'conflict', version}
 end
-local n = tonumber(ARGV[9])
-local fields = {'status', ARGV[2], 'version', tostring(tonumber(version) + 1)}
-for i = 10, 9 + 2 * n do
-  fields[#fields + 1] = ARGV[i]
-end
 if ARGV[6] ~= '' then
   local attempts = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0')
   local max_attempts = tonumber(ARGV[6])
@@ -44,20 +46,44 @@ if ARGV[6] ~= '' then
   end
   redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 end
+local n = tonumber(ARGV[11])
+local fields = {'status', ARGV[2], 'version', tostring(tonumber(version) + 1)}
+for i = 12, 11 + 2 * n do
+  fields[#fields + 1] = ARGV[i]
+end
 redis.call('HSET', KEYS[1], unpack(fields))
-for i = 4, #KEYS do
+for i = 7, #KEYS do
   redis.call('ZREM', KEYS[i], ARGV[1])
 end
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
+-- statistics: counts per event type, and for finished jobs the processing latency
+redis.call('HINCRBY', KEYS[4], ARGV[8], 1)
+redis.call('HINCRBY', KEYS[5], ARGV[8], 1)
+redis.call('EXPIRE', KEYS[5], tonumber(ARGV[10]))
+if ARGV[9] ~= '' then
+  local started = tonumber(redis.call('HGET', KEYS[1], 'started_at') or '')
+  if started then
+    local latency = tonumber(ARGV[4]) - started
+    local bucket = 'inf'
+    for b in string.gmatch(ARGV[9], '[^,]+') do
+      if latency <= tonumber(b) then bucket = b break end
+    end
+    redis.call('HINCRBY', KEYS[4], 'latency_le_' .. bucket, 1)
+    redis.call('HINCRBYFLOAT', KEYS[4], 'latency_sum_s', latency)
+    redis.call('HINCRBY', KEYS[5], 'latency_le_' .. bucket, 1)
+  end
+end
 local event = {'type', ARGV[8], 'at', ARGV[4], 'from', status, 'status', ARGV[2],
                'attempt', redis.call('HGET', KEYS[1], 'attempts') or '0'}
-for i = 10 + 2 * n, #ARGV do
+for i = 12 + 2 * n, #ARGV do
   event[#event + 1] = ARGV[i]
 end
 local maxlen = tonumber(ARGV[7])
 if maxlen > 0 then
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*', unpack(event))
+  redis.call('XADD', KEYS[6], 'MAXLEN', '~', maxlen * 100, '*', 'job_id', ARGV[1], unpack(event))
 else
   redis.call('XADD', KEYS[2], '*', unpack(event))
+  redis.call('XADD', KEYS[6], '*', 'job_id', ARGV[1], unpack(event))
 end
 return {'ok', redis.call('HGETALL', KEYS[1])}
