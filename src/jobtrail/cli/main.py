@@ -18,6 +18,7 @@ import typer
 
 from jobtrail.cli import demo as demo_cmd
 from jobtrail.cli import doctor as doctor_cmd
+from jobtrail.cli import serve as serve_cmd
 from jobtrail.cli import server
 from jobtrail.cli import trace as trace_cmd
 from jobtrail.cli.context import CliState, runtime
@@ -42,6 +43,7 @@ app.command(name="demo")(demo_cmd.demo)
 app.command(name="trace")(trace_cmd.trace)
 app.command(name="workers")(trace_cmd.workers)
 app.command(name="doctor")(doctor_cmd.doctor)
+app.command(name="serve")(serve_cmd.serve)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 

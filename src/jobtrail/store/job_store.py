@@ -305,6 +305,53 @@ class JobStore:
             raise RedisUnavailableError("main DB", str(exc)) from exc
         return [decode_job(fields) for fields in rows if fields]
 
+    def page_jobs(self, *, status: JobStatus | None = None, limit: int = 50,
+                  after: tuple[float, str] | None = None,
+                  ) -> tuple[list[Job], tuple[float, str] | None]:
+        """Return up to *limit* jobs newest first, and the position to continue from.
+
+        Pages are keyed on (score, id) of the last job returned, not on an
+        offset, so jobs added meanwhile (newer scores) never shift later pages.
+        The score is created_at for all jobs, or the time the job entered
+        *status* when filtering by status.
+
+        Args:
+            status: Only jobs with this status (the `jobs:<status>` index).
+            limit: Page size, 1 or more.
+            after: The (score, id) returned with the previous page, or None.
+
+        Returns:
+            (jobs, next position or None when this was the last page).
+
+        Raises:
+            RedisUnavailableError: The main DB could not be reached.
+        """
+        index = self.keys.jobs() if status is None else self.keys.jobs_by_status(status)
+        try:
+            if after is None:
+                rows = cast(list[tuple[str, float]], self.client.zrevrangebyscore(
+                    index, "+inf", "-inf", start=0, num=limit + 1, withscores=True))
+            else:
+                score, last_id = after
+                with self.client.pipeline(transaction=False) as pipe:
+                    pipe.zrangebyscore(index, score, score, withscores=True)
+                    pipe.zrevrangebyscore(index, f"({score!r}", "-inf", start=0,
+                                          num=limit + 1, withscores=True)
+                    ties, older = pipe.execute()
+                # equal scores come in reverse lexical order: continue below last_id
+                same = sorted(((m, s) for m, s in ties if m < last_id), reverse=True)
+                rows = [*same, *older]
+            rows = rows[:limit + 1]
+            with self.client.pipeline(transaction=False) as pipe:
+                for job_id, _ in rows[:limit]:
+                    pipe.hgetall(self.keys.job(job_id))
+                records = cast(list[dict[str, str]], pipe.execute())
+        except redis.ConnectionError as exc:
+            raise RedisUnavailableError("main DB", str(exc)) from exc
+        jobs = [decode_job(fields) for fields in records if fields]
+        more = len(rows) > limit
+        return jobs, ((float(rows[limit - 1][1]), str(rows[limit - 1][0])) if more else None)
+
     def count_by_status(self) -> dict[JobStatus, int]:
         """Return the size of each `jobs:<status>` index.
 

@@ -12,11 +12,13 @@ from typing import Any, cast
 
 import redis
 
+from jobtrail.clock import now_s
 from jobtrail.errors import RedisUnavailableError
 from jobtrail.keys import KeySpace
-from jobtrail.models import LATENCY_BOUNDS_S
+from jobtrail.metrics import MetricsSnapshot
+from jobtrail.models import LATENCY_BOUNDS_S, JobStatus
 
-__all__ = ["LatencyHistogram", "MinuteStats", "StatsStore", "quantile"]
+__all__ = ["LatencyHistogram", "MinuteStats", "StatsStore", "quantile", "read_metrics"]
 
 _BUCKET_PREFIX = "latency_le_"
 
@@ -137,3 +139,53 @@ class StatsStore:
             raise RedisUnavailableError("main DB", str(exc)) from exc
         return [{"event_id": eid, **fields, "at": float(fields.get("at") or 0.0)}
                 for eid, fields in rows]
+
+
+def read_metrics(main: redis.Redis, broker: redis.Redis, results: redis.Redis,
+                 keys: KeySpace, *, visibility_timeout_s: float,
+                 archived_total: int = 0) -> MetricsSnapshot:
+    """Read the figures /metrics exports: two pipelines on the main DB, one on the others.
+
+    Raises:
+        RedisUnavailableError: A DB could not be reached.
+    """
+    now = now_s()
+    try:
+        with main.pipeline(transaction=False) as pipe:
+            for status in JobStatus:
+                pipe.zcard(keys.jobs_by_status(status))
+            pipe.hgetall(keys.stats())
+            pipe.zrange(keys.jobs_by_status(JobStatus.PENDING), 0, 0, withscores=True)
+            pipe.zrange(keys.jobs_by_status(JobStatus.PROCESSING), 0, -1, withscores=True)
+            pipe.zrange(keys.workers(), 0, -1)
+            pipe.info()
+            replies: list[Any] = pipe.execute()
+        n = len(JobStatus)
+        counts, stats, oldest, processing, names, main_info = (
+            replies[:n], replies[n], replies[n + 1], replies[n + 2], replies[n + 3],
+            replies[n + 4])
+        with main.pipeline(transaction=False) as pipe:
+            for job_id, _ in processing:
+                pipe.hget(keys.job(job_id), "worker")
+            for name in names:
+                pipe.exists(keys.worker(name))
+            tail = pipe.execute()
+        workers_of, alive = tail[:len(processing)], tail[len(processing):]
+        live = {name for name, up in zip(names, alive, strict=True) if up}
+        queue_length = int(broker.llen(keys.queue()))
+        infos = {"main": main_info, "broker": broker.info(), "results": results.info()}
+    except redis.ConnectionError as exc:
+        raise RedisUnavailableError("a Redis DB", str(exc)) from exc
+    stale = sum(1 for (_, started), worker in zip(processing, workers_of, strict=True)
+                if worker not in live or now - float(started) > visibility_timeout_s)
+    hist = _histogram(stats)
+    return MetricsSnapshot(
+        jobs_by_status={s.value: int(c) for s, c in zip(JobStatus, counts, strict=True)},
+        event_totals=_counts(stats), latency_buckets=hist.buckets, latency_sum_s=hist.sum_s,
+        queue_length=queue_length,
+        oldest_pending_age_s=max(0.0, now - float(oldest[0][1])) if oldest else 0.0,
+        stale_jobs=stale, live_workers=len(live), archived_total=archived_total,
+        redis_expired_keys={r: int(i.get("expired_keys", 0)) for r, i in infos.items()},
+        redis_evicted_keys={r: int(i.get("evicted_keys", 0)) for r, i in infos.items()},
+        redis_used_memory_bytes={r: int(i.get("used_memory", 0)) for r, i in infos.items()},
+    )

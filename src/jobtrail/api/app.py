@@ -1,0 +1,79 @@
+"""create_app(settings): the FastAPI app; it wires routers, handlers and the lifespan only.
+
+Invariant: the app never imports SymPy (it sends tasks by name) and every
+error leaves it as JSON (api/error_handlers.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CollectorRegistry
+
+from jobtrail import __version__
+from jobtrail.api.deps import Services
+from jobtrail.api.error_handlers import install_error_handlers
+from jobtrail.api.routes import dashboard, health, jobs, metrics
+from jobtrail.config import Settings
+from jobtrail.connections import open_clients
+from jobtrail.jobs import JobService
+from jobtrail.keys import KeySpace
+from jobtrail.metrics import JobtrailCollector
+from jobtrail.store import JobStore
+from jobtrail.store.stats import StatsStore, read_metrics
+from jobtrail.worker.app import create_celery_app
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger(__name__)
+
+
+def build_services(settings: Settings) -> Services:
+    """Open the clients and build the services of *settings* (URLs resolved).
+
+    Raises:
+        ConfigError: A Redis URL is unset.
+    """
+    clients = open_clients(settings)
+    keys = KeySpace(settings.key_prefix, settings.queue)
+    store = JobStore(clients.main, keys, events_max_len=settings.events_max_len)
+    celery = create_celery_app(settings)
+    return Services(settings, clients, keys, store, StatsStore(clients.main, keys), celery,
+                    JobService(store, celery))
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Return the API, dashboard and /metrics app for *settings*.
+
+    Args:
+        settings: Settings with resolved Redis URLs (embedded.resolve_settings).
+
+    Raises:
+        ConfigError: A Redis URL is unset.
+    """
+    services = build_services(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        services.clients.close()
+
+    app = FastAPI(title="jobtrail", version=__version__, lifespan=lifespan,
+                  description="Math-problem jobs on Celery + Redis, every job accounted for.")
+    app.state.services = services
+    registry = CollectorRegistry()
+    registry.register(JobtrailCollector(lambda: read_metrics(
+        services.clients.main, services.clients.broker, services.clients.results,
+        services.keys, visibility_timeout_s=settings.visibility_timeout_s)))
+    app.state.metrics_registry = registry
+    install_error_handlers(app)
+    for module in (jobs, health, metrics, dashboard):
+        app.include_router(module.router)
+    static = resources.files("jobtrail.api").joinpath("static")
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
+    return app

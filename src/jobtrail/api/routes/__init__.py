@@ -1,0 +1,1 @@
+"""One APIRouter per module; api/app.py only wires them."""

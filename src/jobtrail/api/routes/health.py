@@ -1,0 +1,47 @@
+"""/health: each Redis DB and at least one live worker, with latencies."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import redis
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+
+from jobtrail.api.deps import Services, get_services
+from jobtrail.store.heartbeats import HeartbeatStore
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["operations"])
+
+
+def _ping(client: redis.Redis) -> dict[str, Any]:
+    start = time.perf_counter()
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        return {"ok": False, "error": str(exc)}
+    return {"ok": True, "latency_ms": round((time.perf_counter() - start) * 1000, 3)}
+
+
+@router.get("/health")
+def health(svc: Annotated[Services, Depends(get_services)]) -> JSONResponse:
+    """Report each Redis DB (ping latency) and the live workers; 503 unless all are healthy."""
+    checks: dict[str, Any] = {
+        "main": _ping(svc.clients.main), "broker": _ping(svc.clients.broker),
+        "results": _ping(svc.clients.results)}
+    if checks["main"]["ok"]:
+        start = time.perf_counter()
+        live = [w.name for w in HeartbeatStore(svc.clients.main, svc.keys).list_workers()
+                if w.alive]
+        checks["workers"] = {"ok": bool(live), "live": live,
+                             "latency_ms": round((time.perf_counter() - start) * 1000, 3)}
+        if not live:
+            checks["workers"]["error"] = "no live worker: start one with `jobtrail worker`"
+    else:
+        checks["workers"] = {"ok": False, "error": "main DB unreachable"}
+    healthy = all(c["ok"] for c in checks.values())
+    return JSONResponse({"status": "ok" if healthy else "unhealthy", "checks": checks},
+                        status_code=200 if healthy else 503)

@@ -1,0 +1,92 @@
+"""/jobs: submit, read, list with cursor pagination, trace, restore."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, status
+from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse
+
+from jobtrail.api.deps import Services, get_services
+from jobtrail.api.schemas import ErrorBody, JobIn, JobOut, JobPage, JobsOut, error_body
+from jobtrail.keys import JOB_ID_PATTERN
+from jobtrail.models import JobStatus
+from jobtrail.trace import trace_job
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["jobs"])
+Svc = Annotated[Services, Depends(get_services)]
+JobId = Annotated[str, PathParam(pattern=JOB_ID_PATTERN.pattern, max_length=128)]
+
+_ERRORS: dict[int | str, dict[str, object]] = {
+    404: {"model": ErrorBody, "description": "No such job; the body carries its trace verdict"},
+    422: {"model": ErrorBody, "description": "Invalid request"},
+    503: {"model": ErrorBody, "description": "Redis unavailable"},
+}
+
+
+def _encode_cursor(position: tuple[float, str] | None) -> str | None:
+    if position is None:
+        return None
+    return base64.urlsafe_b64encode(f"{position[0]!r}|{position[1]}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[float, str] | None:
+    try:
+        score, job_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
+        return float(score), job_id
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return None
+
+
+@router.post("/jobs", status_code=status.HTTP_202_ACCEPTED,
+             response_model=JobOut | JobsOut, responses=_ERRORS)
+def submit(body: JobIn, svc: Svc) -> JobOut | JobsOut:
+    """Submit one problem (`problem`) or a batch of up to 1,000 (`problems`).
+
+    The jobs are pending when this returns; poll `GET /jobs/{id}`.
+    """
+    if body.problems is not None:
+        return JobsOut(jobs=[JobOut.of(j) for j in svc.jobs.submit_many(body.problems)])
+    assert body.problem is not None
+    return JobOut.of(svc.jobs.submit(body.problem))
+
+
+@router.get("/jobs", response_model=JobPage, responses=_ERRORS)
+def list_jobs(
+    svc: Svc,
+    status_: Annotated[JobStatus | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> JobPage | JSONResponse:
+    """List jobs newest first, `limit` a page; `next_cursor` continues, stable under inserts."""
+    after = None
+    if cursor:
+        after = _decode_cursor(cursor)
+        if after is None:
+            return JSONResponse(error_body("validation_error", "cursor: not a cursor this API "
+                                           "returned"), status_code=422)
+    jobs, position = svc.store.page_jobs(status=status_, limit=limit, after=after)
+    return JobPage(jobs=[JobOut.of(j) for j in jobs], next_cursor=_encode_cursor(position))
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut, responses=_ERRORS)
+def get_job(job_id: JobId, svc: Svc) -> JobOut | JSONResponse:
+    """Return one job; a 404 says what became of it (purged, evicted, unknown, ...)."""
+    job = svc.store.find(job_id)
+    if job is None:
+        result = trace_job(svc.trace_sources(), job_id)
+        return JSONResponse(error_body("job_not_found", f"job {job_id} not found",
+                                       job_id=job_id, fate=result.fate.value,
+                                       verdict=result.verdict), status_code=404)
+    return JobOut.of(job)
+
+
+@router.get("/jobs/{job_id}/trace", responses=_ERRORS)
+def trace(job_id: JobId, svc: Svc) -> dict[str, object]:
+    """Return the fate of a job id with its verdict, timeline and the evidence of each store."""
+    return trace_job(svc.trace_sources(), job_id).to_dict()

@@ -1,0 +1,26 @@
+"""`jobtrail serve`: the REST API, dashboard and /metrics (uvicorn)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from jobtrail.api.app import create_app
+from jobtrail.cli.context import runtime
+from jobtrail.cli.output import err
+
+__all__ = ["serve"]
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
+) -> None:
+    """Serve the REST API (/docs), the dashboard (/) and Prometheus metrics (/metrics)."""
+    rt = runtime(ctx)
+    app = create_app(rt.settings)
+    err.print(f"jobtrail API on http://{host}:{port}/ (docs at /docs, metrics at /metrics)")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
