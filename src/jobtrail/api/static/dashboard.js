@@ -23,8 +23,8 @@ function renderCharts(series) {
       throughput: new uPlot({ width, height: 220, series: [{}, { label: "submitted", stroke: "#36c" },
         { label: "completed", stroke: "#070" }, { label: "failed", stroke: "#b00" }] },
         tp, document.getElementById("chart-throughput")),
-      latency: new uPlot({ width, height: 220, series: [{}, { label: "p50", stroke: "#36c" },
-        { label: "p95", stroke: "#a60" }] }, lat, document.getElementById("chart-latency")),
+      latency: new uPlot({ width, height: 220, series: [{}, { label: "p50", stroke: "#36c", points: { show: true, size: 6 } },
+        { label: "p95", stroke: "#a60", points: { show: true, size: 6 } }] }, lat, document.getElementById("chart-latency")),
     };
   } else {
     charts.throughput.setData(tp);
