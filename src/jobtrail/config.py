@@ -85,6 +85,9 @@ class Settings(BaseSettings):
         10.0, description="Seconds between worker heartbeats; a worker silent for 3 of them "
         "is gone."
     )
+    worker_metrics_port: int = Field(
+        0, description="TCP port where `jobtrail worker` serves Prometheus metrics; 0: none."
+    )
     worker_concurrency: int = Field(
         0, description="Pool processes of `jobtrail worker`; 0 means one per CPU."
     )

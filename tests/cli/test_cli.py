@@ -8,9 +8,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from jobtrail.config import Settings
+from jobtrail.embedded import free_port
 from jobtrail.jobs import JobService
 from jobtrail.store import JobStore
 from jobtrail.worker.app import create_celery_app
@@ -128,7 +130,9 @@ def test_trace_cli_unknown_and_malformed(settings: Settings, store: JobStore) ->
 @pytest.mark.slow
 def test_workers_lists_live_worker_and_its_job(settings: Settings, store: JobStore,
                                                worker_process: Any) -> None:
-    fast = settings.model_copy(update={"heartbeat_interval_s": 0.5})
+    metrics_port = free_port()
+    fast = settings.model_copy(update={"heartbeat_interval_s": 0.5,
+                                       "worker_metrics_port": metrics_port})
     proc = worker_process(fast, hostname="lister")
     job = JobService(store, create_celery_app(fast)).submit(
         "integrate exp(x^2)*sin(x)^5*cos(x)^3 dx")
@@ -139,6 +143,10 @@ def test_workers_lists_live_worker_and_its_job(settings: Settings, store: JobSto
 
     rows = wait_until(listed, timeout_s=30, message="the worker to report its job")
     assert rows[0]["name"].startswith("lister@") and rows[0]["alive"] is True
+    # the worker exports the metrics itself
+    metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+    assert "jobtrail_live_workers 1.0" in metrics
+    assert 'jobtrail_jobs{status="processing"} 1.0' in metrics
     proc.stop()
     rows = json.loads(run(fast, "workers", "--json").stdout)
     assert rows[0]["alive"] is False

@@ -28,6 +28,7 @@ from jobtrail.errors import ConfigError, JobNotFoundError, JobtrailError
 from jobtrail.keys import JOB_ID_PATTERN
 from jobtrail.logconfig import log_config
 from jobtrail.models import TERMINAL_STATUSES, JobStatus
+from jobtrail.worker.app import SETTINGS_KEY
 
 __all__ = ["app", "main"]
 
@@ -151,9 +152,14 @@ def worker(
         min=1)] = None,
     hostname: Annotated[str | None, typer.Option(help="Worker node name.")] = None,
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+    metrics_port: Annotated[int | None, typer.Option(
+        help="Serve Prometheus metrics on 127.0.0.1:PORT.", min=1, max=65535)] = None,
 ) -> None:
     """Run a Celery worker that solves jobs (prefork pool; Ctrl-C for a warm shutdown)."""
     rt = runtime(ctx)
+    if metrics_port:
+        rt.celery.conf[SETTINGS_KEY] = rt.settings.model_copy(
+            update={"worker_metrics_port": metrics_port})
     argv = ["worker", "--pool", "prefork", "--loglevel", loglevel, "-Q", rt.settings.queue,
             "--hostname", hostname or f"jobtrail-{os.getpid()}@{socket.gethostname()}",
             "--without-mingle", "--without-gossip"]

@@ -14,12 +14,15 @@ from typing import Any
 
 from celery.signals import worker_ready, worker_shutdown
 from celery.worker import state as worker_state
+from prometheus_client import CollectorRegistry, start_http_server
 
 from jobtrail.clock import now_s
 from jobtrail.connections import connect
 from jobtrail.errors import RedisUnavailableError
 from jobtrail.keys import KeySpace
+from jobtrail.metrics import JobtrailCollector
 from jobtrail.store.heartbeats import HeartbeatStore
+from jobtrail.store.stats import read_metrics
 from jobtrail.worker.app import SETTINGS_KEY
 
 __all__ = ["HeartbeatThread"]
@@ -83,6 +86,20 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
     store = HeartbeatStore(connect(main_url), KeySpace(settings.key_prefix, settings.queue))
     _thread = HeartbeatThread(store, str(sender.hostname), settings.heartbeat_interval_s)
     _thread.start()
+    if settings.worker_metrics_port:
+        _serve_metrics(settings)
+
+
+def _serve_metrics(settings: Any) -> None:
+    """Export jobtrail's metrics from this worker (prometheus_client's HTTP server)."""
+    main_url, broker_url, results_url = settings.require_urls()
+    keys = KeySpace(settings.key_prefix, settings.queue)
+    main, broker, results = connect(main_url), connect(broker_url), connect(results_url)
+    registry = CollectorRegistry()
+    registry.register(JobtrailCollector(lambda: read_metrics(
+        main, broker, results, keys, visibility_timeout_s=settings.visibility_timeout_s)))
+    start_http_server(settings.worker_metrics_port, addr="127.0.0.1", registry=registry)
+    logger.info("worker metrics on 127.0.0.1 port=%s", settings.worker_metrics_port)
 
 
 @worker_shutdown.connect  # type: ignore[untyped-decorator]  # celery ships no types
