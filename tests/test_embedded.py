@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import time
 from pathlib import Path
 
 import redis
@@ -66,3 +68,41 @@ def test_configured_urls_are_not_touched(tmp_path: Path) -> None:
                              results_url="redis://h:1/3", state_dir=tmp_path)
     assert resolve_settings(settings) is settings
     assert not (tmp_path / "redis").exists()
+
+
+def test_foreign_server_on_recorded_port_is_never_claimed(tmp_path: Path) -> None:
+    # Given an embedded server that ran once and stopped, and a foreign Redis on its port
+    data = tmp_path / "state" / "redis"
+    first, _ = ensure_server(data)
+    stop_server(data)
+    foreign = EmbeddedRedis(tmp_path / "foreign", port=first.port)
+    foreign.start("--appendonly", "no")
+    try:
+        # When jobtrail needs its server again
+        again, started = ensure_server(data)
+        try:
+            # Then it starts its own on another port, and the foreign server is untouched
+            assert started and again.port != first.port
+            assert read_server_info(data) == again
+            assert foreign.client().dbsize() == 0
+        finally:
+            stop_server(data)
+    finally:
+        foreign.stop()
+
+
+def test_busy_recorded_port_falls_back_fast(tmp_path: Path) -> None:
+    data = tmp_path / "state" / "redis"
+    first, _ = ensure_server(data)
+    stop_server(data)
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", first.port))
+        squatter.listen()
+        start = time.monotonic()
+        again, _ = ensure_server(data)
+        try:
+            assert again.port != first.port
+            assert time.monotonic() - start < 5
+        finally:
+            stop_server(data)

@@ -23,7 +23,7 @@ from jobtrail.worker import tasks
 from jobtrail.worker.app import create_celery_app
 from tests.conftest import make_settings
 from tests.helpers.processes import WorkerProcess
-from tests.helpers.waiting import wait_until
+from tests.helpers.waiting import job_finished, wait_until
 
 #: About 2 s of SymPy work in a fresh process: long enough to be killed mid-way.
 MEDIUM_PROBLEM = "integrate exp(x)*sin(x)^3*cos(x)^2 dx"
@@ -57,9 +57,6 @@ def thread_worker(service: JobService) -> Iterator[Any]:
         yield worker
 
 
-def _finished(store: JobStore, job_id: str) -> bool:
-    return store.get(job_id).status in (JobStatus.COMPLETED, JobStatus.FAILED)
-
 
 def test_pending_jobs_report_their_queue_position(settings: Settings, service: JobService,
                                                   main_db: redis.Redis) -> None:
@@ -77,9 +74,10 @@ def test_pending_jobs_report_their_queue_position(settings: Settings, service: J
 
 
 def test_completed_with_result_ttl(settings: Settings, service: JobService, store: JobStore,
-                                   thread_worker: Any) -> None:
+                                   results_db: redis.Redis, thread_worker: Any) -> None:
     job = service.submit("solve x^2 - 5x + 6 = 0")
-    wait_until(lambda: _finished(store, job.id), timeout_s=20, message="job to finish")
+    wait_until(lambda: job_finished(store, job.id, results_db), timeout_s=20,
+               message="job to finish")
 
     result = trace(settings, job.id)
 
@@ -95,9 +93,11 @@ def test_completed_with_result_ttl(settings: Settings, service: JobService, stor
 
 
 def test_failed_job_reports_its_reason(settings: Settings, service: JobService,
-                                       store: JobStore, thread_worker: Any) -> None:
+                                       store: JobStore, results_db: redis.Redis,
+                                       thread_worker: Any) -> None:
     job = service.submit("9^9^9")
-    wait_until(lambda: _finished(store, job.id), timeout_s=20, message="job to finish")
+    wait_until(lambda: job_finished(store, job.id, results_db), timeout_s=20,
+               message="job to finish")
 
     result = trace(settings, job.id)
 
@@ -113,7 +113,7 @@ def test_result_expired(redis_server: EmbeddedRedis, tmp_path: Path, main_db: re
     service = JobService(store, create_celery_app(settings))
     with start_worker(service.app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
         job = service.submit("evaluate 2^10 / 4")
-        wait_until(lambda: _finished(store, job.id), timeout_s=20, message="job to finish")
+        wait_until(lambda: job_finished(store, job.id), timeout_s=20, message="job to finish")
     results = redis_server.client(12)
     wait_until(lambda: not results.exists(keys.celery_result(job.id)), timeout_s=5,
                message="the Celery result to expire")
@@ -126,9 +126,10 @@ def test_result_expired(redis_server: EmbeddedRedis, tmp_path: Path, main_db: re
 
 def test_deleted_outside_jobtrail(settings: Settings, service: JobService, store: JobStore,
                                   main_db: redis.Redis, keys: KeySpace,
-                                  thread_worker: Any) -> None:
+                                  results_db: redis.Redis, thread_worker: Any) -> None:
     job = service.submit("2 + 2")
-    wait_until(lambda: _finished(store, job.id), timeout_s=20, message="job to finish")
+    wait_until(lambda: job_finished(store, job.id, results_db), timeout_s=20,
+               message="job to finish")
 
     # When another client deletes the record
     other = redis.Redis.from_url(settings.main_url or "")
@@ -167,9 +168,13 @@ def test_evicted(private_redis: EmbeddedRedis, tmp_path: Path) -> None:
     assert int(client.info("stats")["evicted_keys"]) > 0
     gone = [j for j in jobs if not client.exists(keys.job(j.id))]
     assert gone, "no job record was evicted"
+    # (a job whose every key was evicted leaves no trace at all: trace calls it unknown)
+    traced = [j for j in gone if client.zscore(keys.jobs(), j.id) is not None
+              or client.exists(keys.events(j.id))]
+    assert traced, "the jobs index was evicted too"
 
     # Then trace names eviction for a job whose record went, citing the counter
-    result = trace(settings, gone[0].id)
+    result = trace(settings, traced[0].id)
     assert result.fate is Fate.EVICTED
     assert "maxmemory-policy allkeys-lru" in result.verdict
     assert result.evidence.main.evicted_keys > 0
@@ -206,7 +211,7 @@ def test_worker_killed_mid_task_is_stale_then_redelivered_and_completed(
 
     # And a new worker gets the message after the visibility timeout and completes it
     worker_process(settings, hostname="rescuer")
-    wait_until(lambda: _finished(store, job.id), timeout_s=40, message="redelivery")
+    wait_until(lambda: job_finished(store, job.id), timeout_s=40, message="redelivery")
     final = store.get(job.id)
     assert final.status is JobStatus.COMPLETED and final.attempts == 2
     assert final.worker.startswith("rescuer@")

@@ -10,6 +10,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values  # pydantic-settings' own dotenv reader
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -21,6 +22,8 @@ __all__ = ["ENV_FILE_VAR", "Settings", "default_state_dir", "get_settings", "loa
 
 ENV_FILE_VAR = "JOBTRAIL_ENV_FILE"
 _PREFIX = "JOBTRAIL_"
+#: JOBTRAIL_* variables that are not settings (JOBTRAIL_TEST_* belong to the test suite).
+_NOT_SETTINGS = frozenset({ENV_FILE_VAR})
 
 
 def default_state_dir() -> Path:
@@ -38,7 +41,8 @@ class Settings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(
-        env_prefix=_PREFIX, extra="forbid", frozen=True, validate_default=True
+        env_prefix=_PREFIX, extra="forbid", frozen=True, validate_default=True,
+        allow_inf_nan=False,
     )
 
     main_url: str | None = Field(
@@ -51,7 +55,8 @@ class Settings(BaseSettings):
         None, description="Redis URL of Celery's result backend DB; unset: embedded server DB 12."
     )
     key_prefix: str = Field("", description="Prefix of every jobtrail key in the main DB.")
-    queue: str = Field("jobtrail", description="Name of the Celery queue solve tasks go to.")
+    queue: str = Field("jobtrail", min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$",
+                       description="Name of the Celery queue solve tasks go to.")
     state_dir: Path = Field(
         default_factory=default_state_dir,
         description="Directory of the embedded Redis data, the archive and logs.",
@@ -100,7 +105,8 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "result_expires_s", "visibility_timeout_s", "solver_memory_limit_bytes", "events_max_len"
+        "result_expires_s", "visibility_timeout_s", "solver_memory_limit_bytes", "events_max_len",
+        "worker_concurrency", "worker_metrics_port",
     )
     @classmethod
     def _not_negative(cls, value: int) -> int:
@@ -119,8 +125,20 @@ class Settings(BaseSettings):
     @field_validator("main_url", "broker_url", "results_url")
     @classmethod
     def _redis_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+        if value is None:
+            return value
+        if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        try:
+            parts = urlsplit(value)
+            _ = parts.port  # raises ValueError for a port that is not a number
+            db = parts.path.lstrip("/")
+        except ValueError as exc:
+            raise ValueError(f"is not a valid URL ({exc})") from exc
+        if parts.scheme != "unix" and not parts.hostname:
+            raise ValueError("has no host")
+        if db and not db.isdigit() and parts.scheme != "unix":
+            raise ValueError(f"database {db!r} is not a number")
         return value
 
     @model_validator(mode="after")
@@ -170,7 +188,12 @@ def _read_env_file(path: Path) -> dict[str, str]:
         raise ConfigError(f"env file {path} does not exist", setting=ENV_FILE_VAR)
     known = {f"{_PREFIX}{name}".upper() for name in Settings.model_fields}
     values: dict[str, str] = {}
-    for key, value in dotenv_values(path).items():
+    try:
+        entries = dotenv_values(path, encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"env file {path} cannot be read: {exc}", setting=ENV_FILE_VAR
+                          ) from exc
+    for key, value in entries.items():
         upper = key.upper()
         if upper not in known:
             raise ConfigError(f"unknown setting {key} in env file {path}", setting=key)
@@ -186,16 +209,21 @@ def load_settings(env_file: str | Path | None = None, **overrides: Any) -> Setti
     the env file (*env_file*, else `$JOBTRAIL_ENV_FILE`), defaults.
 
     Raises:
-        ConfigError: A value is malformed or inconsistent, or the env file has
-            a key that is not a jobtrail setting; the message names it.
+        ConfigError: A value is malformed or inconsistent, or the env file or
+            the environment has a JOBTRAIL_ key that is not a setting (a typo
+            would otherwise be silently ignored); the message names it.
     """
     path = env_file or os.environ.get(ENV_FILE_VAR)
     file_values = _read_env_file(Path(path)) if path else {}
-    env_values = {
-        k[len(_PREFIX):].lower(): v
-        for k, v in os.environ.items()
-        if k.upper().startswith(_PREFIX) and k[len(_PREFIX):].lower() in Settings.model_fields
-    }
+    env_values: dict[str, str] = {}
+    for key, value in os.environ.items():
+        if not key.upper().startswith(_PREFIX) or key.upper() in _NOT_SETTINGS or \
+                key.upper().startswith(f"{_PREFIX}TEST_"):
+            continue
+        name = key[len(_PREFIX):].lower()
+        if name not in Settings.model_fields:
+            raise ConfigError(f"unknown setting {key} in the environment", setting=key)
+        env_values[name] = value
     values: dict[str, Any] = {**file_values, **env_values, **overrides}
     try:
         # model_validate skips BaseSettings.__init__, so values come only from `values`

@@ -14,9 +14,31 @@ import redis
 
 from jobtrail.clock import monotonic_s
 from jobtrail.config import Settings
-from jobtrail.errors import RedisUnavailableError
+from jobtrail.errors import JobtrailError, RedisCommandError, RedisUnavailableError
 
-__all__ = ["Clients", "connect", "mask_url", "open_clients", "wait_until_ready"]
+__all__ = [
+    "REDIS_ERRORS",
+    "Clients",
+    "connect",
+    "mask_url",
+    "open_clients",
+    "wait_until_ready",
+    "wrap_redis_error",
+]
+
+#: What a Redis call can raise; wrap_redis_error() turns each into a JobtrailError.
+REDIS_ERRORS = (redis.RedisError,)
+
+
+def wrap_redis_error(what: str, exc: Exception) -> JobtrailError:
+    """Return the JobtrailError for a redis-py exception raised while talking to *what*.
+
+    Connection problems and timeouts become RedisUnavailableError; error
+    replies (OOM, WRONGTYPE, NOSCRIPT...) RedisCommandError.
+    """
+    if isinstance(exc, redis.ResponseError):
+        return RedisCommandError(what, str(exc))
+    return RedisUnavailableError(what, str(exc) or type(exc).__name__)
 
 
 def mask_url(url: str) -> str:

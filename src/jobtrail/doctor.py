@@ -208,7 +208,8 @@ def run_checks(settings: Settings, clients: dict[str, redis.Redis], keys: KeySpa
         Findings in check order; severity ERROR means jobs can be lost or hidden.
 
     Raises:
-        redis.ConnectionError: A DB could not be reached (the CLI reports it).
+        redis.RedisError: A DB could not be reached or refused a command (the
+            interfaces wrap it with connections.wrap_redis_error).
     """
     findings = list(_eviction(settings, clients))
     findings.append(_persistence(settings, clients["main"]))

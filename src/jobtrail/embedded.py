@@ -145,12 +145,22 @@ class EmbeddedRedis:
             EmbeddedRedisError: The binary is missing or the server did not
                 answer before the deadline (the message carries its log tail).
         """
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise EmbeddedRedisError(f"cannot use {self.data_dir} for Redis data: {exc}") from exc
         binary = self.binary or find_redis_server()
         pidfile = self.data_dir / "redis.pid"
         fixed_port = self.port
         for _attempt in range(3):
             port = fixed_port if fixed_port is not None else free_port()
+            if not _port_free(port):
+                if fixed_port is not None:
+                    raise EmbeddedRedisError(f"port {port} on 127.0.0.1 is already in use")
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                pidfile.unlink()
+            log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
             cmd = [
                 binary, "--port", str(port), "--bind", "127.0.0.1", "--protected-mode", "yes",
                 "--dir", str(self.data_dir), "--logfile", str(self.log_path),
@@ -165,36 +175,56 @@ class EmbeddedRedis:
                 self.process.wait(timeout=timeout_s)  # the launcher exits once forked
                 self.process = None
             self.port, self._args = port, args
-            if self._wait_ready(timeout_s):
-                pid = _read_pid(pidfile) if detach else self.process.pid  # type: ignore[union-attr]
+            pid = self._wait_ready(timeout_s, pidfile if detach else None, log_offset)
+            if pid:
                 info = ServerInfo(port, pid, str(self.data_dir), binary)
                 self.info_path.write_text(json.dumps(dataclasses.asdict(info)))
                 logger.info("embedded redis started port=%s pid=%s", port, pid)
                 return info
             self._reap()
-            if "Address already in use" not in self._log_tail():
+            if "already in use" not in self._log_tail() or fixed_port is not None:
                 break
         raise EmbeddedRedisError(
             f"redis-server did not start on port {self.port}: {self._log_tail() or 'no log'}"
         )
 
-    def _wait_ready(self, timeout_s: float) -> bool:
+    def _wait_ready(self, timeout_s: float, pidfile: Path | None, log_offset: int) -> int:
+        """Wait until *our* server answers PING; return its pid, or 0 on failure.
+
+        A server that answers but reports another process id is not ours (a
+        foreign Redis took the port), and counts as a failure.
+        """
         deadline = monotonic_s() + timeout_s
         assert self.port is not None
         client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1)
         try:
             while monotonic_s() < deadline:
                 if self.process is not None and self.process.poll() is not None:
-                    return False
+                    return 0
+                if pidfile is not None and self._log_says_failed(log_offset):
+                    return 0
                 try:
-                    if client.ping():
-                        return True
+                    server_pid = int(client.info("server").get("process_id", 0))
                 except redis.RedisError:
-                    pass
+                    server_pid = 0
+                expected = (self.process.pid if self.process is not None
+                            else _read_pid(pidfile) if pidfile is not None else 0)
+                if server_pid and server_pid == expected:
+                    return server_pid
                 time.sleep(0.02)
-            return False
+            return 0
         finally:
             client.close()
+
+    def _log_says_failed(self, offset: int) -> bool:
+        try:
+            with open(self.log_path, errors="replace") as log:
+                log.seek(offset)
+                text = log.read()
+        except OSError:
+            return False
+        return "already in use" in text or "Could not create server" in text or \
+            "# Fatal" in text or "FATAL" in text
 
     def _log_tail(self) -> str:
         try:
@@ -234,6 +264,20 @@ class EmbeddedRedis:
         """Stop (if running) and start again on the same port and data directory."""
         self.stop()
         return self.start(*(args or self._args))
+
+
+def _port_free(port: int) -> bool:
+    """Return True when nothing listens on 127.0.0.1:*port*.
+
+    SO_REUSEADDR, as redis-server sets it, so a port in TIME_WAIT counts as free.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _read_pid(pidfile: Path) -> int:
@@ -280,8 +324,12 @@ def read_server_info(data_dir: Path) -> ServerInfo | None:
 
 @contextlib.contextmanager
 def _locked(data_dir: Path) -> Iterator[None]:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    with open(data_dir / "launch.lock", "w") as lock:
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        lock = open(data_dir / "launch.lock", "w")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise EmbeddedRedisError(f"cannot use {data_dir} for Redis data: {exc}") from exc
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield

@@ -9,10 +9,12 @@ a module boundary; library errors (redis, sqlalchemy) are wrapped here with
     JobtrailError
     ├── ConfigError                      (setting)         bad or unknown setting; CLI exit 2
     ├── RedisUnavailableError            (url)             a Redis DB cannot be reached; CLI exit 1
+    ├── RedisCommandError                (what)            Redis refused a command (OOM, WRONGTYPE)
     ├── EmbeddedRedisError                                  embedded redis-server cannot start
     ├── StoreError
     │   ├── JobNotFoundError             (job_id)          no job:<id> hash
     │   ├── InvalidTransitionError       (job_id, from_, to) transition not in TRANSITIONS
+    │   ├── MalformedRecordError         (job_id, reason)  job:<id> was not written by jobtrail
     │   ├── ConcurrentUpdateError        (job_id, version) the record changed under us
     │   └── AttemptsExhaustedError       (job_id, attempts) started max_attempts times already
     └── ProblemError                                        the job ends `failed` with the reason
@@ -33,9 +35,11 @@ __all__ = [
     "InvalidTransitionError",
     "JobNotFoundError",
     "JobtrailError",
+    "MalformedRecordError",
     "ProblemError",
     "ProblemParseError",
     "ProblemTooLargeError",
+    "RedisCommandError",
     "RedisUnavailableError",
     "SolverMemoryLimitError",
     "SolverTimeoutError",
@@ -65,6 +69,15 @@ class RedisUnavailableError(JobtrailError):
         self.reason = reason
 
 
+class RedisCommandError(JobtrailError):
+    """Raised when Redis answers a command with an error (out of memory, wrong key type)."""
+
+    def __init__(self, what: str, reason: str) -> None:
+        super().__init__(f"{what} refused a command: {reason}")
+        self.what = what
+        self.reason = reason
+
+
 class EmbeddedRedisError(JobtrailError):
     """Raised when the embedded redis-server cannot be found, started or stopped."""
 
@@ -89,6 +102,15 @@ class InvalidTransitionError(StoreError):
         self.job_id = job_id
         self.from_ = from_
         self.to = to
+
+
+class MalformedRecordError(StoreError):
+    """Raised when `job:<id>` holds something jobtrail cannot read (a foreign write)."""
+
+    def __init__(self, job_id: str, reason: str) -> None:
+        super().__init__(f"job {job_id}: the record is malformed ({reason})")
+        self.job_id = job_id
+        self.reason = reason
 
 
 class ConcurrentUpdateError(StoreError):

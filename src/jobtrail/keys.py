@@ -66,7 +66,7 @@ def celery_result_key(job_id: str) -> str:
 class KeySpace:
     """Builds jobtrail's keys under an optional prefix (e.g. ``"app1:"``)."""
 
-    def __init__(self, prefix: str = "", queue: str = "celery") -> None:
+    def __init__(self, prefix: str = "", queue: str = "jobtrail") -> None:
         self.prefix = prefix
         self.queue_name = queue
 

@@ -6,6 +6,11 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+import redis
+
+from jobtrail.models import JobStatus
+from jobtrail.store import JobStore
+
 T = TypeVar("T")
 
 
@@ -20,3 +25,11 @@ def wait_until(predicate: Callable[[], T], *, timeout_s: float = 10.0,
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s} s waiting for {message}")
         time.sleep(interval_s)
+
+
+def job_finished(store: JobStore, job_id: str, results: redis.Redis | None = None) -> bool:
+    """True once the job record is completed or failed and, when *results* is given,
+    Celery has stored its result too (it does so just after the task body returns)."""
+    if store.get(job_id).status not in (JobStatus.COMPLETED, JobStatus.FAILED):
+        return False
+    return results is None or bool(results.exists(store.keys.celery_result(job_id)))

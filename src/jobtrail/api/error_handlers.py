@@ -22,6 +22,7 @@ from jobtrail.errors import (
     JobNotFoundError,
     JobtrailError,
     ProblemError,
+    RedisCommandError,
     RedisUnavailableError,
 )
 
@@ -35,6 +36,7 @@ _STATUS: tuple[tuple[type[JobtrailError], int], ...] = (
     (ConcurrentUpdateError, 409),
     (ProblemError, 422),
     (RedisUnavailableError, 503),
+    (RedisCommandError, 503),
 )
 
 
@@ -90,8 +92,7 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers on *app*."""
     app.add_exception_handler(JobtrailError, _jobtrail_error)
-    app.add_exception_handler(redis.ConnectionError, _redis_down)
-    app.add_exception_handler(redis.TimeoutError, _redis_down)
+    app.add_exception_handler(redis.RedisError, _redis_down)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(Exception, _unexpected)

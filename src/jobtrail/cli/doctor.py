@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import redis
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn
 
 from jobtrail.cli.context import runtime
 from jobtrail.cli.output import err, escape, out, print_json
+from jobtrail.connections import REDIS_ERRORS, wrap_redis_error
 from jobtrail.doctor import Severity, run_checks
-from jobtrail.errors import RedisUnavailableError
 
 __all__ = ["doctor"]
 
@@ -40,8 +39,8 @@ def doctor(
 
         try:
             findings = run_checks(rt.settings, clients, rt.keys, progress=advance)
-        except redis.ConnectionError as exc:
-            raise RedisUnavailableError("a Redis DB", str(exc)) from exc
+        except REDIS_ERRORS as exc:
+            raise wrap_redis_error("a Redis DB", exc) from exc
     errors = sum(f.severity is Severity.ERROR for f in findings)
     if json_out:
         print_json({"errors": errors, "findings": [f.to_dict() for f in findings]})

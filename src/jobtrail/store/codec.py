@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from jobtrail.errors import MalformedRecordError
 from jobtrail.models import EventType, Job, JobEvent, JobStatus
 
 __all__ = ["decode_event", "decode_job", "dump_result", "encode_job"]
@@ -45,8 +46,17 @@ def decode_job(fields: dict[str, str]) -> Job:
     """Return the Job a `job:<id>` hash holds.
 
     Raises:
-        ValueError: A field is malformed (a record written by something else).
+        MalformedRecordError: A field is missing or malformed (a record written
+            by something else).
     """
+    try:
+        return _decode_job(fields)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise MalformedRecordError(fields.get("id", "?"), f"{type(exc).__name__}: {exc}"
+                                   ) from exc
+
+
+def _decode_job(fields: dict[str, str]) -> Job:
     result = fields.get("result") or ""
     return Job(
         id=fields["id"],

@@ -10,7 +10,7 @@ from typing import cast
 
 import redis
 
-from jobtrail.errors import RedisUnavailableError
+from jobtrail.connections import REDIS_ERRORS, wrap_redis_error
 from jobtrail.keys import KeySpace
 from jobtrail.models import JobEvent
 from jobtrail.store.codec import decode_event
@@ -39,6 +39,6 @@ class EventLog:
         try:
             entries = cast(list[tuple[str, dict[str, str]]],
                            self.client.xrange(self.keys.events(job_id), count=count))
-        except redis.ConnectionError as exc:
-            raise RedisUnavailableError("main DB", str(exc)) from exc
+        except REDIS_ERRORS as exc:
+            raise wrap_redis_error("main DB", exc) from exc
         return [decode_event(event_id, fields) for event_id, fields in entries]

@@ -15,7 +15,7 @@ from typing import cast
 import redis
 
 from jobtrail.clock import now_s, to_ms
-from jobtrail.errors import RedisUnavailableError
+from jobtrail.connections import REDIS_ERRORS, wrap_redis_error
 from jobtrail.keys import KeySpace
 from jobtrail.models import WorkerHeartbeat
 
@@ -62,8 +62,8 @@ class HeartbeatStore:
                 pipe.zadd(self.keys.workers(), {name: now})
                 pipe.zremrangebyscore(self.keys.workers(), "-inf", now - FORGET_AFTER_S)
                 pipe.execute()
-        except redis.ConnectionError as exc:
-            raise RedisUnavailableError("main DB", str(exc)) from exc
+        except REDIS_ERRORS as exc:
+            raise wrap_redis_error("main DB", exc) from exc
 
     def stop(self, name: str) -> None:
         """Record a clean shutdown: the heartbeat hash goes, the index entry stays.
@@ -73,8 +73,8 @@ class HeartbeatStore:
         """
         try:
             self.client.delete(self.keys.worker(name))
-        except redis.ConnectionError as exc:
-            raise RedisUnavailableError("main DB", str(exc)) from exc
+        except REDIS_ERRORS as exc:
+            raise wrap_redis_error("main DB", exc) from exc
 
     def list_workers(self) -> list[WorkerHeartbeat]:
         """Return every worker heard from in the last day, most recent first.
@@ -89,8 +89,8 @@ class HeartbeatStore:
                 for name, _ in names:
                     pipe.hgetall(self.keys.worker(name))
                 rows = cast(list[dict[str, str]], pipe.execute())
-        except redis.ConnectionError as exc:
-            raise RedisUnavailableError("main DB", str(exc)) from exc
+        except REDIS_ERRORS as exc:
+            raise wrap_redis_error("main DB", exc) from exc
         return [decode_heartbeat(name, score, row)
                 for (name, score), row in zip(names, rows, strict=True)]
 

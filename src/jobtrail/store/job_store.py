@@ -15,12 +15,13 @@ from typing import Any, cast
 import redis
 
 from jobtrail.clock import now_s
+from jobtrail.connections import REDIS_ERRORS, wrap_redis_error
 from jobtrail.errors import (
     AttemptsExhaustedError,
     ConcurrentUpdateError,
     InvalidTransitionError,
     JobNotFoundError,
-    RedisUnavailableError,
+    MalformedRecordError,
 )
 from jobtrail.keys import KeySpace
 from jobtrail.models import (
@@ -51,6 +52,19 @@ def new_job_id() -> str:
 
 def _pairs(mapping: Mapping[str, str]) -> list[str]:
     return [item for pair in mapping.items() for item in pair]
+
+
+def _readable(rows: list[dict[str, str]]) -> list[Job]:
+    """Decode the records of a listing, leaving out (and logging) malformed ones."""
+    jobs = []
+    for fields in rows:
+        if not fields:
+            continue
+        try:
+            jobs.append(decode_job(fields))
+        except MalformedRecordError as exc:
+            logger.warning("malformed record left out of a listing: %s", exc)
+    return jobs
 
 
 class JobStore:
@@ -120,15 +134,15 @@ class JobStore:
                     keys, args = self._create_args(job)
                     self._create(keys=keys, args=args, client=pipe)
                 pipe.execute()
-        except redis.ConnectionError as exc:
-            raise RedisUnavailableError("main DB", str(exc)) from exc
+        except REDIS_ERRORS as exc:
+            raise wrap_redis_error("main DB", exc) from exc
         return jobs
 
     def _run(self, script: Any, keys: list[str], args: list[str]) -> Any:
         try:
             return script(keys=keys, args=args)
-        except redis.ConnectionError as exc:
-            raise RedisUnavailableError("main DB", str(exc)) from exc
+        except REDIS_ERRORS as exc:
+            raise wrap_redis_error("main DB", exc) from exc
 
     def transition(
         self,
@@ -239,28 +253,41 @@ class JobStore:
                 continue  # another delivery moved it first; look again
         return None
 
-    def complete(self, job_id: str, result: dict[str, Any], *, kind: str = "") -> Job:
+    def complete(self, job_id: str, result: dict[str, Any], *, kind: str = "",
+                 expected_version: int | None = None) -> Job:
         """Mark a processing job completed with its *result* (text, latex, steps).
 
+        Args:
+            job_id: The job.
+            result: {"text", "latex", "steps", "kind"}.
+            kind: The problem kind, when known.
+            expected_version: The version start() returned; a record changed
+                since (another delivery took the job over) is not written.
+
         Raises:
-            JobNotFoundError, InvalidTransitionError, RedisUnavailableError.
+            JobNotFoundError, InvalidTransitionError, ConcurrentUpdateError,
+            RedisUnavailableError.
         """
         fields = {"result": dump_result(result), "finished_at": repr(now_s()), "error": ""}
         if kind:
             fields["kind"] = kind
-        return self.transition(job_id, JobStatus.COMPLETED, fields=fields)
+        return self.transition(job_id, JobStatus.COMPLETED, fields=fields,
+                               expected_version=expected_version)
 
-    def fail(self, job_id: str, reason: str, *, kind: str = "") -> Job:
-        """Mark a processing job failed with a reason a person reads.
+    def fail(self, job_id: str, reason: str, *, kind: str = "",
+             expected_version: int | None = None) -> Job:
+        """Mark a pending or processing job failed with a reason a person reads.
 
         Raises:
-            JobNotFoundError, InvalidTransitionError, RedisUnavailableError.
+            JobNotFoundError, InvalidTransitionError, ConcurrentUpdateError,
+            RedisUnavailableError.
         """
         fields = {"error": reason, "finished_at": repr(now_s())}
         if kind:
             fields["kind"] = kind
         return self.transition(job_id, JobStatus.FAILED, fields=fields,
-                               event_fields={"error": reason})
+                               event_fields={"error": reason},
+                               expected_version=expected_version)
 
     # -- reads --------------------------------------------------------------------------
 
@@ -272,8 +299,8 @@ class JobStore:
         """
         try:
             fields = cast(dict[str, str], self.client.hgetall(self.keys.job(job_id)))
-        except redis.ConnectionError as exc:
-            raise RedisUnavailableError("main DB", str(exc)) from exc
+        except REDIS_ERRORS as exc:
+            raise wrap_redis_error("main DB", exc) from exc
         return decode_job(fields) if fields else None
 
     def get(self, job_id: str) -> Job:
@@ -301,9 +328,9 @@ class JobStore:
                 for job_id in ids:
                     pipe.hgetall(self.keys.job(job_id))
                 rows = cast(list[dict[str, str]], pipe.execute())
-        except redis.ConnectionError as exc:
-            raise RedisUnavailableError("main DB", str(exc)) from exc
-        return [decode_job(fields) for fields in rows if fields]
+        except REDIS_ERRORS as exc:
+            raise wrap_redis_error("main DB", exc) from exc
+        return _readable(rows)
 
     def page_jobs(self, *, status: JobStatus | None = None, limit: int = 50,
                   after: tuple[float, str] | None = None,
@@ -346,9 +373,9 @@ class JobStore:
                 for job_id, _ in rows[:limit]:
                     pipe.hgetall(self.keys.job(job_id))
                 records = cast(list[dict[str, str]], pipe.execute())
-        except redis.ConnectionError as exc:
-            raise RedisUnavailableError("main DB", str(exc)) from exc
-        jobs = [decode_job(fields) for fields in records if fields]
+        except REDIS_ERRORS as exc:
+            raise wrap_redis_error("main DB", exc) from exc
+        jobs = _readable(records)
         more = len(rows) > limit
         return jobs, ((float(rows[limit - 1][1]), str(rows[limit - 1][0])) if more else None)
 
@@ -363,8 +390,8 @@ class JobStore:
                 for status in JobStatus:
                     pipe.zcard(self.keys.jobs_by_status(status))
                 counts = pipe.execute()
-        except redis.ConnectionError as exc:
-            raise RedisUnavailableError("main DB", str(exc)) from exc
+        except REDIS_ERRORS as exc:
+            raise wrap_redis_error("main DB", exc) from exc
         return dict(zip(JobStatus, (int(c) for c in counts), strict=True))
 
     def iter_ids_by_status(self, status: JobStatus, *, batch_size: int = 500,
@@ -383,8 +410,8 @@ class JobStore:
             try:
                 batch = cast(list[tuple[str, float]], self.client.zrange(
                     index, start, start + batch_size - 1, withscores=True))
-            except redis.ConnectionError as exc:
-                raise RedisUnavailableError("main DB", str(exc)) from exc
+            except REDIS_ERRORS as exc:
+                raise wrap_redis_error("main DB", exc) from exc
             if not batch:
                 return
             yield [(str(m), float(s)) for m, s in batch]

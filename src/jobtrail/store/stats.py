@@ -13,7 +13,7 @@ from typing import Any, cast
 import redis
 
 from jobtrail.clock import now_s
-from jobtrail.errors import RedisUnavailableError
+from jobtrail.connections import REDIS_ERRORS, wrap_redis_error
 from jobtrail.keys import KeySpace
 from jobtrail.metrics import MetricsSnapshot
 from jobtrail.models import LATENCY_BOUNDS_S, JobStatus
@@ -104,8 +104,8 @@ class StatsStore:
         """
         try:
             fields = cast(dict[str, str], self.client.hgetall(self.keys.stats()))
-        except redis.ConnectionError as exc:
-            raise RedisUnavailableError("main DB", str(exc)) from exc
+        except REDIS_ERRORS as exc:
+            raise wrap_redis_error("main DB", exc) from exc
         return _counts(fields), _histogram(fields)
 
     def minutes(self, first: int, last: int) -> list[MinuteStats]:
@@ -119,8 +119,8 @@ class StatsStore:
                 for minute in range(first, last + 1):
                     pipe.hgetall(self.keys.stats_minute(minute))
                 rows = cast(list[dict[str, str]], pipe.execute())
-        except redis.ConnectionError as exc:
-            raise RedisUnavailableError("main DB", str(exc)) from exc
+        except REDIS_ERRORS as exc:
+            raise wrap_redis_error("main DB", exc) from exc
         return [MinuteStats(first + i, _counts(row), _histogram(row))
                 for i, row in enumerate(rows)]
 
@@ -135,8 +135,8 @@ class StatsStore:
         try:
             rows = cast(list[tuple[str, dict[str, str]]],
                         self.client.xrevrange(self.keys.events_feed(), count=count))
-        except redis.ConnectionError as exc:
-            raise RedisUnavailableError("main DB", str(exc)) from exc
+        except REDIS_ERRORS as exc:
+            raise wrap_redis_error("main DB", exc) from exc
         return [{"event_id": eid, **fields, "at": float(fields.get("at") or 0.0)}
                 for eid, fields in rows]
 
@@ -174,8 +174,8 @@ def read_metrics(main: redis.Redis, broker: redis.Redis, results: redis.Redis,
         live = {name for name, up in zip(names, alive, strict=True) if up}
         queue_length = int(broker.llen(keys.queue()))
         infos = {"main": main_info, "broker": broker.info(), "results": results.info()}
-    except redis.ConnectionError as exc:
-        raise RedisUnavailableError("a Redis DB", str(exc)) from exc
+    except REDIS_ERRORS as exc:
+        raise wrap_redis_error("a Redis DB", exc) from exc
     stale = sum(1 for (_, started), worker in zip(processing, workers_of, strict=True)
                 if worker not in live or now - float(started) > visibility_timeout_s)
     hist = _histogram(stats)

@@ -18,7 +18,8 @@ from typing import Any, cast
 import redis
 
 from jobtrail.clock import now_s, to_s
-from jobtrail.errors import JobtrailError, RedisUnavailableError
+from jobtrail.connections import REDIS_ERRORS, wrap_redis_error
+from jobtrail.errors import JobtrailError, MalformedRecordError
 from jobtrail.keys import KeySpace
 from jobtrail.models import JobStatus, WorkerHeartbeat
 from jobtrail.store.codec import decode_event, decode_job
@@ -79,14 +80,14 @@ def _main_facts(src: TraceSources, job_id: str) -> MainFacts:
             pipe.info("stats")
             pipe.info("memory")
             replies: list[Any] = pipe.execute()
-    except redis.ConnectionError as exc:
-        raise RedisUnavailableError("main DB", str(exc)) from exc
+    except REDIS_ERRORS as exc:
+        raise wrap_redis_error("main DB", exc) from exc
     raw_job = cast(dict[str, str], replies[0])
     scores = replies[1:1 + len(index_names)]
     tombstone, tomb_pttl, events_rev, stats, memory = replies[1 + len(index_names):]
     try:
         job = decode_job(raw_job) if raw_job else None
-    except (KeyError, ValueError):
+    except MalformedRecordError:
         job = None  # a hash jobtrail did not write: shown raw in the evidence
     prefix_len = len(k.prefix)
     return MainFacts(

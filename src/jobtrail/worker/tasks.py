@@ -9,15 +9,19 @@ process killed by the hard time limit gets its job failed by the parent
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from celery import Celery, Task, shared_task
-from celery.exceptions import Ignore, SoftTimeLimitExceeded, TimeLimitExceeded
+from celery.exceptions import Ignore, Reject, SoftTimeLimitExceeded, TimeLimitExceeded
 from celery.signals import celeryd_init, task_revoked, worker_process_init
 
+from jobtrail.clock import monotonic_s
 from jobtrail.connections import connect
 from jobtrail.errors import (
+    ConcurrentUpdateError,
     InvalidTransitionError,
     JobNotFoundError,
     ProblemError,
@@ -25,6 +29,7 @@ from jobtrail.errors import (
     SolverTimeoutError,
 )
 from jobtrail.keys import KeySpace
+from jobtrail.models import Job
 from jobtrail.solver import Answer, classify, solve
 from jobtrail.solver.limits import memory_guard, set_memory_limit
 from jobtrail.store import JobStore
@@ -33,6 +38,7 @@ from jobtrail.worker.app import SETTINGS_KEY, TASK_SOLVE, settings_of
 __all__ = ["SolveTask", "answer_payload", "solve_job"]
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +58,7 @@ def _runtime(app: Celery) -> _Runtime:
     if rt is None:
         settings = settings_of(app)
         main_url, _, _ = settings.require_urls()
-        store = JobStore(connect(main_url), KeySpace(settings.key_prefix),
+        store = JobStore(connect(main_url), KeySpace(settings.key_prefix, settings.queue),
                          events_max_len=settings.events_max_len)
         rt = _Runtime(store, settings.solver_time_limit_s, settings.solver_hard_time_limit_s,
                       settings.solver_memory_limit_bytes, settings.max_attempts)
@@ -93,15 +99,55 @@ def _kind_of(problem: str) -> str:
         return ""
 
 
-def _fail(rt: _Runtime, job_id: str, reason: str, problem: str) -> None:
-    rt.store.fail(job_id, reason, kind=_kind_of(problem))
-    logger.info("job failed job_id=%s reason=%s", job_id, reason)
+#: How long a worker keeps retrying a main-DB write before handing the task
+#: back to the broker (seconds); long enough to ride out a Redis restart.
+MAIN_DB_RETRY_S = 30.0
+
+
+def _with_main_db(what: str, job_id: str, write: Callable[[], T]) -> T:
+    """Run *write*, retrying while the main DB is unreachable, then give the task back.
+
+    A write that still fails after MAIN_DB_RETRY_S seconds raises Celery's
+    Reject(requeue=True): the message returns to the queue (or, if the broker
+    is down too, stays unacknowledged until the visibility timeout), so the
+    job is redelivered instead of lost.
+    """
+    delay_s, deadline = 0.2, monotonic_s() + MAIN_DB_RETRY_S
+    while True:
+        try:
+            return write()
+        except RedisUnavailableError as exc:
+            if monotonic_s() >= deadline:
+                logger.error("main DB unreachable, task given back job_id=%s step=%s", job_id,
+                             what)
+                raise Reject(exc, requeue=True) from exc
+            logger.warning("main DB unreachable, retrying job_id=%s step=%s", job_id, what)
+        except SoftTimeLimitExceeded as exc:
+            raise Reject(exc, requeue=True) from exc
+        time.sleep(delay_s)
+        delay_s = min(delay_s * 2, 5.0)
+
+
+def _finish(rt: _Runtime, job: Job, write: Callable[[int], Job], what: str) -> None:
+    """Write the outcome unless another delivery took the job over; then Ignore."""
+    try:
+        _with_main_db(what, job.id, lambda: write(job.version))
+    except (ConcurrentUpdateError, InvalidTransitionError) as exc:
+        logger.warning("outcome dropped: another delivery took the job over job_id=%s (%s)",
+                       job.id, exc)
+        raise Ignore() from exc
+
+
+def _fail(rt: _Runtime, job: Job, reason: str) -> ProblemError:
+    kind = _kind_of(job.problem)
+    _finish(rt, job, lambda v: rt.store.fail(job.id, reason, kind=kind, expected_version=v),
+            "fail")
+    logger.info("job failed job_id=%s reason=%s", job.id, reason)
+    return ProblemError(reason)
 
 
 @shared_task(  # type: ignore[untyped-decorator]  # celery ships no types
     name=TASK_SOLVE, bind=True, base=SolveTask,
-    autoretry_for=(RedisUnavailableError,), retry_backoff=True, retry_backoff_max=60,
-    max_retries=20,
 )
 def solve_job(self: SolveTask, job_id: str) -> dict[str, Any]:
     """Solve job *job_id*: processing -> completed (answer) | failed (reason).
@@ -111,13 +157,16 @@ def solve_job(self: SolveTask, job_id: str) -> dict[str, Any]:
 
     Raises:
         ProblemError: The problem failed; its message is the job's `error`.
-        celery.exceptions.Ignore: The job had already finished (duplicate delivery).
-        RedisUnavailableError: The main DB is down; Celery retries with backoff.
+        celery.exceptions.Ignore: The job had already finished (duplicate
+            delivery), or another delivery took it over meanwhile.
+        celery.exceptions.Reject: The main DB stayed unreachable; the task goes
+            back to the broker (requeue).
     """
     rt = _runtime(self.app)
     worker = str(self.request.hostname or "")
     try:
-        job = rt.store.start(job_id, worker=worker, max_attempts=rt.max_attempts)
+        job = _with_main_db("start", job_id, lambda: rt.store.start(
+            job_id, worker=worker, max_attempts=rt.max_attempts))
     except JobNotFoundError as exc:
         raise ProblemError(f"job {job_id} has no record in the main DB") from exc
     if job is None:
@@ -127,19 +176,16 @@ def solve_job(self: SolveTask, job_id: str) -> dict[str, Any]:
         with memory_guard(rt.memory_limit_bytes):
             answer = solve(job.problem)
     except SoftTimeLimitExceeded:
-        reason = str(SolverTimeoutError(rt.time_limit_s))
-        _fail(rt, job_id, reason, job.problem)
-        raise ProblemError(reason) from None
+        raise _fail(rt, job, str(SolverTimeoutError(rt.time_limit_s))) from None
     except ProblemError as exc:
-        _fail(rt, job_id, str(exc), job.problem)
-        raise ProblemError(str(exc)) from None
+        raise _fail(rt, job, str(exc)) from None
     except Exception as exc:  # a SymPy defect must still end the job with a reason
-        reason = f"internal solver error: {type(exc).__name__}: {exc}"[:500]
-        _fail(rt, job_id, reason, job.problem)
         logger.exception("solver raised job_id=%s", job_id)
-        raise ProblemError(reason) from None
+        raise _fail(rt, job, f"internal solver error: {type(exc).__name__}: {exc}"[:500]
+                    ) from None
     payload = answer_payload(answer)
-    rt.store.complete(job_id, payload, kind=answer.kind)
+    _finish(rt, job, lambda v: rt.store.complete(job_id, payload, kind=answer.kind,
+                                                 expected_version=v), "complete")
     logger.info("job completed job_id=%s kind=%s", job_id, answer.kind)
     return payload
 
