@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from jobtrail.cli import demo as demo_cmd
-from jobtrail.cli import server
+from jobtrail.cli import retention, server
 from jobtrail.cli.context import CliState, runtime
 from jobtrail.cli.output import err, exit_with, job_table, out, print_json, render_job
 from jobtrail.clock import monotonic_s
@@ -37,6 +37,8 @@ app = typer.Typer(
 )
 app.add_typer(server.app, name="server")
 app.command(name="demo")(demo_cmd.demo)
+app.add_typer(retention.app, name="retention")
+app.command(name="restore")(retention.restore)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
