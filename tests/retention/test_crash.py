@@ -112,7 +112,7 @@ def test_random_sigkills_of_the_cli_purge(store: JobStore, archive: ArchiveStore
         proc = subprocess.Popen(cmd, env=settings_env(archive_settings),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         # When it is SIGKILLed at a random moment once it has started archiving
-        wait_until(lambda b=before: archive.count() > b or proc.poll() is not None,
+        wait_until(lambda b=before, p=proc: archive.count() > b or p.poll() is not None,
                    timeout_s=30, interval_s=0.01, message="the purge to start archiving")
         time.sleep(rng.uniform(0.0, 0.05))
         proc.kill()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 import pytest
 import redis
+import sqlalchemy as sa
 
 from jobtrail.clock import now_s
 from jobtrail.errors import ArchiveError
@@ -37,8 +37,8 @@ def test_purge_changes_exactly_the_selected_jobs(
     old_c = [seed_job(store, C, now - 9 * DAY + i) for i in range(5)]
     old_f = [seed_job(store, F, now - 8 * DAY + i) for i in range(3)]
     recent = [seed_job(store, C, now - 3600), seed_job(store, F, now - 60)]
-    stuck = [seed_job(store, P, now - 30 * DAY),
-             seed_job(store, JobStatus.PROCESSING, now - 30 * DAY)]
+    seed_job(store, P, now - 30 * DAY)
+    seed_job(store, JobStatus.PROCESSING, now - 30 * DAY)
     metas = {job_id: seed_celery_meta(results_db, keys, job_id) for job_id in old_c[:3] + recent}
     main_db.set("unrelated:string", "x")
     main_db.hset("unrelated:hash", mapping={"a": "1"})

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 import pytest
+import sqlalchemy as sa
 
 from jobtrail.errors import ArchivedJobNotFoundError, ArchiveError
 from jobtrail.models import RetentionRun
