@@ -1,7 +1,8 @@
 """RetentionStore: the Redis side of purge and restore (index pages, record reads, Lua steps).
 
 Invariants:
-- Reads are pipelined per batch; nothing here holds more than one batch.
+- Reads are one script call (main DB) and one MGET (results DB) per batch; nothing
+  here holds more than one batch.
 - The only writes are store/lua/purge_one.lua and store/lua/restore_one.lua,
   each one atomic step per job, touching only that job's keys and its
   index entries. The results DB is only read (GET), never written.
@@ -77,6 +78,7 @@ class RetentionStore:
         self.results = results
         self.keys = keys
         self.events_max_len = events_max_len
+        self._read = load_script(main, "read_records")
         self._purge = load_script(main, "purge_one")
         self._restore = load_script(main, "restore_one")
 
@@ -140,44 +142,45 @@ class RetentionStore:
     def read_records(self, job_ids: Sequence[str]) -> list[RawRecord | None]:
         """Read hash, events and Celery result metadata of each job, in two round trips.
 
+        The main DB part is one read-only script (store/lua/read_records.lua)
+        returning the batch as one JSON document: that keeps the per-reply
+        parsing cost of redis-py out of the purge's hot path.
+
         Returns:
             One entry per id, in order; None where `job:<id>` no longer exists.
 
         Raises:
             RedisUnavailableError: The main or results DB could not be reached.
         """
+        if not job_ids:
+            return []
+        k = self.keys
         try:
-            with self.main.pipeline(transaction=False) as pipe:
-                for job_id in job_ids:
-                    pipe.hgetall(self.keys.job(job_id))
-                    pipe.xrange(self.keys.events(job_id))
-                replies = pipe.execute()
+            doc = self._read(keys=[key for i in job_ids for key in (k.job(i), k.events(i))])
         except redis.RedisError as exc:
             raise self._unavailable("main DB", exc) from exc
         try:
-            metas = cast(list[str | None],
-                         self.results.mget([self.keys.celery_result(i) for i in job_ids])
-                         if job_ids else [])
+            metas = cast(list[str | None], self.results.mget([k.celery_result(i)
+                                                              for i in job_ids]))
         except redis.RedisError as exc:
             raise self._unavailable("results DB", exc) from exc
         out: list[RawRecord | None] = []
-        for i, job_id in enumerate(job_ids):
-            fields = cast(dict[str, str], replies[2 * i])
-            if not fields:
+        for job_id, entry, meta in zip(job_ids, json.loads(doc), metas, strict=True):
+            if not entry:
                 out.append(None)
                 continue
-            entries = cast(list[tuple[str, dict[str, str]]], replies[2 * i + 1])
-            events = [{"event_id": eid, **ev} for eid, ev in entries]
-            out.append(RawRecord(job_id, fields, events, _parse_meta(metas[i])))
+            out.append(RawRecord(job_id, entry["job"], entry["events"] or [], _parse_meta(meta)))
         return out
 
     # -- the atomic steps ---------------------------------------------------------------
 
     def purge_many(self, items: Sequence[PurgeItem], *, purged_at: float, policy: str,
                    archive: str, run_id: str, tombstone_ttl_s: float) -> list[str]:
-        """Run purge_one.lua for each item, pipelined; each job is one atomic step.
+        """Run purge_one.lua on *items* in one call; each job is one atomic step.
 
         Call only after the items' archive rows are committed and verified.
+        Redis runs the whole call without interleaving other commands, so
+        chunk large batches (purge's `redis_chunk_size`) to bound that pause.
 
         Returns:
             One outcome per item: "purged", "missing" or "changed".
@@ -186,18 +189,18 @@ class RetentionStore:
             RedisUnavailableError: The main DB could not be reached (some items
                 may have been purged; each is then fully purged or untouched).
         """
+        if not items:
+            return []
         k = self.keys
         status_keys = [k.jobs_by_status(s) for s in JobStatus]
-        common = [repr(purged_at), policy, archive, run_id, str(to_ms(tombstone_ttl_s)),
-                  str(self.events_max_len)]
+        keys = [k.jobs(), *status_keys,
+                *(key for i in items for key in (k.job(i.job_id), k.events(i.job_id),
+                                                 k.tombstone(i.job_id)))]
+        args = [repr(purged_at), policy, archive, run_id, str(to_ms(tombstone_ttl_s)),
+                str(self.events_max_len), str(len(status_keys)),
+                *(x for i in items for x in (i.job_id, i.status, i.version))]
         try:
-            with self.main.pipeline(transaction=False) as pipe:
-                for item in items:
-                    self._purge(keys=[k.job(item.job_id), k.jobs(), k.events(item.job_id),
-                                      k.tombstone(item.job_id), *status_keys],
-                                args=[item.job_id, item.status, item.version, *common],
-                                client=pipe)
-                return [str(r) for r in pipe.execute()]
+            return [str(r) for r in self._purge(keys=keys, args=args)]
         except redis.RedisError as exc:
             raise self._unavailable("main DB", exc) from exc
 
