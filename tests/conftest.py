@@ -8,6 +8,7 @@ workers (in a thread, or in a subprocess for crash tests).
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,8 +17,9 @@ import redis
 
 from jobtrail.config import Settings
 from jobtrail.embedded import EmbeddedRedis
+from jobtrail.errors import ArchiveError
 from jobtrail.keys import KeySpace
-from jobtrail.store import EventLog, JobStore
+from jobtrail.store import ArchiveStore, EventLog, JobStore
 from tests.helpers.processes import WorkerProcess
 
 MAIN_DB, BROKER_DB, RESULTS_DB = 10, 11, 12
@@ -129,3 +131,50 @@ def worker_process(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     yield create
     for proc in started:
         proc.stop()
+
+
+# -- the archive, over both backends --------------------------------------------------
+
+#: Read at import, before clean_environ strips JOBTRAIL_* from each test's environment.
+POSTGRES_URL = os.environ.get("JOBTRAIL_TEST_POSTGRES_URL", "")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _postgres_archive() -> ArchiveStore:
+    """An ArchiveStore on the test PostgreSQL with tables of its own (a unique prefix)."""
+    if not POSTGRES_URL:
+        if IN_CI:
+            pytest.fail("CI=true but JOBTRAIL_TEST_POSTGRES_URL is not set")
+        pytest.skip("JOBTRAIL_TEST_POSTGRES_URL is not set")
+    store = ArchiveStore(POSTGRES_URL, table_prefix=f"t{uuid.uuid4().hex[:16]}_")
+    try:
+        store.ensure_schema()
+    except ArchiveError as exc:
+        store.close()
+        if IN_CI:
+            pytest.fail(f"PostgreSQL unreachable in CI: {exc}")
+        pytest.skip(f"PostgreSQL unreachable: {exc}")
+    return store
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def archive(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ArchiveStore]:
+    """An empty archive: a SQLite file in tmp_path, or uniquely prefixed PostgreSQL tables."""
+    if request.param == "sqlite":
+        store = ArchiveStore(f"sqlite:///{tmp_path / 'archive.db'}")
+    else:
+        store = _postgres_archive()
+    try:
+        yield store
+    finally:
+        if store.dialect == "postgresql":
+            store.drop_schema()
+        store.close()
+
+
+@pytest.fixture
+def archive_settings(settings: Settings, archive: ArchiveStore) -> Settings:
+    """*settings* pointing at the *archive* fixture's database and tables."""
+    prefix = archive.jobs_table.name.removesuffix("archived_jobs")
+    return settings.model_copy(update={"archive_url": archive.url,
+                                       "archive_table_prefix": prefix})

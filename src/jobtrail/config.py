@@ -6,30 +6,61 @@ receives a Settings (or the clients built from it) as an argument.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values  # pydantic-settings' own dotenv reader
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobtrail.errors import ConfigError
 
-__all__ = ["ENV_FILE_VAR", "Settings", "default_state_dir", "get_settings", "load_settings"]
+__all__ = [
+    "ENV_FILE_VAR",
+    "POLICY_NAME_PATTERN",
+    "PolicySettings",
+    "Settings",
+    "default_state_dir",
+    "get_settings",
+    "load_settings",
+]
 
 ENV_FILE_VAR = "JOBTRAIL_ENV_FILE"
 _PREFIX = "JOBTRAIL_"
 #: JOBTRAIL_* variables that are not settings (JOBTRAIL_TEST_* belong to the test suite).
 _NOT_SETTINGS = frozenset({ENV_FILE_VAR})
+#: Names of retention policies: lowercase letters, digits, `-` and `_`.
+POLICY_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
 
 
 def default_state_dir() -> Path:
     """Return `$XDG_STATE_HOME/jobtrail`, or `~/.local/state/jobtrail`."""
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "jobtrail"
+
+
+class PolicySettings(BaseModel):
+    """One named retention policy as declared in `JOBTRAIL_RETENTION_POLICIES` (JSON).
+
+    Only terminal statuses can be named: pending and processing jobs are
+    never purged, however old (they are reported as stuck instead).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    status: list[Literal["completed", "failed"]] = Field(
+        min_length=1, description="Statuses the policy purges: completed and/or failed.")
+    older_than_s: float = Field(
+        ge=0, description="Minimum age, seconds since the job finished (finished_at).")
+    keep_last: int = Field(
+        0, ge=0, description="Keep this many of the newest finished jobs, whatever their age.")
+    max_per_run: int | None = Field(
+        None, gt=0, description="Purge at most this many jobs per run; None means no cap.")
 
 
 class Settings(BaseSettings):
@@ -96,6 +127,30 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(
         0, description="Pool processes of `jobtrail worker`; 0 means one per CPU."
     )
+    archive_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the purge archive (sqlite:/// or postgresql://); "
+        "unset: the SQLite file archive.db in state_dir.",
+    )
+    archive_table_prefix: str = Field(
+        "jobtrail_", pattern=r"^[a-z_][a-z0-9_]{0,30}$",
+        description="Prefix of the archive's table names (archived_jobs, retention_runs).",
+    )
+    tombstone_ttl_s: int = Field(
+        2_592_000,
+        gt=0,
+        description="TTL of tombstone:<id> and of a purged job's events stream, seconds "
+        "(default 30 days).",
+    )
+    purge_batch_size: int = Field(
+        1_000, gt=0, le=100_000,
+        description="Jobs read, archived and deleted per batch; purge memory is O(batch).",
+    )
+    retention_policies: dict[str, PolicySettings] = Field(
+        default_factory=dict,
+        description="Named retention policies, JSON: {name: {status: [...], older_than_s, "
+        "keep_last, max_per_run}}.",
+    )
 
     @field_validator("result_expires_s", mode="before")
     @classmethod
@@ -120,6 +175,31 @@ class Settings(BaseSettings):
     def _positive(cls, value: float) -> float:
         if value <= 0:
             raise ValueError("must be more than 0")
+        return value
+
+    @field_validator("retention_policies", mode="before")
+    @classmethod
+    def _policies_from_json(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not valid JSON ({exc.msg} at {exc.pos})") from exc
+        return value
+
+    @field_validator("retention_policies")
+    @classmethod
+    def _policy_names(cls, value: dict[str, PolicySettings]) -> dict[str, PolicySettings]:
+        for name in value:
+            if not POLICY_NAME_PATTERN.match(name):
+                raise ValueError(f"policy name {name!r} must match {POLICY_NAME_PATTERN.pattern}")
+        return value
+
+    @field_validator("archive_url")
+    @classmethod
+    def _archive_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("sqlite:", "postgresql")):
+            raise ValueError("must be a sqlite:/// or postgresql:// URL")
         return value
 
     @field_validator("main_url", "broker_url", "results_url")
@@ -165,6 +245,11 @@ class Settings(BaseSettings):
     def archive_path(self) -> Path:
         """Default SQLite archive file under the state directory."""
         return self.state_dir / "archive.db"
+
+    @property
+    def effective_archive_url(self) -> str:
+        """The archive's SQLAlchemy URL: `archive_url`, else `sqlite:///<state_dir>/archive.db`."""
+        return self.archive_url or f"sqlite:///{self.archive_path}"
 
     @property
     def log_dir(self) -> Path:
@@ -230,12 +315,13 @@ def load_settings(env_file: str | Path | None = None, **overrides: Any) -> Setti
         return Settings.model_validate(values)
     except ValidationError as exc:
         err = exc.errors()[0]
-        name = ".".join(str(p) for p in err["loc"]) or "settings"
         msg = err["msg"].removeprefix("Value error, ")
         if not err["loc"]:
             raise ConfigError(f"invalid settings: {msg}") from exc
-        where = f"{_PREFIX}{name.upper()}"
-        raise ConfigError(f"invalid setting {where}: {msg}", setting=where) from exc
+        where = f"{_PREFIX}{str(err['loc'][0]).upper()}"
+        inner = ".".join(str(p) for p in err["loc"][1:])  # e.g. a policy's field
+        detail = f"{inner}: {msg}" if inner else msg
+        raise ConfigError(f"invalid setting {where}: {detail}", setting=where) from exc
 
 
 @lru_cache(maxsize=1)

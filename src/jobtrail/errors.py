@@ -17,22 +17,32 @@ a module boundary; library errors (redis, sqlalchemy) are wrapped here with
     │   ├── MalformedRecordError         (job_id, reason)  job:<id> was not written by jobtrail
     │   ├── ConcurrentUpdateError        (job_id, version) the record changed under us
     │   └── AttemptsExhaustedError       (job_id, attempts) started max_attempts times already
-    └── ProblemError                                        the job ends `failed` with the reason
-        ├── ProblemParseError            (text, position)  text is not a problem we can read
-        ├── ProblemTooLargeError         (what)            a number or text beyond the limits
-        ├── UnsupportedProblemError      (kind)            readable but not solvable by us
-        ├── SolverTimeoutError           (limit_s)         the solver ran past its time limit
-        └── SolverMemoryLimitError       (limit_bytes)     the solver ran past its memory limit
+    ├── ProblemError                                        the job ends `failed` with the reason
+    │   ├── ProblemParseError            (text, position)  text is not a problem we can read
+    │   ├── ProblemTooLargeError         (what)            a number or text beyond the limits
+    │   ├── UnsupportedProblemError      (kind)            readable but not solvable by us
+    │   ├── SolverTimeoutError           (limit_s)         the solver ran past its time limit
+    │   └── SolverMemoryLimitError       (limit_bytes)     the solver ran past its memory limit
+    └── RetentionError                                      purge, archive and restore
+        ├── PolicyError                  (policy)          unknown policy, or a selector that
+        │                                                   would purge pending/processing jobs
+        ├── ArchiveError                 (job_id, location) the archive refused, lost or garbled
+        │                                                   a row; nothing of the batch deleted
+        ├── ArchivedJobNotFoundError     (job_id)          no archive row for the id
+        └── RestoreConflictError         (job_id)          the job is live in the main DB
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "ArchiveError",
+    "ArchivedJobNotFoundError",
     "AttemptsExhaustedError",
     "ConcurrentUpdateError",
     "ConfigError",
     "EmbeddedRedisError",
     "InvalidTransitionError",
+    "PolicyError",
     "JobNotFoundError",
     "JobtrailError",
     "MalformedRecordError",
@@ -41,6 +51,8 @@ __all__ = [
     "ProblemTooLargeError",
     "RedisCommandError",
     "RedisUnavailableError",
+    "RestoreConflictError",
+    "RetentionError",
     "SolverMemoryLimitError",
     "SolverTimeoutError",
     "StoreError",
@@ -174,3 +186,45 @@ class SolverMemoryLimitError(ProblemError):
     def __init__(self, limit_bytes: int) -> None:
         super().__init__(f"memory limit exceeded ({limit_bytes // (1024 * 1024)} MiB)")
         self.limit_bytes = limit_bytes
+
+
+class RetentionError(JobtrailError):
+    """Root of purge, archive and restore errors."""
+
+
+class PolicyError(RetentionError):
+    """Raised when a retention policy is unknown or would select pending/processing jobs."""
+
+    def __init__(self, message: str, *, policy: str = "") -> None:
+        super().__init__(message)
+        self.policy = policy
+
+
+class ArchiveError(RetentionError):
+    """Raised when the archive cannot be reached, refuses a row or reads one back wrong.
+
+    When purge raises it, no job of the failing batch was deleted from the main DB.
+    ``job_id`` is the first job concerned, or None when the whole archive failed;
+    ``location`` is the archive URL with any password masked.
+    """
+
+    def __init__(self, message: str, *, job_id: str | None = None, location: str = "") -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.location = location
+
+
+class ArchivedJobNotFoundError(RetentionError):
+    """Raised when the archive has no row for the job id."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job {job_id} is not in the archive")
+        self.job_id = job_id
+
+
+class RestoreConflictError(RetentionError):
+    """Raised when a restore would overwrite a live `job:<id>`; nothing was written."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job {job_id} is live in the main DB; refusing to restore over it")
+        self.job_id = job_id

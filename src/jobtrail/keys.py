@@ -110,6 +110,14 @@ class KeySpace:
         """Return the `workers` index (node names by last heartbeat)."""
         return f"{self.prefix}workers"
 
+    def tombstone_pattern(self) -> str:
+        """Return the SCAN MATCH pattern of every `tombstone:<id>`."""
+        return f"{self.prefix}tombstone:*"
+
+    def tombstone_id(self, key: str) -> str:
+        """Return the job id of a `tombstone:<id>` key."""
+        return key[len(self.tombstone("")):]
+
     def celery_result(self, job_id: str) -> str:
         """Return `celery-task-meta-<id>` (results DB; Celery's name, not prefixed)."""
         return celery_result_key(job_id)

@@ -18,11 +18,14 @@ __all__ = [
     "TERMINAL_STATUSES",
     "TRANSITIONS",
     "TRANSITION_EVENTS",
+    "ArchivedJob",
     "EventType",
     "Fate",
     "Job",
     "JobEvent",
     "JobStatus",
+    "RetentionRun",
+    "Tombstone",
     "WorkerHeartbeat",
     "allowed_sources",
     "check_transition",
@@ -199,3 +202,118 @@ class WorkerHeartbeat:
         """Return the heartbeat as a JSON-ready dict."""
         return {"name": self.name, "pid": self.pid, "started_at": self.started_at,
                 "last_seen": self.last_seen, "jobs": list(self.jobs), "alive": self.alive}
+
+
+@dataclass(frozen=True, slots=True)
+class Tombstone:
+    """What `tombstone:<id>` says about a purged job.
+
+    Attributes:
+        job_id: The purged job.
+        purged_at: When its record was deleted, epoch seconds.
+        policy: Name of the retention policy that selected it ("adhoc" for a
+            command-line selector).
+        archive: Where its archive row is (URL, password masked).
+        run_id: The purge run (see the audit table of the archive).
+        status: The job's status when purged.
+        ttl_s: Seconds left before the tombstone expires; None without a TTL.
+    """
+
+    job_id: str
+    purged_at: float
+    policy: str
+    archive: str
+    run_id: str
+    status: str = ""
+    ttl_s: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the tombstone as a JSON-ready dict."""
+        return {"job_id": self.job_id, "purged_at": self.purged_at, "policy": self.policy,
+                "archive": self.archive, "run_id": self.run_id, "status": self.status,
+                "ttl_s": self.ttl_s}
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedJob:
+    """One archive row: everything the main and results DBs held about a purged job.
+
+    Attributes:
+        job_id: The job id (unique in the archive).
+        job: Every field of the `job:<id>` hash, as stored (strings).
+        events: The lifecycle events read before the purge, oldest first, each
+            a dict of the stream fields plus `event_id` (the stream id).
+        celery_meta: The parsed `celery-task-meta-<id>` JSON if the result
+            backend still had it at purge time, else None.
+        purged_at: When the record was archived for purging, epoch seconds.
+        policy: Name of the retention policy that selected it.
+        run_id: The purge run that archived it.
+        checksum: sha256 (hex) of the canonical JSON of every other field.
+        restored_at: When it was last restored to the main DB, epoch seconds;
+            None while it is only in the archive.
+    """
+
+    job_id: str
+    job: dict[str, str]
+    events: list[dict[str, str]]
+    celery_meta: dict[str, Any] | None
+    purged_at: float
+    policy: str
+    run_id: str
+    checksum: str
+    restored_at: float | None = None
+
+    @property
+    def status(self) -> str:
+        """The job's status when it was purged."""
+        return self.job.get("status", "")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the row as a JSON-ready dict."""
+        return {"job_id": self.job_id, "job": dict(self.job), "events": list(self.events),
+                "celery_meta": self.celery_meta, "purged_at": self.purged_at,
+                "policy": self.policy, "run_id": self.run_id, "checksum": self.checksum,
+                "restored_at": self.restored_at}
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionRun:
+    """One audit record of a purge or restore run, kept in the archive database.
+
+    Attributes:
+        run_id: Unique id of the run (a UUID4).
+        kind: "purge" or "restore".
+        started_at: Epoch seconds.
+        finished_at: Epoch seconds; None while running (or if the process died).
+        user: OS user that ran it.
+        host: Host name it ran on.
+        policy: Policy name ("adhoc" for a command-line selector; "" for a
+            restore by id).
+        selector: The selection, as a JSON-ready dict (statuses, older_than_s,
+            keep_last, max_per_run, or ids/since_s for a restore).
+        counts: Counts by name: selected, archived, purged, skipped, restored, ...
+        archive: Archive location, password masked.
+        outcome: "running", "done" or "failed".
+        error: The error message of a failed run, else "".
+    """
+
+    run_id: str
+    kind: str
+    started_at: float
+    finished_at: float | None
+    user: str
+    host: str
+    policy: str
+    selector: dict[str, Any]
+    counts: dict[str, int]
+    archive: str
+    outcome: str
+    error: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the run as a JSON-ready dict."""
+        return {"run_id": self.run_id, "kind": self.kind, "started_at": self.started_at,
+                "finished_at": self.finished_at, "user": self.user, "host": self.host,
+                "policy": self.policy, "selector": dict(self.selector),
+                "counts": dict(self.counts), "archive": self.archive,
+                "outcome": self.outcome, "error": self.error}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -18,7 +19,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOBTRAIL_")}
     for name, value in settings.model_dump(mode="json").items():
         if value is not None:
-            env[f"JOBTRAIL_{name.upper()}"] = str(value)
+            text = json.dumps(value) if isinstance(value, dict | list) else str(value)
+            env[f"JOBTRAIL_{name.upper()}"] = text
     return env
 
 

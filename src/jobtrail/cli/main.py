@@ -18,8 +18,8 @@ import typer
 
 from jobtrail.cli import demo as demo_cmd
 from jobtrail.cli import doctor as doctor_cmd
+from jobtrail.cli import retention, server
 from jobtrail.cli import serve as serve_cmd
-from jobtrail.cli import server
 from jobtrail.cli import trace as trace_cmd
 from jobtrail.cli.context import CliState, runtime
 from jobtrail.cli.output import err, exit_with, job_table, out, print_json, render_job
@@ -45,6 +45,8 @@ app.command(name="trace")(trace_cmd.trace)
 app.command(name="workers")(trace_cmd.workers)
 app.command(name="doctor")(doctor_cmd.doctor)
 app.command(name="serve")(serve_cmd.serve)
+app.add_typer(retention.app, name="retention")
+app.command(name="restore")(retention.restore)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 

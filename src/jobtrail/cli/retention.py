@@ -1,0 +1,273 @@
+"""`jobtrail retention purge|policies|history|restore` and the top-level `jobtrail restore`.
+
+Parses options (durations to seconds), builds the retention stores from the
+settings, calls jobtrail.retention and renders; no retention logic lives here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from jobtrail.cli.context import runtime, settings_from
+from jobtrail.cli.durations import duration_option
+from jobtrail.cli.output import err, exit_with, out, print_json
+from jobtrail.clock import now_s
+from jobtrail.errors import PolicyError
+from jobtrail.keys import JOB_ID_PATTERN
+from jobtrail.models import JobStatus
+from jobtrail.retention import (
+    ADHOC,
+    PurgeReport,
+    PurgeStep,
+    RestoreReport,
+    RetentionPolicy,
+    count_candidates,
+    history,
+    policies_from_settings,
+    purge,
+    restore_ids,
+    restore_matching,
+)
+from jobtrail.store import ArchiveStore, RetentionStore
+
+__all__ = ["app", "restore"]
+
+app = typer.Typer(help="Purge old job records into the archive, restore them, see the audit.",
+                  no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def _archive(ctx: typer.Context) -> ArchiveStore:
+    settings = settings_from(ctx)
+    archive = ArchiveStore(settings.effective_archive_url,
+                           table_prefix=settings.archive_table_prefix)
+    ctx.call_on_close(archive.close)
+    return archive
+
+
+def _stores(ctx: typer.Context) -> tuple[RetentionStore, ArchiveStore]:
+    rt = runtime(ctx)
+    store = RetentionStore(rt.clients.main, rt.clients.results, rt.keys,
+                           events_max_len=rt.settings.events_max_len)
+    return store, _archive(ctx)
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=err, transient=True,
+                    disable=not err.is_terminal)
+
+
+def _when(at: float | None) -> str:
+    if at is None:
+        return "-"
+    return datetime.fromtimestamp(at, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _named(ctx: typer.Context, name: str) -> RetentionPolicy:
+    try:
+        policies = policies_from_settings(settings_from(ctx))
+    except PolicyError as exc:
+        exit_with(str(exc), 2)
+    if name not in policies:
+        known = ", ".join(policies) or "none configured (JOBTRAIL_RETENTION_POLICIES)"
+        exit_with(f"unknown retention policy {name!r}; known: {known}", 2)
+    return policies[name]
+
+
+def _policy(ctx: typer.Context, name: str | None, statuses: list[JobStatus] | None,
+            older_than: str | None, keep_last: int | None,
+            max_per_run: int | None) -> RetentionPolicy:
+    adhoc = statuses or older_than is not None or keep_last is not None
+    if name is not None:
+        if adhoc:
+            raise typer.BadParameter("give either --policy or --status/--older-than/"
+                                     "--keep-last, not both", param_hint="--policy")
+        policy = _named(ctx, name)
+        if max_per_run is None:
+            return policy
+        return RetentionPolicy(policy.name, policy.statuses, policy.older_than_s,
+                               policy.keep_last, max_per_run)
+    if not statuses or older_than is None:
+        raise typer.BadParameter("give --policy NAME, or --status and --older-than",
+                                 param_hint="--status/--older-than")
+    try:
+        return RetentionPolicy(ADHOC, tuple(dict.fromkeys(statuses)),
+                               duration_option(older_than, "--older-than") or 0.0,
+                               keep_last or 0, max_per_run)
+    except PolicyError as exc:
+        exit_with(str(exc), 2)
+
+
+def _print_purge(report: PurgeReport) -> None:
+    verb = "would purge" if report.dry_run else "purged"
+    out.print(f"policy {report.policy}: selected {report.selected}, "
+              f"{verb} {report.selected if report.dry_run else report.purged}"
+              + ("" if report.dry_run else
+                 f", archived {report.archived}, skipped {report.skipped}")
+              + f" in {report.elapsed_s:.2f} s")
+    if report.selected:
+        out.print(f"  finished between {_when(report.oldest_finished_at)} and "
+                  f"{_when(report.newest_finished_at)}")
+        out.print(f"  sample ids: {', '.join(report.sample_ids)}")
+    out.print(f"  archive: {report.archive}" + (f" (run {report.run_id})" if report.run_id
+                                                  else ""))
+    stuck = {k: v for k, v in report.stuck.items() if v}
+    if stuck:
+        out.print("  [yellow]stuck, never purged:[/] " + ", ".join(
+            f"{n} {s}" for s, n in stuck.items()))
+
+
+@app.command(name="purge")
+def purge_cmd(
+    ctx: typer.Context,
+    policy_name: Annotated[str | None, typer.Option(
+        "--policy", help="A named policy of JOBTRAIL_RETENTION_POLICIES.")] = None,
+    statuses: Annotated[list[JobStatus] | None, typer.Option(
+        "--status", help="Status to purge: completed or failed (repeatable).",
+        case_sensitive=False)] = None,
+    older_than: Annotated[str | None, typer.Option(
+        help="Minimum age since the job finished: 7d, 12h, 30m, 45s.")] = None,
+    keep_last: Annotated[int | None, typer.Option(
+        help="Keep this many of the newest finished jobs.", min=0)] = None,
+    max_per_run: Annotated[int | None, typer.Option(
+        help="Purge at most this many jobs in this run.", min=1)] = None,
+    batch_size: Annotated[int | None, typer.Option(
+        help="Jobs per batch (default: JOBTRAIL_PURGE_BATCH_SIZE).", min=1,
+        max=100_000)] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Print what would be purged; write nothing.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Archive, then delete, the job records a policy selects (tombstones stay behind)."""
+    policy = _policy(ctx, policy_name, statuses, older_than, keep_last, max_per_run)
+    store, archive = _stores(ctx)
+    settings = settings_from(ctx)
+    at = now_s()
+    with _progress() as progress:
+        task = progress.add_task("dry run" if dry_run else "purging",
+                                 total=count_candidates(store, policy, at))
+
+        def advance(step: PurgeStep, ids: Sequence[str]) -> None:
+            if step in (PurgeStep.DELETED, PurgeStep.SKIPPED):
+                progress.advance(task, len(ids))
+
+        report = purge(store, archive, policy, tombstone_ttl_s=settings.tombstone_ttl_s,
+                       batch_size=batch_size or settings.purge_batch_size, dry_run=dry_run,
+                       now=at, on_progress=advance)
+    if json_out:
+        print_json(report.to_dict())
+    else:
+        _print_purge(report)
+
+
+@app.command()
+def policies(ctx: typer.Context, json_out: JsonOpt = False) -> None:
+    """Show the configured policies and what each would select now."""
+    try:
+        named = policies_from_settings(settings_from(ctx))
+    except PolicyError as exc:
+        exit_with(str(exc), 2)
+    rows: list[dict[str, Any]] = []
+    if named:
+        store, archive = _stores(ctx)
+        at = now_s()
+        for policy in named.values():
+            report = purge(store, archive, policy, tombstone_ttl_s=1.0, dry_run=True, now=at)
+            rows.append({"name": policy.name, "selector": policy.selector(),
+                         "selected": report.selected,
+                         "oldest_finished_at": report.oldest_finished_at,
+                         "newest_finished_at": report.newest_finished_at,
+                         "sample_ids": report.sample_ids, "stuck": report.stuck})
+    if json_out:
+        print_json(rows)
+        return
+    if not rows:
+        out.print("no retention policies configured (JOBTRAIL_RETENTION_POLICIES)")
+        return
+    table = Table(title="retention policies (selection as of now)")
+    for col in ("name", "status", "older than (s)", "keep last", "max per run",
+                "would purge", "oldest finished", "stuck"):
+        table.add_column(col)
+    for row in rows:
+        sel = row["selector"]
+        table.add_row(row["name"], ",".join(sel["status"]), f"{sel['older_than_s']:g}",
+                      str(sel["keep_last"]), str(sel["max_per_run"] or "-"),
+                      str(row["selected"]), _when(row["oldest_finished_at"]),
+                      ", ".join(f"{n} {s}" for s, n in row["stuck"].items() if n) or "-")
+    out.print(table)
+
+
+@app.command(name="history")
+def history_cmd(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option(help="At most this many runs, newest first.",
+                                       min=1)] = 50,
+    json_out: JsonOpt = False,
+) -> None:
+    """List purge and restore runs: when, who, policy and selector, counts, archive."""
+    runs = history(_archive(ctx), limit=limit)
+    if json_out:
+        print_json([r.to_dict() for r in runs])
+        return
+    if not runs:
+        out.print("no retention runs recorded")
+        return
+    table = Table(title="retention runs")
+    for col in ("started", "kind", "outcome", "user@host", "policy", "counts", "run id"):
+        table.add_column(col, overflow="fold")
+    for run in runs:
+        counts = ", ".join(f"{k} {v}" for k, v in run.counts.items())
+        table.add_row(_when(run.started_at), run.kind, run.outcome, f"{run.user}@{run.host}",
+                      run.policy or "-", counts or "-", run.run_id)
+    out.print(table)
+
+
+def _print_restore(report: RestoreReport) -> None:
+    out.print(f"restored {report.restored} of {report.selected} from {report.archive} "
+              f"(run {report.run_id})")
+    if report.conflicts:
+        out.print(f"  [yellow]left alone, live in the main DB:[/] {', '.join(report.conflicts)}")
+
+
+def restore(
+    ctx: typer.Context,
+    job_ids: Annotated[list[str] | None, typer.Argument(
+        help="Job ids to restore (each must be archived and not live).")] = None,
+    policy: Annotated[str | None, typer.Option(
+        help="Restore every job this policy purged (not yet restored).")] = None,
+    since: Annotated[str | None, typer.Option(
+        help="Restore every job purged within this duration: 2h, 1d.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Put archived jobs back into the main DB with their status, indexes and events."""
+    since_s = duration_option(since, "--since")
+    if bool(job_ids) == (policy is not None or since_s is not None):
+        raise typer.BadParameter("give job ids, or --policy/--since", param_hint="JOB_IDS")
+    for job_id in job_ids or []:
+        if not JOB_ID_PATTERN.match(job_id):
+            raise typer.BadParameter(f"{job_id!r} is not a job id", param_hint="JOB_IDS")
+    store, archive = _stores(ctx)
+    if job_ids:
+        report = restore_ids(store, archive, job_ids)
+    else:
+        with _progress() as progress:
+            task = progress.add_task("restoring", total=None)
+            report = restore_matching(
+                store, archive, policy=policy,
+                purged_since=None if since_s is None else now_s() - since_s,
+                on_progress=lambda ids: progress.advance(task, len(ids)))
+    if json_out:
+        print_json(report.to_dict())
+    else:
+        _print_restore(report)
+
+
+app.command(name="restore")(restore)

@@ -1,0 +1,82 @@
+"""Audit of retention runs: who ran a purge or restore, where, with what selector.
+
+Invariant: every purge and restore that may write records an audit row in the
+archive database *before* its first write (outcome "running") and updates it
+at the end ("done" or "failed"). A run whose process died stays "running".
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pwd
+import socket
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from jobtrail.clock import now_s
+from jobtrail.errors import ArchiveError
+from jobtrail.models import RetentionRun
+from jobtrail.store.archive import ArchiveStore
+
+__all__ = ["begin_run", "current_actor", "end_run", "history"]
+
+logger = logging.getLogger(__name__)
+
+
+def current_actor() -> tuple[str, str]:
+    """Return (OS user name, host name) of this process; the uid when it has no name."""
+    try:
+        user = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        user = str(os.getuid())
+    return user, socket.gethostname()
+
+
+def begin_run(archive: ArchiveStore, *, kind: str, policy: str,
+              selector: Mapping[str, Any]) -> RetentionRun:
+    """Record the start of a run (outcome "running") and return it.
+
+    Raises:
+        ArchiveError: The archive refused the audit row; the run must not start.
+    """
+    user, host = current_actor()
+    run = RetentionRun(run_id=str(uuid.uuid4()), kind=kind, started_at=now_s(),
+                       finished_at=None, user=user, host=host, policy=policy,
+                       selector=dict(selector), counts={}, archive=archive.location,
+                       outcome="running")
+    archive.start_run(run)
+    logger.info("retention run started run_id=%s kind=%s policy=%s user=%s host=%s",
+                run.run_id, kind, policy, user, host)
+    return run
+
+
+def end_run(archive: ArchiveStore, run: RetentionRun, counts: Mapping[str, int], *,
+            error: str = "") -> None:
+    """Record the end of *run* with its counts; "failed" when *error* is given.
+
+    A failure to write the audit update is logged, not raised, when the run
+    already failed (the first error is the one to report).
+
+    Raises:
+        ArchiveError: The archive refused the update of a successful run.
+    """
+    try:
+        archive.finish_run(run.run_id, finished_at=now_s(), counts=counts,
+                           outcome="failed" if error else "done", error=error)
+    except ArchiveError:
+        if not error:
+            raise
+        logger.warning("audit row not updated run_id=%s", run.run_id, exc_info=True)
+    logger.info("retention run ended run_id=%s outcome=%s counts=%s", run.run_id,
+                "failed" if error else "done", dict(counts))
+
+
+def history(archive: ArchiveStore, *, limit: int = 50) -> list[RetentionRun]:
+    """Return the latest *limit* purge and restore runs, newest first.
+
+    Raises:
+        ArchiveError: The archive cannot be read.
+    """
+    return archive.history(limit=limit)

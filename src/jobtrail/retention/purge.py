@@ -1,0 +1,274 @@
+"""Purge: archive, verify, then delete the jobs a retention policy selects.
+
+The protocol, batch by batch (memory O(batch_size)):
+
+1. read: one pipeline of HGETALL + XRANGE on the main DB and one MGET of
+   `celery-task-meta-<id>` on the results DB;
+2. archive: insert or replace one row per job and COMMIT (ArchiveStore.put_many);
+3. verify: read the rows back and check their checksums;
+4. delete: store/lua/purge_one.lua per job, pipelined: if the record still
+   has the status and version that were archived, DEL `job:<id>`, ZREM it
+   from `jobs` and every `jobs:<status>`, write `tombstone:<id>` (TTL) and
+   append a `purged` event (the stream gets the same TTL). Otherwise the job
+   is skipped ("changed after it was read").
+
+A SIGKILL anywhere leaves each job live, archived, or both; a rerun archives
+again (replacing the row, never adding one) and finishes. An archive failure
+raises ArchiveError before step 4 of its batch, so nothing of it is deleted.
+The broker and results DBs are never written.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from jobtrail.clock import monotonic_s, now_s
+from jobtrail.errors import JobtrailError
+from jobtrail.models import JobStatus
+from jobtrail.retention.audit import begin_run, end_run
+from jobtrail.retention.policy import RetentionPolicy, count_selected
+from jobtrail.retention.selection import Candidate, Selection
+from jobtrail.store.archive import ArchiveStore, SealedRecord, seal
+from jobtrail.store.retention_store import PurgeItem, RetentionStore
+
+__all__ = ["PurgeReport", "PurgeStep", "count_candidates", "purge"]
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_SIZE = 10
+
+
+class PurgeStep(StrEnum):
+    """Points of the protocol reported to the progress callback, in order per batch."""
+
+    READ = "read"            # records read from Redis; nothing written yet
+    ARCHIVED = "archived"    # archive rows committed
+    VERIFIED = "verified"    # archive rows read back and checked
+    DELETED = "deleted"      # one pipelined chunk of purge_one.lua steps ran
+    SKIPPED = "skipped"      # jobs skipped at read time (gone, or moved status)
+
+
+#: on_progress(step, job ids concerned). It runs in the purging process, between steps.
+ProgressFn = Callable[[PurgeStep, Sequence[str]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeReport:
+    """What a purge (or dry run) selected and did.
+
+    Attributes:
+        run_id: Audit id of the run ("" for a dry run, which writes nothing).
+        policy: Policy name.
+        selector: The policy's selection (statuses, older_than_s, keep_last, max_per_run).
+        dry_run: True when nothing was written.
+        selected: Jobs the policy selected.
+        archived: Archive rows committed and verified.
+        purged: Jobs deleted from the main DB (tombstone written).
+        skipped: Selected jobs left alone: gone already, or changed after they were read.
+        skipped_reasons: skipped, by reason ("missing", "changed").
+        elapsed_s: Wall time of the run, seconds.
+        archive: Archive location (password masked).
+        oldest_finished_at: finished_at of the oldest selected job, epoch seconds.
+        newest_finished_at: finished_at of the newest selected job, epoch seconds.
+        sample_ids: Up to 10 selected ids, oldest first.
+        stuck: Pending and processing jobs older than the policy's age, by
+            status: never purged, reported for a person to look at.
+    """
+
+    run_id: str
+    policy: str
+    selector: dict[str, Any]
+    dry_run: bool
+    selected: int
+    archived: int
+    purged: int
+    skipped: int
+    skipped_reasons: dict[str, int]
+    elapsed_s: float
+    archive: str
+    oldest_finished_at: float | None
+    newest_finished_at: float | None
+    sample_ids: list[str] = field(default_factory=list)
+    stuck: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the report as the JSON object `retention purge --json` prints."""
+        return {"run_id": self.run_id, "policy": self.policy, "selector": dict(self.selector),
+                "dry_run": self.dry_run, "selected": self.selected, "archived": self.archived,
+                "purged": self.purged, "skipped": self.skipped,
+                "skipped_reasons": dict(self.skipped_reasons),
+                "elapsed_s": round(self.elapsed_s, 6), "archive": self.archive,
+                "oldest_finished_at": self.oldest_finished_at,
+                "newest_finished_at": self.newest_finished_at,
+                "sample_ids": list(self.sample_ids), "stuck": dict(self.stuck)}
+
+
+def count_candidates(store: RetentionStore, policy: RetentionPolicy, now: float) -> int:
+    """Return how many jobs *policy* selects at *now* (two counts per status, O(log n)).
+
+    Raises:
+        RedisUnavailableError: The main DB could not be reached.
+    """
+    return count_selected(store.count_older(policy.statuses, policy.cutoff_at(now)), policy)
+
+
+def _stuck(store: RetentionStore, policy: RetentionPolicy, now: float) -> dict[str, int]:
+    counts = store.count_older((JobStatus.PENDING, JobStatus.PROCESSING), policy.cutoff_at(now))
+    return {s.value: c[0] for s, c in counts.items()}
+
+
+class _Tally:
+    def __init__(self) -> None:
+        self.selected = self.archived = self.purged = 0
+        self.skipped: Counter[str] = Counter()
+        self.oldest: float | None = None
+        self.newest: float | None = None
+        self.sample: list[str] = []
+
+    def select(self, batch: Sequence[Candidate]) -> None:
+        self.selected += len(batch)
+        if self.oldest is None:
+            self.oldest = batch[0].finished_at
+        self.newest = batch[-1].finished_at if self.newest is None else max(
+            self.newest, batch[-1].finished_at)
+        self.sample += [c.job_id for c in batch[:SAMPLE_SIZE - len(self.sample)]]
+
+    def counts(self) -> dict[str, int]:
+        return {"selected": self.selected, "archived": self.archived, "purged": self.purged,
+                "skipped": sum(self.skipped.values())}
+
+
+def _seal_batch(store: RetentionStore, batch: Sequence[Candidate], *, policy: str,
+                run_id: str, tally: _Tally, on_progress: ProgressFn | None,
+                ) -> tuple[list[SealedRecord], list[PurgeItem]]:
+    raws = store.read_records([c.job_id for c in batch])
+    purged_at = now_s()
+    sealed: list[SealedRecord] = []
+    items: list[PurgeItem] = []
+    gone: list[str] = []
+    for cand, raw in zip(batch, raws, strict=True):
+        if raw is None or raw.job.get("status") != cand.status.value:
+            gone.append(cand.job_id)
+            continue
+        sealed.append(seal(cand.job_id, raw.job, raw.events, raw.celery_meta,
+                           purged_at=purged_at, policy=policy, run_id=run_id))
+        items.append(PurgeItem(cand.job_id, cand.status.value, raw.job.get("version", "0")))
+    tally.skipped["missing"] += len(gone)
+    if on_progress:
+        on_progress(PurgeStep.READ, [c.job_id for c in batch])
+        if gone:
+            on_progress(PurgeStep.SKIPPED, gone)
+    return sealed, items
+
+
+def _purge_batch(store: RetentionStore, archive: ArchiveStore, selection: Selection,
+                 batch: Sequence[Candidate], *, policy: str, run_id: str,
+                 tombstone_ttl_s: float, chunk: int, tally: _Tally,
+                 on_progress: ProgressFn | None) -> None:
+    sealed, items = _seal_batch(store, batch, policy=policy, run_id=run_id, tally=tally,
+                                on_progress=on_progress)
+    if not sealed:
+        return
+    archive.put_many(sealed)
+    if on_progress:
+        on_progress(PurgeStep.ARCHIVED, [s.job_id for s in sealed])
+    archive.verify({s.job_id: s.checksum for s in sealed})
+    tally.archived += len(sealed)
+    if on_progress:
+        on_progress(PurgeStep.VERIFIED, [s.job_id for s in sealed])
+    purged_at = sealed[0].purged_at
+    for start in range(0, len(items), chunk):
+        part = items[start:start + chunk]
+        outcomes = store.purge_many(part, purged_at=purged_at, policy=policy,
+                                    archive=archive.location, run_id=run_id,
+                                    tombstone_ttl_s=tombstone_ttl_s)
+        left: Counter[str] = Counter()
+        for item, outcome in zip(part, outcomes, strict=True):
+            if outcome == "purged":
+                tally.purged += 1
+                left[item.status] += 1
+            else:
+                tally.skipped[outcome] += 1
+                logger.info("purge skipped job_id=%s reason=%s", item.job_id, outcome)
+                if outcome == "missing":
+                    left[item.status] += 1  # most likely a concurrent purge removed it
+        for status, n in left.items():
+            selection.removed(JobStatus(status), n)
+        if on_progress:
+            on_progress(PurgeStep.DELETED, [i.job_id for i in part])
+
+
+def purge(store: RetentionStore, archive: ArchiveStore, policy: RetentionPolicy, *,
+          tombstone_ttl_s: float, batch_size: int = 1000, dry_run: bool = False,
+          redis_chunk_size: int | None = None, now: float | None = None,
+          on_progress: ProgressFn | None = None) -> PurgeReport:
+    """Archive, then delete, every job record that *policy* selects.
+
+    Each record's archive row is committed and read back before its
+    `job:<id>` hash is deleted; the delete, the `tombstone:<id>` hash and the
+    `purged` event are one atomic Redis step (store/lua/purge_one.lua). A rerun
+    after a crash finishes the work and never archives a job twice. A real
+    run is recorded in the audit table (outcome "running", then "done" or
+    "failed"); a dry run writes nothing anywhere.
+
+    Args:
+        store: Redis side (main DB reads and Lua steps, results DB reads).
+        archive: The archive (and audit table).
+        policy: Which records to purge.
+        tombstone_ttl_s: TTL of each tombstone and purged events stream, seconds.
+        batch_size: Jobs read, archived and deleted per batch; memory is O(batch_size).
+        dry_run: Select and count only; write nothing.
+        redis_chunk_size: purge_one.lua steps per pipelined round trip
+            (default: the whole batch).
+        now: The time ages are counted from, epoch seconds (default: the clock).
+        on_progress: Called after each protocol step with the job ids concerned.
+
+    Returns:
+        PurgeReport: selected, archived, purged and skipped counts, elapsed_s,
+        the archive location, oldest/newest finished_at, sample ids and stuck jobs.
+
+    Raises:
+        ArchiveError: The archive refused, lost or garbled a row; nothing of
+            that batch was deleted (earlier batches stay purged and archived).
+        RedisUnavailableError: The main or results DB could not be reached.
+    """
+    started = monotonic_s()
+    at = now_s() if now is None else now
+    selection = Selection(store, policy, at, page_size=batch_size)
+    stuck = _stuck(store, policy, at)
+    tally = _Tally()
+    run_id = ""
+    if not dry_run:
+        run = begin_run(archive, kind="purge", policy=policy.name,
+                        selector=policy.selector() | {"now": at, "batch_size": batch_size})
+        run_id = run.run_id
+    try:
+        while batch := selection.next_batch(batch_size):
+            tally.select(batch)
+            if not dry_run:
+                _purge_batch(store, archive, selection, batch, policy=policy.name,
+                             run_id=run_id, tombstone_ttl_s=tombstone_ttl_s,
+                             chunk=redis_chunk_size or batch_size, tally=tally,
+                             on_progress=on_progress)
+    except JobtrailError as exc:
+        if not dry_run:
+            end_run(archive, run, tally.counts(), error=str(exc))
+        raise
+    if not dry_run:
+        end_run(archive, run, tally.counts())
+    report = PurgeReport(
+        run_id=run_id, policy=policy.name, selector=policy.selector(), dry_run=dry_run,
+        selected=tally.selected, archived=tally.archived, purged=tally.purged,
+        skipped=sum(tally.skipped.values()), skipped_reasons=dict(tally.skipped),
+        elapsed_s=monotonic_s() - started, archive=archive.location,
+        oldest_finished_at=tally.oldest, newest_finished_at=tally.newest,
+        sample_ids=tally.sample, stuck=stuck)
+    logger.info("purge finished policy=%s dry_run=%s selected=%d archived=%d purged=%d "
+                "skipped=%d elapsed_s=%.3f", policy.name, dry_run, report.selected,
+                report.archived, report.purged, report.skipped, report.elapsed_s)
+    return report

@@ -1,0 +1,483 @@
+"""ArchiveStore: the SQL archive of purged job records and the audit of retention runs.
+
+One SQLAlchemy Core code path for SQLite (the default, a file in the state
+directory) and PostgreSQL (driver psycopg 3). Two tables, named with a
+configurable prefix: `<prefix>archived_jobs` (one row per job id) and
+`<prefix>retention_runs` (one row per purge or restore run).
+
+Invariants:
+- put_many() commits before it returns; purge deletes nothing from Redis
+  until that commit and verify() have both succeeded.
+- A job id has at most one row: re-archiving (a rerun after a crash, or a
+  purge after a restore) replaces the row, it never adds a second one.
+- The `record` column holds the canonical JSON text of the archived record;
+  `checksum` is its sha256, so a read-back proves the bytes survived.
+- Library errors leave this module as ArchiveError (``raise ... from exc``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from jobtrail.errors import ArchivedJobNotFoundError, ArchiveError
+from jobtrail.models import ArchivedJob, RetentionRun
+
+__all__ = [
+    "ArchiveStore",
+    "SealedRecord",
+    "canonical_json",
+    "mask_archive_url",
+    "normalize_archive_url",
+    "seal",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def normalize_archive_url(url: str) -> str:
+    """Return *url* with a plain `postgresql://` (or `postgres://`) mapped to psycopg 3.
+
+    Raises:
+        ArchiveError: The URL is neither SQLite nor PostgreSQL.
+    """
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg://" + url[len(plain):]
+    if not url.startswith(("sqlite:", "postgresql+psycopg:")):
+        raise ArchiveError(f"unsupported archive URL {mask_archive_url(url)}: use sqlite:/// "
+                           "or postgresql://", location=mask_archive_url(url))
+    return url
+
+
+def mask_archive_url(url: str) -> str:
+    """Return *url* with its password (if any) replaced by `***`."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparsable archive URL>"
+
+
+def canonical_json(value: Any) -> str:
+    """Return the canonical JSON text of *value*: sorted keys, no spaces, UTF-8, no NaN."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False)
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class SealedRecord:
+    """An archive record with its canonical JSON text and checksum, ready to insert.
+
+    Attributes:
+        job_id: The job.
+        status: The job's status (from its hash).
+        finished_at: The job's finished_at, epoch seconds, or None.
+        purged_at: Epoch seconds.
+        policy: Policy name.
+        run_id: The purge run.
+        text: Canonical JSON of the record (what `checksum` covers).
+        checksum: sha256 hex of `text`.
+    """
+
+    job_id: str
+    status: str
+    finished_at: float | None
+    purged_at: float
+    policy: str
+    run_id: str
+    text: str
+    checksum: str
+
+
+def seal(job_id: str, job: Mapping[str, str], events: Sequence[Mapping[str, str]],
+         celery_meta: Mapping[str, Any] | None, *, purged_at: float, policy: str,
+         run_id: str) -> SealedRecord:
+    """Serialize one record canonically and checksum it (the only serialization of a row).
+
+    Args:
+        job_id: The job.
+        job: Every field of `job:<id>` (strings).
+        events: Lifecycle events, oldest first, each with its `event_id`.
+        celery_meta: Parsed `celery-task-meta-<id>`, or None.
+        purged_at: Epoch seconds.
+        policy: Policy name.
+        run_id: The purge run.
+
+    Returns:
+        The SealedRecord; its checksum covers every field above.
+    """
+    text = canonical_json({
+        "job_id": job_id, "job": dict(job), "events": [dict(e) for e in events],
+        "celery_meta": None if celery_meta is None else dict(celery_meta),
+        "purged_at": purged_at, "policy": policy, "run_id": run_id,
+    })
+    finished = job.get("finished_at") or ""
+    return SealedRecord(job_id=job_id, status=job.get("status", ""),
+                        finished_at=float(finished) if finished else None,
+                        purged_at=purged_at, policy=policy, run_id=run_id, text=text,
+                        checksum=_sha256(text))
+
+
+def _tables(prefix: str) -> tuple[sa.MetaData, sa.Table, sa.Table]:
+    meta = sa.MetaData()
+    jobs = sa.Table(
+        f"{prefix}archived_jobs", meta,
+        sa.Column("job_id", sa.String(128), primary_key=True),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("finished_at", sa.Double, nullable=True),
+        sa.Column("purged_at", sa.Double, nullable=False, index=True),
+        sa.Column("policy", sa.String(64), nullable=False, index=True),
+        sa.Column("run_id", sa.String(64), nullable=False),
+        sa.Column("checksum", sa.String(64), nullable=False),
+        sa.Column("record", sa.Text, nullable=False),
+        sa.Column("restored_at", sa.Double, nullable=True),
+    )
+    runs = sa.Table(
+        f"{prefix}retention_runs", meta,
+        sa.Column("run_id", sa.String(64), primary_key=True),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("started_at", sa.Double, nullable=False, index=True),
+        sa.Column("finished_at", sa.Double, nullable=True),
+        sa.Column("user", sa.String(128), nullable=False),
+        sa.Column("host", sa.String(255), nullable=False),
+        sa.Column("policy", sa.String(64), nullable=False),
+        sa.Column("selector", sa.Text, nullable=False),
+        sa.Column("counts", sa.Text, nullable=False),
+        sa.Column("archive", sa.Text, nullable=False),
+        sa.Column("outcome", sa.String(16), nullable=False),
+        sa.Column("error", sa.Text, nullable=False),
+    )
+    return meta, jobs, runs
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    # WAL lets readers (trace) run during a purge; synchronous=FULL makes a
+    # commit durable across power loss, not only across a process crash.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+class ArchiveStore:
+    """The purge archive and the audit table, in SQLite or PostgreSQL.
+
+    Tables are created on first use. No I/O happens in the constructor.
+
+    Args:
+        url: SQLAlchemy URL: `sqlite:///<path>` or `postgresql[+psycopg]://...`
+            (plain `postgresql://` is mapped to psycopg 3).
+        table_prefix: Prefix of both table names (lets several deployments,
+            or tests, share one PostgreSQL database).
+
+    Raises:
+        ArchiveError: The URL is not SQLite or PostgreSQL.
+    """
+
+    def __init__(self, url: str, *, table_prefix: str = "jobtrail_") -> None:
+        self.url = normalize_archive_url(url)
+        self.location = mask_archive_url(self.url)
+        self._meta, self.jobs_table, self.runs_table = _tables(table_prefix)
+        parsed = make_url(self.url)
+        self.dialect = parsed.get_backend_name()
+        if self.dialect == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            self.engine: Engine = sa.create_engine(self.url)
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        else:
+            self.engine = sa.create_engine(self.url, pool_pre_ping=True)
+        self._ready = False
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    def _fail(self, what: str, exc: Exception, job_id: str | None = None) -> ArchiveError:
+        reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:300]
+        return ArchiveError(f"archive {self.location}: {what} failed: {reason}",
+                            job_id=job_id, location=self.location)
+
+    def ensure_schema(self) -> None:
+        """Create the two tables and their indexes if missing.
+
+        Raises:
+            ArchiveError: The database cannot be reached or refuses the DDL.
+        """
+        if self._ready:
+            return
+        try:
+            self._meta.create_all(self.engine, checkfirst=True)
+        except SQLAlchemyError as exc:
+            raise self._fail("creating tables", exc) from exc
+        self._ready = True
+
+    def drop_schema(self) -> None:
+        """Drop both tables (tests and uninstall only; this deletes the archive).
+
+        Raises:
+            ArchiveError: The database refused.
+        """
+        try:
+            self._meta.drop_all(self.engine, checkfirst=True)
+        except SQLAlchemyError as exc:
+            raise self._fail("dropping tables", exc) from exc
+        self._ready = False
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    def _insert(self) -> Any:
+        module = pg_dialect if self.dialect == "postgresql" else sqlite_dialect
+        return module.insert(self.jobs_table)
+
+    # -- archived jobs ------------------------------------------------------------------
+
+    def put_many(self, records: Sequence[SealedRecord]) -> None:
+        """Insert or replace one row per record, in one transaction, and COMMIT.
+
+        Idempotent per job id: a row already there (an earlier run that died
+        before its Redis step, or a job purged again after a restore) is
+        replaced, so the archive never holds two rows for one job.
+
+        Args:
+            records: Up to a purge batch of sealed records.
+
+        Raises:
+            ArchiveError: The archive refused the batch; nothing of it was committed.
+        """
+        if not records:
+            return
+        self.ensure_schema()
+        stmt = self._insert()
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[self.jobs_table.c.job_id],
+            set_={name: stmt.excluded[name] for name in (
+                "status", "finished_at", "purged_at", "policy", "run_id", "checksum", "record")}
+            | {"restored_at": None},
+        )
+        rows = [{"job_id": r.job_id, "status": r.status, "finished_at": r.finished_at,
+                 "purged_at": r.purged_at, "policy": r.policy, "run_id": r.run_id,
+                 "checksum": r.checksum, "record": r.text, "restored_at": None}
+                for r in records]
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(stmt, rows)
+        except SQLAlchemyError as exc:
+            raise self._fail(f"writing {len(rows)} row(s)", exc, records[0].job_id) from exc
+
+    def verify(self, expected: Mapping[str, str]) -> None:
+        """Read rows back and check each one's stored bytes against its checksum.
+
+        Args:
+            expected: job id -> the sha256 hex the row must have.
+
+        Raises:
+            ArchiveError: A row is missing, or its checksum or text differs;
+                `job_id` names the first such job.
+        """
+        if not expected:
+            return
+        t = self.jobs_table
+        query = sa.select(t.c.job_id, t.c.checksum, t.c.record).where(
+            t.c.job_id.in_(sa.bindparam("ids", expanding=True)))
+        try:
+            with self.engine.connect() as conn:
+                rows = {row.job_id: (row.checksum, row.record)
+                        for row in conn.execute(query, {"ids": list(expected)})}
+        except SQLAlchemyError as exc:
+            raise self._fail("reading rows back", exc, next(iter(expected))) from exc
+        for job_id, checksum in expected.items():
+            found = rows.get(job_id)
+            if found is None:
+                raise ArchiveError(f"archive {self.location}: row of job {job_id} missing "
+                                   "after commit", job_id=job_id, location=self.location)
+            if found[0] != checksum or _sha256(found[1]) != checksum:
+                raise ArchiveError(f"archive {self.location}: row of job {job_id} fails its "
+                                   "checksum on read-back", job_id=job_id,
+                                   location=self.location)
+
+    @staticmethod
+    def _decode(row: Any) -> ArchivedJob:
+        data = json.loads(row.record)
+        return ArchivedJob(job_id=data["job_id"], job=data["job"], events=data["events"],
+                           celery_meta=data["celery_meta"], purged_at=float(data["purged_at"]),
+                           policy=data["policy"], run_id=data["run_id"],
+                           checksum=row.checksum, restored_at=row.restored_at)
+
+    def find(self, job_id: str) -> ArchivedJob | None:
+        """Return the archived record of *job_id*, or None.
+
+        Raises:
+            ArchiveError: The archive cannot be read.
+        """
+        self.ensure_schema()
+        t = self.jobs_table
+        query = sa.select(t.c.record, t.c.checksum, t.c.restored_at).where(t.c.job_id == job_id)
+        try:
+            with self.engine.connect() as conn:
+                row = conn.execute(query).first()
+        except SQLAlchemyError as exc:
+            raise self._fail("reading a row", exc, job_id) from exc
+        return None if row is None else self._decode(row)
+
+    def get(self, job_id: str) -> ArchivedJob:
+        """Return the archived record of *job_id*.
+
+        Raises:
+            ArchivedJobNotFoundError: No row for the id.
+            ArchiveError: The archive cannot be read.
+        """
+        record = self.find(job_id)
+        if record is None:
+            raise ArchivedJobNotFoundError(job_id)
+        return record
+
+    def _where(self, policy: str | None, purged_since: float | None,
+               only_unrestored: bool) -> list[Any]:
+        t = self.jobs_table
+        clauses: list[Any] = []
+        if policy is not None:
+            clauses.append(t.c.policy == policy)
+        if purged_since is not None:
+            clauses.append(t.c.purged_at >= purged_since)
+        if only_unrestored:
+            clauses.append(t.c.restored_at.is_(None))
+        return clauses
+
+    def iter_archived(self, *, batch_size: int = 500, policy: str | None = None,
+                      purged_since: float | None = None, only_unrestored: bool = False,
+                      ) -> Iterator[list[ArchivedJob]]:
+        """Yield archived records in batches, by job id (keyset pagination).
+
+        Args:
+            batch_size: Rows per batch; memory is O(batch_size).
+            policy: Only rows purged by this policy.
+            purged_since: Only rows purged at or after this time, epoch seconds.
+            only_unrestored: Skip rows whose job was restored since.
+
+        Raises:
+            ArchiveError: The archive cannot be read.
+        """
+        self.ensure_schema()
+        t = self.jobs_table
+        after = ""
+        while True:
+            query = (sa.select(t.c.job_id, t.c.record, t.c.checksum, t.c.restored_at)
+                     .where(t.c.job_id > after, *self._where(policy, purged_since,
+                                                              only_unrestored))
+                     .order_by(t.c.job_id).limit(batch_size))
+            try:
+                with self.engine.connect() as conn:
+                    rows = list(conn.execute(query))
+            except SQLAlchemyError as exc:
+                raise self._fail("reading rows", exc) from exc
+            if not rows:
+                return
+            yield [self._decode(row) for row in rows]
+            after = rows[-1].job_id
+
+    def count(self, *, policy: str | None = None, purged_since: float | None = None,
+              only_unrestored: bool = False) -> int:
+        """Return the number of archived rows (optionally filtered like iter_archived).
+
+        Raises:
+            ArchiveError: The archive cannot be read.
+        """
+        self.ensure_schema()
+        query = sa.select(sa.func.count()).select_from(self.jobs_table).where(
+            *self._where(policy, purged_since, only_unrestored))
+        try:
+            with self.engine.connect() as conn:
+                return int(conn.execute(query).scalar_one())
+        except SQLAlchemyError as exc:
+            raise self._fail("counting rows", exc) from exc
+
+    def mark_restored(self, job_ids: Sequence[str], restored_at: float) -> None:
+        """Record that *job_ids* were put back into the main DB (the rows stay).
+
+        Raises:
+            ArchiveError: The archive refused the update.
+        """
+        if not job_ids:
+            return
+        t = self.jobs_table
+        stmt = (sa.update(t).where(t.c.job_id.in_(sa.bindparam("ids", expanding=True)))
+                .values(restored_at=restored_at))
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(stmt, {"ids": list(job_ids)})
+        except SQLAlchemyError as exc:
+            raise self._fail("marking rows restored", exc, job_ids[0]) from exc
+
+    # -- audit --------------------------------------------------------------------------
+
+    def start_run(self, run: RetentionRun) -> None:
+        """Insert the audit row of a run that is starting (outcome "running"), and COMMIT.
+
+        Raises:
+            ArchiveError: The archive refused the row.
+        """
+        self.ensure_schema()
+        row = {"run_id": run.run_id, "kind": run.kind, "started_at": run.started_at,
+               "finished_at": run.finished_at, "user": run.user, "host": run.host,
+               "policy": run.policy, "selector": canonical_json(run.selector),
+               "counts": canonical_json(run.counts), "archive": run.archive,
+               "outcome": run.outcome, "error": run.error}
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(sa.insert(self.runs_table), row)
+        except SQLAlchemyError as exc:
+            raise self._fail("writing the audit row", exc) from exc
+
+    def finish_run(self, run_id: str, *, finished_at: float, counts: Mapping[str, int],
+                   outcome: str, error: str = "") -> None:
+        """Record the end of a run: its time (epoch seconds), counts and outcome.
+
+        Raises:
+            ArchiveError: The archive refused the update.
+        """
+        t = self.runs_table
+        stmt = sa.update(t).where(t.c.run_id == run_id).values(
+            finished_at=finished_at, counts=canonical_json(dict(counts)), outcome=outcome,
+            error=error)
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(stmt)
+        except SQLAlchemyError as exc:
+            raise self._fail("updating the audit row", exc) from exc
+
+    def history(self, *, limit: int = 50) -> list[RetentionRun]:
+        """Return the latest *limit* runs, newest first.
+
+        Raises:
+            ArchiveError: The archive cannot be read.
+        """
+        self.ensure_schema()
+        t = self.runs_table
+        query = sa.select(t).order_by(t.c.started_at.desc(), t.c.run_id).limit(limit)
+        try:
+            with self.engine.connect() as conn:
+                rows = list(conn.execute(query))
+        except SQLAlchemyError as exc:
+            raise self._fail("reading the audit table", exc) from exc
+        return [RetentionRun(run_id=r.run_id, kind=r.kind, started_at=r.started_at,
+                             finished_at=r.finished_at, user=r.user, host=r.host,
+                             policy=r.policy, selector=json.loads(r.selector),
+                             counts=json.loads(r.counts), archive=r.archive,
+                             outcome=r.outcome, error=r.error) for r in rows]

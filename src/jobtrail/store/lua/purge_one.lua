@@ -1,0 +1,53 @@
+-- Purge archived jobs, each in one atomic step: check, delete, unindex, tombstone, event.
+-- The caller has already COMMITTED and verified every job's archive row. One call
+-- takes one or more jobs (a pipelined chunk); the steps of one job are never split,
+-- and a job whose record changed since it was archived is left untouched.
+-- KEYS[1] = jobs index (sorted set)
+-- KEYS[2 .. 1+S] = jobs:<status> index of every status (the entry is removed from each)
+-- KEYS[2+S+3(i-1) .. 4+S+3(i-1)] = for job i: job:<id> hash, job:<id>:events stream,
+--                                   tombstone:<id> hash
+-- ARGV[1] = purged_at (epoch seconds, float as string; the archive row's value)
+-- ARGV[2] = policy name
+-- ARGV[3] = archive location (URL, password masked)
+-- ARGV[4] = purge run id
+-- ARGV[5] = tombstone TTL (milliseconds); the events stream gets the same TTL
+-- ARGV[6] = events stream MAXLEN (approximate; 0 = uncapped)
+-- ARGV[7] = S, the number of status indexes in KEYS
+-- ARGV[8+3(i-1) .. 10+3(i-1)] = for job i: job id, archived status, archived version
+-- Returns: one outcome per job, in order: "purged"
+--          | "missing" (no job:<id>: nothing written)
+--          | "changed" (status or version differ from the archived record: nothing written)
+local s = tonumber(ARGV[7])
+local maxlen = tonumber(ARGV[6])
+local out = {}
+local n = (#ARGV - 7) / 3
+for i = 0, n - 1 do
+  local id, status, version = ARGV[8 + 3 * i], ARGV[9 + 3 * i], ARGV[10 + 3 * i]
+  local job, events, tomb = KEYS[2 + s + 3 * i], KEYS[3 + s + 3 * i], KEYS[4 + s + 3 * i]
+  local now = redis.call('HMGET', job, 'status', 'version')
+  if not now[1] then
+    out[#out + 1] = 'missing'
+  elseif now[1] ~= status or (now[2] or '0') ~= version then
+    out[#out + 1] = 'changed'
+  else
+    redis.call('DEL', job)
+    redis.call('ZREM', KEYS[1], id)
+    for k = 2, 1 + s do
+      redis.call('ZREM', KEYS[k], id)
+    end
+    redis.call('DEL', tomb)
+    redis.call('HSET', tomb, 'job_id', id, 'purged_at', ARGV[1], 'policy', ARGV[2],
+               'archive', ARGV[3], 'run_id', ARGV[4], 'status', status)
+    redis.call('PEXPIRE', tomb, ARGV[5])
+    local event = {'type', 'purged', 'at', ARGV[1], 'policy', ARGV[2], 'archive', ARGV[3],
+                   'run_id', ARGV[4], 'status', status}
+    if maxlen > 0 then
+      redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', unpack(event))
+    else
+      redis.call('XADD', events, '*', unpack(event))
+    end
+    redis.call('PEXPIRE', events, ARGV[5])
+    out[#out + 1] = 'purged'
+  end
+end
+return out

@@ -1,0 +1,240 @@
+"""RetentionStore: the Redis side of purge and restore (index pages, record reads, Lua steps).
+
+Invariants:
+- Reads are one script call (main DB) and one MGET (results DB) per batch; nothing
+  here holds more than one batch.
+- The only writes are store/lua/purge_one.lua and store/lua/restore_one.lua,
+  each one atomic step per job, touching only that job's keys and its
+  index entries. The results DB is only read (GET), never written.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import redis
+
+from jobtrail.clock import to_ms
+from jobtrail.errors import RedisUnavailableError
+from jobtrail.keys import KeySpace
+from jobtrail.models import ArchivedJob, JobStatus
+from jobtrail.store.scripts import load_script
+
+__all__ = ["PurgeItem", "RawRecord", "RetentionStore"]
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """What the main and results DBs hold about one job, read in one batch.
+
+    Attributes:
+        job_id: The job.
+        job: Every field of `job:<id>`.
+        events: The events stream, oldest first, each entry's fields plus `event_id`.
+        celery_meta: Parsed `celery-task-meta-<id>`, or None when absent.
+    """
+
+    job_id: str
+    job: dict[str, str]
+    events: list[dict[str, str]]
+    celery_meta: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeItem:
+    """One job to delete, with the status and version its archive row holds."""
+
+    job_id: str
+    status: str
+    version: str
+
+
+def _parse_meta(raw: str | None) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    try:
+        meta = json.loads(raw)
+    except ValueError:
+        return {"raw": raw}  # a non-JSON serializer: keep the text as it was
+    return meta if isinstance(meta, dict) else {"value": meta}
+
+
+class RetentionStore:
+    """Redis I/O of retention: the main DB (read and Lua writes) and the results DB (read).
+
+    Args:
+        main: redis-py client of the main DB (decode_responses=True).
+        results: redis-py client of the result backend DB (decode_responses=True).
+        keys: Key builder.
+        events_max_len: Approximate cap of each events stream; 0 = none.
+    """
+
+    def __init__(self, main: redis.Redis, results: redis.Redis, keys: KeySpace, *,
+                 events_max_len: int = 1000) -> None:
+        self.main = main
+        self.results = results
+        self.keys = keys
+        self.events_max_len = events_max_len
+        self._read = load_script(main, "read_records")
+        self._purge = load_script(main, "purge_one")
+        self._restore = load_script(main, "restore_one")
+
+    @staticmethod
+    def _unavailable(db: str, exc: redis.RedisError) -> RedisUnavailableError:
+        return RedisUnavailableError(db, str(exc) or type(exc).__name__)
+
+    # -- index reads --------------------------------------------------------------------
+
+    def page_oldest(self, status: JobStatus, *, max_score: float, offset: int,
+                    count: int) -> list[tuple[str, float]]:
+        """Return up to *count* (id, score) of `jobs:<status>` with score <= *max_score*.
+
+        Ordered by (score, id), oldest first, starting at rank *offset* of that range.
+
+        Raises:
+            RedisUnavailableError: The main DB could not be reached.
+        """
+        try:
+            rows = self.main.zrangebyscore(self.keys.jobs_by_status(status), "-inf",
+                                           repr(max_score), start=offset, num=count,
+                                           withscores=True)
+        except redis.RedisError as exc:
+            raise self._unavailable("main DB", exc) from exc
+        return [(str(m), float(s)) for m, s in cast(list[tuple[str, float]], rows)]
+
+    def page_newest(self, status: JobStatus, *, offset: int,
+                    count: int) -> list[tuple[str, float]]:
+        """Return up to *count* (id, score) of `jobs:<status>`, newest first, from *offset*.
+
+        Raises:
+            RedisUnavailableError: The main DB could not be reached.
+        """
+        try:
+            rows = self.main.zrevrange(self.keys.jobs_by_status(status), offset,
+                                       offset + count - 1, withscores=True)
+        except redis.RedisError as exc:
+            raise self._unavailable("main DB", exc) from exc
+        return [(str(m), float(s)) for m, s in cast(list[tuple[str, float]], rows)]
+
+    def count_older(self, statuses: Sequence[JobStatus], max_score: float,
+                    ) -> dict[JobStatus, tuple[int, int]]:
+        """Return, per status, (entries with score <= *max_score*, all entries).
+
+        Raises:
+            RedisUnavailableError: The main DB could not be reached.
+        """
+        try:
+            with self.main.pipeline(transaction=False) as pipe:
+                for status in statuses:
+                    index = self.keys.jobs_by_status(status)
+                    pipe.zcount(index, "-inf", repr(max_score))
+                    pipe.zcard(index)
+                replies = [int(r) for r in pipe.execute()]
+        except redis.RedisError as exc:
+            raise self._unavailable("main DB", exc) from exc
+        return {s: (replies[2 * i], replies[2 * i + 1]) for i, s in enumerate(statuses)}
+
+    # -- record reads -------------------------------------------------------------------
+
+    def read_records(self, job_ids: Sequence[str]) -> list[RawRecord | None]:
+        """Read hash, events and Celery result metadata of each job, in two round trips.
+
+        The main DB part is one read-only script (store/lua/read_records.lua)
+        returning the batch as one JSON document: that keeps the per-reply
+        parsing cost of redis-py out of the purge's hot path.
+
+        Returns:
+            One entry per id, in order; None where `job:<id>` no longer exists.
+
+        Raises:
+            RedisUnavailableError: The main or results DB could not be reached.
+        """
+        if not job_ids:
+            return []
+        k = self.keys
+        try:
+            doc = self._read(keys=[key for i in job_ids for key in (k.job(i), k.events(i))])
+        except redis.RedisError as exc:
+            raise self._unavailable("main DB", exc) from exc
+        try:
+            metas = cast(list[str | None], self.results.mget([k.celery_result(i)
+                                                              for i in job_ids]))
+        except redis.RedisError as exc:
+            raise self._unavailable("results DB", exc) from exc
+        out: list[RawRecord | None] = []
+        for job_id, entry, meta in zip(job_ids, json.loads(doc), metas, strict=True):
+            if not entry:
+                out.append(None)
+                continue
+            out.append(RawRecord(job_id, entry["job"], entry["events"] or [], _parse_meta(meta)))
+        return out
+
+    # -- the atomic steps ---------------------------------------------------------------
+
+    def purge_many(self, items: Sequence[PurgeItem], *, purged_at: float, policy: str,
+                   archive: str, run_id: str, tombstone_ttl_s: float) -> list[str]:
+        """Run purge_one.lua on *items* in one call; each job is one atomic step.
+
+        Call only after the items' archive rows are committed and verified.
+        Redis runs the whole call without interleaving other commands, so
+        chunk large batches (purge's `redis_chunk_size`) to bound that pause.
+
+        Returns:
+            One outcome per item: "purged", "missing" or "changed".
+
+        Raises:
+            RedisUnavailableError: The main DB could not be reached (some items
+                may have been purged; each is then fully purged or untouched).
+        """
+        if not items:
+            return []
+        k = self.keys
+        status_keys = [k.jobs_by_status(s) for s in JobStatus]
+        keys = [k.jobs(), *status_keys,
+                *(key for i in items for key in (k.job(i.job_id), k.events(i.job_id),
+                                                 k.tombstone(i.job_id)))]
+        args = [repr(purged_at), policy, archive, run_id, str(to_ms(tombstone_ttl_s)),
+                str(self.events_max_len), str(len(status_keys)),
+                *(x for i in items for x in (i.job_id, i.status, i.version))]
+        try:
+            return [str(r) for r in self._purge(keys=keys, args=args)]
+        except redis.RedisError as exc:
+            raise self._unavailable("main DB", exc) from exc
+
+    def restore_one(self, record: ArchivedJob, *, restored_at: float, run_id: str,
+                    archive: str) -> str:
+        """Run restore_one.lua: hash, indexes, tombstone removal and `restored` event.
+
+        The `jobs:<status>` score is finished_at for a finished job (as the
+        worker wrote it), else created_at. The archived events are replayed,
+        with their stream ids, only if the stream expired since the purge.
+
+        Returns:
+            "restored", or "conflict" when `job:<id>` exists (nothing written).
+
+        Raises:
+            RedisUnavailableError: The main DB could not be reached.
+        """
+        k, job = self.keys, record.job
+        created = job.get("created_at") or "0"
+        score = job.get("finished_at") or created
+        pairs = [x for item in job.items() for x in item]
+        replay: list[str] = []
+        for event in record.events:
+            fields = [x for key, v in event.items() if key != "event_id" for x in (key, v)]
+            replay += [event.get("event_id", "*"), str(len(fields) // 2), *fields]
+        purged = ["type", "purged", "at", repr(record.purged_at), "policy", record.policy,
+                  "archive", archive, "run_id", record.run_id, "status", record.status]
+        replay += ["*", str(len(purged) // 2), *purged]
+        args = [record.job_id, created, score, repr(restored_at), run_id, archive,
+                str(self.events_max_len), str(len(job)), *pairs,
+                str(len(record.events) + 1), *replay]
+        try:
+            return str(self._restore(
+                keys=[k.job(record.job_id), k.jobs(), k.jobs_by_status(record.status),
+                      k.events(record.job_id), k.tombstone(record.job_id)], args=args))
+        except redis.RedisError as exc:
+            raise self._unavailable("main DB", exc) from exc
