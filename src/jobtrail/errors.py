@@ -15,12 +15,14 @@ a module boundary; library errors (redis, sqlalchemy) are wrapped here with
     │   ├── InvalidTransitionError       (job_id, from_, to) transition not in TRANSITIONS
     │   ├── ConcurrentUpdateError        (job_id, version) the record changed under us
     │   └── AttemptsExhaustedError       (job_id, attempts) started max_attempts times already
-    └── ProblemError                                        the job ends `failed` with the reason
-        ├── ProblemParseError            (text, position)  text is not a problem we can read
-        ├── ProblemTooLargeError         (what)            a number or text beyond the limits
-        ├── UnsupportedProblemError      (kind)            readable but not solvable by us
-        ├── SolverTimeoutError           (limit_s)         the solver ran past its time limit
-        └── SolverMemoryLimitError       (limit_bytes)     the solver ran past its memory limit
+    ├── ProblemError                                        the job ends `failed` with the reason
+    │   ├── ProblemParseError            (text, position)  text is not a problem we can read
+    │   ├── ProblemTooLargeError         (what)            a number or text beyond the limits
+    │   ├── UnsupportedProblemError      (kind)            readable but not solvable by us
+    │   ├── SolverTimeoutError           (limit_s)         the solver ran past its time limit
+    │   └── SolverMemoryLimitError       (limit_bytes)     the solver ran past its memory limit
+    └── MonitorError                                        a monitor run cannot go on as asked
+        └── KeyspaceEventsUnavailableError (url, reason)    CONFIG GET/SET refused: snapshots only
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ __all__ = [
     "InvalidTransitionError",
     "JobNotFoundError",
     "JobtrailError",
+    "KeyspaceEventsUnavailableError",
+    "MonitorError",
     "ProblemError",
     "ProblemParseError",
     "ProblemTooLargeError",
@@ -152,3 +156,20 @@ class SolverMemoryLimitError(ProblemError):
     def __init__(self, limit_bytes: int) -> None:
         super().__init__(f"memory limit exceeded ({limit_bytes // (1024 * 1024)} MiB)")
         self.limit_bytes = limit_bytes
+
+
+class MonitorError(JobtrailError):
+    """Root of monitor errors: a watch, snapshot or diff cannot go on as asked."""
+
+
+class KeyspaceEventsUnavailableError(MonitorError):
+    """Raised when the server refuses CONFIG GET/SET of notify-keyspace-events.
+
+    The monitor goes on with snapshots alone; removals are then attributed to
+    no cause ("unknown") unless the server already publishes the events.
+    """
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"keyspace notifications cannot be enabled on {url}: {reason}")
+        self.url = url
+        self.reason = reason
