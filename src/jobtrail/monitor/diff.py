@@ -235,6 +235,16 @@ def _changes_of(key: str, kind: str, old: KeyState, new: KeyState, before: Snaps
                         _ttl_s(new.expire_at_ms, after.server_time_ms))
 
 
+def _same_but_jitter(old: str, new: str, tolerance_ms: int) -> bool:
+    """True when two encoded entries differ only by an expiry move within *tolerance_ms*."""
+    old_type, old_expiry, old_status = old.split(",", 2)
+    new_type, new_expiry, new_status = new.split(",", 2)
+    if old_type != new_type or old_status != new_status:
+        return False
+    a, b = int(old_expiry), int(new_expiry)
+    return a >= 0 and b >= 0 and abs(a - b) <= tolerance_ms
+
+
 def diff(before: Snapshot, after: Snapshot, *, keys: KeySpace | None = None,
          ttl_tolerance_ms: int | None = None) -> SnapshotDiff:
     """Return what changed from *before* to *after* (two snapshots of one DB).
@@ -269,6 +279,8 @@ def diff(before: Snapshot, after: Snapshot, *, keys: KeySpace | None = None,
             state = KeyState.parse(old)
             changes.append(KeyChange(key, classify(key).value, state.type, ChangeKind.REMOVED,
                                      before=state.status))
+            continue
+        if _same_but_jitter(old, new, ttl_tolerance_ms):
             continue
         changes.extend(_changes_of(key, classify(key).value, KeyState.parse(old),
                                    KeyState.parse(new), before, after, ttl_tolerance_ms))
