@@ -46,7 +46,11 @@ for i, key in ipairs(keys) do
         expire_at = redis.call('PTTL', key)
         if expire_at >= 0 then expire_at = now_ms + expire_at end
     end
-    meta[i] = ktype .. ',' .. expire_at .. ',' .. status
+    if expire_at < 0 then  -- no number formatting (the costly part) for keys without TTL
+        meta[i] = ktype .. ',-1,' .. status
+    else
+        meta[i] = ktype .. ',' .. expire_at .. ',' .. status
+    end
 end
 local keys_json = '[]'
 if #keys > 0 then keys_json = cjson.encode(keys) end
