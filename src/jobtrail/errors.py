@@ -23,13 +23,15 @@ a module boundary; library errors (redis, sqlalchemy) are wrapped here with
     │   ├── UnsupportedProblemError      (kind)            readable but not solvable by us
     │   ├── SolverTimeoutError           (limit_s)         the solver ran past its time limit
     │   └── SolverMemoryLimitError       (limit_bytes)     the solver ran past its memory limit
-    └── RetentionError                                      purge, archive and restore
-        ├── PolicyError                  (policy)          unknown policy, or a selector that
-        │                                                   would purge pending/processing jobs
-        ├── ArchiveError                 (job_id, location) the archive refused, lost or garbled
-        │                                                   a row; nothing of the batch deleted
-        ├── ArchivedJobNotFoundError     (job_id)          no archive row for the id
-        └── RestoreConflictError         (job_id)          the job is live in the main DB
+    ├── RetentionError                                      purge, archive and restore
+    │   ├── PolicyError                  (policy)          unknown policy, or a selector that
+    │   │                                                   would purge pending/processing jobs
+    │   ├── ArchiveError                 (job_id, location) the archive refused, lost or garbled
+    │   │                                                   a row; nothing of the batch deleted
+    │   ├── ArchivedJobNotFoundError     (job_id)          no archive row for the id
+    │   └── RestoreConflictError         (job_id)          the job is live in the main DB
+    └── MonitorError                                        a monitor run cannot go on as asked
+        └── KeyspaceEventsUnavailableError (url, reason)    CONFIG GET/SET refused: snapshots only
 """
 
 from __future__ import annotations
@@ -45,7 +47,9 @@ __all__ = [
     "PolicyError",
     "JobNotFoundError",
     "JobtrailError",
+    "KeyspaceEventsUnavailableError",
     "MalformedRecordError",
+    "MonitorError",
     "ProblemError",
     "ProblemParseError",
     "ProblemTooLargeError",
@@ -228,3 +232,20 @@ class RestoreConflictError(RetentionError):
     def __init__(self, job_id: str) -> None:
         super().__init__(f"job {job_id} is live in the main DB; refusing to restore over it")
         self.job_id = job_id
+
+
+class MonitorError(JobtrailError):
+    """Root of monitor errors: a watch, snapshot or diff cannot go on as asked."""
+
+
+class KeyspaceEventsUnavailableError(MonitorError):
+    """Raised when the server refuses CONFIG GET/SET of notify-keyspace-events.
+
+    The monitor goes on with snapshots alone; removals are then attributed to
+    no cause ("unknown") unless the server already publishes the events.
+    """
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"keyspace notifications cannot be enabled on {url}: {reason}")
+        self.url = url
+        self.reason = reason

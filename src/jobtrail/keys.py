@@ -19,6 +19,9 @@ Invariant: no other module spells a key; tests build keys through KeySpace.
 Foreign keys (Celery and kombu, in the broker and results DBs):
 `celery-task-meta-<id>` (result backend), `<queue>` list, `unacked`,
 `unacked_index`, `_kombu.binding.*` (broker).
+
+Redis's own names (Pub/Sub channels of keyspace notifications):
+`__keyevent@<db>__:<event>` carries the key name of each `<event>` in DB `<db>`.
 """
 
 from __future__ import annotations
@@ -28,7 +31,15 @@ from enum import StrEnum
 
 from jobtrail.models import JobStatus
 
-__all__ = ["CELERY_RESULT_PREFIX", "JOB_ID_PATTERN", "KeyKind", "KeySpace", "celery_result_key"]
+__all__ = [
+    "CELERY_RESULT_PREFIX",
+    "JOB_ID_PATTERN",
+    "KeyKind",
+    "KeySpace",
+    "celery_result_key",
+    "keyevent_event",
+    "keyevent_pattern",
+]
 
 CELERY_RESULT_PREFIX = "celery-task-meta-"
 KOMBU_UNACKED = "unacked"
@@ -61,6 +72,26 @@ class KeyKind(StrEnum):
 def celery_result_key(job_id: str) -> str:
     """Return Celery's result backend key for *job_id* (`celery-task-meta-<id>`)."""
     return f"{CELERY_RESULT_PREFIX}{job_id}"
+
+
+def keyevent_pattern(db: int) -> str:
+    """Return the PSUBSCRIBE pattern of every key-event notification of DB *db*.
+
+    Source: https://redis.io/docs/latest/develop/use/keyspace-notifications/
+    ("__keyevent@<db>__:<event>" channels carry the key name as the message).
+    """
+    return f"__keyevent@{db}__:*"
+
+
+def keyevent_event(channel: str) -> str | None:
+    """Return the event name of a `__keyevent@<db>__:<event>` channel, else None.
+
+    Source: https://redis.io/docs/latest/develop/use/keyspace-notifications/
+    """
+    if not channel.startswith("__keyevent@"):
+        return None
+    _, sep, event = channel.partition("__:")
+    return event if sep else None
 
 
 class KeySpace:
@@ -135,6 +166,14 @@ class KeySpace:
     def unacked_index() -> str:
         """Return kombu's `unacked_index` sorted set (delivery tag -> delivery time)."""
         return KOMBU_UNACKED_INDEX
+
+    def job_id_of(self, key: str) -> str | None:
+        """Return the id of a `job:<id>` record key, or None for any other key."""
+        head = f"{self.prefix}job:"
+        if not key.startswith(head) or key.endswith(":events"):
+            return None
+        job_id = key[len(head):]
+        return job_id if JOB_ID_PATTERN.match(job_id) else None
 
     def classify_key(self, key: str) -> KeyKind:
         """Label *key* with the role it plays for jobtrail, Celery or kombu."""

@@ -18,6 +18,7 @@ import typer
 
 from jobtrail.cli import demo as demo_cmd
 from jobtrail.cli import doctor as doctor_cmd
+from jobtrail.cli import monitor as monitor_cmd
 from jobtrail.cli import retention, server
 from jobtrail.cli import serve as serve_cmd
 from jobtrail.cli import trace as trace_cmd
@@ -40,6 +41,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(server.app, name="server")
+app.add_typer(monitor_cmd.app, name="monitor")
 app.command(name="demo")(demo_cmd.demo)
 app.command(name="trace")(trace_cmd.trace)
 app.command(name="workers")(trace_cmd.workers)

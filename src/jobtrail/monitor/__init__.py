@@ -1,0 +1,1 @@
+"""The Redis state monitor: snapshots, diffs, removal causes, and the run's report."""
