@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from jobtrail.clock import now_s
 from jobtrail.errors import ArchiveError
-from jobtrail.keys import KeySpace
+from jobtrail.keys import KeyKind, KeySpace
 from jobtrail.models import EventType, JobStatus
 from jobtrail.retention import PurgeStep, RetentionPolicy, purge
 from jobtrail.store import ArchiveStore, EventLog, JobStore, RetentionStore, TombstoneStore
@@ -66,9 +66,13 @@ def test_purge_changes_exactly_the_selected_jobs(
     changed = {k for k in set(before["main"]) | set(after)
                if before["main"].get(k) != after.get(k)}
     index_keys = {keys.jobs(), keys.jobs_by_status(C), keys.jobs_by_status(F)}
-    expected = index_keys | {key for j in selected for key in (
+    # jobtrail's own statistics count the purge in the same atomic step
+    stats_keys = {k for k in changed if keys.classify_key(k) is KeyKind.STATS}
+    assert {keys.stats(), keys.events_feed()} <= stats_keys
+    expected = index_keys | stats_keys | {key for j in selected for key in (
         keys.job(j), keys.events(j), keys.tombstone(j))}
     assert changed == expected
+    assert main_db.hget(keys.stats(), "purged") == "8"
     for key in index_keys:
         kept = [m for m in before["main"][key][1] if m[0] not in selected]
         assert after[key][1] == kept

@@ -21,6 +21,7 @@ from jobtrail.clock import to_ms
 from jobtrail.errors import RedisUnavailableError
 from jobtrail.keys import KeySpace
 from jobtrail.models import ArchivedJob, JobStatus
+from jobtrail.store.job_store import STATS_MINUTE_TTL_S
 from jobtrail.store.scripts import load_script
 
 __all__ = ["PurgeItem", "RawRecord", "RetentionStore"]
@@ -193,11 +194,12 @@ class RetentionStore:
             return []
         k = self.keys
         status_keys = [k.jobs_by_status(s) for s in JobStatus]
-        keys = [k.jobs(), *status_keys,
+        keys = [k.jobs(), *status_keys, k.stats(), k.stats_minute(int(purged_at // 60)),
+                k.events_feed(),
                 *(key for i in items for key in (k.job(i.job_id), k.events(i.job_id),
                                                  k.tombstone(i.job_id)))]
         args = [repr(purged_at), policy, archive, run_id, str(to_ms(tombstone_ttl_s)),
-                str(self.events_max_len), str(len(status_keys)),
+                str(self.events_max_len), str(len(status_keys)), str(STATS_MINUTE_TTL_S),
                 *(x for i in items for x in (i.job_id, i.status, i.version))]
         try:
             return [str(r) for r in self._purge(keys=keys, args=args)]
@@ -231,10 +233,11 @@ class RetentionStore:
         replay += ["*", str(len(purged) // 2), *purged]
         args = [record.job_id, created, score, repr(restored_at), run_id, archive,
                 str(self.events_max_len), str(len(job)), *pairs,
-                str(len(record.events) + 1), *replay]
+                str(len(record.events) + 1), *replay, str(STATS_MINUTE_TTL_S)]
         try:
             return str(self._restore(
                 keys=[k.job(record.job_id), k.jobs(), k.jobs_by_status(record.status),
-                      k.events(record.job_id), k.tombstone(record.job_id)], args=args))
+                      k.events(record.job_id), k.tombstone(record.job_id), k.stats(),
+                      k.stats_minute(int(restored_at // 60)), k.events_feed()], args=args))
         except redis.RedisError as exc:
             raise self._unavailable("main DB", exc) from exc

@@ -4,7 +4,8 @@
 -- and a job whose record changed since it was archived is left untouched.
 -- KEYS[1] = jobs index (sorted set)
 -- KEYS[2 .. 1+S] = jobs:<status> index of every status (the entry is removed from each)
--- KEYS[2+S+3(i-1) .. 4+S+3(i-1)] = for job i: job:<id> hash, job:<id>:events stream,
+-- KEYS[2+S] = stats hash, KEYS[3+S] = stats:m:<minute> hash, KEYS[4+S] = events feed stream
+-- KEYS[5+S+3(i-1) .. 7+S+3(i-1)] = for job i: job:<id> hash, job:<id>:events stream,
 --                                   tombstone:<id> hash
 -- ARGV[1] = purged_at (epoch seconds, float as string; the archive row's value)
 -- ARGV[2] = policy name
@@ -13,17 +14,19 @@
 -- ARGV[5] = tombstone TTL (milliseconds); the events stream gets the same TTL
 -- ARGV[6] = events stream MAXLEN (approximate; 0 = uncapped)
 -- ARGV[7] = S, the number of status indexes in KEYS
--- ARGV[8+3(i-1) .. 10+3(i-1)] = for job i: job id, archived status, archived version
+-- ARGV[8] = seconds the minute stats hash is kept
+-- ARGV[9+3(i-1) .. 11+3(i-1)] = for job i: job id, archived status, archived version
 -- Returns: one outcome per job, in order: "purged"
 --          | "missing" (no job:<id>: nothing written)
 --          | "changed" (status or version differ from the archived record: nothing written)
 local s = tonumber(ARGV[7])
 local maxlen = tonumber(ARGV[6])
 local out = {}
-local n = (#ARGV - 7) / 3
+local n = (#ARGV - 8) / 3
+local purged = 0
 for i = 0, n - 1 do
-  local id, status, version = ARGV[8 + 3 * i], ARGV[9 + 3 * i], ARGV[10 + 3 * i]
-  local job, events, tomb = KEYS[2 + s + 3 * i], KEYS[3 + s + 3 * i], KEYS[4 + s + 3 * i]
+  local id, status, version = ARGV[9 + 3 * i], ARGV[10 + 3 * i], ARGV[11 + 3 * i]
+  local job, events, tomb = KEYS[5 + s + 3 * i], KEYS[6 + s + 3 * i], KEYS[7 + s + 3 * i]
   local now = redis.call('HMGET', job, 'status', 'version')
   if not now[1] then
     out[#out + 1] = 'missing'
@@ -47,7 +50,15 @@ for i = 0, n - 1 do
       redis.call('XADD', events, '*', unpack(event))
     end
     redis.call('PEXPIRE', events, ARGV[5])
+    redis.call('XADD', KEYS[4 + s], 'MAXLEN', '~', math.max(maxlen, 1) * 100, '*',
+               'job_id', id, unpack(event))
+    purged = purged + 1
     out[#out + 1] = 'purged'
   end
+end
+if purged > 0 then
+  redis.call('HINCRBY', KEYS[2 + s], 'purged', purged)
+  redis.call('HINCRBY', KEYS[3 + s], 'purged', purged)
+  redis.call('EXPIRE', KEYS[3 + s], tonumber(ARGV[8]))
 end
 return out

@@ -5,6 +5,7 @@
 --           terminal job, epoch seconds)
 -- KEYS[4] = job:<id>:events stream
 -- KEYS[5] = tombstone:<id> hash
+-- KEYS[6] = stats hash, KEYS[7] = stats:m:<minute> hash, KEYS[8] = events feed stream
 -- ARGV[1] = job id
 -- ARGV[2] = created_at (epoch seconds), the `jobs` score
 -- ARGV[3] = the `jobs:<status>` score (epoch seconds)
@@ -17,6 +18,7 @@
 -- ARGV[9+2n] = m, the number of archived events that follow, each written
 --              only when the events stream has expired since the purge:
 --              <stream id or "*">, <k>, then k field/value pairs
+-- ARGV[last] = seconds the minute stats hash is kept
 -- Returns: "restored" | "conflict" (job:<id> exists: nothing written)
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 'conflict'
@@ -55,4 +57,9 @@ if maxlen > 0 then
 else
   redis.call('XADD', KEYS[4], '*', unpack(event))
 end
+redis.call('XADD', KEYS[8], 'MAXLEN', '~', math.max(maxlen, 1) * 100, '*', 'job_id', ARGV[1],
+           unpack(event))
+redis.call('HINCRBY', KEYS[6], 'restored', 1)
+redis.call('HINCRBY', KEYS[7], 'restored', 1)
+redis.call('EXPIRE', KEYS[7], tonumber(ARGV[#ARGV]))
 return 'restored'
