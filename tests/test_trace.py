@@ -12,13 +12,19 @@ import pytest
 import redis
 from celery.contrib.testing.worker import start_worker
 
+from jobtrail.cli.demo import SAMPLE_PROBLEMS
 from jobtrail.config import Settings
 from jobtrail.embedded import EmbeddedRedis
 from jobtrail.jobs import JobService
 from jobtrail.keys import KeySpace
 from jobtrail.models import EventType, Fate, JobStatus
+from jobtrail.retention.policy import RetentionPolicy
+from jobtrail.retention.purge import purge
 from jobtrail.store import EventLog, JobStore
+from jobtrail.store.archive import ArchiveStore
+from jobtrail.store.retention_store import RetentionStore
 from jobtrail.trace import TraceResult, TraceSources, trace_job
+from jobtrail.trace.gather import archive_lookup
 from jobtrail.worker import tasks
 from jobtrail.worker.app import create_celery_app
 from tests.conftest import make_settings
@@ -219,3 +225,76 @@ def test_worker_killed_mid_task_is_stale_then_redelivered_and_completed(
     assert history == [EventType.CREATED, EventType.STARTED, EventType.REDELIVERED,
                        EventType.STARTED, EventType.COMPLETED]
     assert trace(settings, job.id).fate is Fate.COMPLETED
+
+
+def _purge_oldest(settings: Settings, keep_last: int, policy_name: str = "incident"
+                  ) -> ArchiveStore:
+    """Purge every completed job but the newest *keep_last*, as an operator would."""
+    main_url, _, results_url = settings.require_urls()
+    rstore = RetentionStore(redis.Redis.from_url(main_url, decode_responses=True),
+                            redis.Redis.from_url(results_url, decode_responses=True),
+                            KeySpace(settings.key_prefix, settings.queue))
+    archive = ArchiveStore(settings.effective_archive_url)
+    archive.ensure_schema()
+    report = purge(rstore, archive, RetentionPolicy(policy_name, (JobStatus.COMPLETED,), 0.0,
+                                                    keep_last=keep_last),
+                   tombstone_ttl_s=settings.tombstone_ttl_s)
+    assert report.purged >= 1
+    return archive
+
+
+def _trace_with_archive(settings: Settings, archive: ArchiveStore, job_id: str) -> TraceResult:
+    src = sources(settings)
+    return trace_job(TraceSources(src.main, src.broker, src.results, src.keys,
+                                  src.visibility_timeout_s, src.result_expires_s,
+                                  find_archived=archive_lookup(lambda: archive)), job_id)
+
+
+def test_the_original_incident_reads_purged_not_missing(
+        settings: Settings, service: JobService, store: JobStore, main_db: redis.Redis,
+        results_db: redis.Redis, keys: KeySpace, thread_worker: Any) -> None:
+    # Given the five sample problems, solved
+    jobs = service.submit_many(list(SAMPLE_PROBLEMS))
+    wait_until(lambda: all(job_finished(store, j.id, results_db) for j in jobs), timeout_s=30,
+               message="the five jobs to finish")
+    first = jobs[0]
+
+    # When a retention purge removes the oldest completed record from the main DB
+    archive = _purge_oldest(settings, keep_last=4)
+
+    # Then the record is gone, its Celery result lives on, and trace says what happened
+    assert not main_db.exists(keys.job(first.id))
+    assert results_db.exists(keys.celery_result(first.id))
+    assert store.count_by_status()[JobStatus.COMPLETED] == 4
+    result = _trace_with_archive(settings, archive, first.id)
+    assert result.fate is Fate.PURGED
+    assert result.verdict.startswith("purged at ")
+    assert "by policy incident, archived in sqlite:///" in result.verdict
+    assert result.verdict.endswith("Celery result SUCCESS still present, expires in ~24.0 h")
+    assert [t["event"] for t in result.timeline if t["source"] == "events"] == [
+        "created", "started", "completed", "purged"]
+    assert "celery SUCCESS" in [t["event"] for t in result.timeline]
+
+
+def test_purged_after_the_celery_result_expired(
+        redis_server: EmbeddedRedis, tmp_path: Path, main_db: redis.Redis,
+        results_db: redis.Redis, keys: KeySpace) -> None:
+    settings = make_settings(redis_server, tmp_path, result_expires_s=3)
+    store = JobStore(main_db, keys)
+    service = JobService(store, create_celery_app(settings))
+    with start_worker(service.app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+        job = service.submit("2 + 2")
+        wait_until(lambda: job_finished(store, job.id, results_db), timeout_s=20,
+                   message="job to finish")
+    archive = _purge_oldest(settings, keep_last=0, policy_name="nightly")
+    wait_until(lambda: not results_db.exists(keys.celery_result(job.id)), timeout_s=10,
+               message="the Celery result to expire")
+
+    result = _trace_with_archive(settings, archive, job.id)
+
+    assert result.fate is Fate.PURGED
+    assert "by policy nightly" in result.verdict
+    assert result.verdict.endswith("Celery result gone")
+    # the answer outlived the result backend: it is in the archive row
+    row = archive.get(job.id)
+    assert row.celery_meta is not None and row.celery_meta["result"]["text"] == "4"

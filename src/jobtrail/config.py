@@ -15,7 +15,15 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values  # pydantic-settings' own dotenv reader
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobtrail.errors import ConfigError
@@ -120,6 +128,10 @@ class Settings(BaseSettings):
     heartbeat_interval_s: float = Field(
         10.0, description="Seconds between worker heartbeats; a worker silent for 3 of them "
         "is gone."
+    )
+    api_token: SecretStr | None = Field(
+        None, description="Bearer token required by the API's purge and restore endpoints; "
+        "unset: those endpoints are disabled (403)."
     )
     worker_metrics_port: int = Field(
         0, description="TCP port where `jobtrail worker` serves Prometheus metrics; 0: none."

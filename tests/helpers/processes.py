@@ -21,6 +21,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         if value is not None:
             text = json.dumps(value) if isinstance(value, dict | list) else str(value)
             env[f"JOBTRAIL_{name.upper()}"] = text
+    if settings.api_token is not None:
+        env["JOBTRAIL_API_TOKEN"] = settings.api_token.get_secret_value()
     return env
 
 

@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 from jobtrail import __version__
 from jobtrail.api.deps import Services
 from jobtrail.api.error_handlers import install_error_handlers
-from jobtrail.api.routes import dashboard, health, jobs, metrics
+from jobtrail.api.routes import dashboard, health, jobs, metrics, retention
 from jobtrail.config import Settings
 from jobtrail.connections import open_clients
 from jobtrail.jobs import JobService
@@ -61,7 +61,7 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
-        services.clients.close()
+        services.close()
 
     app = FastAPI(title="jobtrail", version=__version__, lifespan=lifespan,
                   description="Math-problem jobs on Celery + Redis, every job accounted for.")
@@ -72,7 +72,7 @@ def create_app(settings: Settings) -> FastAPI:
         services.keys, visibility_timeout_s=settings.visibility_timeout_s)))
     app.state.metrics_registry = registry
     install_error_handlers(app)
-    for module in (jobs, health, metrics, dashboard):
+    for module in (jobs, retention, health, metrics, dashboard):
         app.include_router(module.router)
     static = resources.files("jobtrail.api").joinpath("static")
     app.mount("/static", StaticFiles(directory=str(static)), name="static")

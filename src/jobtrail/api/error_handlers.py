@@ -17,13 +17,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from jobtrail.api.schemas import error_body
 from jobtrail.errors import (
+    ArchivedJobNotFoundError,
+    ArchiveError,
     ConcurrentUpdateError,
     InvalidTransitionError,
     JobNotFoundError,
     JobtrailError,
+    PolicyError,
     ProblemError,
     RedisCommandError,
     RedisUnavailableError,
+    RestoreConflictError,
 )
 
 __all__ = ["install_error_handlers"]
@@ -37,6 +41,10 @@ _STATUS: tuple[tuple[type[JobtrailError], int], ...] = (
     (ProblemError, 422),
     (RedisUnavailableError, 503),
     (RedisCommandError, 503),
+    (PolicyError, 422),
+    (ArchivedJobNotFoundError, 404),
+    (RestoreConflictError, 409),
+    (ArchiveError, 503),
 )
 
 

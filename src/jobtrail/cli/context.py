@@ -14,7 +14,9 @@ from jobtrail.embedded import resolve_settings
 from jobtrail.jobs import JobService
 from jobtrail.keys import KeySpace
 from jobtrail.store import EventLog, JobStore
+from jobtrail.store.archive import ArchiveStore
 from jobtrail.trace import TraceSources
+from jobtrail.trace.gather import archive_lookup
 from jobtrail.worker.app import create_celery_app
 
 __all__ = ["CliState", "runtime", "settings_from", "trace_sources"]
@@ -89,7 +91,16 @@ def trace_sources(ctx: typer.Context) -> TraceSources:
         ConfigError, EmbeddedRedisError, RedisUnavailableError.
     """
     rt = runtime(ctx)
+
+    def open_archive() -> ArchiveStore:
+        archive = ArchiveStore(rt.settings.effective_archive_url,
+                               table_prefix=rt.settings.archive_table_prefix)
+        ctx.call_on_close(archive.close)
+        archive.ensure_schema()
+        return archive
+
     return TraceSources(main=rt.clients.main, broker=rt.clients.broker,
                         results=rt.clients.results, keys=rt.keys,
                         visibility_timeout_s=rt.settings.visibility_timeout_s,
-                        result_expires_s=rt.settings.result_expires_s)
+                        result_expires_s=rt.settings.result_expires_s,
+                        find_archived=archive_lookup(open_archive))

@@ -35,13 +35,17 @@ def current_actor() -> tuple[str, str]:
 
 
 def begin_run(archive: ArchiveStore, *, kind: str, policy: str,
-              selector: Mapping[str, Any]) -> RetentionRun:
+              selector: Mapping[str, Any], actor: tuple[str, str] | None = None,
+              ) -> RetentionRun:
     """Record the start of a run (outcome "running") and return it.
+
+    *actor* is (user, host) of whoever asked for the run; default: this
+    process's OS user and host (the API passes its caller's address).
 
     Raises:
         ArchiveError: The archive refused the audit row; the run must not start.
     """
-    user, host = current_actor()
+    user, host = actor or current_actor()
     run = RetentionRun(run_id=str(uuid.uuid4()), kind=kind, started_at=now_s(),
                        finished_at=None, user=user, host=host, policy=policy,
                        selector=dict(selector), counts={}, archive=archive.location,

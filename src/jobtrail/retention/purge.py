@@ -206,7 +206,8 @@ def _purge_batch(store: RetentionStore, archive: ArchiveStore, selection: Select
 def purge(store: RetentionStore, archive: ArchiveStore, policy: RetentionPolicy, *,
           tombstone_ttl_s: float, batch_size: int = 1000, dry_run: bool = False,
           redis_chunk_size: int | None = None, now: float | None = None,
-          on_progress: ProgressFn | None = None) -> PurgeReport:
+          on_progress: ProgressFn | None = None,
+          actor: tuple[str, str] | None = None) -> PurgeReport:
     """Archive, then delete, every job record that *policy* selects.
 
     Each record's archive row is committed and read back before its
@@ -227,6 +228,7 @@ def purge(store: RetentionStore, archive: ArchiveStore, policy: RetentionPolicy,
             (default: the whole batch).
         now: The time ages are counted from, epoch seconds (default: the clock).
         on_progress: Called after each protocol step with the job ids concerned.
+        actor: (user, host) recorded in the audit; default this process's.
 
     Returns:
         PurgeReport: selected, archived, purged and skipped counts, elapsed_s,
@@ -245,7 +247,8 @@ def purge(store: RetentionStore, archive: ArchiveStore, policy: RetentionPolicy,
     run_id = ""
     if not dry_run:
         run = begin_run(archive, kind="purge", policy=policy.name,
-                        selector=policy.selector() | {"now": at, "batch_size": batch_size})
+                        selector=policy.selector() | {"now": at, "batch_size": batch_size},
+                        actor=actor)
         run_id = run.run_id
     try:
         while batch := selection.next_batch(batch_size):

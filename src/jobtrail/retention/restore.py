@@ -77,7 +77,8 @@ def _restore_batch(store: RetentionStore, archive: ArchiveStore, records: Sequen
 
 
 def restore_ids(store: RetentionStore, archive: ArchiveStore, job_ids: Sequence[str], *,
-                on_progress: RestoreProgressFn | None = None) -> RestoreReport:
+                on_progress: RestoreProgressFn | None = None,
+                actor: tuple[str, str] | None = None) -> RestoreReport:
     """Restore the named jobs, all or none checked first.
 
     Every id must have an archive row and no live `job:<id>`; the check runs
@@ -96,7 +97,7 @@ def restore_ids(store: RetentionStore, archive: ArchiveStore, job_ids: Sequence[
         if raw is not None:
             raise RestoreConflictError(record.job_id)
     selector: dict[str, Any] = {"ids": [r.job_id for r in records]}
-    run = begin_run(archive, kind="restore", policy="", selector=selector)
+    run = begin_run(archive, kind="restore", policy="", selector=selector, actor=actor)
     conflicts: list[str] = []
     restored = 0
     try:

@@ -22,6 +22,7 @@ from jobtrail.connections import REDIS_ERRORS, wrap_redis_error
 from jobtrail.errors import JobtrailError, MalformedRecordError
 from jobtrail.keys import KeySpace
 from jobtrail.models import JobStatus, WorkerHeartbeat
+from jobtrail.store.archive import ArchiveStore
 from jobtrail.store.codec import decode_event, decode_job
 from jobtrail.store.heartbeats import decode_heartbeat
 from jobtrail.store.scripts import load_script
@@ -35,7 +36,7 @@ from jobtrail.trace.fate import (
     classify,
 )
 
-__all__ = ["TraceSources", "gather_evidence", "trace_job"]
+__all__ = ["TraceSources", "archive_lookup", "gather_evidence", "trace_job"]
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +142,24 @@ def _worker_facts(src: TraceSources, name: str) -> WorkerHeartbeat | None:
     if score is None and not fields:
         return None
     return decode_heartbeat(name, float(score or 0.0), cast(dict[str, str], fields))
+
+
+def archive_lookup(archive: Callable[[], ArchiveStore]) -> Callable[[str], ArchiveFacts | None]:
+    """Return a find_archived for TraceSources reading the archive that *archive* opens.
+
+    The archive is opened only when a trace needs it (a job with no record).
+    """
+
+    def find(job_id: str) -> ArchiveFacts | None:
+        store = archive()
+        row = store.find(job_id)
+        if row is None:
+            return None
+        return ArchiveFacts(location=store.location, purged_at=row.purged_at,
+                            policy=row.policy, run_id=row.run_id, status=row.status,
+                            had_celery_result=row.celery_meta is not None)
+
+    return find
 
 
 def gather_evidence(src: TraceSources, job_id: str) -> Evidence:

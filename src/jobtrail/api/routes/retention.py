@@ -1,0 +1,117 @@
+"""/retention/purge and /jobs/{id}/restore: retention through the API, behind a bearer token.
+
+Invariant: with no `api_token` configured these endpoints are disabled (403),
+never open; every call that may write is recorded in the retention audit with
+the caller's address.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from jobtrail.api.deps import Services, get_services
+from jobtrail.api.schemas import ErrorBody, error_body
+from jobtrail.errors import PolicyError
+from jobtrail.keys import JOB_ID_PATTERN
+from jobtrail.models import JobStatus
+from jobtrail.retention.policy import RetentionPolicy, policies_from_settings
+from jobtrail.retention.purge import purge
+from jobtrail.retention.restore import restore_ids
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["retention"])
+Svc = Annotated[Services, Depends(get_services)]
+
+_ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"model": ErrorBody, "description": "Missing or wrong bearer token"},
+    403: {"model": ErrorBody, "description": "Retention endpoints disabled (no api_token)"},
+    404: {"model": ErrorBody, "description": "No archive row for the id"},
+    409: {"model": ErrorBody, "description": "The job is live in the main DB"},
+    422: {"model": ErrorBody, "description": "Invalid request"},
+    503: {"model": ErrorBody, "description": "Redis or the archive unavailable"},
+}
+
+
+class PurgeIn(BaseModel):
+    """A purge request: a configured `policy`, or an ad-hoc selector. Dry run by default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    policy: str | None = Field(None, max_length=64, examples=["old-completed"])
+    statuses: list[JobStatus] | None = Field(None, min_length=1, max_length=2)
+    older_than_s: float | None = Field(None, ge=0, le=10 * 365 * 86_400)
+    keep_last: int = Field(0, ge=0, le=100_000_000)
+    max_per_run: int | None = Field(None, ge=1, le=100_000_000)
+    dry_run: bool = True
+
+
+def _check_token(svc: Services, authorization: str | None) -> JSONResponse | None:
+    token = svc.settings.api_token
+    if token is None:
+        return JSONResponse(error_body(
+            "forbidden", "retention endpoints are disabled: set JOBTRAIL_API_TOKEN and send "
+            "it as 'Authorization: Bearer <token>'"), status_code=403)
+    scheme, _, given = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not secrets.compare_digest(
+            given.encode(), token.get_secret_value().encode()):
+        return JSONResponse(error_body("unauthorized", "missing or wrong bearer token"),
+                            status_code=401, headers={"WWW-Authenticate": "Bearer"})
+    return None
+
+
+def _actor(request: Request) -> tuple[str, str]:
+    client = request.client
+    return "api", f"{client.host}:{client.port}" if client else "unknown"
+
+
+def _policy(svc: Services, body: PurgeIn) -> RetentionPolicy:
+    if body.policy is not None:
+        if body.statuses or body.older_than_s is not None:
+            raise PolicyError("give a policy name or a selector, not both")
+        named = policies_from_settings(svc.settings)
+        if body.policy not in named:
+            raise PolicyError(f"no retention policy named {body.policy!r}", policy=body.policy)
+        return named[body.policy]
+    if not body.statuses or body.older_than_s is None:
+        raise PolicyError("give a policy name, or statuses and older_than_s")
+    return RetentionPolicy(name="adhoc", statuses=tuple(body.statuses),
+                           older_than_s=body.older_than_s, keep_last=body.keep_last,
+                           max_per_run=body.max_per_run)
+
+
+@router.post("/retention/purge", responses=_ERRORS)
+def purge_route(body: PurgeIn, request: Request, svc: Svc,
+                authorization: Annotated[str | None, Header()] = None,
+                ) -> JSONResponse:
+    """Purge (archive, then delete) the records a policy selects; a dry run unless
+    `"dry_run": false`. Needs `Authorization: Bearer <api_token>`."""
+    refused = _check_token(svc, authorization)
+    if refused is not None:
+        return refused
+    report = purge(svc.retention_store(), svc.archive(), _policy(svc, body),
+                   tombstone_ttl_s=svc.settings.tombstone_ttl_s,
+                   batch_size=svc.settings.purge_batch_size, dry_run=body.dry_run,
+                   actor=_actor(request))
+    return JSONResponse(report.to_dict())
+
+
+@router.post("/jobs/{job_id}/restore", responses=_ERRORS)
+def restore_route(job_id: Annotated[str, PathParam(pattern=JOB_ID_PATTERN.pattern,
+                                                   max_length=128)],
+                  request: Request, svc: Svc,
+                  authorization: Annotated[str | None, Header()] = None) -> JSONResponse:
+    """Put an archived job back into the main DB. Needs `Authorization: Bearer <api_token>`."""
+    refused = _check_token(svc, authorization)
+    if refused is not None:
+        return refused
+    report = restore_ids(svc.retention_store(), svc.archive(), [job_id], actor=_actor(request))
+    body: dict[str, Any] = report.to_dict()
+    body["job"] = svc.store.get(job_id).to_dict()
+    return JSONResponse(body)
