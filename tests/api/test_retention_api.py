@@ -1,0 +1,97 @@
+"""/retention/purge and /jobs/{id}/restore: disabled without a token, guarded with one, audited."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from jobtrail.api.app import create_app
+from jobtrail.config import Settings
+from jobtrail.models import JobStatus
+from jobtrail.store import JobStore
+from jobtrail.store.archive import ArchiveStore
+from tests.helpers.api_server import client, serve_in_thread
+
+TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def _finished_jobs(store: JobStore, n: int) -> list[str]:
+    ids = []
+    for i in range(n):
+        job = store.create(f"{i} + 1")
+        store.start(job.id, worker="w")
+        store.complete(job.id, {"text": str(i + 1), "latex": "", "steps": []})
+        ids.append(job.id)
+    return ids
+
+
+@pytest.fixture
+def guarded(settings: Settings, store: JobStore) -> Iterator[httpx.Client]:
+    conf = settings.model_copy(update={"api_token": SecretStr(TOKEN)})
+    with serve_in_thread(create_app(conf)) as base, client(base) as http:
+        yield http
+
+
+def test_disabled_without_a_token(settings: Settings, store: JobStore) -> None:
+    with serve_in_thread(create_app(settings)) as base, client(base) as http:
+        resp = http.post("/retention/purge", json={"statuses": ["completed"],
+                                                   "older_than_s": 0}, headers=AUTH)
+        assert resp.status_code == 403
+        assert "set JOBTRAIL_API_TOKEN" in resp.json()["error"]["message"]
+        assert http.post("/jobs/abc/restore", headers=AUTH).status_code == 403
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"},
+                                     {"Authorization": f"Basic {TOKEN}"}])
+def test_wrong_or_missing_token_is_401(guarded: httpx.Client, store: JobStore,
+                                       headers: dict[str, str]) -> None:
+    ids = _finished_jobs(store, 1)
+    resp = guarded.post("/retention/purge", json={"statuses": ["completed"],
+                                                  "older_than_s": 0, "dry_run": False},
+                        headers=headers)
+    assert resp.status_code == 401 and resp.headers["www-authenticate"] == "Bearer"
+    assert store.get(ids[0]).status is JobStatus.COMPLETED   # nothing purged
+
+
+def test_dry_run_by_default_then_purge_restore_and_audit(
+        guarded: httpx.Client, store: JobStore, settings: Settings) -> None:
+    ids = _finished_jobs(store, 3)
+    body = {"statuses": ["completed"], "older_than_s": 0, "keep_last": 1}
+
+    dry = guarded.post("/retention/purge", json=body, headers=AUTH).json()
+    assert (dry["dry_run"], dry["selected"], dry["purged"]) == (True, 2, 0)
+    assert store.count_by_status()[JobStatus.COMPLETED] == 3
+
+    real = guarded.post("/retention/purge", json=body | {"dry_run": False}, headers=AUTH)
+    assert real.status_code == 200
+    report = real.json()
+    assert (report["selected"], report["archived"], report["purged"]) == (2, 2, 2)
+    assert store.find(ids[0]) is None and store.find(ids[2]) is not None
+    gone = guarded.get(f"/jobs/{ids[0]}")
+    assert gone.status_code == 404 and gone.json()["error"]["fate"] == "purged"
+
+    restored = guarded.post(f"/jobs/{ids[0]}/restore", headers=AUTH)
+    assert restored.status_code == 200, restored.text
+    assert restored.json()["job"]["answer"] == "1"
+    assert guarded.post(f"/jobs/{ids[0]}/restore", headers=AUTH).status_code == 409
+    assert guarded.post("/jobs/never-archived/restore", headers=AUTH).status_code == 404
+
+    runs = ArchiveStore(settings.effective_archive_url).history(limit=10)
+    assert [r.kind for r in runs][:2] == ["restore", "purge"]
+    assert all(r.user == "api" and r.host.startswith("127.0.0.1:") for r in runs[:2])
+
+
+@pytest.mark.parametrize(("body", "fragment"), [
+    ({"statuses": ["pending"], "older_than_s": 0}, "pending jobs are never purged"),
+    ({"policy": "nope"}, "no retention policy named 'nope'"),
+    ({"keep_last": 3}, "give a policy name, or statuses and older_than_s"),
+])
+def test_bad_selectors_are_422(guarded: httpx.Client, store: JobStore,
+                               body: dict[str, object], fragment: str) -> None:
+    resp = guarded.post("/retention/purge", json=body, headers=AUTH)
+    assert resp.status_code == 422, resp.text
+    assert fragment in resp.json()["error"]["message"]
