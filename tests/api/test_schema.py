@@ -42,6 +42,6 @@ def test_no_input_makes_a_server_error(settings: Settings, store: JobStore, tmp_
              "--report-dir", str(tmp_path / "report")],
             capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert "No issues found" in result.stdout
+    assert "Failures:" not in result.stdout and "ST1" not in result.stdout
     generated = int(result.stdout.split(" generated")[0].rsplit("\n", 1)[-1].split()[-1])
     assert generated >= 100   # the operations were really exercised
