@@ -10,12 +10,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import redis
 
 from jobtrail.api.app import create_app
 from jobtrail.config import Settings
 from jobtrail.jobs import JobService
 from jobtrail.models import JobStatus
+from jobtrail.retention.policy import RetentionPolicy
+from jobtrail.retention.purge import purge
 from jobtrail.store import JobStore
+from jobtrail.store.archive import ArchiveStore
+from jobtrail.store.retention_store import RetentionStore
 from jobtrail.worker.app import create_celery_app
 from tests.helpers.api_server import serve_in_thread
 from tests.helpers.processes import WorkerProcess
@@ -52,8 +57,16 @@ def test_dashboard_shows_the_stored_counts(settings: Settings, store: JobStore, 
                            for j in done), timeout_s=60, message="jobs to finish")
     proc.stop()
     service.submit_many(["2 + 2", "3 + 3"])
+    # and one completed job purged by a retention run
+    archive = ArchiveStore(live.effective_archive_url)
+    archive.ensure_schema()
+    results = redis.Redis.from_url(live.results_url or "", decode_responses=True)
+    report = purge(RetentionStore(store.client, results, store.keys), archive,
+                   RetentionPolicy("dash-policy", (JobStatus.COMPLETED,), 0.0, keep_last=2),
+                   tombstone_ttl_s=60)
+    assert report.purged == 1
     counts = store.count_by_status()
-    assert counts == {JobStatus.PENDING: 2, JobStatus.PROCESSING: 0, JobStatus.COMPLETED: 3,
+    assert counts == {JobStatus.PENDING: 2, JobStatus.PROCESSING: 0, JobStatus.COMPLETED: 2,
                       JobStatus.FAILED: 1}
 
     with serve_in_thread(create_app(live)) as base:
@@ -70,11 +83,13 @@ def test_dashboard_shows_the_stored_counts(settings: Settings, store: JobStore, 
         assert match, f"{element_id} not in the page"
         return match.group(1)
 
-    assert shown("count-completed") == "3"
+    assert shown("count-completed") == "2"
     assert shown("count-failed") == "1"
     assert shown("count-pending") == "2"
     assert shown("count-processing") == "0"
     assert shown("queue-length") == "2"
+    assert shown("purged") == "1 / 0"
+    assert "dash-policy" in html and "selected=1" in html   # the audit row of the purge
     assert "dash@" in html                      # the worker, now gone
     assert "number too large" in html           # the failed job's event
     assert "<canvas" in html                    # uPlot drew the charts, served offline

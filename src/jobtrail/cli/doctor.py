@@ -11,6 +11,7 @@ from jobtrail.cli.context import runtime
 from jobtrail.cli.output import err, escape, out, print_json
 from jobtrail.connections import REDIS_ERRORS, wrap_redis_error
 from jobtrail.doctor import Severity, run_checks
+from jobtrail.retention.policy import policies_from_settings
 
 __all__ = ["doctor"]
 
@@ -38,7 +39,10 @@ def doctor(
             bar.update(task, description=f"examining keys: {seen[0]}")
 
         try:
-            findings = run_checks(rt.settings, clients, rt.keys, progress=advance)
+            ages = {name: p.older_than_s
+                    for name, p in policies_from_settings(rt.settings).items()}
+            findings = run_checks(rt.settings, clients, rt.keys, progress=advance,
+                                  retention_ages_s=ages)
         except REDIS_ERRORS as exc:
             raise wrap_redis_error("a Redis DB", exc) from exc
     errors = sum(f.severity is Severity.ERROR for f in findings)

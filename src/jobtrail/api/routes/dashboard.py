@@ -15,6 +15,8 @@ from fastapi.responses import HTMLResponse
 from jobtrail.api.deps import Services, get_services
 from jobtrail.clock import now_s
 from jobtrail.doctor import run_checks
+from jobtrail.errors import JobtrailError
+from jobtrail.retention.policy import policies_from_settings
 from jobtrail.store.heartbeats import HeartbeatStore
 from jobtrail.store.stats import quantile
 
@@ -63,7 +65,9 @@ def data(svc: Svc, minutes: Annotated[int, Query(ge=5, le=10_080)] = 60) -> dict
     }
     clients = {"main": svc.clients.main, "broker": svc.clients.broker,
                "results": svc.clients.results}
-    findings = run_checks(svc.settings, clients, svc.keys, consistency=False)
+    ages = {name: p.older_than_s for name, p in policies_from_settings(svc.settings).items()}
+    findings = run_checks(svc.settings, clients, svc.keys, consistency=False,
+                          retention_ages_s=ages)
     return {
         "at": now,
         "jobs_by_status": {s.value: n for s, n in svc.store.count_by_status().items()},
@@ -77,4 +81,13 @@ def data(svc: Svc, minutes: Annotated[int, Query(ge=5, le=10_080)] = 60) -> dict
         "workers": [w.to_dict() for w in
                     HeartbeatStore(svc.clients.main, svc.keys).list_workers()],
         "queue_length": int(svc.clients.broker.llen(svc.keys.queue())),
+        "retention_runs": _runs(svc),
     }
+
+
+def _runs(svc: Services) -> list[dict[str, Any]]:
+    """The last ten purge and restore runs of the audit (empty when the archive is down)."""
+    try:
+        return [r.to_dict() for r in svc.archive().history(limit=10)]
+    except JobtrailError:
+        return []

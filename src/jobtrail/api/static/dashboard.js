@@ -49,6 +49,11 @@ function render(d) {
     row(redis, [role, (r.used_memory / 1048576).toFixed(1) + " MiB" + (r.maxmemory ? " / " + (r.maxmemory / 1048576).toFixed(0) + " MiB" : ""),
       r.maxmemory_policy, r.expired_keys, r.evicted_keys]);
   }
+  const runs = document.querySelector("#runs tbody"); runs.replaceChildren();
+  for (const r of d.retention_runs) {
+    const counts = Object.entries(r.counts || {}).map(([k, v]) => k + "=" + v).join(", ");
+    row(runs, [when(r.started_at), r.kind, r.policy || "-", counts, r.user + "@" + r.host, r.outcome]);
+  }
   const findings = document.getElementById("findings"); findings.replaceChildren();
   for (const f of d.findings) {
     const li = document.createElement("li"); li.className = "sev-" + f.severity;
