@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import redis
 
 from jobtrail.doctor import Finding, Severity, run_checks
 from jobtrail.embedded import EmbeddedRedis
+from jobtrail.jobs import JobService
 from jobtrail.keys import KeySpace
 from jobtrail.store import JobStore
+from jobtrail.worker.app import create_celery_app
 from tests.conftest import make_settings
 
 
@@ -73,3 +76,27 @@ def test_inconsistencies_are_found(private_redis: EmbeddedRedis, tmp_path: Path)
     assert all(found[c].severity is Severity.ERROR for c in (
         "orphan-index-entries", "unindexed-records", "results-without-record"))
     assert fine.id not in str([f.evidence for f in found.values()])
+
+
+def test_pending_jobs_without_a_message_are_found_and_requeued(
+        private_redis: EmbeddedRedis, tmp_path: Path) -> None:
+    # Given two old pending jobs: one whose task was sent, one whose submitter died first
+    settings = make_settings(private_redis, tmp_path)
+    keys = KeySpace()
+    main: redis.Redis = private_redis.client(10)
+    store = JobStore(main, keys)
+    service = JobService(store, create_celery_app(settings))
+    sent = service.submit("1 + 1")
+    lost = store.create("2 + 2")
+    old = time.time() - 3600
+    main.zadd(keys.jobs_by_status("pending"), {sent.id: old, lost.id: old})
+
+    found = _check(private_redis, tmp_path)["pending-without-message"]
+
+    assert found.severity is Severity.ERROR
+    assert found.evidence["sample"] == [lost.id]
+    assert found.evidence["examined"] == {"queued_messages": 1}
+
+    # When it is requeued, the finding clears
+    service.requeue(lost.id)
+    assert _check(private_redis, tmp_path)["pending-without-message"].severity is Severity.OK

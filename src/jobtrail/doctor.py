@@ -7,6 +7,7 @@ stream the keyspace with SCAN and pipelines, so memory stays O(batch).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
@@ -15,6 +16,7 @@ from urllib.parse import urlsplit
 
 import redis
 
+from jobtrail.clock import now_s
 from jobtrail.config import Settings
 from jobtrail.keys import CELERY_RESULT_PREFIX, KeyKind, KeySpace
 from jobtrail.models import JobStatus
@@ -179,6 +181,43 @@ def _consistency(keys: KeySpace, main: redis.Redis, results: redis.Redis,
                    "outside jobtrail", counts, "jobtrail trace <id>")
 
 
+#: A pending job younger than this may still be on its way to the broker.
+LOST_GRACE_S = 60.0
+
+
+def _task_id(raw: str) -> str | None:
+    try:
+        message = json.loads(raw)
+    except ValueError:
+        return None
+    if isinstance(message, list):  # unacked entries are [message, exchange, routing key]
+        message = message[0] if message else {}
+    headers = message.get("headers") if isinstance(message, dict) else None
+    return str(headers.get("id")) if isinstance(headers, dict) and headers.get("id") else None
+
+
+def _lost_pending(keys: KeySpace, main: redis.Redis, broker: redis.Redis, now: float,
+                  progress: Callable[[int], None]) -> Finding:
+    """Pending jobs older than LOST_GRACE_S whose task is neither queued nor unacked."""
+    queued: set[str] = set()
+    length = int(broker.llen(keys.queue()))
+    for start in range(0, length, BATCH):
+        for raw in cast(list[str], broker.lrange(keys.queue(), start, start + BATCH - 1)):
+            if (task := _task_id(raw)) is not None:
+                queued.add(task)
+    for _, raw in broker.hscan_iter(keys.unacked(), count=BATCH):
+        if (task := _task_id(str(raw))) is not None:
+            queued.add(task)
+    progress(length)
+    lost = [str(m) for m in main.zrangebyscore(keys.jobs_by_status(JobStatus.PENDING),
+                                               "-inf", now - LOST_GRACE_S)
+            if str(m) not in queued]
+    counts = {"queued_messages": len(queued)}
+    return _listing("pending-without-message", lost,
+                    "pending jobs have no message in the broker: no worker will ever run "
+                    "them", counts, "jobtrail requeue <id>...")
+
+
 def _listing(check: str, ids: list[str], what: str, counts: dict[str, int],
              fix: str) -> Finding:
     if not ids:
@@ -216,4 +255,6 @@ def run_checks(settings: Settings, clients: dict[str, redis.Redis], keys: KeySpa
     findings += _timing(settings, retention_ages_s or {})
     if consistency:
         findings += _consistency(keys, clients["main"], clients["results"], progress)
+        findings.append(_lost_pending(keys, clients["main"], clients["broker"], now_s(),
+                                      progress))
     return findings

@@ -16,18 +16,20 @@ from celery import Celery
 from kombu.exceptions import OperationalError
 
 from jobtrail.connections import mask_url
-from jobtrail.errors import ProblemTooLargeError, RedisUnavailableError
-from jobtrail.models import Job
+from jobtrail.errors import InvalidTransitionError, ProblemTooLargeError, RedisUnavailableError
+from jobtrail.models import Job, JobStatus
 from jobtrail.store import JobStore
 from jobtrail.worker.app import TASK_SOLVE
 
-__all__ = ["MAX_SUBMIT_BYTES", "JobService"]
+__all__ = ["MAX_SUBMIT_BYTES", "SUBMIT_CHUNK", "JobService"]
 
 logger = logging.getLogger(__name__)
 
 #: Problem text larger than this is refused at submission (the solver's own,
 #: much smaller limit fails a job cleanly; this one protects the main DB).
 MAX_SUBMIT_BYTES = 1_000_000
+#: submit_many writes records and sends tasks this many at a time.
+SUBMIT_CHUNK = 100
 
 
 class JobService:
@@ -55,7 +57,7 @@ class JobService:
             try:
                 self.app.send_task(TASK_SOLVE, args=[job.id], task_id=job.id, producer=producer)
             except OperationalError as exc:
-                logger.error("enqueue failed job_id=%s reason=%s", job.id, exc)
+                logger.info("enqueue failed job_id=%s reason=%s", job.id, exc)
                 for unsent in jobs[i:]:
                     self.store.fail(unsent.id, f"could not enqueue the task: {exc}")
                 raise RedisUnavailableError(mask_url(str(self.app.conf.broker_url)),
@@ -78,7 +80,11 @@ class JobService:
         return job
 
     def submit_many(self, problems: Sequence[str]) -> list[Job]:
-        """Submit several problems: one pipelined write of the records, then the tasks.
+        """Submit several problems, SUBMIT_CHUNK at a time: records, then their tasks.
+
+        Chunking bounds what a submitter killed midway can leave behind: at
+        most one chunk of pending records without a message, which trace
+        reports as stale ("no message left") and `jobtrail requeue` resends.
 
         Raises:
             ProblemTooLargeError: A text is too large; nothing written.
@@ -86,7 +92,27 @@ class JobService:
         """
         for problem in problems:
             self._check_size(problem)
-        jobs = self.store.create_many(problems)
+        jobs: list[Job] = []
         with self.app.producer_or_acquire() as producer:
-            self._send(jobs, producer)
+            for start in range(0, len(problems), SUBMIT_CHUNK):
+                chunk = self.store.create_many(problems[start:start + SUBMIT_CHUNK])
+                self._send(chunk, producer)
+                jobs += chunk
         return jobs
+
+    def requeue(self, job_id: str) -> Job:
+        """Send the task of a pending job again (its message was lost).
+
+        A job whose message still exists is then delivered twice; the second
+        delivery finds it finished (or taken) and changes nothing.
+
+        Raises:
+            JobNotFoundError: No such job.
+            InvalidTransitionError: The job is not pending (nothing sent).
+            RedisUnavailableError: The main DB or the broker is down.
+        """
+        job = self.store.get(job_id)
+        if job.status is not JobStatus.PENDING:
+            raise InvalidTransitionError(job_id, job.status.value, "requeued")
+        self._send([job])
+        return job

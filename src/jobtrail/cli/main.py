@@ -63,7 +63,8 @@ def root(
 ) -> None:
     """jobtrail: submit math problems, solve them on Celery workers, trace every job."""
     ctx.obj = CliState(env_file=env_file)
-    logging.config.dictConfig(log_config(verbose=verbose))
+    # commands report errors as one line themselves; logs are for -v
+    logging.config.dictConfig(log_config(verbose=verbose, level="WARNING"))
 
 
 def _check_id(job_id: str) -> str:
@@ -111,8 +112,9 @@ def submit(
     else:
         for job in jobs:
             out.print(job.id)
-    if wait and any(j.status is JobStatus.FAILED for j in jobs):
-        raise typer.Exit(1)
+    failed = [j for j in jobs if j.status is JobStatus.FAILED]
+    if wait and failed:
+        exit_with(f"{len(failed)} of {len(jobs)} job(s) failed: {failed[0].error}")
 
 
 @app.command()
@@ -127,6 +129,23 @@ def status(
         print_json(job.to_dict())
     else:
         render_job(job)
+
+
+@app.command()
+def requeue(
+    ctx: typer.Context,
+    job_ids: Annotated[list[str], typer.Argument(help="Ids of pending jobs whose message "
+                                                      "was lost (see jobtrail doctor).")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Send the task of pending jobs again (a submitter died before sending it)."""
+    rt = runtime(ctx)
+    jobs = [rt.service.requeue(_check_id(job_id)) for job_id in job_ids]
+    if json_out:
+        print_json([j.to_dict() for j in jobs])
+    else:
+        for job in jobs:
+            out.print(f"requeued {job.id}")
 
 
 @app.command(name="list")

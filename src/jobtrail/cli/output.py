@@ -7,6 +7,7 @@ shows a traceback for a JobtrailError or a usage error.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -25,7 +26,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 def exit_with(message: str, code: int = 1) -> NoReturn:
     """Print `error: <message>` as one line on stderr and exit with *code*."""
-    line = " ".join(message.split())
+    line = " ".join(_shown(message).split())
     sys.stderr.write(f"error: {line}\n")
     raise SystemExit(code)
 
@@ -84,6 +85,18 @@ def job_table(jobs: Iterable[Job], *, title: str | None = None) -> Table:
     return table
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
 def escape(text: str) -> str:
-    """Escape Rich markup in *text*."""
-    return text.replace("[", r"\[")
+    """Make untrusted *text* safe to print: Rich markup escaped, control characters shown.
+
+    Problem text and errors come from users; an ESC sequence in them must not
+    drive the terminal, so every C0/C1 control character but tab and newline
+    prints as its `\\xNN` code.
+    """
+    return _shown(text).replace("[", r"\[")
+
+
+def _shown(text: str) -> str:
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
