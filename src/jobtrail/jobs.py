@@ -55,7 +55,8 @@ class JobService:
     def _send(self, jobs: Sequence[Job], producer: Any = None) -> None:
         for i, job in enumerate(jobs):
             try:
-                self.app.send_task(TASK_SOLVE, args=[job.id], task_id=job.id, producer=producer)
+                self.app.send_task(TASK_SOLVE, args=[job.id, job.problem], task_id=job.id,
+                                   producer=producer)
             except OperationalError as exc:
                 logger.info("enqueue failed job_id=%s reason=%s", job.id, exc)
                 for unsent in jobs[i:]:

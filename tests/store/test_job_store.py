@@ -9,10 +9,11 @@ import redis
 
 from jobtrail.errors import ConcurrentUpdateError, InvalidTransitionError, JobNotFoundError
 from jobtrail.keys import KeySpace
-from jobtrail.models import EventType, JobStatus
+from jobtrail.models import EventType, Job, JobStatus
 from jobtrail.store import EventLog, JobStore
 from jobtrail.store.codec import encode_job
 from jobtrail.store.stats import LatencyHistogram, StatsStore, quantile
+from tests.helpers.waiting import wait_until
 
 
 def _dump(client: redis.Redis) -> dict[str, object]:
@@ -235,3 +236,40 @@ def test_quantile_interpolates_like_prometheus() -> None:
     assert quantile(hist, 0.5) == 1.0
     assert quantile(hist, 0.75) == 1.5
     assert quantile(LatencyHistogram(((1.0, 0), (float("inf"), 0)), 0.0), 0.5) is None
+
+
+def test_pipelined_start_and_finish_in_one_round_trip(store: JobStore, events: EventLog) -> None:
+    job = store.create("1 + 1")
+
+    ticket = store.send_start(job.id, worker="w1")
+    started, finished = store.finish(ticket, JobStatus.COMPLETED,
+                                     fields={"result": '{"text": "2"}', "error": ""})
+
+    assert isinstance(started, Job) and started.status is JobStatus.PROCESSING
+    assert isinstance(finished, Job) and finished.status is JobStatus.COMPLETED
+    assert finished.attempts == 1 and finished.answer == "2"
+    assert [e.type for e in events.read(job.id)] == [
+        EventType.CREATED, EventType.STARTED, EventType.COMPLETED]
+
+
+def test_pipelined_finish_never_overwrites_a_later_delivery(store: JobStore) -> None:
+    # Given delivery A started (pipelined, its reply not read yet)...
+    job = store.create("1 + 1")
+    ticket = store.send_start(job.id, worker="A")
+    wait_until(lambda: store.get(job.id).worker == "A", timeout_s=5, message="A's start")
+    # ...and then the broker redelivered the job to B, which started it too
+    taken = store.start(job.id, worker="B")
+    assert taken is not None and taken.attempts == 2
+
+    # When A's outcome arrives
+    started_a, finished_a = store.finish(ticket, JobStatus.COMPLETED,
+                                         fields={"result": '{"text": "9"}', "error": ""})
+
+    # Then A's start had been applied, but its outcome is refused: B's run is intact
+    assert isinstance(started_a, Job) and started_a.worker == "A"
+    assert isinstance(finished_a, ConcurrentUpdateError)
+    current = store.get(job.id)
+    assert (current.status, current.worker, current.result) == (JobStatus.PROCESSING, "B", None)
+    done = store.complete(job.id, {"text": "2", "latex": "", "steps": []},
+                          expected_version=taken.version)
+    assert done.answer == "2" and done.attempts == 2

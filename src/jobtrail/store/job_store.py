@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 import redis
@@ -21,6 +22,7 @@ from jobtrail.errors import (
     ConcurrentUpdateError,
     InvalidTransitionError,
     JobNotFoundError,
+    JobtrailError,
     MalformedRecordError,
 )
 from jobtrail.keys import KeySpace
@@ -36,7 +38,14 @@ from jobtrail.models import (
 from jobtrail.store.codec import decode_job, dump_result
 from jobtrail.store.scripts import load_script
 
-__all__ = ["STATS_MINUTE_TTL_S", "JobStore", "new_job_id"]
+__all__ = [
+    "STATS_MINUTE_TTL_S",
+    "JobStore",
+    "StartTicket",
+    "completion_fields",
+    "failure_fields",
+    "new_job_id",
+]
 
 #: Per-minute statistics are kept 8 days (the dashboard shows up to 7).
 STATS_MINUTE_TTL_S = 8 * 86_400
@@ -52,6 +61,31 @@ def new_job_id() -> str:
 
 def _pairs(mapping: Mapping[str, str]) -> list[str]:
     return [item for pair in mapping.items() for item in pair]
+
+
+def completion_fields(result: dict[str, Any], kind: str = "") -> dict[str, str]:
+    """Return the hash fields a completed job gets: result (JSON), finished_at, kind."""
+    fields = {"result": dump_result(result), "finished_at": repr(now_s()), "error": ""}
+    if kind:
+        fields["kind"] = kind
+    return fields
+
+
+def failure_fields(reason: str, kind: str = "") -> dict[str, str]:
+    """Return the hash fields a failed job gets: error, finished_at, kind."""
+    fields = {"error": reason, "finished_at": repr(now_s())}
+    if kind:
+        fields["kind"] = kind
+    return fields
+
+
+@dataclass(slots=True)
+class StartTicket:
+    """A start sent by JobStore.send_start() whose reply is still on *conn*."""
+
+    job_id: str
+    token: str
+    conn: Any
 
 
 def _readable(rows: list[dict[str, str]]) -> list[Job]:
@@ -184,6 +218,17 @@ class JobStore:
             AttemptsExhaustedError: The job was already started *max_attempts* times.
             RedisUnavailableError: The main DB could not be reached.
         """
+        expect = "" if expected_version is None else f"v:{expected_version}"
+        keys, args = self._transition_args(
+            job_id, to, fields=fields, event=event, event_fields=event_fields, expect=expect,
+            count_attempt=count_attempt, max_attempts=max_attempts, now=now)
+        return self._decode_reply(job_id, to, self._run(self._transition, keys, args))
+
+    def _transition_args(self, job_id: str, to: JobStatus, *,
+                         fields: Mapping[str, str] | None, event: EventType | None,
+                         event_fields: Mapping[str, str] | None, expect: str,
+                         count_attempt: bool, max_attempts: int, now: float | None,
+                         ) -> tuple[list[str], list[str]]:
         at = now_s() if now is None else now
         k = self.keys
         sources = sorted(allowed_sources(to))
@@ -193,26 +238,103 @@ class JobStore:
         extra = dict(fields or {})
         ev = event or TRANSITION_EVENTS[to]
         args = [
-            job_id, to.value, ",".join(sources), repr(at),
-            "" if expected_version is None else str(expected_version),
+            job_id, to.value, ",".join(sources), repr(at), expect,
             str(max_attempts) if count_attempt else "", str(self.events_max_len), ev.value,
             LATENCY_BOUNDS_CSV if to in TERMINAL_STATUSES else "", str(STATS_MINUTE_TTL_S),
             str(len(extra)), *_pairs(extra), *_pairs(event_fields or {}),
         ]
-        reply = self._run(self._transition, keys, args)
+        return keys, args
+
+    @staticmethod
+    def _decode_reply(job_id: str, to: JobStatus, reply: Any) -> Job:
         outcome = reply[0]
         if outcome == "missing":
             raise JobNotFoundError(job_id)
         if outcome == "invalid":
             raise InvalidTransitionError(job_id, str(reply[1]), to.value)
         if outcome == "conflict":
-            raise ConcurrentUpdateError(job_id, expected_version or 0)
+            raise ConcurrentUpdateError(job_id, int(reply[1] or 0))
         if outcome == "exhausted":
             raise AttemptsExhaustedError(job_id, int(reply[1]))
         flat = reply[1]
         job = decode_job(dict(zip(flat[::2], flat[1::2], strict=True)))
         logger.debug("job transitioned job_id=%s to=%s version=%s", job_id, to.value, job.version)
         return job
+
+    # -- the worker's pipelined path: start, solve, finish in about one round trip ----
+
+    def send_start(self, job_id: str, *, worker: str, max_attempts: int = 0) -> StartTicket:
+        """Send pending -> processing for *job_id* without waiting for the reply.
+
+        The start is applied by Redis as soon as it arrives (the job reads
+        `processing` while the caller solves); its reply is read by finish(),
+        which sends the outcome on the same connection first, so a job costs
+        the worker about one round trip instead of two. The start carries a
+        run token; finish() writes only if that token is still the record's,
+        so an outcome is never written over another delivery's start.
+
+        Raises:
+            RedisUnavailableError: The main DB could not be reached (nothing sent).
+        """
+        token = uuid.uuid4().hex
+        keys, args = self._transition_args(
+            job_id, JobStatus.PROCESSING, event=None, event_fields={"worker": worker},
+            fields={"worker": worker, "started_at": repr(now_s()), "run": token}, expect="",
+            count_attempt=True, max_attempts=max_attempts, now=None)
+        pool = self.client.connection_pool
+        conn: Any = pool.get_connection()
+        try:
+            conn.send_command("EVALSHA", self._transition.sha, len(keys), *keys, *args)
+        except REDIS_ERRORS as exc:
+            conn.disconnect()
+            pool.release(conn)
+            raise wrap_redis_error("main DB", exc) from exc
+        return StartTicket(job_id, token, conn)
+
+    def finish(self, ticket: StartTicket, to: JobStatus, *, fields: Mapping[str, str],
+               event_fields: Mapping[str, str] | None = None,
+               ) -> tuple[Job | JobtrailError, Job | JobtrailError]:
+        """Send the outcome of a send_start() run, then read both replies.
+
+        Returns:
+            (start outcome, finish outcome): each the Job after the change, or
+            the error that refused it (InvalidTransitionError, ConcurrentUpdateError
+            when the run token no longer matches, AttemptsExhaustedError...).
+            A refused start always comes with a refused finish.
+
+        Raises:
+            RedisUnavailableError: The connection failed; whether the start
+                was applied is unknown (the caller falls back to start()).
+            RedisCommandError: The scripts are not loaded (NOSCRIPT, after a
+                Redis restart): nothing was written; fall back to start().
+        """
+        keys, args = self._transition_args(
+            ticket.job_id, to, fields=fields, event=None, event_fields=event_fields,
+            expect=f"r:{ticket.token}", count_attempt=False, max_attempts=0, now=None)
+        pool, conn = self.client.connection_pool, ticket.conn
+        replies: list[Any] = []
+        try:
+            conn.send_command("EVALSHA", self._transition.sha, len(keys), *keys, *args)
+            for _ in range(2):
+                try:
+                    replies.append(conn.read_response())
+                except redis.ResponseError as exc:
+                    replies.append(exc)
+        except REDIS_ERRORS as exc:
+            conn.disconnect()
+            raise wrap_redis_error("main DB", exc) from exc
+        finally:
+            pool.release(conn)
+        errors = [r for r in replies if isinstance(r, redis.ResponseError)]
+        if errors:
+            raise wrap_redis_error("main DB", errors[0])
+        outcomes: list[Job | JobtrailError] = []
+        for target, reply in zip((JobStatus.PROCESSING, to), replies, strict=True):
+            try:
+                outcomes.append(self._decode_reply(ticket.job_id, target, reply))
+            except JobtrailError as exc:
+                outcomes.append(exc)
+        return outcomes[0], outcomes[1]
 
     def start(self, job_id: str, *, worker: str, max_attempts: int = 0) -> Job | None:
         """Mark a delivered job processing, handling redeliveries; None if it must not run.
@@ -231,7 +353,8 @@ class JobStore:
             JobNotFoundError: No such job.
             RedisUnavailableError: The main DB could not be reached.
         """
-        fields = {"worker": worker, "started_at": repr(now_s())}
+        # a fresh run token: an older delivery's pipelined finish can no longer match
+        fields = {"worker": worker, "started_at": repr(now_s()), "run": uuid.uuid4().hex}
         for _ in range(3):  # each round settles one race with another delivery
             try:
                 return self.transition(job_id, JobStatus.PROCESSING, fields=fields,
@@ -268,10 +391,8 @@ class JobStore:
             JobNotFoundError, InvalidTransitionError, ConcurrentUpdateError,
             RedisUnavailableError.
         """
-        fields = {"result": dump_result(result), "finished_at": repr(now_s()), "error": ""}
-        if kind:
-            fields["kind"] = kind
-        return self.transition(job_id, JobStatus.COMPLETED, fields=fields,
+        return self.transition(job_id, JobStatus.COMPLETED,
+                               fields=completion_fields(result, kind),
                                expected_version=expected_version)
 
     def fail(self, job_id: str, reason: str, *, kind: str = "",
@@ -282,10 +403,7 @@ class JobStore:
             JobNotFoundError, InvalidTransitionError, ConcurrentUpdateError,
             RedisUnavailableError.
         """
-        fields = {"error": reason, "finished_at": repr(now_s())}
-        if kind:
-            fields["kind"] = kind
-        return self.transition(job_id, JobStatus.FAILED, fields=fields,
+        return self.transition(job_id, JobStatus.FAILED, fields=failure_fields(reason, kind),
                                event_fields={"error": reason},
                                expected_version=expected_version)
 

@@ -25,14 +25,16 @@ from jobtrail.errors import (
     InvalidTransitionError,
     JobNotFoundError,
     ProblemError,
+    RedisCommandError,
     RedisUnavailableError,
     SolverTimeoutError,
 )
 from jobtrail.keys import KeySpace
-from jobtrail.models import Job
+from jobtrail.models import Job, JobStatus
 from jobtrail.solver import Answer, classify, solve
 from jobtrail.solver.limits import memory_guard, set_memory_limit
 from jobtrail.store import JobStore
+from jobtrail.store.job_store import completion_fields, failure_fields
 from jobtrail.worker.app import SETTINGS_KEY, TASK_SOLVE, settings_of
 
 __all__ = ["SolveTask", "answer_payload", "solve_job"]
@@ -128,29 +130,86 @@ def _with_main_db(what: str, job_id: str, write: Callable[[], T]) -> T:
         delay_s = min(delay_s * 2, 5.0)
 
 
-def _finish(rt: _Runtime, job: Job, write: Callable[[int], Job], what: str) -> None:
-    """Write the outcome unless another delivery took the job over; then Ignore."""
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What solving gave: the answer payload, or the reason it failed; and the kind."""
+
+    payload: dict[str, Any] | None
+    reason: str
+    kind: str
+
+    def status_and_fields(self) -> tuple[JobStatus, dict[str, str], dict[str, str]]:
+        """The target status, hash fields and event fields that record this outcome."""
+        if self.payload is not None:
+            return JobStatus.COMPLETED, completion_fields(self.payload, self.kind), {}
+        return (JobStatus.FAILED, failure_fields(self.reason, self.kind),
+                {"error": self.reason})
+
+    def result(self, job_id: str) -> dict[str, Any]:
+        """Return the payload for Celery, or raise the failure as ProblemError."""
+        if self.payload is None:
+            logger.info("job failed job_id=%s reason=%s", job_id, self.reason)
+            raise ProblemError(self.reason)
+        logger.info("job completed job_id=%s kind=%s", job_id, self.kind)
+        return self.payload
+
+
+def _solve(rt: _Runtime, job_id: str, problem: str) -> _Outcome:
     try:
-        _with_main_db(what, job.id, lambda: write(job.version))
+        with memory_guard(rt.memory_limit_bytes):
+            answer = solve(problem)
+    except SoftTimeLimitExceeded:
+        return _Outcome(None, str(SolverTimeoutError(rt.time_limit_s)), _kind_of(problem))
+    except ProblemError as exc:
+        return _Outcome(None, str(exc), _kind_of(problem))
+    except Exception as exc:  # a SymPy defect must still end the job with a reason
+        logger.exception("solver raised job_id=%s", job_id)
+        return _Outcome(None, f"internal solver error: {type(exc).__name__}: {exc}"[:500],
+                        _kind_of(problem))
+    return _Outcome(answer_payload(answer), "", answer.kind)
+
+
+def _run_in_steps(rt: _Runtime, job_id: str, worker: str,
+                  outcome: _Outcome | None) -> dict[str, Any]:
+    """The step-by-step path: start (handling redeliveries), solve unless solved, finish.
+
+    Used for messages that do not carry the problem text, and whenever the
+    pipelined path cannot tell what happened (a redelivery, exhausted attempts,
+    a broken connection, scripts not loaded).
+    """
+    try:
+        job = _with_main_db("start", job_id, lambda: rt.store.start(
+            job_id, worker=worker, max_attempts=rt.max_attempts))
+    except JobNotFoundError as exc:
+        raise ProblemError(f"job {job_id} has no record in the main DB") from exc
+    if job is None:
+        logger.info("duplicate delivery ignored job_id=%s", job_id)
+        raise Ignore()
+    if outcome is None:
+        outcome = _solve(rt, job_id, job.problem)
+    status, fields, event_fields = outcome.status_and_fields()
+    try:
+        _with_main_db("finish", job_id, lambda: rt.store.transition(
+            job_id, status, fields=fields, event_fields=event_fields,
+            expected_version=job.version))
     except (ConcurrentUpdateError, InvalidTransitionError) as exc:
         logger.warning("outcome dropped: another delivery took the job over job_id=%s (%s)",
-                       job.id, exc)
+                       job_id, exc)
         raise Ignore() from exc
-
-
-def _fail(rt: _Runtime, job: Job, reason: str) -> ProblemError:
-    kind = _kind_of(job.problem)
-    _finish(rt, job, lambda v: rt.store.fail(job.id, reason, kind=kind, expected_version=v),
-            "fail")
-    logger.info("job failed job_id=%s reason=%s", job.id, reason)
-    return ProblemError(reason)
+    return outcome.result(job_id)
 
 
 @shared_task(  # type: ignore[untyped-decorator]  # celery ships no types
     name=TASK_SOLVE, bind=True, base=SolveTask,
 )
-def solve_job(self: SolveTask, job_id: str) -> dict[str, Any]:
+def solve_job(self: SolveTask, job_id: str, problem: str | None = None) -> dict[str, Any]:
     """Solve job *job_id*: processing -> completed (answer) | failed (reason).
+
+    With the problem text in the message (as JobService sends it), the start
+    is sent without waiting, the problem solved meanwhile, and the outcome
+    sent on the same connection: about one round trip to the main DB per job.
+    The outcome is written only if this delivery's start is still the
+    record's (a run token), so nothing is ever written over another delivery.
 
     Returns:
         The answer payload (see answer_payload); Celery stores it as the result.
@@ -164,30 +223,29 @@ def solve_job(self: SolveTask, job_id: str) -> dict[str, Any]:
     """
     rt = _runtime(self.app)
     worker = str(self.request.hostname or "")
+    if problem is None:
+        return _run_in_steps(rt, job_id, worker, None)
     try:
-        job = _with_main_db("start", job_id, lambda: rt.store.start(
-            job_id, worker=worker, max_attempts=rt.max_attempts))
-    except JobNotFoundError as exc:
-        raise ProblemError(f"job {job_id} has no record in the main DB") from exc
-    if job is None:
-        logger.info("duplicate delivery ignored job_id=%s", job_id)
+        ticket = rt.store.send_start(job_id, worker=worker, max_attempts=rt.max_attempts)
+    except RedisUnavailableError:
+        return _run_in_steps(rt, job_id, worker, None)
+    outcome = _solve(rt, job_id, problem)
+    status, fields, event_fields = outcome.status_and_fields()
+    try:
+        started, finished = rt.store.finish(ticket, status, fields=fields,
+                                            event_fields=event_fields)
+    except (RedisUnavailableError, RedisCommandError):
+        return _run_in_steps(rt, job_id, worker, outcome)
+    if isinstance(finished, Job):
+        return outcome.result(job_id)
+    if isinstance(started, JobNotFoundError):
+        raise ProblemError(f"job {job_id} has no record in the main DB")
+    if isinstance(started, Job):  # another delivery took the job over while we solved
+        logger.warning("outcome dropped: another delivery took the job over job_id=%s",
+                       job_id)
         raise Ignore()
-    try:
-        with memory_guard(rt.memory_limit_bytes):
-            answer = solve(job.problem)
-    except SoftTimeLimitExceeded:
-        raise _fail(rt, job, str(SolverTimeoutError(rt.time_limit_s))) from None
-    except ProblemError as exc:
-        raise _fail(rt, job, str(exc)) from None
-    except Exception as exc:  # a SymPy defect must still end the job with a reason
-        logger.exception("solver raised job_id=%s", job_id)
-        raise _fail(rt, job, f"internal solver error: {type(exc).__name__}: {exc}"[:500]
-                    ) from None
-    payload = answer_payload(answer)
-    _finish(rt, job, lambda v: rt.store.complete(job_id, payload, kind=answer.kind,
-                                                 expected_version=v), "complete")
-    logger.info("job completed job_id=%s kind=%s", job_id, answer.kind)
-    return payload
+    # a redelivery (found processing), exhausted attempts, or finished already
+    return _run_in_steps(rt, job_id, worker, outcome)
 
 
 @task_revoked.connect  # type: ignore[untyped-decorator]  # celery ships no types

@@ -11,7 +11,8 @@
 -- ARGV[2] = target status
 -- ARGV[3] = allowed source statuses, comma separated (from models.TRANSITIONS)
 -- ARGV[4] = now (epoch seconds)
--- ARGV[5] = expected version, or "" for any
+-- ARGV[5] = expectation: "" for none; "v:<n>" refuses unless `version` is n; "r:<token>"
+--           refuses unless `run` (the token the worker's start wrote) is token
 -- ARGV[6] = "" to leave attempts alone; "0" to add 1 to attempts; n > 0 to add 1 unless
 --           attempts >= n already (then nothing is written: exhausted)
 -- ARGV[7] = events stream MAXLEN (approximate; 0 = uncapped); the feed keeps 100 times more
@@ -35,8 +36,13 @@ if not allowed then
   return {'invalid', status}
 end
 local version = redis.call('HGET', KEYS[1], 'version') or '0'
-if ARGV[5] ~= '' and ARGV[5] ~= version then
-  return {'conflict', version}
+local expect = ARGV[5]
+if expect ~= '' then
+  local kind, want = string.sub(expect, 1, 1), string.sub(expect, 3)
+  if (kind == 'v' and want ~= version)
+      or (kind == 'r' and want ~= (redis.call('HGET', KEYS[1], 'run') or '')) then
+    return {'conflict', version}
+  end
 end
 if ARGV[6] ~= '' then
   local attempts = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0')
