@@ -123,3 +123,23 @@ def test_second_delivery_of_completed_job_changes_nothing(
     after = (main_db.hgetall(keys.job(job.id)), main_db.xrange(keys.events(job.id)),
              results_db.get(keys.celery_result(job.id)))
     assert after == before
+
+
+def test_job_completes_after_redis_lost_its_scripts(
+        service: JobService, store: JobStore, main_db: redis.Redis, results_db: redis.Redis,
+        events: EventLog, celery_worker: None) -> None:
+    # Given a worker that has run the pipelined path once
+    first = service.submit("1 + 1")
+    wait_until(lambda: job_finished(store, first.id, results_db), timeout_s=20,
+               message="first job")
+    # When the server forgets its scripts (as after a restart without persistence)
+    main_db.script_flush()
+    job = service.submit("2 + 3")
+    wait_until(lambda: job_finished(store, job.id, results_db), timeout_s=20,
+               message="job after SCRIPT FLUSH")
+
+    # Then the worker fell back to the step-by-step path and the job completed once
+    done = store.get(job.id)
+    assert (done.status, done.answer, done.attempts) == (JobStatus.COMPLETED, "5", 1)
+    assert [e.type for e in events.read(job.id)] == [
+        EventType.CREATED, EventType.STARTED, EventType.COMPLETED]

@@ -116,6 +116,7 @@ class JobStore:
         self.events_max_len = events_max_len
         self._create = load_script(client, "create")
         self._transition = load_script(client, "transition")
+        self._transition_loaded = False
 
     # -- writes -------------------------------------------------------------------------
 
@@ -276,6 +277,12 @@ class JobStore:
         Raises:
             RedisUnavailableError: The main DB could not be reached (nothing sent).
         """
+        if not self._transition_loaded:  # EVALSHA alone cannot load it: do so once
+            try:
+                self.client.script_load(self._transition.script)
+            except REDIS_ERRORS as exc:
+                raise wrap_redis_error("main DB", exc) from exc
+            self._transition_loaded = True
         token = uuid.uuid4().hex
         keys, args = self._transition_args(
             job_id, JobStatus.PROCESSING, event=None, event_fields={"worker": worker},
