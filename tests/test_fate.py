@@ -62,8 +62,10 @@ SUCCESS = ResultFacts({"status": "SUCCESS", "result": {"text": "2"}}, 3600.0)
     (evidence(main(job(JobStatus.FAILED, finished_at=NOW - 10, error="number too large")),
               results=ResultFacts({"status": "FAILURE"}, None)),
      Fate.FAILED, "number too large"),
-    (evidence(main(job(JobStatus.COMPLETED, finished_at=NOW - 10))), Fate.RESULT_EXPIRED,
+    (evidence(main(job(JobStatus.COMPLETED, finished_at=NOW - 90_000))), Fate.RESULT_EXPIRED,
      "result expired"),
+    (evidence(main(job(JobStatus.COMPLETED, finished_at=NOW - 10))), Fate.COMPLETED,
+     "deleted by a client other than jobtrail"),
     (evidence(main(tombstone={"purged_at": str(NOW - 5), "policy": "weekly",
                               "archive": "sqlite:///a.db"}, tombstone_ttl_s=99.0),
               results=SUCCESS),
@@ -75,7 +77,15 @@ SUCCESS = ResultFacts({"status": "SUCCESS", "result": {"text": "2"}}, 3600.0)
     (evidence(main(events=CREATED, evicted_keys=4, maxmemory_policy="allkeys-lru")),
      Fate.EVICTED, "evicted 4 keys"),
     (evidence(main(index_scores={"jobs": NOW})), Fate.DELETED_EXTERNALLY,
-     "no tombstone and no eviction"),
+     "no tombstone, and no eviction counted"),
+    (evidence(main(events=CREATED, evicted_keys=4)), Fate.DELETED_EXTERNALLY,
+     "does not evict now (maxmemory-policy noeviction, 4 past evictions)"),
+    (evidence(main(events=CREATED), archive=ArchiveFacts("sqlite:///a.db", NOW - 99, "weekly",
+                                                         "r1", "completed", True, NOW - 50)),
+     Fate.DELETED_EXTERNALLY, "it had been restored from the archive"),
+    (evidence(main(), unreachable={"archive": "disk gone"}), Fate.UNKNOWN,
+     "unreachable: archive"),
+    (evidence(main(raw_job={"foo": "bar"})), Fate.UNKNOWN, "was not written by jobtrail"),
     (evidence(main()), Fate.UNKNOWN, "no store has ever seen"),
 ])
 def test_each_fate(ev: Evidence, fate: Fate, fragment: str) -> None:
@@ -113,3 +123,11 @@ def test_json_shape() -> None:
     assert set(doc) == {"id", "fate", "verdict", "timeline", "disagreements", "evidence"}
     assert set(doc["evidence"]) == {"main", "broker", "results", "archive", "worker",
                                     "unreachable", "at"}
+
+
+def test_long_queue_is_not_called_lost() -> None:
+    ev = evidence(main(job(JobStatus.PENDING)),
+                  broker=BrokerFacts("jobtrail", 50_000, None, None, None, examined=10_000))
+    result = classify(ev)
+    assert result.fate is Fate.PENDING
+    assert "not among the 10000 messages next in queue" in result.verdict

@@ -59,7 +59,7 @@ class PolicySettings(BaseModel):
     never purged, however old (they are reported as stuck instead).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     status: list[Literal["completed", "failed"]] = Field(
         min_length=1, description="Statuses the policy purges: completed and/or failed.")
@@ -212,6 +212,14 @@ class Settings(BaseSettings):
     def _archive_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("sqlite:", "postgresql")):
             raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        return value
+
+    @field_validator("api_token", mode="before")
+    @classmethod
+    def _empty_token_is_unset(cls, value: Any) -> Any:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if isinstance(text, str) and not text.strip():
+            return None  # an empty token must never open the endpoints
         return value
 
     @field_validator("main_url", "broker_url", "results_url")

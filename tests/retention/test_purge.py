@@ -217,3 +217,22 @@ def refuse_insert(archive: ArchiveStore, job_id: str) -> None:
             conn.exec_driver_sql(
                 f"CREATE TRIGGER {table}_refuse BEFORE INSERT ON {table} "
                 f"FOR EACH ROW EXECUTE FUNCTION {table}_refuse()")
+
+
+def test_a_dangling_index_entry_does_not_stall_a_capped_purge(
+        store: JobStore, rstore: RetentionStore, archive: ArchiveStore, main_db: redis.Redis,
+        keys: KeySpace) -> None:
+    # Given the oldest completed job deleted by another client (its index entry dangles)
+    ids = old_completed(store, 3)
+    main_db.delete(keys.job(ids[0]))
+    policy = RetentionPolicy("capped", (C,), DAY, max_per_run=1)
+
+    # When capped runs follow one another
+    first = purge(rstore, archive, policy, tombstone_ttl_s=TTL_S, batch_size=1)
+    second = purge(rstore, archive, policy, tombstone_ttl_s=TTL_S, batch_size=1)
+
+    # Then each still purges one job: the dangling entry is skipped, not counted
+    assert (first.purged, first.skipped_reasons.get("missing")) == (1, 1)
+    assert second.purged == 1
+    assert store.find(ids[1]) is None and store.find(ids[2]) is None
+    assert main_db.zscore(keys.jobs_by_status(C), ids[0]) is not None  # evidence kept

@@ -86,7 +86,8 @@ def trace(
     else:
         _render(result)
     if result.fate is Fate.UNKNOWN:
-        raise typer.Exit(EXIT_UNKNOWN)
+        # an unreadable store is a failure to look, not proof the id is unknown
+        raise typer.Exit(1 if result.evidence.unreachable else EXIT_UNKNOWN)
 
 
 def workers(

@@ -145,33 +145,44 @@ class _Tally:
 
 def _seal_batch(store: RetentionStore, batch: Sequence[Candidate], *, policy: str,
                 run_id: str, tally: _Tally, on_progress: ProgressFn | None,
-                ) -> tuple[list[SealedRecord], list[PurgeItem]]:
+                ) -> tuple[list[SealedRecord], list[PurgeItem], list[Candidate]]:
     raws = store.read_records([c.job_id for c in batch])
     purged_at = now_s()
     sealed: list[SealedRecord] = []
     items: list[PurgeItem] = []
     gone: list[str] = []
+    changed: list[Candidate] = []
     for cand, raw in zip(batch, raws, strict=True):
-        if raw is None or raw.job.get("status") != cand.status.value:
+        if raw is None:
             gone.append(cand.job_id)
+            continue
+        if raw.job.get("status") != cand.status.value:
+            changed.append(cand)
             continue
         sealed.append(seal(cand.job_id, raw.job, raw.events, raw.celery_meta,
                            purged_at=purged_at, policy=policy, run_id=run_id))
         items.append(PurgeItem(cand.job_id, cand.status.value, raw.job.get("version", "0")))
     tally.skipped["missing"] += len(gone)
+    tally.skipped["changed"] += len(changed)
     if on_progress:
         on_progress(PurgeStep.READ, [c.job_id for c in batch])
-        if gone:
-            on_progress(PurgeStep.SKIPPED, gone)
-    return sealed, items
+        if gone or changed:
+            on_progress(PurgeStep.SKIPPED, gone + [c.job_id for c in changed])
+    return sealed, items, changed
 
 
 def _purge_batch(store: RetentionStore, archive: ArchiveStore, selection: Selection,
                  batch: Sequence[Candidate], *, policy: str, run_id: str,
                  tombstone_ttl_s: float, chunk: int, tally: _Tally,
                  on_progress: ProgressFn | None) -> None:
-    sealed, items = _seal_batch(store, batch, policy=policy, run_id=run_id, tally=tally,
-                                on_progress=on_progress)
+    skipped_before = sum(tally.skipped.values())
+    sealed, items, changed = _seal_batch(store, batch, policy=policy, run_id=run_id,
+                                         tally=tally, on_progress=on_progress)
+    for cand in changed:  # it left jobs:<status> when its status changed
+        selection.removed(cand.status, 1)
+    # entries skipped before archiving (a record gone, or moved to another status) do not
+    # use up max_per_run: a dangling index entry must not stall every capped run
+    selection.handed_out -= sum(tally.skipped.values()) - skipped_before
     if not sealed:
         return
     archive.put_many(sealed)

@@ -198,7 +198,11 @@ class ArchiveStore:
         self.dialect = parsed.get_backend_name()
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise ArchiveError(f"archive {self.location} cannot be created: {exc}",
+                                       location=self.location) from exc
             self.engine: Engine = sa.create_engine(self.url)
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         else:

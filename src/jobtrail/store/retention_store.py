@@ -53,13 +53,18 @@ class PurgeItem:
     version: str
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def _parse_meta(raw: str | None) -> dict[str, Any] | None:
     if raw is None:
         return None
     try:
-        meta = json.loads(raw)
+        meta = json.loads(raw, parse_constant=_refuse_constant)
     except ValueError:
-        return {"raw": raw}  # a non-JSON serializer: keep the text as it was
+        # a non-JSON serializer, or NaN/Infinity (not JSON): keep the text as it was
+        return {"raw": raw}
     return meta if isinstance(meta, dict) else {"value": meta}
 
 

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from jobtrail.keys import KeySpace
 from jobtrail.models import Fate, Job, JobEvent, JobStatus, WorkerHeartbeat
 
 __all__ = [
@@ -23,6 +24,10 @@ __all__ = [
     "TraceResult",
     "classify",
 ]
+
+
+#: Index names as MainFacts.index_scores holds them (without the key prefix).
+_INDEX_NAMES = KeySpace("")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +61,7 @@ class BrokerFacts:
     ahead: int | None
     unacked_tag: str | None
     unacked_since: float | None
+    examined: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +82,7 @@ class ArchiveFacts:
     run_id: str
     status: str
     had_celery_result: bool
+    restored_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +130,7 @@ class TraceResult:
             "evidence": {
                 "main": {
                     "job": job,
+                    "raw_record": main.raw_job if main.job is None and main.raw_job else None,
                     "indexes": main.index_scores,
                     "tombstone": main.tombstone,
                     "tombstone_ttl_s": main.tombstone_ttl_s,
@@ -174,6 +182,9 @@ def _message_note(ev: Evidence) -> str:
         return "broker unreachable"
     if b.ahead is not None:
         return f"its message waits in queue '{b.queue}' with {b.ahead} ahead of it"
+    if b.unacked_since is None and b.examined < b.queue_length:
+        return (f"its message was not among the {b.examined} queued messages examined "
+                f"(of {b.queue_length}): it may wait further back")
     if b.unacked_since is not None:
         due = b.unacked_since + ev.visibility_timeout_s
         return (f"its message is unacknowledged since {when(b.unacked_since)}; the broker "
@@ -192,6 +203,9 @@ def _classify_live(ev: Evidence, job: Job) -> tuple[Fate, str]:
                                   "(prefetched, not started)")
         if b is None:
             return Fate.PENDING, "pending (broker unreachable: queue position unknown)"
+        if b.examined < b.queue_length:
+            return Fate.PENDING, (f"pending: not among the {b.examined} messages next in queue "
+                                  f"'{b.queue}' (of {b.queue_length}); more are ahead of it")
         return Fate.STALE, "stale: pending, but " + _message_note(ev)
     if job.status is JobStatus.PROCESSING:
         started = job.started_at or job.created_at
@@ -214,6 +228,10 @@ def _classify_live(ev: Evidence, job: Job) -> tuple[Fate, str]:
         done += f" ({job.error})"
     fate = Fate.COMPLETED if job.status is JobStatus.COMPLETED else Fate.FAILED
     if ev.results is not None and ev.results.meta is None and ev.result_expires_s > 0:
+        due = (job.finished_at or job.created_at) + ev.result_expires_s
+        if ev.at < due - 60:  # a minute of slack for clocks and Celery's own write
+            return fate, (f"{done}; celery-task-meta-{job.id} is gone although it would only "
+                          f"expire at {when(due)}: deleted by a client other than jobtrail")
         return Fate.RESULT_EXPIRED, (f"{done}; result expired: celery-task-meta-{job.id} "
                                      f"is gone (result_expires_s = {ev.result_expires_s})")
     return fate, f"{done}; {_result_note(ev.results)}"
@@ -240,23 +258,35 @@ def _classify_gone(ev: Evidence) -> tuple[Fate, str]:
         where = t.get("archive") or (ev.archive.location if ev.archive else "the archive")
         return Fate.PURGED, (f"purged at {when(at)} by policy {t.get('policy', '?')}, archived "
                              f"in {where}; {_result_note(ev.results)}")
-    if ev.archive is not None:
+    if ev.archive is not None and ev.archive.restored_at is None:
         a = ev.archive
         return Fate.PURGED, (f"purged at {when(a.purged_at)} by policy {a.policy}, archived in "
                              f"{a.location} (tombstone expired); {_result_note(ev.results)}")
     seen = _seen_elsewhere(ev)
     if not seen:
+        if ev.unreachable:
+            return Fate.UNKNOWN, ("unknown: no store that could be read has seen this id; "
+                                  "unreachable: " + ", ".join(sorted(ev.unreachable)))
+        if main.raw_job:
+            return Fate.UNKNOWN, (f"unknown: job:{ev.job_id} exists but was not written by "
+                                  f"jobtrail (fields: {', '.join(sorted(main.raw_job))[:200]})")
         return Fate.UNKNOWN, "unknown: no store has ever seen this id"
     last = main.events[-1].type.value if main.events else "unknown"
     evidence = "; ".join(seen)
-    if main.evicted_keys > 0:
+    restored = (f"; it had been restored from the archive at {when(ev.archive.restored_at)}"
+                if ev.archive is not None and ev.archive.restored_at else "")
+    evidence += restored
+    if main.evicted_keys > 0 and main.maxmemory_policy != "noeviction":
         return Fate.EVICTED, (
             f"evicted: job:{ev.job_id} is gone with no tombstone, and the server evicted "
             f"{main.evicted_keys} keys (maxmemory-policy {main.maxmemory_policy}); last known "
             f"event: {last}; still present: {evidence}")
+    evictions = ("no eviction counted" if main.evicted_keys == 0 else
+                 f"the server does not evict now (maxmemory-policy {main.maxmemory_policy}, "
+                 f"{main.evicted_keys} past evictions)")
     return Fate.DELETED_EXTERNALLY, (
-        f"deleted outside jobtrail: job:{ev.job_id} is gone with no tombstone and no eviction "
-        f"counted; last known event: {last}; still present: {evidence}")
+        f"deleted outside jobtrail: job:{ev.job_id} is gone with no tombstone, and "
+        f"{evictions}; last known event: {last}; still present: {evidence}")
 
 
 _CELERY_TO_STATUS = {"SUCCESS": JobStatus.COMPLETED, "FAILURE": JobStatus.FAILED,
@@ -282,7 +312,7 @@ def _disagreements(ev: Evidence) -> list[str]:
             out.append(f"job record says {job.status.value}, Celery's result says "
                        f"{meta.get('status')}{why}")
     if job is not None:
-        want = {"jobs", f"jobs:{job.status.value}"}
+        want = {_INDEX_NAMES.jobs(), _INDEX_NAMES.jobs_by_status(job.status)}
         have = set(ev.main.index_scores)
         if want - have:
             out.append("job record missing from " + ", ".join(sorted(want - have)))

@@ -42,8 +42,12 @@ logger = logging.getLogger(__name__)
 
 #: At most this many events are read back for a trace (the stream is capped anyway).
 MAX_EVENTS = 1000
-#: At most this many queued messages are scanned for the task id.
-MAX_QUEUE_SCAN = 1_000_000
+#: At most this many queued messages are scanned for the task id (the scan runs
+#: inside Redis and blocks it: about 1 ms per 1,000 messages), and only for a job
+#: the main DB says is pending or processing.
+MAX_QUEUE_SCAN = 10_000
+#: At most this many HSCAN pages of kombu's `unacked` hash are scanned.
+MAX_UNACKED_PAGES = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,17 +109,22 @@ def _main_facts(src: TraceSources, job_id: str) -> MainFacts:
     )
 
 
-def _broker_facts(src: TraceSources, job_id: str) -> BrokerFacts:
+def _broker_facts(src: TraceSources, job_id: str, scan_queue: bool) -> BrokerFacts:
     assert src.broker is not None
     k = src.keys
     script = load_script(src.broker, "find_message")
-    length, ahead, _examined, tag, since = script(
+    length, ahead, examined, tag, since = script(
         keys=[k.queue(), k.unacked(), k.unacked_index()],
-        args=[f'"id": "{job_id}"', MAX_QUEUE_SCAN])
+        args=[f'"id": "{job_id}"', MAX_QUEUE_SCAN if scan_queue else 0, MAX_UNACKED_PAGES])
     return BrokerFacts(queue=k.queue(), queue_length=int(length),
                        ahead=None if int(ahead) < 0 else int(ahead),
+                       examined=int(examined),
                        unacked_tag=str(tag) or None,
                        unacked_since=float(since) if since else None)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _result_facts(src: TraceSources, job_id: str) -> ResultFacts:
@@ -127,7 +136,7 @@ def _result_facts(src: TraceSources, job_id: str) -> ResultFacts:
     if raw is None:
         return ResultFacts(None, None)
     try:
-        meta = json.loads(raw)
+        meta = json.loads(raw, parse_constant=_refuse_constant)
     except ValueError:
         meta = {"status": "UNREADABLE", "raw": str(raw)[:200]}
     return ResultFacts(meta if isinstance(meta, dict) else {"raw": meta}, _ttl_s(int(pttl)))
@@ -157,7 +166,8 @@ def archive_lookup(archive: Callable[[], ArchiveStore]) -> Callable[[str], Archi
             return None
         return ArchiveFacts(location=store.location, purged_at=row.purged_at,
                             policy=row.policy, run_id=row.run_id, status=row.status,
-                            had_celery_result=row.celery_meta is not None)
+                            had_celery_result=row.celery_meta is not None,
+                            restored_at=row.restored_at)
 
     return find
 
@@ -178,7 +188,9 @@ def gather_evidence(src: TraceSources, job_id: str) -> Evidence:
     worker: WorkerHeartbeat | None = None
     if src.broker is not None:
         try:
-            broker = _broker_facts(src, job_id)
+            live = main.job is not None and main.job.status in (JobStatus.PENDING,
+                                                                JobStatus.PROCESSING)
+            broker = _broker_facts(src, job_id, scan_queue=live)
         except redis.RedisError as exc:
             unreachable["broker"] = str(exc)
     if src.results is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
@@ -38,9 +39,12 @@ def _encode_cursor(position: tuple[float, str] | None) -> str | None:
 def _decode_cursor(cursor: str) -> tuple[float, str] | None:
     try:
         score, job_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
-        return float(score), job_id
+        value = float(score)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         return None
+    if not math.isfinite(value) or not JOB_ID_PATTERN.match(job_id):
+        return None
+    return value, job_id
 
 
 @router.post("/jobs", status_code=status.HTTP_202_ACCEPTED,

@@ -54,12 +54,12 @@ class PurgeIn(BaseModel):
 
 def _check_token(svc: Services, authorization: str | None) -> JSONResponse | None:
     token = svc.settings.api_token
-    if token is None:
+    if token is None or not token.get_secret_value():
         return JSONResponse(error_body(
             "forbidden", "retention endpoints are disabled: set JOBTRAIL_API_TOKEN and send "
             "it as 'Authorization: Bearer <token>'"), status_code=403)
     scheme, _, given = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not secrets.compare_digest(
+    if scheme.lower() != "bearer" or not given or not secrets.compare_digest(
             given.encode(), token.get_secret_value().encode()):
         return JSONResponse(error_body("unauthorized", "missing or wrong bearer token"),
                             status_code=401, headers={"WWW-Authenticate": "Bearer"})

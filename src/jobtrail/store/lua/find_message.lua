@@ -5,18 +5,20 @@
 -- KEYS[2] = kombu's `unacked` hash (delivery tag -> JSON [message, exchange, routing key])
 -- KEYS[3] = kombu's `unacked_index` sorted set (delivery tag -> delivery time, epoch seconds)
 -- ARGV[1] = the needle: the task id as it appears in the message headers, `"id": "<id>"`
--- ARGV[2] = at most this many queue entries are examined (0 = all)
+-- ARGV[2] = at most this many queue entries are examined, from the delivery end (0 = none):
+--           the script blocks Redis while it runs, so callers keep this small
+-- ARGV[3] = at most this many HSCAN pages (200 entries each) of `unacked` are examined
 -- Returns: {queue length, messages ahead (-1 = not in the queue), examined,
 --           unacked delivery tag or "", unacked since (epoch seconds) or ""}
 local len = redis.call('LLEN', KEYS[1])
 local limit = tonumber(ARGV[2])
-if limit <= 0 or limit > len then limit = len end
+if limit > len then limit = len end
 local ahead = -1
 local examined = 0
 local chunk = 500
 -- walk from the tail (next to be delivered) towards the head
 local stop = len - 1
-while examined < limit and ahead < 0 do
+while limit > 0 and examined < limit and ahead < 0 do
   local start = math.max(stop - chunk + 1, len - limit)
   local items = redis.call('LRANGE', KEYS[1], start, stop)
   for i = #items, 1, -1 do
@@ -32,7 +34,10 @@ end
 local tag = ''
 local since = ''
 local cursor = '0'
+local pages = 0
+local max_pages = tonumber(ARGV[3])
 repeat
+  pages = pages + 1
   local page = redis.call('HSCAN', KEYS[2], cursor, 'COUNT', 200)
   cursor = page[1]
   local entries = page[2]
@@ -41,7 +46,7 @@ repeat
       tag = entries[i]
     end
   end
-until cursor == '0' or tag ~= ''
+until cursor == '0' or tag ~= '' or pages >= max_pages
 if tag ~= '' then
   since = redis.call('ZSCORE', KEYS[3], tag) or ''
 end
