@@ -11,6 +11,7 @@ from enum import StrEnum
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 
@@ -57,6 +58,15 @@ def _targets(ctx: typer.Context, dbs: list[DbName] | None,
         for url in urls:
             if not url.startswith(("redis://", "rediss://", "unix://")):
                 raise typer.BadParameter(f"{url!r} is not a redis:// URL", param_hint="--url")
+            try:
+                parts = urlsplit(url)
+                _ = parts.port  # raises ValueError for a port that is not a number
+            except ValueError as exc:
+                raise typer.BadParameter(f"{url!r}: {exc}", param_hint="--url") from exc
+            db = parts.path.lstrip("/")
+            if parts.scheme != "unix" and db and not db.isdigit():
+                raise typer.BadParameter(f"{url!r}: database {db!r} is not a number",
+                                         param_hint="--url")
             client = connect(url)
             ctx.call_on_close(client.close)
             wait_until_ready(client, mask_url(url), timeout_s=3)

@@ -304,8 +304,10 @@ def watch(targets: Sequence[WatchTarget], options: WatchOptions, *,
                 changed = {db.target.label: run.take(db, writer) for db in run.dbs}
                 run.rounds += 1
                 next_at = started + run.rounds * options.interval_s
+                # the duration is wall time: slow rounds must not stretch it
                 ending = options.duration_s is not None and (
-                    next_at - started > options.duration_s + 1e-6)
+                    next_at - started > options.duration_s + 1e-6
+                    or monotonic_s() - started >= options.duration_s)
                 if on_progress is not None:
                     on_progress(WatchProgress(
                         rounds=run.rounds, changes=changed,
