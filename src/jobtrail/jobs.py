@@ -21,13 +21,23 @@ from jobtrail.models import Job
 from jobtrail.store import JobStore
 from jobtrail.worker.app import TASK_SOLVE
 
-__all__ = ["MAX_SUBMIT_BYTES", "JobService"]
+__all__ = ["MAX_SUBMIT_BYTES", "SAMPLE_PROBLEMS", "JobService"]
 
 logger = logging.getLogger(__name__)
 
 #: Problem text larger than this is refused at submission (the solver's own,
 #: much smaller limit fails a job cleanly; this one protects the main DB).
 MAX_SUBMIT_BYTES = 1_000_000
+
+#: The five scrubbed problems of the original reproduction, one per kind
+#: (`jobtrail demo` and `jobtrail repro run` submit them).
+SAMPLE_PROBLEMS: tuple[str, ...] = (
+    "Solve x^2 - 5x + 6 = 0",
+    "Prove that a triangle with sides 3, 4 and 5 is right-angled",
+    "Find the derivative of x^3 sin(x)",
+    "Solve the system 2x + 3y = 7, x - y = 1",
+    "Find the limit of (1 + 1/n)^n as n -> infinity",
+)
 
 
 class JobService:
