@@ -143,13 +143,15 @@ def _conclusion(scenario: dict[str, Any], items: list[dict[str, Any]]) -> dict[s
     if "error" in scenario:
         return {"verdict": NOT_SHOWN, "reasons": [f"the scenario did not complete: "
                                                   f"{scenario['error']}"]}
-    failed = [f["claim"] for f in items if f["holds"] is False]
+    failed = [i for i, f in enumerate(items, 1) if f["holds"] is False]
     if failed:
-        return {"verdict": DEFECT, "reasons": failed}
+        return {"verdict": DEFECT, "findings": failed,
+                "reasons": [items[i - 1]["claim"] for i in failed]}
     if not any(f["holds"] for f in items):
         return {"verdict": NOT_SHOWN, "reasons": ["no finding could be checked against the "
                                                   "design"]}
-    return {"verdict": MATCHES, "reasons": [f["claim"] for f in items if f["holds"]]}
+    held = [i for i, f in enumerate(items, 1) if f["holds"]]
+    return {"verdict": MATCHES, "findings": held, "reasons": [items[i - 1]["claim"] for i in held]}
 
 
 def _files(run_dir: Path) -> list[dict[str, Any]]:

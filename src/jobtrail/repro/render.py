@@ -82,10 +82,20 @@ def _scenario(n: int, s: dict[str, Any]) -> list[str]:
             lines.append(f"   - evidence: {'; '.join(f['sources'])}")
         lines.append("")
     c = s["conclusion"]
-    lines.append(f"**Conclusion: {_VERDICT[c['verdict']]}.**"
-                 + ("" if c["verdict"] == "matches the design" else
-                    " " + " ".join(f"{r}." for r in c["reasons"])))
+    if c.get("findings"):
+        numbers = ", ".join(str(n) for n in c["findings"])
+        why = f"findings {numbers} " + ("show it" if c["verdict"] == "matches the design"
+                                         else "contradict the design")
+        lines.append(f"**Conclusion: {_VERDICT[c['verdict']]}** ({why}).")
+    else:
+        lines.append(f"**Conclusion: {_VERDICT[c['verdict']]}.** " + " ".join(
+            f"{r[:1].upper()}{r[1:]}." for r in c["reasons"]))
     return lines + [""]
+
+
+def _trace(trace: dict[str, str]) -> str:
+    verdict = trace["verdict"]
+    return verdict if verdict.startswith(trace["fate"]) else f"{trace['fate']}: {verdict}"
 
 
 def _unexpected(summary: dict[str, Any]) -> list[str]:
@@ -105,7 +115,7 @@ def _unexpected(summary: dict[str, Any]) -> list[str]:
         trace = e.get("trace")
         lines.append(f"| {e['at_iso']} | {e['during']} | {e['db']} | "
                      f"`{e['key'] or '-'}` | {_cell(e['what'])} | "
-                     f"{_cell(trace['fate'] + ': ' + trace['verdict']) if trace else '-'} |")
+                     f"{_cell(_trace(trace)) if trace else '-'} |")
     lines += ["", "Sources: " + "; ".join(sorted({e["source"] for e in events}))]
     return lines + [""]
 

@@ -95,7 +95,8 @@ def _fill_findings(inp: Inputs) -> list[dict[str, Any]]:
         [inp.src("fill")])]
     gone = fill["gone_from_watched_dbs"]
     kinds = Counter(g["kind"] for g in gone)
-    removed = inp.seen(change="removed")
+    gone_keys = {(g["db"], g["key"]) for g in gone}
+    removed = [c for c in inp.seen(change="removed") if (c["db"], c["key"]) in gone_keys]
     causes = Counter(c.get("cause_label", "unknown") for c in removed)
     hit = [name for name, ks in CATEGORIES.items() if any(g["kind"] in ks for g in gone)]
     out.append(finding(
