@@ -98,8 +98,10 @@ def _spread(values: list[float]) -> str:
     if not values:
         return "none"
     lo, hi = min(values), max(values)
-    if len(values) == 1 or lo == hi:
+    if len(values) == 1:
         return _secs(lo)
+    if _secs(lo) == _secs(hi):
+        return f"{_secs(lo)} for each of {len(values)}"
     return f"{_secs(lo)} to {_secs(hi)} (median {_secs(statistics.median(values))})"
 
 

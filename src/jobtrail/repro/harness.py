@@ -322,7 +322,8 @@ def _setup(ctx: RunContext, options: RunOptions) -> dict[str, Any]:
     if ctx.private is not None:
         overrides["main_url/broker_url/results_url"] = {
             "value": f"DBs {MAIN_DB}/{BROKER_DB}/{RESULTS_DB} of a private server",
-            "why": "no URL was configured: the run never uses a shared server"}
+            "why": "the three Redis URLs were not all configured: the run never falls back "
+                   "on a shared server"}
     server = ctx.clients["main"].info("server")
     return {
         "versions": _versions(), "redis_version": str(server.get("redis_version", "")),

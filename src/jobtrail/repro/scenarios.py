@@ -95,7 +95,8 @@ def processing(ctx: RunContext) -> dict[str, Any]:
     """Start the run's worker and let it solve the seeded jobs (pending -> ... -> terminal)."""
     _, node = ctx.start_worker("repro-main")
     ctx.say("processing", f"{len(ctx.seeded)} jobs on {node}")
-    ctx.wait_for(lambda: _finished(ctx, ctx.seeded), "the seeded jobs to finish")
+    ctx.wait_for(lambda: _finished(ctx, ctx.seeded), "the seeded jobs to finish",
+                 timeout_s=ctx.wait_timeout_s + 2.0 * len(ctx.seeded))
     return {"worker": node,
             "jobs": [job_observation(ctx, i) for i in ctx.seeded],
             "results": [result_observation(ctx, i) for i in ctx.seeded]}
