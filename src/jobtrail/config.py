@@ -33,9 +33,11 @@ __all__ = [
     "POLICY_NAME_PATTERN",
     "PolicySettings",
     "Settings",
+    "child_environ",
     "default_state_dir",
     "get_settings",
     "load_settings",
+    "settings_environ",
 ]
 
 ENV_FILE_VAR = "JOBTRAIL_ENV_FILE"
@@ -342,6 +344,33 @@ def load_settings(env_file: str | Path | None = None, **overrides: Any) -> Setti
         inner = ".".join(str(p) for p in err["loc"][1:])  # e.g. a policy's field
         detail = f"{inner}: {msg}" if inner else msg
         raise ConfigError(f"invalid setting {where}: {detail}", setting=where) from exc
+
+
+def settings_environ(settings: Settings) -> dict[str, str]:
+    """Return the `JOBTRAIL_*` variables that load_settings() reads back as *settings*.
+
+    Secrets are written in clear (the variables go to a child process, never to a file).
+    """
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump(mode="json").items():
+        if value is None:
+            continue
+        text = json.dumps(value) if isinstance(value, dict | list) else str(value)
+        env[f"{_PREFIX}{name.upper()}"] = text
+    if settings.api_token is not None:
+        env[f"{_PREFIX}API_TOKEN"] = settings.api_token.get_secret_value()
+    return env
+
+
+def child_environ(settings: Settings) -> dict[str, str]:
+    """Return this process's environment with every `JOBTRAIL_*` variable replaced by *settings*.
+
+    A child started with it (a worker the reproduction harness spawns) runs on
+    exactly *settings*, whatever the parent's shell exported.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith(_PREFIX)}
+    env.update(settings_environ(settings))
+    return env
 
 
 @lru_cache(maxsize=1)

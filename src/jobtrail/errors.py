@@ -30,8 +30,9 @@ a module boundary; library errors (redis, sqlalchemy) are wrapped here with
     │   │                                                   a row; nothing of the batch deleted
     │   ├── ArchivedJobNotFoundError     (job_id)          no archive row for the id
     │   └── RestoreConflictError         (job_id)          the job is live in the main DB
-    └── MonitorError                                        a monitor run cannot go on as asked
-        └── KeyspaceEventsUnavailableError (url, reason)    CONFIG GET/SET refused: snapshots only
+    ├── MonitorError                                        a monitor run cannot go on as asked
+    │   └── KeyspaceEventsUnavailableError (url, reason)    CONFIG GET/SET refused: snapshots only
+    └── ReproError                                          a reproduction run cannot go on
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ __all__ = [
     "ProblemTooLargeError",
     "RedisCommandError",
     "RedisUnavailableError",
+    "ReproError",
     "RestoreConflictError",
     "RetentionError",
     "SolverMemoryLimitError",
@@ -249,3 +251,8 @@ class KeyspaceEventsUnavailableError(MonitorError):
         super().__init__(f"keyspace notifications cannot be enabled on {url}: {reason}")
         self.url = url
         self.reason = reason
+
+
+class ReproError(JobtrailError):
+    """Raised when a reproduction run cannot go on: DBs not empty, a worker that does not
+    start, jobs that do not finish in time. The evidence recorded so far is kept."""

@@ -21,7 +21,7 @@ from jobtrail.models import Job, JobStatus
 from jobtrail.store import JobStore
 from jobtrail.worker.app import TASK_SOLVE
 
-__all__ = ["MAX_SUBMIT_BYTES", "SUBMIT_CHUNK", "JobService"]
+__all__ = ["MAX_SUBMIT_BYTES", "SAMPLE_PROBLEMS", "SUBMIT_CHUNK", "JobService"]
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +30,16 @@ logger = logging.getLogger(__name__)
 MAX_SUBMIT_BYTES = 1_000_000
 #: submit_many writes records and sends tasks this many at a time.
 SUBMIT_CHUNK = 100
+
+#: The five scrubbed problems of the original reproduction, one per kind
+#: (`jobtrail demo` and `jobtrail repro run` submit them).
+SAMPLE_PROBLEMS: tuple[str, ...] = (
+    "Solve x^2 - 5x + 6 = 0",
+    "Prove that a triangle with sides 3, 4 and 5 is right-angled",
+    "Find the derivative of x^3 sin(x)",
+    "Solve the system 2x + 3y = 7, x - y = 1",
+    "Find the limit of (1 + 1/n)^n as n -> infinity",
+)
 
 
 class JobService:

@@ -20,6 +20,9 @@ Foreign keys (Celery and kombu, in the broker and results DBs):
 `celery-task-meta-<id>` (result backend), `<queue>` list, `unacked`,
 `unacked_index`, `_kombu.binding.*` (broker).
 
+The reproduction harness's memory-pressure fill writes `repro:filler:<n>`
+strings, only into a spare DB of its private server.
+
 Redis's own names (Pub/Sub channels of keyspace notifications):
 `__keyevent@<db>__:<event>` carries the key name of each `<event>` in DB `<db>`.
 """
@@ -39,6 +42,7 @@ __all__ = [
     "celery_result_key",
     "keyevent_event",
     "keyevent_pattern",
+    "repro_filler_key",
 ]
 
 CELERY_RESULT_PREFIX = "celery-task-meta-"
@@ -72,6 +76,11 @@ class KeyKind(StrEnum):
 def celery_result_key(job_id: str) -> str:
     """Return Celery's result backend key for *job_id* (`celery-task-meta-<id>`)."""
     return f"{CELERY_RESULT_PREFIX}{job_id}"
+
+
+def repro_filler_key(n: int) -> str:
+    """Return the *n*-th filler key of the reproduction's memory-pressure fill."""
+    return f"repro:filler:{n}"
 
 
 def keyevent_pattern(db: int) -> str:

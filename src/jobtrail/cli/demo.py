@@ -15,18 +15,10 @@ from rich.live import Live
 from jobtrail.cli.context import runtime
 from jobtrail.cli.output import err, exit_with, job_table, out
 from jobtrail.clock import monotonic_s
+from jobtrail.jobs import SAMPLE_PROBLEMS
 from jobtrail.models import TERMINAL_STATUSES, Job, JobStatus
 
 __all__ = ["SAMPLE_PROBLEMS", "demo"]
-
-#: The five scrubbed problems of the original reproduction, one per kind.
-SAMPLE_PROBLEMS: tuple[str, ...] = (
-    "Solve x^2 - 5x + 6 = 0",
-    "Prove that a triangle with sides 3, 4 and 5 is right-angled",
-    "Find the derivative of x^3 sin(x)",
-    "Solve the system 2x + 3y = 7, x - y = 1",
-    "Find the limit of (1 + 1/n)^n as n -> infinity",
-)
 
 
 def _start_worker(ctx: typer.Context, log_path: str) -> subprocess.Popen[bytes]:

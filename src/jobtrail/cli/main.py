@@ -19,6 +19,7 @@ import typer
 from jobtrail.cli import demo as demo_cmd
 from jobtrail.cli import doctor as doctor_cmd
 from jobtrail.cli import monitor as monitor_cmd
+from jobtrail.cli import repro as repro_cmd
 from jobtrail.cli import retention, server
 from jobtrail.cli import serve as serve_cmd
 from jobtrail.cli import trace as trace_cmd
@@ -42,6 +43,7 @@ app = typer.Typer(
 )
 app.add_typer(server.app, name="server")
 app.add_typer(monitor_cmd.app, name="monitor")
+app.add_typer(repro_cmd.app, name="repro")
 app.command(name="demo")(demo_cmd.demo)
 app.command(name="trace")(trace_cmd.trace)
 app.command(name="workers")(trace_cmd.workers)

@@ -1,0 +1,101 @@
+"""The report's pure parts: the eviction-risk rule, masking, and which removals are unexpected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jobtrail.config import Settings
+from jobtrail.repro.evidence import unexpected_events
+from jobtrail.repro.findings import lifecycle_ok
+from jobtrail.repro.harness import masked_settings
+from jobtrail.repro.risk import CATEGORIES, category_risk
+
+
+@pytest.mark.parametrize(("policy", "maxmemory", "with_ttl", "expected"), [
+    ("noeviction", 0, set(), {"job records": False, "queues": False, "results": False}),
+    ("noeviction", 10**6, {"celery_result"}, {"job records": False, "queues": False,
+                                              "results": False}),
+    ("allkeys-lru", 10**6, set(), {"job records": True, "queues": True, "results": True}),
+    ("allkeys-random", 0, set(), {"job records": True, "queues": True, "results": True}),
+    ("volatile-lru", 10**6, {"celery_result"}, {"job records": False, "queues": False,
+                                                "results": True}),
+    ("volatile-ttl", 10**6, {"celery_result", "tombstone"},
+     {"job records": True, "queues": False, "results": True}),
+])
+def test_category_risk_follows_the_policy_and_the_recorded_ttls(
+        policy: str, maxmemory: int, with_ttl: set[str], expected: dict[str, bool]) -> None:
+    got = {name: category_risk(policy, maxmemory, with_ttl, kinds)[0]
+           for name, kinds in CATEGORIES.items()}
+    assert got == expected
+
+
+def test_latent_risk_is_said_to_be_latent() -> None:
+    at_risk, why = category_risk("allkeys-lru", 0, set(), CATEGORIES["job records"])
+    assert at_risk and "as soon as one is set" in why
+
+
+def test_settings_are_masked(tmp_path: Path) -> None:
+    settings = Settings(main_url="redis://:hunter2@db:6379/10", broker_url="redis://db/11",
+                        results_url="redis://db/12", api_token="tok-123",  # type: ignore[arg-type]
+                        archive_url="postgresql://u:pw@pg/jobs", state_dir=tmp_path)
+    data = masked_settings(settings)
+    text = repr(data)
+    assert "hunter2" not in text and "tok-123" not in text and ":pw@" not in text
+    assert data["main_url"] == "redis://:***@db:6379/10"
+    assert data["api_token"] == "**********"
+
+
+def _report(changes: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"snapshots": [{"db": "main", "seq": 3, "diff": {
+        "after_at": 105.0, "changes": changes, "transient": {"evicted": 2}}}]}
+
+
+def test_only_removals_jobtrail_did_not_make_are_unexpected() -> None:
+    changes = [
+        {"key": "job:a", "kind": "job", "change": "removed", "cause": "del",
+         "cause_label": "del by purge", "by": "purge", "at": 101.0},
+        {"key": "job:b", "kind": "job", "change": "removed", "cause": "del",
+         "cause_label": "del", "at": 102.0, "before": "completed"},
+        {"key": "job:c", "kind": "job", "change": "removed", "cause": "unknown",
+         "cause_label": "unknown"},
+        {"key": "celery-task-meta-a", "kind": "celery_result", "change": "removed",
+         "cause": "expired", "cause_label": "expired", "at": 103.0},
+        {"key": "celery-task-meta-b", "kind": "celery_result", "change": "removed",
+         "cause": "del", "cause_label": "del", "at": 104.0},
+        {"key": "stats", "kind": "stats", "change": "removed", "cause": "evicted",
+         "cause_label": "evicted", "at": 100.5},
+        {"key": "jobs:pending", "kind": "status_index", "change": "removed", "cause": "del",
+         "cause_label": "del", "at": 100.2},
+        {"key": "job:d", "kind": "job", "change": "status_changed", "before": "pending",
+         "after": "completed"},
+    ]
+    recording = {"final": {"traces": {"b": {"fate": "deleted_externally", "verdict": "x"}}}}
+
+    events = unexpected_events(recording, _report(changes), [("purge", 100.0, 102.5)], "r.json")
+
+    assert [(e["key"], e["cause"]) for e in events] == [
+        ("stats", "evicted"), ("job:b", "del"), ("celery-task-meta-b", "del"),
+        ("job:c", "unknown"), (None, "evicted")]
+    by_key = {e["key"]: e for e in events}
+    assert "deleted outside jobtrail" in by_key["job:b"]["what"]
+    assert by_key["job:b"]["trace"]["fate"] == "deleted_externally"
+    assert by_key["job:b"]["during"] == "purge"
+    assert by_key["celery-task-meta-b"]["during"] == "between scenarios"
+    assert "cause unknown" in by_key["job:c"]["what"]
+    assert by_key[None]["count"] == 2
+    assert all(e["source"] == "r.json: snapshot #3 (main) diff" or e["key"] is None
+               for e in events)
+
+
+def test_lifecycle_check() -> None:
+    def ev(*types: str) -> list[dict[str, Any]]:
+        return [{"type": t, "at": float(i)} for i, t in enumerate(types)]
+
+    assert lifecycle_ok(ev("created", "started", "completed"))
+    assert lifecycle_ok(ev("created", "started", "redelivered", "started", "completed"))
+    assert not lifecycle_ok(ev("created", "completed"))
+    assert not lifecycle_ok(ev("started", "completed"))
+    assert not lifecycle_ok([])
