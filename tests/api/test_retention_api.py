@@ -9,7 +9,7 @@ import pytest
 from pydantic import SecretStr
 
 from jobtrail.api.app import create_app
-from jobtrail.config import Settings
+from jobtrail.config import Settings, load_settings
 from jobtrail.models import JobStatus
 from jobtrail.store import JobStore
 from jobtrail.store.archive import ArchiveStore
@@ -36,6 +36,18 @@ def guarded(settings: Settings, store: JobStore) -> Iterator[httpx.Client]:
         yield http
 
 
+def test_empty_token_is_no_token(settings: Settings, store: JobStore,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOBTRAIL_API_TOKEN", "  ")
+    assert load_settings().api_token is None
+    conf = settings.model_copy(update={"api_token": SecretStr("")})
+    with serve_in_thread(create_app(conf)) as base, client(base) as http:
+        resp = http.post("/retention/purge", json={"statuses": ["completed"],
+                                                   "older_than_s": 0, "dry_run": False},
+                         headers={"Authorization": "Bearer"})
+        assert resp.status_code == 403
+
+
 def test_disabled_without_a_token(settings: Settings, store: JobStore) -> None:
     with serve_in_thread(create_app(settings)) as base, client(base) as http:
         resp = http.post("/retention/purge", json={"statuses": ["completed"],
@@ -48,13 +60,16 @@ def test_disabled_without_a_token(settings: Settings, store: JobStore) -> None:
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"},
                                      {"Authorization": f"Basic {TOKEN}"}])
 def test_wrong_or_missing_token_is_401(guarded: httpx.Client, store: JobStore,
-                                       headers: dict[str, str]) -> None:
+                                       settings: Settings, headers: dict[str, str]) -> None:
     ids = _finished_jobs(store, 1)
     resp = guarded.post("/retention/purge", json={"statuses": ["completed"],
                                                   "older_than_s": 0, "dry_run": False},
                         headers=headers)
     assert resp.status_code == 401 and resp.headers["www-authenticate"] == "Bearer"
     assert store.get(ids[0]).status is JobStatus.COMPLETED   # nothing purged
+    [run] = ArchiveStore(settings.effective_archive_url).history(limit=5)
+    assert (run.outcome, run.user, run.error) == ("refused", "api", "HTTP 401")
+    assert run.host.startswith("127.0.0.1:")
 
 
 def test_dry_run_by_default_then_purge_restore_and_audit(
@@ -81,8 +96,10 @@ def test_dry_run_by_default_then_purge_restore_and_audit(
     assert guarded.post("/jobs/never-archived/restore", headers=AUTH).status_code == 404
 
     runs = ArchiveStore(settings.effective_archive_url).history(limit=10)
-    assert [r.kind for r in runs][:2] == ["restore", "purge"]
-    assert all(r.user == "api" and r.host.startswith("127.0.0.1:") for r in runs[:2])
+    assert [(r.kind, r.outcome) for r in runs] == [
+        ("restore", "done"), ("purge", "done"), ("purge", "dry-run")]
+    assert runs[2].counts == {"selected": 2}
+    assert all(r.user == "api" and r.host.startswith("127.0.0.1:") for r in runs)
 
 
 @pytest.mark.parametrize(("body", "fragment"), [

@@ -20,7 +20,7 @@ from jobtrail.errors import ArchiveError
 from jobtrail.models import RetentionRun
 from jobtrail.store.archive import ArchiveStore
 
-__all__ = ["begin_run", "current_actor", "end_run", "history"]
+__all__ = ["begin_run", "current_actor", "end_run", "history", "record_call"]
 
 logger = logging.getLogger(__name__)
 
@@ -84,3 +84,24 @@ def history(archive: ArchiveStore, *, limit: int = 50) -> list[RetentionRun]:
         ArchiveError: The archive cannot be read.
     """
     return archive.history(limit=limit)
+
+
+def record_call(archive: ArchiveStore, *, kind: str, policy: str, selector: Mapping[str, Any],
+                actor: tuple[str, str], outcome: str, counts: Mapping[str, int] | None = None,
+                error: str = "") -> None:
+    """Record one API call that wrote nothing (a dry run, a refused call) as an audit row.
+
+    Args:
+        outcome: "dry-run" or "refused".
+
+    Raises:
+        ArchiveError: The archive refused the row.
+    """
+    user, host = actor
+    run = RetentionRun(run_id=str(uuid.uuid4()), kind=kind, started_at=now_s(),
+                       finished_at=None, user=user, host=host, policy=policy,
+                       selector=dict(selector), counts={}, archive=archive.location,
+                       outcome=outcome)
+    archive.start_run(run)
+    archive.finish_run(run.run_id, finished_at=now_s(), counts=dict(counts or {}),
+                       outcome=outcome, error=error)

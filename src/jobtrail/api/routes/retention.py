@@ -7,6 +7,7 @@ the caller's address.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from typing import Annotated, Any
 
@@ -17,15 +18,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from jobtrail.api.deps import Services, get_services
 from jobtrail.api.schemas import ErrorBody, error_body
-from jobtrail.errors import PolicyError
+from jobtrail.errors import JobtrailError, PolicyError
 from jobtrail.keys import JOB_ID_PATTERN
 from jobtrail.models import JobStatus
+from jobtrail.retention.audit import record_call
 from jobtrail.retention.policy import RetentionPolicy, policies_from_settings
 from jobtrail.retention.purge import purge
 from jobtrail.retention.restore import restore_ids
 
 __all__ = ["router"]
 
+logger = logging.getLogger(__name__)
 router = APIRouter(tags=["retention"])
 Svc = Annotated[Services, Depends(get_services)]
 
@@ -50,6 +53,18 @@ class PurgeIn(BaseModel):
     keep_last: int = Field(0, ge=0, le=100_000_000)
     max_per_run: int | None = Field(None, ge=1, le=100_000_000)
     dry_run: bool = True
+
+
+def _refused(svc: Services, request: Request, response: JSONResponse, kind: str,
+             selector: dict[str, Any]) -> JSONResponse:
+    """Audit a refused call (when the archive can take the row), then return *response*."""
+    try:
+        record_call(svc.archive(), kind=kind, policy=str(selector.get("policy") or ""),
+                    selector=selector, actor=_actor(request), outcome="refused",
+                    error=f"HTTP {response.status_code}")
+    except JobtrailError:
+        logger.warning("refused %s call not audited", kind, exc_info=True)
+    return response
 
 
 def _check_token(svc: Services, authorization: str | None) -> JSONResponse | None:
@@ -94,11 +109,16 @@ def purge_route(body: PurgeIn, request: Request, svc: Svc,
     `"dry_run": false`. Needs `Authorization: Bearer <api_token>`."""
     refused = _check_token(svc, authorization)
     if refused is not None:
-        return refused
-    report = purge(svc.retention_store(), svc.archive(), _policy(svc, body),
+        return _refused(svc, request, refused, "purge", body.model_dump(mode="json"))
+    policy = _policy(svc, body)
+    report = purge(svc.retention_store(), svc.archive(), policy,
                    tombstone_ttl_s=svc.settings.tombstone_ttl_s,
                    batch_size=svc.settings.purge_batch_size, dry_run=body.dry_run,
                    actor=_actor(request))
+    if body.dry_run:  # purge() writes nothing for a dry run; the API call is still audited
+        record_call(svc.archive(), kind="purge", policy=policy.name,
+                    selector=policy.selector(), actor=_actor(request), outcome="dry-run",
+                    counts={"selected": report.selected})
     return JSONResponse(report.to_dict())
 
 
@@ -110,7 +130,7 @@ def restore_route(job_id: Annotated[str, PathParam(pattern=JOB_ID_PATTERN.patter
     """Put an archived job back into the main DB. Needs `Authorization: Bearer <api_token>`."""
     refused = _check_token(svc, authorization)
     if refused is not None:
-        return refused
+        return _refused(svc, request, refused, "restore", {"ids": [job_id]})
     report = restore_ids(svc.retention_store(), svc.archive(), [job_id], actor=_actor(request))
     body: dict[str, Any] = report.to_dict()
     body["job"] = svc.store.get(job_id).to_dict()
