@@ -38,7 +38,7 @@ class MetricsSnapshot:
     oldest_pending_age_s: float
     stale_jobs: int
     live_workers: int
-    archived_total: int
+    archived_total: int | None
     redis_expired_keys: dict[str, int]
     redis_evicted_keys: dict[str, int]
     redis_used_memory_bytes: dict[str, int]
@@ -70,8 +70,9 @@ class JobtrailCollector(Collector):
                 ("jobtrail_jobs_purged", "purged", "Job records purged by retention"),
                 ("jobtrail_jobs_restored", "restored", "Job records restored from the archive")):
             yield CounterMetricFamily(name, text, value=snap.event_totals.get(event, 0))
-        yield CounterMetricFamily("jobtrail_jobs_archived", "Rows in the archive",
-                                  value=snap.archived_total)
+        if snap.archived_total is not None:  # only where the archive is open (the API)
+            yield CounterMetricFamily("jobtrail_jobs_archived", "Rows in the archive",
+                                      value=snap.archived_total)
         cumulative, buckets = 0, []
         for bound, n in snap.latency_buckets:
             cumulative += n

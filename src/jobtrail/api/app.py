@@ -21,9 +21,10 @@ from jobtrail.api.error_handlers import install_error_handlers
 from jobtrail.api.routes import dashboard, health, jobs, metrics, retention
 from jobtrail.config import Settings
 from jobtrail.connections import open_clients
+from jobtrail.errors import JobtrailError
 from jobtrail.jobs import JobService
 from jobtrail.keys import KeySpace
-from jobtrail.metrics import JobtrailCollector
+from jobtrail.metrics import JobtrailCollector, MetricsSnapshot
 from jobtrail.store import JobStore
 from jobtrail.store.stats import StatsStore, read_metrics
 from jobtrail.worker.app import create_celery_app
@@ -67,9 +68,17 @@ def create_app(settings: Settings) -> FastAPI:
                   description="Math-problem jobs on Celery + Redis, every job accounted for.")
     app.state.services = services
     registry = CollectorRegistry()
-    registry.register(JobtrailCollector(lambda: read_metrics(
-        services.clients.main, services.clients.broker, services.clients.results,
-        services.keys, visibility_timeout_s=settings.visibility_timeout_s)))
+    def snapshot() -> MetricsSnapshot:
+        try:
+            archived: int | None = services.archive().count()
+        except JobtrailError:
+            archived = None  # the archive is down: leave the metric out, not a false 0
+        return read_metrics(services.clients.main, services.clients.broker,
+                            services.clients.results, services.keys,
+                            visibility_timeout_s=settings.visibility_timeout_s,
+                            archived_total=archived)
+
+    registry.register(JobtrailCollector(snapshot))
     app.state.metrics_registry = registry
     install_error_handlers(app)
     for module in (jobs, retention, health, metrics, dashboard):

@@ -5,9 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-import uvicorn
 
-from jobtrail.api.app import create_app
 from jobtrail.cli.context import runtime
 from jobtrail.cli.output import err
 
@@ -20,6 +18,12 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
 ) -> None:
     """Serve the REST API (/docs), the dashboard (/) and Prometheus metrics (/metrics)."""
+    # imported here, not at the top: FastAPI and uvicorn cost every other command ~1 s of
+    # start-up on a small machine, and only `serve` needs them (not a cycle workaround)
+    import uvicorn  # noqa: PLC0415
+
+    from jobtrail.api.app import create_app  # noqa: PLC0415
+
     rt = runtime(ctx)
     app = create_app(rt.settings)
     err.print(f"jobtrail API on http://{host}:{port}/ (docs at /docs, metrics at /metrics)")

@@ -143,7 +143,7 @@ class StatsStore:
 
 def read_metrics(main: redis.Redis, broker: redis.Redis, results: redis.Redis,
                  keys: KeySpace, *, visibility_timeout_s: float,
-                 archived_total: int = 0) -> MetricsSnapshot:
+                 archived_total: int | None = None) -> MetricsSnapshot:
     """Read the figures /metrics exports: two pipelines on the main DB, one on the others.
 
     Raises:

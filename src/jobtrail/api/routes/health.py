@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from jobtrail.api.deps import Services, get_services
+from jobtrail.errors import JobtrailError
 from jobtrail.store.heartbeats import HeartbeatStore
 
 __all__ = ["router"]
@@ -42,6 +43,13 @@ def health(svc: Annotated[Services, Depends(get_services)]) -> JSONResponse:
             checks["workers"]["error"] = "no live worker: start one with `jobtrail worker`"
     else:
         checks["workers"] = {"ok": False, "error": "main DB unreachable"}
+    start = time.perf_counter()
+    try:
+        rows = svc.archive().count()
+        checks["archive"] = {"ok": True, "rows": rows, "location": svc.archive().location,
+                             "latency_ms": round((time.perf_counter() - start) * 1000, 3)}
+    except JobtrailError as exc:
+        checks["archive"] = {"ok": False, "error": str(exc)}
     healthy = all(c["ok"] for c in checks.values())
     return JSONResponse({"status": "ok" if healthy else "unhealthy", "checks": checks},
                         status_code=200 if healthy else 503)
