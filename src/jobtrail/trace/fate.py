@@ -230,8 +230,11 @@ def _classify_live(ev: Evidence, job: Job) -> tuple[Fate, str]:
     if ev.results is not None and ev.results.meta is None and ev.result_expires_s > 0:
         due = (job.finished_at or job.created_at) + ev.result_expires_s
         if ev.at < due - 60:  # a minute of slack for clocks and Celery's own write
-            return fate, (f"{done}; celery-task-meta-{job.id} is gone although it would only "
-                          f"expire at {when(due)}: deleted by a client other than jobtrail")
+            # the TTL was set by the worker that stored it, whose settings may differ
+            return Fate.RESULT_EXPIRED, (
+                f"{done}; result gone: celery-task-meta-{job.id} is gone although "
+                f"result_expires_s = {ev.result_expires_s} would keep it until {when(due)}: "
+                "stored with a shorter TTL by its worker, or deleted by another client")
         return Fate.RESULT_EXPIRED, (f"{done}; result expired: celery-task-meta-{job.id} "
                                      f"is gone (result_expires_s = {ev.result_expires_s})")
     return fate, f"{done}; {_result_note(ev.results)}"
