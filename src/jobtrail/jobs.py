@@ -16,7 +16,12 @@ from celery import Celery
 from kombu.exceptions import OperationalError
 
 from jobtrail.connections import mask_url
-from jobtrail.errors import InvalidTransitionError, ProblemTooLargeError, RedisUnavailableError
+from jobtrail.errors import (
+    InvalidTransitionError,
+    JobtrailError,
+    ProblemTooLargeError,
+    RedisUnavailableError,
+)
 from jobtrail.models import Job, JobStatus
 from jobtrail.store import JobStore
 from jobtrail.worker.app import TASK_SOLVE
@@ -80,14 +85,36 @@ class JobService:
         Returns:
             The pending Job; its id is the Celery task id.
 
+        The record's write and the task's publish are in flight together
+        (one round trip each, overlapped); a worker that gets the task before
+        the record lands waits for it (worker.tasks).
+
         Raises:
             ProblemTooLargeError: The text is over MAX_SUBMIT_BYTES; nothing written.
             RedisUnavailableError: The main DB or the broker is down (a job
-                created before the broker failed is marked failed).
+                created before the broker failed is marked failed; a task sent
+                whose record could not be written is revoked).
         """
         self._check_size(problem)
-        job = self.store.create(problem)
-        self._send([job])
+        # the record's round trip overlaps the publish: both are in flight together
+        job, pending = self.store.send_create(problem)
+        try:
+            self.app.send_task(TASK_SOLVE, args=[job.id, job.problem], task_id=job.id)
+        except OperationalError as exc:
+            self.store.confirm_create(job, pending)
+            logger.info("enqueue failed job_id=%s reason=%s", job.id, exc)
+            self.store.fail(job.id, f"could not enqueue the task: {exc}")
+            raise RedisUnavailableError(mask_url(str(self.app.conf.broker_url)),
+                                        str(exc)) from exc
+        except BaseException:
+            self.store.confirm_create(job, pending)
+            raise
+        try:
+            self.store.confirm_create(job, pending)
+        except JobtrailError:
+            # the task went out but its record was not written: withdraw the task
+            self.app.control.revoke(job.id)
+            raise
         return job
 
     def submit_many(self, problems: Sequence[str]) -> list[Job]:

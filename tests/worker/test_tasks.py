@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -143,3 +144,27 @@ def test_job_completes_after_redis_lost_its_scripts(
     assert (done.status, done.answer, done.attempts) == (JobStatus.COMPLETED, "5", 1)
     assert [e.type for e in events.read(job.id)] == [
         EventType.CREATED, EventType.STARTED, EventType.COMPLETED]
+
+
+def test_a_task_that_arrives_before_its_record_waits_for_it(
+        store: JobStore, celery_app: Celery, results_db: redis.Redis, keys: KeySpace,
+        celery_worker: None) -> None:
+    # Given a task published before its record exists (submit overlaps the two writes)
+    job_id = "early-bird-1"
+    celery_app.send_task(TASK_SOLVE, args=[job_id, "3 * 4"], task_id=job_id)
+    time.sleep(0.3)  # the worker is already waiting for the record
+    # When the record lands
+    store.create("3 * 4", job_id=job_id)
+    # Then the job is solved once
+    wait_until(lambda: job_finished(store, job_id, results_db), timeout_s=20,
+               message="the early task to finish")
+    done = store.get(job_id)
+    assert (done.status, done.answer, done.attempts) == (JobStatus.COMPLETED, "12", 1)
+
+
+def test_submit_overlaps_record_and_publish(service: JobService, store: JobStore,
+                                            broker_db: redis.Redis, keys: KeySpace) -> None:
+    job = service.submit("5 + 5")
+    assert store.get(job.id).status is JobStatus.PENDING
+    [raw] = broker_db.lrange(keys.queue(), 0, -1)
+    assert json.loads(raw)["headers"]["id"] == job.id

@@ -24,6 +24,7 @@ from jobtrail.errors import (
     JobNotFoundError,
     JobtrailError,
     MalformedRecordError,
+    RedisCommandError,
 )
 from jobtrail.keys import KeySpace
 from jobtrail.models import (
@@ -116,7 +117,7 @@ class JobStore:
         self.events_max_len = events_max_len
         self._create = load_script(client, "create")
         self._transition = load_script(client, "transition")
-        self._transition_loaded = False
+        self._loaded: set[str] = set()  # shas this process made sure the server has
 
     # -- writes -------------------------------------------------------------------------
 
@@ -152,6 +153,74 @@ class JobStore:
         if not self._run(self._create, keys, args):
             raise ConcurrentUpdateError(job.id, 0)
         return job
+
+    def send_create(self, problem: str) -> tuple[Job, Any]:
+        """Send the creation of a pending job without waiting for the reply.
+
+        For JobService.submit: the record's round trip then overlaps the
+        publish of its task. Read the outcome with confirm_create(); until
+        then the record may not exist yet (a worker that gets the task first
+        waits for it: see start()).
+
+        Returns:
+            (the Job as it will be written, a handle for confirm_create()).
+
+        Raises:
+            RedisUnavailableError: The main DB could not be reached (nothing sent).
+        """
+        job = self._new_job(problem, None, "")
+        keys, args = self._create_args(job)
+        return job, (self._send_script(self._create, keys, args), keys, args)
+
+    def confirm_create(self, job: Job, pending: Any) -> None:
+        """Read the reply of send_create().
+
+        A server that lost its scripts (NOSCRIPT: nothing was written) gets the
+        creation again, the ordinary way.
+
+        Raises:
+            ConcurrentUpdateError: The id existed already (nothing written).
+            RedisUnavailableError, RedisCommandError: The record was not written.
+        """
+        conn, keys, args = pending
+        try:
+            created = self._read_reply(conn)
+        except RedisCommandError as exc:
+            if not isinstance(exc.__cause__, redis.exceptions.NoScriptError):
+                raise
+            self._loaded.discard(self._create.sha)
+            created = self._run(self._create, keys, args)
+        if not created:
+            raise ConcurrentUpdateError(job.id, 0)
+
+    def _send_script(self, script: Any, keys: list[str], args: list[str]) -> Any:
+        """Write EVALSHA of *script* on a connection of its own; return the connection."""
+        if script.sha not in self._loaded:  # EVALSHA alone cannot load it: do so once
+            try:
+                self.client.script_load(script.script)
+            except REDIS_ERRORS as exc:
+                raise wrap_redis_error("main DB", exc) from exc
+            self._loaded.add(script.sha)
+        pool = self.client.connection_pool
+        conn: Any = pool.get_connection()
+        try:
+            conn.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        except REDIS_ERRORS as exc:
+            conn.disconnect()
+            pool.release(conn)
+            raise wrap_redis_error("main DB", exc) from exc
+        return conn
+
+    def _read_reply(self, conn: Any) -> Any:
+        """Read one reply from a connection of _send_script() and give it back to the pool."""
+        try:
+            return conn.read_response()
+        except REDIS_ERRORS as exc:
+            if not isinstance(exc, redis.ResponseError):
+                conn.disconnect()
+            raise wrap_redis_error("main DB", exc) from exc
+        finally:
+            self.client.connection_pool.release(conn)
 
     def create_many(self, problems: Sequence[str]) -> list[Job]:
         """Create one pending job per problem in a single pipelined round trip.
@@ -277,26 +346,12 @@ class JobStore:
         Raises:
             RedisUnavailableError: The main DB could not be reached (nothing sent).
         """
-        if not self._transition_loaded:  # EVALSHA alone cannot load it: do so once
-            try:
-                self.client.script_load(self._transition.script)
-            except REDIS_ERRORS as exc:
-                raise wrap_redis_error("main DB", exc) from exc
-            self._transition_loaded = True
         token = uuid.uuid4().hex
         keys, args = self._transition_args(
             job_id, JobStatus.PROCESSING, event=None, event_fields={"worker": worker},
             fields={"worker": worker, "started_at": repr(now_s()), "run": token}, expect="",
             count_attempt=True, max_attempts=max_attempts, now=None)
-        pool = self.client.connection_pool
-        conn: Any = pool.get_connection()
-        try:
-            conn.send_command("EVALSHA", self._transition.sha, len(keys), *keys, *args)
-        except REDIS_ERRORS as exc:
-            conn.disconnect()
-            pool.release(conn)
-            raise wrap_redis_error("main DB", exc) from exc
-        return StartTicket(job_id, token, conn)
+        return StartTicket(job_id, token, self._send_script(self._transition, keys, args))
 
     def finish(self, ticket: StartTicket, to: JobStatus, *, fields: Mapping[str, str],
                event_fields: Mapping[str, str] | None = None,
@@ -334,6 +389,8 @@ class JobStore:
             pool.release(conn)
         errors = [r for r in replies if isinstance(r, redis.ResponseError)]
         if errors:
+            if any(isinstance(e, redis.exceptions.NoScriptError) for e in errors):
+                self._loaded.discard(self._transition.sha)  # load it again next time
             raise wrap_redis_error("main DB", errors[0])
         outcomes: list[Job | JobtrailError] = []
         for target, reply in zip((JobStatus.PROCESSING, to), replies, strict=True):

@@ -169,6 +169,23 @@ def _solve(rt: _Runtime, job_id: str, problem: str) -> _Outcome:
     return _Outcome(answer_payload(answer), "", answer.kind)
 
 
+#: A task can arrive before its record: the submitter writes both at once. Wait this
+#: long (seconds) for the record before failing the task as having none.
+RECORD_WAIT_S = 2.0
+
+
+def _start_when_recorded(rt: _Runtime, job_id: str, worker: str) -> Job | None:
+    deadline = monotonic_s() + RECORD_WAIT_S
+    while True:
+        try:
+            return _with_main_db("start", job_id, lambda: rt.store.start(
+                job_id, worker=worker, max_attempts=rt.max_attempts))
+        except JobNotFoundError as exc:
+            if monotonic_s() >= deadline:
+                raise ProblemError(f"job {job_id} has no record in the main DB") from exc
+        time.sleep(0.05)
+
+
 def _run_in_steps(rt: _Runtime, job_id: str, worker: str,
                   outcome: _Outcome | None) -> dict[str, Any]:
     """The step-by-step path: start (handling redeliveries), solve unless solved, finish.
@@ -177,11 +194,7 @@ def _run_in_steps(rt: _Runtime, job_id: str, worker: str,
     pipelined path cannot tell what happened (a redelivery, exhausted attempts,
     a broken connection, scripts not loaded).
     """
-    try:
-        job = _with_main_db("start", job_id, lambda: rt.store.start(
-            job_id, worker=worker, max_attempts=rt.max_attempts))
-    except JobNotFoundError as exc:
-        raise ProblemError(f"job {job_id} has no record in the main DB") from exc
+    job = _start_when_recorded(rt, job_id, worker)
     if job is None:
         logger.info("duplicate delivery ignored job_id=%s", job_id)
         raise Ignore()
@@ -238,8 +251,6 @@ def solve_job(self: SolveTask, job_id: str, problem: str | None = None) -> dict[
         return _run_in_steps(rt, job_id, worker, outcome)
     if isinstance(finished, Job):
         return outcome.result(job_id)
-    if isinstance(started, JobNotFoundError):
-        raise ProblemError(f"job {job_id} has no record in the main DB")
     if isinstance(started, Job):  # another delivery took the job over while we solved
         logger.warning("outcome dropped: another delivery took the job over job_id=%s",
                        job_id)
