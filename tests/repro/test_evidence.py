@@ -99,3 +99,17 @@ def test_lifecycle_check() -> None:
     assert not lifecycle_ok(ev("created", "completed"))
     assert not lifecycle_ok(ev("started", "completed"))
     assert not lifecycle_ok([])
+
+
+def test_a_record_gone_between_snapshots_is_reported_from_its_final_trace() -> None:
+    # Given a record created and deleted by another client between two snapshots: the
+    # monitor saw no key, only the final trace of the gone record tells
+    recording = {"final": {"traces": {"j1": {"fate": "deleted_externally",
+                                              "evidence": {"at": 105.0}}}}}
+
+    events = unexpected_events(recording, _report([]), [("purge", 100.0, 110.0)], "r.json")
+
+    gone = [e for e in events if e["kind"] == "job"]
+    assert [(e["cause"], e["what"]) for e in gone] == [
+        ("deleted_externally", "job record j1 gone: trace says deleted_externally")]
+    assert gone[0]["source"] == "recording.json: final.traces"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -35,6 +36,10 @@ def _scenarios(choices: list[ScenarioChoice] | None) -> list[Scenario]:
     if not choices or ScenarioChoice.ALL in choices:
         return list(ORDER)
     return [Scenario(c.value) for c in choices]
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 @app.command(name="run")
@@ -78,7 +83,13 @@ def run(
             if p.step != "monitor":
                 err.print(f"[dim]{p.step}[/] {escape(p.detail)}")
 
-        result = run_reproduction(options, on_progress=progress)
+        # SIGTERM (timeout, systemd, docker stop) must stop the run's worker and
+        # private redis-server like Ctrl-C does, not orphan them
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            result = run_reproduction(options, on_progress=progress)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     summary = result.summary
     if json_out:
         print_json(summary)

@@ -116,13 +116,28 @@ def unexpected_events(recording: dict[str, Any], report: dict[str, Any],
         events.append(item)
     for t in _transients(report):
         for cause, n in t["transient"].items():
+            # a transient del carries no key (a worker's heartbeat hash, created and
+            # deleted within one interval, is jobtrail's own): only evictions are
+            # unexpected here; records deleted by others show in the final traces below
             if cause == "evicted":
+                verb = "evicted" if cause == "evicted" else f"removed ({cause})"
                 events.append({"db": t["db"], "key": None, "kind": None, "cause": cause,
-                               "what": f"{n} key(s) created and evicted between two snapshots",
+                               "what": f"{n} key(s) created and {verb} between two snapshots",
                                "at": t["after_at"], "at_iso": iso(t["after_at"]),
                                "during": _window_of(t["after_at"], windows), "count": n,
                                "source": f"{monitor_file}: snapshot #{t['seq']} "
                                          f"({t['db']}) diff, transient"})
+    seen = {e["key"] for e in events if e.get("key")}
+    for job_id, trace in traces.items():  # records gone by other means, as trace tells
+        fate = trace.get("fate") if isinstance(trace, dict) else None
+        if fate in ("deleted_externally", "evicted") and not any(
+                job_id in str(k) for k in seen):
+            events.append({"db": "main", "key": None, "kind": "job", "cause": fate,
+                           "what": f"job record {job_id} gone: trace says {fate}",
+                           "at": float(trace.get("evidence", {}).get("at", 0.0)),
+                           "at_iso": iso(float(trace.get("evidence", {}).get("at", 0.0))),
+                           "during": "at the end of the run", "trace": trace,
+                           "source": "recording.json: final.traces"})
     events.sort(key=lambda e: e["at"])
     return events
 

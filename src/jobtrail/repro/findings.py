@@ -229,8 +229,11 @@ def purge(inp: Inputs) -> list[dict[str, Any]]:
     results = d["results_after"]
     expires = d["result_expires_s"]
     ttls = [r["pttl_ms"] / 1000 for r in results if r["exists"] and r["pttl_ms"] >= 0]
+    persistent = sum(1 for r in results if r["exists"] and r["pttl_ms"] < 0)
+    # with result_expires_s > 0 every result must have a TTL in (0, result_expires_s]
     ok = all(r["exists"] for r in results) and (
-        all(0 < t <= expires for t in ttls) if expires else not ttls)
+        not persistent and all(0 < t <= expires for t in ttls) if expires
+        else not ttls)
     removed_results = inp.seen(db="results", change="removed")
     own = next((r for r in results if r["id"] == chosen), None)
     out.append(finding(

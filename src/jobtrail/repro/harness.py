@@ -154,7 +154,13 @@ class _Run:
         self.on_progress = on_progress
         self.started_at = now_s()
         self.dir = options.out_dir / f"repro_{stamp(self.started_at)}"
-        self.dir.mkdir(parents=True, exist_ok=False)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=False)
+        except FileExistsError as exc:
+            raise ReproError(f"{self.dir} exists already (another run started this second?)"
+                             ) from exc
+        except OSError as exc:
+            raise ReproError(f"cannot write the evidence directory {self.dir}: {exc}") from exc
         self.private: EmbeddedRedis | None = None
         self.ctx: RunContext | None = None
 
