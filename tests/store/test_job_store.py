@@ -7,7 +7,12 @@ import threading
 import pytest
 import redis
 
-from jobtrail.errors import ConcurrentUpdateError, InvalidTransitionError, JobNotFoundError
+from jobtrail.errors import (
+    ConcurrentUpdateError,
+    InvalidTransitionError,
+    JobNotFoundError,
+    MalformedRecordError,
+)
 from jobtrail.keys import KeySpace
 from jobtrail.models import EventType, Job, JobStatus
 from jobtrail.store import EventLog, JobStore
@@ -273,3 +278,14 @@ def test_pipelined_finish_never_overwrites_a_later_delivery(store: JobStore) -> 
     done = store.complete(job.id, {"text": "2", "latex": "", "steps": []},
                           expected_version=taken.version)
     assert done.answer == "2" and done.attempts == 2
+
+
+def test_a_foreign_record_is_reported_as_malformed_with_its_id(
+        store: JobStore, main_db: redis.Redis, keys: KeySpace) -> None:
+    main_db.hset(keys.job("abc-123"), mapping={"foo": "bar"})
+    main_db.zadd(keys.jobs(), {"abc-123": 1.0})
+    with pytest.raises(MalformedRecordError) as info:
+        store.get("abc-123")
+    assert info.value.job_id == "abc-123"
+    store.create("1 + 1")
+    assert [j.problem for j in store.list_jobs()] == ["1 + 1"]   # listings leave it out

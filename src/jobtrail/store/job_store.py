@@ -483,7 +483,12 @@ class JobStore:
             fields = cast(dict[str, str], self.client.hgetall(self.keys.job(job_id)))
         except REDIS_ERRORS as exc:
             raise wrap_redis_error("main DB", exc) from exc
-        return decode_job(fields) if fields else None
+        if not fields:
+            return None
+        try:
+            return decode_job(fields)
+        except MalformedRecordError as exc:  # name the key that was read, not its `id` field
+            raise MalformedRecordError(job_id, exc.reason) from exc
 
     def get(self, job_id: str) -> Job:
         """Return the job.
