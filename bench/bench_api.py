@@ -11,7 +11,6 @@ Run: .venv/bin/python bench/bench_api.py [--jobs 10000] [--singles 1000]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import statistics
@@ -26,7 +25,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from jobtrail.config import Settings  # noqa: E402
+from bench.common import percentile, private_settings, write_report  # noqa: E402
+from jobtrail.config import child_environ  # noqa: E402
 from jobtrail.embedded import EmbeddedRedis, free_port  # noqa: E402
 
 BATCH = 1000
@@ -44,12 +44,8 @@ def main() -> None:
     os.environ["BENCH_RESULTS_URL"] = server.url(12)
     from bench.bare_app import app as bare  # noqa: PLC0415 - reads BENCH_* set above
 
-    settings = Settings(main_url=server.url(10), broker_url=server.url(11),
-                        results_url=server.url(12), state_dir=work / "state")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBTRAIL_")}
-    for name, value in settings.model_dump(mode="json").items():
-        if value is not None:
-            env[f"JOBTRAIL_{name.upper()}"] = str(value)
+    settings = private_settings(server, work)
+    env = child_environ(settings)
     port = free_port()
     api = subprocess.Popen([sys.executable, "-m", "jobtrail", "serve", "--port", str(port)],
                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -92,16 +88,13 @@ def main() -> None:
             "jobs": args.jobs, "bare_apply_async_per_s": bare_rate,
             "api_batch_jobs_per_s": api_rate, "batch_ratio": api_rate / bare_rate,
             "single_p50_ms": statistics.median(latencies),
-            "single_p99_ms": latencies[int(0.99 * (len(latencies) - 1))],
+            "single_p99_ms": percentile(latencies, 0.99),
         }
     finally:
         api.send_signal(signal.SIGTERM)
         api.wait(timeout=20)
         server.stop()
-    print(json.dumps(report, indent=2))
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "bench_api.json").write_text(json.dumps(report, indent=2))
+    write_report("bench_api", report)
     print(f"\nPOST /jobs batch {report['batch_ratio']:.2f}x bare apply_async (target >= 0.8); "
           f"single p50 {report['single_p50_ms']:.1f} ms, p99 {report['single_p99_ms']:.1f} ms")
 

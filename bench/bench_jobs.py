@@ -33,8 +33,9 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import private_settings, write_report  # noqa: E402
 from jobtrail.cli.demo import SAMPLE_PROBLEMS  # noqa: E402
-from jobtrail.config import Settings  # noqa: E402
+from jobtrail.config import Settings, child_environ  # noqa: E402
 from jobtrail.embedded import EmbeddedRedis  # noqa: E402
 from jobtrail.jobs import JobService  # noqa: E402
 from jobtrail.keys import KeySpace  # noqa: E402
@@ -75,12 +76,20 @@ def _drain_rate(count_done: callable, total: int, timeout_s: float = 600) -> flo
     return (total - n0) / (time.monotonic() - t0)
 
 
-def _jobtrail_env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBTRAIL_")}
-    for name, value in settings.model_dump(mode="json").items():
-        if value is not None:
-            env[f"JOBTRAIL_{name.upper()}"] = str(value)
-    return env
+def _jobtrail_drain(settings: Settings, server: EmbeddedRedis, problems: list[str],
+                    log: Path) -> float:
+    """Queue *problems* as jobs, start one jobtrail worker, return its completion rate."""
+    main = server.client(10)
+    service = JobService(JobStore(server.client(10), KeySpace()), create_celery_app(settings))
+    for start in range(0, len(problems), 1000):
+        service.submit_many(problems[start:start + 1000])
+    proc = _spawn([sys.executable, "-m", "jobtrail", "worker", "-c", str(CONCURRENCY),
+                   "--loglevel", "WARNING"], child_environ(settings), log)
+    done_key = KeySpace().jobs_by_status(JobStatus.COMPLETED)
+    try:
+        return _drain_rate(lambda: main.zcard(done_key), len(problems))
+    finally:
+        _stop(proc)
 
 
 def bench_submission(settings: Settings, n: int) -> dict[str, float]:
@@ -136,17 +145,7 @@ def bench_drain(settings: Settings, server: EmbeddedRedis, n: int, logs: Path,
 
     for c in (main, results, broker):
         c.flushdb()
-    store = JobStore(server.client(10), KeySpace())
-    service = JobService(store, create_celery_app(settings))
-    for start in range(0, n, 1000):
-        service.submit_many(["1 + 1"] * min(1000, n - start))
-    proc = _spawn([sys.executable, "-m", "jobtrail", "worker", "-c", str(CONCURRENCY),
-                   "--loglevel", "WARNING"], _jobtrail_env(settings), logs / "jt-worker.log")
-    done_key = KeySpace().jobs_by_status(JobStatus.COMPLETED)
-    try:
-        jt_rate = _drain_rate(lambda: main.zcard(done_key), n)
-    finally:
-        _stop(proc)
+    jt_rate = _jobtrail_drain(settings, server, ["1 + 1"] * n, logs / "jt-worker.log")
     return {"bare_worker_tasks_per_s": bare_rate, "jobtrail_worker_jobs_per_s": jt_rate,
             "drain_ratio": jt_rate / bare_rate}
 
@@ -173,16 +172,7 @@ def bench_five_kinds(settings: Settings, server: EmbeddedRedis, n: int, logs: Pa
     main = server.client(10)
     for db in (10, 11, 12):
         server.client(db).flushdb()
-    service = JobService(JobStore(server.client(10), KeySpace()), create_celery_app(settings))
-    for start in range(0, n, 1000):
-        service.submit_many(problems[start:start + 1000])
-    proc = _spawn([sys.executable, "-m", "jobtrail", "worker", "-c", str(CONCURRENCY),
-                   "--loglevel", "WARNING"], _jobtrail_env(settings), logs / "jt-five.log")
-    done_key = KeySpace().jobs_by_status(JobStatus.COMPLETED)
-    try:
-        jt_rate = _drain_rate(lambda: main.zcard(done_key), n)
-    finally:
-        _stop(proc)
+    jt_rate = _jobtrail_drain(settings, server, problems, logs / "jt-five.log")
     failed = main.zcard(KeySpace().jobs_by_status(JobStatus.FAILED))
     if failed:
         raise RuntimeError(f"{failed} five-kind jobs failed")
@@ -200,8 +190,7 @@ def main() -> None:
     server = EmbeddedRedis(work / "redis")
     server.start("--appendonly", "no", "--save", "")
     try:
-        settings = Settings(main_url=server.url(10), broker_url=server.url(11),
-                            results_url=server.url(12), state_dir=work / "state")
+        settings = private_settings(server, work)
         os.environ["BENCH_BROKER_URL"] = server.url(11)
         os.environ["BENCH_RESULTS_URL"] = server.url(12)
         report: dict[str, float | int] = {"jobs": args.jobs, "solve_jobs": args.solve_jobs,
@@ -213,10 +202,7 @@ def main() -> None:
         report |= bench_five_kinds(settings, server, args.solve_jobs, work)
     finally:
         server.stop()
-    print(json.dumps(report, indent=2))
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "bench_jobs.json").write_text(json.dumps(report, indent=2))
+    write_report("bench_jobs", report)
     print(f"\nsubmission {report['submit_ratio']:.2f}x bare apply_async (target >= 0.8)\n"
           f"drain      {report['drain_ratio']:.2f}x bare worker (target >= 0.7)\n"
           f"five kinds {report['five_kind_ratio']:.2f}x pure SymPy (target >= 0.7)")

@@ -13,7 +13,6 @@ trace). Target: p99 < 10 ms, no SCAN on this path.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import percentile, write_report  # noqa: E402
 from jobtrail.embedded import EmbeddedRedis  # noqa: E402
 from jobtrail.keys import KeySpace  # noqa: E402
 from jobtrail.store.archive import ArchiveStore, seal  # noqa: E402
@@ -113,15 +113,12 @@ def main() -> None:
         floor.sort()
         report = {"jobs": args.jobs, "archive_rows": args.jobs, "samples": args.samples,
                   "fates": fates, "p50_ms": statistics.median(timings),
-                  "p99_ms": timings[int(0.99 * (len(timings) - 1))],
+                  "p99_ms": percentile(timings, 0.99),
                   "raw_roundtrip_p50_ms": statistics.median(floor),
-                  "raw_roundtrip_p99_ms": floor[int(0.99 * (len(floor) - 1))]}
+                  "raw_roundtrip_p99_ms": percentile(floor, 0.99)}
     finally:
         server.stop()
-    print(json.dumps(report, indent=2))
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "bench_trace.json").write_text(json.dumps(report, indent=2))
+    write_report("bench_trace", report)
     print(f"\ntrace p50 {report['p50_ms']:.2f} ms, p99 {report['p99_ms']:.2f} ms "
           f"(target p99 < 10 ms); raw round trip p50 {report['raw_roundtrip_p50_ms']:.2f} ms")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -11,19 +10,12 @@ from pathlib import Path
 
 import psutil
 
-from jobtrail.config import Settings
+from jobtrail.config import Settings, child_environ
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    """Return os.environ plus JOBTRAIL_* variables carrying *settings*."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBTRAIL_")}
-    for name, value in settings.model_dump(mode="json").items():
-        if value is not None:
-            text = json.dumps(value) if isinstance(value, dict | list) else str(value)
-            env[f"JOBTRAIL_{name.upper()}"] = text
-    if settings.api_token is not None:
-        env["JOBTRAIL_API_TOKEN"] = settings.api_token.get_secret_value()
-    return env
+    """Return os.environ with the JOBTRAIL_* variables carrying *settings* (config's own)."""
+    return child_environ(settings)
 
 
 class WorkerProcess:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -80,14 +82,22 @@ def test_pool_process_killed_mid_task_is_redelivered_and_completed(
     assert store.get(job.id).attempts == 2
 
 
+def _limited_worker(redis_server: Any, tmp_path: Path, main_db: redis.Redis, keys: KeySpace,
+                    worker_process: Callable[..., WorkerProcess], *, soft_s: float,
+                    hard_s: float) -> tuple[JobStore, WorkerProcess, JobService]:
+    """A one-process worker with the given soft and hard time limits, and its store."""
+    settings = make_settings(redis_server, tmp_path, solver_time_limit_s=soft_s,
+                             solver_hard_time_limit_s=hard_s)
+    store = JobStore(main_db, keys)
+    proc = worker_process(settings, concurrency=1)
+    return store, proc, JobService(store, create_celery_app(settings))
+
+
 def test_soft_time_limit_fails_the_job_and_worker_goes_on(
         redis_server, tmp_path, main_db: redis.Redis, keys: KeySpace,
         worker_process: Callable[..., WorkerProcess]) -> None:
-    settings = make_settings(redis_server, tmp_path, solver_time_limit_s=1.0,
-                             solver_hard_time_limit_s=20.0)
-    store = JobStore(main_db, keys)
-    proc = worker_process(settings, concurrency=1)
-    service = JobService(store, create_celery_app(settings))
+    store, proc, service = _limited_worker(redis_server, tmp_path, main_db, keys,
+                                           worker_process, soft_s=1.0, hard_s=20.0)
 
     job = service.submit(SLOW_PROBLEM)
     after = service.submit("evaluate 2^10 / 4")
@@ -105,11 +115,8 @@ def test_hard_time_limit_kills_a_stuck_pool_process_and_fails_the_job(
         redis_server, tmp_path, main_db: redis.Redis, keys: KeySpace,
         worker_process: Callable[..., WorkerProcess]) -> None:
     # Given a worker whose pool process gets stuck where no soft limit can reach it
-    settings = make_settings(redis_server, tmp_path, solver_time_limit_s=1.0,
-                             solver_hard_time_limit_s=2.0)
-    store = JobStore(main_db, keys)
-    proc = worker_process(settings, concurrency=1)
-    service = JobService(store, create_celery_app(settings))
+    store, proc, service = _limited_worker(redis_server, tmp_path, main_db, keys,
+                                           worker_process, soft_s=1.0, hard_s=2.0)
     job = service.submit(SLOW_PROBLEM)
     wait_until(lambda: store.get(job.id).status is JobStatus.PROCESSING, timeout_s=30,
                message="job to start")
