@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import pytest
 import sqlalchemy as sa
 
 from jobtrail.errors import ArchivedJobNotFoundError, ArchiveError
 from jobtrail.models import RetentionRun
 from jobtrail.store import ArchiveStore
-from jobtrail.store.archive import mask_archive_url, normalize_archive_url, seal
+from jobtrail.store.archive import canonical_json, mask_archive_url, normalize_archive_url, seal
 
 JOB = {"id": "j1", "problem": "1 + 1", "kind": "", "status": "completed", "created_at": "1.5",
        "started_at": "2.0", "finished_at": "3.25", "worker": "w", "attempts": "1",
@@ -34,7 +37,7 @@ def test_put_is_committed_idempotent_and_read_back(archive: ArchiveStore) -> Non
     assert row.events == EVENTS and row.celery_meta == {"status": "SUCCESS",
                                                        "result": "ünïcode"}
     assert row.purged_at == 10.0 and row.status == "completed"
-    archive.verify({"j1": sealed(problem="2 + 2", run_id="r2").checksum})
+    archive.verify([sealed(problem="2 + 2", run_id="r2")])
     # And a fresh store on the same URL sees the same committed rows
     other = ArchiveStore(archive.url, table_prefix=archive.jobs_table.name[:-len("archived_jobs")])
     try:
@@ -50,10 +53,10 @@ def test_verify_catches_a_garbled_or_missing_row(archive: ArchiveStore) -> None:
         conn.execute(sa.update(archive.jobs_table).values(
             record=record.text.replace("1 + 1", "1 + 2")))
     with pytest.raises(ArchiveError, match="fails its checksum") as info:
-        archive.verify({"j1": record.checksum})
+        archive.verify([record])
     assert info.value.job_id == "j1"
     with pytest.raises(ArchiveError, match="missing"):
-        archive.verify({"nope": record.checksum})
+        archive.verify([sealed("nope")])
 
 
 def test_find_get_iter_count_and_restored_marks(archive: ArchiveStore) -> None:
@@ -102,3 +105,23 @@ def test_unreachable_archive_is_an_archive_error(tmp_path) -> None:
     store = ArchiveStore(f"sqlite:///{tmp_path / 'dir.db'}")
     with pytest.raises(ArchiveError, match="creating tables failed"):
         store.put_many([sealed()])
+
+
+def test_canonical_json_is_sorted_compact_and_refuses_nan() -> None:
+    assert canonical_json({"b": [1.5, "ü"], "a": None}) == '{"a":null,"b":[1.5,"ü"]}'
+    # orjson refuses integers beyond 64 bits; json writes them the same canonical way
+    assert canonical_json({"b": 2**70, "a": 1}) == '{"a":1,"b":1180591620717411303424}'
+    # orjson would write NaN as null, silently: refused instead, like json's allow_nan=False
+    with pytest.raises(ValueError, match="NaN"):
+        canonical_json({"a": [float("nan")]})
+    with pytest.raises(ValueError, match="NaN"):
+        seal("j1", JOB, EVENTS, {"result": float("inf")}, purged_at=1.0, policy="p",
+             run_id="r")
+
+
+def test_sealed_text_is_what_the_checksum_covers() -> None:
+    record = sealed()
+    assert record.checksum == hashlib.sha256(record.text.encode()).hexdigest()
+    assert json.loads(record.text) == {
+        "job_id": "j1", "job": JOB, "events": EVENTS, "purged_at": 10.0, "policy": "p",
+        "run_id": "r1", "celery_meta": {"status": "SUCCESS", "result": "ünïcode"}}

@@ -188,7 +188,7 @@ def _purge_batch(store: RetentionStore, archive: ArchiveStore, selection: Select
     archive.put_many(sealed)
     if on_progress:
         on_progress(PurgeStep.ARCHIVED, [s.job_id for s in sealed])
-    archive.verify({s.job_id: s.checksum for s in sealed})
+    archive.verify(sealed)
     tally.archived += len(sealed)
     if on_progress:
         on_progress(PurgeStep.VERIFIED, [s.job_id for s in sealed])

@@ -68,6 +68,12 @@ def _parse_meta(raw: str | None) -> dict[str, Any] | None:
     return meta if isinstance(meta, dict) else {"value": meta}
 
 
+def _pairs(flat: list[str]) -> dict[str, str]:
+    """Return a flat [field, value, ...] reply as a dict."""
+    it = iter(flat)
+    return dict(zip(it, it, strict=True))
+
+
 class RetentionStore:
     """Redis I/O of retention: the main DB (read and Lua writes) and the results DB (read).
 
@@ -149,8 +155,8 @@ class RetentionStore:
         """Read hash, events and Celery result metadata of each job, in two round trips.
 
         The main DB part is one read-only script (store/lua/read_records.lua)
-        returning the batch as one JSON document: that keeps the per-reply
-        parsing cost of redis-py out of the purge's hot path.
+        returning the batch's HGETALL and XRANGE replies as one JSON document:
+        that keeps redis-py's per-reply cost out of the purge's hot path.
 
         Returns:
             One entry per id, in order; None where `job:<id>` no longer exists.
@@ -175,7 +181,9 @@ class RetentionStore:
             if not entry:
                 out.append(None)
                 continue
-            out.append(RawRecord(job_id, entry["job"], entry["events"] or [], _parse_meta(meta)))
+            flat, stream = entry
+            events = [{"event_id": event_id, **_pairs(fields)} for event_id, fields in stream or ()]
+            out.append(RawRecord(job_id, _pairs(flat), events, _parse_meta(meta)))
         return out
 
     # -- the atomic steps ---------------------------------------------------------------

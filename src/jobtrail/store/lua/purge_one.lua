@@ -1,7 +1,8 @@
--- Purge archived jobs, each in one atomic step: check, delete, unindex, tombstone, event.
+-- Purge archived jobs: check, delete, unindex, tombstone, event.
 -- The caller has already COMMITTED and verified every job's archive row. One call
--- takes one or more jobs (a pipelined chunk); the steps of one job are never split,
--- and a job whose record changed since it was archived is left untouched.
+-- takes one or more jobs (a pipelined chunk) and is one atomic step: Redis runs the
+-- whole script without interleaving another command, and replicates its effects as
+-- one MULTI/EXEC. A job whose record changed since it was archived is left untouched.
 -- KEYS[1] = jobs index (sorted set)
 -- KEYS[2 .. 1+S] = jobs:<status> index of every status (the entry is removed from each)
 -- KEYS[2+S] = stats hash, KEYS[3+S] = stats:m:<minute> hash, KEYS[4+S] = events feed stream
@@ -21,9 +22,10 @@
 --          | "changed" (status or version differ from the archived record: nothing written)
 local s = tonumber(ARGV[7])
 local maxlen = tonumber(ARGV[6])
+local feed_maxlen = math.max(maxlen, 1) * 100
 local out = {}
 local n = (#ARGV - 8) / 3
-local purged = 0
+local ids = {}
 for i = 0, n - 1 do
   local id, status, version = ARGV[9 + 3 * i], ARGV[10 + 3 * i], ARGV[11 + 3 * i]
   local job, events, tomb = KEYS[5 + s + 3 * i], KEYS[6 + s + 3 * i], KEYS[7 + s + 3 * i]
@@ -34,31 +36,35 @@ for i = 0, n - 1 do
     out[#out + 1] = 'changed'
   else
     redis.call('DEL', job)
-    redis.call('ZREM', KEYS[1], id)
-    for k = 2, 1 + s do
-      redis.call('ZREM', KEYS[k], id)
-    end
-    redis.call('DEL', tomb)
+    -- every tombstone has these six fields, so HSET replaces an older one entirely
     redis.call('HSET', tomb, 'job_id', id, 'purged_at', ARGV[1], 'policy', ARGV[2],
                'archive', ARGV[3], 'run_id', ARGV[4], 'status', status)
     redis.call('PEXPIRE', tomb, ARGV[5])
-    local event = {'type', 'purged', 'at', ARGV[1], 'policy', ARGV[2], 'archive', ARGV[3],
-                   'run_id', ARGV[4], 'status', status}
     if maxlen > 0 then
-      redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', unpack(event))
+      redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', 'type', 'purged', 'at', ARGV[1],
+                 'policy', ARGV[2], 'archive', ARGV[3], 'run_id', ARGV[4], 'status', status)
     else
-      redis.call('XADD', events, '*', unpack(event))
+      redis.call('XADD', events, '*', 'type', 'purged', 'at', ARGV[1], 'policy', ARGV[2],
+                 'archive', ARGV[3], 'run_id', ARGV[4], 'status', status)
     end
     redis.call('PEXPIRE', events, ARGV[5])
-    redis.call('XADD', KEYS[4 + s], 'MAXLEN', '~', math.max(maxlen, 1) * 100, '*',
-               'job_id', id, unpack(event))
-    purged = purged + 1
+    redis.call('XADD', KEYS[4 + s], 'MAXLEN', '~', feed_maxlen, '*', 'job_id', id,
+               'type', 'purged', 'at', ARGV[1], 'policy', ARGV[2], 'archive', ARGV[3],
+               'run_id', ARGV[4], 'status', status)
+    ids[#ids + 1] = id
     out[#out + 1] = 'purged'
   end
 end
-if purged > 0 then
-  redis.call('HINCRBY', KEYS[2 + s], 'purged', purged)
-  redis.call('HINCRBY', KEYS[3 + s], 'purged', purged)
+-- the index entries of every purged job, a few hundred ids per ZREM
+for first = 1, #ids, 500 do
+  local last = math.min(first + 499, #ids)
+  for k = 1, 1 + s do
+    redis.call('ZREM', KEYS[k], unpack(ids, first, last))
+  end
+end
+if #ids > 0 then
+  redis.call('HINCRBY', KEYS[2 + s], 'purged', #ids)
+  redis.call('HINCRBY', KEYS[3 + s], 'purged', #ids)
   redis.call('EXPIRE', KEYS[3 + s], tonumber(ARGV[8]))
 end
 return out
