@@ -91,7 +91,12 @@ def test_sigkill_at_each_step_loses_nothing(
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     # Then no job is lost, and the killed run stays "running" in the audit
     gone = assert_nothing_lost(store, archive, main_db, keys, old)
-    assert gone == {"read": 6, "archived": 6, "verified": 6, "deleted": 9}[step]
+    if step == "deleted":  # deletes run in order on one thread: the first batch and a chunk
+        assert gone == 9
+    else:  # the first batch's delete overlaps the second batch: done or not, never half-way
+        assert gone in (0, 2, 4, 6), gone
+    if step in ("archived", "verified"):  # batches are archived in order, on one thread
+        assert archive.count() == 12
     assert [r.outcome for r in archive.history()] == ["running"]
     # And a rerun finishes the work without a duplicate row
     assert_rerun_finishes(store, rstore, archive, main_db, keys, old, recent)

@@ -1,28 +1,39 @@
 """Purge: archive, verify, then delete the jobs a retention policy selects.
 
-The protocol, batch by batch (memory O(batch_size)):
+The protocol, batch by batch (memory O(batch_size x (1 + IN_FLIGHT))):
 
-1. read: one pipeline of HGETALL + XRANGE on the main DB and one MGET of
-   `celery-task-meta-<id>` on the results DB;
+1. read: one read-only script (HGETALL + XRANGE of each job) on the main DB
+   and one MGET of `celery-task-meta-<id>` on the results DB;
 2. archive: insert or replace one row per job and COMMIT (ArchiveStore.put_many);
 3. verify: read the rows back and check their checksums;
-4. delete: store/lua/purge_one.lua per job, pipelined: if the record still
-   has the status and version that were archived, DEL `job:<id>`, ZREM it
-   from `jobs` and every `jobs:<status>`, write `tombstone:<id>` (TTL) and
-   append a `purged` event (the stream gets the same TTL). Otherwise the job
-   is skipped ("changed after it was read").
+4. delete: store/lua/purge_one.lua, one atomic call per chunk of jobs: for
+   each job whose record still has the status and version that were
+   archived, DEL `job:<id>`, write `tombstone:<id>` (TTL), append a `purged`
+   event (the stream gets the same TTL) and ZREM it from `jobs` and every
+   `jobs:<status>`. Any other job is skipped ("changed after it was read").
+
+Successive batches overlap on three threads: while batch k is archived and
+verified (step 2-3, the archive thread), batch k-1 is deleted (step 4, the
+delete thread) and batch k+1 read (step 1, the caller's thread). Each batch
+still goes through the steps in order, and its step 4 starts only after its
+step 3 succeeded. The overlap keeps both cores busy: the Python side
+(parsing, sealing, the archive) and the Redis side (the scripts) each take
+about half of a batch's time.
 
 A SIGKILL anywhere leaves each job live, archived, or both; a rerun archives
 again (replacing the row, never adding one) and finishes. An archive failure
-raises ArchiveError before step 4 of its batch, so nothing of it is deleted.
+raises ArchiveError before step 4 of its batch, so nothing of it is deleted,
+and stops the run: no later batch is archived or deleted.
 The broker and results DBs are never written.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
+import threading
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -41,6 +52,8 @@ __all__ = ["PurgeReport", "PurgeStep", "count_candidates", "purge"]
 logger = logging.getLogger(__name__)
 
 SAMPLE_SIZE = 10
+#: Batches archived or being deleted while the next one is read (memory: that many batches).
+IN_FLIGHT = 2
 
 
 class PurgeStep(StrEnum):
@@ -143,75 +156,168 @@ class _Tally:
                 "skipped": sum(self.skipped.values())}
 
 
-def _seal_batch(store: RetentionStore, batch: Sequence[Candidate], *, policy: str,
-                run_id: str, tally: _Tally, on_progress: ProgressFn | None,
-                ) -> tuple[list[SealedRecord], list[PurgeItem], list[Candidate]]:
-    raws = store.read_records([c.job_id for c in batch])
-    purged_at = now_s()
-    sealed: list[SealedRecord] = []
-    items: list[PurgeItem] = []
-    gone: list[str] = []
-    changed: list[Candidate] = []
-    for cand, raw in zip(batch, raws, strict=True):
-        if raw is None:
-            gone.append(cand.job_id)
-            continue
-        if raw.job.get("status") != cand.status.value:
-            changed.append(cand)
-            continue
-        sealed.append(seal(cand.job_id, raw.job, raw.events, raw.celery_meta,
-                           purged_at=purged_at, policy=policy, run_id=run_id))
-        items.append(PurgeItem(cand.job_id, cand.status.value, raw.job.get("version", "0")))
-    tally.skipped["missing"] += len(gone)
-    tally.skipped["changed"] += len(changed)
-    if on_progress:
-        on_progress(PurgeStep.READ, [c.job_id for c in batch])
-        if gone or changed:
-            on_progress(PurgeStep.SKIPPED, gone + [c.job_id for c in changed])
-    return sealed, items, changed
+class _Stages:
+    """The three stages of a purge and the state they share, for one run.
 
+    Stage 1 (the calling thread) selects, reads and seals a batch; stage 2
+    (one archive thread) writes, commits and verifies it; stage 3 (one delete
+    thread) runs the Redis steps. Each stage takes batches in order, and a
+    batch enters stage 3 only once its stage 2 has succeeded. `lock` guards
+    the selection and the tally: an index page is never fetched between a
+    delete and its bookkeeping, so rank offsets stay right. `stop` is set by
+    the first failure (or an interrupt); no stage starts a batch after it.
+    """
 
-def _purge_batch(store: RetentionStore, archive: ArchiveStore, selection: Selection,
-                 batch: Sequence[Candidate], *, policy: str, run_id: str,
-                 tombstone_ttl_s: float, chunk: int, tally: _Tally,
+    def __init__(self, store: RetentionStore, archive: ArchiveStore, selection: Selection,
+                 *, policy: str, run_id: str, tombstone_ttl_s: float, chunk: int,
                  on_progress: ProgressFn | None) -> None:
-    skipped_before = sum(tally.skipped.values())
-    sealed, items, changed = _seal_batch(store, batch, policy=policy, run_id=run_id,
-                                         tally=tally, on_progress=on_progress)
-    for cand in changed:  # it left jobs:<status> when its status changed
-        selection.removed(cand.status, 1)
-    # entries skipped before archiving (a record gone, or moved to another status) do not
-    # use up max_per_run: a dangling index entry must not stall every capped run
-    selection.handed_out -= sum(tally.skipped.values()) - skipped_before
-    if not sealed:
-        return
-    archive.put_many(sealed)
-    if on_progress:
-        on_progress(PurgeStep.ARCHIVED, [s.job_id for s in sealed])
-    archive.verify(sealed)
-    tally.archived += len(sealed)
-    if on_progress:
-        on_progress(PurgeStep.VERIFIED, [s.job_id for s in sealed])
-    purged_at = sealed[0].purged_at
-    for start in range(0, len(items), chunk):
-        part = items[start:start + chunk]
-        outcomes = store.purge_many(part, purged_at=purged_at, policy=policy,
-                                    archive=archive.location, run_id=run_id,
-                                    tombstone_ttl_s=tombstone_ttl_s)
-        left: Counter[str] = Counter()
-        for item, outcome in zip(part, outcomes, strict=True):
-            if outcome == "purged":
-                tally.purged += 1
-                left[item.status] += 1
-            else:
-                tally.skipped[outcome] += 1
-                logger.info("purge skipped job_id=%s reason=%s", item.job_id, outcome)
-                if outcome == "missing":
-                    left[item.status] += 1  # most likely a concurrent purge removed it
-        for status, n in left.items():
-            selection.removed(JobStatus(status), n)
-        if on_progress:
-            on_progress(PurgeStep.DELETED, [i.job_id for i in part])
+        self.store = store
+        self.archive = archive
+        self.selection = selection
+        self.policy = policy
+        self.run_id = run_id
+        self.tombstone_ttl_s = tombstone_ttl_s
+        self.chunk = chunk
+        self.on_progress = on_progress
+        self.tally = _Tally()
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+
+    def _progress(self, step: PurgeStep, ids: Sequence[str]) -> None:
+        if self.on_progress:
+            self.on_progress(step, ids)
+
+    def next_batch(self, size: int) -> list[Candidate]:
+        """Stage 1: the next selected batch (tallied), or [] when the selection is done."""
+        with self.lock:
+            batch = self.selection.next_batch(size)
+            if batch:
+                self.tally.select(batch)
+            return batch
+
+    def read_and_seal(self, batch: Sequence[Candidate],
+                      ) -> tuple[list[SealedRecord], list[PurgeItem]]:
+        """Stage 1: read the batch's records and seal those still in their selected status."""
+        raws = self.store.read_records([c.job_id for c in batch])
+        purged_at = now_s()
+        sealed: list[SealedRecord] = []
+        items: list[PurgeItem] = []
+        gone: list[str] = []
+        changed: list[Candidate] = []
+        for cand, raw in zip(batch, raws, strict=True):
+            if raw is None:
+                gone.append(cand.job_id)
+                continue
+            if raw.job.get("status") != cand.status.value:
+                changed.append(cand)
+                continue
+            sealed.append(seal(cand.job_id, raw.job, raw.events, raw.celery_meta,
+                               purged_at=purged_at, policy=self.policy, run_id=self.run_id))
+            items.append(PurgeItem(cand.job_id, cand.status.value,
+                                   raw.job.get("version", "0")))
+        with self.lock:
+            self.tally.skipped["missing"] += len(gone)
+            self.tally.skipped["changed"] += len(changed)
+            for cand in changed:  # it left jobs:<status> when its status changed
+                self.selection.removed(cand.status, 1)
+            # entries skipped before archiving (a record gone, or moved to another status)
+            # do not use up max_per_run: a dangling index entry must not stall capped runs
+            self.selection.handed_out -= len(gone) + len(changed)
+        self._progress(PurgeStep.READ, [c.job_id for c in batch])
+        if gone or changed:
+            self._progress(PurgeStep.SKIPPED, gone + [c.job_id for c in changed])
+        return sealed, items
+
+    def archive_batch(self, sealed: Sequence[SealedRecord]) -> bool:
+        """Stage 2: write and COMMIT the rows, then read them back; False if stopped first.
+
+        Raises:
+            ArchiveError: The archive refused, lost or garbled a row (`stop` is set).
+        """
+        if self.stop.is_set():
+            return False
+        try:
+            self.archive.put_many(sealed)
+            self._progress(PurgeStep.ARCHIVED, [s.job_id for s in sealed])
+            self.archive.verify(sealed)
+        except BaseException:
+            self.stop.set()
+            raise
+        with self.lock:
+            self.tally.archived += len(sealed)
+        self._progress(PurgeStep.VERIFIED, [s.job_id for s in sealed])
+        return True
+
+    def delete_batch(self, archived: Future[bool], items: Sequence[PurgeItem],
+                     purged_at: float) -> None:
+        """Stage 3: once *archived* succeeded, run purge_one.lua on *items*, chunk by chunk.
+
+        A batch whose rows are committed and verified is deleted in full even
+        after `stop` is set (an interrupt, or a later batch's failure): at most
+        IN_FLIGHT batches, and a rerun would otherwise archive them again.
+
+        Raises:
+            ArchiveError: Stage 2 of this batch failed; nothing of it is deleted.
+            RedisUnavailableError: The main DB could not be reached (`stop` is set).
+        """
+        if not archived.result():
+            return
+        try:
+            for start in range(0, len(items), self.chunk):
+                self._delete_chunk(items[start:start + self.chunk], purged_at)
+        except BaseException:
+            self.stop.set()
+            raise
+
+    def _delete_chunk(self, part: Sequence[PurgeItem], purged_at: float) -> None:
+        with self.lock:
+            outcomes = self.store.purge_many(
+                part, purged_at=purged_at, policy=self.policy, archive=self.archive.location,
+                run_id=self.run_id, tombstone_ttl_s=self.tombstone_ttl_s)
+            left: Counter[str] = Counter()
+            for item, outcome in zip(part, outcomes, strict=True):
+                if outcome == "purged":
+                    self.tally.purged += 1
+                    left[item.status] += 1
+                else:
+                    self.tally.skipped[outcome] += 1
+                    logger.info("purge skipped job_id=%s reason=%s", item.job_id, outcome)
+                    if outcome == "missing":
+                        left[item.status] += 1  # most likely a concurrent purge removed it
+            for status, n in left.items():
+                self.selection.removed(JobStatus(status), n)
+        self._progress(PurgeStep.DELETED, [i.job_id for i in part])
+
+    def run(self, batch_size: int, *, dry_run: bool) -> None:
+        """Drive every batch through the stages; return once all are done or stopped.
+
+        Raises:
+            ArchiveError, RedisUnavailableError: The first failure of any stage,
+                after every batch in flight has finished or stopped.
+        """
+        if dry_run:
+            while self.next_batch(batch_size):
+                pass
+            return
+        inflight: deque[Future[None]] = deque()
+        with ThreadPoolExecutor(1, thread_name_prefix="jobtrail-archive") as archiver, \
+                ThreadPoolExecutor(1, thread_name_prefix="jobtrail-delete") as deleter:
+            try:
+                while batch := self.next_batch(batch_size):
+                    sealed, items = self.read_and_seal(batch)
+                    if not sealed:
+                        continue
+                    archived = archiver.submit(self.archive_batch, sealed)
+                    inflight.append(deleter.submit(self.delete_batch, archived, items,
+                                                   sealed[0].purged_at))
+                    while len(inflight) > IN_FLIGHT:
+                        inflight.popleft().result()
+                while inflight:
+                    inflight.popleft().result()
+            except BaseException:
+                self.stop.set()
+                wait(inflight)  # batches in flight finish their current chunk, then stop
+                raise
 
 
 def purge(store: RetentionStore, archive: ArchiveStore, policy: RetentionPolicy, *,
@@ -254,21 +360,18 @@ def purge(store: RetentionStore, archive: ArchiveStore, policy: RetentionPolicy,
     at = now_s() if now is None else now
     selection = Selection(store, policy, at, page_size=batch_size)
     stuck = _stuck(store, policy, at)
-    tally = _Tally()
     run_id = ""
     if not dry_run:
         run = begin_run(archive, kind="purge", policy=policy.name,
                         selector=policy.selector() | {"now": at, "batch_size": batch_size},
                         actor=actor)
         run_id = run.run_id
+    stages = _Stages(store, archive, selection, policy=policy.name, run_id=run_id,
+                     tombstone_ttl_s=tombstone_ttl_s, chunk=redis_chunk_size or batch_size,
+                     on_progress=on_progress)
+    tally = stages.tally
     try:
-        while batch := selection.next_batch(batch_size):
-            tally.select(batch)
-            if not dry_run:
-                _purge_batch(store, archive, selection, batch, policy=policy.name,
-                             run_id=run_id, tombstone_ttl_s=tombstone_ttl_s,
-                             chunk=redis_chunk_size or batch_size, tally=tally,
-                             on_progress=on_progress)
+        stages.run(batch_size, dry_run=dry_run)
     except JobtrailError as exc:
         if not dry_run:
             end_run(archive, run, tally.counts(), error=str(exc))
