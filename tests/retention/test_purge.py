@@ -12,6 +12,7 @@ from jobtrail.keys import KeyKind, KeySpace
 from jobtrail.models import EventType, JobStatus
 from jobtrail.retention import PurgeStep, RetentionPolicy, purge
 from jobtrail.store import ArchiveStore, EventLog, JobStore, RetentionStore, TombstoneStore
+from jobtrail.store.stats import StatsStore
 from tests.helpers.seeding import dump_db, seed_celery_meta, seed_job
 
 DAY = 86_400.0
@@ -93,6 +94,11 @@ def test_purge_changes_exactly_the_selected_jobs(
         assert row.celery_meta == metas.get(job_id)
         assert row.purged_at == stone.purged_at and row.policy == "weekly"
     assert archive.count() == 8
+    # And the dashboard's feed got one `purged` entry per Redis step (batch), not per job
+    feed = [e for e in StatsStore(main_db, keys).recent_events(50) if e["type"] == "purged"]
+    assert sorted(int(e["count"]) for e in feed) == [2, 3, 3]
+    assert {e["job_id"] for e in feed} | {e["last_job_id"] for e in feed} <= set(selected)
+    assert {e["run_id"] for e in feed} == {report.run_id}
     (run,) = archive.history()
     assert run.outcome == "done" and run.counts["purged"] == 8 and run.policy == "weekly"
     assert run.selector["status"] == ["completed", "failed"] and run.user and run.host

@@ -29,11 +29,13 @@ The broker and results DBs are never written.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -133,6 +135,24 @@ def count_candidates(store: RetentionStore, policy: RetentionPolicy, now: float)
 def _stuck(store: RetentionStore, policy: RetentionPolicy, now: float) -> dict[str, int]:
     counts = store.count_older((JobStatus.PENDING, JobStatus.PROCESSING), policy.cutoff_at(now))
     return {s.value: c[0] for s, c in counts.items()}
+
+
+@contextmanager
+def _gc_frozen() -> Iterator[None]:
+    """Keep the objects that exist now out of the cyclic GC's full collections meanwhile.
+
+    A purge allocates a few containers per job, and the batches in flight
+    survive into the oldest generation, so full collections keep coming; each
+    one walked every object of the process (SQLAlchemy, redis-py, ...), a
+    fifth of the reading thread's time. gc.freeze() is CPython's tool for
+    this (https://docs.python.org/3/library/gc.html#gc.freeze); the objects
+    go back to the oldest generation afterwards, so nothing is leaked.
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 class _Tally:
@@ -371,7 +391,8 @@ def purge(store: RetentionStore, archive: ArchiveStore, policy: RetentionPolicy,
                      on_progress=on_progress)
     tally = stages.tally
     try:
-        stages.run(batch_size, dry_run=dry_run)
+        with _gc_frozen():
+            stages.run(batch_size, dry_run=dry_run)
     except JobtrailError as exc:
         if not dry_run:
             end_run(archive, run, tally.counts(), error=str(exc))

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+import orjson
 import redis
 
 from jobtrail.clock import to_ms
@@ -71,7 +72,7 @@ def _parse_meta(raw: str | None) -> dict[str, Any] | None:
 def _pairs(flat: list[str]) -> dict[str, str]:
     """Return a flat [field, value, ...] reply as a dict."""
     it = iter(flat)
-    return dict(zip(it, it, strict=True))
+    return dict(zip(it, it))  # noqa: B905 (Redis replies are pairs; strict costs a third)
 
 
 class RetentionStore:
@@ -177,7 +178,7 @@ class RetentionStore:
         except redis.RedisError as exc:
             raise self._unavailable("results DB", exc) from exc
         out: list[RawRecord | None] = []
-        for job_id, entry, meta in zip(job_ids, json.loads(doc), metas, strict=True):
+        for job_id, entry, meta in zip(job_ids, orjson.loads(doc), metas, strict=True):
             if not entry:
                 out.append(None)
                 continue

@@ -6,6 +6,7 @@
 -- KEYS[1] = jobs index (sorted set)
 -- KEYS[2 .. 1+S] = jobs:<status> index of every status (the entry is removed from each)
 -- KEYS[2+S] = stats hash, KEYS[3+S] = stats:m:<minute> hash, KEYS[4+S] = events feed stream
+--             (one `purged` entry per call: job_id = first purged id, count, last_job_id)
 -- KEYS[5+S+3(i-1) .. 7+S+3(i-1)] = for job i: job:<id> hash, job:<id>:events stream,
 --                                   tombstone:<id> hash
 -- ARGV[1] = purged_at (epoch seconds, float as string; the archive row's value)
@@ -48,9 +49,6 @@ for i = 0, n - 1 do
                  'archive', ARGV[3], 'run_id', ARGV[4], 'status', status)
     end
     redis.call('PEXPIRE', events, ARGV[5])
-    redis.call('XADD', KEYS[4 + s], 'MAXLEN', '~', feed_maxlen, '*', 'job_id', id,
-               'type', 'purged', 'at', ARGV[1], 'policy', ARGV[2], 'archive', ARGV[3],
-               'run_id', ARGV[4], 'status', status)
     ids[#ids + 1] = id
     out[#out + 1] = 'purged'
   end
@@ -63,6 +61,11 @@ for first = 1, #ids, 500 do
   end
 end
 if #ids > 0 then
+  -- one feed entry for the whole call, not one per job: a large purge must not push
+  -- every other job's recent events out of the capped feed
+  redis.call('XADD', KEYS[4 + s], 'MAXLEN', '~', feed_maxlen, '*', 'job_id', ids[1],
+             'count', #ids, 'last_job_id', ids[#ids], 'type', 'purged', 'at', ARGV[1],
+             'policy', ARGV[2], 'archive', ARGV[3], 'run_id', ARGV[4])
   redis.call('HINCRBY', KEYS[2 + s], 'purged', #ids)
   redis.call('HINCRBY', KEYS[3 + s], 'purged', #ids)
   redis.call('EXPIRE', KEYS[3 + s], tonumber(ARGV[8]))
