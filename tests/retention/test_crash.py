@@ -126,3 +126,29 @@ def test_random_sigkills_of_the_cli_purge(store: JobStore, archive: ArchiveStore
         gone = assert_nothing_lost(store, archive, main_db, keys, old)
         assert 0 < gone < len(old)
     assert_rerun_finishes(store, rstore, archive, main_db, keys, old, recent)
+
+
+def test_sigterm_stops_the_cli_purge_like_ctrl_c(
+        store: JobStore, archive: ArchiveStore, archive_settings: Settings,
+        main_db: redis.Redis, results_db: redis.Redis, keys: KeySpace) -> None:
+    # Given 150 old jobs purged one per batch by `jobtrail retention purge`
+    old, recent = seed(store, results_db, keys, 150)
+    cmd = [sys.executable, "-m", "jobtrail", "retention", "purge", "--status", "completed",
+           "--older-than", "1d", "--batch-size", "1", "--json"]
+    proc = subprocess.Popen(cmd, env=settings_env(archive_settings), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    wait_until(lambda: archive.count() > 0 or proc.poll() is not None, timeout_s=30,
+               interval_s=0.01, message="the purge to start archiving")
+    # When it gets SIGTERM (a service manager stopping it)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=30)
+    # Then it stops like Ctrl-C: one line, exit 130, the audit row records the interruption
+    assert proc.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1].endswith("interrupted")
+    (run,) = archive.history()
+    assert run.outcome == "failed" and run.error == "interrupted"
+    gone = assert_nothing_lost(store, archive, main_db, keys, old)
+    assert 0 < gone < len(old) and run.counts["purged"] == gone
+    # And a rerun finishes the work
+    assert_rerun_finishes(store, RetentionStore(main_db, results_db, keys), archive, main_db,
+                          keys, old, recent)

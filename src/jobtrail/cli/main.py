@@ -213,6 +213,8 @@ def main() -> None:
         exit_with(str(exc), 1)
     except KeyboardInterrupt:
         exit_with("interrupted", 130)
+    if rc == 130:  # Typer turns KeyboardInterrupt into Exit(130), returned without a word
+        exit_with("interrupted", 130)
     sys.exit(rc if isinstance(rc, int) else 0)
 
 

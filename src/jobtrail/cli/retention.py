@@ -6,8 +6,11 @@ settings, calls jobtrail.retention and renders; no retention logic lives here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import signal
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -125,6 +128,23 @@ def _print_purge(report: PurgeReport) -> None:
             f"{n} {s}" for s, n in stuck.items()))
 
 
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Make SIGTERM stop the run like Ctrl-C: batches in flight finish, the audit is written.
+
+    Without it SIGTERM ends the process at once, like SIGKILL: nothing is
+    lost, but the audit row stays "running".
+    """
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @app.command(name="purge")
 def purge_cmd(
     ctx: typer.Context,
@@ -151,7 +171,7 @@ def purge_cmd(
     store, archive = _stores(ctx)
     settings = settings_from(ctx)
     at = now_s()
-    with _progress() as progress:
+    with _sigterm_as_interrupt(), _progress() as progress:
         task = progress.add_task("dry run" if dry_run else "purging",
                                  total=count_candidates(store, policy, at))
 

@@ -148,6 +148,9 @@ def _gc_frozen() -> Iterator[None]:
     this (https://docs.python.org/3/library/gc.html#gc.freeze); the objects
     go back to the oldest generation afterwards, so nothing is leaked.
     """
+    if gc.get_freeze_count():  # the host process froze its objects itself: leave them so
+        yield
+        return
     gc.freeze()
     try:
         yield
@@ -183,9 +186,9 @@ class _Stages:
     (one archive thread) writes, commits and verifies it; stage 3 (one delete
     thread) runs the Redis steps. Each stage takes batches in order, and a
     batch enters stage 3 only once its stage 2 has succeeded. `lock` guards
-    the selection and the tally: an index page is never fetched between a
-    delete and its bookkeeping, so rank offsets stay right. `stop` is set by
-    the first failure (or an interrupt); no stage starts a batch after it.
+    the tally and the selection's max_per_run count (the selection pages by
+    keyset, so the deletes running meanwhile do not move it). `stop` is set
+    by the first failure (or an interrupt); no stage starts a batch after it.
     """
 
     def __init__(self, store: RetentionStore, archive: ArchiveStore, selection: Selection,
@@ -238,8 +241,6 @@ class _Stages:
         with self.lock:
             self.tally.skipped["missing"] += len(gone)
             self.tally.skipped["changed"] += len(changed)
-            for cand in changed:  # it left jobs:<status> when its status changed
-                self.selection.removed(cand.status, 1)
             # entries skipped before archiving (a record gone, or moved to another status)
             # do not use up max_per_run: a dangling index entry must not stall capped runs
             self.selection.handed_out -= len(gone) + len(changed)
@@ -290,22 +291,16 @@ class _Stages:
             raise
 
     def _delete_chunk(self, part: Sequence[PurgeItem], purged_at: float) -> None:
+        outcomes = self.store.purge_many(
+            part, purged_at=purged_at, policy=self.policy, archive=self.archive.location,
+            run_id=self.run_id, tombstone_ttl_s=self.tombstone_ttl_s)
         with self.lock:
-            outcomes = self.store.purge_many(
-                part, purged_at=purged_at, policy=self.policy, archive=self.archive.location,
-                run_id=self.run_id, tombstone_ttl_s=self.tombstone_ttl_s)
-            left: Counter[str] = Counter()
             for item, outcome in zip(part, outcomes, strict=True):
                 if outcome == "purged":
                     self.tally.purged += 1
-                    left[item.status] += 1
                 else:
                     self.tally.skipped[outcome] += 1
                     logger.info("purge skipped job_id=%s reason=%s", item.job_id, outcome)
-                    if outcome == "missing":
-                        left[item.status] += 1  # most likely a concurrent purge removed it
-            for status, n in left.items():
-                self.selection.removed(JobStatus(status), n)
         self._progress(PurgeStep.DELETED, [i.job_id for i in part])
 
     def run(self, batch_size: int, *, dry_run: bool) -> None:
@@ -323,7 +318,7 @@ class _Stages:
         with ThreadPoolExecutor(1, thread_name_prefix="jobtrail-archive") as archiver, \
                 ThreadPoolExecutor(1, thread_name_prefix="jobtrail-delete") as deleter:
             try:
-                while batch := self.next_batch(batch_size):
+                while not self.stop.is_set() and (batch := self.next_batch(batch_size)):
                     sealed, items = self.read_and_seal(batch)
                     if not sealed:
                         continue
@@ -393,9 +388,10 @@ def purge(store: RetentionStore, archive: ArchiveStore, policy: RetentionPolicy,
     try:
         with _gc_frozen():
             stages.run(batch_size, dry_run=dry_run)
-    except JobtrailError as exc:
-        if not dry_run:
-            end_run(archive, run, tally.counts(), error=str(exc))
+    except (JobtrailError, KeyboardInterrupt, SystemExit) as exc:
+        if not dry_run:  # batches in flight have finished: the counts are final
+            end_run(archive, run, tally.counts(),
+                    error=str(exc) if isinstance(exc, JobtrailError) else "interrupted")
         raise
     if not dry_run:
         end_run(archive, run, tally.counts())

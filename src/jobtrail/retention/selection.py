@@ -1,14 +1,16 @@
 """Selection of a policy's jobs from the Redis indexes, batch by batch, oldest first.
 
 Applies policy.py's rule to the `jobs:<status>` sorted sets without loading
-them: each status is paged by rank within the range `score <= cutoff`, the
-pages are merged in (finished_at, id) order, and the keep-last boundary is
-found by walking the newest entries first.
+them: each status is paged by keyset within the range `score <= cutoff`
+(from the last (finished_at, id) fetched on), the pages are merged in
+(finished_at, id) order, and the keep-last boundary is found by walking the
+newest entries first.
 
 Invariant: memory is O(page size x statuses) (plus keep-last's walk, which
-holds one page at a time). Pages are fetched only between batches, after the
-caller has reported how many entries of the last batch it removed from the
-indexes, so rank offsets stay right while the purge deletes.
+holds one page at a time). Keyset pages do not depend on what was removed
+before them: the purge deletes batches while later ones are selected, and a
+restore or an eviction may add or leave entries behind the position; no
+entry is handed out twice and none after the position is skipped.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ class Candidate:
 @dataclass
 class _Cursor:
     status: JobStatus
-    offset: int = 0  # rank of the next unread entry in the range (fetched - removed)
+    after: Entry | None = None  # the last (score, id) fetched: the next page starts past it
     more: bool = True
     buffer: deque[Entry] = field(default_factory=deque)
 
@@ -80,10 +82,10 @@ class Selection:
                            reverse=True)
 
     def _refill(self, cursor: _Cursor) -> None:
-        page = self.store.page_oldest(cursor.status, max_score=self.max_score,
-                                      offset=cursor.offset, count=self.page_size)
-        cursor.offset += len(page)
-        cursor.more = len(page) == self.page_size
+        page, cursor.more = self.store.page_oldest(
+            cursor.status, max_score=self.max_score, after=cursor.after, count=self.page_size)
+        if page:
+            cursor.after = (page[-1][1], page[-1][0])
         cursor.buffer.extend((score, job_id) for job_id, score in page)
 
     def _room(self, limit: int) -> int:
@@ -117,7 +119,3 @@ class Selection:
             batch.append(Candidate(cursor.status, entry[1], entry[0]))
         self.handed_out += len(batch)
         return batch
-
-    def removed(self, status: JobStatus, count: int) -> None:
-        """Tell the selection that *count* handed-out entries left `jobs:<status>`."""
-        self._cursors[status].offset -= count

@@ -10,18 +10,22 @@ Invariants:
 
 from __future__ import annotations
 
+import base64
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 import orjson
 import redis
+from redis.client import NEVER_DECODE
 
 from jobtrail.clock import to_ms
 from jobtrail.errors import RedisUnavailableError
 from jobtrail.keys import KeySpace
 from jobtrail.models import ArchivedJob, JobStatus
+from jobtrail.store.archive import canonical_json
 from jobtrail.store.job_store import STATS_MINUTE_TTL_S
 from jobtrail.store.scripts import load_script
 
@@ -58,14 +62,32 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def _parse_meta(raw: str | None) -> dict[str, Any] | None:
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 parses as inf, which the archive cannot write
+        raise ValueError(f"{text} overflows a float")
+    return value
+
+
+def _parse_meta(raw: bytes | None) -> dict[str, Any] | None:
+    """Parse a `celery-task-meta-<id>` value as the archive will store it.
+
+    JSON objects are kept as parsed; anything the canonical JSON of the
+    archive cannot hold exactly (NaN, a float that overflows, a lone
+    surrogate escape) is kept as its text under "raw", and bytes that are not
+    UTF-8 (a pickle or msgpack result serializer) as base64 under "raw_base64".
+    """
     if raw is None:
         return None
     try:
-        meta = json.loads(raw, parse_constant=_refuse_constant)
-    except ValueError:
-        # a non-JSON serializer, or NaN/Infinity (not JSON): keep the text as it was
-        return {"raw": raw}
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"raw_base64": base64.b64encode(raw).decode("ascii")}
+    try:
+        meta = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        canonical_json(meta)  # refuses lone surrogates, which UTF-8 cannot carry
+    except (ValueError, TypeError):  # UnicodeEncodeError is a ValueError
+        return {"raw": text}
     return meta if isinstance(meta, dict) else {"value": meta}
 
 
@@ -92,6 +114,7 @@ class RetentionStore:
         self.keys = keys
         self.events_max_len = events_max_len
         self._read = load_script(main, "read_records")
+        self._page_after = load_script(main, "page_after")
         self._purge = load_script(main, "purge_one")
         self._restore = load_script(main, "restore_one")
 
@@ -101,22 +124,45 @@ class RetentionStore:
 
     # -- index reads --------------------------------------------------------------------
 
-    def page_oldest(self, status: JobStatus, *, max_score: float, offset: int,
-                    count: int) -> list[tuple[str, float]]:
-        """Return up to *count* (id, score) of `jobs:<status>` with score <= *max_score*.
+    def page_oldest(self, status: JobStatus, *, max_score: float,
+                    after: tuple[float, str] | None, count: int,
+                    ) -> tuple[list[tuple[str, float]], bool]:
+        """Return the next (id, score) entries of `jobs:<status>` with score <= *max_score*.
 
-        Ordered by (score, id), oldest first, starting at rank *offset* of that range.
+        Keyset paging, ordered by (score, id) as Redis orders a sorted set:
+        the entries strictly after the position *after* = (score, id), or from
+        the start when it is None. Entries added or removed before the
+        position by anyone (a purge's own deletes, a restore, an eviction)
+        do not shift the page, as a rank offset would.
+
+        Returns:
+            (up to *count* entries, whether more may follow). A page can be
+            short while more follow (entries at the position's score that sort
+            before it are dropped).
 
         Raises:
             RedisUnavailableError: The main DB could not be reached.
         """
+        index = self.keys.jobs_by_status(status)
         try:
-            rows = self.main.zrangebyscore(self.keys.jobs_by_status(status), "-inf",
-                                           repr(max_score), start=offset, num=count,
-                                           withscores=True)
+            if after is None:
+                rows = cast(list[tuple[str, float]], self.main.zrangebyscore(
+                    index, "-inf", repr(max_score), start=0, num=count, withscores=True))
+                page = [(str(m), float(sc)) for m, sc in rows]
+                return page, len(page) == count
+            probe = after
+            while True:
+                flat = cast(list[str], self._page_after(
+                    keys=[index], args=[probe[1], repr(probe[0]), count]))
+                it = iter(flat)
+                rows = [(m, float(sc)) for m, sc in zip(it, it)]  # noqa: B905
+                page = [(m, sc) for m, sc in rows if (sc, m) > after and sc <= max_score]
+                more = len(rows) == count and rows[-1][1] <= max_score
+                if page or not more:
+                    return page, more
+                probe = (rows[-1][1], rows[-1][0])  # a page of ties before the position
         except redis.RedisError as exc:
             raise self._unavailable("main DB", exc) from exc
-        return [(str(m), float(s)) for m, s in cast(list[tuple[str, float]], rows)]
 
     def page_newest(self, status: JobStatus, *, offset: int,
                     count: int) -> list[tuple[str, float]]:
@@ -173,8 +219,9 @@ class RetentionStore:
         except redis.RedisError as exc:
             raise self._unavailable("main DB", exc) from exc
         try:
-            metas = cast(list[str | None], self.results.mget([k.celery_result(i)
-                                                              for i in job_ids]))
+            mget: Any = self.results.execute_command  # untyped in redis-py
+            metas = cast(list[bytes | None], mget(
+                "MGET", *(k.celery_result(i) for i in job_ids), **{NEVER_DECODE: True}))
         except redis.RedisError as exc:
             raise self._unavailable("results DB", exc) from exc
         out: list[RawRecord | None] = []
