@@ -125,3 +125,11 @@ def test_sealed_text_is_what_the_checksum_covers() -> None:
     assert json.loads(record.text) == {
         "job_id": "j1", "job": JOB, "events": EVENTS, "purged_at": 10.0, "policy": "p",
         "run_id": "r1", "celery_meta": {"status": "SUCCESS", "result": "ünïcode"}}
+
+
+def test_verify_names_a_concurrent_run_that_replaced_the_row(archive: ArchiveStore) -> None:
+    mine = sealed(run_id="r1")
+    archive.put_many([mine])
+    archive.put_many([sealed(run_id="r2")])  # another purge archived the same job meanwhile
+    with pytest.raises(ArchiveError, match="replaced by run r2: another purge is running"):
+        archive.verify([mine])

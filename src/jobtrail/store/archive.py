@@ -268,8 +268,13 @@ class ArchiveStore:
             return
         try:
             self._meta.create_all(self.engine, checkfirst=True)
-        except SQLAlchemyError as exc:
-            raise self._fail("creating tables", exc) from exc
+        except SQLAlchemyError as first:
+            # two processes creating the tables at once: the loser's CREATE fails
+            # (PostgreSQL: duplicate key in pg_type); the second check then finds them
+            try:
+                self._meta.create_all(self.engine, checkfirst=True)
+            except SQLAlchemyError as exc:
+                raise self._fail("creating tables", exc) from first
         self._ready = True
 
     def drop_schema(self) -> None:
@@ -358,11 +363,11 @@ class ArchiveStore:
         if not records:
             return
         t = self.jobs_table
-        query = sa.select(t.c.job_id, t.c.checksum, t.c.record).where(
+        query = sa.select(t.c.job_id, t.c.checksum, t.c.record, t.c.run_id).where(
             t.c.job_id.in_(sa.bindparam("ids", expanding=True)))
         try:
             with self.engine.connect() as conn:
-                rows = {row[0]: (row[1], row[2])
+                rows = {row[0]: (row[1], row[2], row[3])
                         for row in conn.execute(query, {"ids": [r.job_id for r in records]})}
         except SQLAlchemyError as exc:
             raise self._fail("reading rows back", exc, records[0].job_id) from exc
@@ -372,6 +377,11 @@ class ArchiveStore:
                 raise ArchiveError(f"archive {self.location}: row of job {record.job_id} "
                                    "missing after commit", job_id=record.job_id,
                                    location=self.location)
+            if found[2] != record.run_id:
+                raise ArchiveError(f"archive {self.location}: row of job {record.job_id} was "
+                                   f"replaced by run {found[2]}: another purge is running at "
+                                   "the same time; let it finish, then rerun",
+                                   job_id=record.job_id, location=self.location)
             if found[0] != record.checksum or found[1] != record.text:
                 raise ArchiveError(f"archive {self.location}: row of job {record.job_id} "
                                    "fails its checksum on read-back", job_id=record.job_id,

@@ -40,9 +40,11 @@ function render(d) {
   text("live-workers", d.workers.filter(w => w.alive).length);
   const events = document.querySelector("#events tbody"); events.replaceChildren();
   for (const e of d.recent_events) {
-    const details = Object.entries(e).filter(([k]) => !["event_id", "job_id", "type", "at", "from", "status"].includes(k))
+    const details = Object.entries(e).filter(([k]) => !["event_id", "job_id", "last_job_id", "count", "type", "at", "from", "status"].includes(k))
       .map(([k, v]) => k + "=" + v).join(", ");
-    row(events, [when(e.at), e.job_id, e.type, details], [null, "id", null, null]);
+    // a purge writes one entry per chunk: job_id is its first job, count how many
+    const jobs = e.count > 1 ? e.count + " jobs: " + e.job_id + " … " + e.last_job_id : e.job_id;
+    row(events, [when(e.at), jobs, e.type, details], [null, "id", null, null]);
   }
   const redis = document.querySelector("#redis tbody"); redis.replaceChildren();
   for (const [role, r] of Object.entries(d.redis)) {
