@@ -15,10 +15,9 @@ import pytest
 import redis
 
 from jobtrail.clock import now_s
-from jobtrail.errors import JobtrailError
 from jobtrail.keys import KeySpace
 from jobtrail.models import JobStatus
-from jobtrail.retention import PurgeStep, RetentionPolicy, purge, restore_ids
+from jobtrail.retention import PurgeStep, RetentionPolicy, purge, restore_ids, restore_matching
 from jobtrail.retention.selection import Selection
 from jobtrail.store import ArchiveStore, JobStore, RetentionStore, TombstoneStore
 from tests.helpers.seeding import seed_job
@@ -105,25 +104,41 @@ def test_a_record_deleted_outside_jobtrail_mid_purge_is_counted_once(
 
 
 @pytest.mark.parametrize("meta", [
-    '{"status": "SUCCESS", "result": 1e400}',        # json.loads gives inf, not NaN text
-    '{"status": "SUCCESS", "result": "\\ud800"}',    # a lone surrogate escape
-])
-def test_an_odd_celery_result_does_not_crash_every_purge(
-        meta: str, store: JobStore, rstore: RetentionStore, archive: ArchiveStore,
+    b'{"status": "SUCCESS", "result": 1e400}',      # json.loads gives inf, not NaN text
+    b'{"status": "SUCCESS", "result": 1e-400}',     # underflows: would be archived as 0.0
+    b'{"status": "SUCCESS", "result": "\\ud800"}',  # a lone surrogate escape
+    b'{"a": 1, "a": 2}',                            # a dict would keep only the last value
+    b"[" * 5000 + b"]" * 5000,                      # deeper than Python's recursion limit
+    b'{"r":' * 600 + b"1" + b"}" * 600,
+], ids=["overflow", "underflow", "surrogate", "duplicate-key", "deep-array", "deep-object"])
+def test_a_result_the_archive_cannot_hold_exactly_is_archived_as_its_text(
+        meta: bytes, store: JobStore, rstore: RetentionStore, archive: ArchiveStore,
         main_db: redis.Redis, results_db: redis.Redis, keys: KeySpace) -> None:
-    # Given an old job whose Celery result metadata json.loads turns into inf / a surrogate
+    # Given an old job whose Celery result is not JSON the archive can hold as parsed,
+    # and a later one
     job_id = seed_job(store, C, now_s() - 10 * DAY)
     later = seed_job(store, C, now_s() - 9 * DAY)
     results_db.set(keys.celery_result(job_id), meta)
-    # When it is purged, then the purge either keeps the text as it came (as for NaN),
-    # or fails as a JobtrailError recorded in the audit, never with a bare ValueError
-    try:
-        report = purge(rstore, archive, RetentionPolicy("p", (C,), DAY), tombstone_ttl_s=3600)
-    except JobtrailError:
-        assert archive.history()[0].outcome == "failed"
-    else:
-        assert report.purged == 2 and archive.find(job_id) is not None
-        assert not main_db.exists(keys.job(later))
+    # When they are purged, then neither stops the run: the text is kept as it came
+    report = purge(rstore, archive, RetentionPolicy("p", (C,), DAY), tombstone_ttl_s=3600)
+    assert report.purged == 2 and not main_db.exists(keys.job(later))
+    assert archive.get(job_id).celery_meta == {"raw": meta.decode()}
+
+
+def test_an_interrupted_restore_records_its_counts(
+        store: JobStore, rstore: RetentionStore, archive: ArchiveStore) -> None:
+    t = now_s() - 10 * DAY
+    for i in range(6):
+        seed_job(store, C, t + i)
+    purge(rstore, archive, RetentionPolicy("p", (C,), DAY), tombstone_ttl_s=3600)
+
+    def interrupt(_ids: Sequence[str]) -> None:
+        raise KeyboardInterrupt  # Ctrl-C after the first batch
+
+    with pytest.raises(KeyboardInterrupt):
+        restore_matching(rstore, archive, batch_size=2, on_progress=interrupt)
+    (run,) = [r for r in archive.history() if r.kind == "restore"]
+    assert (run.outcome, run.error, run.counts["restored"]) == ("failed", "interrupted", 2)
 
 
 def test_a_result_that_is_not_utf8_is_archived_as_base64(

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from jobtrail.clock import now_s
-from jobtrail.errors import ArchiveError
+from jobtrail.errors import ArchiveError, JobtrailError
 from jobtrail.models import RetentionRun
 from jobtrail.store.archive import ArchiveStore
 
@@ -75,6 +75,19 @@ def end_run(archive: ArchiveStore, run: RetentionRun, counts: Mapping[str, int],
         logger.warning("audit row not updated run_id=%s", run.run_id, exc_info=True)
     logger.info("retention run ended run_id=%s outcome=%s counts=%s", run.run_id,
                 "failed" if error else "done", dict(counts))
+
+
+def failure_text(exc: BaseException) -> str:
+    """Return the audit's error text for a run that *exc* ended.
+
+    A JobtrailError's own message; "interrupted" for Ctrl-C or SIGTERM
+    (KeyboardInterrupt, SystemExit); the type and message of anything else.
+    """
+    if isinstance(exc, JobtrailError):
+        return str(exc)
+    if isinstance(exc, KeyboardInterrupt | SystemExit):
+        return "interrupted"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def history(archive: ArchiveStore, *, limit: int = 50) -> list[RetentionRun]:

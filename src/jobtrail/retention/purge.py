@@ -41,9 +41,8 @@ from enum import StrEnum
 from typing import Any
 
 from jobtrail.clock import monotonic_s, now_s
-from jobtrail.errors import JobtrailError
 from jobtrail.models import JobStatus
-from jobtrail.retention.audit import begin_run, end_run
+from jobtrail.retention.audit import begin_run, end_run, failure_text
 from jobtrail.retention.policy import RetentionPolicy, count_selected
 from jobtrail.retention.selection import Candidate, Selection
 from jobtrail.store.archive import ArchiveStore, SealedRecord, seal
@@ -388,10 +387,9 @@ def purge(store: RetentionStore, archive: ArchiveStore, policy: RetentionPolicy,
     try:
         with _gc_frozen():
             stages.run(batch_size, dry_run=dry_run)
-    except (JobtrailError, KeyboardInterrupt, SystemExit) as exc:
+    except BaseException as exc:  # Ctrl-C too: the row must not stay "running"
         if not dry_run:  # batches in flight have finished: the counts are final
-            end_run(archive, run, tally.counts(),
-                    error=str(exc) if isinstance(exc, JobtrailError) else "interrupted")
+            end_run(archive, run, tally.counts(), error=failure_text(exc))
         raise
     if not dry_run:
         end_run(archive, run, tally.counts())

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobtrail.clock import monotonic_s, now_s
-from jobtrail.errors import JobtrailError, RestoreConflictError
+from jobtrail.errors import RestoreConflictError
 from jobtrail.models import ArchivedJob
-from jobtrail.retention.audit import begin_run, end_run
+from jobtrail.retention.audit import begin_run, end_run, failure_text
 from jobtrail.store.archive import ArchiveStore
 from jobtrail.store.retention_store import RetentionStore
 
@@ -106,9 +106,9 @@ def restore_ids(store: RetentionStore, archive: ArchiveStore, job_ids: Sequence[
             on_progress([r.job_id for r in records])
         if conflicts:
             raise RestoreConflictError(conflicts[0])
-    except JobtrailError as exc:
+    except BaseException as exc:  # Ctrl-C too: the row must not stay "running"
         end_run(archive, run, {"selected": len(records), "restored": restored,
-                               "conflicts": len(conflicts)}, error=str(exc))
+                               "conflicts": len(conflicts)}, error=failure_text(exc))
         raise
     end_run(archive, run, {"selected": len(records), "restored": restored, "conflicts": 0})
     return RestoreReport(run.run_id, selector, len(records), restored, [],
@@ -147,9 +147,9 @@ def restore_matching(store: RetentionStore, archive: ArchiveStore, *, policy: st
             restored += _restore_batch(store, archive, batch, run.run_id, conflicts)
             if on_progress:
                 on_progress([r.job_id for r in batch])
-    except JobtrailError as exc:
+    except BaseException as exc:  # Ctrl-C too: the row must not stay "running"
         end_run(archive, run, {"selected": selected, "restored": restored,
-                               "conflicts": len(conflicts)}, error=str(exc))
+                               "conflicts": len(conflicts)}, error=failure_text(exc))
         raise
     end_run(archive, run, {"selected": selected, "restored": restored,
                            "conflicts": len(conflicts)})

@@ -66,15 +66,25 @@ def _finite_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):  # 1e400 parses as inf, which the archive cannot write
         raise ValueError(f"{text} overflows a float")
+    if value == 0.0 and text.lstrip("-").split("e")[0].split("E")[0].strip("0.") != "":
+        raise ValueError(f"{text} underflows to zero")  # 1e-400 would be archived as 0.0
     return value
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):  # {"a":1,"a":2}: a dict would keep only the last value
+        raise ValueError("duplicate key in a JSON object")
+    return out
 
 
 def _parse_meta(raw: bytes | None) -> dict[str, Any] | None:
     """Parse a `celery-task-meta-<id>` value as the archive will store it.
 
     JSON objects are kept as parsed; anything the canonical JSON of the
-    archive cannot hold exactly (NaN, a float that overflows, a lone
-    surrogate escape) is kept as its text under "raw", and bytes that are not
+    archive cannot hold exactly (NaN, a float that overflows or underflows to
+    zero, a duplicated key, a lone surrogate escape, nesting deeper than
+    Python's recursion limit) is kept as its text under "raw", and bytes that are not
     UTF-8 (a pickle or msgpack result serializer) as base64 under "raw_base64".
     """
     if raw is None:
@@ -84,9 +94,10 @@ def _parse_meta(raw: bytes | None) -> dict[str, Any] | None:
     except UnicodeDecodeError:
         return {"raw_base64": base64.b64encode(raw).decode("ascii")}
     try:
-        meta = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        meta = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float,
+                          object_pairs_hook=_unique_keys)
         canonical_json(meta)  # refuses lone surrogates, which UTF-8 cannot carry
-    except (ValueError, TypeError):  # UnicodeEncodeError is a ValueError
+    except (ValueError, TypeError, RecursionError):  # UnicodeEncodeError is a ValueError
         return {"raw": text}
     return meta if isinstance(meta, dict) else {"value": meta}
 
