@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
@@ -29,6 +31,27 @@ def exit_with(message: str, code: int = 1) -> NoReturn:
     line = " ".join(_shown(message).split())
     sys.stderr.write(f"error: {line}\n")
     raise SystemExit(code)
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Make SIGTERM (timeout, systemd, docker stop) stop a command like Ctrl-C does.
+
+    Without it SIGTERM ends the process at once: a purge or restore leaves its
+    audit row "running", a reproduction orphans its worker and redis-server.
+    With it, the command's own KeyboardInterrupt handling runs (batches in
+    flight finish, audit rows are ended, children stopped); the previous
+    handler is back afterwards.
+    """
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def print_json(data: Any) -> None:

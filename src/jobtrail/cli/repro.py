@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -11,7 +10,7 @@ import typer
 
 from jobtrail.cli.context import settings_from
 from jobtrail.cli.durations import duration_option
-from jobtrail.cli.output import err, escape, out, print_json
+from jobtrail.cli.output import err, escape, out, print_json, sigterm_as_interrupt
 from jobtrail.config import load_settings
 from jobtrail.repro import ORDER, Progress, RunOptions, Scenario, run_reproduction
 
@@ -36,10 +35,6 @@ def _scenarios(choices: list[ScenarioChoice] | None) -> list[Scenario]:
     if not choices or ScenarioChoice.ALL in choices:
         return list(ORDER)
     return [Scenario(c.value) for c in choices]
-
-
-def _interrupt(signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 @app.command(name="run")
@@ -83,13 +78,9 @@ def run(
             if p.step != "monitor":
                 err.print(f"[dim]{p.step}[/] {escape(p.detail)}")
 
-        # SIGTERM (timeout, systemd, docker stop) must stop the run's worker and
-        # private redis-server like Ctrl-C does, not orphan them
-        previous = signal.signal(signal.SIGTERM, _interrupt)
-        try:
+        # SIGTERM must stop the run's worker and private redis-server, not orphan them
+        with sigterm_as_interrupt():
             result = run_reproduction(options, on_progress=progress)
-        finally:
-            signal.signal(signal.SIGTERM, previous)
     summary = result.summary
     if json_out:
         print_json(summary)

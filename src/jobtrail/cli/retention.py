@@ -6,11 +6,8 @@ settings, calls jobtrail.retention and renders; no retention logic lives here.
 
 from __future__ import annotations
 
-import signal
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -19,7 +16,7 @@ from rich.table import Table
 
 from jobtrail.cli.context import runtime, settings_from
 from jobtrail.cli.durations import duration_option
-from jobtrail.cli.output import err, exit_with, out, print_json
+from jobtrail.cli.output import err, exit_with, out, print_json, sigterm_as_interrupt
 from jobtrail.clock import now_s
 from jobtrail.errors import PolicyError
 from jobtrail.keys import JOB_ID_PATTERN
@@ -128,23 +125,6 @@ def _print_purge(report: PurgeReport) -> None:
             f"{n} {s}" for s, n in stuck.items()))
 
 
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Make SIGTERM stop the run like Ctrl-C: batches in flight finish, the audit is written.
-
-    Without it SIGTERM ends the process at once, like SIGKILL: nothing is
-    lost, but the audit row stays "running".
-    """
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 @app.command(name="purge")
 def purge_cmd(
     ctx: typer.Context,
@@ -171,7 +151,7 @@ def purge_cmd(
     store, archive = _stores(ctx)
     settings = settings_from(ctx)
     at = now_s()
-    with _sigterm_as_interrupt(), _progress() as progress:
+    with sigterm_as_interrupt(), _progress() as progress:
         task = progress.add_task("dry run" if dry_run else "purging",
                                  total=count_candidates(store, policy, at))
 
@@ -276,9 +256,10 @@ def restore(
             raise typer.BadParameter(f"{job_id!r} is not a job id", param_hint="JOB_IDS")
     store, archive = _stores(ctx)
     if job_ids:
-        report = restore_ids(store, archive, job_ids)
+        with sigterm_as_interrupt():
+            report = restore_ids(store, archive, job_ids)
     else:
-        with _progress() as progress:
+        with sigterm_as_interrupt(), _progress() as progress:
             task = progress.add_task("restoring", total=None)
             report = restore_matching(
                 store, archive, policy=policy,

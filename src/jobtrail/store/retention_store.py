@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -62,6 +63,24 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+#: A \uD800-\uDFFF escape: the only way JSON text in valid UTF-8 yields a surrogate.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+#: Brackets a JSON text may hold and still nest below every serializer's depth limit
+#: (orjson's is 255); nesting is at most the number of brackets.
+_SHALLOW_BRACKETS = 200
+
+
+def _may_not_serialize(text: str) -> bool:
+    """False when the JSON *text*, once parsed, certainly serializes canonically.
+
+    Parsing already refused NaN, overflowing floats and duplicated keys; what
+    is left is a lone surrogate (only from a \\uD8xx-\\uDFxx escape) and deep
+    nesting. Two C-speed scans spare most results a second serialization.
+    """
+    return (text.count("[") + text.count("{") > _SHALLOW_BRACKETS
+            or _SURROGATE_ESCAPE.search(text) is not None)
+
+
 def _finite_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):  # 1e400 parses as inf, which the archive cannot write
@@ -96,7 +115,8 @@ def _parse_meta(raw: bytes | None) -> dict[str, Any] | None:
     try:
         meta = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float,
                           object_pairs_hook=_unique_keys)
-        canonical_json(meta)  # refuses lone surrogates, which UTF-8 cannot carry
+        if _may_not_serialize(text):
+            canonical_json(meta)  # the archive's own serialization refuses what it cannot hold
     except (ValueError, TypeError, RecursionError):  # UnicodeEncodeError is a ValueError
         return {"raw": text}
     return meta if isinstance(meta, dict) else {"value": meta}
@@ -165,8 +185,7 @@ class RetentionStore:
             while True:
                 flat = cast(list[str], self._page_after(
                     keys=[index], args=[probe[1], repr(probe[0]), count]))
-                it = iter(flat)
-                rows = [(m, float(sc)) for m, sc in zip(it, it)]  # noqa: B905
+                rows = [(m, float(sc)) for m, sc in _pairs(flat).items()]  # members unique
                 page = [(m, sc) for m, sc in rows if (sc, m) > after and sc <= max_score]
                 more = len(rows) == count and rows[-1][1] <= max_score
                 if page or not more:

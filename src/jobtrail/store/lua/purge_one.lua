@@ -41,12 +41,12 @@ for i = 0, n - 1 do
     redis.call('HSET', tomb, 'job_id', id, 'purged_at', ARGV[1], 'policy', ARGV[2],
                'archive', ARGV[3], 'run_id', ARGV[4], 'status', status)
     redis.call('PEXPIRE', tomb, ARGV[5])
+    local event = {'type', 'purged', 'at', ARGV[1], 'policy', ARGV[2], 'archive', ARGV[3],
+                   'run_id', ARGV[4], 'status', status}
     if maxlen > 0 then
-      redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', 'type', 'purged', 'at', ARGV[1],
-                 'policy', ARGV[2], 'archive', ARGV[3], 'run_id', ARGV[4], 'status', status)
+      redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', unpack(event))
     else
-      redis.call('XADD', events, '*', 'type', 'purged', 'at', ARGV[1], 'policy', ARGV[2],
-                 'archive', ARGV[3], 'run_id', ARGV[4], 'status', status)
+      redis.call('XADD', events, '*', unpack(event))
     end
     redis.call('PEXPIRE', events, ARGV[5])
     ids[#ids + 1] = id
