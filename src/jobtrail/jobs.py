@@ -19,6 +19,7 @@ from jobtrail.connections import mask_url
 from jobtrail.errors import (
     InvalidTransitionError,
     JobtrailError,
+    ProblemParseError,
     ProblemTooLargeError,
     RedisUnavailableError,
 )
@@ -60,8 +61,20 @@ class JobService:
         self.app = app
 
     @staticmethod
-    def _check_size(problem: str) -> None:
-        size = len(problem.encode("utf-8", "surrogatepass"))
+    def check_text(problem: str) -> None:
+        """Refuse a problem text no job record can hold; called by submit() before any write.
+
+        Raises:
+            ProblemParseError: The text has characters UTF-8 cannot encode (lone
+                surrogates: bytes that were not UTF-8 on a command line).
+            ProblemTooLargeError: The text is over MAX_SUBMIT_BYTES.
+        """
+        try:
+            size = len(problem.encode("utf-8"))
+        except UnicodeEncodeError as exc:
+            raise ProblemParseError(f"problem text is not valid UTF-8 (character {exc.start})",
+                                    text=problem.encode("utf-8", "replace").decode(),
+                                    position=exc.start) from None
         if size > MAX_SUBMIT_BYTES:
             raise ProblemTooLargeError(
                 f"problem text is {size} bytes; at most {MAX_SUBMIT_BYTES} are accepted",
@@ -91,11 +104,12 @@ class JobService:
 
         Raises:
             ProblemTooLargeError: The text is over MAX_SUBMIT_BYTES; nothing written.
+            ProblemParseError: The text is not valid UTF-8; nothing written.
             RedisUnavailableError: The main DB or the broker is down (a job
                 created before the broker failed is marked failed; a task sent
                 whose record could not be written is revoked).
         """
-        self._check_size(problem)
+        self.check_text(problem)
         # the record's round trip overlaps the publish: both are in flight together
         job, pending = self.store.send_create(problem)
         try:
@@ -126,10 +140,11 @@ class JobService:
 
         Raises:
             ProblemTooLargeError: A text is too large; nothing written.
+            ProblemParseError: A text is not valid UTF-8; nothing written.
             RedisUnavailableError: The main DB or the broker is down.
         """
         for problem in problems:
-            self._check_size(problem)
+            self.check_text(problem)
         jobs: list[Job] = []
         with self.app.producer_or_acquire() as producer:
             for start in range(0, len(problems), SUBMIT_CHUNK):

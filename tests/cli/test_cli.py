@@ -10,10 +10,12 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from jobtrail.config import Settings
 from jobtrail.embedded import free_port
 from jobtrail.jobs import JobService
+from jobtrail.keys import KeySpace
 from jobtrail.store import JobStore
 from jobtrail.worker.app import create_celery_app
 from tests.helpers.processes import settings_env
@@ -69,6 +71,21 @@ def test_bad_input_is_one_line_and_nonzero(settings: Settings, store: JobStore,
     assert result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith("error: ") and fragment in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_submit_of_bytes_that_are_not_utf8_is_one_line_and_creates_nothing(
+        settings: Settings, main_db: redis.Redis, keys: KeySpace) -> None:
+    # Given a shell that passes raw bytes (argv decodes them with surrogateescape)
+    argv = [sys.executable.encode(), b"-m", b"jobtrail", b"submit", b"solve x = 1",
+            b"\xff\xfe", b"solve x = 2"]
+    result = subprocess.run(argv, env=settings_env(settings), capture_output=True, text=True,
+                            timeout=60, check=False)
+    # Then it is a usage error on one line, and none of the three jobs exists
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: Invalid value for PROBLEMS: problem 2: problem text is not valid UTF-8 "
+        "(character 0)"], result.stderr
+    assert main_db.zcard(keys.jobs()) == 0
 
 
 def test_bad_setting_is_refused_at_start(settings: Settings) -> None:

@@ -105,3 +105,17 @@ def test_durations(text: str, seconds: float) -> None:
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+def test_restore_of_an_unknown_id_or_policy(settings: Settings, store: JobStore) -> None:
+    # An id the archive does not hold is an unknown job (exit 3, as `status` says)
+    missing = run(settings, "restore", "00000000-0000-0000-0000-000000000000")
+    assert missing.returncode == 3
+    assert missing.stderr == ("error: job 00000000-0000-0000-0000-000000000000 is not in the "
+                              "archive\n")
+    # A policy that is neither configured nor named by any archived row is a typo
+    typo = run(settings, "restore", "--policy", "nosuch")
+    assert typo.returncode == 2, typo.stderr
+    assert typo.stderr.startswith("error: unknown retention policy 'nosuch' (and no archived "
+                                  "job names it); known: ")
+    assert ArchiveStore(settings.effective_archive_url).history() == []  # no audit row

@@ -26,7 +26,14 @@ from jobtrail.cli import trace as trace_cmd
 from jobtrail.cli.context import CliState, runtime
 from jobtrail.cli.output import err, exit_with, job_table, out, print_json, render_job
 from jobtrail.clock import monotonic_s
-from jobtrail.errors import ConfigError, JobNotFoundError, JobtrailError
+from jobtrail.errors import (
+    ArchivedJobNotFoundError,
+    ConfigError,
+    JobNotFoundError,
+    JobtrailError,
+    ProblemError,
+)
+from jobtrail.jobs import JobService
 from jobtrail.keys import JOB_ID_PATTERN
 from jobtrail.logconfig import log_config
 from jobtrail.models import TERMINAL_STATUSES, JobStatus
@@ -101,6 +108,11 @@ def submit(
     json_out: JsonOpt = False,
 ) -> None:
     """Submit problems as jobs; print their ids (or, with --wait, their answers)."""
+    for n, problem in enumerate(problems, 1):  # all or nothing: a bad one is a usage error
+        try:
+            JobService.check_text(problem)
+        except ProblemError as exc:
+            raise typer.BadParameter(f"problem {n}: {exc}", param_hint="PROBLEMS") from None
     rt = runtime(ctx)
     jobs = rt.service.submit_many(problems) if len(problems) > 1 else [
         rt.service.submit(problems[0])]
@@ -207,7 +219,7 @@ def main() -> None:
         exit_with(format_message() if format_message else str(exc), 2)
     except ConfigError as exc:
         exit_with(str(exc), 2)
-    except JobNotFoundError as exc:
+    except (JobNotFoundError, ArchivedJobNotFoundError) as exc:
         exit_with(str(exc), 3)
     except JobtrailError as exc:
         exit_with(str(exc), 1)

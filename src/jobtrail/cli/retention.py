@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -71,14 +71,22 @@ def _when(at: float | None) -> str:
     return datetime.fromtimestamp(at, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _named(ctx: typer.Context, name: str) -> RetentionPolicy:
+def _policies(ctx: typer.Context) -> dict[str, RetentionPolicy]:
     try:
-        policies = policies_from_settings(settings_from(ctx))
+        return policies_from_settings(settings_from(ctx))
     except PolicyError as exc:
         exit_with(str(exc), 2)
+
+
+def _unknown_policy(name: str, policies: dict[str, RetentionPolicy], why: str = "") -> NoReturn:
+    known = ", ".join(policies) or "none configured (JOBTRAIL_RETENTION_POLICIES)"
+    exit_with(f"unknown retention policy {name!r}{why}; known: {known}", 2)
+
+
+def _named(ctx: typer.Context, name: str) -> RetentionPolicy:
+    policies = _policies(ctx)
     if name not in policies:
-        known = ", ".join(policies) or "none configured (JOBTRAIL_RETENTION_POLICIES)"
-        exit_with(f"unknown retention policy {name!r}; known: {known}", 2)
+        _unknown_policy(name, policies)
     return policies[name]
 
 
@@ -171,10 +179,7 @@ def purge_cmd(
 @app.command()
 def policies(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     """Show the configured policies and what each would select now."""
-    try:
-        named = policies_from_settings(settings_from(ctx))
-    except PolicyError as exc:
-        exit_with(str(exc), 2)
+    named = _policies(ctx)
     rows: list[dict[str, Any]] = []
     if named:
         store, archive = _stores(ctx)
@@ -255,6 +260,10 @@ def restore(
         if not JOB_ID_PATTERN.match(job_id):
             raise typer.BadParameter(f"{job_id!r} is not a job id", param_hint="JOB_IDS")
     store, archive = _stores(ctx)
+    if policy is not None:  # a policy since removed from the settings still names its rows
+        policies = _policies(ctx)
+        if policy not in policies and not archive.count(policy=policy):
+            _unknown_policy(policy, policies, " (and no archived job names it)")
     if job_ids:
         with sigterm_as_interrupt():
             report = restore_ids(store, archive, job_ids)
