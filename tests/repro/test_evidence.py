@@ -9,9 +9,10 @@ import pytest
 
 from jobtrail.config import Settings
 from jobtrail.repro.evidence import unexpected_events
-from jobtrail.repro.findings import lifecycle_ok
+from jobtrail.repro.findings import Inputs, lifecycle_ok, worker_crash
 from jobtrail.repro.harness import masked_settings
 from jobtrail.repro.risk import CATEGORIES, category_risk
+from jobtrail.repro.scenarios import crash_limits
 
 
 @pytest.mark.parametrize(("policy", "maxmemory", "with_ttl", "expected"), [
@@ -113,3 +114,47 @@ def test_a_record_gone_between_snapshots_is_reported_from_its_final_trace() -> N
     assert [(e["cause"], e["what"]) for e in gone] == [
         ("deleted_externally", "job record j1 gone: trace says deleted_externally")]
     assert gone[0]["source"] == "recording.json: final.traces"
+
+
+def _crash_inputs(after: dict[str, Any], events: list[str]) -> Inputs:
+    settings = crash_limits(1.0)
+    data = {
+        "job_id": "j1", "settings": settings, "calibration_solve_s": 1.0,
+        "doomed": {"node": "doomed@h", "pid": 7, "signal": "SIGKILL", "killed_at": 10.0},
+        "at_kill": {"record": {"status": "processing", "attempts": 1}},
+        "after": {"record": after,
+                  "events": [{"type": t, "at": 11.0 + i} for i, t in enumerate(events)]},
+        "result": {"status": "FAILURE", "pttl_ms": 1000},
+        "trace": {"fate": "failed", "verdict": "failed"},
+    }
+    return Inputs({"name": "worker-crash", "data": data}, 0, [], (0.0, 100.0), "m.json", {})
+
+
+def test_a_redelivered_job_timed_out_by_the_scenario_limit_is_not_a_defect() -> None:
+    # Given a loaded machine: the rescuer's attempt ran past the scenario's own soft limit
+    events = ["created", "started", "redelivered", "started", "failed"]
+    after = {"status": "failed", "attempts": 2, "worker": "rescuer@h",
+             "error": f"timed out after {crash_limits(1.0)['solver_time_limit_s']:g} s"}
+
+    out = worker_crash(_crash_inputs(after, events))
+
+    # Then the redelivery holds, the time-out is described (not blamed on the system)
+    assert [f["holds"] for f in out] == [True, True, True, None]
+    assert "not lost" in out[-1]["claim"]
+
+
+def test_a_redelivered_job_failed_for_another_reason_is_a_defect() -> None:
+    events = ["created", "started", "redelivered", "started", "failed"]
+    after = {"status": "failed", "attempts": 2, "worker": "rescuer@h",
+             "error": "worker lost each time"}
+
+    out = worker_crash(_crash_inputs(after, events))
+
+    assert out[1]["holds"] is False
+
+
+def test_crash_limits_scale_with_the_measured_solve() -> None:
+    assert crash_limits(1.0) == {"visibility_timeout_s": 8, "solver_time_limit_s": 6.0,
+                                 "solver_hard_time_limit_s": 7.0}
+    assert crash_limits(5.2) == {"visibility_timeout_s": 23, "solver_time_limit_s": 21.0,
+                                 "solver_hard_time_limit_s": 22.0}

@@ -11,23 +11,26 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
-from jobtrail.errors import ReproError
+from jobtrail.clock import monotonic_s
+from jobtrail.errors import ProblemError, ReproError
 from jobtrail.jobs import SAMPLE_PROBLEMS
 from jobtrail.models import TERMINAL_STATUSES, JobStatus
 from jobtrail.repro.context import RunContext
 from jobtrail.repro.memory import memory_pressure
 from jobtrail.retention.policy import RetentionPolicy
 from jobtrail.retention.purge import purge
+from jobtrail.solver import solve
 from jobtrail.store import TombstoneStore
 from jobtrail.store.retention_store import RetentionStore
 from jobtrail.trace import trace_job
 
-__all__ = ["MEDIUM_PROBLEM", "ORDER", "RUNNERS", "Scenario", "job_observation",
+__all__ = ["MEDIUM_PROBLEM", "ORDER", "RUNNERS", "Scenario", "crash_limits", "job_observation",
            "result_observation"]
 
 logger = logging.getLogger(__name__)
@@ -180,10 +183,38 @@ def ttl_expiry(ctx: RunContext) -> dict[str, Any]:
     }
 
 
+def crash_limits(solve_s: float) -> dict[str, Any]:
+    """Return the worker-crash scenario's time limits for a machine that solves MEDIUM_PROBLEM
+    in *solve_s* seconds (wall time, measured in this run).
+
+    The soft limit is four times that solve, at least 6 s, so a loaded machine's slow
+    solve is not mistaken for a defect; the visibility timeout stays just above the hard
+    limit, so the rescuer's delivery is not restored again while it still solves.
+
+    Returns:
+        Settings overrides: visibility_timeout_s (whole seconds), solver_time_limit_s
+        and solver_hard_time_limit_s (seconds).
+    """
+    soft_s = float(max(6, math.ceil(4 * solve_s)))
+    return {"visibility_timeout_s": int(soft_s) + 2, "solver_time_limit_s": soft_s,
+            "solver_hard_time_limit_s": soft_s + 1}
+
+
+def _time_medium_solve() -> float:
+    started = monotonic_s()
+    try:
+        solve(MEDIUM_PROBLEM)
+    except ProblemError:
+        logger.warning("calibration solve failed problem=%s", MEDIUM_PROBLEM)
+    return monotonic_s() - started
+
+
 def worker_crash(ctx: RunContext) -> dict[str, Any]:
     """SIGKILL a worker mid-task; a second worker gets the job after the visibility timeout."""
-    overrides = {"visibility_timeout_s": 8, "solver_time_limit_s": 6.0,
-                 "solver_hard_time_limit_s": 7.0}
+    calibration_s = _time_medium_solve()
+    overrides = crash_limits(calibration_s)
+    ctx.say("worker-crash", f"this machine solves the problem in {calibration_s:.1f} s; "
+            f"soft time limit {overrides['solver_time_limit_s']:g} s")
     ctx.stop_workers()
     doomed, doomed_node = ctx.start_worker("repro-doomed", **overrides)
     service = ctx.service_for(**overrides)
@@ -205,6 +236,7 @@ def worker_crash(ctx: RunContext) -> dict[str, Any]:
     trace = trace_job(ctx.trace_sources(), job.id)
     return {
         "job_id": job.id, "problem": MEDIUM_PROBLEM, "settings": overrides,
+        "calibration_solve_s": round(calibration_s, 3),
         "doomed": {"node": doomed_node, "pid": doomed.pid, "signal": "SIGKILL",
                    "killed_at": killed_at},
         "rescuer": rescuer_node, "at_kill": at_kill, "after": job_observation(ctx, job.id),
