@@ -167,3 +167,18 @@ def test_workers_lists_live_worker_and_its_job(settings: Settings, store: JobSto
     proc.stop()
     rows = json.loads(run(fast, "workers", "--json").stdout)
     assert rows[0]["alive"] is False
+
+
+def test_user_data_prints_as_stored_without_emoji_or_markup(settings: Settings,
+                                                            store: JobStore) -> None:
+    # Given a problem holding an emoji code, Rich markup and a backslash before a bracket
+    problem = r"solve x = 1 :thumbs_up: [bold]stats:m:1[/] a\[b]"
+    job = store.create(problem)
+
+    result = run(settings, "status", job.id)
+
+    # Then the screen shows exactly the stored text
+    assert result.returncode == 0, result.stderr
+    assert problem in result.stdout, result.stdout
+    assert "\N{THUMBS UP SIGN}" not in result.stdout and "\N{CIRCLED LATIN CAPITAL LETTER M}" \
+        not in result.stdout

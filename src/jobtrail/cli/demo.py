@@ -13,7 +13,7 @@ import typer
 from rich.live import Live
 
 from jobtrail.cli.context import runtime
-from jobtrail.cli.output import err, exit_with, job_table, out
+from jobtrail.cli.output import err, escape, exit_with, job_table, out
 from jobtrail.clock import monotonic_s
 from jobtrail.jobs import SAMPLE_PROBLEMS
 from jobtrail.models import TERMINAL_STATUSES, Job, JobStatus
@@ -87,10 +87,10 @@ def _progress(jobs: list[Job]) -> str:
 
 
 def _print_answer(job: Job) -> None:
-    out.print(f"\n[bold]{job.problem}[/]")
+    out.print(f"\n[bold]{escape(job.problem)}[/]")
     if job.status is JobStatus.COMPLETED:
-        out.print(f"  answer: [green]{job.answer}[/]")
+        out.print(f"  answer: [green]{escape(job.answer or '')}[/]")
         for step in job.steps:
-            out.print(f"    - {step}")
+            out.print(f"    - {escape(step)}")
     else:
-        out.print(f"  [red]{job.status.value}[/]: {job.error}")
+        out.print(f"  [red]{job.status.value}[/]: {escape(job.error or '')}")

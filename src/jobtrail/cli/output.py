@@ -16,14 +16,16 @@ from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 from rich.console import Console
+from rich.markup import escape as rich_escape
 from rich.table import Table
 
 from jobtrail.models import Job
 
 __all__ = ["err", "escape", "exit_with", "job_table", "out", "print_json", "render_job"]
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# emoji off: `:thumbs_up:` in a problem or `:m:` in a key (`stats:m:...`) is data, not an emoji code
+out = Console(highlight=False, soft_wrap=True, emoji=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 def exit_with(message: str, code: int = 1) -> NoReturn:
@@ -118,7 +120,7 @@ def escape(text: str) -> str:
     drive the terminal, so every C0/C1 control character but tab and newline
     prints as its `\\xNN` code.
     """
-    return _shown(text).replace("[", r"\[")
+    return rich_escape(_shown(text))
 
 
 def _shown(text: str) -> str:
