@@ -146,3 +146,16 @@ def test_api_process_never_imports_sympy() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_trace_of_an_id_no_store_has_seen_is_404_with_the_trace(api: httpx.Client) -> None:
+    # Given an id nobody ever submitted
+    missing = "0f0e0d0c-0000-4000-8000-000000000000"
+
+    response = api.get(f"/jobs/{missing}/trace")
+
+    # Then 404 (as the CLI exits 3), the body is the trace plus the error object
+    assert response.status_code == 404
+    body = response.json()
+    assert body["fate"] == "unknown" and body["id"] == missing
+    assert body["error"]["type"] == "job_not_found" and body["error"]["fate"] == "unknown"

@@ -17,15 +17,13 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
-from jobtrail.clock import monotonic_s
-from jobtrail.errors import ProblemError, ReproError
+from jobtrail.errors import ReproError
 from jobtrail.jobs import SAMPLE_PROBLEMS
 from jobtrail.models import TERMINAL_STATUSES, JobStatus
 from jobtrail.repro.context import RunContext
 from jobtrail.repro.memory import memory_pressure
 from jobtrail.retention.policy import RetentionPolicy
 from jobtrail.retention.purge import purge
-from jobtrail.solver import solve
 from jobtrail.store import TombstoneStore
 from jobtrail.store.retention_store import RetentionStore
 from jobtrail.trace import trace_job
@@ -200,18 +198,25 @@ def crash_limits(solve_s: float) -> dict[str, Any]:
             "solver_hard_time_limit_s": soft_s + 1}
 
 
-def _time_medium_solve() -> float:
-    started = monotonic_s()
-    try:
-        solve(MEDIUM_PROBLEM)
-    except ProblemError:
-        logger.warning("calibration solve failed problem=%s", MEDIUM_PROBLEM)
-    return monotonic_s() - started
+def _time_medium_solve(ctx: RunContext) -> float:
+    """Solve MEDIUM_PROBLEM once on the run's running worker; return its solve time (s).
+
+    Measured from the record (started_at to finished_at), on the same machine and
+    under the same load as the scenario's own workers. A calibration job that fails
+    (it ran past the run's own limit) counts as that limit.
+    """
+    probe = ctx.service.submit(MEDIUM_PROBLEM)
+    ctx.wait_for(lambda: _finished(ctx, [probe.id]), "the calibration job to finish")
+    job = ctx.store.get(probe.id)
+    if job.status is not JobStatus.COMPLETED or job.started_at is None \
+            or job.finished_at is None:
+        return ctx.settings.solver_time_limit_s
+    return job.finished_at - job.started_at
 
 
 def worker_crash(ctx: RunContext) -> dict[str, Any]:
     """SIGKILL a worker mid-task; a second worker gets the job after the visibility timeout."""
-    calibration_s = _time_medium_solve()
+    calibration_s = _time_medium_solve(ctx)
     overrides = crash_limits(calibration_s)
     ctx.say("worker-crash", f"this machine solves the problem in {calibration_s:.1f} s; "
             f"soft time limit {overrides['solver_time_limit_s']:g} s")

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from jobtrail.api.deps import Services, get_services
 from jobtrail.api.schemas import ErrorBody, JobIn, JobOut, JobPage, JobsOut, error_body
 from jobtrail.keys import JOB_ID_PATTERN
-from jobtrail.models import JobStatus
+from jobtrail.models import Fate, JobStatus
 from jobtrail.trace import trace_job
 
 __all__ = ["router"]
@@ -90,7 +90,16 @@ def get_job(job_id: JobId, svc: Svc) -> JobOut | JSONResponse:
     return JobOut.of(job)
 
 
-@router.get("/jobs/{job_id}/trace", responses=_ERRORS)
-def trace(job_id: JobId, svc: Svc) -> dict[str, object]:
-    """Return the fate of a job id with its verdict, timeline and the evidence of each store."""
-    return trace_job(svc.trace_sources(), job_id).to_dict()
+@router.get("/jobs/{job_id}/trace", response_model=None, responses=_ERRORS)
+def trace(job_id: JobId, svc: Svc) -> dict[str, object] | JSONResponse:
+    """Return the fate of a job id with its verdict, timeline and the evidence of each store.
+
+    An id no store has ever seen (fate `unknown`) answers 404, as `jobtrail trace` exits
+    3 for it; the body is the trace itself plus the usual `error` object.
+    """
+    result = trace_job(svc.trace_sources(), job_id)
+    if result.fate is Fate.UNKNOWN:
+        return JSONResponse({**result.to_dict(), **error_body(
+            "job_not_found", f"job {job_id} not found", job_id=job_id, fate=result.fate.value,
+            verdict=result.verdict)}, status_code=404)
+    return result.to_dict()
