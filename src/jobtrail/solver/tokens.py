@@ -1,11 +1,16 @@
 """Split a normalized maths fragment into allow-listed tokens.
 
 Invariant: every token ``tokenize()`` returns is a number literal of at most
-``MAX_LITERAL_DIGITS`` digits, one of the operators ``+ - * / ^ ( ) , !``, a
-function name from ``FUNCTIONS``, a constant from ``CONSTANTS`` or a variable
-name from ``VARIABLE_WORDS`` or a single ASCII letter. Nothing else passes, so
-no identifier of Python's (``__import__``, ``lambda``, ``open``) can reach
-SymPy, and the text is never evaluated.
+``MAX_LITERAL_DIGITS`` digits (decimal, or scientific like ``1.5e-3``), one of
+the operators ``+ - * / ^ ( ) , ! | _`` or ``deg`` (a degree sign or the word
+``degrees``), a function name from ``FUNCTIONS``, a constant from
+``CONSTANTS`` or a variable name from ``VARIABLE_WORDS`` or a single ASCII
+letter. Nothing else passes, so no identifier of Python's (``__import__``,
+``lambda``, ``open``) can reach SymPy, and the text is never evaluated.
+
+A token that stands for something other than its literal text carries a
+``note`` (``"scientific notation"``, ``"letters split"``, ``"word operator"``,
+``"** as power"``) so the parser can tell the user how the text was read.
 """
 
 from __future__ import annotations
@@ -53,12 +58,28 @@ _STOP_WORDS = frozenset(
 )
 _MAX_SPLIT_LETTERS = 3
 
+# A mantissa followed by e/E and an exponent is one number (``1.5e-3``,
+# ``6.02E+23``, ``1e3``); ``2e``, ``2e^x`` and ``2 e-3`` keep Euler's e.
 _TOKEN = re.compile(
     r"(?P<space>\s+)"
-    r"|(?P<num>\d+(?:\.\d+)?|\.\d+)"
+    r"|(?P<num>(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][+-]?\d+(?![.\d]))?)"
     r"|(?P<word>[A-Za-z]+)"
-    r"|(?P<op>\*\*|[-+*/^(),!])"
+    r"|(?P<op>\*\*|[-+*/^(),!|_])"
 )
+_SCIENTIFIC = re.compile(r"[eE]")
+
+# Words read as operators: (token kind, value) pairs they stand for.
+_WORD_OPERATORS: dict[str, tuple[tuple[str, str], ...]] = {
+    "squared": (("op", "^"), ("num", "2")),
+    "cubed": (("op", "^"), ("num", "3")),
+    "plus": (("op", "+"),),
+    "minus": (("op", "-"),),
+    "times": (("op", "*"),),
+    "over": (("op", "/"),),
+    "degrees": (("op", "deg"),),
+    "degree": (("op", "deg"),),
+    "deg": (("op", "deg"),),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,16 +88,20 @@ class Token:
 
     Attributes:
         kind: ``"num"``, ``"op"``, ``"func"``, ``"const"`` or ``"var"``.
-        value: The literal, operator (``**`` is given as ``^``), canonical
-            function or constant name (``ln`` -> ``log``, ``arcsin`` ->
-            ``asin``, ``infinity`` -> ``oo``, ``e`` -> ``E``, ``i`` -> ``I``),
-            or variable name.
+        value: The literal, operator (``**`` is given as ``^``, ``degrees``
+            as ``deg``), canonical function or constant name (``ln`` ->
+            ``log``, ``arcsin`` -> ``asin``, ``infinity`` -> ``oo``, ``e`` ->
+            ``E``, ``i`` -> ``I``), or variable name.
         position: 0-based index of the token in the fragment.
+        note: Why the token is not its literal text (``"scientific
+            notation"``, ``"letters split"``, ``"word operator"``, ``"** as
+            power"``), or ``""``.
     """
 
     kind: str
     value: str
     position: int
+    note: str = ""
 
 
 _FUNCTION_ALIASES = {"ln": "log", "arcsin": "asin", "arccos": "acos", "arctan": "atan"}
@@ -109,13 +134,17 @@ def _word_tokens(word: str, position: int, fragment: str) -> list[Token]:
         return [Token("const", _CONSTANT_ALIASES.get(key, key), position)]
     if lower in VARIABLE_WORDS:
         return [Token("var", lower, position)]
+    if lower in _WORD_OPERATORS:
+        pairs = _WORD_OPERATORS[lower]
+        return [Token(kind, value, position, "word operator") for kind, value in pairs]
     if len(word) == 1:
         return [Token("var", word, position)]
     if len(word) <= _MAX_SPLIT_LETTERS and lower not in _STOP_WORDS:
         # "xy" is x*y: a product of single-letter variables (or e, i).
         out: list[Token] = []
         for offset, letter in enumerate(word):
-            out.extend(_word_tokens(letter, position + offset, fragment))
+            for token in _word_tokens(letter, position + offset, fragment):
+                out.append(Token(token.kind, token.value, token.position, "letters split"))
         return out
     raise parse_error(fragment, position, f"unknown word '{word}'")
 
@@ -144,16 +173,20 @@ def tokenize(fragment: str) -> list[Token]:
         group = match.lastgroup
         value = match.group(0)
         if group == "num":
-            digits = len(value.replace(".", ""))
+            digits = len(re.sub(r"[^0-9]", "", value))
             if digits > MAX_LITERAL_DIGITS:
                 raise ProblemTooLargeError(
                     f"number too large: a literal has {digits} digits; "
                     f"the limit is {MAX_LITERAL_DIGITS}"
                 )
-            tokens.append(Token("num", value, position))
+            note = "scientific notation" if _SCIENTIFIC.search(value) else ""
+            tokens.append(Token("num", value, position, note))
         elif group == "word":
             tokens.extend(_word_tokens(value, position, fragment))
         elif group == "op":
-            tokens.append(Token("op", "^" if value == "**" else value, position))
+            if value == "**":
+                tokens.append(Token("op", "^", position, "** as power"))
+            else:
+                tokens.append(Token("op", value, position))
         position = match.end()
     return tokens
