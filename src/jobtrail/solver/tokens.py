@@ -57,6 +57,8 @@ _STOP_WORDS = frozenset(
     {"and", "or", "the", "of", "is", "to", "as", "for", "at", "by", "in", "on", "an", "if", "it"}
 )
 _MAX_SPLIT_LETTERS = 3
+# Names recognized inside a run of letters, longest first ("sinh" before "sin").
+_SPLIT_NAMES = tuple(sorted(FUNCTIONS | {"pi"}, key=lambda name: (-len(name), name)))
 
 # A mantissa followed by e/E and an exponent is one number (``1.5e-3``,
 # ``6.02E+23``, ``1e3``); ``2e``, ``2e^x`` and ``2 e-3`` keep Euler's e.
@@ -125,6 +127,26 @@ def parse_error(fragment: str, position: int, reason: str = "") -> ProblemParseE
     return ProblemParseError(message, text=fragment, position=position)
 
 
+def _split_word(word: str) -> list[tuple[int, str]] | None:
+    """Split a run of letters into function names, ``pi`` and single letters, or None.
+
+    ``"xy"`` is x*y, ``"sinx"`` is sin x, ``"lnx"`` is ln x (not l*n*x),
+    ``"pix"`` is pi*x (not p*i*x); at most ``_MAX_SPLIT_LETTERS`` single
+    letters, so ``"hello"`` is refused as an unknown word.
+    """
+    lower = word.lower()
+    pieces: list[tuple[int, str]] = []
+    singles = 0
+    offset = 0
+    while offset < len(word):
+        named = next((name for name in _SPLIT_NAMES if lower.startswith(name, offset)), None)
+        size = len(named) if named is not None else 1
+        singles += named is None
+        pieces.append((offset, word[offset : offset + size]))
+        offset += size
+    return pieces if singles <= _MAX_SPLIT_LETTERS else None
+
+
 def _word_tokens(word: str, position: int, fragment: str) -> list[Token]:
     lower = word.lower()
     if lower in FUNCTIONS:
@@ -139,13 +161,14 @@ def _word_tokens(word: str, position: int, fragment: str) -> list[Token]:
         return [Token(kind, value, position, "word operator") for kind, value in pairs]
     if len(word) == 1:
         return [Token("var", word, position)]
-    if len(word) <= _MAX_SPLIT_LETTERS and lower not in _STOP_WORDS:
-        # "xy" is x*y: a product of single-letter variables (or e, i).
-        out: list[Token] = []
-        for offset, letter in enumerate(word):
-            for token in _word_tokens(letter, position + offset, fragment):
-                out.append(Token(token.kind, token.value, token.position, "letters split"))
-        return out
+    if lower not in _STOP_WORDS:
+        pieces = _split_word(word)
+        if pieces is not None:
+            out: list[Token] = []
+            for offset, piece in pieces:
+                for token in _word_tokens(piece, position + offset, fragment):
+                    out.append(Token(token.kind, token.value, token.position, "letters split"))
+            return out
     raise parse_error(fragment, position, f"unknown word '{word}'")
 
 
