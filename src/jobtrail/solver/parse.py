@@ -138,12 +138,13 @@ class _Parser:
         self.decimal = any(
             token.kind == "num" and not token.value.isdigit() for token in tokens
         )
-        for before, after in zip(tokens, tokens[1:], strict=False):
+        for before, after, then in zip(tokens, tokens[1:], [*tokens[2:], None], strict=False):
             if (
                 before.kind == "num"
                 and after.kind == "const"
                 and after.value == "E"
                 and after.position == before.position + len(before.value)
+                and not (then is not None and then.kind == "op" and then.value == "^")
             ):
                 self.notes.add("number next to e")  # 2e is 2*e, not scientific notation
 
