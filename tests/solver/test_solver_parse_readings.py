@@ -130,6 +130,7 @@ def test_scientific_literal_next_to_a_variable_is_its_coefficient() -> None:
         ("d/dx e^-x", -sympy.exp(-x), []),
         ("d/dx 2e^x", 2 * sympy.exp(x), []),
         ("d/dx 2e x", 2 * sympy.E, ["read as 2*e*x"]),  # a number next to e is a product
+        ("2 e-3 - 2e", sympy.Integer(-3), ["read as 2*e - 3 - 2*e"]),  # spaced: not 2*10^-3
         ("d/dx xe^x", (x + 1) * sympy.exp(x), ["read as x*e^x"]),  # letters split
     ],
 )

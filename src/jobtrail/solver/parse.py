@@ -143,10 +143,9 @@ class _Parser:
                 before.kind == "num"
                 and after.kind == "const"
                 and after.value == "E"
-                and after.position == before.position + len(before.value)
                 and not (then is not None and then.kind == "op" and then.value == "^")
             ):
-                self.notes.add("number next to e")  # 2e is 2*e, not scientific notation
+                self.notes.add("number next to e")  # 2e and 2 e-3 hold Euler's e: say so
 
     def peek(self, ahead: int = 0) -> Token | None:
         index = self.index + ahead
