@@ -12,6 +12,8 @@ import sympy  # type: ignore[import-untyped]  # no py.typed in sympy 1.14
 
 from jobtrail.errors import ProblemParseError
 from jobtrail.solver import solve
+from jobtrail.solver.parse import read_expression
+from jobtrail.solver.text import normalize
 
 x, y = sympy.symbols("x y")
 _LOCALS = {"x": x, "y": y, "E": sympy.E, "I": sympy.I, "pi": sympy.pi}
@@ -222,3 +224,23 @@ def test_unreadable_notation_fails_with_one_clear_line(problem: str, message: st
         solve(problem)
     assert message in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "problem",
+    [
+        "sin 2x", "3 sin 2x cos 3x", "sin^2 x + cos^2 x", "sin x^2 y", "log x / x", "sqrt 2x",
+        "1.5e-3 x", "6.02e+23", "2e", "e^-x", "1/2x + x/2y", "2^3^2", "-x^2", "x - -y",
+        "-(x + 1)", "(-x)^2", "(x^2)^3", "x/(2y)", "a/b/c", "a*-b", "(x + 1)!", "3!!",
+        "|x - 1| + ||x| - 2|", "log_2 x", "log10(x)", "sin 30°", "x squared times 3", "lnx",
+        "2pix", "sin 2(x + 1)", "cos^-1 x", "sin cos x", "e^2x", "sin pi/6",
+    ],
+)
+def test_a_reading_reads_back_as_the_same_expression(problem: str) -> None:
+    # Given how the parser read the text
+    reading = read_expression(normalize(problem))
+    # When its explicit form is parsed again
+    again = read_expression(reading.text)
+    # Then it is the same expression, and writing it out again changes nothing
+    assert sympy.simplify(again.expr - reading.expr) == 0
+    assert again.text == reading.text

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import sympy  # type: ignore[import-untyped]  # sympy 1.14 ships no py.typed
 
@@ -419,8 +420,11 @@ def _negated(node: Node) -> str:
 
 
 def _render_product(args: tuple[Node, ...]) -> str:
-    text = _wrap(args[0], _PRODUCT)
-    pending_division = False
+    first = args[0]
+    text = _wrap(first, _PRODUCT)
+    pending_division = isinstance(first, Op) and any(
+        isinstance(arg, Op) and arg.name == "recip" for arg in first.args
+    )
     for arg in args[1:]:
         if isinstance(arg, Op) and arg.name == "recip":
             text = f"{text}/{_wrap(arg.args[0], _POWER)}"
@@ -485,6 +489,17 @@ def _leaf_size(node: Leaf) -> float | None:
     return math.log10(int(mantissa) + 1) + shift
 
 
+def _literal_exponent_size(exponent: Node, height: float) -> float:
+    """log10 of the numerator of a literal exponent (2^0.0015 is small), else *height*."""
+    if isinstance(exponent, Op) and exponent.name == "neg":
+        exponent = exponent.args[0]
+    if not (isinstance(exponent, Leaf) and exponent.kind == "num"):
+        return height
+    mantissa, _, power_of_ten = exponent.value.lower().partition("e")
+    value = Fraction(mantissa) * Fraction(10) ** int(power_of_ten or 0)
+    return math.log10(abs(value.numerator) + 1)
+
+
 def _check_size(node: Node) -> float | None:
     """Return an upper bound on log10 of the height of *node* if it is constant, else None.
 
@@ -510,6 +525,8 @@ def _check_size(node: Node) -> float | None:
         result = sum(known)
     elif node.name in {"^", "exp", "sinh", "cosh"}:
         base, exponent = (known[0], known[1]) if node.name == "^" else (_LOG10_E, known[0])
+        if node.name == "^":
+            exponent = _literal_exponent_size(node.args[1], exponent)
         if exponent > math.log10(MAX_DIGITS) + 1:
             raise _too_large(f"a power would have more than {MAX_DIGITS} digits")
         result = base * 10**exponent
