@@ -5,17 +5,23 @@ parsed into a tree of this module's own nodes, checked for size (constant
 powers, towers, factorials, symbolic exponents) by logarithmic estimates,
 and only then turned into SymPy objects by calling SymPy constructors
 directly. Nothing is ever passed to ``sympify``, ``parse_expr`` or Python's
-evaluator.
+evaluator. Every reading that is not literally the text carries notes, and
+inside ``collect_readings`` becomes one ``"read as <explicit text>"`` step
+(docs/problems.md lists the conventions).
 
 Grammar (``^`` is power, right-associative; juxtaposition multiplies)::
 
-    sum     := product (("+" | "-") product)*            -> one flat "+" node
-    product := signed (("*" | "/") signed | <implicit> power)*   -> one flat "*" node
-    signed  := ("+" | "-")* power
-    power   := postfix ("^" signed)?
-    postfix := atom "!"*
-    atom    := NUM | VAR | CONST | FUNC ["^" signed] (call | power) | "(" sum ")"
-    call    := "(" sum ("," sum)* ")"
+    sum      := product (("+" | "-") product)*            -> one flat "+" node
+    product  := signed (("*" | "/") signed | <implicit> power)*   -> one flat "*" node
+    signed   := ("+" | "-")* power
+    power    := postfix ("^" signed)?
+    postfix  := atom ("!" | "deg")*
+    atom     := NUM | VAR | CONST | FUNC [base] ["^" signed] (call | argument)
+              | "(" sum ")" | "|" sum "|"
+    base     := "_" postfix | NUM      (log only: log_2 8, log10(x))
+    call     := "(" sum ("," sum)* ")"
+    argument := ("+" | "-")* (FUNC ... | power (VAR | CONST-but-e | "(" after a number)*
+                ["/" NUM, unspaced])       (sin 2x is sin(2*x); see _Parser.argument)
 """
 
 from __future__ import annotations
