@@ -217,6 +217,8 @@ def test_one_read_as_step_per_expression_and_no_repeats() -> None:
         ("log_", "unexpected end of expression"),
         ("x_1 + 1", "could not parse near '_1 + 1'"),
         ("1e99999", "number too large"),
+        ("solve x = 1,5", "write a decimal with a point (1.5)"),
+        ("1,000 + 1", "write a decimal with a point (1.5) and a number without separators"),
     ],
 )
 def test_unreadable_notation_fails_with_one_clear_line(problem: str, message: str) -> None:

@@ -202,6 +202,9 @@ class _Parser:
         token = self.peek()
         if token is not None:
             reason = "unbalanced parentheses" if token.value == ")" else ""
+            after = self.peek(1)
+            if token.value == "," and after is not None and after.kind == "num":
+                reason = "write a decimal with a point (1.5) and a number without separators"
             raise parse_error(self.fragment, token.position, reason)
         return node
 
