@@ -167,6 +167,10 @@ def test_literal_text_gets_no_read_as_step(problem: str, text: str) -> None:
         ("simplify 1/2x", "x/2", "read as (1/2)*x"),
         # a power tower is read from the right
         ("2^3^2", "512", "read as 2^(3^2)"),
+        # a power binds before a division: x^1/2 is (x^1)/2, shown when it may mean x^(1/2)
+        ("simplify x^1/2", "x/2", "read as (x^1)/2"),
+        ("simplify x^3/2", "x**3/2", "read as (x^3)/2"),
+        ("simplify x^2/2 + e^x/2", "x**2/2 + exp(x)/2", None),
         # a power binds before the implicit product: e^2x is e^2*x; shown
         ("simplify e^2x", "x*exp(2)", "read as e^2*x"),
         # log is the natural logarithm; a base is written log_b or log10(...)

@@ -221,6 +221,7 @@ class _Parser:
         after_division = False
         while True:
             if self.at_op("*", "/"):
+                self.note_power_before_division(factors[-1])
                 op = self.take().value
                 factor = self.signed()
                 factors.append(factor if op == "*" else Op("recip", (factor,)))
@@ -253,6 +254,34 @@ class _Parser:
             base = Op("^", (base, exponent))
         self.depth -= 1
         return base
+
+    def note_power_before_division(self, factor: Node) -> None:
+        """Note ``x^1/2``: (x^1)/2 by convention, though often meant as x^(1/2).
+
+        Only an integer exponent over an integer divisor that does not
+        divide it, both written without spaces (``x^1/2``, ``x^2/3``); not
+        ``x^2/2``, ``x^2 / 3``, ``e^x/2`` or ``x^2/y``.
+        """
+        slash, divisor = self.peek(), self.peek(1)
+        if isinstance(factor, Op) and factor.name == "neg":
+            factor = factor.args[0]
+        if (
+            slash is None
+            or divisor is None
+            or slash.value != "/"
+            or divisor.kind != "num"
+            or not divisor.value.isdigit()
+            or self.spaced_before(slash)
+            or self.spaced_before(divisor)
+            or not (isinstance(factor, Op) and factor.name == "^")
+        ):
+            return
+        exponent = factor.args[1]
+        if not (isinstance(exponent, Leaf) and exponent.kind == "num" and exponent.value.isdigit()):
+            return
+        if self.fragment[slash.position - 1].isdigit() and int(divisor.value) != 0:
+            if int(exponent.value) % int(divisor.value):
+                self.notes.add("power before a division")
 
     def note_exponent(self, exponent: Node) -> None:
         """Note an exponent written without parentheses that a reader might group otherwise."""
@@ -434,11 +463,16 @@ def _render_product(args: tuple[Node, ...]) -> str:
     pending_division = isinstance(first, Op) and any(
         isinstance(arg, Op) and arg.name == "recip" for arg in first.args
     )
+    previous = first
     for arg in args[1:]:
         if isinstance(arg, Op) and arg.name == "recip":
+            if previous is first and isinstance(first, Op) and first.name == "^":
+                text = f"({text})"  # x^1/2 is shown as (x^1)/2
             text = f"{text}/{_wrap(arg.args[0], _POWER)}"
             pending_division = True
+            previous = arg
             continue
+        previous = arg
         if pending_division:
             text, pending_division = f"({text})", False
         text = f"{text}*{_wrap(arg, _POWER)}"
