@@ -51,6 +51,7 @@ FUNCTION_ARGUMENTS = [
     ("d/dx lnx", 1 / x, "read as ln(x)"),
     ("d/dx sin cos x", -sympy.cos(sympy.cos(x)) * sympy.sin(x), "read as sin(cos(x))"),
     ("d/dx cos^-1 x", -1 / sympy.sqrt(1 - x**2), "read as acos(x)"),
+    ("d/dx cosine x", -sympy.sin(x), "read as cos(x)"),  # a spelled-out name, never cos(i*n*e)
     ("d/dx sin 2(x + 1)", 2 * sympy.cos(2 * x + 2), "read as sin(2*(x + 1))"),
 ]
 

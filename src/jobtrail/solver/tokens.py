@@ -107,6 +107,18 @@ class Token:
 
 
 _FUNCTION_ALIASES = {"ln": "log", "arcsin": "asin", "arccos": "acos", "arctan": "atan"}
+# Spelled-out names, read as the function (never split: "cosine" is not cos(i*n*e)).
+_FUNCTION_WORDS = {
+    "sine": "sin",
+    "cosine": "cos",
+    "tangent": "tan",
+    "cotangent": "cot",
+    "secant": "sec",
+    "cosecant": "csc",
+    "arcsine": "asin",
+    "arccosine": "acos",
+    "arctangent": "atan",
+}
 _CONSTANT_ALIASES = {"e": "E", "i": "I", "infinity": "oo", "inf": "oo"}
 
 
@@ -156,6 +168,8 @@ def _word_tokens(word: str, position: int, fragment: str) -> list[Token]:
         return [Token("const", _CONSTANT_ALIASES.get(key, key), position)]
     if lower in VARIABLE_WORDS:
         return [Token("var", lower, position)]
+    if lower in _FUNCTION_WORDS:
+        return [Token("func", _FUNCTION_WORDS[lower], position, "word operator")]
     if lower in _WORD_OPERATORS:
         pairs = _WORD_OPERATORS[lower]
         return [Token(kind, value, position, "word operator") for kind, value in pairs]
