@@ -19,6 +19,10 @@ Decisions:
       [0, 2*pi) as a step.
     * Polynomial and rational equations are solved over the complex numbers,
       others over the reals.
+    * When the parser read the text other than literally (a function without
+      parentheses, scientific notation, letters split into a product, ...,
+      see docs/problems.md), the answer's first step says so:
+      ``"read as sin(2*x)"``, one line per expression.
 """
 
 from __future__ import annotations
@@ -31,7 +35,9 @@ from jobtrail.errors import (
 )
 from jobtrail.solver.answer import KINDS, Answer
 from jobtrail.solver.kinds import SOLVERS, detect_kind
-from jobtrail.solver.text import MAX_PROBLEM_CHARS, normalize
+from jobtrail.solver.parse import collect_readings
+from jobtrail.solver.render import with_readings
+from jobtrail.solver.text import MAX_PROBLEM_CHARS, normalize, rewritten_characters
 
 __all__ = ["KINDS", "MAX_PROBLEM_CHARS", "Answer", "classify", "solve"]
 
@@ -80,7 +86,8 @@ def solve(problem: str) -> Answer:
 
     Returns:
         Answer with ``kind``, plain ``text`` (e.g. ``"x = 2, x = 3"``),
-        ``latex`` and short ``steps``.
+        ``latex`` and short ``steps``, the first of them ``"read as ..."``
+        when the text was not read literally.
 
     Raises:
         ProblemParseError: Empty or unreadable text, or a character, word or
@@ -95,7 +102,9 @@ def solve(problem: str) -> Answer:
     kind = "problem"
     try:
         kind = detect_kind(text)
-        return SOLVERS[kind](text)
+        with collect_readings(rewritten=bool(rewritten_characters(problem))) as readings:
+            answer = SOLVERS[kind](text)
+        return with_readings(answer, readings)
     except ProblemError:
         raise
     except RecursionError as exc:

@@ -5,31 +5,51 @@ parsed into a tree of this module's own nodes, checked for size (constant
 powers, towers, factorials, symbolic exponents) by logarithmic estimates,
 and only then turned into SymPy objects by calling SymPy constructors
 directly. Nothing is ever passed to ``sympify``, ``parse_expr`` or Python's
-evaluator.
+evaluator. Every reading that is not literally the text carries notes, and
+inside ``collect_readings`` becomes one ``"read as <explicit text>"`` step
+(docs/problems.md lists the conventions).
 
 Grammar (``^`` is power, right-associative; juxtaposition multiplies)::
 
-    sum     := product (("+" | "-") product)*            -> one flat "+" node
-    product := signed (("*" | "/") signed | <implicit> power)*   -> one flat "*" node
-    signed  := ("+" | "-")* power
-    power   := postfix ("^" signed)?
-    postfix := atom "!"*
-    atom    := NUM | VAR | CONST | FUNC ["^" signed] (call | power) | "(" sum ")"
-    call    := "(" sum ("," sum)* ")"
+    sum      := product (("+" | "-") product)*            -> one flat "+" node
+    product  := signed (("*" | "/") signed | <implicit> power)*   -> one flat "*" node
+    signed   := ("+" | "-")* power
+    power    := postfix ("^" signed)?
+    postfix  := atom ("!" | "deg")*
+    atom     := NUM | VAR | CONST | FUNC [base] ["^" signed] (call | argument)
+              | "(" sum ")" | "|" sum "|"
+    base     := "_" postfix | NUM      (log only: log_2 8, log10(x))
+    call     := "(" sum ("," sum)* ")"
+    argument := ("+" | "-")* (FUNC ... | power (VAR | CONST-but-e | "(" after a number)*
+                ["/" NUM, unspaced])       (sin 2x is sin(2*x); see _Parser.argument)
 """
 
 from __future__ import annotations
 
 import math
 import sys
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from fractions import Fraction
 
 import sympy  # type: ignore[import-untyped]  # sympy 1.14 ships no py.typed
 
 from jobtrail.errors import ProblemTooLargeError, UnsupportedProblemError
 from jobtrail.solver.tokens import Token, parse_error, tokenize
 
-__all__ = ["MAX_DIGITS", "MAX_FACTORIAL", "MAX_SYMBOLIC_EXPONENT", "parse_expression"]
+__all__ = [
+    "MAX_DIGITS",
+    "MAX_FACTORIAL",
+    "MAX_SYMBOLIC_EXPONENT",
+    "Reading",
+    "Readings",
+    "collect_readings",
+    "note_reading",
+    "parse_expression",
+    "read_expression",
+]
 
 MAX_DIGITS = min(10_000, sys.get_int_max_str_digits() or 10_000)
 """Largest number of digits a constant subexpression may reach.
@@ -109,6 +129,10 @@ _CONSTANTS: dict[str, sympy.Expr] = {
 _IMPLICIT_STARTERS = frozenset({"var", "const", "func"})
 _LOG10_E = math.log10(math.e)
 
+_ARGUMENT_ENDS = frozenset({"+", "-", ")", ",", "|", "*", "/"})
+# Precedence of a rendered node, loosest first (see ``_render``).
+_SUM, _PRODUCT, _POWER, _POSTFIX, _ATOM = range(1, 6)
+
 
 class _Parser:
     def __init__(self, fragment: str, tokens: list[Token]) -> None:
@@ -116,13 +140,40 @@ class _Parser:
         self.tokens = tokens
         self.index = 0
         self.depth = 0
+        self.abs_depth = 0
+        self.notes: set[str] = {token.note for token in tokens if token.note}
+        self.decimal = any(
+            token.kind == "num" and not token.value.isdigit() for token in tokens
+        )
+        for before, after, then in zip(tokens, tokens[1:], [*tokens[2:], None], strict=False):
+            if (
+                before.kind == "num"
+                and after.kind == "const"
+                and after.value == "E"
+                and not (then is not None and then.kind == "op" and then.value == "^")
+            ):
+                self.notes.add("number next to e")  # 2e and 2 e-3 hold Euler's e: say so
 
-    def peek(self) -> Token | None:
-        return self.tokens[self.index] if self.index < len(self.tokens) else None
+    def peek(self, ahead: int = 0) -> Token | None:
+        index = self.index + ahead
+        return self.tokens[index] if index < len(self.tokens) else None
 
     def at_op(self, *ops: str) -> bool:
         token = self.peek()
         return token is not None and token.kind == "op" and token.value in ops
+
+    def at_implicit(self) -> bool:
+        token = self.peek()
+        if token is None:
+            return False
+        if token.kind in _IMPLICIT_STARTERS:
+            return True
+        return token.kind == "op" and (
+            token.value == "(" or (token.value == "|" and self.abs_depth == 0)
+        )
+
+    def spaced_before(self, token: Token) -> bool:
+        return token.position > 0 and self.fragment[token.position - 1].isspace()
 
     def take(self) -> Token:
         token = self.peek()
@@ -133,7 +184,8 @@ class _Parser:
 
     def expect(self, op: str, opened_at: int) -> None:
         if not self.at_op(op):
-            raise parse_error(self.fragment, opened_at, "unbalanced parentheses")
+            reason = "unbalanced parentheses" if op == ")" else "unbalanced '|'"
+            raise parse_error(self.fragment, opened_at, reason)
         self.index += 1
 
     def enter(self) -> None:
@@ -150,6 +202,9 @@ class _Parser:
         token = self.peek()
         if token is not None:
             reason = "unbalanced parentheses" if token.value == ")" else ""
+            after = self.peek(1)
+            if token.value == "," and after is not None and after.kind == "num":
+                reason = "write a decimal with a point (1.5) and a number without separators"
             raise parse_error(self.fragment, token.position, reason)
         return node
 
@@ -163,16 +218,19 @@ class _Parser:
 
     def product(self) -> Node:
         factors = [self.signed()]
+        after_division = False
         while True:
             if self.at_op("*", "/"):
+                self.note_power_before_division(factors[-1])
                 op = self.take().value
                 factor = self.signed()
                 factors.append(factor if op == "*" else Op("recip", (factor,)))
+                after_division = op == "/"
                 continue
-            token = self.peek()
-            if token is not None and (
-                token.kind in _IMPLICIT_STARTERS or (token.kind == "op" and token.value == "(")
-            ):
+            if self.at_implicit():
+                if after_division:
+                    # 1/2x is (1/2)*x, as in SymPy and Python; say so.
+                    self.notes.add("implicit multiplication after a division")
                 factors.append(self.power())
                 continue
             return factors[0] if len(factors) == 1 else Op("*", tuple(factors))
@@ -189,17 +247,67 @@ class _Parser:
         base = self.postfix()
         if self.at_op("^"):
             self.index += 1
-            base = Op("^", (base, self.signed()))
+            grouped = self.at_op("(")
+            exponent = self.signed()
+            if not grouped:
+                self.note_exponent(exponent)
+            base = Op("^", (base, exponent))
         self.depth -= 1
         return base
+
+    def note_power_before_division(self, factor: Node) -> None:
+        """Note ``x^1/2``: (x^1)/2 by convention, though often meant as x^(1/2).
+
+        Only an integer exponent over an integer divisor that does not
+        divide it, both written without spaces (``x^1/2``, ``x^2/3``); not
+        ``x^2/2``, ``x^2 / 3``, ``e^x/2`` or ``x^2/y``.
+        """
+        slash, divisor = self.peek(), self.peek(1)
+        if isinstance(factor, Op) and factor.name == "neg":
+            factor = factor.args[0]
+        if (
+            slash is None
+            or divisor is None
+            or slash.value != "/"
+            or divisor.kind != "num"
+            or not divisor.value.isdigit()
+            or self.spaced_before(slash)
+            or self.spaced_before(divisor)
+            or not (isinstance(factor, Op) and factor.name == "^")
+        ):
+            return
+        exponent = factor.args[1]
+        if not (isinstance(exponent, Leaf) and exponent.kind == "num" and exponent.value.isdigit()):
+            return
+        if self.fragment[slash.position - 1].isdigit() and int(divisor.value) != 0:
+            if int(exponent.value) % int(divisor.value):
+                self.notes.add("power before a division")
+
+    def note_exponent(self, exponent: Node) -> None:
+        """Note an exponent written without parentheses that a reader might group otherwise."""
+        negated = isinstance(exponent, Op) and exponent.name == "neg"
+        inner = exponent.args[0] if isinstance(exponent, Op) and negated else exponent
+        if isinstance(inner, Op) and inner.name == "^":
+            self.notes.add("power tower read from the right")  # 2^3^2 = 2^(3^2)
+        following = self.peek()
+        if following is not None and self.at_implicit() and not self.spaced_before(following):
+            self.notes.add("power before implicit multiplication")  # e^2x = e^2*x
 
     def postfix(self) -> Node:
         node = self.atom()
         entered = self.depth
-        while self.at_op("!"):
-            self.index += 1
+        factorials = 0
+        while self.at_op("!", "deg"):
+            op = self.take().value
             self.enter()
-            node = Op("!", (node,))
+            if op == "!":
+                factorials += 1
+                node = Op("!", (node,))
+            else:
+                self.notes.add("degrees")
+                node = Op("deg", (node,))
+        if factorials > 1:
+            self.notes.add("repeated factorial")  # 3!! is (3!)!, not a double factorial
         self.depth = entered
         return node
 
@@ -210,13 +318,44 @@ class _Parser:
         if token.kind == "func":
             return self.function(token)
         if token.value == "(":
+            outer_abs, self.abs_depth = self.abs_depth, 0
             node = self.sum()
             self.expect(")", token.position)
+            self.abs_depth = outer_abs
             return node
+        if token.value == "|":
+            self.abs_depth += 1
+            node = self.sum()
+            self.expect("|", token.position)
+            self.abs_depth -= 1
+            return Op("abs", (node,))
         raise parse_error(self.fragment, token.position)
+
+    def log_base(self, token: Token) -> Node | None:
+        """Read ``log_b``, ``log_(b)`` or ``log10(x)``/``log2 x`` (digits right after ``log``)."""
+        if self.at_op("_"):
+            self.index += 1
+            return self.postfix()
+        digits = self.peek()
+        following = self.peek(1)
+        if (
+            digits is None
+            or following is None
+            or digits.kind != "num"
+            or not digits.value.isdigit()
+            or digits.position != token.position + 3
+            or self.fragment[token.position : token.position + 3].lower() != "log"
+        ):
+            return None
+        is_call = following.kind == "op" and following.value == "("
+        if is_call or (following.kind != "op" and self.spaced_before(following)):
+            self.index += 1
+            return Leaf("num", digits.value)
+        return None
 
     def function(self, token: Token) -> Node:
         name = token.value
+        base = self.log_base(token) if name == "log" else None
         exponent: Node | None = None
         if self.at_op("^"):
             self.index += 1
@@ -225,22 +364,183 @@ class _Parser:
                 name, exponent = _INVERSES[name], None
         if self.at_op("("):
             opened = self.take().position
+            outer_abs, self.abs_depth = self.abs_depth, 0
             args = [self.sum()]
             while self.at_op(","):
                 self.index += 1
                 args.append(self.sum())
             self.expect(")", opened)
+            self.abs_depth = outer_abs
         else:
-            args = [self.power()]
-        arity = (1, 2) if name == "log" else (1,)
+            self.notes.add("function without parentheses")
+            args = [self.argument()]
+        arity = (1, 2) if name == "log" and base is None else (1,)
         if len(args) not in arity:
             raise parse_error(self.fragment, token.position, f"{name} takes one argument")
+        if base is not None:
+            args.append(base)
+        if name == "log":
+            if len(args) == 2:
+                self.notes.add("logarithm base")
+            elif self.fragment[token.position : token.position + 2].lower() != "ln":
+                self.notes.add("log is the natural logarithm")
         call = Op(name, tuple(args))
         return call if exponent is None else Op("^", (call, exponent))
+
+    def argument(self) -> Node:
+        """The argument of a function written without parentheses: the term that follows.
+
+        ``sin 2x`` is sin(2*x), ``sin x^2`` is sin(x^2), ``sin pi/6`` is
+        sin(pi/6) (a division by a number written without spaces stays
+        inside), ``sin 2(x + 1)`` is sin(2*(x + 1)); the term ends at ``+``,
+        ``-``, ``*``, a spaced ``/`` or one by anything but a number (``sin
+        x/x`` is sin(x)/x, ``log x / x`` is log(x)/x), another function
+        (``sin x cos x``) and Euler's e (``sin x e^x``). ``sin cos x`` is
+        sin(cos(x)).
+        """
+        self.enter()
+        negate = False
+        while self.at_op("+", "-"):
+            negate ^= self.take().value == "-"
+        first = self.peek()
+        if first is not None and first.kind == "func":
+            node = self.power()
+        else:
+            factors = [self.power()]
+            only_numbers = isinstance(factors[0], Leaf) and factors[0].kind == "num"
+            while True:
+                token = self.peek()
+                if token is None:
+                    break
+                if token.kind == "var" or (token.kind == "const" and token.value != "E"):
+                    factors.append(self.power())
+                    only_numbers = False
+                elif token.kind == "op" and token.value == "(" and only_numbers:
+                    factors.append(self.power())
+                    only_numbers = False
+                elif self.at_unspaced_division():
+                    self.index += 1
+                    factors.append(Op("recip", (Leaf("num", self.take().value),)))
+                    break
+                else:
+                    break
+            node = factors[0] if len(factors) == 1 else Op("*", tuple(factors))
+        self.depth -= 1
+        return Op("neg", (node,)) if negate else node
+
+    def at_unspaced_division(self) -> bool:
+        slash, number, after = self.peek(), self.peek(1), self.peek(2)
+        if slash is None or number is None or not self.at_op("/") or number.kind != "num":
+            return False
+        if self.spaced_before(slash) or self.spaced_before(number):
+            return False
+        # "sin x/2^x" or "sin x/2y": the divisor is more than a number; leave it outside.
+        return after is None or (after.kind == "op" and after.value in _ARGUMENT_ENDS)
+
+
+def _wrap(node: Node, least: int) -> str:
+    text, precedence = _render(node)
+    return f"({text})" if precedence < least else text
+
+
+def _number_text(value: str) -> tuple[str, int]:
+    mantissa, _, exponent = value.lower().partition("e")
+    if not exponent:
+        return value, _ATOM
+    exponent = exponent.lstrip("+")
+    shown = f"({exponent})" if exponent.startswith("-") else exponent
+    return f"{mantissa}*10^{shown}", _PRODUCT
+
+
+def _negated(node: Node) -> str:
+    shown = _wrap(node, _PRODUCT)
+    return f"({shown})" if isinstance(node, Op) and node.name == "neg" else shown
+
+
+def _render_product(args: tuple[Node, ...]) -> str:
+    first = args[0]
+    text = _wrap(first, _PRODUCT)
+    pending_division = isinstance(first, Op) and any(
+        isinstance(arg, Op) and arg.name == "recip" for arg in first.args
+    )
+    previous = first
+    for arg in args[1:]:
+        if isinstance(arg, Op) and arg.name == "recip":
+            if previous is first and isinstance(first, Op) and first.name == "^":
+                text = f"({text})"  # x^1/2 is shown as (x^1)/2
+            text = f"{text}/{_wrap(arg.args[0], _POWER)}"
+            pending_division = True
+            previous = arg
+            continue
+        previous = arg
+        if pending_division:
+            text, pending_division = f"({text})", False
+        text = f"{text}*{_wrap(arg, _POWER)}"
+    return text
+
+
+def _render(node: Node) -> tuple[str, int]:
+    """Render *node* as explicit plain text: every product, power and call written out."""
+    if isinstance(node, Leaf):
+        if node.kind == "num":
+            return _number_text(node.value)
+        return ("e" if node.value == "E" else node.value), _ATOM
+    name, args = node.name, node.args
+    if name == "+":
+        text = _wrap(args[0], _SUM)
+        for arg in args[1:]:
+            if isinstance(arg, Op) and arg.name == "neg":
+                text = f"{text} - {_negated(arg.args[0])}"
+            else:
+                text = f"{text} + {_wrap(arg, _PRODUCT)}"
+        return text, _SUM
+    if name == "neg":
+        return f"-{_negated(args[0])}", _PRODUCT
+    if name == "*":
+        return _render_product(args), _PRODUCT
+    if name == "recip":
+        return f"1/{_wrap(args[0], _POWER)}", _PRODUCT
+    if name == "^":
+        return f"{_wrap(args[0], _POSTFIX)}^{_wrap(args[1], _ATOM)}", _POWER
+    if name == "!":
+        return f"{_wrap(args[0], _ATOM)}!", _POSTFIX
+    if name == "deg":
+        return f"{_wrap(args[0], _POWER)}*pi/180", _PRODUCT
+    return _render_call(name, args), _ATOM
+
+
+def _render_call(name: str, args: tuple[Node, ...]) -> str:
+    inside = ", ".join(_render(arg)[0] for arg in args)
+    if name == "log" and len(args) == 2:
+        return f"log_{_wrap(args[1], _ATOM)}({_render(args[0])[0]})"
+    return f"{'ln' if name == 'log' else name}({inside})"
 
 
 def _too_large(detail: str) -> ProblemTooLargeError:
     return ProblemTooLargeError(f"number too large: {detail}", what="number")
+
+
+def _leaf_size(node: Leaf) -> float | None:
+    if node.kind != "num":
+        return None if node.kind == "var" else 1.0
+    mantissa, _, power_of_ten = node.value.lower().partition("e")
+    shift = abs(int(power_of_ten)) if power_of_ten else 0
+    if shift > MAX_DIGITS:
+        raise _too_large(f"a value would have more than {MAX_DIGITS} digits")
+    if "." in mantissa:
+        return float(len(mantissa) - 1 + shift)
+    return math.log10(int(mantissa) + 1) + shift
+
+
+def _literal_exponent_size(exponent: Node, height: float) -> float:
+    """log10 of the numerator of a literal exponent (2^0.0015 is small), else *height*."""
+    if isinstance(exponent, Op) and exponent.name == "neg":
+        exponent = exponent.args[0]
+    if not (isinstance(exponent, Leaf) and exponent.kind == "num"):
+        return height
+    mantissa, _, power_of_ten = exponent.value.lower().partition("e")
+    value = Fraction(mantissa) * Fraction(10) ** int(power_of_ten or 0)
+    return math.log10(abs(value.numerator) + 1)
 
 
 def _check_size(node: Node) -> float | None:
@@ -251,11 +551,7 @@ def _check_size(node: Node) -> float | None:
     raised to more than ``MAX_SYMBOLIC_EXPONENT`` raises.
     """
     if isinstance(node, Leaf):
-        if node.kind == "num":
-            if "." in node.value:
-                return float(len(node.value) - 1)
-            return math.log10(int(node.value) + 1)
-        return None if node.kind == "var" else 1.0
+        return _leaf_size(node)
     sizes = [_check_size(arg) for arg in node.args]
     if any(size is None for size in sizes):
         if (
@@ -272,6 +568,8 @@ def _check_size(node: Node) -> float | None:
         result = sum(known)
     elif node.name in {"^", "exp", "sinh", "cosh"}:
         base, exponent = (known[0], known[1]) if node.name == "^" else (_LOG10_E, known[0])
+        if node.name == "^":
+            exponent = _literal_exponent_size(node.args[1], exponent)
         if exponent > math.log10(MAX_DIGITS) + 1:
             raise _too_large(f"a power would have more than {MAX_DIGITS} digits")
         result = base * 10**exponent
@@ -293,9 +591,11 @@ class _Builder:
 
     def leaf(self, node: Leaf) -> sympy.Expr:
         if node.kind == "num":
-            if "." in node.value:
-                return sympy.Rational(node.value)
-            return sympy.Integer(node.value)
+            mantissa, _, exponent = node.value.lower().partition("e")
+            number = sympy.Rational(mantissa) if "." in mantissa else sympy.Integer(mantissa)
+            if exponent:
+                number = number * sympy.Rational(10) ** int(exponent)
+            return number
         if node.kind == "const":
             return _CONSTANTS[node.value]
         return self.symbols.setdefault(node.value, sympy.Symbol(node.value))
@@ -319,11 +619,123 @@ class _Builder:
             return sympy.factorial(args[0])
         if name == "sqrt":
             return sympy.sqrt(args[0])
+        if name == "deg":
+            return sympy.Mul(args[0], sympy.pi, sympy.Rational(1, 180))
         return _FUNCTIONS[name](*args)
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One expression as the parser read it.
+
+    Attributes:
+        expr: The SymPy expression.
+        text: The reading written out explicitly, e.g. ``"sin(2*x)"`` for
+            ``"sin 2x"``: every product is ``*``, every call has parentheses,
+            ``ln`` is the natural logarithm, ``log_b(x)`` the base-b one, a
+            number in scientific notation is ``1.5*10^(-3)``.
+        notes: Why the reading may differ from what the text seems to say
+            (``"function without parentheses"``, ``"scientific notation"``,
+            ...); empty when the text says exactly what was read.
+        decimal: The text holds a decimal or scientific literal.
+    """
+
+    expr: sympy.Expr
+    text: str
+    notes: frozenset[str]
+    decimal: bool
+
+
+@dataclass(slots=True)
+class Readings:
+    """The "read as" steps of one solve, collected by ``collect_readings``.
+
+    Attributes:
+        rewritten: The problem had characters ``normalize()`` rewrote
+            (``× ÷ − √ ² π`` ...), so every reading that differs from its
+            normalized text is shown.
+        steps: ``"read as <expression>"`` lines, in order, without repeats.
+        decimal: Some expression held a decimal or scientific literal.
+    """
+
+    rewritten: bool = False
+    steps: list[str] = field(default_factory=list)
+    decimal: bool = False
+
+
+_READINGS: ContextVar[Readings | None] = ContextVar("jobtrail_solver_readings", default=None)
+
+
+@contextmanager
+def collect_readings(rewritten: bool = False) -> Iterator[Readings]:
+    """Collect the "read as" steps of every ``parse_expression`` call made inside the block.
+
+    Args:
+        rewritten: The problem text had characters that normalization rewrote.
+
+    Yields:
+        The ``Readings`` being filled.
+    """
+    readings = Readings(rewritten)
+    token = _READINGS.set(readings)
+    try:
+        yield readings
+    finally:
+        _READINGS.reset(token)
+
+
+def note_reading(literal: str, reading: str, notes: frozenset[str], decimal: bool) -> None:
+    """Record that *literal* was read as *reading*, if a ``collect_readings`` block is open.
+
+    A ``"read as <reading>"`` step is added when *notes* is not empty, or the
+    problem had rewritten characters and *reading* differs from *literal*
+    (spaces aside).
+
+    Args:
+        literal: The normalized text that was parsed, e.g. ``"x = 1.5e-3"``.
+        reading: Its explicit reading, e.g. ``"x = 1.5*10^(-3)"``.
+        notes: The notes of the ``Reading`` (or the union, for several).
+        decimal: The text held a decimal or scientific literal.
+    """
+    readings = _READINGS.get()
+    if readings is None:
+        return
+    readings.decimal = readings.decimal or decimal
+    changed = readings.rewritten and literal.replace(" ", "") != reading.replace(" ", "")
+    step = f"read as {reading}"
+    if (notes or changed) and step not in readings.steps:
+        readings.steps.append(step)
+
+
+def read_expression(fragment: str) -> Reading:
+    """Parse one maths expression and say how it was read; records nothing.
+
+    Args:
+        fragment: Normalized text of a single expression.
+
+    Returns:
+        The ``Reading``: expression, explicit text and notes.
+
+    Raises:
+        ProblemParseError, ProblemTooLargeError, UnsupportedProblemError: As
+            ``parse_expression``.
+    """
+    parser = _Parser(fragment, tokenize(fragment))
+    tree = parser.parse()
+    _check_size(tree)
+    expr = _Builder().build(tree)
+    if expr.has(sympy.zoo) or expr.has(sympy.nan):
+        raise UnsupportedProblemError(
+            f"'{fragment}' is undefined (division by zero)", kind="arithmetic"
+        )
+    return Reading(expr, _render(tree)[0], frozenset(parser.notes), parser.decimal)
 
 
 def parse_expression(fragment: str) -> sympy.Expr:
     """Parse one maths expression, e.g. ``"x^2 - 5x + 6"`` or ``"2^10 / 4"``.
+
+    Inside a ``collect_readings`` block, a reading that is not literally
+    the text (see ``note_reading``) adds a ``"read as ..."`` step.
 
     Args:
         fragment: Normalized text of a single expression (no ``=`` or top
@@ -342,11 +754,6 @@ def parse_expression(fragment: str) -> sympy.Expr:
         UnsupportedProblemError: The expression is undefined, e.g. ``1/0``
             ("division by zero").
     """
-    tree = _Parser(fragment, tokenize(fragment)).parse()
-    _check_size(tree)
-    expr = _Builder().build(tree)
-    if expr.has(sympy.zoo) or expr.has(sympy.nan):
-        raise UnsupportedProblemError(
-            f"'{fragment}' is undefined (division by zero)", kind="arithmetic"
-        )
-    return expr
+    reading = read_expression(fragment)
+    note_reading(fragment, reading.text, reading.notes, reading.decimal)
+    return reading.expr

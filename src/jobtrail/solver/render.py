@@ -6,16 +6,21 @@ parses Python or reads state.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable
+from decimal import Decimal, localcontext
 
 import sympy  # type: ignore[import-untyped]  # sympy 1.14 ships no py.typed
 
 from jobtrail.errors import ProblemParseError
-from jobtrail.solver.parse import parse_expression
+from jobtrail.solver.answer import Answer
+from jobtrail.solver.parse import Readings, note_reading, read_expression
 
 __all__ = [
     "choose_variable",
+    "decimal_text",
+    "with_readings",
     "join_latex",
     "numeric_or_none",
     "parse_equation",
@@ -98,9 +103,18 @@ def parse_equation(text: str) -> tuple[sympy.Expr, sympy.Expr]:
         raise ProblemParseError(
             f"could not parse near '{text[:20]}': more than one '='", text=text, position=None
         )
-    lhs = parse_expression(sides[0].strip())
-    rhs = parse_expression(sides[1].strip()) if len(sides) == 2 else sympy.Integer(0)
-    return lhs, rhs
+    left = read_expression(sides[0].strip())
+    if len(sides) == 1:
+        note_reading(text.strip(), left.text, left.notes, left.decimal)
+        return left.expr, sympy.Integer(0)
+    right = read_expression(sides[1].strip())
+    note_reading(
+        text.strip(),
+        f"{left.text} = {right.text}",
+        left.notes | right.notes,
+        left.decimal or right.decimal,
+    )
+    return left.expr, right.expr
 
 
 def choose_variable(expr: sympy.Basic, named: str | None) -> sympy.Symbol:
@@ -185,3 +199,77 @@ def wrap(value: sympy.Basic) -> str:
 def join_latex(items: Iterable[str]) -> str:
     """Join LaTeX fragments with a comma and a thin space."""
     return ", \\; ".join(items)
+
+
+_MAX_DECIMAL_CHARS = 24
+# A rational number standing alone in a SymPy str: not an exponent, argument or factor.
+_RATIONAL_TEXT = re.compile(r"(?<![\w.)(*/^])(-?\d+)/(\d+)(?![\w.(*/^])")
+_RATIONAL_LATEX = re.compile(r"(?<![\w{(^])(-?)\\frac\{(\d+)\}\{(\d+)\}")
+
+
+def _as_decimal(numerator: int, denominator: int) -> str | None:
+    rest, places = denominator, 0
+    for prime in (2, 5):
+        while rest % prime == 0:
+            rest //= prime
+            places += 1
+    if rest != 1:
+        return None  # 1/3 has no terminating decimal; it stays a fraction
+    with localcontext() as context:
+        context.prec = len(str(abs(numerator))) + places + 2
+        value = Decimal(numerator) / Decimal(denominator)
+        shown = format(value, "f")
+        if len(shown) > _MAX_DECIMAL_CHARS:
+            shown = format(value.normalize(), "e")  # 1e-300, exact: 1.5e-30
+    return shown if len(shown) <= _MAX_DECIMAL_CHARS else None
+
+
+def decimal_text(text: str, latex: bool = False) -> str:
+    """Write the stand-alone fractions of an answer with terminating decimals as decimals.
+
+    ``"x = 3/2000"`` becomes ``"x = 0.0015"`` and ``1/10^300`` becomes
+    ``1e-300`` (exact scientific notation when the plain decimal is longer
+    than 24 characters); ``"x = 1/3"``, ``"x**(3/2)"`` and ``"3*x/2000"`` are
+    left alone.
+
+    Args:
+        text: A SymPy ``str`` answer, or its LaTeX when *latex* is true
+            (``\\frac{3}{2000}``).
+        latex: *text* is LaTeX.
+
+    Returns:
+        The text with those fractions replaced.
+    """
+
+    def plain(match: re.Match[str]) -> str:
+        shown = _as_decimal(int(match.group(1)), int(match.group(2)))
+        return match.group(0) if shown is None else shown
+
+    def tex(match: re.Match[str]) -> str:
+        shown = _as_decimal(int(match.group(2)), int(match.group(3)))
+        return match.group(0) if shown is None else f"{match.group(1)}{shown}"
+
+    return _RATIONAL_LATEX.sub(tex, text) if latex else _RATIONAL_TEXT.sub(plain, text)
+
+
+def with_readings(answer: Answer, readings: Readings) -> Answer:
+    """Return *answer* with the "read as" steps first, and decimals kept decimal.
+
+    When the problem was written with decimal or scientific literals, the
+    answer's stand-alone exact fractions with a terminating decimal are shown
+    as decimals (``x = 1.5e-3`` answers ``x = 0.0015``, not ``x = 3/2000``).
+
+    Args:
+        answer: What the kind's solver returned.
+        readings: What ``collect_readings`` collected during that solve.
+
+    Returns:
+        The answer, unchanged when there is nothing to add.
+    """
+    if not readings.steps and not readings.decimal:
+        return answer
+    text, latex = answer.text, answer.latex
+    if readings.decimal:
+        text, latex = decimal_text(text), decimal_text(latex, latex=True)
+    steps = tuple(readings.steps) + tuple(answer.steps)
+    return dataclasses.replace(answer, text=text, latex=latex, steps=steps)

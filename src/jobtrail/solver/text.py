@@ -2,9 +2,10 @@
 
 Invariant: the string returned by ``normalize()`` is at most
 ``MAX_PROBLEM_CHARS`` long and holds only characters from ``_ALLOWED``:
-ASCII letters and digits, spaces and the punctuation ``+ - * / ^ ( ) , . = ! : ; ?``
-plus ``>`` only inside ``->``. Anything else is refused with the position
-of the first offending character in the *original* text.
+ASCII letters and digits, spaces and the punctuation ``+ - * / ^ ( ) , . = ! : ; ? |``
+plus ``>`` only inside ``->`` and ``_`` only right after ``log`` (a logarithm's
+base). Anything else is refused with the position of the first offending
+character in the *original* text.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import unicodedata
 
 from jobtrail.errors import ProblemParseError, ProblemTooLargeError
 
-__all__ = ["MAX_PROBLEM_CHARS", "fragment_at", "normalize"]
+__all__ = ["MAX_PROBLEM_CHARS", "fragment_at", "normalize", "rewritten_characters"]
 
 MAX_PROBLEM_CHARS = 2000
 """Longest problem text accepted, in characters (before normalization)."""
@@ -75,8 +76,16 @@ _REPLACEMENTS = {
 }
 
 _ALLOWED = frozenset(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 +-*/^(),.=!:;?>"
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 +-*/^(),.=!:;?>|_"
 )
+# Characters refused with a hint at what to write instead.
+_HINTS = {
+    "%": "'%' is not supported: write p/100 for p percent",
+    "[": "use ( ) for grouping",
+    "]": "use ( ) for grouping",
+    "{": "use ( ) for grouping",
+    "}": "use ( ) for grouping",
+}
 _SPACES = re.compile(r" {2,}")
 
 
@@ -129,19 +138,23 @@ def normalize(problem: str) -> str:
         raise ProblemParseError("empty problem", text=problem, position=None)
     pieces: list[str] = []
     for position, char in enumerate(problem):
-        if char in _ALLOWED and (char != ">" or (pieces and pieces[-1].endswith("-"))):
+        if char in _ALLOWED and (
+            (char != ">" or (pieces and pieces[-1].endswith("-")))
+            and (char != "_" or "".join(pieces[-3:]).lower().endswith("log"))
+        ):
             pieces.append(char)
             continue
         mapped = _REPLACEMENTS.get(char)
         if mapped is None and char in _SUPERSCRIPTS:
             mapped = char  # handled as a run below
-        if mapped is None and char != ">":
+        if mapped is None and char not in {">", "_"}:
             folded = unicodedata.normalize("NFKC", char)
             if folded and all(c in _ALLOWED for c in folded):
                 mapped = folded
         if mapped is None:
+            hint = f": {_HINTS[char]}" if char in _HINTS else ""
             raise ProblemParseError(
-                f"could not parse near '{fragment_at(problem, position)}'",
+                f"could not parse near '{fragment_at(problem, position)}'{hint}",
                 text=problem,
                 position=position,
             )
@@ -151,3 +164,22 @@ def normalize(problem: str) -> str:
     if not result:
         raise ProblemParseError("empty problem", text=problem, position=None)
     return result
+
+
+def rewritten_characters(problem: str) -> str:
+    """Return the characters of *problem* that ``normalize()`` rewrites, in order, once each.
+
+    Whitespace and the allow-listed ASCII characters are left out, so
+    ``"x² − 1"`` gives ``"²−"`` and ``"x^2 - 1"`` gives ``""``.
+
+    Args:
+        problem: Untrusted problem text.
+
+    Returns:
+        The distinct rewritten characters (e.g. ``× ÷ − √ ² π``), possibly empty.
+    """
+    seen: dict[str, None] = {}
+    for char in problem:
+        if char not in _ALLOWED and not char.isspace():
+            seen.setdefault(char, None)
+    return "".join(seen)

@@ -1,11 +1,16 @@
 """Split a normalized maths fragment into allow-listed tokens.
 
 Invariant: every token ``tokenize()`` returns is a number literal of at most
-``MAX_LITERAL_DIGITS`` digits, one of the operators ``+ - * / ^ ( ) , !``, a
-function name from ``FUNCTIONS``, a constant from ``CONSTANTS`` or a variable
-name from ``VARIABLE_WORDS`` or a single ASCII letter. Nothing else passes, so
-no identifier of Python's (``__import__``, ``lambda``, ``open``) can reach
-SymPy, and the text is never evaluated.
+``MAX_LITERAL_DIGITS`` digits (decimal, or scientific like ``1.5e-3``), one of
+the operators ``+ - * / ^ ( ) , ! | _`` or ``deg`` (a degree sign or the word
+``degrees``), a function name from ``FUNCTIONS``, a constant from
+``CONSTANTS`` or a variable name from ``VARIABLE_WORDS`` or a single ASCII
+letter. Nothing else passes, so no identifier of Python's (``__import__``,
+``lambda``, ``open``) can reach SymPy, and the text is never evaluated.
+
+A token that stands for something other than its literal text carries a
+``note`` (``"scientific notation"``, ``"letters split"``, ``"word operator"``,
+``"** as power"``) so the parser can tell the user how the text was read.
 """
 
 from __future__ import annotations
@@ -52,13 +57,31 @@ _STOP_WORDS = frozenset(
     {"and", "or", "the", "of", "is", "to", "as", "for", "at", "by", "in", "on", "an", "if", "it"}
 )
 _MAX_SPLIT_LETTERS = 3
+# Names recognized inside a run of letters, longest first ("sinh" before "sin").
+_SPLIT_NAMES = tuple(sorted(FUNCTIONS | {"pi"}, key=lambda name: (-len(name), name)))
 
+# A mantissa followed by e/E and an exponent is one number (``1.5e-3``,
+# ``6.02E+23``, ``1e3``); ``2e``, ``2e^x`` and ``2 e-3`` keep Euler's e.
 _TOKEN = re.compile(
     r"(?P<space>\s+)"
-    r"|(?P<num>\d+(?:\.\d+)?|\.\d+)"
+    r"|(?P<num>(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][+-]?\d+(?![.\d]))?)"
     r"|(?P<word>[A-Za-z]+)"
-    r"|(?P<op>\*\*|[-+*/^(),!])"
+    r"|(?P<op>\*\*|[-+*/^(),!|_])"
 )
+_SCIENTIFIC = re.compile(r"[eE]")
+
+# Words read as operators: (token kind, value) pairs they stand for.
+_WORD_OPERATORS: dict[str, tuple[tuple[str, str], ...]] = {
+    "squared": (("op", "^"), ("num", "2")),
+    "cubed": (("op", "^"), ("num", "3")),
+    "plus": (("op", "+"),),
+    "minus": (("op", "-"),),
+    "times": (("op", "*"),),
+    "over": (("op", "/"),),
+    "degrees": (("op", "deg"),),
+    "degree": (("op", "deg"),),
+    "deg": (("op", "deg"),),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,19 +90,35 @@ class Token:
 
     Attributes:
         kind: ``"num"``, ``"op"``, ``"func"``, ``"const"`` or ``"var"``.
-        value: The literal, operator (``**`` is given as ``^``), canonical
-            function or constant name (``ln`` -> ``log``, ``arcsin`` ->
-            ``asin``, ``infinity`` -> ``oo``, ``e`` -> ``E``, ``i`` -> ``I``),
-            or variable name.
+        value: The literal, operator (``**`` is given as ``^``, ``degrees``
+            as ``deg``), canonical function or constant name (``ln`` ->
+            ``log``, ``arcsin`` -> ``asin``, ``infinity`` -> ``oo``, ``e`` ->
+            ``E``, ``i`` -> ``I``), or variable name.
         position: 0-based index of the token in the fragment.
+        note: Why the token is not its literal text (``"scientific
+            notation"``, ``"letters split"``, ``"word operator"``, ``"** as
+            power"``), or ``""``.
     """
 
     kind: str
     value: str
     position: int
+    note: str = ""
 
 
 _FUNCTION_ALIASES = {"ln": "log", "arcsin": "asin", "arccos": "acos", "arctan": "atan"}
+# Spelled-out names, read as the function (never split: "cosine" is not cos(i*n*e)).
+_FUNCTION_WORDS = {
+    "sine": "sin",
+    "cosine": "cos",
+    "tangent": "tan",
+    "cotangent": "cot",
+    "secant": "sec",
+    "cosecant": "csc",
+    "arcsine": "asin",
+    "arccosine": "acos",
+    "arctangent": "atan",
+}
 _CONSTANT_ALIASES = {"e": "E", "i": "I", "infinity": "oo", "inf": "oo"}
 
 
@@ -100,6 +139,26 @@ def parse_error(fragment: str, position: int, reason: str = "") -> ProblemParseE
     return ProblemParseError(message, text=fragment, position=position)
 
 
+def _split_word(word: str) -> list[tuple[int, str]] | None:
+    """Split a run of letters into function names, ``pi`` and single letters, or None.
+
+    ``"xy"`` is x*y, ``"sinx"`` is sin x, ``"lnx"`` is ln x (not l*n*x),
+    ``"pix"`` is pi*x (not p*i*x); at most ``_MAX_SPLIT_LETTERS`` single
+    letters, so ``"hello"`` is refused as an unknown word.
+    """
+    lower = word.lower()
+    pieces: list[tuple[int, str]] = []
+    singles = 0
+    offset = 0
+    while offset < len(word):
+        named = next((name for name in _SPLIT_NAMES if lower.startswith(name, offset)), None)
+        size = len(named) if named is not None else 1
+        singles += named is None
+        pieces.append((offset, word[offset : offset + size]))
+        offset += size
+    return pieces if singles <= _MAX_SPLIT_LETTERS else None
+
+
 def _word_tokens(word: str, position: int, fragment: str) -> list[Token]:
     lower = word.lower()
     if lower in FUNCTIONS:
@@ -109,14 +168,21 @@ def _word_tokens(word: str, position: int, fragment: str) -> list[Token]:
         return [Token("const", _CONSTANT_ALIASES.get(key, key), position)]
     if lower in VARIABLE_WORDS:
         return [Token("var", lower, position)]
+    if lower in _FUNCTION_WORDS:
+        return [Token("func", _FUNCTION_WORDS[lower], position, "word operator")]
+    if lower in _WORD_OPERATORS:
+        pairs = _WORD_OPERATORS[lower]
+        return [Token(kind, value, position, "word operator") for kind, value in pairs]
     if len(word) == 1:
         return [Token("var", word, position)]
-    if len(word) <= _MAX_SPLIT_LETTERS and lower not in _STOP_WORDS:
-        # "xy" is x*y: a product of single-letter variables (or e, i).
-        out: list[Token] = []
-        for offset, letter in enumerate(word):
-            out.extend(_word_tokens(letter, position + offset, fragment))
-        return out
+    if lower not in _STOP_WORDS:
+        pieces = _split_word(word)
+        if pieces is not None:
+            out: list[Token] = []
+            for offset, piece in pieces:
+                for token in _word_tokens(piece, position + offset, fragment):
+                    out.append(Token(token.kind, token.value, token.position, "letters split"))
+            return out
     raise parse_error(fragment, position, f"unknown word '{word}'")
 
 
@@ -144,16 +210,20 @@ def tokenize(fragment: str) -> list[Token]:
         group = match.lastgroup
         value = match.group(0)
         if group == "num":
-            digits = len(value.replace(".", ""))
+            digits = len(re.sub(r"[^0-9]", "", value))
             if digits > MAX_LITERAL_DIGITS:
                 raise ProblemTooLargeError(
                     f"number too large: a literal has {digits} digits; "
                     f"the limit is {MAX_LITERAL_DIGITS}"
                 )
-            tokens.append(Token("num", value, position))
+            note = "scientific notation" if _SCIENTIFIC.search(value) else ""
+            tokens.append(Token("num", value, position, note))
         elif group == "word":
             tokens.extend(_word_tokens(value, position, fragment))
         elif group == "op":
-            tokens.append(Token("op", "^" if value == "**" else value, position))
+            if value == "**":
+                tokens.append(Token("op", "^", position, "** as power"))
+            else:
+                tokens.append(Token("op", value, position))
         position = match.end()
     return tokens
