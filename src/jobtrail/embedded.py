@@ -4,6 +4,15 @@ Used by the CLI when no Redis URL is configured and by the test fixtures, so
 the tests exercise the launcher users run. The server binds to loopback only,
 keeps its data (AOF on by default) under its data directory, and records its
 port and pid in `server.json` there so later commands find and reuse it.
+
+Invariant: at most one redis-server runs on a data directory. The launcher
+takes an exclusive flock on `server.lock` in it and hands the locked file
+descriptor to the redis-server process (pass_fds), so the lock lives exactly
+as long as that process (and any AOF-rewrite child it forks); a second start
+on the directory fails to take it. A recorded pid that is alive and is a
+redis-server working in the directory means "running" whatever PING answers:
+a server that refuses connections (maxclients, LOADING, a password) is
+reported as such (EmbeddedRedisRefusedError), never replaced.
 """
 
 from __future__ import annotations
@@ -23,16 +32,21 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import redis
 
 from jobtrail.clock import monotonic_s
 from jobtrail.config import Settings
-from jobtrail.errors import EmbeddedRedisError
+from jobtrail.errors import EmbeddedRedisError, EmbeddedRedisRefusedError
 
 __all__ = [
+    "ClientUsage",
     "EmbeddedRedis",
     "ServerInfo",
+    "check_serving",
+    "client_usage",
+    "data_dir_in_use",
     "ensure_server",
     "find_redis_server",
     "free_port",
@@ -45,6 +59,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 MAIN_DB, BROKER_DB, RESULTS_DB = 10, 11, 12
+
+#: Lock file in the data directory, flocked by the redis-server that runs on it.
+LOCK_FILE = "server.lock"
+#: Deadline of the PING/INFO that tells a serving embedded server from a refusing one.
+PROBE_TIMEOUT_S = 3.0
 
 
 def find_redis_server() -> str:
@@ -142,14 +161,23 @@ class EmbeddedRedis:
             The ServerInfo written to `server.json`.
 
         Raises:
-            EmbeddedRedisError: The binary is missing or the server did not
-                answer before the deadline (the message carries its log tail).
+            EmbeddedRedisError: The binary is missing, another redis-server holds
+                the data directory's lock, or the server did not answer before
+                the deadline (the message carries its log tail).
         """
         try:
             self.data_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise EmbeddedRedisError(f"cannot use {self.data_dir} for Redis data: {exc}") from exc
         binary = self.binary or find_redis_server()
+        lock_fd = _claim_data_dir(self.data_dir)
+        try:
+            return self._launch(binary, lock_fd, args, detach, timeout_s)
+        finally:
+            os.close(lock_fd)  # the redis-server holds its own copy for as long as it runs
+
+    def _launch(self, binary: str, lock_fd: int, args: tuple[str, ...], detach: bool,
+                timeout_s: float) -> ServerInfo:
         pidfile = self.data_dir / "redis.pid"
         fixed_port = self.port
         for _attempt in range(3):
@@ -169,7 +197,7 @@ class EmbeddedRedis:
             ]
             self.process = subprocess.Popen(
                 cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL, start_new_session=True,
+                stderr=subprocess.DEVNULL, start_new_session=True, pass_fds=(lock_fd,),
             )
             if detach:
                 self.process.wait(timeout=timeout_s)  # the launcher exits once forked
@@ -182,6 +210,7 @@ class EmbeddedRedis:
                 logger.info("embedded redis started port=%s pid=%s", port, pid)
                 return info
             self._reap()
+            self._reap_detached(pidfile)
             if "already in use" not in self._log_tail() or fixed_port is not None:
                 break
         raise EmbeddedRedisError(
@@ -238,6 +267,16 @@ class EmbeddedRedis:
             with contextlib.suppress(ProcessLookupError):
                 self.process.kill()
             self.process.wait()
+
+    def _reap_detached(self, pidfile: Path) -> None:
+        """Kill a daemonized server of ours that did not become ready (it holds the lock)."""
+        pid = _read_pid(pidfile)
+        if pid and _is_server_of(pid, self.data_dir):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            deadline = monotonic_s() + 5.0
+            while _pid_alive(pid) and monotonic_s() < deadline:
+                time.sleep(0.02)
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Terminate the server (SIGTERM, which flushes the AOF), then kill after *timeout_s*."""
@@ -299,27 +338,144 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def read_server_info(data_dir: Path) -> ServerInfo | None:
-    """Return the ServerInfo of a live embedded server in *data_dir*, or None.
+def _claim_data_dir(data_dir: Path) -> int:
+    """Return a descriptor of `server.lock` in *data_dir*, exclusively flocked.
 
-    A `server.json` whose process is gone or does not answer PING is stale and
-    reads as None.
+    Raises:
+        EmbeddedRedisError: Another process (a running redis-server) holds it.
     """
     try:
+        fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise EmbeddedRedisError(f"cannot use {data_dir} for Redis data: {exc}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        running = read_server_info(data_dir)
+        holder = f" (pid {running.pid}, port {running.port})" if running else ""
+        raise EmbeddedRedisError(
+            f"the Redis data directory {data_dir} is in use by another redis-server{holder}; "
+            "refusing to start a second server on it") from None
+    return fd
+
+
+def data_dir_in_use(data_dir: Path) -> bool:
+    """Return True when a process holds *data_dir*'s `server.lock` (a server runs on it)."""
+    try:
+        fd = os.open(Path(data_dir) / LOCK_FILE, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # also drops the probe's own lock
+    return False
+
+
+def _is_server_of(pid: int, data_dir: Path, binary: str | None = None) -> bool:
+    """Return True when *pid* is alive and is a redis-server working in *data_dir*.
+
+    redis-server rewrites its command line (proc title) but chdirs to its
+    `--dir`, so /proc/<pid>/exe and /proc/<pid>/cwd identify it; a reused pid
+    (another program, or a zombie) does not pass. Without procfs a live pid is
+    all that can be told.
+    """
+    if not _pid_alive(pid):
+        return False
+    proc = Path("/proc") / str(pid)
+    if not Path("/proc/self/cwd").exists():
+        return True
+    try:
+        exe = os.readlink(proc / "exe").removesuffix(" (deleted)")
+        cwd = os.readlink(proc / "cwd")
+    except OSError:  # gone, a zombie, or another user's process: not our server
+        return False
+    if Path(cwd) != Path(data_dir).resolve():
+        return False
+    if binary:
+        return exe == os.path.realpath(binary)
+    return Path(exe).name.startswith("redis-")  # Debian: redis-server -> redis-check-rdb
+
+
+def _read_record(data_dir: Path) -> ServerInfo | None:
+    try:
         raw = json.loads((Path(data_dir) / "server.json").read_text())
-        info = ServerInfo(int(raw["port"]), int(raw["pid"]), str(raw["data_dir"]),
+        return ServerInfo(int(raw["port"]), int(raw["pid"]), str(raw["data_dir"]),
                           str(raw["binary"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if not _pid_alive(info.pid):
+
+
+def read_server_info(data_dir: Path) -> ServerInfo | None:
+    """Return the ServerInfo of the embedded server running on *data_dir*, or None.
+
+    Running means the pid in `server.json` is alive and is a redis-server
+    working in *data_dir*, whatever PING answers (check_serving() tells a
+    serving server from a refusing one). A record whose pid is dead or reused
+    is stale and reads as None.
+    """
+    info = _read_record(data_dir)
+    if info is None or not _is_server_of(info.pid, Path(data_dir), info.binary):
         return None
-    client = redis.Redis(host="127.0.0.1", port=info.port, socket_timeout=1)
+    return info
+
+
+@dataclass(frozen=True, slots=True)
+class ClientUsage:
+    """Client connections of a server: in use (INFO clients) against CONFIG maxclients."""
+
+    connected_clients: int
+    maxclients: int | None  # None when CONFIG GET is refused
+
+
+def _probe_client(info: ServerInfo) -> redis.Redis:
+    return redis.Redis(host="127.0.0.1", port=info.port, socket_timeout=PROBE_TIMEOUT_S,
+                       socket_connect_timeout=PROBE_TIMEOUT_S, decode_responses=True)
+
+
+def _refused(info: ServerInfo, exc: redis.RedisError) -> EmbeddedRedisRefusedError:
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    return EmbeddedRedisRefusedError(info.url(), info.pid, reason)
+
+
+def check_serving(info: ServerInfo) -> None:
+    """PING the running server of *info*.
+
+    Raises:
+        EmbeddedRedisRefusedError: It runs but refuses: max number of clients
+            reached, LOADING, a password error, no answer in PROBE_TIMEOUT_S.
+    """
+    client = _probe_client(info)
     try:
-        return info if client.ping() else None
-    except redis.RedisError:
-        return None
+        client.ping()
+    except redis.RedisError as exc:
+        raise _refused(info, exc) from exc
     finally:
         client.close()
+
+
+def client_usage(info: ServerInfo) -> ClientUsage:
+    """Return the running server's connected clients and its maxclients.
+
+    Raises:
+        EmbeddedRedisRefusedError: It runs but refuses (see check_serving()).
+    """
+    client = _probe_client(info)
+    try:
+        connected = int(client.info("clients").get("connected_clients", 0))
+        try:
+            config = cast(dict[str, str], client.config_get("maxclients"))
+            maxclients: int | None = int(config["maxclients"])
+        except (redis.ResponseError, KeyError, ValueError):  # CONFIG renamed or refused
+            maxclients = None
+    except redis.RedisError as exc:
+        raise _refused(info, exc) from exc
+    finally:
+        client.close()
+    return ClientUsage(connected, maxclients)
 
 
 @contextlib.contextmanager
@@ -341,17 +497,21 @@ def ensure_server(data_dir: Path) -> tuple[ServerInfo, bool]:
     """Return the live embedded server of *data_dir*, starting it if needed.
 
     Concurrent callers are serialized by a file lock, so two commands started
-    together share one server.
+    together share one server; a running server is never replaced, even when
+    it refuses connections.
 
     Returns:
         (info, started): started is True when this call launched it.
 
     Raises:
-        EmbeddedRedisError: It could not be started.
+        EmbeddedRedisRefusedError: The server runs but refuses connections.
+        EmbeddedRedisError: It could not be started (the data directory is held
+            by a redis-server jobtrail cannot identify, the binary is missing...).
     """
     with _locked(Path(data_dir)):
         info = read_server_info(data_dir)
         if info is not None:
+            check_serving(info)
             return info, False
         # come back on the previous port, so workers and URLs from before still work
         previous = _recorded_port(Path(data_dir))
@@ -373,6 +533,9 @@ def _recorded_port(data_dir: Path) -> int | None:
 def stop_server(data_dir: Path, timeout_s: float = 10.0) -> ServerInfo | None:
     """Shut down the embedded server of *data_dir* (AOF flushed); None if none ran.
 
+    Works on a server that refuses connections too: it is told by signal.
+    Returns once the process is gone and the data directory's lock is free.
+
     Raises:
         EmbeddedRedisError: It did not exit within *timeout_s* seconds.
     """
@@ -383,7 +546,7 @@ def stop_server(data_dir: Path, timeout_s: float = 10.0) -> ServerInfo | None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(info.pid, signal.SIGTERM)
         deadline = monotonic_s() + timeout_s
-        while _pid_alive(info.pid):
+        while _pid_alive(info.pid) or data_dir_in_use(Path(data_dir)):
             if monotonic_s() > deadline:
                 raise EmbeddedRedisError(f"redis-server pid {info.pid} did not stop")
             time.sleep(0.05)
@@ -402,6 +565,7 @@ def resolve_settings(settings: Settings) -> Settings:
     Settings with all three URLs set are returned unchanged, without I/O.
 
     Raises:
+        EmbeddedRedisRefusedError: The embedded server runs but refuses connections.
         EmbeddedRedisError: The embedded server could not be started.
     """
     if not settings.uses_embedded:
