@@ -327,6 +327,7 @@ def _read_pid(pidfile: Path) -> int:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Return True when *pid* runs; a zombie (exited, not yet reaped by init) does not."""
     if pid <= 0:
         return False
     try:
@@ -335,7 +336,11 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return not Path("/proc/self/stat").exists()  # gone meanwhile, or no procfs
+    return stat[stat.rfind(")") + 2:][:1] not in ("Z", "X")
 
 
 def _claim_data_dir(data_dir: Path) -> int:
