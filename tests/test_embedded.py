@@ -164,11 +164,13 @@ def test_the_lock_dies_with_the_server(data_dir: Path) -> None:
     # Given a detached server, killed with SIGKILL (no shutdown code runs)
     info, _ = ensure_server(data_dir)
     os.kill(info.pid, signal.SIGKILL)
-    while psutil.pid_exists(info.pid) and psutil.Process(info.pid).status() != "zombie":
+    # Then the lock is released with the process, the record is stale,
+    deadline = time.monotonic() + 5
+    while data_dir_in_use(data_dir) and time.monotonic() < deadline:
         time.sleep(0.02)
-    # Then the lock is free, the record is stale, and a start brings up a new server
     assert not data_dir_in_use(data_dir)
     assert read_server_info(data_dir) is None
+    # and a start brings up a new server
     again, started = ensure_server(data_dir)
     assert started and again.pid != info.pid and servers_on(data_dir) == [again.pid]
 
@@ -252,3 +254,21 @@ def test_a_loading_server_is_reported_not_replaced(data_dir: Path) -> None:
         (data_dir / "server.json").write_text(json.dumps(
             {"port": info.port, "pid": info.pid, "data_dir": str(data_dir),
              "binary": info.binary}))
+
+
+def test_a_refusing_server_can_still_be_stopped(data_dir: Path) -> None:
+    info, _ = ensure_server(data_dir)
+    holder = redis.Redis(port=info.port)
+    holder.config_set("maxclients", 1)
+    try:
+        assert stop_server(data_dir) == info
+    finally:
+        holder.close()
+    assert servers_on(data_dir) == [] and not data_dir_in_use(data_dir)
+
+
+def test_a_start_right_after_a_kill_waits_for_the_lock(data_dir: Path) -> None:
+    info, _ = ensure_server(data_dir)
+    os.kill(info.pid, signal.SIGKILL)
+    again, started = ensure_server(data_dir)  # at once: the dying server may hold the lock
+    assert started and again.pid != info.pid and servers_on(data_dir) == [again.pid]

@@ -35,6 +35,8 @@ from pathlib import Path
 from typing import cast
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from jobtrail.clock import monotonic_s
 from jobtrail.config import Settings
@@ -62,6 +64,10 @@ MAIN_DB, BROKER_DB, RESULTS_DB = 10, 11, 12
 
 #: Lock file in the data directory, flocked by the redis-server that runs on it.
 LOCK_FILE = "server.lock"
+#: How long a start waits for the lock of a data directory whose recorded server is gone.
+LOCK_GRACE_S = 2.0
+#: How long a server that does not answer at all is watched for exiting (being killed).
+DYING_GRACE_S = 1.0
 #: Deadline of the PING/INFO that tells a serving embedded server from a refusing one.
 PROBE_TIMEOUT_S = 3.0
 
@@ -225,7 +231,8 @@ class EmbeddedRedis:
         """
         deadline = monotonic_s() + timeout_s
         assert self.port is not None
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1)
+        client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1,
+                             retry=Retry(NoBackoff(), 0))  # this loop is the retry
         try:
             while monotonic_s() < deadline:
                 if self.process is not None and self.process.poll() is not None:
@@ -353,16 +360,22 @@ def _claim_data_dir(data_dir: Path) -> int:
         fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
         raise EmbeddedRedisError(f"cannot use {data_dir} for Redis data: {exc}") from exc
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    deadline = monotonic_s() + LOCK_GRACE_S
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except OSError:
+            running = read_server_info(data_dir)
+            # a killed server's threads release the lock a moment after its pid is a zombie
+            if running is None and monotonic_s() < deadline:
+                time.sleep(0.02)
+                continue
         os.close(fd)
-        running = read_server_info(data_dir)
         holder = f" (pid {running.pid}, port {running.port})" if running else ""
         raise EmbeddedRedisError(
             f"the Redis data directory {data_dir} is in use by another redis-server{holder}; "
-            "refusing to start a second server on it") from None
-    return fd
+            "refusing to start a second server on it")
 
 
 def data_dir_in_use(data_dir: Path) -> bool:
@@ -437,13 +450,34 @@ class ClientUsage:
 
 
 def _probe_client(info: ServerInfo) -> redis.Redis:
+    # no retries: a refusal is the answer, and a hung server must cost PROBE_TIMEOUT_S once
     return redis.Redis(host="127.0.0.1", port=info.port, socket_timeout=PROBE_TIMEOUT_S,
-                       socket_connect_timeout=PROBE_TIMEOUT_S, decode_responses=True)
+                       socket_connect_timeout=PROBE_TIMEOUT_S, decode_responses=True,
+                       retry=Retry(NoBackoff(), 0))
 
 
 def _refused(info: ServerInfo, exc: redis.RedisError) -> EmbeddedRedisRefusedError:
     reason = " ".join(str(exc).split()) or type(exc).__name__
     return EmbeddedRedisRefusedError(info.url(), info.pid, reason)
+
+
+def _no_reply(exc: BaseException) -> bool:
+    """Return True when *exc* comes from the socket (refused, reset, timeout), not a reply."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _exits_within(info: ServerInfo, data_dir: Path, timeout_s: float) -> bool:
+    deadline = monotonic_s() + timeout_s
+    while _is_server_of(info.pid, data_dir, info.binary):
+        if monotonic_s() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def check_serving(info: ServerInfo) -> None:
@@ -516,8 +550,13 @@ def ensure_server(data_dir: Path) -> tuple[ServerInfo, bool]:
     with _locked(Path(data_dir)):
         info = read_server_info(data_dir)
         if info is not None:
-            check_serving(info)
-            return info, False
+            try:
+                check_serving(info)
+                return info, False
+            except EmbeddedRedisRefusedError as exc:
+                # no reply at all may be a server that is being killed: give it a moment
+                if not _no_reply(exc) or not _exits_within(info, Path(data_dir), DYING_GRACE_S):
+                    raise
         # come back on the previous port, so workers and URLs from before still work
         previous = _recorded_port(Path(data_dir))
         if previous is not None:
