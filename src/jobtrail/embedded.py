@@ -66,6 +66,8 @@ MAIN_DB, BROKER_DB, RESULTS_DB = 10, 11, 12
 LOCK_FILE = "server.lock"
 #: How long a start waits for the lock of a data directory whose recorded server is gone.
 LOCK_GRACE_S = 2.0
+#: Interval between the SIGTERMs of a stop, seconds (Redis ignores one sent mid-first-AOF).
+TERM_REPEAT_S = 0.5
 #: How long a server that does not answer at all is watched for exiting (being killed).
 DYING_GRACE_S = 1.0
 #: Deadline of the PING/INFO that tells a serving embedded server from a refusing one.
@@ -289,12 +291,14 @@ class EmbeddedRedis:
         """Terminate the server (SIGTERM, which flushes the AOF), then kill after *timeout_s*."""
         if self.process is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            self.process.terminate()
-        try:
-            self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self._reap()
+        deadline = monotonic_s() + timeout_s
+        while self.process.poll() is None and monotonic_s() < deadline:
+            # again every TERM_REPEAT_S: Redis refuses a SIGTERM while it writes its first AOF
+            with contextlib.suppress(ProcessLookupError):
+                self.process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=min(TERM_REPEAT_S, max(0.0, deadline - monotonic_s())))
+        self._reap()
         self.process = None
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
@@ -587,12 +591,16 @@ def stop_server(data_dir: Path, timeout_s: float = 10.0) -> ServerInfo | None:
         info = read_server_info(data_dir)
         if info is None:
             return None
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(info.pid, signal.SIGTERM)
         deadline = monotonic_s() + timeout_s
+        term_at = 0.0
         while _pid_alive(info.pid) or data_dir_in_use(Path(data_dir)):
-            if monotonic_s() > deadline:
+            now = monotonic_s()
+            if now > deadline:
                 raise EmbeddedRedisError(f"redis-server pid {info.pid} did not stop")
+            if now >= term_at and _pid_alive(info.pid):  # repeated: see EmbeddedRedis.stop
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(info.pid, signal.SIGTERM)
+                term_at = now + TERM_REPEAT_S
             time.sleep(0.05)
         return info
 
