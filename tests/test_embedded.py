@@ -272,3 +272,19 @@ def test_a_start_right_after_a_kill_waits_for_the_lock(data_dir: Path) -> None:
     os.kill(info.pid, signal.SIGKILL)
     again, started = ensure_server(data_dir)  # at once: the dying server may hold the lock
     assert started and again.pid != info.pid and servers_on(data_dir) == [again.pid]
+
+
+def test_a_password_protected_server_is_reported_not_replaced(data_dir: Path) -> None:
+    # Given the embedded server, given a password by hand (CONFIG SET requirepass)
+    info, _ = ensure_server(data_dir)
+    holder = redis.Redis(port=info.port)
+    holder.config_set("requirepass", "s3cret")
+    try:
+        # Then a command is told so, and the server is kept
+        with pytest.raises(EmbeddedRedisRefusedError, match="NOAUTH|WRONGPASS|authenticat"):
+            ensure_server(data_dir)
+        assert servers_on(data_dir) == [info.pid]
+        assert read_server_info(data_dir) == info
+    finally:
+        holder.config_set("requirepass", "")
+        holder.close()
