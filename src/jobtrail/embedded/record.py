@@ -205,6 +205,7 @@ def no_reply(exc: BaseException) -> bool:
 
 
 def exits_within(info: ServerInfo, data_dir: Path, timeout_s: float) -> bool:
+    """Return True when the server of *info* is gone within *timeout_s* seconds."""
     deadline = monotonic_s() + timeout_s
     while is_server_of(info.pid, data_dir, info.binary):
         if monotonic_s() > deadline:
@@ -230,7 +231,7 @@ def check_serving(info: ServerInfo) -> None:
 
 
 def client_usage(info: ServerInfo) -> ClientUsage:
-    """Return the running server's connected clients and its maxclients.
+    """Return the running server's connected clients (this probe included) and maxclients.
 
     Raises:
         EmbeddedRedisRefusedError: It runs but refuses (see check_serving()).
@@ -251,7 +252,6 @@ def client_usage(info: ServerInfo) -> ClientUsage:
 
 
 def recorded_port(data_dir: Path) -> int | None:
-    try:
-        return int(json.loads((data_dir / "server.json").read_text())["port"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    """Return the port `server.json` records, running or not (None without a record)."""
+    info = _read_record(data_dir)
+    return info.port if info else None
