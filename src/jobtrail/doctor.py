@@ -82,6 +82,43 @@ def _eviction(settings: Settings, clients: dict[str, redis.Redis]) -> Iterator[F
                           f"the {role} DB's server never evicts (noeviction)", evidence)
 
 
+#: Share of maxclients in use above which doctor warns.
+CLIENTS_WARN_RATIO = 0.8
+
+
+def _clients(settings: Settings, clients: dict[str, redis.Redis]) -> Iterator[Finding]:
+    """Connected clients against maxclients, once per Redis server (not per DB)."""
+    urls = dict(zip(("main", "broker", "results"), settings.require_urls(), strict=True))
+    by_server: dict[str, list[str]] = {}
+    for role, url in urls.items():
+        by_server.setdefault(_server(url), []).append(role)
+    for server, roles in by_server.items():
+        client = clients[roles[0]]
+        connected = int(client.info("clients").get("connected_clients", 0))
+        try:
+            config = cast(dict[str, str], client.config_get("maxclients"))
+            maxclients: int | None = int(config["maxclients"])
+        except (redis.ResponseError, KeyError, ValueError):  # CONFIG disabled (managed Redis)
+            maxclients = None
+        evidence = {"server": server, "connected_clients": connected, "maxclients": maxclients,
+                    "dbs_on_server": roles}
+        check = f"clients:{roles[0]}"
+        if maxclients is None:
+            yield Finding(check, Severity.OK, f"{connected} clients connected to the server of "
+                          f"{', '.join(roles)} (maxclients unknown: CONFIG refused)", evidence)
+        elif connected > CLIENTS_WARN_RATIO * maxclients:
+            yield Finding(
+                check, Severity.WARNING,
+                f"{connected} of maxclients {maxclients} clients are connected to the server of "
+                f"{', '.join(roles)}: past {CLIENTS_WARN_RATIO:.0%}, new workers and commands "
+                "will soon be refused (max number of clients reached)", evidence,
+                "CONFIG SET maxclients <higher> (and in redis.conf), or find the client "
+                "holding connections with CLIENT LIST")
+        else:
+            yield Finding(check, Severity.OK, f"{connected} of maxclients {maxclients} clients "
+                          f"connected to the server of {', '.join(roles)}", evidence)
+
+
 def _persistence(settings: Settings, client: redis.Redis) -> Finding:
     info = client.info("persistence")
     aof = int(info.get("aof_enabled", 0)) == 1
@@ -251,6 +288,7 @@ def run_checks(settings: Settings, clients: dict[str, redis.Redis], keys: KeySpa
             interfaces wrap it with connections.wrap_redis_error).
     """
     findings = list(_eviction(settings, clients))
+    findings += _clients(settings, clients)
     findings.append(_persistence(settings, clients["main"]))
     findings += _timing(settings, retention_ages_s or {})
     if consistency:

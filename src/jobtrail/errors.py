@@ -11,6 +11,8 @@ a module boundary; library errors (redis, sqlalchemy) are wrapped here with
     ├── RedisUnavailableError            (url)             a Redis DB cannot be reached; CLI exit 1
     ├── RedisCommandError                (what)            Redis refused a command (OOM, WRONGTYPE)
     ├── EmbeddedRedisError                                  embedded redis-server cannot start
+    │   └── EmbeddedRedisRefusedError    (url, pid, reason) it runs but refuses us (maxclients,
+    │                                                       LOADING, password); never restarted
     ├── StoreError
     │   ├── JobNotFoundError             (job_id)          no job:<id> hash
     │   ├── InvalidTransitionError       (job_id, from_, to) transition not in TRANSITIONS
@@ -44,6 +46,7 @@ __all__ = [
     "ConcurrentUpdateError",
     "ConfigError",
     "EmbeddedRedisError",
+    "EmbeddedRedisRefusedError",
     "InvalidTransitionError",
     "PolicyError",
     "JobNotFoundError",
@@ -98,6 +101,25 @@ class RedisCommandError(JobtrailError):
 
 class EmbeddedRedisError(JobtrailError):
     """Raised when the embedded redis-server cannot be found, started or stopped."""
+
+
+class EmbeddedRedisRefusedError(EmbeddedRedisError):
+    """Raised when the embedded redis-server runs (its pid is alive) but refuses commands.
+
+    "max number of clients reached", LOADING, a NOAUTH/WRONGPASS password error
+    or a hung server: jobtrail reports it and never starts a second server on
+    the same data directory. CLI exit 1.
+    """
+
+    def __init__(self, url: str, pid: int, reason: str) -> None:
+        super().__init__(f"the embedded Redis at {url} (pid {pid}) is running but refuses "
+                         f"connections: {reason}; no second server was started")
+        self.url = url
+        self.pid = pid
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type[EmbeddedRedisRefusedError], tuple[str, int, str]]:
+        return (type(self), (self.url, self.pid, self.reason))
 
 
 class StoreError(JobtrailError):

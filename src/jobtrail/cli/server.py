@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from jobtrail.cli.context import settings_from
-from jobtrail.cli.output import out, print_json
-from jobtrail.embedded import ensure_server, read_server_info, redis_data_dir, stop_server
+from jobtrail.cli.output import exit_with, out, print_json
+from jobtrail.embedded import (
+    client_usage,
+    data_dir_in_use,
+    ensure_server,
+    read_server_info,
+    redis_data_dir,
+    stop_server,
+)
+from jobtrail.errors import EmbeddedRedisRefusedError
 
 app = typer.Typer(help="Start, stop and inspect the embedded Redis server.", no_args_is_help=True)
 
@@ -17,7 +25,10 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 
 @app.command()
 def start(ctx: typer.Context, json_out: JsonOpt = False) -> None:
-    """Start the embedded Redis (or report the one already running)."""
+    """Start the embedded Redis (or report the one already running).
+
+    Exit 1 when it runs but refuses connections (maxclients, LOADING, password).
+    """
     data_dir = redis_data_dir(settings_from(ctx))
     info, started = ensure_server(data_dir)
     if json_out:
@@ -41,16 +52,37 @@ def stop(ctx: typer.Context, json_out: JsonOpt = False) -> None:
 
 @app.command()
 def status(ctx: typer.Context, json_out: JsonOpt = False) -> None:
-    """Say whether the embedded Redis runs, and where. Exit 1 when it does not."""
+    """Say whether the embedded Redis runs, where, and its clients against maxclients.
+
+    Exit 1 when it does not run, or runs but refuses connections.
+    """
     data_dir = redis_data_dir(settings_from(ctx))
     info = read_server_info(data_dir)
+    data: dict[str, Any] = {
+        "running": info is not None, "port": info.port if info else None,
+        "pid": info.pid if info else None, "data_dir": str(data_dir),
+        "answering": False, "connected_clients": None, "maxclients": None, "error": None}
+    if info is None and data_dir_in_use(data_dir):
+        data["error"] = (f"the data directory {data_dir} is locked by a process that its "
+                         "server.json does not name (a redis-server jobtrail did not record)")
+    elif info is not None:
+        try:
+            usage = client_usage(info)
+        except EmbeddedRedisRefusedError as exc:
+            data["error"] = str(exc)
+        else:
+            data.update(answering=True, connected_clients=usage.connected_clients,
+                        maxclients=usage.maxclients)
     if json_out:
-        print_json({"running": info is not None, "port": info.port if info else None,
-                    "pid": info.pid if info else None, "data_dir": str(data_dir)})
+        print_json(data)
+    elif data["error"]:
+        exit_with(data["error"])
     elif info:
+        limit = data["maxclients"] if data["maxclients"] is not None else "unknown"
         out.print(f"embedded Redis running on 127.0.0.1:{info.port} (pid {info.pid}, "
-                  f"data in {info.data_dir})")
+                  f"data in {info.data_dir}), clients {data['connected_clients']} of "
+                  f"maxclients {limit}")
     else:
         out.print(f"embedded Redis not running (data dir {data_dir})")
-    if info is None:
+    if not data["answering"]:
         raise typer.Exit(1)

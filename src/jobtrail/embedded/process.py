@@ -1,16 +1,14 @@
-"""EmbeddedRedis: a real redis-server that jobtrail starts, stops and reuses itself.
+"""EmbeddedRedis: a real redis-server process on loopback, with AOF on, that jobtrail starts.
 
-Used by the CLI when no Redis URL is configured and by the test fixtures, so
-the tests exercise the launcher users run. The server binds to loopback only,
-keeps its data (AOF on by default) under its data directory, and records its
-port and pid in `server.json` there so later commands find and reuse it.
+Used by the CLI's shared server (detached) and by the test fixtures (a child
+process), so the tests exercise the launcher users run. Each start takes the
+data directory's lock (see record.py) and hands it to the server process.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import importlib.util
 import json
 import logging
@@ -20,31 +18,22 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from jobtrail.clock import monotonic_s
-from jobtrail.config import Settings
+from jobtrail.embedded.record import ServerInfo, claim_data_dir, is_server_of, pid_alive
 from jobtrail.errors import EmbeddedRedisError
 
-__all__ = [
-    "EmbeddedRedis",
-    "ServerInfo",
-    "ensure_server",
-    "find_redis_server",
-    "free_port",
-    "read_server_info",
-    "redis_data_dir",
-    "resolve_settings",
-    "stop_server",
-]
+__all__ = ["TERM_REPEAT_S", "EmbeddedRedis", "find_redis_server", "free_port"]
 
 logger = logging.getLogger(__name__)
 
-MAIN_DB, BROKER_DB, RESULTS_DB = 10, 11, 12
+#: Interval between the SIGTERMs of a stop, seconds (Redis ignores one sent mid-first-AOF).
+TERM_REPEAT_S = 0.5
 
 
 def find_redis_server() -> str:
@@ -72,20 +61,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@dataclass(frozen=True, slots=True)
-class ServerInfo:
-    """What `server.json` records of a running embedded server."""
-
-    port: int
-    pid: int
-    data_dir: str
-    binary: str
-
-    def url(self, db: int = 0) -> str:
-        """Return `redis://127.0.0.1:<port>/<db>`."""
-        return f"redis://127.0.0.1:{self.port}/{db}"
 
 
 class EmbeddedRedis:
@@ -142,14 +117,23 @@ class EmbeddedRedis:
             The ServerInfo written to `server.json`.
 
         Raises:
-            EmbeddedRedisError: The binary is missing or the server did not
-                answer before the deadline (the message carries its log tail).
+            EmbeddedRedisError: The binary is missing, another redis-server holds
+                the data directory's lock, or the server did not answer before
+                the deadline (the message carries its log tail).
         """
         try:
             self.data_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise EmbeddedRedisError(f"cannot use {self.data_dir} for Redis data: {exc}") from exc
         binary = self.binary or find_redis_server()
+        lock_fd = claim_data_dir(self.data_dir)
+        try:
+            return self._launch(binary, lock_fd, args, detach, timeout_s)
+        finally:
+            os.close(lock_fd)  # the redis-server holds its own copy for as long as it runs
+
+    def _launch(self, binary: str, lock_fd: int, args: tuple[str, ...], detach: bool,
+                timeout_s: float) -> ServerInfo:
         pidfile = self.data_dir / "redis.pid"
         fixed_port = self.port
         for _attempt in range(3):
@@ -169,7 +153,7 @@ class EmbeddedRedis:
             ]
             self.process = subprocess.Popen(
                 cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL, start_new_session=True,
+                stderr=subprocess.DEVNULL, start_new_session=True, pass_fds=(lock_fd,),
             )
             if detach:
                 self.process.wait(timeout=timeout_s)  # the launcher exits once forked
@@ -182,6 +166,7 @@ class EmbeddedRedis:
                 logger.info("embedded redis started port=%s pid=%s", port, pid)
                 return info
             self._reap()
+            self._reap_detached(pidfile)
             if "already in use" not in self._log_tail() or fixed_port is not None:
                 break
         raise EmbeddedRedisError(
@@ -196,7 +181,8 @@ class EmbeddedRedis:
         """
         deadline = monotonic_s() + timeout_s
         assert self.port is not None
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1)
+        client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1,
+                             retry=Retry(NoBackoff(), 0))  # this loop is the retry
         try:
             while monotonic_s() < deadline:
                 if self.process is not None and self.process.poll() is not None:
@@ -239,16 +225,28 @@ class EmbeddedRedis:
                 self.process.kill()
             self.process.wait()
 
+    def _reap_detached(self, pidfile: Path) -> None:
+        """Kill a daemonized server of ours that did not become ready (it holds the lock)."""
+        pid = _read_pid(pidfile)
+        if pid and is_server_of(pid, self.data_dir):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            deadline = monotonic_s() + 5.0
+            while pid_alive(pid) and monotonic_s() < deadline:
+                time.sleep(0.02)
+
     def stop(self, timeout_s: float = 5.0) -> None:
         """Terminate the server (SIGTERM, which flushes the AOF), then kill after *timeout_s*."""
         if self.process is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            self.process.terminate()
-        try:
-            self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self._reap()
+        deadline = monotonic_s() + timeout_s
+        while self.process.poll() is None and monotonic_s() < deadline:
+            # again every TERM_REPEAT_S: Redis refuses a SIGTERM while it writes its first AOF
+            with contextlib.suppress(ProcessLookupError):
+                self.process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=min(TERM_REPEAT_S, max(0.0, deadline - monotonic_s())))
+        self._reap()
         self.process = None
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
@@ -285,130 +283,3 @@ def _read_pid(pidfile: Path) -> int:
         return int(pidfile.read_text().strip())
     except (OSError, ValueError):
         return 0
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def read_server_info(data_dir: Path) -> ServerInfo | None:
-    """Return the ServerInfo of a live embedded server in *data_dir*, or None.
-
-    A `server.json` whose process is gone or does not answer PING is stale and
-    reads as None.
-    """
-    try:
-        raw = json.loads((Path(data_dir) / "server.json").read_text())
-        info = ServerInfo(int(raw["port"]), int(raw["pid"]), str(raw["data_dir"]),
-                          str(raw["binary"]))
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if not _pid_alive(info.pid):
-        return None
-    client = redis.Redis(host="127.0.0.1", port=info.port, socket_timeout=1)
-    try:
-        return info if client.ping() else None
-    except redis.RedisError:
-        return None
-    finally:
-        client.close()
-
-
-@contextlib.contextmanager
-def _locked(data_dir: Path) -> Iterator[None]:
-    try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        lock = open(data_dir / "launch.lock", "w")  # noqa: SIM115 - closed below
-    except OSError as exc:
-        raise EmbeddedRedisError(f"cannot use {data_dir} for Redis data: {exc}") from exc
-    with lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def ensure_server(data_dir: Path) -> tuple[ServerInfo, bool]:
-    """Return the live embedded server of *data_dir*, starting it if needed.
-
-    Concurrent callers are serialized by a file lock, so two commands started
-    together share one server.
-
-    Returns:
-        (info, started): started is True when this call launched it.
-
-    Raises:
-        EmbeddedRedisError: It could not be started.
-    """
-    with _locked(Path(data_dir)):
-        info = read_server_info(data_dir)
-        if info is not None:
-            return info, False
-        # come back on the previous port, so workers and URLs from before still work
-        previous = _recorded_port(Path(data_dir))
-        if previous is not None:
-            try:
-                return EmbeddedRedis(Path(data_dir), port=previous).start(detach=True), True
-            except EmbeddedRedisError:
-                logger.info("previous port taken, picking another port=%s", previous)
-        return EmbeddedRedis(Path(data_dir)).start(detach=True), True
-
-
-def _recorded_port(data_dir: Path) -> int | None:
-    try:
-        return int(json.loads((data_dir / "server.json").read_text())["port"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def stop_server(data_dir: Path, timeout_s: float = 10.0) -> ServerInfo | None:
-    """Shut down the embedded server of *data_dir* (AOF flushed); None if none ran.
-
-    Raises:
-        EmbeddedRedisError: It did not exit within *timeout_s* seconds.
-    """
-    with _locked(Path(data_dir)):
-        info = read_server_info(data_dir)
-        if info is None:
-            return None
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(info.pid, signal.SIGTERM)
-        deadline = monotonic_s() + timeout_s
-        while _pid_alive(info.pid):
-            if monotonic_s() > deadline:
-                raise EmbeddedRedisError(f"redis-server pid {info.pid} did not stop")
-            time.sleep(0.05)
-        return info
-
-
-def redis_data_dir(settings: Settings) -> Path:
-    """Return the embedded server's data directory under the state directory."""
-    return settings.state_dir / "redis"
-
-
-def resolve_settings(settings: Settings) -> Settings:
-    """Return *settings* with every unset Redis URL pointed at the embedded server.
-
-    Starts the embedded server when a URL is unset and it is not running.
-    Settings with all three URLs set are returned unchanged, without I/O.
-
-    Raises:
-        EmbeddedRedisError: The embedded server could not be started.
-    """
-    if not settings.uses_embedded:
-        return settings
-    info, _ = ensure_server(redis_data_dir(settings))
-    return settings.model_copy(update={
-        "main_url": settings.main_url or info.url(MAIN_DB),
-        "broker_url": settings.broker_url or info.url(BROKER_DB),
-        "results_url": settings.results_url or info.url(RESULTS_DB),
-    })
