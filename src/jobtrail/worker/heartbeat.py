@@ -83,7 +83,7 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
         return
     settings = conf[SETTINGS_KEY]
     main_url, _, _ = settings.require_urls()
-    store = HeartbeatStore(connect(main_url), KeySpace(settings.key_prefix, settings.queue))
+    store = HeartbeatStore(connect(main_url, settings=settings), KeySpace(settings.key_prefix, settings.queue))
     _thread = HeartbeatThread(store, str(sender.hostname), settings.heartbeat_interval_s)
     _thread.start()
     if settings.worker_metrics_port:
@@ -94,7 +94,8 @@ def _serve_metrics(settings: Any) -> None:
     """Export jobtrail's metrics from this worker (prometheus_client's HTTP server)."""
     main_url, broker_url, results_url = settings.require_urls()
     keys = KeySpace(settings.key_prefix, settings.queue)
-    main, broker, results = connect(main_url), connect(broker_url), connect(results_url)
+    main, broker, results = (connect(url, settings=settings)
+                             for url in (main_url, broker_url, results_url))
     registry = CollectorRegistry()
     registry.register(JobtrailCollector(lambda: read_metrics(
         main, broker, results, keys, visibility_timeout_s=settings.visibility_timeout_s)))
