@@ -4,7 +4,8 @@ Invariant: read-only. The main DB answers in one pipeline (hash, indexes,
 tombstone, events, INFO counters), the broker in one Lua call (queue position
 and kombu's unacked entry), the results DB in one pipeline (meta and TTL), the
 archive in one indexed lookup. A processing job costs one more read: its
-worker's heartbeat.
+worker's heartbeat; a pending job one more pipeline: the live workers of its
+queue (is any of them polling the broker?).
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ MAX_EVENTS = 1000
 MAX_QUEUE_SCAN = 10_000
 #: At most this many HSCAN pages of kombu's `unacked` hash are scanned.
 MAX_UNACKED_PAGES = 10
+#: At most this many workers (most recently heard from) are read for a pending job.
+MAX_WORKERS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +156,21 @@ def _worker_facts(src: TraceSources, name: str) -> WorkerHeartbeat | None:
     return decode_heartbeat(name, float(score or 0.0), cast(dict[str, str], fields))
 
 
+def _queue_workers(src: TraceSources) -> tuple[WorkerHeartbeat, ...]:
+    """The live workers (heartbeat not expired) that consume the job's queue."""
+    k = src.keys
+    at = now_s()
+    names = cast(list[tuple[str, float]],
+                 src.main.zrevrange(k.workers(), 0, MAX_WORKERS - 1, withscores=True))
+    with src.main.pipeline(transaction=False) as pipe:
+        for name, _ in names:
+            pipe.hgetall(k.worker(name))
+        rows = cast(list[dict[str, str]], pipe.execute())
+    beats = (decode_heartbeat(name, score, row, at=at)
+             for (name, score), row in zip(names, rows, strict=True) if row)
+    return tuple(b for b in beats if b.queue in (None, k.queue_name))
+
+
 def archive_lookup(archive: Callable[[], ArchiveStore]) -> Callable[[str], ArchiveFacts | None]:
     """Return a find_archived for TraceSources reading the archive that *archive* opens.
 
@@ -186,6 +204,7 @@ def gather_evidence(src: TraceSources, job_id: str) -> Evidence:
     broker = results = None
     archive: ArchiveFacts | None = None
     worker: WorkerHeartbeat | None = None
+    workers: tuple[WorkerHeartbeat, ...] = ()
     if src.broker is not None:
         try:
             live = main.job is not None and main.job.status in (JobStatus.PENDING,
@@ -208,9 +227,15 @@ def gather_evidence(src: TraceSources, job_id: str) -> Evidence:
             worker = _worker_facts(src, main.job.worker)
         except redis.RedisError as exc:
             unreachable["workers"] = str(exc)
+    if main.job is not None and main.job.status is JobStatus.PENDING:
+        try:
+            workers = _queue_workers(src)
+        except redis.RedisError as exc:
+            unreachable["workers"] = str(exc)
     return Evidence(job_id=job_id, at=at, visibility_timeout_s=src.visibility_timeout_s,
                     result_expires_s=src.result_expires_s, main=main, broker=broker,
-                    results=results, archive=archive, worker=worker, unreachable=unreachable)
+                    results=results, archive=archive, worker=worker, unreachable=unreachable,
+                    workers=workers)
 
 
 def trace_job(src: TraceSources, job_id: str) -> TraceResult:

@@ -19,6 +19,7 @@ from jobtrail.config import Settings, get_settings
 from jobtrail.connections import socket_kwargs
 from jobtrail.embedded import resolve_settings
 from jobtrail.logconfig import log_config
+from jobtrail.worker.liveness import BrokerPollStep
 
 __all__ = [
     "SETTINGS_KEY",
@@ -29,6 +30,8 @@ TASK_SOLVE = "jobtrail.solve_job"
 TASKS_MODULE = "jobtrail.worker.tasks"
 HEARTBEAT_MODULE = "jobtrail.worker.heartbeat"
 SETTINGS_KEY = "jobtrail_settings"
+#: Retries of a Celery result store that failed on a connection error or timeout.
+RESULT_STORE_RETRIES = 3
 
 
 def broker_socket_options(settings: Settings) -> dict[str, Any]:
@@ -54,7 +57,10 @@ def results_socket_options(settings: Settings) -> dict[str, Any]:
 
     Celery's redis backend takes keepalive as a flag only (the kernel's
     probe timing applies); its `health_check_interval` PINGs an idle
-    connection before use, within the socket timeout.
+    connection before use, within the socket timeout. A store that times out
+    (its connection went half-open) is retried on a fresh connection
+    (`result_backend_always_retry`, at most RESULT_STORE_RETRIES times), so
+    Celery's result does not read FAILURE for a job that completed.
 
     Source: Celery configuration, "Redis backend settings",
     https://docs.celeryq.dev/en/stable/userguide/configuration.html#redis-backend-settings
@@ -67,6 +73,8 @@ def results_socket_options(settings: Settings) -> dict[str, Any]:
         "redis_backend_health_check_interval": kwargs["health_check_interval"],
         "redis_socket_keepalive": bool(kwargs.get("socket_keepalive")),
         "redis_retry_on_timeout": False,
+        "result_backend_always_retry": True,
+        "result_backend_max_retries": RESULT_STORE_RETRIES,
     }
 
 
@@ -125,6 +133,7 @@ def create_celery_app(settings: Settings) -> Celery:
             "enable_utc": True,
         }
     )
+    app.steps["consumer"].add(BrokerPollStep)
     return app
 
 
