@@ -42,14 +42,17 @@ def broker_socket_options(settings: Settings) -> dict[str, Any]:
     blocks the event loop; `health_check_interval` is also the period of
     kombu's check of the consumer's BRPOP connection, which drops it once
     its reply is overdue by that much (kombu >= 5.7); keepalive closes idle
-    connections a NAT forgot. `retry_on_timeout` stays off: a timed-out
-    publish is retried by Celery's own publish retry, on a fresh connection.
+    connections a NAT forgot. `retry_on_timeout` retries a command that timed
+    out once, on a fresh connection: without it, the first command on each
+    pooled connection that went half-open fails, and when that command is
+    kombu recording a message it just popped as unacked (BRPOP on a new
+    connection, HSET on an old one), the message is lost.
 
     Source: kombu.transport.redis transport options,
     https://docs.celeryq.dev/projects/kombu/en/stable/reference/kombu.transport.redis.html
     """
     _, broker_url, _ = settings.require_urls()
-    return {**socket_kwargs(broker_url, settings), "retry_on_timeout": False}
+    return {**socket_kwargs(broker_url, settings), "retry_on_timeout": True}
 
 
 def results_socket_options(settings: Settings) -> dict[str, Any]:
@@ -72,7 +75,7 @@ def results_socket_options(settings: Settings) -> dict[str, Any]:
         "redis_socket_connect_timeout": kwargs["socket_connect_timeout"],
         "redis_backend_health_check_interval": kwargs["health_check_interval"],
         "redis_socket_keepalive": bool(kwargs.get("socket_keepalive")),
-        "redis_retry_on_timeout": False,
+        "redis_retry_on_timeout": True,
         "result_backend_always_retry": True,
         "result_backend_max_retries": RESULT_STORE_RETRIES,
     }
