@@ -139,7 +139,7 @@ class Settings(BaseSettings):
     # TCP keepalive; the worker's consumer then reconnects (within about 25 s with these
     # defaults: brpop_timeout 1 s + up to twice the health check interval).
     redis_socket_timeout_s: float = Field(
-        5.0, description="Seconds a Redis command may wait for its reply before the "
+        3.0, description="Seconds a Redis command may wait for its reply before the "
         "connection is dropped as dead and the command fails (every client); keep it well "
         "below solver_time_limit_s, which a stalled write in a solve also counts against."
     )

@@ -124,6 +124,14 @@ def _history(rig: Rig, job: Job) -> list[EventType]:
     return [e.type for e in rig.events.read(job.id)]
 
 
+def _celery_state(rig: Rig, job: Job) -> str:
+    """The state in Celery's result for *job*, waiting until it is stored."""
+    results = rig.server.client(RESULTS_DB)
+    key = rig.store.keys.celery_result(job.id)
+    raw = wait_until(lambda: results.get(key), timeout_s=20, message=f"Celery result of {job.id}")
+    return str(json.loads(raw)["status"])
+
+
 def _black_hole_and_wait_for_reconnect(rig: Rig, proc: WorkerProcess) -> float:
     """Black-hole every connection; return seconds until the consumer BRPOPs on a new one."""
     old = rig.client_ids()
@@ -161,6 +169,7 @@ def test_idle_worker_reconnects_and_runs_the_job_queued_during_the_black_hole(
     assert (final.status, final.answer, final.attempts) == (JobStatus.COMPLETED,
                                                             "x = 2, x = 3", 1)
     assert _history(rig, queued) == [EventType.CREATED, EventType.STARTED, EventType.COMPLETED]
+    assert _celery_state(rig, queued) == "SUCCESS"
 
     # And the worker process lives on, polls again and serves a new job
     assert proc.proc.poll() is None
@@ -200,6 +209,7 @@ def test_black_hole_mid_solve_with_a_job_queued_behind_it(
     done = rig.store.get(queued.id)
     assert (done.status, done.answer, done.attempts) == (JobStatus.COMPLETED, "x = 3, x = 4", 1)
     assert _history(rig, queued) == [EventType.CREATED, EventType.STARTED, EventType.COMPLETED]
+    assert (_celery_state(rig, slow), _celery_state(rig, queued)) == ("FAILURE", "SUCCESS")
 
     # And the worker process is the same one, and serves a new job
     assert proc.proc.poll() is None
