@@ -25,7 +25,7 @@ from jobtrail.keys import KeySpace
 from jobtrail.models import JobStatus, WorkerHeartbeat
 from jobtrail.store.archive import ArchiveStore
 from jobtrail.store.codec import decode_event, decode_job
-from jobtrail.store.heartbeats import decode_heartbeat
+from jobtrail.store.heartbeats import HeartbeatStore, decode_heartbeat
 from jobtrail.store.scripts import load_script
 from jobtrail.trace.fate import (
     ArchiveFacts,
@@ -49,8 +49,6 @@ MAX_EVENTS = 1000
 MAX_QUEUE_SCAN = 10_000
 #: At most this many HSCAN pages of kombu's `unacked` hash are scanned.
 MAX_UNACKED_PAGES = 10
-#: At most this many workers (most recently heard from) are read for a pending job.
-MAX_WORKERS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,18 +155,13 @@ def _worker_facts(src: TraceSources, name: str) -> WorkerHeartbeat | None:
 
 
 def _queue_workers(src: TraceSources) -> tuple[WorkerHeartbeat, ...]:
-    """The live workers (heartbeat not expired) that consume the job's queue."""
-    k = src.keys
-    at = now_s()
-    names = cast(list[tuple[str, float]],
-                 src.main.zrevrange(k.workers(), 0, MAX_WORKERS - 1, withscores=True))
-    with src.main.pipeline(transaction=False) as pipe:
-        for name, _ in names:
-            pipe.hgetall(k.worker(name))
-        rows = cast(list[dict[str, str]], pipe.execute())
-    beats = (decode_heartbeat(name, score, row, at=at)
-             for (name, score), row in zip(names, rows, strict=True) if row)
-    return tuple(b for b in beats if b.queue in (None, k.queue_name))
+    """The live workers (heartbeat not expired) that consume the job's queue.
+
+    Raises:
+        RedisUnavailableError: The main DB could not be reached.
+    """
+    return tuple(b for b in HeartbeatStore(src.main, src.keys).list_workers()
+                 if b.alive and b.queue in (None, src.keys.queue_name))
 
 
 def archive_lookup(archive: Callable[[], ArchiveStore]) -> Callable[[str], ArchiveFacts | None]:
@@ -230,7 +223,7 @@ def gather_evidence(src: TraceSources, job_id: str) -> Evidence:
     if main.job is not None and main.job.status is JobStatus.PENDING:
         try:
             workers = _queue_workers(src)
-        except redis.RedisError as exc:
+        except JobtrailError as exc:
             unreachable["workers"] = str(exc)
     return Evidence(job_id=job_id, at=at, visibility_timeout_s=src.visibility_timeout_s,
                     result_expires_s=src.result_expires_s, main=main, broker=broker,
