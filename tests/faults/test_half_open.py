@@ -12,6 +12,7 @@ consumer is blocked, `workers`, `trace` and `doctor` say it is stuck.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -216,6 +217,25 @@ def test_black_hole_mid_solve_with_a_job_queued_behind_it(
     after = rig.service.submit("evaluate 3^3")
     _wait_finished(rig, proc, [after], timeout_s=30)
     assert rig.store.get(after.id).answer == "27"
+
+
+def test_sigterm_stops_a_worker_whose_connections_went_half_open(
+        rig: Rig, worker_process: Callable[..., WorkerProcess]) -> None:
+    # Given a worker whose every connection went half-open (before the fix its main
+    # thread blocked for ever in recv, and SIGTERM did nothing)
+    proc = _start(rig, worker_process, rig.through_proxy("main", "broker", "results"), "term")
+    assert rig.proxy.black_hole() > 0
+
+    # When it is sent SIGTERM
+    proc.proc.send_signal(signal.SIGTERM)
+
+    # Then it shuts down warm, within its socket timeouts
+    try:
+        proc.proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"SIGTERM did not stop the worker in 30 s; log:\n{proc.log()[-2000:]}")
+    assert proc.proc.returncode == 0, proc.log()[-2000:]
+    assert "Warm shutdown" in proc.log()
 
 
 def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
