@@ -245,9 +245,10 @@ def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_blocked_consumer_reads_stuck_in_workers_trace_and_doctor(
         rig: Rig, worker_process: Callable[..., WorkerProcess]) -> None:
-    # Given a worker whose broker connections go through the proxy and wait up to 10 s
-    # for a reply (its heartbeat thread talks to the main DB directly)
-    settings = rig.through_proxy("broker", redis_socket_timeout_s=10.0)
+    # Given a worker whose broker connections go through the proxy and wait up to 60 s
+    # for a reply, so it stays blocked while the test looks (its heartbeat thread talks
+    # to the main DB directly)
+    settings = rig.through_proxy("broker", redis_socket_timeout_s=60.0)
     proc = _start(rig, worker_process, settings, "blocked")
 
     # When its broker connections go half-open and a job waits at the head of the queue
@@ -282,7 +283,9 @@ def test_blocked_consumer_reads_stuck_in_workers_trace_and_doctor(
     assert found["workers"].severity is Severity.ERROR
     assert beat.name in found["workers"].evidence["stuck"]
 
-    # And once the socket timeout fires the consumer reconnects, reads alive and runs the job
+    # And once the forgotten connections are reset the consumer reconnects, reads alive
+    # and runs the job
+    assert rig.proxy.close_black_holed() > 0
     _wait_finished(rig, proc, [waiting], timeout_s=RECONNECT_BOUND_S)
     assert rig.store.get(waiting.id).answer == "x = 3"
     assert _history(rig, waiting) == [EventType.CREATED, EventType.STARTED, EventType.COMPLETED]

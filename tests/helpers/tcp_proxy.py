@@ -89,6 +89,19 @@ class TcpProxy:
                         pass
             return count
 
+    def close_black_holed(self) -> int:
+        """Close every black-holed connection (both sides see the close); return how many.
+
+        What a NAT that finally resets the forgotten flows does: the client's
+        blocked read returns at once instead of at its socket timeout.
+        """
+        with self._lock:
+            frozen = [p for p in self._pairs if p.frozen]
+            for pair in frozen:
+                pair.close()
+                self._pairs.remove(pair)
+            return len(frozen)
+
     def count_connections(self) -> tuple[int, int]:
         """Return (connections forwarded now, connections black-holed)."""
         with self._lock:
