@@ -40,12 +40,23 @@ def evidence(m: MainFacts, **kw: object) -> Evidence:
 ALIVE = WorkerHeartbeat("w1@h", 1, NOW - 60, NOW - 1, ("j1",), alive=True)
 GONE = WorkerHeartbeat("w1@h", 0, 0.0, NOW - 30, (), alive=False)
 CREATED = (JobEvent("1-0", EventType.CREATED, NOW - 100, {}),)
+#: Heartbeats read at NOW: beating, but the consumer's last broker poll 40 s ago (bound 30 s).
+STUCK = WorkerHeartbeat("w1@h", 1, NOW - 600, NOW - 1, (), alive=True, polled_at=NOW - 40,
+                        stuck_after_s=30.0, queue="jobtrail", read_at=NOW)
+POLLING = replace(STUCK, name="w2@h", polled_at=NOW - 1)
 SUCCESS = ResultFacts({"status": "SUCCESS", "result": {"text": "2"}}, 3600.0)
 
 
 @pytest.mark.parametrize(("ev", "fate", "fragment"), [
     (evidence(main(job(JobStatus.PENDING)), broker=BrokerFacts("jobtrail", 3, 2, None, None)),
      Fate.PENDING, "2 ahead of it"),
+    (evidence(main(job(JobStatus.PENDING)), broker=BrokerFacts("jobtrail", 1, 0, None, None),
+              workers=(STUCK,)),
+     Fate.PENDING, "0 ahead of it; but every live worker consuming it is stuck: w1@h (no "
+                   "broker poll for 40 s)"),
+    (evidence(main(job(JobStatus.PENDING)), broker=BrokerFacts("jobtrail", 1, 0, None, None),
+              workers=(STUCK, POLLING)),
+     Fate.PENDING, "waiting in queue 'jobtrail', 0 ahead of it"),
     (evidence(main(job(JobStatus.PENDING)), broker=BrokerFacts("jobtrail", 0, None, "7",
                                                                 NOW - 5)),
      Fate.PENDING, "reserved by a worker"),
@@ -118,11 +129,18 @@ def test_index_disagreement() -> None:
                                           "job also listed in jobs:pending"]
 
 
+def test_heartbeat_status_alive_stuck_dead() -> None:
+    assert (STUCK.status.value, STUCK.poll_age_s) == ("stuck", 40.0)
+    assert POLLING.status.value == "alive" and GONE.status.value == "dead"
+    assert ALIVE.status.value == "alive"  # a worker that reports no poll is not called stuck
+    assert STUCK.to_dict()["status"] == "stuck" and STUCK.to_dict()["poll_age_s"] == 40.0
+
+
 def test_json_shape() -> None:
     doc = classify(replace(evidence(main(job(JobStatus.PENDING))))).to_dict()
     assert set(doc) == {"id", "fate", "verdict", "timeline", "disagreements", "evidence"}
     assert set(doc["evidence"]) == {"main", "broker", "results", "archive", "worker",
-                                    "unreachable", "at"}
+                                    "unreachable", "at", "workers"}
 
 
 def test_long_queue_is_not_called_lost() -> None:

@@ -131,6 +131,40 @@ class Settings(BaseSettings):
         10.0, description="Seconds between worker heartbeats; a worker silent for 3 of them "
         "is gone."
     )
+    # -- connections: how soon a dead or half-open Redis peer is noticed -------------------
+    # Applied to every client jobtrail and Celery open (main DB, broker transport, result
+    # backend). A peer that never answers and never resets (a NAT or firewall that forgot
+    # the flow) is noticed by the socket timeout on a command waiting for its reply, by
+    # kombu's BRPOP health check on the consumer's connection, and on idle connections by
+    # TCP keepalive; the worker's consumer then reconnects (within about 25 s with these
+    # defaults: brpop_timeout 1 s + up to twice the health check interval).
+    redis_socket_timeout_s: float = Field(
+        3.0, description="Seconds a Redis command may wait for its reply before the "
+        "connection is dropped as dead and the command fails (every client); keep it well "
+        "below solver_time_limit_s, which a stalled write in a solve also counts against."
+    )
+    redis_connect_timeout_s: float = Field(
+        5.0, description="Seconds a new Redis connection may take to be established."
+    )
+    redis_health_check_interval_s: int = Field(
+        10, description="Seconds between checks of idle and long-lived Redis connections: "
+        "redis-py PINGs a connection idle this long before using it, and kombu drops the "
+        "consumer's BRPOP connection once its reply is this much overdue."
+    )
+    redis_keepalive_idle_s: int = Field(
+        30, description="TCP keepalive: seconds a connection is idle before the first probe."
+    )
+    redis_keepalive_interval_s: int = Field(
+        10, description="TCP keepalive: seconds between unanswered probes."
+    )
+    redis_keepalive_count: int = Field(
+        3, description="TCP keepalive: unanswered probes after which the kernel drops the "
+        "connection."
+    )
+    worker_stuck_after_s: float = Field(
+        30.0, description="A worker whose consumer has not polled the broker for this many "
+        "seconds is shown stuck, even though its heartbeat thread still beats."
+    )
     api_token: SecretStr | None = Field(
         None, description="Bearer token required by the API's purge and restore endpoints; "
         "unset: those endpoints are disabled (403)."
@@ -184,7 +218,10 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("solver_time_limit_s", "solver_hard_time_limit_s", "max_attempts",
-                     "heartbeat_interval_s")
+                     "heartbeat_interval_s", "redis_socket_timeout_s", "redis_connect_timeout_s",
+                     "redis_health_check_interval_s", "redis_keepalive_idle_s",
+                     "redis_keepalive_interval_s", "redis_keepalive_count",
+                     "worker_stuck_after_s")
     @classmethod
     def _positive(cls, value: float) -> float:
         if value <= 0:

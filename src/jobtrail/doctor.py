@@ -8,18 +8,22 @@ stream the keyspace with SCAN and pipelines, so memory stays O(batch).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, cast
 from urllib.parse import urlsplit
 
+import kombu
 import redis
 
 from jobtrail.clock import now_s
 from jobtrail.config import Settings
+from jobtrail.connections import socket_kwargs
 from jobtrail.keys import CELERY_RESULT_PREFIX, KeyKind, KeySpace
-from jobtrail.models import JobStatus
+from jobtrail.models import JobStatus, WorkerStatus
+from jobtrail.store.heartbeats import HeartbeatStore
+from jobtrail.worker.app import create_celery_app
 
 __all__ = ["Finding", "Severity", "run_checks"]
 
@@ -157,6 +161,99 @@ def _timing(settings: Settings, retention_ages_s: dict[str, float]) -> Iterator[
                 {"result_expires_s": expires, "older_than_s": age_s}, "JOBTRAIL_RESULT_EXPIRES_S")
 
 
+#: The first kombu whose redis transport drops a BRPOP connection whose reply is overdue.
+KOMBU_BRPOP_CHECK = (5, 7)
+_TIMEOUT_FIX = ("JOBTRAIL_REDIS_SOCKET_TIMEOUT_S and JOBTRAIL_REDIS_HEALTH_CHECK_INTERVAL_S "
+                "(and remove any override that unsets them)")
+
+
+def _seconds(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number > 0 else None
+
+
+def _kombu_version() -> tuple[int, ...]:
+    parts = []
+    for piece in str(kombu.__version__).split(".")[:2]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
+def _connection_checks(settings: Settings, conf: Mapping[str, Any]) -> Iterator[Finding]:
+    """Does every client the workers open notice a dead or half-open peer in bounded time?"""
+    transport = dict(conf.get("broker_transport_options") or {})
+    broker = {"socket_timeout": transport.get("socket_timeout"),
+              "socket_connect_timeout": transport.get("socket_connect_timeout"),
+              "health_check_interval": transport.get("health_check_interval"),
+              "socket_keepalive": transport.get("socket_keepalive"),
+              "kombu": str(kombu.__version__)}
+    missing = [name for name in ("socket_timeout", "health_check_interval")
+               if _seconds(broker[name]) is None]
+    if missing:
+        yield Finding("connections:broker", Severity.ERROR,
+                      f"the broker transport has no {' and no '.join(missing)}: a worker whose "
+                      "broker connection goes half-open (a NAT or firewall forgot it) waits "
+                      "for ever, consumes nothing and ignores SIGTERM", broker, _TIMEOUT_FIX)
+    elif _kombu_version() < KOMBU_BRPOP_CHECK:
+        yield Finding("connections:broker", Severity.WARNING,
+                      f"kombu {kombu.__version__} does not check the consumer's BRPOP "
+                      "connection: a half-open one is noticed only when another command on it "
+                      "times out", broker, "pip install 'kombu>=5.7'")
+    elif not broker["socket_keepalive"]:
+        yield Finding("connections:broker", Severity.WARNING,
+                      "the broker transport has no TCP keepalive: idle connections a NAT "
+                      "forgot are noticed only when next used", broker,
+                      "remove the override of broker_transport_options socket_keepalive")
+    else:
+        yield Finding("connections:broker", Severity.OK,
+                      f"broker commands time out after {broker['socket_timeout']:g} s and the "
+                      f"consumer's connection is checked every {broker['health_check_interval']}"
+                      " s", broker)
+    results = {"redis_socket_timeout": conf.get("redis_socket_timeout"),
+               "redis_socket_connect_timeout": conf.get("redis_socket_connect_timeout"),
+               "redis_backend_health_check_interval":
+                   conf.get("redis_backend_health_check_interval"),
+               "redis_socket_keepalive": conf.get("redis_socket_keepalive")}
+    results_timeout_s = _seconds(results["redis_socket_timeout"])
+    if results_timeout_s is None:
+        yield Finding("connections:results", Severity.ERROR,
+                      "the result backend has no socket timeout: a pool process storing a "
+                      "result on a half-open connection waits for ever", results, _TIMEOUT_FIX)
+    else:
+        yield Finding("connections:results", Severity.OK,
+                      f"result backend commands time out after {results_timeout_s:g} s",
+                      results)
+    main_url, _, _ = settings.require_urls()
+    main = socket_kwargs(main_url, settings)
+    yield Finding("connections:main", Severity.OK,
+                  f"main DB commands time out after {main['socket_timeout']:g} s",
+                  {k: v for k, v in main.items() if k != "socket_keepalive_options"})
+
+
+def _workers(keys: KeySpace, main: redis.Redis) -> Finding:
+    """Is every live worker's consumer polling the broker?"""
+    beats = [b for b in HeartbeatStore(main, keys).list_workers() if b.alive]
+    stuck = [b for b in beats if b.status is WorkerStatus.STUCK]
+    evidence: dict[str, Any] = {"live": [b.name for b in beats],
+                                "stuck": {b.name: b.poll_age_s for b in stuck}}
+    if stuck:
+        names = ", ".join(f"{b.name} (no broker poll for {b.poll_age_s or 0.0:.0f} s)"
+                          for b in stuck)
+        return Finding("workers", Severity.ERROR,
+                       f"{len(stuck)} of {len(beats)} live workers are stuck: their heartbeat "
+                       f"beats but their consumer does not poll the broker: {names}", evidence,
+                       "check the worker's log and its connection to the broker; restart it")
+    if not beats:
+        return Finding("workers", Severity.OK, "no live worker right now (jobs wait until one "
+                       "starts: jobtrail worker)", evidence)
+    return Finding("workers", Severity.OK,
+                   f"{len(beats)} live workers, each polling the broker", evidence)
+
+
 def _scan(client: redis.Redis, match: str) -> Iterator[list[str]]:
     batch: list[str] = []
     for key in client.scan_iter(match=match, count=BATCH):
@@ -268,7 +365,8 @@ def _listing(check: str, ids: list[str], what: str, counts: dict[str, int],
 def run_checks(settings: Settings, clients: dict[str, redis.Redis], keys: KeySpace, *,
                retention_ages_s: dict[str, float] | None = None,
                progress: Callable[[int], None] = lambda _n: None,
-               consistency: bool = True) -> list[Finding]:
+               consistency: bool = True,
+               celery_conf: Mapping[str, Any] | None = None) -> list[Finding]:
     """Run every check against a deployment.
 
     Args:
@@ -279,6 +377,8 @@ def run_checks(settings: Settings, clients: dict[str, redis.Redis], keys: KeySpa
         progress: Called with the number of keys examined after each batch.
         consistency: Also scan the keyspaces for index/record/result mismatches
             (O(keys); the dashboard leaves it out).
+        celery_conf: The Celery configuration workers run with (default: the one
+            create_celery_app builds from *settings*); its socket settings are checked.
 
     Returns:
         Findings in check order; severity ERROR means jobs can be lost or hidden.
@@ -291,6 +391,9 @@ def run_checks(settings: Settings, clients: dict[str, redis.Redis], keys: KeySpa
     findings += _clients(settings, clients)
     findings.append(_persistence(settings, clients["main"]))
     findings += _timing(settings, retention_ages_s or {})
+    conf = celery_conf if celery_conf is not None else create_celery_app(settings).conf
+    findings += _connection_checks(settings, conf)
+    findings.append(_workers(keys, clients["main"]))
     if consistency:
         findings += _consistency(keys, clients["main"], clients["results"], progress)
         findings.append(_lost_pending(keys, clients["main"], clients["broker"], now_s(),

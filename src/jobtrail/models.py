@@ -27,6 +27,7 @@ __all__ = [
     "RetentionRun",
     "Tombstone",
     "WorkerHeartbeat",
+    "WorkerStatus",
     "allowed_sources",
     "check_transition",
 ]
@@ -183,12 +184,26 @@ class JobEvent:
 
 
 
+class WorkerStatus(StrEnum):
+    """What a worker's heartbeat says about it: `alive` (beating and polling the broker),
+    `stuck` (beating, but its consumer has not polled the broker for longer than its
+    bound), `dead` (its heartbeat expired: stopped or died)."""
+
+    ALIVE = "alive"
+    STUCK = "stuck"
+    DEAD = "dead"
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerHeartbeat:
     """What a worker node last said about itself.
 
     `last_seen` is epoch seconds; `alive` is False once its heartbeat hash
     expired (the node stopped or died); `jobs` are the ids it was running.
+    `polled_at` is when its consumer last polled the broker (None: the
+    worker does not report it), `stuck_after_s` the worker's bound on the
+    poll's age, `queue` the queue it consumes, and `read_at` when the
+    heartbeat was read (the age of the poll is taken at that time).
     """
 
     name: str
@@ -197,11 +212,35 @@ class WorkerHeartbeat:
     last_seen: float
     jobs: tuple[str, ...]
     alive: bool
+    polled_at: float | None = None
+    stuck_after_s: float | None = None
+    queue: str | None = None
+    read_at: float | None = None
+
+    @property
+    def poll_age_s(self) -> float | None:
+        """Seconds since the consumer's last poll when read (None: not reported)."""
+        if self.polled_at is None:
+            return None
+        return max(0.0, (self.read_at or self.last_seen) - self.polled_at)
+
+    @property
+    def status(self) -> WorkerStatus:
+        """alive, stuck or dead (see WorkerStatus)."""
+        if not self.alive:
+            return WorkerStatus.DEAD
+        age = self.poll_age_s
+        if self.stuck_after_s is not None and age is not None and age > self.stuck_after_s:
+            return WorkerStatus.STUCK
+        return WorkerStatus.ALIVE
 
     def to_dict(self) -> dict[str, Any]:
         """Return the heartbeat as a JSON-ready dict."""
         return {"name": self.name, "pid": self.pid, "started_at": self.started_at,
-                "last_seen": self.last_seen, "jobs": list(self.jobs), "alive": self.alive}
+                "last_seen": self.last_seen, "jobs": list(self.jobs), "alive": self.alive,
+                "status": self.status.value, "polled_at": self.polled_at,
+                "poll_age_s": self.poll_age_s, "stuck_after_s": self.stuck_after_s,
+                "queue": self.queue}
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,8 @@ def doctor(
     ctx: typer.Context,
     json_out: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:
-    """Check Redis eviction and persistence, time limits, TTLs and index consistency.
+    """Check Redis eviction and persistence, time limits, TTLs, connection timeouts, stuck
+    workers and index consistency.
 
     Exit status 1 when any finding is an error.
     """

@@ -10,7 +10,7 @@ from rich.table import Table
 from jobtrail.cli.context import runtime, trace_sources
 from jobtrail.cli.output import escape, out, print_json
 from jobtrail.keys import JOB_ID_PATTERN
-from jobtrail.models import Fate
+from jobtrail.models import Fate, WorkerHeartbeat, WorkerStatus
 from jobtrail.store.heartbeats import HeartbeatStore
 from jobtrail.trace import TraceResult, trace_job
 from jobtrail.trace.fate import span, when
@@ -64,7 +64,10 @@ def _render(result: TraceResult) -> None:
     if ev.worker is not None:
         w = ev.worker
         out.print(f"  worker {w.name}: {'alive' if w.alive else 'gone'}, last heartbeat "
-                  f"{when(w.last_seen)}")
+                  f"{when(w.last_seen)}" + (f", last broker poll {_poll_age(w)} ago"
+                                            if w.polled_at is not None else ""))
+    for w in ev.workers:
+        out.print(f"  worker {w.name}: {w.status.value}, last broker poll {_poll_age(w)} ago")
     for store, reason in ev.unreachable.items():
         out.print(f"  [red]{store} unreachable[/]: {reason}")
 
@@ -90,11 +93,25 @@ def trace(
         raise typer.Exit(1 if result.evidence.unreachable else EXIT_UNKNOWN)
 
 
+_STATUS_STYLE = {WorkerStatus.ALIVE: "green", WorkerStatus.STUCK: "bold red",
+                 WorkerStatus.DEAD: "red"}
+
+
+def _poll_age(beat: WorkerHeartbeat) -> str:
+    age = beat.poll_age_s
+    return "-" if age is None else span(age)
+
+
 def workers(
     ctx: typer.Context,
     json_out: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:
-    """List worker nodes heard from in the last day, with the jobs they are running."""
+    """List worker nodes heard from in the last day, with the jobs they are running.
+
+    A node is `alive` while it beats and its consumer polls the broker, `stuck`
+    when it beats but its consumer has not polled the broker for longer than
+    its bound (JOBTRAIL_WORKER_STUCK_AFTER_S), `dead` once its heartbeat expired.
+    """
     rt = runtime(ctx)
     beats = HeartbeatStore(rt.clients.main, rt.keys).list_workers()
     if json_out:
@@ -104,9 +121,11 @@ def workers(
         out.print("no workers have sent a heartbeat (start one with: jobtrail worker)")
         return
     table = Table()
-    for col in ("worker", "state", "last heartbeat", "pid", "jobs"):
+    for col in ("worker", "state", "last heartbeat", "last broker poll", "pid", "jobs"):
         table.add_column(col, overflow="fold")
     for b in beats:
-        table.add_row(b.name, "[green]alive[/]" if b.alive else "[red]gone[/]",
-                      when(b.last_seen), str(b.pid or "-"), ", ".join(b.jobs) or "-")
+        status = b.status
+        poll = f"{_poll_age(b)} ago" if b.alive and b.polled_at is not None else "-"
+        table.add_row(b.name, f"[{_STATUS_STYLE[status]}]{status.value}[/]",
+                      when(b.last_seen), poll, str(b.pid or "-"), ", ".join(b.jobs) or "-")
     out.print(table)

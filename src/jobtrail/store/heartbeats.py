@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 
 import redis
 
@@ -38,7 +38,8 @@ class HeartbeatStore:
         self.keys = keys
 
     def beat(self, name: str, *, pid: int, started_at: float, jobs: Sequence[str],
-             interval_s: float) -> None:
+             interval_s: float, polled_at: float | None = None,
+             stuck_after_s: float | None = None, queue: str | None = None) -> None:
         """Record that worker *name* is alive and running *jobs* now.
 
         Args:
@@ -47,17 +48,28 @@ class HeartbeatStore:
             started_at: When the worker started, epoch seconds.
             jobs: Ids of the jobs it is running.
             interval_s: Seconds until the next heartbeat; the hash lives 3 of them.
+            polled_at: When the worker's consumer last polled the broker, epoch seconds
+                (None: not yet, or not reported).
+            stuck_after_s: Poll age in seconds past which the worker reads as stuck.
+            queue: The queue the worker consumes.
 
         Raises:
             RedisUnavailableError: The main DB could not be reached.
         """
         now = now_s()
         key = self.keys.worker(name)
+        fields: dict[Any, str] = {  # Any: redis-py's mapping key type is a union
+            "name": name, "pid": str(pid), "started_at": repr(started_at),
+            "last_seen": repr(now), "jobs": json.dumps(list(jobs))}
+        if polled_at is not None:
+            fields["polled_at"] = repr(polled_at)
+        if stuck_after_s is not None:
+            fields["stuck_after_s"] = repr(stuck_after_s)
+        if queue is not None:
+            fields["queue"] = queue
         try:
             with self.client.pipeline(transaction=True) as pipe:
-                pipe.hset(key, mapping={"name": name, "pid": str(pid),
-                                        "started_at": repr(started_at), "last_seen": repr(now),
-                                        "jobs": json.dumps(list(jobs))})
+                pipe.hset(key, mapping=fields)
                 pipe.pexpire(key, to_ms(3 * interval_s))
                 pipe.zadd(self.keys.workers(), {name: now})
                 pipe.zremrangebyscore(self.keys.workers(), "-inf", now - FORGET_AFTER_S)
@@ -91,16 +103,33 @@ class HeartbeatStore:
                 rows = cast(list[dict[str, str]], pipe.execute())
         except REDIS_ERRORS as exc:
             raise wrap_redis_error("main DB", exc) from exc
-        return [decode_heartbeat(name, score, row)
+        at = now_s()
+        return [decode_heartbeat(name, score, row, at=at)
                 for (name, score), row in zip(names, rows, strict=True)]
 
 
-def decode_heartbeat(name: str, last_seen: float, fields: dict[str, str]) -> WorkerHeartbeat:
-    """Return the WorkerHeartbeat of a `worker:<name>` hash (empty hash: the worker is gone)."""
+def _float_or_none(text: str | None) -> float | None:
+    return float(text) if text else None
+
+
+def decode_heartbeat(name: str, last_seen: float, fields: dict[str, str], *,
+                     at: float | None = None) -> WorkerHeartbeat:
+    """Return the WorkerHeartbeat of a `worker:<name>` hash (empty hash: the worker is gone).
+
+    Args:
+        name: The node name.
+        last_seen: Its score in the `workers` index, epoch seconds.
+        fields: The hash.
+        at: When it was read, epoch seconds (default: now); the poll's age is taken then.
+    """
+    read_at = now_s() if at is None else at
     if not fields:
-        return WorkerHeartbeat(name, 0, 0.0, last_seen, (), alive=False)
+        return WorkerHeartbeat(name, 0, 0.0, last_seen, (), alive=False, read_at=read_at)
     return WorkerHeartbeat(
         name=name, pid=int(fields.get("pid") or 0),
         started_at=float(fields.get("started_at") or 0.0),
         last_seen=float(fields.get("last_seen") or last_seen),
-        jobs=tuple(json.loads(fields.get("jobs") or "[]")), alive=True)
+        jobs=tuple(json.loads(fields.get("jobs") or "[]")), alive=True,
+        polled_at=_float_or_none(fields.get("polled_at")),
+        stuck_after_s=_float_or_none(fields.get("stuck_after_s")),
+        queue=fields.get("queue") or None, read_at=read_at)

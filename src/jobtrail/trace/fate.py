@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jobtrail.keys import KeySpace
-from jobtrail.models import Fate, Job, JobEvent, JobStatus, WorkerHeartbeat
+from jobtrail.models import Fate, Job, JobEvent, JobStatus, WorkerHeartbeat, WorkerStatus
 
 __all__ = [
     "ArchiveFacts",
@@ -90,7 +90,8 @@ class Evidence:
     """Everything gathered about one id, at time `at` (epoch seconds).
 
     A store other than the main DB that could not be read is None here and
-    named in `unreachable` with the reason.
+    named in `unreachable` with the reason. `workers` are the live workers
+    (heartbeat not expired) of the job's queue, read for a pending job only.
     """
 
     job_id: str
@@ -103,6 +104,7 @@ class Evidence:
     archive: ArchiveFacts | None
     worker: WorkerHeartbeat | None
     unreachable: dict[str, str] = field(default_factory=dict)
+    workers: tuple[WorkerHeartbeat, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +145,7 @@ class TraceResult:
                 "archive": None if ev.archive is None else asdict(ev.archive),
                 "worker": None if ev.worker is None else ev.worker.to_dict(),
                 "unreachable": ev.unreachable,
+                "workers": [w.to_dict() for w in ev.workers],
                 "at": ev.at,
             },
         }
@@ -193,11 +196,25 @@ def _message_note(ev: Evidence) -> str:
     return "no message for it is left in the broker: it is lost unless resubmitted"
 
 
+def _consumers_note(ev: Evidence) -> str:
+    """What the live workers of the queue say about a job waiting in it ("" when fine)."""
+    if not ev.workers:
+        return ""
+    stuck = [w for w in ev.workers if w.status is WorkerStatus.STUCK]
+    if len(stuck) < len(ev.workers):
+        return ""
+    names = ", ".join(f"{w.name} (no broker poll for {span(w.poll_age_s or 0.0)})"
+                      for w in stuck)
+    return (f"; but every live worker consuming it is stuck: {names}; it will not start "
+            "until one reconnects to the broker or is restarted")
+
+
 def _classify_live(ev: Evidence, job: Job) -> tuple[Fate, str]:
     if job.status is JobStatus.PENDING:
         b = ev.broker
         if b is not None and b.ahead is not None:
-            return Fate.PENDING, f"pending: waiting in queue '{b.queue}', {b.ahead} ahead of it"
+            return Fate.PENDING, (f"pending: waiting in queue '{b.queue}', {b.ahead} ahead of it"
+                                  + _consumers_note(ev))
         if b is not None and b.unacked_since is not None:
             return Fate.PENDING, (f"pending: reserved by a worker since {when(b.unacked_since)} "
                                   "(prefetched, not started)")

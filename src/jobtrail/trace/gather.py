@@ -4,7 +4,8 @@ Invariant: read-only. The main DB answers in one pipeline (hash, indexes,
 tombstone, events, INFO counters), the broker in one Lua call (queue position
 and kombu's unacked entry), the results DB in one pipeline (meta and TTL), the
 archive in one indexed lookup. A processing job costs one more read: its
-worker's heartbeat.
+worker's heartbeat; a pending job one more pipeline: the live workers of its
+queue (is any of them polling the broker?).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from jobtrail.keys import KeySpace
 from jobtrail.models import JobStatus, WorkerHeartbeat
 from jobtrail.store.archive import ArchiveStore
 from jobtrail.store.codec import decode_event, decode_job
-from jobtrail.store.heartbeats import decode_heartbeat
+from jobtrail.store.heartbeats import HeartbeatStore, decode_heartbeat
 from jobtrail.store.scripts import load_script
 from jobtrail.trace.fate import (
     ArchiveFacts,
@@ -153,6 +154,16 @@ def _worker_facts(src: TraceSources, name: str) -> WorkerHeartbeat | None:
     return decode_heartbeat(name, float(score or 0.0), cast(dict[str, str], fields))
 
 
+def _queue_workers(src: TraceSources) -> tuple[WorkerHeartbeat, ...]:
+    """The live workers (heartbeat not expired) that consume the job's queue.
+
+    Raises:
+        RedisUnavailableError: The main DB could not be reached.
+    """
+    return tuple(b for b in HeartbeatStore(src.main, src.keys).list_workers()
+                 if b.alive and b.queue in (None, src.keys.queue_name))
+
+
 def archive_lookup(archive: Callable[[], ArchiveStore]) -> Callable[[str], ArchiveFacts | None]:
     """Return a find_archived for TraceSources reading the archive that *archive* opens.
 
@@ -186,6 +197,7 @@ def gather_evidence(src: TraceSources, job_id: str) -> Evidence:
     broker = results = None
     archive: ArchiveFacts | None = None
     worker: WorkerHeartbeat | None = None
+    workers: tuple[WorkerHeartbeat, ...] = ()
     if src.broker is not None:
         try:
             live = main.job is not None and main.job.status in (JobStatus.PENDING,
@@ -208,9 +220,15 @@ def gather_evidence(src: TraceSources, job_id: str) -> Evidence:
             worker = _worker_facts(src, main.job.worker)
         except redis.RedisError as exc:
             unreachable["workers"] = str(exc)
+    if main.job is not None and main.job.status is JobStatus.PENDING:
+        try:
+            workers = _queue_workers(src)
+        except JobtrailError as exc:
+            unreachable["workers"] = str(exc)
     return Evidence(job_id=job_id, at=at, visibility_timeout_s=src.visibility_timeout_s,
                     result_expires_s=src.result_expires_s, main=main, broker=broker,
-                    results=results, archive=archive, worker=worker, unreachable=unreachable)
+                    results=results, archive=archive, worker=worker, unreachable=unreachable,
+                    workers=workers)
 
 
 def trace_job(src: TraceSources, job_id: str) -> TraceResult:

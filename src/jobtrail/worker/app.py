@@ -16,17 +16,69 @@ from celery import Celery
 from celery.signals import setup_logging
 
 from jobtrail.config import Settings, get_settings
+from jobtrail.connections import socket_kwargs
 from jobtrail.embedded import resolve_settings
 from jobtrail.logconfig import log_config
+from jobtrail.worker.liveness import BrokerPollStep
 
 __all__ = [
     "SETTINGS_KEY",
-    "TASK_SOLVE", "TASKS_MODULE", "create_celery_app", "get_app", "settings_of"]
+    "TASK_SOLVE", "TASKS_MODULE", "broker_socket_options", "create_celery_app", "get_app",
+    "results_socket_options", "settings_of"]
 
 TASK_SOLVE = "jobtrail.solve_job"
 TASKS_MODULE = "jobtrail.worker.tasks"
 HEARTBEAT_MODULE = "jobtrail.worker.heartbeat"
 SETTINGS_KEY = "jobtrail_settings"
+#: Retries of a Celery result store that failed on a connection error or timeout.
+RESULT_STORE_RETRIES = 3
+
+
+def broker_socket_options(settings: Settings) -> dict[str, Any]:
+    """Return the broker transport options that make the consumer notice a dead broker peer.
+
+    `socket_timeout` bounds every synchronous command (a publish, an ack, the
+    unacked sweep), so none waits for ever on a half-open connection and
+    blocks the event loop; `health_check_interval` is also the period of
+    kombu's check of the consumer's BRPOP connection, which drops it once
+    its reply is overdue by that much (kombu >= 5.7); keepalive closes idle
+    connections a NAT forgot. `retry_on_timeout` retries a command that timed
+    out once, on a fresh connection: without it, the first command on each
+    pooled connection that went half-open fails, and when that command is
+    kombu recording a message it just popped as unacked (BRPOP on a new
+    connection, HSET on an old one), the message is lost.
+
+    Source: kombu.transport.redis transport options,
+    https://docs.celeryq.dev/projects/kombu/en/stable/reference/kombu.transport.redis.html
+    """
+    _, broker_url, _ = settings.require_urls()
+    return {**socket_kwargs(broker_url, settings), "retry_on_timeout": True}
+
+
+def results_socket_options(settings: Settings) -> dict[str, Any]:
+    """Return Celery's `redis_*` settings that bound the result backend's socket waits.
+
+    Celery's redis backend takes keepalive as a flag only (the kernel's
+    probe timing applies); its `health_check_interval` PINGs an idle
+    connection before use, within the socket timeout. A store that times out
+    (its connection went half-open) is retried on a fresh connection
+    (`result_backend_always_retry`, at most RESULT_STORE_RETRIES times), so
+    Celery's result does not read FAILURE for a job that completed.
+
+    Source: Celery configuration, "Redis backend settings",
+    https://docs.celeryq.dev/en/stable/userguide/configuration.html#redis-backend-settings
+    """
+    _, _, results_url = settings.require_urls()
+    kwargs = socket_kwargs(results_url, settings)
+    return {
+        "redis_socket_timeout": kwargs["socket_timeout"],
+        "redis_socket_connect_timeout": kwargs["socket_connect_timeout"],
+        "redis_backend_health_check_interval": kwargs["health_check_interval"],
+        "redis_socket_keepalive": bool(kwargs.get("socket_keepalive")),
+        "redis_retry_on_timeout": True,
+        "result_backend_always_retry": True,
+        "result_backend_max_retries": RESULT_STORE_RETRIES,
+    }
 
 
 def create_celery_app(settings: Settings) -> Celery:
@@ -45,7 +97,8 @@ def create_celery_app(settings: Settings) -> Celery:
     Source: Celery configuration reference,
     https://docs.celeryq.dev/en/stable/userguide/configuration.html
     (task_acks_late, task_reject_on_worker_lost, result_expires,
-    broker_transport_options visibility_timeout).
+    broker_transport_options visibility_timeout); socket deadlines from
+    broker_socket_options() and results_socket_options().
     """
     _, broker_url, results_url = settings.require_urls()
     app = Celery("jobtrail", broker=broker_url, backend=results_url,
@@ -73,7 +126,9 @@ def create_celery_app(settings: Settings) -> Celery:
                 # (at most 10 s) makes redelivery happen when trace says it will
                 "unacked_restore_interval": max(1, min(10, settings.visibility_timeout_s // 10)),
                 "unacked_restore_throttle": 1,
+                **broker_socket_options(settings),
             },
+            **results_socket_options(settings),
             "broker_connection_retry_on_startup": True,
             "worker_hijack_root_logger": False,
             "worker_concurrency": settings.worker_concurrency or None,
@@ -81,6 +136,7 @@ def create_celery_app(settings: Settings) -> Celery:
             "enable_utc": True,
         }
     )
+    app.steps["consumer"].add(BrokerPollStep)
     return app
 
 

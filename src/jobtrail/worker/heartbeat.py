@@ -2,7 +2,9 @@
 
 Invariant: the heartbeat lists the jobs the node is running right now (Celery's
 active requests), so trace can tell a job that is being worked on from one
-whose worker is gone.
+whose worker is gone; and it carries when the node's consumer last polled the
+broker (worker.liveness), so a node whose heartbeat thread beats while its
+consumer is blocked reads as stuck, not alive.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from jobtrail.metrics import JobtrailCollector
 from jobtrail.store.heartbeats import HeartbeatStore
 from jobtrail.store.stats import read_metrics
 from jobtrail.worker.app import SETTINGS_KEY
+from jobtrail.worker.liveness import PollClock, poll_clock
 
 __all__ = ["HeartbeatThread"]
 
@@ -37,13 +40,21 @@ class HeartbeatThread(threading.Thread):
         store: Heartbeat store on the main DB.
         name: The node name.
         interval_s: Seconds between heartbeats.
+        clock: When the consumer last polled the broker.
+        stuck_after_s: Poll age in seconds past which readers show the node stuck.
+        queue: The queue the node consumes.
     """
 
-    def __init__(self, store: HeartbeatStore, name: str, interval_s: float) -> None:
+    def __init__(self, store: HeartbeatStore, name: str, interval_s: float, *,
+                 clock: PollClock | None = None, stuck_after_s: float | None = None,
+                 queue: str | None = None) -> None:
         super().__init__(name="jobtrail-heartbeat", daemon=True)
         self.store = store
         self.node = name
         self.interval_s = interval_s
+        self.clock = clock
+        self.stuck_after_s = stuck_after_s
+        self.queue = queue
         self.started_at = now_s()
         self.stopped = threading.Event()
 
@@ -52,7 +63,9 @@ class HeartbeatThread(threading.Thread):
         jobs = sorted(str(r.id) for r in list(worker_state.active_requests))
         try:
             self.store.beat(self.node, pid=os.getpid(), started_at=self.started_at, jobs=jobs,
-                            interval_s=self.interval_s)
+                            interval_s=self.interval_s,
+                            polled_at=self.clock.polled_at if self.clock else None,
+                            stuck_after_s=self.stuck_after_s, queue=self.queue)
         except RedisUnavailableError as exc:
             logger.warning("heartbeat not written worker=%s reason=%s", self.node, exc)
 
@@ -83,8 +96,11 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
         return
     settings = conf[SETTINGS_KEY]
     main_url, _, _ = settings.require_urls()
-    store = HeartbeatStore(connect(main_url), KeySpace(settings.key_prefix, settings.queue))
-    _thread = HeartbeatThread(store, str(sender.hostname), settings.heartbeat_interval_s)
+    store = HeartbeatStore(connect(main_url, settings=settings),
+                           KeySpace(settings.key_prefix, settings.queue))
+    _thread = HeartbeatThread(store, str(sender.hostname), settings.heartbeat_interval_s,
+                              clock=poll_clock, stuck_after_s=settings.worker_stuck_after_s,
+                              queue=settings.queue)
     _thread.start()
     if settings.worker_metrics_port:
         _serve_metrics(settings)
@@ -94,7 +110,8 @@ def _serve_metrics(settings: Any) -> None:
     """Export jobtrail's metrics from this worker (prometheus_client's HTTP server)."""
     main_url, broker_url, results_url = settings.require_urls()
     keys = KeySpace(settings.key_prefix, settings.queue)
-    main, broker, results = connect(main_url), connect(broker_url), connect(results_url)
+    main, broker, results = (connect(url, settings=settings)
+                             for url in (main_url, broker_url, results_url))
     registry = CollectorRegistry()
     registry.register(JobtrailCollector(lambda: read_metrics(
         main, broker, results, keys, visibility_timeout_s=settings.visibility_timeout_s)))

@@ -60,7 +60,8 @@ def _runtime(app: Celery) -> _Runtime:
     if rt is None:
         settings = settings_of(app)
         main_url, _, _ = settings.require_urls()
-        store = JobStore(connect(main_url), KeySpace(settings.key_prefix, settings.queue),
+        store = JobStore(connect(main_url, settings=settings),
+                         KeySpace(settings.key_prefix, settings.queue),
                          events_max_len=settings.events_max_len)
         rt = _Runtime(store, settings.solver_time_limit_s, settings.solver_hard_time_limit_s,
                       settings.solver_memory_limit_bytes, settings.max_attempts)
