@@ -18,7 +18,13 @@ a module boundary; library errors (redis, sqlalchemy) are wrapped here with
     │   ├── InvalidTransitionError       (job_id, from_, to) transition not in TRANSITIONS
     │   ├── MalformedRecordError         (job_id, reason)  job:<id> was not written by jobtrail
     │   ├── ConcurrentUpdateError        (job_id, version) the record changed under us
+    │   ├── NotCancellableError          (job_id, status, reason) finished, or processing
+    │   │                                                   without terminate; nothing written
     │   └── AttemptsExhaustedError       (job_id, attempts) started max_attempts times already
+    ├── JobFailed                        (job_id, reason, status) wait(): the job ended
+    │   │                                                   failed or cancelled
+    │   └── JobCancelledError            (job_id, reason)  wait(): the job was cancelled
+    ├── WaitTimeoutError                 (job_id, timeout_s) wait(): not finished in time
     ├── ProblemError                                        the job ends `failed` with the reason
     │   ├── ProblemParseError            (text, position)  text is not a problem we can read
     │   ├── ProblemTooLargeError         (what)            a number or text beyond the limits
@@ -48,6 +54,10 @@ __all__ = [
     "EmbeddedRedisError",
     "EmbeddedRedisRefusedError",
     "InvalidTransitionError",
+    "JobCancelledError",
+    "JobFailed",
+    "NotCancellableError",
+    "WaitTimeoutError",
     "PolicyError",
     "JobNotFoundError",
     "JobtrailError",
@@ -160,6 +170,47 @@ class ConcurrentUpdateError(StoreError):
         super().__init__(f"job {job_id} changed concurrently (expected version {version})")
         self.job_id = job_id
         self.version = version
+
+
+class NotCancellableError(StoreError):
+    """Raised when a job cannot be cancelled as asked; nothing was written.
+
+    A finished job (completed, failed, cancelled) is never cancelled; a
+    processing one only with terminate (its task is killed).
+    """
+
+    def __init__(self, job_id: str, status: str, reason: str) -> None:
+        super().__init__(f"job {job_id} is {status}: {reason}")
+        self.job_id = job_id
+        self.status = status
+        self.reason = reason
+
+
+class JobFailed(JobtrailError):  # noqa: N818  # the name users catch, like Celery's TaskRevokedError
+    """Raised by a wait for a job that ended without an answer; ``reason`` is its error."""
+
+    def __init__(self, job_id: str, reason: str, *, status: str = "failed") -> None:
+        super().__init__(f"job {job_id} {status}: {reason}")
+        self.job_id = job_id
+        self.reason = reason
+        self.status = status
+
+
+class JobCancelledError(JobFailed):
+    """Raised by a wait for a job that was cancelled."""
+
+    def __init__(self, job_id: str, reason: str) -> None:
+        super().__init__(job_id, reason, status="cancelled")
+
+
+class WaitTimeoutError(JobtrailError):
+    """Raised when a job did not finish within the wait's timeout (seconds); it goes on."""
+
+    def __init__(self, job_id: str, timeout_s: float) -> None:
+        super().__init__(f"job {job_id} did not finish within {timeout_s:g} s "
+                         "(is a worker running? jobtrail worker)")
+        self.job_id = job_id
+        self.timeout_s = timeout_s
 
 
 class AttemptsExhaustedError(StoreError):

@@ -181,28 +181,50 @@ def list_jobs(
         out.print("no jobs")
 
 
-@app.command()
+#: Celery's worker options (celery worker --help) pass through `jobtrail worker` as they are.
+_PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+@app.command(context_settings=_PASS_THROUGH)
 def worker(
     ctx: typer.Context,
     concurrency: Annotated[int | None, typer.Option(
         "--concurrency", "-c", help="Pool processes (default: settings, else one per CPU).",
         min=1)] = None,
-    hostname: Annotated[str | None, typer.Option(help="Worker node name.")] = None,
-    loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+    hostname: Annotated[str | None, typer.Option(
+        "--hostname", "-n", help="Worker node name (default jobtrail-PID@HOST).")] = None,
+    loglevel: Annotated[str, typer.Option("--loglevel", "-l", help="Celery log level.")] = "INFO",
     metrics_port: Annotated[int | None, typer.Option(
         help="Serve Prometheus metrics on 127.0.0.1:PORT.", min=1, max=65535)] = None,
 ) -> None:
-    """Run a Celery worker that solves jobs (prefork pool; Ctrl-C for a warm shutdown)."""
+    """Run a Celery worker that solves jobs (prefork pool; Ctrl-C for a warm shutdown).
+
+    Any other option is Celery's and goes to `celery worker` as given (-E,
+    --pool, --autoscale, --max-tasks-per-child, -O fair, --prefetch-multiplier,
+    --without-mingle, ...; see `celery worker --help`): `jobtrail worker ARGS`
+    is `celery -A jobtrail.worker.app worker -Q QUEUE ARGS`.
+    """
     rt = runtime(ctx)
     if metrics_port:
         rt.celery.conf[SETTINGS_KEY] = rt.settings.model_copy(
             update={"worker_metrics_port": metrics_port})
-    argv = ["worker", "--pool", "prefork", "--loglevel", loglevel, "-Q", rt.settings.queue,
-            "--hostname", hostname or f"jobtrail-{os.getpid()}@{socket.gethostname()}",
-            "--without-mingle", "--without-gossip"]
-    if concurrency or rt.settings.worker_concurrency:
-        argv += ["--concurrency", str(concurrency or rt.settings.worker_concurrency)]
-    rt.celery.worker_main(argv=argv)
+    rt.celery.worker_main(argv=worker_argv(
+        rt.settings.queue, hostname or f"jobtrail-{os.getpid()}@{socket.gethostname()}",
+        loglevel, concurrency or rt.settings.worker_concurrency or None, list(ctx.args)))
+
+
+def worker_argv(queue: str, hostname: str, loglevel: str, concurrency: int | None,
+                celery_args: list[str]) -> list[str]:
+    """Return the `celery worker` argv of `jobtrail worker`: jobtrail's defaults, then *celery_args*.
+
+    Celery's options take their last value, so an option in *celery_args*
+    (`--pool threads`, `-Q other`) overrides the default before it.
+    """
+    argv = ["worker", "--pool", "prefork", "--loglevel", loglevel, "-Q", queue,
+            "--hostname", hostname]
+    if concurrency:
+        argv += ["--concurrency", str(concurrency)]
+    return argv + celery_args
 
 
 def main() -> None:

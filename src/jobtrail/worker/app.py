@@ -132,7 +132,10 @@ def create_celery_app(settings: Settings) -> Celery:
             "broker_connection_retry_on_startup": True,
             "worker_hijack_root_logger": False,
             "worker_concurrency": settings.worker_concurrency or None,
-            "task_send_sent_event": False,
+            # task events on, as Flower, `celery events` and celery-exporter expect:
+            # task-sent from every producer, task-received/started/succeeded from workers
+            "worker_send_task_events": True,
+            "task_send_sent_event": True,
             "enable_utc": True,
         }
     )
