@@ -1,0 +1,377 @@
+"""Verify values and expressions: arithmetic, simplify, derivatives, integrals, limits.
+
+Invariant: pure; the reference is always computed numerically by mpmath
+(adaptive-precision evaluation, ``mpmath.diff``, ``mpmath.quad``,
+``mpmath.limit`` and direct sequences), never by the SymPy call that gave
+the answer. Each function returns ``(Verification, numeric)`` where
+*numeric* is the trustworthy numeric value as text when the check
+contradicted the answer and the problem asked for a value, else None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import mpmath  # type: ignore[import-untyped]  # mpmath ships no py.typed
+import sympy  # type: ignore[import-untyped]  # sympy 1.14 ships no py.typed
+
+from jobtrail.solver.answer import Verification
+from jobtrail.solver.verify.numeric import (
+    Budget,
+    call,
+    compile_expr,
+    fmt,
+    parameter_values,
+    real_roots,
+    stable,
+)
+
+__all__ = [
+    "check_antiderivative",
+    "check_arithmetic",
+    "check_definite_integral",
+    "check_derivative",
+    "check_limit",
+    "check_simplify",
+]
+
+Checked = tuple[Verification, str | None]
+_POINTS = ("-2.37", "-1.13", "-0.41", "0.29", "0.73", "1.61", "2.47", "3.9")
+_KINKS = (sympy.Abs, sympy.sign, sympy.Heaviside, sympy.floor, sympy.ceiling)
+
+
+def _close(a: Any, b: Any, rel: Any) -> bool:
+    return bool(abs(a - b) <= rel * max(abs(a), abs(b), 1))
+
+
+def _err(a: Any, b: Any) -> float:
+    return float(abs(a - b) / max(abs(a), abs(b), 1))
+
+
+def check_arithmetic(given: sympy.Expr, result: sympy.Expr, budget: Budget) -> Checked:
+    """Compare the exact *result* with the *given* expression, each at adaptive precision.
+
+    Returns:
+        Verified when both settle to the same value; contradicted (with the
+        input's settled value as the numeric answer) when they differ.
+    """
+    left = stable(compile_expr(given, []), (), budget)
+    right = stable(compile_expr(result, []), (), budget)
+    if left is None or right is None:
+        return Verification("unverified", "mpmath at 30-240 digits",
+                            "the value did not settle numerically (undefined, or cancellation "
+                            "beyond 240 digits)"), None
+    (a, digits_a), (b, digits_b) = left, right
+    method = f"mpmath at {max(digits_a, digits_b)} digits (two precisions agree)"
+    if _close(a, b, mpmath.mpf(10) ** -20) or (a == 0 and b == 0):
+        return Verification("verified", method, f"the input evaluates to {fmt(a)}",
+                            _err(a, b)), None
+    return Verification("contradicted", method, f"symbolic result {result} = {fmt(b)} "
+                        f"disagrees with the input's value {fmt(a)}", _err(a, b)), fmt(a)
+
+
+def _sample_compare(left: sympy.Expr, right: sympy.Expr, variables: Sequence[sympy.Symbol],
+                    budget: Budget, what: str) -> Checked:
+    given = parameter_values(variables)
+    f = compile_expr(left, list(variables))
+    g = compile_expr(right, list(variables))
+    worst, used = 0.0, 0
+    for k, p in enumerate(_POINTS):
+        budget.check()
+        point = [mpmath.mpf(p) + given[v] - given[variables[0]] if i else mpmath.mpf(p)
+                 for i, v in enumerate(variables)] if variables else []
+        with mpmath.workdps(40):
+            a, b = call(f, *point), call(g, *point)
+        if a is None or b is None:
+            continue
+        used += 1
+        err = _err(a, b)
+        if err > 1e-15:
+            shown = ", ".join(f"{v} = {fmt(x, 6)}" for v, x in zip(variables, point,
+                                                                 strict=True))
+            return Verification("contradicted", "mpmath at 40 digits at sample points",
+                                f"at {shown} the {what} is {fmt(b)} but the input gives "
+                                f"{fmt(a)}", err), None
+        worst = max(worst, err)
+        del k
+    if used < 3:
+        return Verification("unverified", "mpmath at 40 digits at sample points",
+                            f"only {used} of {len(_POINTS)} sample points are defined"), None
+    return Verification("verified", "mpmath at 40 digits at sample points",
+                        f"the {what} equals the input at {used} sample points", worst), None
+
+
+def check_simplify(given: sympy.Expr, result: sympy.Expr, budget: Budget) -> Checked:
+    """Compare the simplified/expanded/factored *result* with *given* at sample points."""
+    variables = sorted(given.free_symbols | result.free_symbols, key=lambda s: s.name)
+    if not variables:
+        return check_arithmetic(given, result, budget)
+    return _sample_compare(given, result, variables, budget, "result")
+
+
+def check_derivative(expr: sympy.Expr, variable: sympy.Symbol, order: int,
+                     result: sympy.Expr, budget: Budget) -> Checked:
+    """Compare *result* with ``mpmath.diff`` (numeric differences) of *expr* at sample points."""
+    params = sorted((expr.free_symbols | result.free_symbols) - {variable},
+                    key=lambda s: s.name)
+    given = parameter_values(params)
+    f = compile_expr(expr.xreplace(given), [variable])
+    g = compile_expr(result.xreplace(given), [variable])
+    worst, used = 0.0, 0
+    method = "mpmath.diff (numeric differences) at 30 digits"
+    for p in _POINTS:
+        budget.check()
+        with mpmath.workdps(30):
+            x0 = mpmath.mpf(p)
+            b = call(g, x0)
+            if b is None or call(f, x0) is None:
+                continue
+            try:
+                a = mpmath.diff(lambda t: f(t), x0, order)
+            except (ArithmeticError, ValueError, TypeError):
+                continue
+            if not mpmath.isfinite(a):
+                continue
+        used += 1
+        err = _err(a, b)
+        if err > 1e-12:
+            return Verification("contradicted", method, f"at {variable} = {p} the derivative "
+                                f"is {fmt(b)} but numeric differences give {fmt(a)}",
+                                err), None
+        worst = max(worst, err)
+    if used < 3:
+        return Verification("unverified", method, f"only {used} sample points are defined"), None
+    return Verification("verified", method, f"agrees at {used} sample points", worst), None
+
+
+def check_antiderivative(expr: sympy.Expr, variable: sympy.Symbol, antiderivative: sympy.Expr,
+                         budget: Budget) -> Checked:
+    """Compare the numeric derivative of *antiderivative* with the integrand at sample points."""
+    verification, _ = check_derivative(antiderivative, variable, 1, expr, budget)
+    return Verification(verification.status, verification.method.replace(
+        "mpmath.diff", "mpmath.diff of the antiderivative"),
+        verification.detail.replace("the derivative is", "the integrand is"),
+        verification.max_error), None
+
+
+def _breaks(expr: sympy.Expr, variable: sympy.Symbol, low: float, high: float,
+            budget: Budget) -> list[float]:
+    """Points in (low, high) where *expr* is not smooth: kinks, jumps, poles."""
+    pieces: list[sympy.Expr] = []
+    for atom in expr.atoms(*_KINKS, sympy.Max, sympy.Min, sympy.Piecewise):
+        if isinstance(atom, (sympy.Max, sympy.Min)):
+            pieces += [a - b for a in atom.args for b in atom.args if a != b]
+        elif isinstance(atom, sympy.Piecewise):
+            for _, cond in atom.args:
+                pieces += [r.lhs - r.rhs for r in cond.atoms(sympy.core.relational.Relational)]
+        else:
+            pieces.append(atom.args[0])
+    for sub in sympy.preorder_traversal(expr):
+        if isinstance(sub, sympy.Pow) and sub.exp.is_negative:
+            pieces.append(sub.base)
+        elif isinstance(sub, (sympy.tan, sympy.sec, sympy.cot, sympy.csc, sympy.log)):
+            pieces.append(sub.args[0] if not isinstance(sub, (sympy.tan, sympy.sec))
+                          else sympy.cos(sub.args[0]))
+    points: set[float] = set()
+    for piece in pieces:
+        if piece.free_symbols == {variable}:
+            points.update(r for r in real_roots(piece, variable, (low, high), budget, 801)
+                          if low < r < high)
+    return sorted(points)
+
+
+def _quad(expr: sympy.Expr, variable: sympy.Symbol, lower: sympy.Expr, upper: sympy.Expr,
+          budget: Budget) -> tuple[Any, Any] | None:
+    f = compile_expr(expr, [variable])
+    with mpmath.workdps(30):
+        a, b = call(compile_expr(lower, [])), call(compile_expr(upper, []))
+        a = -mpmath.inf if lower == -sympy.oo else a
+        b = mpmath.inf if upper == sympy.oo else b
+        if a is None or b is None:
+            return None
+        sign = 1
+        if a > b:
+            a, b, sign = b, a, -1
+        lo = float(a) if mpmath.isfinite(a) else -50.0
+        hi = float(b) if mpmath.isfinite(b) else 50.0
+        if lo > hi:
+            lo, hi = hi - 10, hi
+        nodes = [a] + [mpmath.mpf(p) for p in _breaks(expr, variable, lo, hi, budget)] + [b]
+        for inner in (-1, 0, 1):  # infinite ends converge better away from the origin
+            if not mpmath.isfinite(a) and nodes[1] > inner and inner not in nodes:
+                nodes.insert(1, mpmath.mpf(inner))
+                break
+        budget.check()
+
+        def g(t: Any) -> Any:
+            value = f(t)
+            return value
+
+        try:
+            value, error = mpmath.quad(g, nodes, error=True, maxdegree=8)
+        except (ArithmeticError, ValueError, TypeError):
+            return None
+        budget.check()
+        return sign * value, error
+
+
+def check_definite_integral(expr: sympy.Expr, variable: sympy.Symbol, lower: sympy.Expr,
+                            upper: sympy.Expr, value: sympy.Expr, budget: Budget) -> Checked:
+    """Compare the exact *value* with ``mpmath.quad``, split where *expr* is not smooth."""
+    method = "mpmath.quad (tanh-sinh) at 30 digits, split at non-smooth points"
+    if expr.free_symbols - {variable} or value.free_symbols:
+        return Verification("unverified", method, "the integrand has parameters"), None
+    quad = _quad(expr, variable, lower, upper, budget)
+    if value in (sympy.oo, -sympy.oo):
+        if quad is not None and mpmath.isfinite(quad[0]) and quad[1] < mpmath.mpf(
+                10) ** -15 * max(1, abs(quad[0])):
+            return Verification("contradicted", method, f"symbolic result {value} disagrees "
+                                f"with numeric quadrature {fmt(quad[0])} at 30 digits",
+                                None), None
+        return Verification("unverified", method, "a divergent integral cannot be confirmed "
+                            "by quadrature"), None
+    if quad is None:
+        return Verification("unverified", method, "the integrand is undefined on the "
+                            "interval"), None
+    number, error = quad
+    exact = stable(compile_expr(value, []), (), budget)
+    if exact is None:
+        return Verification("unverified", method, "the exact value did not settle "
+                            "numerically"), None
+    target = exact[0]
+    if not mpmath.isfinite(number) or error > mpmath.mpf(10) ** -12 * max(1, abs(number)):
+        if mpmath.isfinite(number) and not _close(number, target, mpmath.mpf(10) ** -3):
+            return Verification("contradicted", method, f"symbolic result {value} = "
+                                f"{fmt(target)} disagrees with numeric quadrature "
+                                f"{fmt(number)} (estimated error {fmt(error, 2)})",
+                                _err(number, target)), None
+        return Verification("unverified", method, "quadrature did not converge (estimated "
+                            f"error {fmt(error, 2)})"), None
+    if _close(number, target, max(100 * error, mpmath.mpf(10) ** -20)):
+        return Verification("verified", method, f"quadrature gives {fmt(number)}",
+                            _err(number, target)), None
+    detail = (f"symbolic result {value} = {fmt(target)} disagrees with numeric quadrature "
+              f"{fmt(number)} at 30 digits")
+    trusted = _confirmed(expr, variable, lower, upper, number, budget)
+    return Verification("contradicted", method, detail, _err(number, target)), (
+        fmt(number) if trusted else None)
+
+
+def _confirmed(expr: sympy.Expr, variable: sympy.Symbol, lower: sympy.Expr,
+               upper: sympy.Expr, number: Any, budget: Budget) -> bool:
+    """True if Gauss-Legendre at 45 digits agrees with tanh-sinh to 15 digits."""
+    if lower.has(sympy.oo, -sympy.oo) or upper.has(sympy.oo, -sympy.oo):
+        return False
+    f = compile_expr(expr, [variable])
+    with mpmath.workdps(45):
+        a, b = call(compile_expr(lower, [])), call(compile_expr(upper, []))
+        if a is None or b is None:
+            return False
+        lo, hi = sorted((float(a), float(b)))
+        nodes = [a] + [mpmath.mpf(p) for p in _breaks(expr, variable, lo, hi, budget)] + [b]
+        if a > b:
+            nodes = [a] + list(reversed(nodes[1:-1])) + [b]
+        try:
+            other = mpmath.quad(f, nodes, method="gauss-legendre")
+        except (ArithmeticError, ValueError, TypeError):
+            return False
+    return _close(other, number, mpmath.mpf(10) ** -15)
+
+
+def check_limit(expr: sympy.Expr, variable: sympy.Symbol, point: sympy.Expr, side: str,
+                result: sympy.Expr | None, budget: Budget) -> Checked:
+    """Compare a limit with ``mpmath.limit`` and a direct sequence from each side asked.
+
+    Args:
+        expr: The function.
+        variable: Its variable.
+        point: The point approached (``oo``/``-oo`` allowed).
+        side: ``"+"``, ``"-"`` or ``"+-"`` (both).
+        result: SymPy's limit, or None for "does not exist".
+        budget: Time allowance.
+    """
+    method = "mpmath.limit (Richardson) and direct evaluation at 60 digits"
+    if expr.free_symbols - {variable} or (result is not None and result.free_symbols):
+        return Verification("unverified", method, "the function has parameters"), None
+    f = compile_expr(expr, [variable])
+    infinite = point in (sympy.oo, -sympy.oo)
+    sides = ["+"] if point == -sympy.oo else ["-"] if point == sympy.oo else (
+        ["+", "-"] if side == "+-" else [side])
+    found: list[Any] = []
+    with mpmath.workdps(60):
+        p = None if infinite else call(compile_expr(point, []))
+        if not infinite and p is None:
+            return Verification("unverified", method, "the point is not a number"), None
+        for s in sides:
+            budget.check()
+            direction = 1 if s == "+" else -1
+            seq = []
+            for k in (3, 6, 9, 12):
+                h = mpmath.mpf(10) ** -k
+                t = direction * (1 / h) if infinite else p + direction * h
+                seq.append(call(f, t))
+            if any(v is None for v in seq):
+                found.append(None)
+                continue
+            try:
+                rich = mpmath.limit(f, (mpmath.inf if point == sympy.oo else -mpmath.inf)
+                                    if infinite else p, direction=direction)
+            except (ArithmeticError, ValueError, TypeError):
+                rich = None
+            found.append((seq, rich))
+    values = []
+    for entry in found:
+        if entry is None:
+            return Verification("unverified", method, "the function is undefined near "
+                                "the point"), None
+        seq, rich = entry
+        values.append(_settle_sequence(seq, rich))
+    if result is None:
+        if len(values) == 2 and None not in values and _close(values[0], values[1], 1e-8):
+            return Verification("contradicted", method, "the answer says the limit does not "
+                                f"exist, but both sides approach {fmt(values[0])}",
+                                None), None
+        return Verification("unverified", method, "a limit that does not exist cannot be "
+                            "confirmed numerically"), None
+    if result in (sympy.oo, -sympy.oo) or result is sympy.zoo:
+        return _check_infinite(result, found, method)
+    exact = stable(compile_expr(result, []), (), budget)
+    if exact is None or None in values:
+        return Verification("unverified", method, "the numeric limit did not settle"), None
+    target = exact[0]
+    errors = [_err(v, target) for v in values]
+    if all(e <= 1e-6 for e in errors):
+        return Verification("verified", method, f"numerically {fmt(values[0])}",
+                            max(errors)), None
+    worst = values[errors.index(max(errors))]
+    return Verification("contradicted", method, f"symbolic result {result} = {fmt(target)} "
+                        f"disagrees with the numeric limit {fmt(worst)}", max(errors)), None
+
+
+def _settle_sequence(seq: list[Any], rich: Any) -> Any:
+    """The limit both methods agree on (to 8 digits), else None."""
+    direct = seq[-1]
+    if not _close(seq[-1], seq[-2], mpmath.mpf(10) ** -8):
+        return None
+    if rich is not None and mpmath.isfinite(rich) and not _close(rich, direct, 1e-6):
+        return None
+    return direct
+
+
+def _check_infinite(result: sympy.Expr, found: list[Any], method: str) -> Checked:
+    for seq, _ in found:
+        mags = [abs(v) for v in seq]
+        growing = all(b > 2 * a for a, b in zip(mags, mags[1:], strict=False)) and mags[-1] > 1e3
+        if result is not sympy.zoo:
+            want = 1 if result == sympy.oo else -1
+            growing = growing and all(mpmath.sign(mpmath.re(v)) == want for v in seq)
+        if not growing:
+            if _close(seq[-1], seq[-2], mpmath.mpf(10) ** -8):
+                return Verification("contradicted", method, f"symbolic result {result} "
+                                    f"disagrees with the numeric limit {fmt(seq[-1])}",
+                                    None), None
+            return Verification("unverified", method, "the values do not clearly grow "
+                                "without bound"), None
+    return Verification("verified", method, "the values grow without bound with the "
+                        "right sign", None), None
