@@ -1,7 +1,7 @@
 """Numeric building blocks of verification: mpmath callables, adaptive precision, roots.
 
 Invariant: every number here comes from mpmath (or ``math`` for coarse
-sampling) evaluating a SymPy expression compiled by ``lambdify``; nothing
+sampling) evaluating a SymPy expression compiled by ``evaluate.build``; nothing
 calls SymPy's ``evalf``/``N``/``simplify``/``equals``, whose results can
 depend on set ordering and so on the process's hash seed. Every loop checks
 a ``Budget`` so a check ends in bounded time.
@@ -21,6 +21,7 @@ import mpmath  # type: ignore[import-untyped]  # mpmath ships no py.typed
 import sympy  # type: ignore[import-untyped]  # sympy 1.14 ships no py.typed
 
 from jobtrail.clock import monotonic_s
+from jobtrail.solver.verify.evaluate import Unsupported, build
 
 __all__ = [
     "PRECISIONS",
@@ -57,17 +58,9 @@ class Budget:
             raise OutOfTimeError(f"verification exceeded its {self.seconds:g} s budget")
 
 
-def _numeric_atoms(expr: sympy.Basic) -> sympy.Basic:
-    """Replace CRootOf atoms (no mpmath counterpart) by 80-digit Floats from root isolation."""
-    roots = expr.atoms(sympy.CRootOf)
-    if not roots:
-        return expr
-    return expr.xreplace({r: r.evalf(80) for r in roots})
-
-
 def compile_expr(expr: sympy.Basic, variables: Sequence[sympy.Symbol],
                  module: str = "mpmath") -> Callable[..., Any]:
-    """Compile *expr* into a function of *variables* evaluated by *module*.
+    """Compile *expr* into a function of *variables* (see ``evaluate.build``).
 
     Args:
         expr: A SymPy expression (its own free symbols must be among *variables*).
@@ -77,9 +70,12 @@ def compile_expr(expr: sympy.Basic, variables: Sequence[sympy.Symbol],
 
     Returns:
         A callable; it may raise ArithmeticError/ValueError where undefined.
+
+    Raises:
+        Unsupported: *expr* holds a function with no numeric counterpart.
     """
-    fn = sympy.lambdify(list(variables), _numeric_atoms(expr), modules=module)
-    return fn  # type: ignore[no-any-return]
+    fn = build(expr, variables, floats=module == "math")
+    return lambda *args: fn(args)
 
 
 def call(fn: Callable[..., Any], *args: Any) -> Any:
@@ -153,21 +149,21 @@ def parameter_values(symbols: Sequence[sympy.Symbol]) -> dict[sympy.Symbol, symp
 def _float_fn(expr: sympy.Basic, variable: sympy.Symbol) -> Callable[[float], float | None]:
     """A float function of one variable: math module, mpmath at 15 digits as a fallback."""
     try:
-        fast = compile_expr(expr, [variable], "math")
-    except _FAILURES:
+        fast: Callable[..., Any] | None = compile_expr(expr, [variable], "math")
+    except Unsupported:
         fast = None
     slow = compile_expr(expr, [variable])
 
     def f(x: float) -> float | None:
         if fast is not None:
             try:
-                y = fast(x)
-                if isinstance(y, complex):
-                    return y.real if abs(y.imag) <= 1e-12 * (1 + abs(y.real)) else None
-                y = float(y)
+                y = float(fast(x))
+            except (ArithmeticError, ValueError, OverflowError):
+                return None  # undefined (or not real) at x
+            except TypeError:
+                pass  # a complex intermediate: let mpmath decide
+            else:
                 return y if math.isfinite(y) else None
-            except _FAILURES:
-                pass
         with mpmath.workdps(15):
             v = call(slow, mpmath.mpf(x))
         if v is None:
@@ -217,7 +213,7 @@ def _golden_min(g: Callable[[float], float | None], a: float, b: float) -> float
 
 
 def real_roots(expr: sympy.Expr, variable: sympy.Symbol, window: tuple[float, float],
-               budget: Budget, samples: int = 3001) -> list[float]:
+               budget: Budget, samples: int = 1201) -> list[float]:
     """Find the real roots of *expr* in *window* by sampling; each confirmed at 40 digits.
 
     Sign changes are bisected; small local minima of ``|expr|`` without a sign

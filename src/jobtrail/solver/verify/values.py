@@ -1,8 +1,8 @@
 """Verify values and expressions: arithmetic, simplify, derivatives, integrals, limits.
 
 Invariant: pure; the reference is always computed numerically by mpmath
-(adaptive-precision evaluation, ``mpmath.diff``, ``mpmath.quad``,
-``mpmath.limit`` and direct sequences), never by the SymPy call that gave
+(adaptive-precision evaluation, ``mpmath.diff``, ``mpmath.quad`` and
+direct sequences), never by the SymPy call that gave
 the answer. Each function returns ``(Verification, numeric)`` where
 *numeric* is the trustworthy numeric value as text when the check
 contradicted the answer and the problem asked for a value, else None.
@@ -281,7 +281,7 @@ def _confirmed(expr: sympy.Expr, variable: sympy.Symbol, lower: sympy.Expr,
 
 def check_limit(expr: sympy.Expr, variable: sympy.Symbol, point: sympy.Expr, side: str,
                 result: sympy.Expr | None, budget: Budget) -> Checked:
-    """Compare a limit with ``mpmath.limit`` and a direct sequence from each side asked.
+    """Compare a limit with the function evaluated along a sequence from each side asked.
 
     Args:
         expr: The function.
@@ -291,7 +291,7 @@ def check_limit(expr: sympy.Expr, variable: sympy.Symbol, point: sympy.Expr, sid
         result: SymPy's limit, or None for "does not exist".
         budget: Time allowance.
     """
-    method = "mpmath.limit (Richardson) and direct evaluation at 60 digits"
+    method = "direct evaluation at 60 digits along x = a ± 10^-3, ..., 10^-12 (or ±10^3 ... 10^12)"
     if expr.free_symbols - {variable} or (result is not None and result.free_symbols):
         return Verification("unverified", method, "the function has parameters"), None
     f = compile_expr(expr, [variable])
@@ -311,15 +311,7 @@ def check_limit(expr: sympy.Expr, variable: sympy.Symbol, point: sympy.Expr, sid
                 h = mpmath.mpf(10) ** -k
                 t = direction * (1 / h) if infinite else p + direction * h
                 seq.append(call(f, t))
-            if any(v is None for v in seq):
-                found.append(None)
-                continue
-            try:
-                rich = mpmath.limit(f, (mpmath.inf if point == sympy.oo else -mpmath.inf)
-                                    if infinite else p, direction=direction)
-            except (ArithmeticError, ValueError, TypeError):
-                rich = None
-            found.append((seq, rich))
+            found.append(None if any(v is None for v in seq) else (seq, None))
     values = []
     for entry in found:
         if entry is None:
@@ -342,7 +334,7 @@ def check_limit(expr: sympy.Expr, variable: sympy.Symbol, point: sympy.Expr, sid
     target = exact[0]
     errors = [_err(v, target) for v in values]
     if all(e <= 1e-6 for e in errors):
-        return Verification("verified", method, f"numerically {fmt(values[0])}",
+        return Verification("verified", method, f"numerically {fmt(values[0], 10)}",
                             max(errors)), None
     worst = values[errors.index(max(errors))]
     return Verification("contradicted", method, f"symbolic result {result} = {fmt(target)} "
