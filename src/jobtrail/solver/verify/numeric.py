@@ -127,15 +127,21 @@ def stable(fn: Callable[..., Any], args: Sequence[Any] = (),
     return None
 
 
-def fmt(value: Any, digits: int = 15) -> str:
-    """Print an mpmath value with *digits* significant digits (complex as a + b*I)."""
+def fmt(value: Any, digits: int = 15, strip: bool = True) -> str:
+    """Print an mpmath value with *digits* significant digits (complex as a + b*I).
+
+    Args:
+        value: The number.
+        digits: Significant digits.
+        strip: Drop trailing zeros (``2.0``); False keeps them (``2.00000000000000``).
+    """
     value = mpmath.mpmathify(value)
     if isinstance(value, mpmath.mpc):
         if abs(value.imag) <= mpmath.mpf(10) ** -digits * max(1, abs(value.real)):
             value = value.real
         else:
             return f"{mpmath.nstr(value.real, digits)} + {mpmath.nstr(value.imag, digits)}*I"
-    return str(mpmath.nstr(value, digits))
+    return str(mpmath.nstr(value, digits, strip_zeros=strip))
 
 
 def parameter_values(symbols: Sequence[sympy.Symbol]) -> dict[sympy.Symbol, sympy.Rational]:

@@ -68,7 +68,7 @@ def check_arithmetic(given: sympy.Expr, result: sympy.Expr, budget: Budget) -> C
         return Verification("verified", method, f"the input evaluates to {fmt(a)}",
                             _err(a, b)), None
     return Verification("contradicted", method, f"symbolic result {result} = {fmt(b)} "
-                        f"disagrees with the input's value {fmt(a)}", _err(a, b)), fmt(a)
+                        f"disagrees with the input's value {fmt(a)}", _err(a, b)), fmt(a, 15, False)
 
 
 def _sample_compare(left: sympy.Expr, right: sympy.Expr, variables: Sequence[sympy.Symbol],
@@ -255,7 +255,7 @@ def check_definite_integral(expr: sympy.Expr, variable: sympy.Symbol, lower: sym
               f"{fmt(number)} at 30 digits")
     trusted = _confirmed(expr, variable, lower, upper, number, budget)
     return Verification("contradicted", method, detail, _err(number, target)), (
-        fmt(number) if trusted else None)
+        fmt(number, 15, False) if trusted else None)
 
 
 def _confirmed(expr: sympy.Expr, variable: sympy.Symbol, lower: sympy.Expr,
