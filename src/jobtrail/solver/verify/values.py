@@ -312,20 +312,27 @@ def check_limit(expr: sympy.Expr, variable: sympy.Symbol, point: sympy.Expr, sid
                 t = direction * (1 / h) if infinite else p + direction * h
                 seq.append(call(f, t))
             found.append(None if any(v is None for v in seq) else (seq, None))
+
     values = []
     for entry in found:
         if entry is None:
             return Verification("unverified", method, "the function is undefined near "
                                 "the point"), None
-        seq, rich = entry
-        values.append(_settle_sequence(seq, rich))
+        values.append(_settle_sequence(entry[0]))
+    behaviours = [_behaviour(entry[0]) for entry in found]
     if result is None:
         if len(values) == 2 and None not in values and _close(values[0], values[1], 1e-8):
             return Verification("contradicted", method, "the answer says the limit does not "
                                 f"exist, but both sides approach {fmt(values[0])}",
                                 None), None
-        return Verification("unverified", method, "a limit that does not exist cannot be "
-                            "confirmed numerically"), None
+        if len(behaviours) == 2 and None not in behaviours and behaviours[0] != behaviours[1]:
+            return Verification("verified", method, f"from the right {behaviours[0]}, from "
+                                f"the left {behaviours[1]}: they differ", None), None
+        return Verification("unverified", method, "the values neither settle nor grow "
+                            "without bound (oscillation?)"), None
+    if result.is_finite and any(b in ("+oo", "-oo") for b in behaviours):
+        return Verification("contradicted", method, f"symbolic result {result} disagrees "
+                            "with the values, which grow without bound", None), None
     if result in (sympy.oo, -sympy.oo) or result is sympy.zoo:
         return _check_infinite(result, found, method)
     exact = stable(compile_expr(result, []), (), budget)
@@ -341,14 +348,26 @@ def check_limit(expr: sympy.Expr, variable: sympy.Symbol, point: sympy.Expr, sid
                         f"disagrees with the numeric limit {fmt(worst)}", max(errors)), None
 
 
-def _settle_sequence(seq: list[Any], rich: Any) -> Any:
-    """The limit both methods agree on (to 8 digits), else None."""
-    direct = seq[-1]
+def _settle_sequence(seq: list[Any]) -> Any:
+    """The value the sequence settles on (last two agree to 8 digits), else None."""
     if not _close(seq[-1], seq[-2], mpmath.mpf(10) ** -8):
         return None
-    if rich is not None and mpmath.isfinite(rich) and not _close(rich, direct, 1e-6):
-        return None
-    return direct
+    return seq[-1]
+
+
+def _behaviour(seq: list[Any]) -> str | None:
+    """``"<value>"``, ``"+oo"`` or ``"-oo"`` for a sequence that settles or diverges, else None."""
+    settled = _settle_sequence(seq)
+    if settled is not None:
+        return fmt(settled, 8)
+    mags = [abs(v) for v in seq]
+    if all(b > 2 * a for a, b in zip(mags, mags[1:], strict=False)) and mags[-1] > 1e6:
+        signs = {mpmath.sign(mpmath.re(v)) for v in seq}
+        if signs == {1}:
+            return "+oo"
+        if signs == {-1}:
+            return "-oo"
+    return None
 
 
 def _check_infinite(result: sympy.Expr, found: list[Any], method: str) -> Checked:
