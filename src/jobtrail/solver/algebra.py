@@ -14,14 +14,6 @@ import sympy  # type: ignore[import-untyped]  # sympy 1.14 ships no py.typed
 from jobtrail.errors import ProblemParseError, ProblemTooLargeError, UnsupportedProblemError
 from jobtrail.solver.answer import Answer
 from jobtrail.solver.parse import parse_expression
-from jobtrail.solver.verify import (
-    check_arithmetic,
-    check_equation,
-    check_simplify,
-    check_system,
-    run,
-    settle,
-)
 from jobtrail.solver.render import (
     choose_variable,
     join_latex,
@@ -30,6 +22,14 @@ from jobtrail.solver.render import (
     sort_key,
     split_top_level,
     strip_filler,
+)
+from jobtrail.solver.verify import (
+    check_arithmetic,
+    check_equation,
+    check_simplify,
+    check_system,
+    run,
+    settle,
 )
 
 __all__ = [

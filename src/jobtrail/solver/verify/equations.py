@@ -170,16 +170,7 @@ def check_equation(expr: sympy.Expr, variable: sympy.Symbol, solution: sympy.Set
             families.append(lamda.expr.subs(lamda.variables[0], n).xreplace(given))
     real = domain == sympy.S.Reals
     if everything:
-        worst = 0.0
-        for p in _SAMPLE_POINTS:
-            r = _residual(expr_p, [variable], [p])
-            if r is not None:
-                worst = max(worst, float(r))
-                if r > _RESIDUAL:
-                    return _fail(f"the answer says every {variable} solves it, but "
-                                 f"{variable} = {p} does not", r)
-        return Verification("verified", "substitution at 50 digits",
-                            f"the equation holds at {len(_SAMPLE_POINTS)} sample points", worst)
+        return _check_identity(expr_p, variable)
     failed, worst = _substitute_all(expr_p, variable, values, families, n, real, budget)
     if failed is not None:
         return failed
@@ -188,15 +179,35 @@ def check_equation(expr: sympy.Expr, variable: sympy.Symbol, solution: sympy.Set
         return Verification("unverified", "substitution at 50 digits",
                             f"{checked}; completeness not checked (parameters "
                             f"{', '.join(str(p) for p in params)})", worst)
+    return _check_complete(expr_p, variable, real, values, families, n, checked, worst, budget)
+
+
+def _check_identity(expr: sympy.Expr, variable: sympy.Symbol) -> Verification:
+    worst = 0.0
+    for p in _SAMPLE_POINTS:
+        r = _residual(expr, [variable], [p])
+        if r is not None:
+            worst = max(worst, float(r))
+            if r > _RESIDUAL:
+                return _fail(f"the answer says every {variable} solves it, but "
+                             f"{variable} = {p} does not", r)
+    return Verification("verified", "substitution at 50 digits",
+                        f"the equation holds at {len(_SAMPLE_POINTS)} sample points", worst)
+
+
+def _check_complete(expr: sympy.Expr, variable: sympy.Symbol, real: bool,
+                    values: list[sympy.Basic], families: list[sympy.Expr], n: sympy.Symbol,
+                    checked: str, worst: float, budget: Budget) -> Verification:
+    """Every numeric root (polyroots, or real sampling) must be a reported solution."""
     if not real:
-        roots = _complex_roots(expr_p, variable, budget)
+        roots = _complex_roots(expr, variable, budget)
         method = "substitution at 50 digits; mpmath.polyroots of the numerator"
         window = "the complex plane"
     else:
         reals = [float(mpmath.re(_number(v))) for v in values]
         low = min([-10.0] + [1.5 * r - 1 for r in reals if abs(r) < 1e3])
         high = max([10.0] + [1.5 * r + 1 for r in reals if abs(r) < 1e3])
-        roots = real_roots(expr_p, variable, (low, high), budget)
+        roots = real_roots(expr, variable, (low, high), budget)
         method = "substitution at 50 digits; sign changes and minima sampled, mpmath.findroot"
         window = f"[{low:g}, {high:g}]"
     if roots is None:

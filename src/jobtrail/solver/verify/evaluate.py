@@ -115,63 +115,80 @@ def build(expr: sympy.Basic, variables: Sequence[sympy.Symbol], floats: bool = F
         if e in index:
             i = index[e]
             return lambda a: a[i]
-        if e.is_Integer:
-            value = int(e)
-            if floats:
-                f = float(value)
-                return lambda a: f
-            return lambda a: mpmath.mpf(value)
-        if e.is_Rational:
-            p, q = int(e.p), int(e.q)
-            if floats:
-                r = p / q
-                return lambda a: r
-            return lambda a: mpmath.mpf(p) / q
-        if e.is_Float:
-            if floats:
-                r = float(e)
-                return lambda a: r
-            m = e._mpf_
-            return lambda a: mpmath.mpf(m)
+        leaf = _number(e, floats)
+        if leaf is not None:
+            return leaf
         name = type(e).__name__
         if name in constants:
             make = constants[name]
             return lambda a: make()
         if isinstance(e, sympy.CRootOf):
-            value = e.evalf(80)  # root isolation: a certified interval, not solveset
-            return walk(value)
+            return walk(e.evalf(80))  # root isolation: a certified interval, not solveset
         if name in ("ComplexInfinity", "NaN") or (floats and name == "ImaginaryUnit"):
             raise Unsupported(name)
         parts = [walk(arg) for arg in e.args]
-        if isinstance(e, sympy.Add):
-            return lambda a: reduce(lambda s, f: s + f(a), parts[1:], parts[0](a))
-        if isinstance(e, sympy.Mul):
-            return lambda a: reduce(lambda s, f: s * f(a), parts[1:], parts[0](a))
         if isinstance(e, sympy.Pow):
-            base, exp = parts
-            if e.exp == sympy.S.Half:
-                sqrt = math.sqrt if floats else mpmath.sqrt
-                return lambda a: sqrt(base(a))
-            if e.exp.is_Integer:
-                k = int(e.exp)
-                return lambda a: base(a) ** k
-            return lambda a: power(base(a), exp(a))
+            return _pow(e, parts, floats, power)
         if isinstance(e, sympy.log):
             return lambda a: log(*(f(a) for f in parts))
         if isinstance(e, sympy.Piecewise):
             return _piecewise(e, walk)
-        if isinstance(e, (sympy.Max, sympy.Min)):
-            pick = max if isinstance(e, sympy.Max) else min
-            return lambda a: pick(f(a) for f in parts)
-        if name in functions:
-            fn = functions[name]
-            return lambda a: fn(*(f(a) for f in parts))
-        raise Unsupported(name)
+        return _combine(e, name, parts, functions)
 
     return walk(expr)
 
 
-_COMPARE = {
+def _number(e: sympy.Basic, floats: bool) -> Fn | None:
+    """A closure for a literal number (integer, rational, float), else None."""
+    if e.is_Integer:
+        value = int(e)
+        if floats:
+            f = float(value)
+            return lambda a: f
+        return lambda a: mpmath.mpf(value)
+    if e.is_Rational:
+        p, q = int(e.p), int(e.q)
+        if floats:
+            r = p / q
+            return lambda a: r
+        return lambda a: mpmath.mpf(p) / q
+    if e.is_Float:
+        if floats:
+            r = float(e)
+            return lambda a: r
+        m = e._mpf_
+        return lambda a: mpmath.mpf(m)
+    return None
+
+
+def _pow(e: sympy.Pow, parts: list[Fn], floats: bool,
+         power: Callable[[Any, Any], Any]) -> Fn:
+    base, exp = parts
+    if e.exp == sympy.S.Half:
+        sqrt = math.sqrt if floats else mpmath.sqrt
+        return lambda a: sqrt(base(a))
+    if e.exp.is_Integer:
+        k = int(e.exp)
+        return lambda a: base(a) ** k
+    return lambda a: power(base(a), exp(a))
+
+
+def _combine(e: sympy.Basic, name: str, parts: list[Fn],
+             functions: dict[str, Callable[..., Any]]) -> Fn:
+    if isinstance(e, sympy.Add):
+        return lambda a: reduce(lambda s, f: s + f(a), parts[1:], parts[0](a))
+    if isinstance(e, sympy.Mul):
+        return lambda a: reduce(lambda s, f: s * f(a), parts[1:], parts[0](a))
+    if isinstance(e, (sympy.Max, sympy.Min)):
+        pick = max if isinstance(e, sympy.Max) else min
+        return lambda a: pick(f(a) for f in parts)
+    if name in functions:
+        fn = functions[name]
+        return lambda a: fn(*(f(a) for f in parts))
+    raise Unsupported(name)
+
+
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "StrictLessThan": lambda x, y: x < y, "LessThan": lambda x, y: x <= y,
     "StrictGreaterThan": lambda x, y: x > y, "GreaterThan": lambda x, y: x >= y,
     "Equality": lambda x, y: x == y, "Unequality": lambda x, y: x != y,

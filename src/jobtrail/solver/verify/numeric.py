@@ -108,7 +108,7 @@ def stable(fn: Callable[..., Any], args: Sequence[Any] = (),
         ``(value, digits)``: the value at the precision that settled it and
         that precision; None if undefined, or if no two precisions agreed.
     """
-    previous = None
+    previous, prev_dps = None, 0
     for dps in PRECISIONS:
         if budget is not None:
             budget.check()
@@ -248,28 +248,7 @@ def real_roots(expr: sympy.Expr, variable: sympy.Symbol, window: tuple[float, fl
         if i % 256 == 0:
             budget.check()
         ys.append(f(x))
-    candidates: list[float] = []
-    for i in range(samples - 1):
-        y0, y1 = ys[i], ys[i + 1]
-        if y0 is None or y1 is None:
-            continue
-        if y0 == 0:
-            candidates.append(xs[i])
-        elif (y0 > 0) != (y1 > 0) and y1 != 0:
-            root = _bisect(f, xs[i], y0, xs[i + 1])
-            if root is not None:
-                candidates.append(root)
-        if 0 < i and ys[i - 1] is not None:
-            prev = ys[i - 1]
-            assert prev is not None
-            if abs(y0) <= abs(prev) and abs(y0) <= abs(y1) and (prev > 0) == (y0 > 0) == (
-                    y1 > 0) and y0 != 0:
-                best = _golden_min(lambda t: (lambda v: None if v is None else abs(v))(f(t)),
-                                   xs[i - 1], xs[i + 1])
-                if best is not None:
-                    candidates.append(best)
-    if ys[-1] == 0:
-        candidates.append(xs[-1])
+    candidates = _candidates(f, xs, ys)
     roots: list[float] = []
     with mpmath.workdps(40):
         for c in sorted(candidates):
@@ -278,6 +257,35 @@ def real_roots(expr: sympy.Expr, variable: sympy.Symbol, window: tuple[float, fl
             if root is not None and (not roots or abs(root - roots[-1]) > 1e-7 * (1 + abs(root))):
                 roots.append(root)
     return roots
+
+
+def _candidates(f: Callable[[float], float | None], xs: list[float],
+                ys: list[float | None]) -> list[float]:
+    """Sign changes (bisected) and small local minima of |f| (golden section) among samples."""
+    def magnitude(t: float) -> float | None:
+        v = f(t)
+        return None if v is None else abs(v)
+
+    found: list[float] = []
+    for i in range(len(xs) - 1):
+        y0, y1 = ys[i], ys[i + 1]
+        if y0 is None or y1 is None:
+            continue
+        if y0 == 0:
+            found.append(xs[i])
+        elif (y0 > 0) != (y1 > 0) and y1 != 0:
+            root = _bisect(f, xs[i], y0, xs[i + 1])
+            if root is not None:
+                found.append(root)
+        prev = ys[i - 1] if i > 0 else None
+        if prev is not None and y0 != 0 and abs(y0) <= min(abs(prev), abs(y1)) and (
+                (prev > 0) == (y0 > 0) == (y1 > 0)):
+            best = _golden_min(magnitude, xs[i - 1], xs[i + 1])
+            if best is not None:
+                found.append(best)
+    if ys[-1] == 0:
+        found.append(xs[-1])
+    return found
 
 
 def _size(terms: Sequence[Callable[..., Any]], point: Any) -> Any:

@@ -294,25 +294,9 @@ def check_limit(expr: sympy.Expr, variable: sympy.Symbol, point: sympy.Expr, sid
     method = "direct evaluation at 60 digits along x = a ± 10^-3, ..., 10^-12 (or ±10^3 ... 10^12)"
     if expr.free_symbols - {variable} or (result is not None and result.free_symbols):
         return Verification("unverified", method, "the function has parameters"), None
-    f = compile_expr(expr, [variable])
-    infinite = point in (sympy.oo, -sympy.oo)
-    sides = ["+"] if point == -sympy.oo else ["-"] if point == sympy.oo else (
-        ["+", "-"] if side == "+-" else [side])
-    found: list[Any] = []
-    with mpmath.workdps(60):
-        p = None if infinite else call(compile_expr(point, []))
-        if not infinite and p is None:
-            return Verification("unverified", method, "the point is not a number"), None
-        for s in sides:
-            budget.check()
-            direction = 1 if s == "+" else -1
-            seq = []
-            for k in (3, 6, 9, 12):
-                h = mpmath.mpf(10) ** -k
-                t = direction * (1 / h) if infinite else p + direction * h
-                seq.append(call(f, t))
-            found.append(None if any(v is None for v in seq) else (seq, None))
-
+    found = _sequences(expr, variable, point, side, budget)
+    if found is None:
+        return Verification("unverified", method, "the point is not a number"), None
     values = []
     for entry in found:
         if entry is None:
@@ -346,6 +330,30 @@ def check_limit(expr: sympy.Expr, variable: sympy.Symbol, point: sympy.Expr, sid
     worst = values[errors.index(max(errors))]
     return Verification("contradicted", method, f"symbolic result {result} = {fmt(target)} "
                         f"disagrees with the numeric limit {fmt(worst)}", max(errors)), None
+
+
+def _sequences(expr: sympy.Expr, variable: sympy.Symbol, point: sympy.Expr, side: str,
+               budget: Budget) -> list[Any] | None:
+    """Per side asked: [f(a ± 10^-3), ..., f(a ± 10^-12)] at 60 digits (None if undefined)."""
+    f = compile_expr(expr, [variable])
+    infinite = point in (sympy.oo, -sympy.oo)
+    sides = ["+"] if point == sympy.oo else ["-"] if point == -sympy.oo else (
+        ["+", "-"] if side == "+-" else [side])
+    found: list[Any] = []
+    with mpmath.workdps(60):
+        p = None if infinite else call(compile_expr(point, []))
+        if not infinite and p is None:
+            return None
+        for s in sides:
+            budget.check()
+            direction = 1 if s == "+" else -1
+            seq = []
+            for k in (3, 6, 9, 12):
+                h = mpmath.mpf(10) ** -k
+                t = direction * (1 / h) if infinite else p + direction * h
+                seq.append(call(f, t))
+            found.append(None if any(v is None for v in seq) else (seq, None))
+    return found
 
 
 def _settle_sequence(seq: list[Any]) -> Any:
