@@ -7,6 +7,7 @@ without importing SymPy on the reading side.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,8 +52,11 @@ class Verification:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON object stored in the job's result as ``verification``."""
+        error = self.max_error
+        if error is not None and not math.isfinite(error):
+            error = None  # JSON has no inf/nan
         return {"status": self.status, "method": self.method, "detail": self.detail,
-                "max_error": self.max_error}
+                "max_error": error}
 
 
 UNCHECKED = Verification("unverified", "none", "no independent check exists for this kind")
