@@ -40,15 +40,18 @@ class Verification:
             the answer shown is then the labelled numeric value).
         method: What was done, e.g. ``"mpmath.quad at 30 digits"``.
         detail: One human-readable sentence about the outcome.
-        max_error: Largest difference seen between the answer and the check
-            (absolute, or relative where noted in *detail*); None when no
-            number was compared.
+        max_error: Largest relative difference seen between the answer and
+            the check (relative residual for equations); None when no number
+            was compared.
+        elapsed_s: Wall-clock time the check took, seconds (for measuring
+            the cost of verification).
     """
 
     status: str
     method: str
     detail: str
     max_error: float | None = None
+    elapsed_s: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON object stored in the job's result as ``verification``."""
@@ -56,7 +59,7 @@ class Verification:
         if error is not None and not math.isfinite(error):
             error = None  # JSON has no inf/nan
         return {"status": self.status, "method": self.method, "detail": self.detail,
-                "max_error": error}
+                "max_error": error, "elapsed_s": round(self.elapsed_s, 6)}
 
 
 UNCHECKED = Verification("unverified", "none", "no independent check exists for this kind")

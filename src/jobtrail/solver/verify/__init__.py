@@ -22,9 +22,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from jobtrail.clock import monotonic_s
 from jobtrail.errors import AnswerContradictedError
 from jobtrail.solver.answer import Answer, Verification
 from jobtrail.solver.verify.equations import check_equation, check_system
+from jobtrail.solver.verify.evaluate import Unsupported
 from jobtrail.solver.verify.numeric import Budget, OutOfTimeError
 from jobtrail.solver.verify.values import (
     check_antiderivative,
@@ -71,21 +73,24 @@ def run(check: Callable[..., Any], *args: Any,
         value as text, only for a contradicted value problem.
     """
     budget = Budget(budget_s)
+    started_s = monotonic_s()
+    name = check.__name__.removeprefix("check_")
     try:
         outcome = check(*args, budget)
+        verification, numeric = (outcome, None) if isinstance(outcome, Verification) else outcome
     except MemoryError:
         raise
     except OutOfTimeError as exc:
-        return Verification("unverified", check.__name__.removeprefix("check_"), str(exc)), None
+        verification, numeric = Verification("unverified", name, str(exc)), None
+    except Unsupported as exc:
+        verification, numeric = Verification(
+            "unverified", name, f"no numeric counterpart for {exc} in the answer"), None
     except Exception as exc:  # the check itself failed: say so, never crash the solve
         logger.info("verification failed check=%s error=%s: %s", check.__name__,
                     type(exc).__name__, exc)
-        return Verification("unverified", check.__name__.removeprefix("check_"),
-                            f"the check could not run ({type(exc).__name__})"), None
-    if isinstance(outcome, Verification):
-        return outcome, None
-    verification, numeric = outcome
-    return verification, numeric
+        verification, numeric = Verification(
+            "unverified", name, f"the check could not run ({type(exc).__name__})"), None
+    return replace(verification, elapsed_s=monotonic_s() - started_s), numeric
 
 
 def settle(answer: Answer, verification: Verification, numeric: str | None = None) -> Answer:
