@@ -219,7 +219,7 @@ def _golden_min(g: Callable[[float], float | None], a: float, b: float) -> float
 
 
 def real_roots(expr: sympy.Expr, variable: sympy.Symbol, window: tuple[float, float],
-               budget: Budget, samples: int = 1201) -> list[float]:
+               budget: Budget, samples: int = 1001) -> list[float]:
     """Find the real roots of *expr* in *window* by sampling; each confirmed at 40 digits.
 
     Sign changes are bisected; small local minima of ``|expr|`` without a sign
