@@ -46,6 +46,13 @@ def test_abs_integral_off_by_factor_two_completes_with_the_labelled_numeric_valu
     assert "numeric quadrature 2.0" in answer.verification.detail
 
 
+def test_abs_integral_over_several_kinks_is_caught() -> None:
+    # same class as sympy#29072: SymPy says cos(10) + 3 = 2.16...; the value is 6.16...
+    answer = solve("integrate abs(sin(x)) from 0 to 10")
+    assert answer.text.startswith("≈ 6.16092847092355 ")
+    assert "symbolic result cos(10) + 3 = 2.16092847092355" in answer.verification.detail
+
+
 def test_positive_integrand_with_negative_integral_is_caught() -> None:
     # sympy#29792: integrate(sqrt(2 - x)*sqrt(1/(2 - x)), (x, 0, 1)) gives -1; it is 1
     answer = solve("integrate sqrt(2 - x) * sqrt(1 / (2 - x)) from 0 to 1")
@@ -68,6 +75,9 @@ def test_missing_trigonometric_family_fails_the_answer() -> None:
     with pytest.raises(AnswerContradictedError) as caught:
         solve("solve sin(4x) + sin(3x) = 0")
     assert "root x ≈ -9.42477796076938 that no reported solution covers" in str(caught.value)
+    # the same SymPy defect (pole solutions of the half-angle substitution) drops x = pi here
+    with pytest.raises(AnswerContradictedError, match="root x ≈ -9.42477796076938"):
+        solve("solve sin(4x) = sin(3x)")
 
 
 def test_contradicted_error_pickles_with_its_fields() -> None:
