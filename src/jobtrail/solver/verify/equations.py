@@ -32,9 +32,9 @@ _SAMPLE_POINTS = ("-2.37", "-1.13", "-0.41", "0.29", "0.73", "1.61", "2.47", "3.
 
 
 def _residual(expr: sympy.Expr, variables: Sequence[sympy.Symbol],
-              point: Sequence[Any]) -> Any:
+              point: Sequence[Any], dps: int = _DPS) -> Any:
     """|expr| at *point* divided by the size of its terms there (None if undefined)."""
-    with mpmath.workdps(_DPS):
+    with mpmath.workdps(dps):
         args = [mpmath.mpmathify(p) for p in point]
         value = call(compile_expr(expr, variables), *args)
         if value is None:
@@ -44,8 +44,8 @@ def _residual(expr: sympy.Expr, variables: Sequence[sympy.Symbol],
         return abs(value) / size
 
 
-def _number(value: sympy.Basic) -> Any:
-    with mpmath.workdps(_DPS):
+def _number(value: sympy.Basic, dps: int = _DPS) -> Any:
+    with mpmath.workdps(dps):
         return call(compile_expr(value, []))
 
 
@@ -104,6 +104,11 @@ def _substitute_all(expr: sympy.Expr, variable: sympy.Symbol, values: list[sympy
         residual = _residual(expr, [variable], [number])
         if residual is None:
             return _fail(f"the equation is undefined at {variable} = {shown}", None), worst
+        if residual > _RESIDUAL:  # cancellation inside a term? look again at 150 digits
+            precise = _number(value, 3 * _DPS)
+            again = None if precise is None else _residual(expr, [variable], [precise],
+                                                           3 * _DPS)
+            residual = residual if again is None else again
         worst = max(worst, float(residual))
         if residual > _RESIDUAL:
             return _fail(f"{variable} = {shown} does not satisfy the equation "
