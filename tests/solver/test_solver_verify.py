@@ -70,6 +70,7 @@ def test_wrong_improper_integral_fails_with_both_values() -> None:
     assert "-0.0125000779311451" in message and "2.49999999" in message
 
 
+@pytest.mark.slow
 def test_missing_trigonometric_family_fails_the_answer() -> None:
     # sympy#30401: solveset(sin(4x) + sin(3x)) drops the family x = pi + 2*pi*n
     with pytest.raises(AnswerContradictedError) as caught:
