@@ -25,6 +25,7 @@ from typing import Any
 from jobtrail.clock import monotonic_s
 from jobtrail.errors import AnswerContradictedError
 from jobtrail.solver.answer import Answer, Verification
+from jobtrail.solver.verify.approach import check_limit
 from jobtrail.solver.verify.equations import check_equation, check_system
 from jobtrail.solver.verify.evaluate import Unsupported
 from jobtrail.solver.verify.numeric import Budget, OutOfTimeError
@@ -33,7 +34,6 @@ from jobtrail.solver.verify.values import (
     check_arithmetic,
     check_definite_integral,
     check_derivative,
-    check_limit,
     check_simplify,
 )
 

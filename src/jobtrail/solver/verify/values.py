@@ -1,4 +1,4 @@
-"""Verify values and expressions: arithmetic, simplify, derivatives, integrals, limits.
+"""Verify values and expressions: arithmetic, simplify, derivatives and integrals.
 
 Invariant: pure; the reference is always computed numerically by mpmath
 (adaptive-precision evaluation, ``mpmath.diff``, ``mpmath.quad`` and
@@ -32,7 +32,6 @@ __all__ = [
     "check_arithmetic",
     "check_definite_integral",
     "check_derivative",
-    "check_limit",
     "check_simplify",
 ]
 
@@ -42,11 +41,13 @@ _FEW_POINTS = ("-1.13", "-0.41", "0.73", "1.61", "2.47")  # mpmath.diff costs mo
 _KINKS = (sympy.Abs, sympy.sign, sympy.Heaviside, sympy.floor, sympy.ceiling)
 
 
-def _close(a: Any, b: Any, rel: Any) -> bool:
+def close(a: Any, b: Any, rel: Any) -> bool:
+    """True if *a* and *b* agree within *rel* relative to the larger of them (or 1)."""
     return bool(abs(a - b) <= rel * max(abs(a), abs(b), 1))
 
 
-def _err(a: Any, b: Any) -> float:
+def relative_error(a: Any, b: Any) -> float:
+    """|a - b| relative to the larger of |a|, |b| and 1."""
     return float(abs(a - b) / max(abs(a), abs(b), 1))
 
 
@@ -65,11 +66,12 @@ def check_arithmetic(given: sympy.Expr, result: sympy.Expr, budget: Budget) -> C
                             "beyond 240 digits)"), None
     (a, digits_a), (b, digits_b) = left, right
     method = f"mpmath at {max(digits_a, digits_b)} digits (two precisions agree)"
-    if _close(a, b, mpmath.mpf(10) ** -20) or (a == 0 and b == 0):
+    if close(a, b, mpmath.mpf(10) ** -20) or (a == 0 and b == 0):
         return Verification("verified", method, f"the input evaluates to {fmt(a)}",
-                            _err(a, b)), None
-    return Verification("contradicted", method, f"symbolic result {result} = {fmt(b)} "
-                        f"disagrees with the input's value {fmt(a)}", _err(a, b)), fmt(a, 15, False)
+                            relative_error(a, b)), None
+    detail = f"symbolic result {result} = {fmt(b)} disagrees with the input's value {fmt(a)}"
+    return (Verification("contradicted", method, detail, relative_error(a, b)),
+            fmt(a, 15, False))
 
 
 def _sample_compare(left: sympy.Expr, right: sympy.Expr, variables: Sequence[sympy.Symbol],
@@ -87,13 +89,13 @@ def _sample_compare(left: sympy.Expr, right: sympy.Expr, variables: Sequence[sym
         if a is None or b is None:
             continue
         used += 1
-        err = _err(a, b)
+        err = relative_error(a, b)
         if err > 1e-15:  # cancellation at 40 digits? look again at 120
             with mpmath.workdps(120):
                 again = [call(f, *point), call(g, *point)]
             if None not in again:
                 a, b = again
-                err = _err(a, b)
+                err = relative_error(a, b)
         if err > 1e-15:
             shown = ", ".join(f"{v} = {fmt(x, 6)}" for v, x in zip(variables, point,
                                                                  strict=True))
@@ -133,10 +135,10 @@ def check_derivative(expr: sympy.Expr, variable: sympy.Symbol, order: int,
         if pair is None:
             continue
         used += 1
-        err = _err(*pair)
+        err = relative_error(*pair)
         if err > 1e-12:  # cancellation at 30 digits? look again at 90
             pair = _diff_at(f, g, p, order, 90) or pair
-            err = _err(*pair)
+            err = relative_error(*pair)
         if err > 1e-12:
             return Verification("contradicted", method, f"at {variable} = {p} the derivative "
                                 f"is {fmt(pair[1])} but numeric differences give "
@@ -264,16 +266,16 @@ def check_definite_integral(expr: sympy.Expr, variable: sympy.Symbol, lower: sym
             return Verification("contradicted", method, f"symbolic result {value} = "
                                 f"{fmt(target)} disagrees with numeric quadrature "
                                 f"{fmt(number)} (estimated error {fmt(error, 2)})",
-                                _err(number, target)), None
+                                relative_error(number, target)), None
         return Verification("unverified", method, "quadrature did not converge (estimated "
                             f"error {fmt(error, 2)})"), None
-    if _close(number, target, max(100 * error, mpmath.mpf(10) ** -20)):
+    if close(number, target, max(100 * error, mpmath.mpf(10) ** -20)):
         return Verification("verified", method, f"quadrature gives {fmt(number)}",
-                            _err(number, target)), None
+                            relative_error(number, target)), None
     detail = (f"symbolic result {value} = {fmt(target)} disagrees with numeric quadrature "
               f"{fmt(number)} at 30 digits")
     trusted = _confirmed(expr, variable, lower, upper, number, budget)
-    return Verification("contradicted", method, detail, _err(number, target)), (
+    return Verification("contradicted", method, detail, relative_error(number, target)), (
         fmt(number, 15, False) if trusted else None)
 
 
@@ -295,135 +297,4 @@ def _confirmed(expr: sympy.Expr, variable: sympy.Symbol, lower: sympy.Expr,
             other = mpmath.quad(f, nodes, method="gauss-legendre")
         except (ArithmeticError, ValueError, TypeError):
             return False
-    return _close(other, number, mpmath.mpf(10) ** -15)
-
-
-def check_limit(expr: sympy.Expr, variable: sympy.Symbol, point: sympy.Expr, side: str,
-                result: sympy.Expr | None, budget: Budget) -> Checked:
-    """Compare a limit with the function evaluated along a sequence from each side asked.
-
-    Args:
-        expr: The function.
-        variable: Its variable.
-        point: The point approached (``oo``/``-oo`` allowed).
-        side: ``"+"``, ``"-"`` or ``"+-"`` (both).
-        result: SymPy's limit, or None for "does not exist".
-        budget: Time allowance.
-    """
-    method = "direct evaluation at 60 digits along x = a ± 10^-3, ..., 10^-12 (or ±10^3 ... 10^12)"
-    if expr.free_symbols - {variable} or (result is not None and result.free_symbols):
-        return Verification("unverified", method, "the function has parameters"), None
-    found = _sequences(expr, variable, point, side, budget)
-    if found is None:
-        return Verification("unverified", method, "the point is not a number"), None
-    if any(entry is None for entry in found):
-        return Verification("unverified", method, "the function is undefined near "
-                            "the point"), None
-    behaviours = [_behaviour(entry[0]) for entry in found]
-    if result is None:
-        return _check_missing(behaviours, method)
-    if result.is_finite and any(b in ("+oo", "-oo") for b in behaviours):
-        return Verification("contradicted", method, f"symbolic result {result} disagrees "
-                            "with the values, which grow without bound", None), None
-    if result in (sympy.oo, -sympy.oo) or result is sympy.zoo:
-        return _check_infinite(result, found, method)
-    exact = stable(compile_expr(result, []), (), budget)
-    if exact is None:
-        return Verification("unverified", method, "the limit's value did not settle"), None
-    target = exact[0]
-    approaching = [_approaches(entry[0], target) for entry in found]
-    if all(approaching):
-        errors = [_err(entry[0][-1], target) for entry in found]
-        return Verification("verified", method, f"the values approach {fmt(target, 10)}",
-                            max(errors)), None
-    for entry, ok in zip(found, approaching, strict=True):
-        settled = _settle_sequence(entry[0])
-        if not ok and settled is not None:
-            return Verification("contradicted", method, f"symbolic result {result} = "
-                                f"{fmt(target)} disagrees with the numeric limit "
-                                f"{fmt(settled)}", _err(settled, target)), None
-    return Verification("unverified", method, "the numeric limit did not settle"), None
-
-
-def _check_missing(behaviours: list[str | None], method: str) -> Checked:
-    """Check "does not exist": the two sides must differ (values, or +oo against -oo)."""
-    if len(behaviours) == 2 and None not in behaviours:
-        if behaviours[0] == behaviours[1] and behaviours[0] not in ("+oo", "-oo"):
-            return Verification("contradicted", method, "the answer says the limit does not "
-                                f"exist, but both sides approach {behaviours[0]}", None), None
-        if behaviours[0] != behaviours[1]:
-            return Verification("verified", method, f"from the right {behaviours[0]}, from "
-                                f"the left {behaviours[1]}: they differ", None), None
-    return Verification("unverified", method, "the values neither settle nor grow "
-                        "without bound (oscillation?)"), None
-
-
-def _approaches(seq: list[Any], target: Any) -> bool:
-    """True if the distances to *target* shrink and the last is below 1e-6 (relative)."""
-    gaps = [abs(v - target) for v in seq]
-    shrinking = all(b <= a for a, b in zip(gaps[1:], gaps[2:], strict=False))
-    return bool(shrinking and gaps[-1] <= 1e-6 * max(1, abs(target)))
-
-
-def _sequences(expr: sympy.Expr, variable: sympy.Symbol, point: sympy.Expr, side: str,
-               budget: Budget) -> list[Any] | None:
-    """Per side asked: [f(a ± 10^-3), ..., f(a ± 10^-12)] at 60 digits (None if undefined)."""
-    f = compile_expr(expr, [variable])
-    infinite = point in (sympy.oo, -sympy.oo)
-    sides = ["+"] if point == sympy.oo else ["-"] if point == -sympy.oo else (
-        ["+", "-"] if side == "+-" else [side])
-    found: list[Any] = []
-    with mpmath.workdps(60):
-        p = None if infinite else call(compile_expr(point, []))
-        if not infinite and p is None:
-            return None
-        for s in sides:
-            budget.check()
-            direction = 1 if s == "+" else -1
-            seq = []
-            for k in (3, 6, 9, 12):
-                h = mpmath.mpf(10) ** -k
-                t = direction * (1 / h) if infinite else p + direction * h
-                seq.append(call(f, t))
-            found.append(None if any(v is None for v in seq) else (seq, None))
-    return found
-
-
-def _settle_sequence(seq: list[Any]) -> Any:
-    """The value the sequence settles on (last two agree to 8 digits), else None."""
-    if not _close(seq[-1], seq[-2], mpmath.mpf(10) ** -8):
-        return None
-    return seq[-1]
-
-
-def _behaviour(seq: list[Any]) -> str | None:
-    """``"<value>"``, ``"+oo"`` or ``"-oo"`` for a sequence that settles or diverges, else None."""
-    settled = _settle_sequence(seq)
-    if settled is not None:
-        return fmt(settled, 8)
-    mags = [abs(v) for v in seq]
-    if all(b > 2 * a for a, b in zip(mags, mags[1:], strict=False)) and mags[-1] > 1e6:
-        signs = {mpmath.sign(mpmath.re(v)) for v in seq}
-        if signs == {1}:
-            return "+oo"
-        if signs == {-1}:
-            return "-oo"
-    return None
-
-
-def _check_infinite(result: sympy.Expr, found: list[Any], method: str) -> Checked:
-    for seq, _ in found:
-        mags = [abs(v) for v in seq]
-        growing = all(b > 2 * a for a, b in zip(mags, mags[1:], strict=False)) and mags[-1] > 1e3
-        if result is not sympy.zoo:
-            want = 1 if result == sympy.oo else -1
-            growing = growing and all(mpmath.sign(mpmath.re(v)) == want for v in seq)
-        if not growing:
-            if _close(seq[-1], seq[-2], mpmath.mpf(10) ** -8):
-                return Verification("contradicted", method, f"symbolic result {result} "
-                                    f"disagrees with the numeric limit {fmt(seq[-1])}",
-                                    None), None
-            return Verification("unverified", method, "the values do not clearly grow "
-                                "without bound"), None
-    return Verification("verified", method, "the values grow without bound with the "
-                        "right sign", None), None
+    return close(other, number, mpmath.mpf(10) ** -15)
