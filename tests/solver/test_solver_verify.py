@@ -213,6 +213,18 @@ def test_a_check_that_cannot_finish_in_time_is_unverified() -> None:
     assert "budget" in verification.detail
 
 
+class _HostInterrupt(Exception):
+    """Stands for an exception the host raises into the solver (Celery's soft time limit)."""
+
+
+def test_an_exception_from_the_host_passes_through_verification() -> None:
+    def check(budget: Budget) -> None:
+        raise _HostInterrupt("soft time limit")
+
+    with pytest.raises(_HostInterrupt):
+        run(check)
+
+
 def test_a_function_without_numeric_counterpart_is_unverified() -> None:
     f = sympy.Function("f")
     verification = run(check_derivative, f(x), x, 1, sympy.Derivative(f(x), x))[0]
