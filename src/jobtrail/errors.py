@@ -30,7 +30,8 @@ a module boundary; library errors (redis, sqlalchemy) are wrapped here with
     │   ├── ProblemTooLargeError         (what)            a number or text beyond the limits
     │   ├── UnsupportedProblemError      (kind)            readable but not solvable by us
     │   ├── SolverTimeoutError           (limit_s)         the solver ran past its time limit
-    │   └── SolverMemoryLimitError       (limit_bytes)     the solver ran past its memory limit
+    │   ├── SolverMemoryLimitError       (limit_bytes)     the solver ran past its memory limit
+    │   └── AnswerContradictedError      (kind, symbolic, numeric) an independent check disagreed
     ├── RetentionError                                      purge, archive and restore
     │   ├── PolicyError                  (policy)          unknown policy, or a selector that
     │   │                                                   would purge pending/processing jobs
@@ -46,6 +47,7 @@ a module boundary; library errors (redis, sqlalchemy) are wrapped here with
 from __future__ import annotations
 
 __all__ = [
+    "AnswerContradictedError",
     "ArchiveError",
     "ArchivedJobNotFoundError",
     "AttemptsExhaustedError",
@@ -265,6 +267,30 @@ class SolverMemoryLimitError(ProblemError):
     def __init__(self, limit_bytes: int) -> None:
         super().__init__(f"memory limit exceeded ({limit_bytes // (1024 * 1024)} MiB)")
         self.limit_bytes = limit_bytes
+
+
+class AnswerContradictedError(ProblemError):
+    """Raised when an independent numeric check contradicts the solver's symbolic answer.
+
+    The message names both values, e.g. "symbolic result 1 disagrees with
+    numeric quadrature 2.00000000000000 at 30 digits"; the answer is never
+    reported. Picklable (``__reduce__``) so Celery can carry it.
+    """
+
+    def __init__(self, message: str, *, kind: str = "", symbolic: str = "",
+                 numeric: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.symbolic = symbolic
+        self.numeric = numeric
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_contradicted, (str(self), self.kind, self.symbolic, self.numeric))
+
+
+def _rebuild_contradicted(message: str, kind: str, symbolic: str,
+                          numeric: str) -> AnswerContradictedError:
+    return AnswerContradictedError(message, kind=kind, symbolic=symbolic, numeric=numeric)
 
 
 class RetentionError(JobtrailError):

@@ -72,10 +72,12 @@ def _runtime(app: Celery) -> _Runtime:
 def answer_payload(answer: Answer) -> dict[str, Any]:
     """Return the result dict stored in the job hash and returned to Celery.
 
-    Shape: {"kind": str, "text": str, "latex": str, "steps": [str, ...]}.
+    Shape: {"kind": str, "text": str, "latex": str, "steps": [str, ...],
+    "verification": {"status": "verified" | "unverified" | "contradicted",
+    "method": str, "detail": str, "max_error": float | None}}.
     """
     return {"kind": answer.kind, "text": answer.text, "latex": answer.latex,
-            "steps": list(answer.steps)}
+            "steps": list(answer.steps), "verification": answer.verification.to_dict()}
 
 
 class SolveTask(Task):  # type: ignore[misc]  # celery ships no types
@@ -142,7 +144,9 @@ class _Outcome:
     def status_and_fields(self) -> tuple[JobStatus, dict[str, str], dict[str, str]]:
         """The target status, hash fields and event fields that record this outcome."""
         if self.payload is not None:
-            return JobStatus.COMPLETED, completion_fields(self.payload, self.kind), {}
+            verification = self.payload.get("verification") or {}
+            event = {"verification": str(verification.get("status", "unverified"))}
+            return JobStatus.COMPLETED, completion_fields(self.payload, self.kind), event
         return (JobStatus.FAILED, failure_fields(self.reason, self.kind),
                 {"error": self.reason})
 
