@@ -215,7 +215,7 @@ def worker(
 
 def worker_argv(queue: str, hostname: str, loglevel: str, concurrency: int | None,
                 celery_args: list[str]) -> list[str]:
-    """Return the `celery worker` argv of `jobtrail worker`: jobtrail's defaults, then *celery_args*.
+    """Return the `celery worker` argv of `jobtrail worker`: its defaults, then *celery_args*.
 
     Celery's options take their last value, so an option in *celery_args*
     (`--pool threads`, `-Q other`) overrides the default before it.
