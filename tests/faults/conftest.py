@@ -1,0 +1,227 @@
+"""The fault suite's fixtures: a private redis-server that a test stops, restarts or
+reconfigures on the same port, real prefork workers on it, and assert_true_fates().
+
+No fakes: the server is a real redis-server (jobtrail.embedded) with its AOF
+fsynced on every write, so a stop/start keeps the broker's unacked messages
+and the job records as a real restart does; workers are `jobtrail worker`
+subprocesses (Celery prefork).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from jobtrail.config import Settings
+from jobtrail.embedded import EmbeddedRedis
+from jobtrail.errors import JobtrailError
+from jobtrail.jobs import JobService
+from jobtrail.keys import KeySpace
+from jobtrail.models import EventType, Job, JobEvent, JobStatus
+from jobtrail.store import EventLog, JobStore
+from jobtrail.worker.app import create_celery_app
+from tests.conftest import MAIN_DB, RESULTS_DB, make_settings
+from tests.helpers.processes import WorkerProcess
+from tests.helpers.waiting import wait_until
+
+#: Takes SymPy minutes in pure Python: only the soft time limit ends it, at a known time.
+SLOW_PROBLEM = "integrate exp(x^2)*sin(x)^5*cos(x)^3 dx"
+#: Solved in milliseconds; what a fresh job after a fault is.
+QUICK_PROBLEM, QUICK_ANSWER = "evaluate 2^10 / 4", "256"
+
+#: The suite's short windows (the defaults are 30 s and 3600 s): an outage "longer than
+#: the retry window" is then a few seconds, and a task handed back is redelivered soon.
+RETRY_S = 5.0
+VISIBILITY_TIMEOUT_S = 15
+SOFT_LIMIT_S = 3.0
+
+#: redis-server options of the fault server: the AOF written and fsynced on every write.
+SERVER_ARGS = ("--save", "", "--appendonly", "yes", "--appendfsync", "always")
+
+
+def _retrying(read: Callable[[], Any], *, timeout_s: float = 20.0) -> Any:
+    """Return *read*(), retried while Redis is (still) coming back."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return read()
+        except (JobtrailError, redis.RedisError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+@dataclass
+class FaultRig:
+    """A private redis-server, settings on its DBs 10/11/12, and clients of them."""
+
+    server: EmbeddedRedis
+    settings: Settings
+    store: JobStore
+    events: EventLog
+    service: JobService
+    results: redis.Redis
+    admin: redis.Redis
+    workers: list[WorkerProcess] = field(default_factory=list)
+
+    # -- faults -----------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM: it flushes the AOF); its port stays ours."""
+        self.server.stop(timeout_s=10)
+
+    def start(self) -> None:
+        """Start the server again on the same port and data directory."""
+        self.server.start(*SERVER_ARGS)
+
+    def outage(self, seconds: float) -> None:
+        """Stop the server for *seconds*, then start it again."""
+        self.stop()
+        time.sleep(seconds)
+        self.start()
+
+    def kill_clients(self) -> int:
+        """CLIENT KILL every client but this one; return how many were killed."""
+        killed = 0
+        for client in _retrying(self.admin.client_list):
+            if int(client["id"]) != _retrying(self.admin.client_id):
+                try:
+                    killed += int(self.admin.client_kill_filter(_id=client["id"]))
+                except redis.ResponseError:
+                    pass  # gone meanwhile
+        return killed
+
+    # -- reading back -----------------------------------------------------------------
+
+    def job(self, job_id: str) -> Job:
+        """The job record, read back through the store (retried across a restart)."""
+        return _retrying(lambda: self.store.get(job_id))  # type: ignore[no-any-return]
+
+    def history(self, job_id: str) -> list[JobEvent]:
+        """The job's events, oldest first."""
+        return _retrying(lambda: self.events.read(job_id))  # type: ignore[no-any-return]
+
+    def wait_status(self, job_id: str, *statuses: JobStatus, timeout_s: float = 60.0) -> Job:
+        """Wait until the job reaches one of *statuses*; return it."""
+        def reached() -> Job | None:
+            try:
+                job = self.store.get(job_id)
+            except (JobtrailError, redis.RedisError):
+                return None
+            return job if job.status in statuses else None
+        return wait_until(reached, timeout_s=timeout_s, interval_s=0.1,
+                          message=f"job {job_id} to be {'/'.join(statuses)};"
+                                  f" worker log:\n{self.worker_logs()}")
+
+    def wait_finished(self, job_id: str, *, timeout_s: float = 60.0) -> Job:
+        """Wait until the job is completed or failed and Celery stored its result."""
+        job = self.wait_status(job_id, JobStatus.COMPLETED, JobStatus.FAILED,
+                               timeout_s=timeout_s)
+        wait_until(lambda: _retrying(lambda: self.results.exists(
+            self.store.keys.celery_result(job_id))), timeout_s=timeout_s, interval_s=0.1,
+            message=f"the Celery result of {job_id}; worker log:\n{self.worker_logs()}")
+        return self.job(job.id)
+
+    def worker_logs(self) -> str:
+        """The tail of every worker's log."""
+        return "\n".join(w.log()[-3000:] for w in self.workers)
+
+    def start_worker(self, factory: Callable[..., WorkerProcess], *,
+                     concurrency: int = 1) -> WorkerProcess:
+        """Start a `jobtrail worker` and wait until it consumes (answers a Celery ping)."""
+        proc = factory(self.settings, concurrency=concurrency,
+                       hostname=f"fault{len(self.workers) + 1}")
+        self.workers.append(proc)
+        wait_until(lambda: self.service.app.control.ping(timeout=0.5), timeout_s=60,
+                   interval_s=0.1,
+                   message=f"the worker to answer a ping; log:\n{proc.log()[-3000:]}")
+        return proc
+
+
+@pytest.fixture
+def fault_server(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    """A function-scoped redis-server that the test may stop and start on its port."""
+    server = EmbeddedRedis(tmp_path / "fault-redis")
+    server.start(*SERVER_ARGS)
+    try:
+        yield server
+    finally:
+        server.stop(timeout_s=10)
+
+
+@pytest.fixture
+def fault_settings(fault_server: EmbeddedRedis, tmp_path: Path) -> Settings:
+    """Settings on the fault server with the suite's short retry and redelivery windows."""
+    return make_settings(fault_server, tmp_path / "state", redis_retry_s=RETRY_S,
+                         visibility_timeout_s=VISIBILITY_TIMEOUT_S,
+                         solver_time_limit_s=SOFT_LIMIT_S, solver_hard_time_limit_s=10.0)
+
+
+@pytest.fixture
+def rig(fault_server: EmbeddedRedis, fault_settings: Settings) -> Iterator[FaultRig]:
+    """The fault server, its settings and the clients a test reads back with."""
+    keys = KeySpace(fault_settings.key_prefix, fault_settings.queue)
+    main = redis.Redis.from_url(fault_server.url(MAIN_DB), decode_responses=True,
+                                socket_timeout=5)
+    results = redis.Redis.from_url(fault_server.url(RESULTS_DB), decode_responses=True,
+                                   socket_timeout=5)
+    admin = redis.Redis.from_url(fault_server.url(0), decode_responses=True, socket_timeout=5)
+    store = JobStore(main, keys)
+    rig = FaultRig(fault_server, fault_settings, store, EventLog(main, keys),
+                   JobService(store, create_celery_app(fault_settings)), results, admin)
+    try:
+        yield rig
+    finally:
+        for client in (main, results, admin):
+            client.close()
+
+
+def assert_true_fates(rig: FaultRig, expected: dict[str, tuple[JobStatus, str]], *,
+                      redeliveries: int = 0) -> None:
+    """Check that each job ended as expected, told truly, and that the workers still serve.
+
+    Args:
+        rig: The rig the jobs ran on.
+        expected: job id -> (final status, a fragment of its answer or reason).
+        redeliveries: How many true broker redeliveries the fault may cause per job
+            (a task handed back after the retry window, a killed pool process).
+
+    Checks, for every job: its status and answer/reason; one terminal event,
+    last; every `started` counted in `attempts` and every start after the first
+    preceded by a `redelivered` event (no phantom redelivery, no silent
+    restart); the Celery result agreeing with the record (never solved twice
+    with different results); no reason claiming a hard time limit. Then every
+    worker process is alive and a fresh job submitted now completes.
+    """
+    for job_id, (status, fragment) in expected.items():
+        job = rig.wait_finished(job_id)
+        told = job.answer if status is JobStatus.COMPLETED else job.error
+        assert job.status is status, (job, rig.worker_logs())
+        assert fragment in told, (job, rig.worker_logs())
+        assert "hard limit" not in job.error, job
+        types = [e.type for e in rig.history(job_id)]
+        terminal = [t for t in types if t in (EventType.COMPLETED, EventType.FAILED)]
+        assert terminal == [types[-1]] and types[0] is EventType.CREATED, types
+        starts = [i for i, t in enumerate(types) if t is EventType.STARTED]
+        assert len(starts) == job.attempts >= 1, (types, job.attempts)
+        assert job.attempts <= 1 + redeliveries, (types, job.attempts, rig.worker_logs())
+        redelivered = [i for i, t in enumerate(types) if t is EventType.REDELIVERED]
+        assert [i + 1 for i in redelivered] == starts[1:], types  # each one before a start
+        meta = json.loads(_retrying(lambda: rig.results.get(
+            rig.store.keys.celery_result(job_id))) or "{}")
+        if status is JobStatus.COMPLETED:
+            assert meta["status"] == "SUCCESS" and meta["result"]["text"] == job.answer, meta
+        else:
+            assert meta["status"] == "FAILURE", meta
+            assert job.error in " ".join(map(str, meta["result"]["exc_message"])), meta
+    assert rig.workers and all(w.proc.poll() is None for w in rig.workers), rig.worker_logs()
+    fresh = _retrying(lambda: rig.service.submit(QUICK_PROBLEM))
+    done = rig.wait_finished(fresh.id, timeout_s=60)
+    assert (done.status, done.answer) == (JobStatus.COMPLETED, QUICK_ANSWER), done
