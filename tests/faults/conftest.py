@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from jobtrail.keys import KeySpace
 from jobtrail.models import EventType, Job, JobEvent, JobStatus
 from jobtrail.store import EventLog, JobStore
 from jobtrail.worker.app import create_celery_app
-from tests.conftest import MAIN_DB, RESULTS_DB, make_settings
+from tests.conftest import BROKER_DB, MAIN_DB, RESULTS_DB, make_settings
 from tests.helpers.processes import WorkerProcess
 from tests.helpers.waiting import wait_until
 
@@ -58,11 +59,19 @@ def _retrying(read: Callable[[], Any], *, timeout_s: float = 20.0) -> Any:
             time.sleep(0.1)
 
 
+#: The three DBs a fault can take down, by their names in the glossary.
+DBS = ("main", "broker", "results")
+
+
 @dataclass
 class FaultRig:
-    """A private redis-server, settings on its DBs 10/11/12, and clients of them."""
+    """Redis server(s) for the three DBs, settings on them, and clients of them.
 
-    server: EmbeddedRedis
+    *servers* maps each DB ("main", "broker", "results") to the server that
+    holds it: one server for all three, or one each (split_rig).
+    """
+
+    servers: dict[str, EmbeddedRedis]
     settings: Settings
     store: JobStore
     events: EventLog
@@ -73,19 +82,28 @@ class FaultRig:
 
     # -- faults -----------------------------------------------------------------------
 
-    def stop(self) -> None:
-        """Stop the server (SIGTERM: it flushes the AOF); its port stays ours."""
-        self.server.stop(timeout_s=10)
+    def _servers(self, dbs: tuple[str, ...]) -> list[EmbeddedRedis]:
+        chosen: list[EmbeddedRedis] = []
+        for db in dbs or DBS:
+            if self.servers[db] not in chosen:
+                chosen.append(self.servers[db])
+        return chosen
 
-    def start(self) -> None:
-        """Start the server again on the same port and data directory."""
-        self.server.start(*SERVER_ARGS)
+    def stop(self, *dbs: str) -> None:
+        """Stop the server(s) of *dbs* (default all; SIGTERM: the AOF is flushed)."""
+        for server in self._servers(dbs):
+            server.stop(timeout_s=10)
 
-    def outage(self, seconds: float) -> None:
-        """Stop the server for *seconds*, then start it again."""
-        self.stop()
+    def start(self, *dbs: str) -> None:
+        """Start the server(s) of *dbs* again on the same port and data directory."""
+        for server in self._servers(dbs):
+            server.start(*SERVER_ARGS)
+
+    def outage(self, seconds: float, *dbs: str) -> None:
+        """Stop the server(s) of *dbs* (default all) for *seconds*, then start them again."""
+        self.stop(*dbs)
         time.sleep(seconds)
-        self.start()
+        self.start(*dbs)
 
     def kill_clients(self) -> int:
         """CLIENT KILL every client but this one; return how many were killed."""
@@ -116,17 +134,20 @@ class FaultRig:
             except (JobtrailError, redis.RedisError):
                 return None
             return job if job.status in statuses else None
-        return wait_until(reached, timeout_s=timeout_s, interval_s=0.1,
+        return wait_until(reached, timeout_s=timeout_s, interval_s=0.1,  # type: ignore[return-value]
                           message=f"job {job_id} to be {'/'.join(statuses)};"
                                   f" worker log:\n{self.worker_logs()}")
 
-    def wait_finished(self, job_id: str, *, timeout_s: float = 60.0) -> Job:
-        """Wait until the job is completed or failed and Celery stored its result."""
+    def wait_finished(self, job_id: str, *, timeout_s: float = 60.0,
+                      with_result: bool = True) -> Job:
+        """Wait until the job is completed or failed and (*with_result*) Celery stored
+        its result."""
         job = self.wait_status(job_id, JobStatus.COMPLETED, JobStatus.FAILED,
                                timeout_s=timeout_s)
-        wait_until(lambda: _retrying(lambda: self.results.exists(
-            self.store.keys.celery_result(job_id))), timeout_s=timeout_s, interval_s=0.1,
-            message=f"the Celery result of {job_id}; worker log:\n{self.worker_logs()}")
+        if with_result:
+            wait_until(lambda: _retrying(lambda: self.results.exists(
+                self.store.keys.celery_result(job_id))), timeout_s=timeout_s, interval_s=0.1,
+                message=f"the Celery result of {job_id}; worker log:\n{self.worker_logs()}")
         return self.job(job.id)
 
     def worker_logs(self) -> str:
@@ -145,46 +166,68 @@ class FaultRig:
         return proc
 
 
-@pytest.fixture
-def fault_server(tmp_path: Path) -> Iterator[EmbeddedRedis]:
-    """A function-scoped redis-server that the test may stop and start on its port."""
-    server = EmbeddedRedis(tmp_path / "fault-redis")
+def _server(data_dir: Path) -> EmbeddedRedis:
+    server = EmbeddedRedis(data_dir)
     server.start(*SERVER_ARGS)
-    try:
-        yield server
-    finally:
+    return server
+
+
+def _rig(servers: dict[str, EmbeddedRedis], state_dir: Path) -> FaultRig:
+    settings = make_settings(
+        servers["main"], state_dir, broker_url=servers["broker"].url(BROKER_DB),
+        results_url=servers["results"].url(RESULTS_DB), redis_retry_s=RETRY_S,
+        visibility_timeout_s=VISIBILITY_TIMEOUT_S, solver_time_limit_s=SOFT_LIMIT_S,
+        solver_hard_time_limit_s=10.0)
+    keys = KeySpace(settings.key_prefix, settings.queue)
+    main = redis.Redis.from_url(servers["main"].url(MAIN_DB), decode_responses=True,
+                                socket_timeout=5)
+    results = redis.Redis.from_url(servers["results"].url(RESULTS_DB),
+                                   decode_responses=True, socket_timeout=5)
+    admin = redis.Redis.from_url(servers["main"].url(0), decode_responses=True,
+                                 socket_timeout=5)
+    store = JobStore(main, keys)
+    return FaultRig(servers, settings, store, EventLog(main, keys),
+                    JobService(store, create_celery_app(settings)), results, admin)
+
+
+def _teardown(rig: FaultRig) -> None:
+    for client in (rig.store.client, rig.results, rig.admin):
+        client.close()
+    for server in rig._servers(DBS):
         server.stop(timeout_s=10)
 
 
 @pytest.fixture
-def fault_settings(fault_server: EmbeddedRedis, tmp_path: Path) -> Settings:
-    """Settings on the fault server with the suite's short retry and redelivery windows."""
-    return make_settings(fault_server, tmp_path / "state", redis_retry_s=RETRY_S,
-                         visibility_timeout_s=VISIBILITY_TIMEOUT_S,
-                         solver_time_limit_s=SOFT_LIMIT_S, solver_hard_time_limit_s=10.0)
-
-
-@pytest.fixture
-def rig(fault_server: EmbeddedRedis, fault_settings: Settings) -> Iterator[FaultRig]:
-    """The fault server, its settings and the clients a test reads back with."""
-    keys = KeySpace(fault_settings.key_prefix, fault_settings.queue)
-    main = redis.Redis.from_url(fault_server.url(MAIN_DB), decode_responses=True,
-                                socket_timeout=5)
-    results = redis.Redis.from_url(fault_server.url(RESULTS_DB), decode_responses=True,
-                                   socket_timeout=5)
-    admin = redis.Redis.from_url(fault_server.url(0), decode_responses=True, socket_timeout=5)
-    store = JobStore(main, keys)
-    rig = FaultRig(fault_server, fault_settings, store, EventLog(main, keys),
-                   JobService(store, create_celery_app(fault_settings)), results, admin)
+def rig(tmp_path: Path) -> Iterator[FaultRig]:
+    """One private redis-server holding the three DBs, that the test may stop and start."""
+    server = _server(tmp_path / "fault-redis")
+    rig = _rig(dict.fromkeys(DBS, server), tmp_path / "state")
     try:
         yield rig
     finally:
-        for client in (main, results, admin):
-            client.close()
+        _teardown(rig)
+
+
+@pytest.fixture
+def split_rig(tmp_path: Path) -> Iterator[FaultRig]:
+    """One private redis-server per DB, so that a fault can take down one DB alone."""
+    servers: dict[str, EmbeddedRedis] = {}
+    try:
+        for db in DBS:
+            servers[db] = _server(tmp_path / f"fault-redis-{db}")
+        rig = _rig(servers, tmp_path / "state")
+    except BaseException:
+        for server in servers.values():
+            server.stop(timeout_s=10)
+        raise
+    try:
+        yield rig
+    finally:
+        _teardown(rig)
 
 
 def assert_true_fates(rig: FaultRig, expected: dict[str, tuple[JobStatus, str]], *,
-                      redeliveries: int = 0) -> None:
+                      redeliveries: int = 0, result_may_be_lost: bool = False) -> None:
     """Check that each job ended as expected, told truly, and that the workers still serve.
 
     Args:
@@ -192,6 +235,8 @@ def assert_true_fates(rig: FaultRig, expected: dict[str, tuple[JobStatus, str]],
         expected: job id -> (final status, a fragment of its answer or reason).
         redeliveries: How many true broker redeliveries the fault may cause per job
             (a task handed back after the retry window, a killed pool process).
+        result_may_be_lost: The result backend was down past Celery's retries: the
+            Celery result may be missing (never different from the record).
 
     Checks, for every job: its status and answer/reason; one terminal event,
     last; every `started` counted in `attempts` and every start after the first
@@ -201,7 +246,7 @@ def assert_true_fates(rig: FaultRig, expected: dict[str, tuple[JobStatus, str]],
     worker process is alive and a fresh job submitted now completes.
     """
     for job_id, (status, fragment) in expected.items():
-        job = rig.wait_finished(job_id)
+        job = rig.wait_finished(job_id, with_result=not result_may_be_lost)
         told = job.answer if status is JobStatus.COMPLETED else job.error
         assert job.status is status, (job, rig.worker_logs())
         assert fragment in told, (job, rig.worker_logs())
@@ -214,11 +259,11 @@ def assert_true_fates(rig: FaultRig, expected: dict[str, tuple[JobStatus, str]],
         assert job.attempts <= 1 + redeliveries, (types, job.attempts, rig.worker_logs())
         redelivered = [i for i, t in enumerate(types) if t is EventType.REDELIVERED]
         assert [i + 1 for i in redelivered] == starts[1:], types  # each one before a start
-        meta = json.loads(_retrying(lambda: rig.results.get(
-            rig.store.keys.celery_result(job_id))) or "{}")
-        if status is JobStatus.COMPLETED:
+        meta = json.loads(_retrying(partial(rig.results.get,
+                                            rig.store.keys.celery_result(job_id))) or "{}")
+        if status is JobStatus.COMPLETED and (meta or not result_may_be_lost):
             assert meta["status"] == "SUCCESS" and meta["result"]["text"] == job.answer, meta
-        else:
+        elif meta or not result_may_be_lost:
             assert meta["status"] == "FAILURE", meta
             assert job.error in " ".join(map(str, meta["result"]["exc_message"])), meta
     assert rig.workers and all(w.proc.poll() is None for w in rig.workers), rig.worker_logs()

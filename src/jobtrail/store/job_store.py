@@ -210,7 +210,10 @@ class JobStore:
                 raise wrap_redis_error("main DB", exc) from exc
             self._loaded.add(script.sha)
         pool = self.client.connection_pool
-        conn: Any = pool.get_connection()
+        try:
+            conn: Any = pool.get_connection()
+        except REDIS_ERRORS as exc:
+            raise wrap_redis_error("main DB", exc) from exc
         try:
             conn.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
         except REDIS_ERRORS as exc:

@@ -27,6 +27,9 @@ TASK_SOLVE = "jobtrail.solve_job"
 TASKS_MODULE = "jobtrail.worker.tasks"
 HEARTBEAT_MODULE = "jobtrail.worker.heartbeat"
 SETTINGS_KEY = "jobtrail_settings"
+#: Tries to store a Celery result while the result backend is unreachable (about
+#: 10 s in all); past them the job's record (written first) is the only outcome.
+RESULT_STORE_RETRIES = 10
 
 
 def create_celery_app(settings: Settings) -> Celery:
@@ -42,10 +45,14 @@ def create_celery_app(settings: Settings) -> Celery:
     Raises:
         ConfigError: A Redis URL is unset.
 
+    The worker rides out Redis outages: it reconnects to the broker for as
+    long as they last, and retries storing a result (result_backend_always_retry).
+
     Source: Celery configuration reference,
     https://docs.celeryq.dev/en/stable/userguide/configuration.html
     (task_acks_late, task_reject_on_worker_lost, result_expires,
-    broker_transport_options visibility_timeout).
+    broker_transport_options visibility_timeout, broker_connection_max_retries,
+    result_backend_always_retry, result_backend_max_retries).
     """
     _, broker_url, results_url = settings.require_urls()
     app = Celery("jobtrail", broker=broker_url, backend=results_url,
@@ -75,6 +82,16 @@ def create_celery_app(settings: Settings) -> Celery:
                 "unacked_restore_throttle": 1,
             },
             "broker_connection_retry_on_startup": True,
+            # a worker never gives up on the broker: it reconnects for as long as the
+            # outage lasts (Celery's default stops after 100 tries and exits)
+            "broker_connection_retry": True,
+            "broker_connection_max_retries": None,
+            # a result that cannot be stored right away is retried (backoff from 0.1 s
+            # to 2 s) instead of failing the task after its job was recorded
+            "result_backend_always_retry": True,
+            "result_backend_max_retries": RESULT_STORE_RETRIES,
+            "result_backend_base_sleep_between_retries_ms": 100,
+            "result_backend_max_sleep_between_retries_ms": 2_000,
             "worker_hijack_root_logger": False,
             "worker_concurrency": settings.worker_concurrency or None,
             "task_send_sent_event": False,

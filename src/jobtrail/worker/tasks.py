@@ -110,26 +110,31 @@ def _with_main_db(rt: _Runtime, what: str, job_id: str, write: Callable[[], T]) 
     """Run *write*, retrying while the main DB is unreachable, then give the task back.
 
     A write that still fails after `redis_retry_s` seconds (setting, default
-    30) raises Celery's Reject(requeue=True): the message returns to the
+    30), or when the soft time limit comes first, raises Celery's
+    Reject(requeue=True): the message returns to the
     queue (or, if the broker is down too, stays unacknowledged until the
     visibility timeout), so the job is redelivered instead of lost. Every
     write retried here is idempotent for the delivery's run token.
     """
     delay_s, deadline = 0.2, monotonic_s() + rt.redis_retry_s
-    while True:
-        try:
-            return write()
-        except RedisUnavailableError as exc:
-            if monotonic_s() >= deadline:
-                logger.error("main DB unreachable, task given back job_id=%s step=%s "
-                             "reason=%s", job_id, what, exc.reason)
-                raise Reject(str(exc), requeue=True) from exc
-            logger.warning("main DB unreachable, retrying job_id=%s step=%s", job_id, what)
-        except SoftTimeLimitExceeded as exc:
-            raise Reject("soft time limit reached while the main DB was unreachable",
-                         requeue=True) from exc
-        time.sleep(min(delay_s, max(0.0, deadline - monotonic_s()) + 0.01))
-        delay_s = min(delay_s * 2, 5.0)
+    try:
+        while True:
+            try:
+                return write()
+            except RedisUnavailableError as exc:
+                if monotonic_s() >= deadline:
+                    logger.error("main DB unreachable, task given back job_id=%s step=%s "
+                                 "reason=%s", job_id, what, exc.reason)
+                    raise Reject(str(exc), requeue=True) from exc
+                logger.warning("main DB unreachable, retrying job_id=%s step=%s", job_id,
+                               what)
+            time.sleep(min(delay_s, max(0.0, deadline - monotonic_s()) + 0.01))
+            delay_s = min(delay_s * 2, 5.0)
+    except SoftTimeLimitExceeded as exc:  # the time limit came first: give the task back
+        logger.error("main DB unreachable until the soft time limit, task given back "
+                     "job_id=%s step=%s", job_id, what)
+        raise Reject("soft time limit reached while the main DB was unreachable",
+                     requeue=True) from exc
 
 
 @dataclass(frozen=True, slots=True)
