@@ -12,7 +12,7 @@ from tests.faults.conftest import (
     QUICK_ANSWER,
     QUICK_PROBLEM,
     SLOW_PROBLEM,
-    SOFT_LIMIT_S,
+    TIMED_OUT,
     FaultRig,
     assert_true_fates,
 )
@@ -49,5 +49,5 @@ def test_client_kill_twice_mid_job_leaves_one_true_attempt(
     rig.kill_clients()
 
     # Then the outcome is recorded once, on the first attempt, and nothing is redelivered
-    assert_true_fates(rig, {job.id: (JobStatus.FAILED, f"timed out after {SOFT_LIMIT_S:g} s")})
+    assert_true_fates(rig, {job.id: (JobStatus.FAILED, TIMED_OUT)})
     assert rig.job(job.id).attempts == 1

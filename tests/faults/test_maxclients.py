@@ -22,7 +22,7 @@ from tests.faults.conftest import (
     QUICK_PROBLEM,
     RETRY_S,
     SLOW_PROBLEM,
-    SOFT_LIMIT_S,
+    TIMED_OUT,
     FaultRig,
     assert_true_fates,
 )
@@ -56,7 +56,7 @@ def test_maxclients_reached_past_the_retry_window(
             rig.admin.config_set("maxclients", "10000")
 
     # Then each submitter got a clear one-line error, or a job id whose job ends truly
-    expected = {slow.id: (JobStatus.FAILED, f"timed out after {SOFT_LIMIT_S:g} s")}
+    expected = {slow.id: (JobStatus.FAILED, TIMED_OUT)}
     if cli.returncode == 0:
         expected[cli.stdout.strip()] = (JobStatus.COMPLETED, QUICK_ANSWER)
     else:
