@@ -154,6 +154,19 @@ class FaultRig:
                 message=f"the Celery result of {job_id}; worker log:\n{self.worker_logs()}")
         return self.job(job.id)
 
+    def busy(self, factory: Callable[..., WorkerProcess], *, solving_s: float = 0.5,
+             ) -> tuple[WorkerProcess, str]:
+        """Start a worker and give it SLOW_PROBLEM; return once it solved *solving_s*.
+
+        Returns:
+            (the worker, the job id).
+        """
+        proc = self.start_worker(factory)
+        job = self.service.submit(SLOW_PROBLEM)
+        self.wait_status(job.id, JobStatus.PROCESSING, timeout_s=30)
+        time.sleep(solving_s)
+        return proc, job.id
+
     def worker_logs(self) -> str:
         """The tail of every worker's log."""
         return "\n".join(w.log()[-3000:] for w in self.workers)

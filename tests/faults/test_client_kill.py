@@ -11,7 +11,6 @@ from jobtrail.models import JobStatus
 from tests.faults.conftest import (
     QUICK_ANSWER,
     QUICK_PROBLEM,
-    SLOW_PROBLEM,
     TIMED_OUT,
     FaultRig,
     assert_true_fates,
@@ -38,10 +37,7 @@ def test_client_kill_while_idle_the_worker_reconnects(
 def test_client_kill_twice_mid_job_leaves_one_true_attempt(
         rig: FaultRig, worker_process: Callable[..., WorkerProcess]) -> None:
     # Given a worker 0.5 s into a solve whose outcome is due at 3 s
-    rig.start_worker(worker_process)
-    job = rig.service.submit(SLOW_PROBLEM)
-    rig.wait_status(job.id, JobStatus.PROCESSING, timeout_s=30)
-    time.sleep(0.5)
+    _, job_id = rig.busy(worker_process, solving_s=0.5)
 
     # When every connection is killed, twice within 2 s (the start's pending reply with it)
     rig.kill_clients()
@@ -49,5 +45,5 @@ def test_client_kill_twice_mid_job_leaves_one_true_attempt(
     rig.kill_clients()
 
     # Then the outcome is recorded once, on the first attempt, and nothing is redelivered
-    assert_true_fates(rig, {job.id: (JobStatus.FAILED, TIMED_OUT)})
-    assert rig.job(job.id).attempts == 1
+    assert_true_fates(rig, {job_id: (JobStatus.FAILED, TIMED_OUT)})
+    assert rig.job(job_id).attempts == 1

@@ -21,7 +21,6 @@ from tests.faults.conftest import (
     QUICK_ANSWER,
     QUICK_PROBLEM,
     RETRY_S,
-    SLOW_PROBLEM,
     TIMED_OUT,
     FaultRig,
     assert_true_fates,
@@ -35,12 +34,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.crash]
 def test_maxclients_reached_past_the_retry_window(
         rig: FaultRig, worker_process: Callable[..., WorkerProcess]) -> None:
     # Given a worker 0.5 s into a job, and an API server that has not connected yet
-    proc = rig.start_worker(worker_process)
-    slow = rig.service.submit(SLOW_PROBLEM)
-    rig.wait_status(slow.id, JobStatus.PROCESSING, timeout_s=30)
+    proc, slow_id = rig.busy(worker_process, solving_s=0.5)
     with serve_in_thread(create_app(rig.settings)) as base, \
             httpx.Client(base_url=base, timeout=30) as http:
-        time.sleep(0.5)
 
         # When Redis takes no new connection for longer than the retry window
         in_use = len(rig.admin.client_list())
@@ -56,7 +52,7 @@ def test_maxclients_reached_past_the_retry_window(
             rig.admin.config_set("maxclients", "10000")
 
     # Then each submitter got a clear one-line error, or a job id whose job ends truly
-    expected = {slow.id: (JobStatus.FAILED, TIMED_OUT)}
+    expected = {slow_id: (JobStatus.FAILED, TIMED_OUT)}
     if cli.returncode == 0:
         expected[cli.stdout.strip()] = (JobStatus.COMPLETED, QUICK_ANSWER)
     else:

@@ -14,12 +14,12 @@ from collections.abc import Callable
 import pytest
 
 from jobtrail.models import JobStatus
+from jobtrail.worker.app import TASK_SOLVE
 from tests.faults.conftest import (
     DBS,
     QUICK_ANSWER,
     QUICK_PROBLEM,
     RETRY_S,
-    SLOW_PROBLEM,
     TIMED_OUT,
     FaultRig,
     assert_true_fates,
@@ -34,17 +34,14 @@ def test_one_db_down_at_finish_past_the_retry_window(
         split_rig: FaultRig, worker_process: Callable[..., WorkerProcess], db: str) -> None:
     rig = split_rig
     # Given a worker 1 s into a solve whose outcome (soft limit) is due at 3 s
-    proc = rig.start_worker(worker_process)
-    job = rig.service.submit(SLOW_PROBLEM)
-    rig.wait_status(job.id, JobStatus.PROCESSING, timeout_s=30)
-    time.sleep(1.0)
+    proc, job_id = rig.busy(worker_process, solving_s=1.0)
 
     # When that one DB is down for longer than the retry window, across the finish
     rig.outage(RETRY_S + 7.0, db)
 
     # Then the job ends truly (a task handed back is redelivered at most once), and the
     # worker lives and serves on
-    assert_true_fates(rig, {job.id: (JobStatus.FAILED, TIMED_OUT)},
+    assert_true_fates(rig, {job_id: (JobStatus.FAILED, TIMED_OUT)},
                       redeliveries=1 if db == "main" else 0,
                       result_may_be_lost=db == "results")
     assert "Unrecoverable error" not in proc.log()
@@ -59,8 +56,8 @@ def test_main_db_down_before_start_the_delivery_waits_for_it(
     job = rig.store.create(QUICK_PROBLEM)
     rig.stop("main")
     rig.start("broker")
-    rig.service.app.send_task("jobtrail.solve_job", args=[job.id, job.problem],
-                              task_id=job.id)
+    rig.service.app.send_task(TASK_SOLVE, args=[job.id, job.problem],
+                          task_id=job.id)
 
     # When the broker delivers it while the main DB is down for longer than the window
     time.sleep(RETRY_S + 5.0)

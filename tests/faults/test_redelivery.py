@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import signal
-import time
 from collections.abc import Callable
 
 import pytest
 
 from jobtrail.models import EventType, JobStatus
 from tests.faults.conftest import (
-    SLOW_PROBLEM,
     SOFT_LIMIT_S,
     TIMED_OUT,
     FaultRig,
@@ -24,10 +22,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.crash]
 def test_sigkill_mid_solve_is_one_true_redelivery_recorded_before_the_second_solve(
         rig: FaultRig, worker_process: Callable[..., WorkerProcess]) -> None:
     # Given a worker 0.5 s into a solve
-    proc = rig.start_worker(worker_process)
-    job = rig.service.submit(SLOW_PROBLEM)
-    rig.wait_status(job.id, JobStatus.PROCESSING, timeout_s=30)
-    time.sleep(0.5)
+    proc, job_id = rig.busy(worker_process, solving_s=0.5)
 
     # When its pool process is killed (reject on worker lost: the broker redelivers)
     [child] = proc.pool_children()
@@ -36,9 +31,9 @@ def test_sigkill_mid_solve_is_one_true_redelivery_recorded_before_the_second_sol
     # Then the job ran twice, and says so: attempts 2, `redelivered` then `started`
     # (the second run ends at its soft limit, or, when SymPy swallows the soft limit's
     # exception, at the hard one: either is said truly)
-    assert_true_fates(rig, {job.id: (JobStatus.FAILED, TIMED_OUT)}, redeliveries=1)
-    final = rig.job(job.id)
-    history = rig.history(job.id)
+    assert_true_fates(rig, {job_id: (JobStatus.FAILED, TIMED_OUT)}, redeliveries=1)
+    final = rig.job(job_id)
+    history = rig.history(job_id)
     assert [e.type for e in history] == [EventType.CREATED, EventType.STARTED,
                                          EventType.REDELIVERED, EventType.STARTED,
                                          EventType.FAILED]

@@ -7,7 +7,6 @@ fate, a retried write never shows as a redelivery, and the worker serves on.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import pytest
@@ -17,7 +16,6 @@ from tests.faults.conftest import (
     QUICK_ANSWER,
     QUICK_PROBLEM,
     RETRY_S,
-    SLOW_PROBLEM,
     SOFT_LIMIT_S,
     TIMED_OUT,
     FaultRig,
@@ -26,13 +24,6 @@ from tests.faults.conftest import (
 from tests.helpers.processes import WorkerProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.crash]
-
-
-def _started(rig: FaultRig, problem: str = SLOW_PROBLEM) -> tuple[str, float]:
-    """Submit *problem* and wait until a worker started it; return its id and start time."""
-    job = rig.service.submit(problem)
-    rig.wait_status(job.id, JobStatus.PROCESSING, timeout_s=30)
-    return job.id, time.monotonic()
 
 
 def test_restart_while_idle_the_worker_resumes_consuming(
@@ -52,9 +43,7 @@ def test_restart_while_idle_the_worker_resumes_consuming(
 def test_restart_mid_solve_is_not_a_redelivery(
         rig: FaultRig, worker_process: Callable[..., WorkerProcess]) -> None:
     # Given a worker 0.5 s into a solve that its soft time limit ends at 3 s
-    rig.start_worker(worker_process)
-    job_id, _ = _started(rig)
-    time.sleep(0.5)
+    _, job_id = rig.busy(worker_process, solving_s=0.5)
 
     # When Redis is down for 2 s (its connection to the main DB breaks under it)
     rig.outage(2.0)
@@ -67,9 +56,7 @@ def test_restart_mid_solve_is_not_a_redelivery(
 def test_restart_at_finish_records_no_phantom_redelivery(
         rig: FaultRig, worker_process: Callable[..., WorkerProcess]) -> None:
     # Given a worker whose solve ends (soft limit) while Redis is down
-    rig.start_worker(worker_process)
-    job_id, t0 = _started(rig)
-    time.sleep(max(0.0, SOFT_LIMIT_S - 1.0 - (time.monotonic() - t0)))
+    _, job_id = rig.busy(worker_process, solving_s=SOFT_LIMIT_S - 1.0)
 
     # When Redis is down for 2 s around the finish (shorter than the retry window)
     rig.outage(2.0)
@@ -85,9 +72,7 @@ def test_restart_at_finish_records_no_phantom_redelivery(
 def test_outage_past_the_retry_window_hands_the_task_back_and_the_worker_lives(
         rig: FaultRig, worker_process: Callable[..., WorkerProcess]) -> None:
     # Given a worker 1 s into a solve whose outcome is due at 3 s
-    proc = rig.start_worker(worker_process)
-    job_id, _ = _started(rig)
-    time.sleep(1.0)
+    proc, job_id = rig.busy(worker_process, solving_s=1.0)
 
     # When Redis is down for 12 s, longer than the 5 s retry window
     rig.outage(RETRY_S + 7.0)
