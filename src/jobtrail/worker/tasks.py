@@ -3,7 +3,10 @@
 Invariant: the job record's status change and the Celery result agree; a
 second delivery of a finished job writes nothing (Celery's Ignore); a pool
 process killed by the hard time limit gets its job failed by the parent
-(Task.on_failure, which Celery calls for hard timeouts too).
+(Task.on_failure, which Celery calls for hard timeouts too). Every write of
+a job's start and outcome carries the delivery's run token, so it can be
+sent again after any connection error: a retried write is never recorded as
+a redelivery, and `attempts` counts broker deliveries that started the job.
 """
 
 from __future__ import annotations
