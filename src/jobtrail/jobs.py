@@ -30,10 +30,9 @@ from jobtrail.errors import (
 )
 from jobtrail.models import TERMINAL_STATUSES, Job, JobStatus
 from jobtrail.store import JobStore
-from jobtrail.worker.app import TASK_SOLVE
+from jobtrail.worker.app import CANCELLED_BEFORE_START, TASK_SOLVE
 
-__all__ = ["CANCELLED_BEFORE_START", "MAX_SUBMIT_BYTES", "SAMPLE_PROBLEMS", "SUBMIT_CHUNK",
-           "JobService"]
+__all__ = ["MAX_SUBMIT_BYTES", "SAMPLE_PROBLEMS", "SUBMIT_CHUNK", "JobService"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +42,6 @@ MAX_SUBMIT_BYTES = 1_000_000
 #: submit_many writes records and sends tasks this many at a time.
 SUBMIT_CHUNK = 100
 
-#: The reason a job cancelled while pending gets (its `error` field).
-CANCELLED_BEFORE_START = "cancelled before start"
 #: A wait polls the record at most this often, then backs off to WAIT_POLL_MAX_S (seconds).
 WAIT_POLL_MIN_S = 0.02
 WAIT_POLL_MAX_S = 0.25

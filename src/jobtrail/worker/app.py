@@ -16,17 +16,25 @@ from celery import Celery
 from celery.signals import setup_logging
 
 from jobtrail.config import Settings, get_settings
-from jobtrail.connections import socket_kwargs
+from jobtrail.connections import connect, socket_kwargs
 from jobtrail.embedded import resolve_settings
+from jobtrail.errors import ProblemError
+from jobtrail.keys import KeySpace
 from jobtrail.logconfig import log_config
+from jobtrail.store import JobStore
+from jobtrail.store.job_store import new_job_id
 from jobtrail.worker.liveness import BrokerPollStep
 
 __all__ = [
-    "SETTINGS_KEY",
+    "CANCELLED_BEFORE_START", "SETTINGS_KEY", "TASK_SOLVE_PROBLEM", "JobtrailCelery",
     "TASK_SOLVE", "TASKS_MODULE", "broker_socket_options", "create_celery_app", "get_app",
     "results_socket_options", "settings_of"]
 
 TASK_SOLVE = "jobtrail.solve_job"
+#: The public task: the problem text alone; its task id becomes the job id.
+TASK_SOLVE_PROBLEM = "jobtrail.solve"
+#: The reason (`error`) of a job cancelled while pending, and of its skipped delivery.
+CANCELLED_BEFORE_START = "cancelled before start"
 TASKS_MODULE = "jobtrail.worker.tasks"
 HEARTBEAT_MODULE = "jobtrail.worker.heartbeat"
 SETTINGS_KEY = "jobtrail_settings"
@@ -85,6 +93,50 @@ def results_socket_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+class JobtrailCelery(Celery):  # type: ignore[misc]  # celery ships no types
+    """jobtrail's Celery app: a `jobtrail.solve` task sent through it gets its job record first.
+
+    So `app.send_task("jobtrail.solve", args=[problem])` and the task's
+    `.delay(problem)` (which calls send_task) leave a pending job whose id is
+    the task id before the message is published, as JobService.submit does:
+    trace knows the job while it is queued. Every other task is sent as is.
+    """
+
+    _jobtrail_store: JobStore | None = None
+
+    def send_task(self, name: str, args: Any = None, kwargs: Any = None,
+                  **options: Any) -> Any:
+        """Celery's send_task; for `jobtrail.solve`, the job record is written first.
+
+        Raises:
+            ProblemError: The problem is not text (nothing written or sent).
+            RedisUnavailableError: The main DB is down (nothing sent).
+        """
+        if name == TASK_SOLVE_PROBLEM:
+            problem = (list(args or []) + [None])[0] if args else (kwargs or {}).get("problem")
+            if not isinstance(problem, str):
+                raise ProblemError(f"the problem must be text, not {type(problem).__name__}")
+            options["task_id"] = options.get("task_id") or new_job_id()
+            self._job_store().create(problem, job_id=options["task_id"])
+        return super().send_task(name, args, kwargs, **options)
+
+    def _job_store(self) -> JobStore:
+        if self._jobtrail_store is None:
+            settings = settings_of(self)
+            self._jobtrail_store = JobStore(
+                connect(settings.require_urls()[0], settings=settings),
+                KeySpace(settings.key_prefix, settings.queue),
+                events_max_len=settings.events_max_len)
+        return self._jobtrail_store
+
+    def close(self) -> None:
+        """Close Celery's pools and the main-DB connection of send_task."""
+        if self._jobtrail_store is not None:
+            self._jobtrail_store.client.close()
+            self._jobtrail_store = None
+        super().close()
+
+
 def create_celery_app(settings: Settings) -> Celery:
     """Return a Celery app wired to the broker and result backend of *settings*.
 
@@ -109,7 +161,7 @@ def create_celery_app(settings: Settings) -> Celery:
     results_socket_options().
     """
     _, broker_url, results_url = settings.require_urls()
-    app = Celery("jobtrail", broker=broker_url, backend=results_url,
+    app = JobtrailCelery("jobtrail", broker=broker_url, backend=results_url,
                  include=[TASKS_MODULE, HEARTBEAT_MODULE], set_as_current=False)
     app.conf.update(
         {
