@@ -31,6 +31,7 @@ from jobtrail.errors import (
     ConfigError,
     JobNotFoundError,
     JobtrailError,
+    NotCancellableError,
     ProblemError,
 )
 from jobtrail.jobs import JobService
@@ -160,6 +161,36 @@ def requeue(
     else:
         for job in jobs:
             out.print(f"requeued {job.id}")
+
+
+@app.command()
+def cancel(
+    ctx: typer.Context,
+    job_ids: Annotated[list[str], typer.Argument(help="Ids of the jobs to cancel.")],
+    terminate: Annotated[bool, typer.Option(
+        "--terminate", help="Also cancel processing jobs, killing their task (Celery revoke "
+                            "with terminate).")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Cancel jobs: a pending job never runs; a processing one only with --terminate.
+
+    Each id is cancelled on its own; a job that cannot be (finished, or
+    processing without --terminate) is reported and the command exits 1.
+    """
+    rt = runtime(ctx)
+    cancelled, refused = [], []
+    for job_id in job_ids:
+        try:
+            cancelled.append(rt.service.cancel(_check_id(job_id), terminate=terminate))
+        except (NotCancellableError, JobNotFoundError) as exc:
+            refused.append(str(exc))
+    if json_out:
+        print_json({"cancelled": [j.to_dict() for j in cancelled], "refused": refused})
+    else:
+        for job in cancelled:
+            out.print(f"cancelled {job.id} ({job.error})")
+    if refused:
+        exit_with("; ".join(refused))
 
 
 @app.command(name="list")

@@ -8,7 +8,6 @@ the caller's address.
 from __future__ import annotations
 
 import logging
-import secrets
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
@@ -16,9 +15,9 @@ from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from jobtrail.api.deps import Services, get_services
-from jobtrail.api.schemas import ErrorBody, error_body
-from jobtrail.errors import JobtrailError, PolicyError
+from jobtrail.api.deps import Services, api_actor, audit_refused, check_token, get_services
+from jobtrail.api.schemas import ErrorBody
+from jobtrail.errors import PolicyError
 from jobtrail.keys import JOB_ID_PATTERN
 from jobtrail.models import JobStatus
 from jobtrail.retention.audit import record_call
@@ -55,37 +54,6 @@ class PurgeIn(BaseModel):
     dry_run: bool = True
 
 
-def _refused(svc: Services, request: Request, response: JSONResponse, kind: str,
-             selector: dict[str, Any]) -> JSONResponse:
-    """Audit a refused call (when the archive can take the row), then return *response*."""
-    try:
-        record_call(svc.archive(), kind=kind, policy=str(selector.get("policy") or ""),
-                    selector=selector, actor=_actor(request), outcome="refused",
-                    error=f"HTTP {response.status_code}")
-    except JobtrailError:
-        logger.warning("refused %s call not audited", kind, exc_info=True)
-    return response
-
-
-def _check_token(svc: Services, authorization: str | None) -> JSONResponse | None:
-    token = svc.settings.api_token
-    if token is None or not token.get_secret_value():
-        return JSONResponse(error_body(
-            "forbidden", "retention endpoints are disabled: set JOBTRAIL_API_TOKEN and send "
-            "it as 'Authorization: Bearer <token>'"), status_code=403)
-    scheme, _, given = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not given or not secrets.compare_digest(
-            given.encode(), token.get_secret_value().encode()):
-        return JSONResponse(error_body("unauthorized", "missing or wrong bearer token"),
-                            status_code=401, headers={"WWW-Authenticate": "Bearer"})
-    return None
-
-
-def _actor(request: Request) -> tuple[str, str]:
-    client = request.client
-    return "api", f"{client.host}:{client.port}" if client else "unknown"
-
-
 def _policy(svc: Services, body: PurgeIn) -> RetentionPolicy:
     if body.policy is not None:
         if body.statuses or body.older_than_s is not None:
@@ -107,17 +75,17 @@ def purge_route(body: PurgeIn, request: Request, svc: Svc,
                 ) -> JSONResponse:
     """Purge (archive, then delete) the records a policy selects; a dry run unless
     `"dry_run": false`. Needs `Authorization: Bearer <api_token>`."""
-    refused = _check_token(svc, authorization)
+    refused = check_token(svc, authorization)
     if refused is not None:
-        return _refused(svc, request, refused, "purge", body.model_dump(mode="json"))
+        return audit_refused(svc, request, refused, "purge", body.model_dump(mode="json"))
     policy = _policy(svc, body)
     report = purge(svc.retention_store(), svc.archive(), policy,
                    tombstone_ttl_s=svc.settings.tombstone_ttl_s,
                    batch_size=svc.settings.purge_batch_size, dry_run=body.dry_run,
-                   actor=_actor(request))
+                   actor=api_actor(request))
     if body.dry_run:  # purge() writes nothing for a dry run; the API call is still audited
         record_call(svc.archive(), kind="purge", policy=policy.name,
-                    selector=policy.selector(), actor=_actor(request), outcome="dry-run",
+                    selector=policy.selector(), actor=api_actor(request), outcome="dry-run",
                     counts={"selected": report.selected})
     return JSONResponse(report.to_dict())
 
@@ -128,10 +96,10 @@ def restore_route(job_id: Annotated[str, PathParam(pattern=JOB_ID_PATTERN.patter
                   request: Request, svc: Svc,
                   authorization: Annotated[str | None, Header()] = None) -> JSONResponse:
     """Put an archived job back into the main DB. Needs `Authorization: Bearer <api_token>`."""
-    refused = _check_token(svc, authorization)
+    refused = check_token(svc, authorization)
     if refused is not None:
-        return _refused(svc, request, refused, "restore", {"ids": [job_id]})
-    report = restore_ids(svc.retention_store(), svc.archive(), [job_id], actor=_actor(request))
+        return audit_refused(svc, request, refused, "restore", {"ids": [job_id]})
+    report = restore_ids(svc.retention_store(), svc.archive(), [job_id], actor=api_actor(request))
     body: dict[str, Any] = report.to_dict()
     body["job"] = svc.store.get(job_id).to_dict()
     return JSONResponse(body)
