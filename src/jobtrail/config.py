@@ -63,8 +63,8 @@ class PolicySettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    status: list[Literal["completed", "failed"]] = Field(
-        min_length=1, description="Statuses the policy purges: completed and/or failed.")
+    status: list[Literal["completed", "failed", "cancelled"]] = Field(
+        min_length=1, description="Statuses the policy purges: completed, failed, cancelled.")
     older_than_s: float = Field(
         ge=0, description="Minimum age, seconds since the job finished (finished_at).")
     keep_last: int = Field(

@@ -47,7 +47,7 @@ class PurgeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     policy: str | None = Field(None, max_length=64, examples=["old-completed"])
-    statuses: list[JobStatus] | None = Field(None, min_length=1, max_length=2)
+    statuses: list[JobStatus] | None = Field(None, min_length=1, max_length=3)
     older_than_s: float | None = Field(None, ge=0, le=10 * 365 * 86_400)
     keep_last: int = Field(0, ge=0, le=100_000_000)
     max_per_run: int | None = Field(None, ge=1, le=100_000_000)
