@@ -22,7 +22,6 @@ from jobtrail.models import Fate, JobStatus
 from jobtrail.store import JobStore
 from jobtrail.worker import tasks
 from jobtrail.worker.app import TASK_SOLVE_PROBLEM, create_celery_app
-from tests.helpers.waiting import wait_until
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
