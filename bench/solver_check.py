@@ -46,7 +46,7 @@ def _sign(z: Value) -> Value:
     return mpmath.sign(z)
 
 
-def _heaviside(z: Value, h0: Value = mpmath.mpf(0.5)) -> Value:
+def _heaviside(z: Value, h0: Value = 0.5) -> Value:
     z = _real(z)
     return mpmath.mpf(1) if z > 0 else (mpmath.mpf(0) if z < 0 else h0)
 
