@@ -124,6 +124,9 @@ def indef(text: str, f: str, intervals: list[tuple[float, float]] | None = None,
     g = function(f, var)
     out = []
     for a, b in intervals or INTERVALS:
+        # the integrand must be bounded on [a, b], or F(b) - F(a) means nothing
+        assert max(abs(g(mpmath.mpf(a) + (b - a) * k / 400)) for k in range(401)) < 1e4, (
+            text, a, b)
         value = mpmath.quad(g, [a, b])
         assert abs(mpmath.im(value)) < 1e-20, (text, a, b)
         out.append([a, b, float(mpmath.re(value))])

@@ -34,7 +34,7 @@ FAMILY_RANGE = 80
 Value = Any  # mpf, mpc, bool or tuple of them
 
 
-class Unreadable(ValueError):
+class Unreadable(Exception):
     """The answer text is outside what the checker can read (counted as unjudged)."""
 
 
@@ -184,6 +184,8 @@ class _Evaluator:
         name = node.func.id
         if name == "Piecewise":
             return self._piecewise(node.args)
+        if name == "CRootOf" and len(node.args) == 2:
+            return self._crootof(node.args[0], int(self(node.args[1])))
         if name in ("Eq", "Ne"):
             a, b = (self(arg) for arg in node.args)
             return (a == b) == (name == "Eq")
@@ -194,6 +196,34 @@ class _Evaluator:
         if function is None:
             raise Unreadable(f"unknown function {name}")
         return function(*(self(arg) for arg in node.args))
+
+    def _crootof(self, poly: ast.expr, index: int) -> Value:
+        """SymPy's ``CRootOf(p, k)``: real roots ascending, then complex by (re, im)."""
+        names = {n.id for n in ast.walk(poly) if isinstance(n, ast.Name)} - set(_constants())
+        if len(names) != 1:
+            raise Unreadable("CRootOf of a polynomial in no or several variables")
+        var = names.pop()
+
+        def p(t: Value) -> Value:
+            return _Evaluator({**self.names, var: t}, self.source)(poly)
+
+        big = mpmath.mpf(10) ** 12
+        degree = int(mpmath.nint(mpmath.log(abs(p(big))) / mpmath.log(big)))
+        if not 1 <= degree <= 40:
+            raise Unreadable(f"CRootOf of degree {degree}")
+        xs = [mpmath.mpf(j) for j in range(degree + 1)]
+        matrix = mpmath.matrix([[x**i for i in range(degree, -1, -1)] for x in xs])
+        coefficients = mpmath.lu_solve(matrix, mpmath.matrix([p(x) for x in xs]))
+        coefficients = [mpmath.nint(c) if abs(c - mpmath.nint(c)) < 1e-30 else c
+                        for c in coefficients]
+        roots = mpmath.polyroots(coefficients, maxsteps=400, extraprec=200)
+        real = sorted(mpmath.re(r) for r in roots if abs(mpmath.im(r)) < 1e-30)
+        other = sorted((r for r in roots if abs(mpmath.im(r)) >= 1e-30),
+                       key=lambda r: (mpmath.re(r), mpmath.im(r)))
+        ordered = real + other
+        if not 0 <= index < len(ordered):
+            raise Unreadable(f"CRootOf index {index} of {len(ordered)} roots")
+        return ordered[index]
 
     def _piecewise(self, pairs: list[ast.expr]) -> Value:
         for pair in pairs:

@@ -311,7 +311,7 @@ def _integrals(c: Any, gh: Any) -> None:
     i("integrate 1/(1 + x^2) dx", "1/(1 + x**2)")
     i("integrate ln(x) dx", "log(x)")
     i("integrate x ln(x) dx", "x*log(x)")
-    i("integrate sec(x)^2 dx", "sec(x)**2")
+    i("integrate sec(x)^2 dx", "sec(x)**2", [(0.1, 0.7), (-1, 1), (0.3, 1.3)])
     i("integrate sin(x)^2 dx", "sin(x)**2")
     i("integrate x sqrt(x^2 + 1) dx", "x*sqrt(x**2 + 1)")
     i("integrate 1/sqrt(1 - x^2) dx", "1/sqrt(1 - x**2)", [(0.1, 0.5), (-0.5, 0.3)])
@@ -441,7 +441,8 @@ def _limits(c: Any, gh: Any) -> None:
       source=gh(15055))
     m("lim x->oo (1 + 1/x)^(x^2)/e^x", "exp(-1/2)", "(1 + 1/x)**(x**2)/exp(x)", "oo",
       source=gh(25885))
-    m("lim x->(sqrt(5) - 1)/2 (x - (sqrt(5) - 1)/2)/(x^2 + x - 1)", "1/sqrt(5)",
+    m("limit of (x - (sqrt(5) - 1)/2)/(x^2 + x - 1) as x approaches (sqrt(5) - 1)/2",
+      "1/sqrt(5)",
       "(x - (sqrt(5) - 1)/2)/(x**2 + x - 1)", "(sqrt(5) - 1)/2", source=gh(21550))
     m("limit of x(1 + 1/x)^x - e x as x -> infinity", "-E/2", "x*(1 + 1/x)**x - E*x", "oo",
       source=gh(21724))

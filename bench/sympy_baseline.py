@@ -52,7 +52,7 @@ def _clean(text: str) -> str:
     for char, replacement in CHARACTERS.items():
         text = text.replace(char, replacement)
     text = _FILLER.sub("", text.strip())
-    return re.sub(r"[\s.?!]+$", "", text).strip()
+    return re.sub(r"[\s.?]+$", "", text).strip()
 
 
 def _variable(e: Any, named: str | None = None) -> Any:

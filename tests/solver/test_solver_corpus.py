@@ -98,6 +98,25 @@ def test_checker_tells_right_from_wrong(by_text: dict[str, Any], text: str, righ
     assert judge(wrong, reference)[0] == "wrong", judge(wrong, reference)
 
 
+# What jobtrail (SymPy's solveset) answers today for sin(4x) + sin(3x) = 0: the
+# families 2*pi*n/7 written with CRootOf, and the family pi + 2*pi*n missing.
+_SIN4_SIN3 = ", ".join(
+    ["x = 2*pi*n"]
+    + [f"x = 2*pi*n + 2*atan(CRootOf(x**6 - 21*x**4 + 35*x**2 - 7, {k}))" for k in (3, 4, 5)]
+    + [f"x = 2*pi*n + 2*atan(CRootOf(x**6 - 21*x**4 + 35*x**2 - 7, {k})) + 2*pi"
+       for k in (0, 1, 2)]
+)
+
+
+def test_checker_finds_the_missing_solution_family(by_text: dict[str, Any]) -> None:
+    reference = by_text["solve sin(4x) + sin(3x) = 0"]
+    verdict, detail = judge(f"{_SIN4_SIN3} (n an integer)", reference)
+    assert verdict == "wrong"
+    assert "missing [-9.424777961, -3.141592654, 3.141592654, 9.424777961]" in detail
+    complete = f"{_SIN4_SIN3}, x = 2*pi*n + pi (n an integer)"
+    assert judge(complete, reference)[0] == "correct"
+
+
 def test_checker_reads_a_labelled_numeric_value(by_text: dict[str, Any]) -> None:
     reference = by_text["integrate abs(sin(x) cos(x)) from 0 to 2pi"]
     assert judge("2.000000000000 (numeric quadrature)", reference)[0] == "correct"
@@ -106,7 +125,7 @@ def test_checker_reads_a_labelled_numeric_value(by_text: dict[str, Any]) -> None
 
 def test_checker_says_unjudged_for_what_it_cannot_read(by_text: dict[str, Any]) -> None:
     reference = by_text["solve x^2 - 5x + 6 = 0"]
-    assert judge("x = CRootOf(x**5 - x + 1, 0)", reference)[0] == "unjudged"
+    assert judge("x = hyper((1,), (2,), 1)", reference)[0] == "unjudged"
     assert judge("__import__('os')", by_text["1/3 + 1/6"])[0] == "unjudged"
 
 
