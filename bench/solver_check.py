@@ -199,6 +199,12 @@ class _Evaluator:
 
     def _crootof(self, poly: ast.expr, index: int) -> Value:
         """SymPy's ``CRootOf(p, k)``: real roots ascending, then complex by (re, im)."""
+        key = (ast.unparse(poly), index)
+        if key not in _ROOTS:
+            _ROOTS[key] = self._crootof_uncached(poly, index)
+        return _ROOTS[key]
+
+    def _crootof_uncached(self, poly: ast.expr, index: int) -> Value:
         names = {n.id for n in ast.walk(poly) if isinstance(n, ast.Name)} - set(_constants())
         if len(names) != 1:
             raise Unreadable("CRootOf of a polynomial in no or several variables")
@@ -216,7 +222,7 @@ class _Evaluator:
         coefficients = mpmath.lu_solve(matrix, mpmath.matrix([p(x) for x in xs]))
         coefficients = [mpmath.nint(c) if abs(c - mpmath.nint(c)) < 1e-30 else c
                         for c in coefficients]
-        roots = mpmath.polyroots(coefficients, maxsteps=400, extraprec=200)
+        roots = mpmath.polyroots(coefficients, maxsteps=200, extraprec=60)
         real = sorted(mpmath.re(r) for r in roots if abs(mpmath.im(r)) < 1e-30)
         other = sorted((r for r in roots if abs(mpmath.im(r)) >= 1e-30),
                        key=lambda r: (mpmath.re(r), mpmath.im(r)))
@@ -235,6 +241,7 @@ class _Evaluator:
 
 
 _PARSED: dict[str, ast.Expression] = {}
+_ROOTS: dict[tuple[str, int], Value] = {}
 
 
 def parse(text: str) -> ast.Expression:
