@@ -35,6 +35,8 @@ import functools
 import inspect
 import json
 import multiprocessing
+import os
+import random
 import statistics
 import sys
 import time
@@ -339,7 +341,8 @@ def _fmt(value: float | None, spec: str) -> str:
 
 def print_table(report: dict[str, Any]) -> None:
     """The human-readable summary: counts, times, ratios, silently-wrong lists."""
-    print(f"\nsolver corpus: {report['problems']} problems\n")
+    print(f"\nsolver corpus: {report['problems']} problems, workers' PYTHONHASHSEED="
+          f"{report.get('hash_seed')}\n")
     header = ("solver", "correct", "silently wrong", "failed cleanly", "crashed", "unjudged",
               "timeouts", "median ms", "p99 ms")
     print(" | ".join(header))
@@ -390,6 +393,9 @@ def main() -> None:
                         help="address space each worker may add for solving")
     parser.add_argument("--kind", help="only the problems of this kind")
     parser.add_argument("--limit", type=int, help="only the first N problems")
+    parser.add_argument("--hash-seed", type=int, default=None,
+                        help="PYTHONHASHSEED of the worker processes (default: a random one, "
+                             "reported; some SymPy results depend on it)")
     parser.add_argument("--json", action="store_true", help="print the JSON report only")
     parser.add_argument("--quiet", action="store_true", help="no per-problem progress")
     args = parser.parse_args()
@@ -397,11 +403,13 @@ def main() -> None:
     if args.kind:
         problems = [p for p in problems if p["kind"] == args.kind]
     problems = problems[: args.limit] if args.limit else problems
+    seed = args.hash_seed if args.hash_seed is not None else random.randrange(2**32)
+    os.environ["PYTHONHASHSEED"] = str(seed)  # spawned workers start with this environment
     started = time.perf_counter()
     rows, switch = run(problems, args.timeout_s, args.memory_bytes, not args.quiet)
     report = summarize(rows, switch)
-    report.update({"timeout_s": args.timeout_s, "wall_s": time.perf_counter() - started,
-                   "rows": rows})
+    report.update({"hash_seed": seed, "timeout_s": args.timeout_s,
+                   "wall_s": time.perf_counter() - started, "rows": rows})
     if args.json:
         write_report("bench_solver", report)
         return
