@@ -133,3 +133,33 @@ def test_evaluator_reads_sympy_text_exactly() -> None:
     assert evaluate("Piecewise((1, x < 0), (x**2, True))", {"x": 3}) == 9
     assert evaluate("0.1000000000000000000000000001") != evaluate("0.1")
     assert abs(evaluate("sqrt(3)*I/2 - 1/2") ** 3 - 1) < 1e-40
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "expected"),
+    [
+        ("integrate x^2 from 0 to 1", "integral", "1/3"),
+        ("integrate cos(x) dx", "integral", "sin(x) + C"),
+        ("lim x->0 sin(x)/x", "limit", "1"),
+        ("solve x^2 - 5x + 6 = 0", "equation", "x = 2, x = 3"),
+        ("d²/dx² sin(x)", "derivative", "-sin(x)"),
+        ("midpoint of (1, 2) and (3, 4)", "geometry", "(2, 3)"),
+        ("10!", "arithmetic", "3628800"),
+    ],
+)
+def test_baseline_front_end_reads_textbook_phrasings(text: str, kind: str, expected: str,
+                                                     by_text: dict[str, Any]) -> None:
+    from bench.sympy_baseline import solve as baseline
+
+    answer = baseline(text, kind)
+    assert answer == expected
+    if text in by_text:
+        assert judge(answer, by_text[text])[0] == "correct"
+
+
+def test_baseline_fails_cleanly_on_what_it_cannot_read() -> None:
+    from bench.sympy_baseline import BaselineError
+    from bench.sympy_baseline import solve as baseline
+
+    with pytest.raises(BaselineError):
+        baseline("what is the rate of change of x^2", "derivative")
