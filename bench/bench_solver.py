@@ -286,6 +286,10 @@ def summarize(rows: list[dict[str, Any]], switch: str | None) -> dict[str, Any]:
         report["solvers"][name] = {
             **verdicts,
             "timeouts": sum(r[name]["outcome"] == "timeout" for r in rows),
+            "silently_wrong_verified": sum(
+                r[name]["verdict"] == "silently_wrong"
+                and (r[name].get("verification") or {}).get("status") == "verified"
+                for r in rows),
             "flagged_wrong": sum(r[name]["verdict"] == "failed" and r[name]["outcome"]
                                  == "answered" for r in rows),
             "verification_status": statuses,
@@ -371,8 +375,11 @@ def print_table(report: dict[str, Any]) -> None:
           + ("n/a (no verification, or no way to turn it off)" if overhead is None
              else f"{overhead:+.1%} (target <= +30%; without it: "
                   f"{how[r['verification_switched_off_by']]})"))
-    jt_status = report["solvers"]["jobtrail"]["verification_status"]
-    print(f"jobtrail verification states: {jt_status or 'none (no verification attribute)'}")
+    jt = report["solvers"]["jobtrail"]
+    print(f"jobtrail verification states: "
+          f"{jt['verification_status'] or 'none (no verification attribute)'}; wrong answers "
+          f"flagged: {jt['flagged_wrong']}, wrong answers marked verified: "
+          f"{jt['silently_wrong_verified']}")
     for name in SOLVERS:
         wrong = report["solvers"][name]["silently_wrong_list"]
         print(f"\n{name}: {len(wrong)} silently wrong")
