@@ -71,9 +71,10 @@ def _verification(answer: Any) -> dict[str, Any] | None:
     found = getattr(answer, "verification", None)
     if found is None:
         return None
+    keys = ("status", "method", "detail", "max_error", "elapsed_s")
     if isinstance(found, dict):
-        return {k: found.get(k) for k in ("status", "method", "detail", "max_error")}
-    return {k: getattr(found, k, None) for k in ("status", "method", "detail", "max_error")}
+        return {k: found.get(k) for k in keys}
+    return {k: getattr(found, k, None) for k in keys}
 
 
 def _jobtrail(text: str, memory_bytes: int, verify: bool) -> dict[str, Any]:
@@ -328,7 +329,13 @@ def _ratios(rows: list[dict[str, Any]], report: dict[str, Any],
         ratios = [r["jobtrail"]["elapsed_s"] / r["jobtrail_unverified_s"] - 1 for r in rows
                   if r["jobtrail"]["elapsed_s"] and r.get("jobtrail_unverified_s")]
         overhead = statistics.median(ratios) if ratios else None
+    checks = [(r["jobtrail"]["verification"]["elapsed_s"], r["jobtrail"]["elapsed_s"])
+              for r in rows if (r["jobtrail"].get("verification") or {}).get("elapsed_s")]
+    shares = [c / (t - c) for c, t in checks if t > c]
     return {
+        "verification_check_median": statistics.median(shares) if shares else None,
+        "verification_check_total": (sum(c for c, _ in checks)
+                                     / sum(t - c for c, t in checks) if checks else None),
         "correct_jobtrail_over_sympy": jt["correct"] / sp["correct"] if sp["correct"] else None,
         "jobtrail_correct_on_sympy_correct": kept / len(base_right) if base_right else None,
         "sympy_correct_count": len(base_right),
@@ -375,6 +382,10 @@ def print_table(report: dict[str, Any]) -> None:
           + ("n/a (no verification, or no way to turn it off)" if overhead is None
              else f"{overhead:+.1%} (target <= +30%; without it: "
                   f"{how[r['verification_switched_off_by']]})"))
+    if r["verification_check_median"] is not None:
+        print(f"verification's own time (Answer.verification.elapsed_s) over the rest of the "
+              f"solve: median {r['verification_check_median']:+.1%}, total "
+              f"{r['verification_check_total']:+.1%}")
     jt = report["solvers"]["jobtrail"]
     print(f"jobtrail verification states: "
           f"{jt['verification_status'] or 'none (no verification attribute)'}; wrong answers "
