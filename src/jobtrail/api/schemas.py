@@ -12,8 +12,6 @@ __all__ = ["ErrorBody", "ErrorDetail", "JobIn", "JobOut", "JobPage", "JobsOut"]
 
 #: Batch submissions hold at most this many problems.
 MAX_BATCH = 1000
-#: Problem text longer than this is refused with 422 (the solver's own limit is smaller).
-MAX_PROBLEM_CHARS = 100_000
 
 
 class JobIn(BaseModel):
@@ -21,16 +19,15 @@ class JobIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    problem: str | None = Field(None, max_length=MAX_PROBLEM_CHARS,
-                                examples=["solve x^2 - 5x + 6 = 0"])
+    # the text itself (length, blank, control characters) is checked by JobService
+    # with the same rule and message as the CLI: a 422 `problem_too_large`/`problem_parse`
+    problem: str | None = Field(None, examples=["solve x^2 - 5x + 6 = 0"])
     problems: list[str] | None = Field(None, min_length=1, max_length=MAX_BATCH)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> JobIn:
         if (self.problem is None) == (self.problems is None):
             raise ValueError("give exactly one of 'problem' or 'problems'")
-        if self.problems is not None and any(len(p) > MAX_PROBLEM_CHARS for p in self.problems):
-            raise ValueError(f"each problem is at most {MAX_PROBLEM_CHARS} characters")
         return self
 
 

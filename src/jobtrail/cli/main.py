@@ -23,7 +23,7 @@ from jobtrail.cli import repro as repro_cmd
 from jobtrail.cli import retention, server
 from jobtrail.cli import serve as serve_cmd
 from jobtrail.cli import trace as trace_cmd
-from jobtrail.cli.context import CliState, runtime
+from jobtrail.cli.context import CliState, runtime, settings_from
 from jobtrail.cli.output import err, exit_with, job_table, out, print_json, render_job
 from jobtrail.clock import monotonic_s
 from jobtrail.errors import (
@@ -33,7 +33,7 @@ from jobtrail.errors import (
     JobtrailError,
     ProblemError,
 )
-from jobtrail.jobs import JobService
+from jobtrail.jobs import check_problem_text
 from jobtrail.keys import JOB_ID_PATTERN
 from jobtrail.logconfig import log_config
 from jobtrail.models import TERMINAL_STATUSES, JobStatus
@@ -108,9 +108,10 @@ def submit(
     json_out: JsonOpt = False,
 ) -> None:
     """Submit problems as jobs; print their ids (or, with --wait, their answers)."""
+    max_chars = settings_from(ctx).max_problem_chars
     for n, problem in enumerate(problems, 1):  # all or nothing: a bad one is a usage error
         try:
-            JobService.check_text(problem)
+            check_problem_text(problem, max_chars=max_chars)
         except ProblemError as exc:
             raise typer.BadParameter(f"problem {n}: {exc}", param_hint="PROBLEMS") from None
     rt = runtime(ctx)
