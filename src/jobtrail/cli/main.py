@@ -23,7 +23,8 @@ from jobtrail.cli import repro as repro_cmd
 from jobtrail.cli import retention, server
 from jobtrail.cli import serve as serve_cmd
 from jobtrail.cli import trace as trace_cmd
-from jobtrail.cli.context import CliState, runtime, settings_from
+from jobtrail.cli.context import CliState, runtime, settings_from, trace_sources
+from jobtrail.cli.ids import ID_HELP, resolve_id
 from jobtrail.cli.output import err, exit_with, job_table, out, print_json, render_job
 from jobtrail.clock import monotonic_s
 from jobtrail.errors import (
@@ -34,9 +35,9 @@ from jobtrail.errors import (
     ProblemError,
 )
 from jobtrail.jobs import check_problem_text
-from jobtrail.keys import JOB_ID_PATTERN
 from jobtrail.logconfig import log_config
-from jobtrail.models import TERMINAL_STATUSES, JobStatus
+from jobtrail.models import TERMINAL_STATUSES, Fate, JobStatus
+from jobtrail.trace import trace_job
 from jobtrail.worker.app import SETTINGS_KEY
 
 __all__ = ["app", "main"]
@@ -76,12 +77,6 @@ def root(
     logging.config.dictConfig(log_config(verbose=verbose, level="WARNING"))
 
 
-def _check_id(job_id: str) -> str:
-    if not JOB_ID_PATTERN.match(job_id):
-        raise typer.BadParameter(f"{job_id!r} is not a job id", param_hint="JOB_ID")
-    return job_id
-
-
 def _wait_for(ctx: typer.Context, ids: list[str], timeout_s: float) -> None:
     rt = runtime(ctx)
     deadline = monotonic_s() + timeout_s
@@ -101,13 +96,27 @@ def _wait_for(ctx: typer.Context, ids: list[str], timeout_s: float) -> None:
 @app.command()
 def submit(
     ctx: typer.Context,
-    problems: Annotated[list[str], typer.Argument(help="Problem texts, one per argument.")],
+    problems: Annotated[list[str] | None, typer.Argument(
+        help="Problem texts, one per argument.", show_default=False)] = None,
+    file: Annotated[typer.FileText | None, typer.Option(
+        "--file", "-f", help="Also submit each non-blank line of this file ('-': stdin).",
+        encoding="utf-8", errors="surrogateescape")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait until every job finishes.")] = False,
     timeout: Annotated[float, typer.Option(help="With --wait: give up after this many "
                                                 "seconds.", min=0.1)] = 60.0,
     json_out: JsonOpt = False,
 ) -> None:
-    """Submit problems as jobs; print their ids (or, with --wait, their answers)."""
+    """Submit problems as jobs; print their ids (or, with --wait, their answers).
+
+    With --json: one problem given as an argument prints one object; several
+    problems or --file print a list (of one, too).
+    """
+    problems = list(problems or [])
+    if file is not None:
+        problems += [line.strip() for line in file if line.strip()]
+    if not problems:
+        raise typer.BadParameter("give at least one problem, or --file", param_hint="PROBLEMS")
+    as_list = file is not None or len(problems) > 1
     max_chars = settings_from(ctx).max_problem_chars
     for n, problem in enumerate(problems, 1):  # all or nothing: a bad one is a usage error
         try:
@@ -121,7 +130,7 @@ def submit(
         _wait_for(ctx, [j.id for j in jobs], timeout)
         jobs = [rt.store.get(j.id) for j in jobs]
     if json_out:
-        print_json([j.to_dict() for j in jobs] if len(jobs) > 1 else jobs[0].to_dict())
+        print_json([j.to_dict() for j in jobs] if as_list else jobs[0].to_dict())
     elif wait:
         out.print(job_table(jobs))
     else:
@@ -135,11 +144,21 @@ def submit(
 @app.command()
 def status(
     ctx: typer.Context,
-    job_id: Annotated[str, typer.Argument(help="The job id (the Celery task id).")],
+    job_id: Annotated[str, typer.Argument(help=ID_HELP)],
     json_out: JsonOpt = False,
 ) -> None:
-    """Show one job: status, answer or error, attempts and times."""
-    job = runtime(ctx).store.get(_check_id(job_id))
+    """Show one job: status, answer or error, attempts and times.
+
+    Exit status 3 when the record is gone; the message says what became of it
+    (trace's verdict) and, for a purged job, the command that restores it.
+    """
+    job_id = resolve_id(ctx, job_id)
+    job = runtime(ctx).store.find(job_id)
+    if job is None:
+        result = trace_job(trace_sources(ctx), job_id)
+        hint = f"; restore it with: jobtrail restore {job_id}" if result.fate is Fate.PURGED \
+            else ""
+        exit_with(f"job {job_id} not found: {result.verdict}{hint}", 3)
     if json_out:
         print_json(job.to_dict())
     else:
@@ -149,13 +168,14 @@ def status(
 @app.command()
 def requeue(
     ctx: typer.Context,
-    job_ids: Annotated[list[str], typer.Argument(help="Ids of pending jobs whose message "
-                                                      "was lost (see jobtrail doctor).")],
+    job_ids: Annotated[list[str], typer.Argument(help="Ids (or unique prefixes) of pending "
+                                                      "jobs whose message was lost (see "
+                                                      "jobtrail doctor).")],
     json_out: JsonOpt = False,
 ) -> None:
     """Send the task of pending jobs again (a submitter died before sending it)."""
     rt = runtime(ctx)
-    jobs = [rt.service.requeue(_check_id(job_id)) for job_id in job_ids]
+    jobs = [rt.service.requeue(resolve_id(ctx, job_id, "JOB_IDS")) for job_id in job_ids]
     if json_out:
         print_json([j.to_dict() for j in jobs])
     else:

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from jobtrail.cli.context import runtime, settings_from
 from jobtrail.cli.durations import duration_option, format_duration
+from jobtrail.cli.ids import check_id, resolve_id
 from jobtrail.cli.output import (
     add_id_column,
     err,
@@ -26,7 +27,6 @@ from jobtrail.cli.output import (
 )
 from jobtrail.clock import now_s
 from jobtrail.errors import PolicyError
-from jobtrail.keys import JOB_ID_PATTERN
 from jobtrail.models import JobStatus
 from jobtrail.retention import (
     ADHOC,
@@ -254,7 +254,8 @@ def _print_restore(report: RestoreReport) -> None:
 def restore(
     ctx: typer.Context,
     job_ids: Annotated[list[str] | None, typer.Argument(
-        help="Job ids to restore (each must be archived and not live).")] = None,
+        help="Job ids (or unique prefixes of 8+ characters) to restore (each must be "
+             "archived and not live).")] = None,
     policy: Annotated[str | None, typer.Option(
         help="Restore every job this policy purged (not yet restored).")] = None,
     since: Annotated[str | None, typer.Option(
@@ -265,10 +266,9 @@ def restore(
     since_s = duration_option(since, "--since")
     if bool(job_ids) == (policy is not None or since_s is not None):
         raise typer.BadParameter("give job ids, or --policy/--since", param_hint="JOB_IDS")
-    for job_id in job_ids or []:
-        if not JOB_ID_PATTERN.match(job_id):
-            raise typer.BadParameter(f"{job_id!r} is not a job id", param_hint="JOB_IDS")
+    job_ids = [check_id(job_id, "JOB_IDS") for job_id in job_ids or []]
     store, archive = _stores(ctx)
+    job_ids = [resolve_id(ctx, job_id, "JOB_IDS") for job_id in job_ids]
     if policy is not None:  # a policy since removed from the settings still names its rows
         policies = _policies(ctx)
         if policy not in policies and not archive.count(policy=policy):

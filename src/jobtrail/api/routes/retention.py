@@ -28,6 +28,7 @@ from jobtrail.retention.audit import record_call
 from jobtrail.retention.policy import RetentionPolicy, policies_from_settings
 from jobtrail.retention.purge import purge
 from jobtrail.retention.restore import restore_ids
+from jobtrail.store.ids import resolve_job_id
 
 __all__ = ["router"]
 
@@ -162,7 +163,10 @@ def restore_route(job_id: Annotated[str, PathParam(pattern=JOB_ID_PATTERN.patter
                                                    max_length=128)],
                   request: Request, svc: Svc,
                   authorization: Annotated[str | None, Header()] = None) -> JSONResponse:
-    """Put an archived job back into the main DB. Needs `Authorization: Bearer <api_token>`."""
+    """Put an archived job back into the main DB. Needs `Authorization: Bearer <api_token>`.
+
+    `job_id` may be a unique prefix of 8+ characters of a purged job's id."""
+    job_id = resolve_job_id(svc.clients.main, svc.keys, job_id)
     report = restore_ids(svc.retention_store(), svc.archive(), [job_id], actor=_actor(request))
     body: dict[str, Any] = report.to_dict()
     body["job"] = svc.store.get(job_id).to_dict()
