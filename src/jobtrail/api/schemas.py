@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from jobtrail.models import Job
 
-__all__ = ["ErrorBody", "ErrorDetail", "JobIn", "JobOut", "JobPage", "JobsOut"]
+__all__ = ["ErrorBody", "ErrorDetail", "JobIn", "JobOut", "JobPage", "JobsOut", "MissingJobOut"]
 
 #: Batch submissions hold at most this many problems.
 MAX_BATCH = 1000
@@ -62,10 +62,23 @@ class JobsOut(BaseModel):
     jobs: list[JobOut]
 
 
-class JobPage(BaseModel):
-    """A page of jobs, newest first; pass `next_cursor` back as `cursor` for the next page."""
+class MissingJobOut(BaseModel):
+    """An index entry whose job record is gone: its id, and what trace says became of it."""
 
-    jobs: list[JobOut]
+    id: str
+    record_missing: Literal[True] = True
+    fate: str
+    verdict: str
+
+
+class JobPage(BaseModel):
+    """A page of jobs, newest first; pass `next_cursor` back as `cursor` for the next page.
+
+    An index entry whose record is gone is a `MissingJobOut` row (`record_missing`:
+    true, with trace's fate and verdict) in its place, not left out.
+    """
+
+    jobs: list[JobOut | MissingJobOut]
     next_cursor: str | None
 
 

@@ -192,12 +192,21 @@ def list_jobs(
                                        max=10_000)] = 20,
     json_out: JsonOpt = False,
 ) -> None:
-    """List jobs, newest first."""
-    jobs = runtime(ctx).store.list_jobs(status=status_, limit=limit)
+    """List jobs, newest first.
+
+    An index entry whose record is gone is listed too, flagged "record missing"
+    with trace's verdict (--json: {"id", "record_missing": true, "fate", "verdict"}).
+    """
+    entries = runtime(ctx).store.list_entries(status=status_, limit=limit)
+    traced = {job_id: trace_job(trace_sources(ctx), job_id)
+              for job_id, job in entries if job is None}
     if json_out:
-        print_json([j.to_dict() for j in jobs])
-    elif jobs:
-        out.print(job_table(jobs))
+        print_json([job.to_dict() if job is not None else {
+            "id": job_id, "record_missing": True, "fate": traced[job_id].fate.value,
+            "verdict": traced[job_id].verdict} for job_id, job in entries])
+    elif entries:
+        out.print(job_table([job if job is not None else (job_id, traced[job_id].verdict)
+                             for job_id, job in entries]))
     else:
         out.print("no jobs")
 

@@ -109,15 +109,22 @@ def add_id_column(table: Table, header: str, ids: Iterable[str]) -> None:
     table.add_column(header, no_wrap=True, min_width=max((len(i) for i in ids), default=0))
 
 
-def job_table(jobs: Iterable[Job], *, title: str | None = None) -> Table:
-    """Return a table of jobs: id, status, kind, problem, answer or error."""
+def job_table(jobs: Iterable[Job | tuple[str, str]], *, title: str | None = None) -> Table:
+    """Return a table of jobs: id, status, kind, problem, answer or error.
+
+    A row given as (id, verdict) is an index entry whose record is gone: its
+    status reads "record missing" and the verdict (trace's) takes the answer's place.
+    """
     jobs = list(jobs)
     table = Table(title=title, show_lines=False)
-    add_id_column(table, "id", (j.id for j in jobs))
+    add_id_column(table, "id", (j[0] if isinstance(j, tuple) else j.id for j in jobs))
     table.add_column("status", no_wrap=True)
     for col in ("kind", "problem", "answer / error"):
         table.add_column(col, overflow="fold")
     for job in jobs:
+        if isinstance(job, tuple):
+            table.add_row(job[0], "[bold red]record missing[/]", "-", "-", escape(job[1]))
+            continue
         table.add_row(job.id, status_text(job.status.value), job.kind or "-",
                       escape(job.problem[:80]), escape(job.answer or job.error or "-"))
     return table

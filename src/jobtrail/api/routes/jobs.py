@@ -12,7 +12,15 @@ from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 
 from jobtrail.api.deps import Services, get_services
-from jobtrail.api.schemas import ErrorBody, JobIn, JobOut, JobPage, JobsOut, error_body
+from jobtrail.api.schemas import (
+    ErrorBody,
+    JobIn,
+    JobOut,
+    JobPage,
+    JobsOut,
+    MissingJobOut,
+    error_body,
+)
 from jobtrail.keys import JOB_ID_PATTERN
 from jobtrail.models import Fate, JobStatus
 from jobtrail.store.ids import resolve_job_id
@@ -76,8 +84,15 @@ def list_jobs(
         if after is None:
             return JSONResponse(error_body("validation_error", "cursor: not a cursor this API "
                                            "returned"), status_code=422)
-    jobs, position = svc.store.page_jobs(status=status_, limit=limit, after=after)
-    return JobPage(jobs=[JobOut.of(j) for j in jobs], next_cursor=_encode_cursor(position))
+    entries, position = svc.store.page_entries(status=status_, limit=limit, after=after)
+    rows: list[JobOut | MissingJobOut] = []
+    for job_id, job in entries:
+        if job is None:  # the record is gone: say what trace knows, do not hide the entry
+            result = trace_job(svc.trace_sources(), job_id)
+            rows.append(MissingJobOut(id=job_id, fate=result.fate.value, verdict=result.verdict))
+        else:
+            rows.append(JobOut.of(job))
+    return JobPage(jobs=rows, next_cursor=_encode_cursor(position))
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, responses=_ERRORS)
