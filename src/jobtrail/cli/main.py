@@ -2,6 +2,13 @@
 
 Invariant: every JobtrailError and usage error ends as one line on stderr and
 a non-zero exit (2 for usage and settings, 1 for runtime failures).
+
+Start-up: a command module is imported only when its command runs (`_LOADERS`,
+called by main() for the command named on the command line; all of them for
+--help or an unknown name), and the job commands import Celery only in their
+body. `jobtrail status`, `trace` and `list` so load neither Celery, SQLAlchemy,
+FastAPI nor SymPy (bench/bench_cli.py measures it). These function-local
+imports are the documented exception to the house rule: start-up cost, not cycles.
 """
 
 from __future__ import annotations
@@ -11,18 +18,12 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from jobtrail.cli import demo as demo_cmd
-from jobtrail.cli import doctor as doctor_cmd
-from jobtrail.cli import monitor as monitor_cmd
-from jobtrail.cli import repro as repro_cmd
-from jobtrail.cli import retention, server
-from jobtrail.cli import serve as serve_cmd
-from jobtrail.cli import trace as trace_cmd
 from jobtrail.cli.context import CliState, runtime, settings_from, trace_sources
 from jobtrail.cli.ids import ID_HELP, resolve_id
 from jobtrail.cli.output import err, exit_with, job_table, out, print_json, render_job
@@ -34,11 +35,9 @@ from jobtrail.errors import (
     JobtrailError,
     ProblemError,
 )
-from jobtrail.jobs import check_problem_text
 from jobtrail.logconfig import log_config
 from jobtrail.models import TERMINAL_STATUSES, Fate, JobStatus
 from jobtrail.trace import trace_job
-from jobtrail.worker.app import SETTINGS_KEY
 
 __all__ = ["app", "main"]
 
@@ -49,16 +48,97 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-app.add_typer(server.app, name="server")
-app.add_typer(monitor_cmd.app, name="monitor")
-app.add_typer(repro_cmd.app, name="repro")
-app.command(name="demo")(demo_cmd.demo)
-app.command(name="trace")(trace_cmd.trace)
-app.command(name="workers")(trace_cmd.workers)
-app.command(name="doctor")(doctor_cmd.doctor)
-app.command(name="serve")(serve_cmd.serve)
-app.add_typer(retention.app, name="retention")
-app.command(name="restore")(retention.restore)
+
+
+def _server() -> None:
+    from jobtrail.cli import server  # lazy: start-up (module docstring)
+
+    app.add_typer(server.app, name="server")
+
+
+def _monitor() -> None:
+    from jobtrail.cli import monitor  # lazy: start-up
+
+    app.add_typer(monitor.app, name="monitor")
+
+
+def _repro() -> None:
+    from jobtrail.cli import repro  # lazy: start-up
+
+    app.add_typer(repro.app, name="repro")
+
+
+def _demo() -> None:
+    from jobtrail.cli import demo  # lazy: start-up
+
+    app.command(name="demo")(demo.demo)
+
+
+def _trace() -> None:
+    from jobtrail.cli import trace  # lazy: start-up
+
+    app.command(name="trace")(trace.trace)
+
+
+def _workers() -> None:
+    from jobtrail.cli import trace  # lazy: start-up
+
+    app.command(name="workers")(trace.workers)
+
+
+def _doctor() -> None:
+    from jobtrail.cli import doctor  # lazy: start-up
+
+    app.command(name="doctor")(doctor.doctor)
+
+
+def _serve() -> None:
+    from jobtrail.cli import serve  # lazy: start-up
+
+    app.command(name="serve")(serve.serve)
+
+
+def _retention() -> None:
+    from jobtrail.cli import retention  # lazy: start-up
+
+    app.add_typer(retention.app, name="retention")
+
+
+def _restore() -> None:
+    from jobtrail.cli import retention  # lazy: start-up
+
+    app.command(name="restore")(retention.restore)
+
+
+#: Commands whose module is imported only when they run, in --help's order.
+_LOADERS: dict[str, Callable[[], None]] = {
+    "server": _server, "monitor": _monitor, "repro": _repro, "demo": _demo, "trace": _trace,
+    "workers": _workers, "doctor": _doctor, "serve": _serve, "retention": _retention,
+    "restore": _restore,
+}
+#: Root options that take a value (the command name comes after it).
+_VALUED_ROOT_OPTIONS = frozenset({"--env-file"})
+
+
+def _command_named(argv: list[str]) -> str | None:
+    """Return the command name on *argv* (after the root options), None if there is none."""
+    args = iter(argv)
+    for arg in args:
+        if arg in _VALUED_ROOT_OPTIONS:
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+def load_commands(argv: list[str]) -> None:
+    """Register the command *argv* names, or every command for --help or an unknown name."""
+    name = _command_named(argv)
+    loaders = [_LOADERS[name]] if name in _LOADERS else (
+        [] if name in _OWN_COMMANDS else list(_LOADERS.values()))
+    for load in loaders:
+        load()
+
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
@@ -117,6 +197,8 @@ def submit(
     if not problems:
         raise typer.BadParameter("give at least one problem, or --file", param_hint="PROBLEMS")
     as_list = file is not None or len(problems) > 1
+    from jobtrail.jobs import check_problem_text  # lazy: start-up (module docstring)
+
     max_chars = settings_from(ctx).max_problem_chars
     for n, problem in enumerate(problems, 1):  # all or nothing: a bad one is a usage error
         try:
@@ -223,6 +305,8 @@ def worker(
         help="Serve Prometheus metrics on 127.0.0.1:PORT.", min=1, max=65535)] = None,
 ) -> None:
     """Run a Celery worker that solves jobs (prefork pool; Ctrl-C for a warm shutdown)."""
+    from jobtrail.worker.app import SETTINGS_KEY  # lazy: start-up (module docstring)
+
     rt = runtime(ctx)
     if metrics_port:
         rt.celery.conf[SETTINGS_KEY] = rt.settings.model_copy(
@@ -235,8 +319,13 @@ def worker(
     rt.celery.worker_main(argv=argv)
 
 
+#: The commands defined in this module (always registered).
+_OWN_COMMANDS = frozenset({"submit", "status", "requeue", "list", "worker"})
+
+
 def main() -> None:
     """Entry point: run the Typer app with errors turned into one line and an exit code."""
+    load_commands(sys.argv[1:])
     command = typer.main.get_command(app)
     try:
         rc = command.main(prog_name="jobtrail", standalone_mode=False)

@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import redis
 
@@ -22,7 +22,6 @@ from jobtrail.connections import REDIS_ERRORS, wrap_redis_error
 from jobtrail.errors import JobtrailError, MalformedRecordError
 from jobtrail.keys import KeySpace
 from jobtrail.models import JobStatus, WorkerHeartbeat
-from jobtrail.store.archive import ArchiveStore
 from jobtrail.store.codec import decode_event, decode_job
 from jobtrail.store.heartbeats import decode_heartbeat
 from jobtrail.store.messages import find_message
@@ -35,6 +34,9 @@ from jobtrail.trace.fate import (
     TraceResult,
     classify,
 )
+
+if TYPE_CHECKING:  # only the CLI's/API's archive factory builds one (SQLAlchemy: start-up)
+    from jobtrail.store.archive import ArchiveStore
 
 __all__ = ["TraceSources", "archive_lookup", "gather_evidence", "trace_job"]
 
