@@ -176,6 +176,13 @@ class Settings(BaseSettings):
         "keep_last, max_per_run}}.",
     )
 
+    @field_validator("state_dir")
+    @classmethod
+    def _absolute_state_dir(cls, value: Path) -> Path:
+        # a relative JOBTRAIL_STATE_DIR means the same directory to every child process
+        # (redis-server, workers), whatever directory each runs in
+        return value.expanduser().absolute()
+
     @field_validator("result_expires_s", mode="before")
     @classmethod
     def _never_means_zero(cls, value: Any) -> Any:
