@@ -26,7 +26,8 @@ import pytest
 
 from jobtrail.embedded import free_port
 
-pytestmark = [pytest.mark.slow]
+# about 95 s on a quiet 2-core machine, most of it the reproduction's five scenarios
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(480)]
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
