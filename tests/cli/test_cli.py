@@ -160,10 +160,11 @@ def test_workers_lists_live_worker_and_its_job(settings: Settings, store: JobSto
 
     rows = wait_until(listed, timeout_s=30, message="the worker to report its job")
     assert rows[0]["name"].startswith("lister@") and rows[0]["alive"] is True
-    # the worker exports the metrics itself
+    # the worker exports its own figures only (the deployment-wide ones are the API's)
     metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
-    assert "jobtrail_live_workers 1.0" in metrics
-    assert 'jobtrail_jobs{status="processing"} 1.0' in metrics
+    assert f'jobtrail_worker_active_jobs{{worker="{rows[0]["name"]}"}} 1.0' in metrics
+    assert "process_resident_memory_bytes" in metrics
+    assert "jobtrail_live_workers" not in metrics and "jobtrail_jobs{" not in metrics
     proc.stop()
     rows = json.loads(run(fast, "workers", "--json").stdout)
     assert rows[0]["alive"] is False

@@ -13,7 +13,6 @@ from importlib import resources
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CollectorRegistry
 
 from jobtrail import __version__
 from jobtrail.api.deps import Services
@@ -24,7 +23,7 @@ from jobtrail.connections import open_clients
 from jobtrail.errors import JobtrailError
 from jobtrail.jobs import JobService
 from jobtrail.keys import KeySpace
-from jobtrail.metrics import JobtrailCollector, MetricsSnapshot
+from jobtrail.metrics import JobtrailCollector, MetricsSnapshot, process_registry
 from jobtrail.store import JobStore
 from jobtrail.store.stats import StatsStore, read_metrics
 from jobtrail.worker.app import create_celery_app
@@ -67,7 +66,8 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="jobtrail", version=__version__, lifespan=lifespan,
                   description="Math-problem jobs on Celery + Redis, every job accounted for.")
     app.state.services = services
-    registry = CollectorRegistry()
+    registry = process_registry()
+
     def snapshot() -> MetricsSnapshot:
         try:
             archived: int | None = services.archive().count()

@@ -190,13 +190,17 @@ def worker(
     hostname: Annotated[str | None, typer.Option(help="Worker node name.")] = None,
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
     metrics_port: Annotated[int | None, typer.Option(
-        help="Serve Prometheus metrics on 127.0.0.1:PORT.", min=1, max=65535)] = None,
+        help="Serve this worker's Prometheus metrics on PORT.", min=1, max=65535)] = None,
+    metrics_host: Annotated[str | None, typer.Option(
+        help="Address of the metrics server (default: settings, 127.0.0.1).")] = None,
 ) -> None:
     """Run a Celery worker that solves jobs (prefork pool; Ctrl-C for a warm shutdown)."""
     rt = runtime(ctx)
-    if metrics_port:
-        rt.celery.conf[SETTINGS_KEY] = rt.settings.model_copy(
-            update={"worker_metrics_port": metrics_port})
+    if metrics_port or metrics_host:
+        update: dict[str, object] = {"worker_metrics_port": metrics_port} if metrics_port else {}
+        if metrics_host:
+            update["worker_metrics_host"] = metrics_host
+        rt.celery.conf[SETTINGS_KEY] = rt.settings.model_copy(update=update)
     argv = ["worker", "--pool", "prefork", "--loglevel", loglevel, "-Q", rt.settings.queue,
             "--hostname", hostname or f"jobtrail-{os.getpid()}@{socket.gethostname()}",
             "--without-mingle", "--without-gossip"]
