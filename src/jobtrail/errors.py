@@ -24,7 +24,8 @@ a module boundary; library errors (redis, sqlalchemy) are wrapped here with
     │   ├── ProblemTooLargeError         (what)            a number or text beyond the limits
     │   ├── UnsupportedProblemError      (kind)            readable but not solvable by us
     │   ├── SolverTimeoutError           (limit_s)         the solver ran past its time limit
-    │   └── SolverMemoryLimitError       (limit_bytes)     the solver ran past its memory limit
+    │   ├── SolverMemoryLimitError       (limit_bytes)     the solver ran past its memory limit
+    │   └── AnswerContradictedError      (kind, symbolic, numeric) an independent check disagreed
     ├── RetentionError                                      purge, archive and restore
     │   ├── PolicyError                  (policy)          unknown policy, or a selector that
     │   │                                                   would purge pending/processing jobs
@@ -39,7 +40,10 @@ a module boundary; library errors (redis, sqlalchemy) are wrapped here with
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
+    "AnswerContradictedError",
     "ArchiveError",
     "ArchivedJobNotFoundError",
     "AttemptsExhaustedError",
@@ -69,8 +73,28 @@ __all__ = [
 ]
 
 
+def _restore(cls: type[JobtrailError], args: tuple[Any, ...],
+             state: dict[str, Any]) -> JobtrailError:
+    """Rebuild a pickled JobtrailError without calling its ``__init__``."""
+    exc = cls.__new__(cls)
+    exc.args = args
+    exc.__dict__.update(state)
+    return exc
+
+
 class JobtrailError(Exception):
-    """Root of every error jobtrail raises on purpose."""
+    """Root of every error jobtrail raises on purpose.
+
+    Every subclass pickles to an equal exception (same class, message and
+    attributes), whatever its constructor takes: Exception's own reduce
+    calls ``cls(*self.args)``, which fails for a constructor whose arguments
+    are not the message (``RedisUnavailableError(url, reason)``), and an
+    exception that cannot be unpickled kills a Celery worker when a pool
+    process hands it to the parent.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _restore, (type(self), self.args, dict(self.__dict__))
 
 
 class ConfigError(JobtrailError):
@@ -214,6 +238,30 @@ class SolverMemoryLimitError(ProblemError):
     def __init__(self, limit_bytes: int) -> None:
         super().__init__(f"memory limit exceeded ({limit_bytes // (1024 * 1024)} MiB)")
         self.limit_bytes = limit_bytes
+
+
+class AnswerContradictedError(ProblemError):
+    """Raised when an independent numeric check contradicts the solver's symbolic answer.
+
+    The message names both values, e.g. "symbolic result 1 disagrees with
+    numeric quadrature 2.00000000000000 at 30 digits"; the answer is never
+    reported. Picklable (``__reduce__``) so Celery can carry it.
+    """
+
+    def __init__(self, message: str, *, kind: str = "", symbolic: str = "",
+                 numeric: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.symbolic = symbolic
+        self.numeric = numeric
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_contradicted, (str(self), self.kind, self.symbolic, self.numeric))
+
+
+def _rebuild_contradicted(message: str, kind: str, symbolic: str,
+                          numeric: str) -> AnswerContradictedError:
+    return AnswerContradictedError(message, kind=kind, symbolic=symbolic, numeric=numeric)
 
 
 class RetentionError(JobtrailError):

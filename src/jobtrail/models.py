@@ -117,7 +117,7 @@ class Job:
     """One job record, as stored in the `job:<id>` hash.
 
     Times are epoch seconds (None until reached); `result` is the solver's
-    answer as a dict with `text`, `latex` and `steps`, or None.
+    answer as a dict with `text`, `latex`, `steps` and `verification`, or None.
     """
 
     id: str
@@ -148,6 +148,16 @@ class Job:
         """The solution steps, possibly empty."""
         return [str(s) for s in self.result.get("steps", [])] if self.result else []
 
+    @property
+    def verification(self) -> dict[str, Any] | None:
+        """How the answer was checked ({"status", "method", "detail", "max_error"}), or None.
+
+        None while there is no answer, and for answers recorded before
+        verification existed.
+        """
+        found = self.result.get("verification") if self.result else None
+        return dict(found) if isinstance(found, dict) else None
+
     def to_dict(self) -> dict[str, Any]:
         """Return the job as the JSON object the CLI and API print."""
         return {
@@ -158,6 +168,7 @@ class Job:
             "answer": self.answer,
             "answer_latex": self.answer_latex,
             "steps": self.steps,
+            "verification": self.verification,
             "error": self.error,
             "attempts": self.attempts,
             "worker": self.worker,

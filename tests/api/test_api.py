@@ -48,6 +48,8 @@ def test_submit_watch_complete_and_trace(api: httpx.Client, worker: Any) -> None
 
     done = wait_until(lambda: _done(api, job["id"]), timeout_s=20, message="job to finish")
     assert done["answer"] == "x = 2, x = 3" and done["attempts"] == 1
+    assert done["verification"]["status"] == "verified"
+    assert "polyroots" in done["verification"]["method"]
 
     trace = api.get(f"/jobs/{job['id']}/trace").json()
     assert trace["fate"] == "completed" and trace["id"] == job["id"]

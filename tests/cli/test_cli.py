@@ -16,8 +16,10 @@ from jobtrail.config import Settings
 from jobtrail.embedded import free_port
 from jobtrail.jobs import JobService
 from jobtrail.keys import KeySpace
+from jobtrail.solver import solve
 from jobtrail.store import JobStore
 from jobtrail.worker.app import create_celery_app
+from jobtrail.worker.tasks import answer_payload
 from tests.helpers.processes import settings_env
 from tests.helpers.waiting import wait_until
 
@@ -42,6 +44,21 @@ def test_status_json_has_the_documented_fields(settings: Settings, store: JobSto
                   "error", "attempts", "created_at", "started_at", "finished_at"):
         assert field in data
     assert data["created_at"] == pytest.approx(job.created_at)
+
+
+def test_status_shows_the_verification_of_the_answer(settings: Settings,
+                                                     store: JobStore) -> None:
+    job = store.create("integral of sin(x) from 0 to pi")
+    store.start(job.id, worker="w1")
+    store.complete(job.id, answer_payload(solve(job.problem)), kind="integral")
+
+    data = json.loads(run(settings, "status", job.id, "--json").stdout)
+    assert data["answer"] == "2"
+    assert data["verification"]["status"] == "verified"
+    assert data["verification"]["method"].startswith("mpmath.quad")
+    human = run(settings, "status", job.id)
+    assert human.returncode == 0, human.stderr
+    assert "verification" in human.stdout and "verified (mpmath.quad" in human.stdout
 
 
 def test_submit_then_list(settings: Settings, store: JobStore) -> None:

@@ -115,7 +115,9 @@ def test_demo_quadratic_text_and_steps() -> None:
         text="x = 2, x = 3",
         latex="x = 2, \\; x = 3",
         steps=("factor: (x - 2)*(x - 3) = 0", "x - 2 = 0 or x - 3 = 0", "x = 2, x = 3"),
+        verification=answer.verification,
     )
+    assert answer.verification.status == "verified"
 
 
 def test_equation_for_another_variable() -> None:

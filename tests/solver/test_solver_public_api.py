@@ -27,7 +27,8 @@ def test_exports() -> None:
 
 def test_answer_is_a_frozen_slots_dataclass() -> None:
     answer = Answer(kind="arithmetic", text="4", latex="4", steps=("2 + 2 = 4",))
-    assert [f.name for f in dataclasses.fields(Answer)] == ["kind", "text", "latex", "steps"]
+    assert [f.name for f in dataclasses.fields(Answer)] == [
+        "kind", "text", "latex", "steps", "verification"]
     assert not hasattr(answer, "__dict__")
     with pytest.raises(dataclasses.FrozenInstanceError):
         answer.text = "5"  # type: ignore[misc]

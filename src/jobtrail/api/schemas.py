@@ -44,6 +44,10 @@ class JobOut(BaseModel):
     answer: str
     answer_latex: str
     steps: list[str]
+    verification: dict[str, Any] | None = Field(
+        None, description="How the answer was checked independently: status "
+        "(verified | unverified | contradicted), method, detail, max_error; null without "
+        "an answer.")
     error: str
     attempts: int
     worker: str

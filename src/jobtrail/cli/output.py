@@ -76,6 +76,20 @@ def status_text(status: str) -> str:
     return f"[{_STATUS_STYLE.get(status, 'white')}]{status}[/]"
 
 
+_VERIFICATION_STYLE = {"verified": "green", "unverified": "yellow", "contradicted": "red"}
+
+
+def verification_text(verification: dict[str, Any] | None) -> str:
+    """Return a job's verification as one Rich line: coloured status, method: detail."""
+    if not verification:
+        return "[yellow]unverified[/] (recorded before answers were verified)"
+    status = str(verification.get("status", "unverified"))
+    style = _VERIFICATION_STYLE.get(status, "white")
+    method = escape(str(verification.get("method", "")))
+    detail = escape(str(verification.get("detail", "")))
+    return f"[{style}]{escape(status)}[/] ({method}): {detail}"
+
+
 def render_job(job: Job) -> None:
     """Print one job as a labelled block."""
     table = Table.grid(padding=(0, 2))
@@ -87,6 +101,7 @@ def render_job(job: Job) -> None:
     table.add_row("kind", job.kind or "-")
     if job.answer:
         table.add_row("answer", escape(job.answer))
+        table.add_row("verification", verification_text(job.verification))
     if job.error:
         table.add_row("error", escape(job.error))
     table.add_row("attempts", str(job.attempts))

@@ -23,6 +23,14 @@ from jobtrail.solver.render import (
     split_top_level,
     strip_filler,
 )
+from jobtrail.solver.verify import (
+    check_arithmetic,
+    check_equation,
+    check_simplify,
+    check_system,
+    run,
+    settle,
+)
 
 __all__ = [
     "solve_arithmetic",
@@ -67,7 +75,7 @@ def solve_arithmetic(text: str) -> Answer:
         UnsupportedProblemError: The value is undefined (``1/0``).
     """
     body = strip_filler(text)
-    value = parse_expression(body)
+    value = given = parse_expression(body)
     if not value.is_Rational:
         simpler = sympy.simplify(value)
         if sympy.count_ops(simpler) < sympy.count_ops(value):
@@ -77,7 +85,8 @@ def solve_arithmetic(text: str) -> Answer:
         number = numeric_or_none(value)
         if number is not None:
             steps.append(f"approximately {number}")
-    return Answer("arithmetic", str(value), sympy.latex(value), tuple(steps))
+    answer = Answer("arithmetic", str(value), sympy.latex(value), tuple(steps))
+    return settle(answer, *run(check_arithmetic, given, value))
 
 
 def solve_simplify(text: str) -> Answer:
@@ -116,7 +125,8 @@ def solve_simplify(text: str) -> Answer:
                 steps.append(f"cancel the common factor {common} (valid where {common} != 0)")
         result = sympy.simplify(expr)
     steps.append(f"{verb}: {result}")
-    return Answer("simplify", str(result), sympy.latex(result), tuple(steps))
+    answer = Answer("simplify", str(result), sympy.latex(result), tuple(steps))
+    return settle(answer, *run(check_simplify, expr, result))
 
 
 def _format_roots(variable: sympy.Symbol, roots: list[sympy.Basic]) -> tuple[str, str]:
@@ -263,7 +273,8 @@ def solve_equation(text: str) -> Answer:
             values = ", ".join(str(v) for v in sorted(principal, key=sort_key))
             steps.append(f"principal solutions in [0, 2*pi): {values}")
     steps.append(answer_text)
-    return Answer("equation", answer_text, latex, tuple(steps))
+    answer = Answer("equation", answer_text, latex, tuple(steps))
+    return settle(answer, *run(check_equation, expr, variable, solution, domain))
 
 
 def split_system(text: str) -> tuple[list[str], list[str] | None]:
@@ -354,7 +365,8 @@ def solve_system(text: str) -> Answer:
     if not variables:
         raise UnsupportedProblemError("the system has no unknowns", kind="system")
     steps = [f"unknowns: {', '.join(str(v) for v in variables)}"]
-    if _is_linear(equations, variables):
+    linear = _is_linear(equations, variables)
+    if linear:
         matrix, vector = sympy.linear_eq_to_matrix(equations, variables)
         augmented = matrix.row_join(vector)
         steps.append(f"augmented matrix: {augmented.tolist()}")
@@ -365,7 +377,8 @@ def solve_system(text: str) -> Answer:
         solution = sympy.nonlinsolve(equations, variables)
     if solution is sympy.S.EmptySet:
         steps.append("the equations are inconsistent")
-        return Answer("system", "no solution", "\\text{no solution}", tuple(steps))
+        answer = Answer("system", "no solution", "\\text{no solution}", tuple(steps))
+        return settle(answer, *run(check_system, equations, variables, None, linear))
     if not isinstance(solution, sympy.FiniteSet) or any(
         not isinstance(t, sympy.Tuple) for t in solution
     ):
@@ -378,4 +391,5 @@ def solve_system(text: str) -> Answer:
         steps.append("the equations are dependent: infinitely many solutions")
     answer_text = " or ".join(texts)
     steps.append(answer_text)
-    return Answer("system", answer_text, " \\text{ or } ".join(latexes), tuple(steps))
+    answer = Answer("system", answer_text, " \\text{ or } ".join(latexes), tuple(steps))
+    return settle(answer, *run(check_system, equations, variables, tuples, linear))

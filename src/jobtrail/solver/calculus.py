@@ -15,6 +15,14 @@ from jobtrail.errors import ProblemParseError, UnsupportedProblemError
 from jobtrail.solver.answer import Answer
 from jobtrail.solver.parse import parse_expression
 from jobtrail.solver.render import choose_variable, strip_filler
+from jobtrail.solver.verify import (
+    check_antiderivative,
+    check_definite_integral,
+    check_derivative,
+    check_limit,
+    run,
+    settle,
+)
 
 __all__ = ["solve_derivative", "solve_integral", "solve_limit"]
 
@@ -148,7 +156,8 @@ def solve_derivative(text: str) -> Answer:
     if order == 1:
         steps.extend(_rule_steps(expr, variable))
     steps.append(f"result: {result}")
-    return Answer("derivative", str(result), sympy.latex(result), tuple(steps))
+    answer = Answer("derivative", str(result), sympy.latex(result), tuple(steps))
+    return settle(answer, *run(check_derivative, expr, variable, order, result))
 
 
 def _split_integral(body: str) -> tuple[str, str | None, tuple[str, str] | None]:
@@ -204,7 +213,8 @@ def solve_integral(text: str) -> Answer:
                 f"no closed-form antiderivative of {expr}", kind="integral"
             )
         latex = f"{sympy.latex(antiderivative)} + C"
-        return Answer("integral", f"{antiderivative} + C", latex, tuple(steps))
+        answer = Answer("integral", f"{antiderivative} + C", latex, tuple(steps))
+        return settle(answer, *run(check_antiderivative, expr, variable, antiderivative))
     lower, upper = parse_expression(bounds[0]), parse_expression(bounds[1])
     value = sympy.integrate(expr, (variable, lower, upper))
     if value.has(sympy.Integral):
@@ -216,7 +226,8 @@ def solve_integral(text: str) -> Answer:
     if value in (sympy.oo, -sympy.oo):
         steps.append("the integral diverges")
     steps.append(f"from {variable} = {lower} to {variable} = {upper}: {value}")
-    return Answer("integral", str(value), sympy.latex(value), tuple(steps))
+    answer = Answer("integral", str(value), sympy.latex(value), tuple(steps))
+    return settle(answer, *run(check_definite_integral, expr, variable, lower, upper, value))
 
 
 def _split_limit(body: str) -> tuple[str, str, str]:
@@ -308,8 +319,10 @@ def solve_limit(text: str) -> Answer:
     reason = _does_not_exist(result, expr, variable, point)
     if reason is not None:
         steps.extend(reason)
-        return Answer("limit", "does not exist", "\\text{does not exist}", tuple(steps))
+        answer = Answer("limit", "does not exist", "\\text{does not exist}", tuple(steps))
+        return settle(answer, *run(check_limit, expr, variable, point, side, None))
     if result.has(sympy.Limit):
         raise UnsupportedProblemError(f"cannot find the limit of {expr}", kind="limit")
     steps.append(f"limit = {result}")
-    return Answer("limit", str(result), sympy.latex(result), tuple(steps))
+    answer = Answer("limit", str(result), sympy.latex(result), tuple(steps))
+    return settle(answer, *run(check_limit, expr, variable, point, side, result))

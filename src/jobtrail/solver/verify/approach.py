@@ -1,0 +1,151 @@
+"""Verify limits: the function evaluated along a sequence approaching the point.
+
+Invariant: pure; each side asked is approached by ``a ± 10^-3 ... 10^-12``
+(or ``±10^3 ... 10^12`` at infinity) at 60 digits, never by SymPy's
+``limit``. A finite answer must be approached; ``oo`` must be outgrown with
+its sign; "does not exist" needs the two sides to differ.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mpmath  # type: ignore[import-untyped]  # mpmath ships no py.typed
+import sympy  # type: ignore[import-untyped]  # sympy 1.14 ships no py.typed
+
+from jobtrail.solver.answer import Verification
+from jobtrail.solver.verify.numeric import Budget, call, compile_expr, fmt, stable
+from jobtrail.solver.verify.values import Checked, close, relative_error
+
+__all__ = ["check_limit"]
+
+
+def check_limit(expr: sympy.Expr, variable: sympy.Symbol, point: sympy.Expr, side: str,
+                result: sympy.Expr | None, budget: Budget) -> Checked:
+    """Compare a limit with the function evaluated along a sequence from each side asked.
+
+    Args:
+        expr: The function.
+        variable: Its variable.
+        point: The point approached (``oo``/``-oo`` allowed).
+        side: ``"+"``, ``"-"`` or ``"+-"`` (both).
+        result: SymPy's limit, or None for "does not exist".
+        budget: Time allowance.
+    """
+    method = "direct evaluation at 60 digits along x = a ± 10^-3, ..., 10^-12 (or ±10^3 ... 10^12)"
+    if expr.free_symbols - {variable} or (result is not None and result.free_symbols):
+        return Verification("unverified", method, "the function has parameters"), None
+    found = _sequences(expr, variable, point, side, budget)
+    if found is None:
+        return Verification("unverified", method, "the point is not a number"), None
+    if any(entry is None for entry in found):
+        return Verification("unverified", method, "the function is undefined near "
+                            "the point"), None
+    behaviours = [_behaviour(entry[0]) for entry in found]
+    if result is None:
+        return _check_missing(behaviours, method)
+    if result.is_finite and any(b in ("+oo", "-oo") for b in behaviours):
+        return Verification("contradicted", method, f"symbolic result {result} disagrees "
+                            "with the values, which grow without bound", None), None
+    if result in (sympy.oo, -sympy.oo) or result is sympy.zoo:
+        return _check_infinite(result, found, method)
+    exact = stable(compile_expr(result, []), (), budget)
+    if exact is None:
+        return Verification("unverified", method, "the limit's value did not settle"), None
+    target = exact[0]
+    approaching = [_approaches(entry[0], target) for entry in found]
+    if all(approaching):
+        errors = [relative_error(entry[0][-1], target) for entry in found]
+        return Verification("verified", method, f"the values approach {fmt(target, 10)}",
+                            max(errors)), None
+    for entry, ok in zip(found, approaching, strict=True):
+        settled = _settle_sequence(entry[0])
+        if not ok and settled is not None:
+            return Verification("contradicted", method, f"symbolic result {result} = "
+                                f"{fmt(target)} disagrees with the numeric limit "
+                                f"{fmt(settled)}", relative_error(settled, target)), None
+    return Verification("unverified", method, "the numeric limit did not settle"), None
+
+
+def _check_missing(behaviours: list[str | None], method: str) -> Checked:
+    """Check "does not exist": the two sides must differ (values, or +oo against -oo)."""
+    if len(behaviours) == 2 and None not in behaviours:
+        if behaviours[0] == behaviours[1] and behaviours[0] not in ("+oo", "-oo"):
+            return Verification("contradicted", method, "the answer says the limit does not "
+                                f"exist, but both sides approach {behaviours[0]}", None), None
+        if behaviours[0] != behaviours[1]:
+            return Verification("verified", method, f"from the right {behaviours[0]}, from "
+                                f"the left {behaviours[1]}: they differ", None), None
+    return Verification("unverified", method, "the values neither settle nor grow "
+                        "without bound (oscillation?)"), None
+
+
+def _approaches(seq: list[Any], target: Any) -> bool:
+    """True if the distances to *target* shrink and the last is below 1e-6 (relative)."""
+    gaps = [abs(v - target) for v in seq]
+    shrinking = all(b <= a for a, b in zip(gaps[1:], gaps[2:], strict=False))
+    return bool(shrinking and gaps[-1] <= 1e-6 * max(1, abs(target)))
+
+
+def _sequences(expr: sympy.Expr, variable: sympy.Symbol, point: sympy.Expr, side: str,
+               budget: Budget) -> list[Any] | None:
+    """Per side asked: [f(a ± 10^-3), ..., f(a ± 10^-12)] at 60 digits (None if undefined)."""
+    f = compile_expr(expr, [variable])
+    infinite = point in (sympy.oo, -sympy.oo)
+    sides = ["+"] if point == sympy.oo else ["-"] if point == -sympy.oo else (
+        ["+", "-"] if side == "+-" else [side])
+    found: list[Any] = []
+    with mpmath.workdps(60):
+        p = None if infinite else call(compile_expr(point, []))
+        if not infinite and p is None:
+            return None
+        for s in sides:
+            budget.check()
+            direction = 1 if s == "+" else -1
+            seq = []
+            for k in (3, 6, 9, 12):
+                h = mpmath.mpf(10) ** -k
+                t = direction * (1 / h) if infinite else p + direction * h
+                seq.append(call(f, t))
+            found.append(None if any(v is None for v in seq) else (seq, None))
+    return found
+
+
+def _settle_sequence(seq: list[Any]) -> Any:
+    """The value the sequence settles on (last two agree to 8 digits), else None."""
+    if not close(seq[-1], seq[-2], mpmath.mpf(10) ** -8):
+        return None
+    return seq[-1]
+
+
+def _behaviour(seq: list[Any]) -> str | None:
+    """``"<value>"``, ``"+oo"`` or ``"-oo"`` for a sequence that settles or diverges, else None."""
+    settled = _settle_sequence(seq)
+    if settled is not None:
+        return fmt(settled, 8)
+    mags = [abs(v) for v in seq]
+    if all(b > 2 * a for a, b in zip(mags, mags[1:], strict=False)) and mags[-1] > 1e6:
+        signs = {mpmath.sign(mpmath.re(v)) for v in seq}
+        if signs == {1}:
+            return "+oo"
+        if signs == {-1}:
+            return "-oo"
+    return None
+
+
+def _check_infinite(result: sympy.Expr, found: list[Any], method: str) -> Checked:
+    for seq, _ in found:
+        mags = [abs(v) for v in seq]
+        growing = all(b > 2 * a for a, b in zip(mags, mags[1:], strict=False)) and mags[-1] > 1e3
+        if result is not sympy.zoo:
+            want = 1 if result == sympy.oo else -1
+            growing = growing and all(mpmath.sign(mpmath.re(v)) == want for v in seq)
+        if not growing:
+            if close(seq[-1], seq[-2], mpmath.mpf(10) ** -8):
+                return Verification("contradicted", method, f"symbolic result {result} "
+                                    f"disagrees with the numeric limit {fmt(seq[-1])}",
+                                    None), None
+            return Verification("unverified", method, "the values do not clearly grow "
+                                "without bound"), None
+    return Verification("verified", method, "the values grow without bound with the "
+                        "right sign", None), None

@@ -1,0 +1,320 @@
+"""Verify the answers of equations and systems: substitution back, then completeness.
+
+Invariant: pure; every residual is computed by mpmath at 50 digits from the
+equation as parsed, never from the solver's own sets; a reported solution
+that fails, or a numeric root no reported solution covers, contradicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import mpmath  # type: ignore[import-untyped]  # mpmath ships no py.typed
+import sympy  # type: ignore[import-untyped]  # sympy 1.14 ships no py.typed
+
+from jobtrail.solver.answer import Verification
+from jobtrail.solver.verify.numeric import (
+    Budget,
+    call,
+    compile_expr,
+    fmt,
+    parameter_values,
+    real_roots,
+)
+
+__all__ = ["check_equation", "check_system"]
+
+_DPS = 50
+_RESIDUAL = mpmath.mpf("1e-20")
+_MEMBERS = (-2, -1, 0, 1, 2)
+_SAMPLE_POINTS = ("-2.37", "-1.13", "-0.41", "0.29", "0.73", "1.61", "2.47", "3.9")
+
+
+def _residual(expr: sympy.Expr, variables: Sequence[sympy.Symbol],
+              point: Sequence[Any], dps: int = _DPS) -> Any:
+    """|expr| at *point* divided by the size of its terms there (None if undefined)."""
+    with mpmath.workdps(dps):
+        args = [mpmath.mpmathify(p) for p in point]
+        value = call(compile_expr(expr, variables), *args)
+        if value is None:
+            return None
+        terms = (call(compile_expr(t, variables), *args) for t in sympy.Add.make_args(expr))
+        size = max(sum((abs(t) for t in terms if t is not None), mpmath.mpf(0)), 1)
+        return abs(value) / size
+
+
+def _number(value: sympy.Basic, dps: int = _DPS) -> Any:
+    with mpmath.workdps(dps):
+        return call(compile_expr(value, []))
+
+
+class _Reported:
+    """The reported solutions as numbers: finite values and linear families a*n + b."""
+
+    def __init__(self, values: list[Any], families: list[tuple[Any, Any]]) -> None:
+        self.values = values
+        self.families = families
+
+    def covers(self, root: float) -> bool:
+        tol = 1e-6 * (1 + abs(root))
+        for v in self.values:
+            if abs(v - root) <= tol:
+                return True
+        for a, b in self.families:
+            if a == 0:
+                continue
+            n = mpmath.nint((root - b) / a)
+            if abs(a * n + b - root) <= tol:
+                return True
+        return False
+
+
+def _family(expr: sympy.Expr, n: sympy.Symbol) -> tuple[Any, Any] | None:
+    with mpmath.workdps(_DPS):
+        fn = compile_expr(expr, [n])
+        values = [call(fn, mpmath.mpf(k)) for k in (0, 1, 2)]
+    if any(v is None for v in values):
+        return None
+    b, a = values[0], values[1] - values[0]
+    if abs(values[2] - b - 2 * a) > mpmath.mpf(10) ** -30 * (1 + abs(a)):
+        return None
+    return a, b
+
+
+def _fail(detail: str, error: Any) -> Verification:
+    return Verification("contradicted", "substitution at 50 digits", detail,
+                        float(error) if error is not None else None)
+
+
+def _substitute_all(expr: sympy.Expr, variable: sympy.Symbol, values: list[sympy.Basic],
+                    families: list[sympy.Expr], n: sympy.Symbol, real: bool,
+                    budget: Budget) -> tuple[Verification | None, float]:
+    worst = 0.0
+    members = [(v, str(v)) for v in values]
+    members += [(f.subs(n, k), f"{f} with n = {k}") for f in families for k in _MEMBERS]
+    for value, shown in members:
+        budget.check()
+        number = _number(value)
+        if number is None:
+            return _fail(f"{variable} = {shown} is undefined numerically", None), worst
+        if real and isinstance(number, mpmath.mpc) and abs(number.imag) > 1e-30 * (
+                1 + abs(number)):
+            return _fail(f"{variable} = {shown} is not real ({fmt(number)})", None), worst
+        residual = _residual(expr, [variable], [number])
+        if residual is None:
+            return _fail(f"the equation is undefined at {variable} = {shown}", None), worst
+        if residual > _RESIDUAL:  # cancellation inside a term? look again at 150 digits
+            precise = _number(value, 3 * _DPS)
+            again = None if precise is None else _residual(expr, [variable], [precise],
+                                                           3 * _DPS)
+            residual = residual if again is None else again
+        worst = max(worst, float(residual))
+        if residual > _RESIDUAL:
+            return _fail(f"{variable} = {shown} does not satisfy the equation "
+                         f"(relative residual {fmt(residual, 3)})", residual), worst
+    return None, worst
+
+
+def _complex_roots(expr: sympy.Expr, variable: sympy.Symbol, budget: Budget) -> list[Any] | None:
+    numerator, denominator = sympy.fraction(sympy.together(expr))
+    poly = sympy.Poly(numerator, variable)
+    if poly.degree() < 1:
+        return []
+    with mpmath.workdps(_DPS):
+        coeffs = [_number(c) for c in poly.all_coeffs()]
+        if any(c is None for c in coeffs):
+            return None
+        budget.check()
+        try:
+            roots = mpmath.polyroots(coeffs, maxsteps=200, extraprec=2 * _DPS)
+        except mpmath.libmp.NoConvergence:
+            return None
+        den = compile_expr(denominator, [variable])
+        kept = []
+        for r in roots if isinstance(roots, list) else [roots]:
+            d = call(den, r)
+            if d is not None and abs(d) > mpmath.mpf(10) ** -20:
+                kept.append(r)
+        return kept
+
+
+def check_equation(expr: sympy.Expr, variable: sympy.Symbol, solution: sympy.Set,
+                   domain: sympy.Set, budget: Budget) -> Verification:
+    """Check a solved equation ``expr = 0`` against its reported solution set.
+
+    Each reported value (and members n = -2..2 of each periodic family) must
+    satisfy the equation at 50 digits; then, without parameters, every root
+    of the numerator polynomial (complex domain, ``mpmath.polyroots``) or
+    every real root found by sampling ``[-10, 10]`` (widened to hold the
+    reported values) must be covered by a reported solution.
+
+    Args:
+        expr: Left side minus right side.
+        variable: The unknown.
+        solution: SymPy's solution set (FiniteSet, EmptySet, ImageSet union or the domain).
+        domain: ``S.Complexes`` or ``S.Reals``.
+        budget: Time allowance.
+
+    Returns:
+        The verification.
+    """
+    params = sorted(expr.free_symbols - {variable}, key=lambda s: s.name)
+    given = parameter_values(params)
+    expr_p = expr.xreplace(given)
+    n = sympy.Symbol("n", integer=True)
+    values: list[sympy.Basic] = []
+    families: list[sympy.Expr] = []
+    everything = solution == domain
+    if isinstance(solution, sympy.FiniteSet):
+        values = [v.xreplace(given) for v in solution]
+    elif solution is not sympy.S.EmptySet and not everything:
+        parts = list(solution.args) if isinstance(solution, sympy.Union) else [solution]
+        for part in parts:
+            lamda = part.lamda
+            families.append(lamda.expr.subs(lamda.variables[0], n).xreplace(given))
+    real = domain == sympy.S.Reals
+    if everything:
+        return _check_identity(expr_p, variable)
+    failed, worst = _substitute_all(expr_p, variable, values, families, n, real, budget)
+    if failed is not None:
+        return failed
+    checked = f"{len(values) + len(families)} reported solution(s) satisfy the equation"
+    if params:
+        return Verification("unverified", "substitution at 50 digits",
+                            f"{checked}; completeness not checked (parameters "
+                            f"{', '.join(str(p) for p in params)})", worst)
+    return _check_complete(expr_p, variable, real, values, families, n, checked, worst, budget)
+
+
+def _check_identity(expr: sympy.Expr, variable: sympy.Symbol) -> Verification:
+    worst = 0.0
+    for p in _SAMPLE_POINTS:
+        r = _residual(expr, [variable], [p])
+        if r is not None:
+            worst = max(worst, float(r))
+            if r > _RESIDUAL:
+                return _fail(f"the answer says every {variable} solves it, but "
+                             f"{variable} = {p} does not", r)
+    return Verification("verified", "substitution at 50 digits",
+                        f"the equation holds at {len(_SAMPLE_POINTS)} sample points", worst)
+
+
+def _check_complete(expr: sympy.Expr, variable: sympy.Symbol, real: bool,
+                    values: list[sympy.Basic], families: list[sympy.Expr], n: sympy.Symbol,
+                    checked: str, worst: float, budget: Budget) -> Verification:
+    """Every numeric root (polyroots, or real sampling) must be a reported solution."""
+    if not real:
+        roots = _complex_roots(expr, variable, budget)
+        method = "substitution at 50 digits; mpmath.polyroots of the numerator"
+        window = "the complex plane"
+    else:
+        reals = [float(mpmath.re(_number(v))) for v in values]
+        low = min([-10.0] + [1.5 * r - 1 for r in reals if abs(r) < 1e3])
+        high = max([10.0] + [1.5 * r + 1 for r in reals if abs(r) < 1e3])
+        roots = real_roots(expr, variable, (low, high), budget)
+        method = "substitution at 50 digits; sign changes and minima sampled, mpmath.findroot"
+        window = f"[{low:g}, {high:g}]"
+    if roots is None:
+        return Verification("unverified", method,
+                            f"{checked}; completeness not checked (no numeric roots)", worst)
+    with mpmath.workdps(_DPS):
+        numbers = [_number(v) for v in values]
+        reported = _Reported([v for v in numbers if v is not None],
+                             [f for f in (_family(e, n) for e in families) if f is not None])
+        if len(reported.families) < len(families):
+            return Verification("unverified", method, f"{checked}; a family is not of the "
+                                "form a*n + b, completeness not checked", worst)
+        for root in roots:
+            if not reported.covers(root):
+                return Verification(
+                    "contradicted", method,
+                    f"the equation has a root {variable} ≈ {fmt(root)} that no reported "
+                    f"solution covers (numeric search over {window})", None)
+    return Verification("verified", method, f"{checked}; all {len(roots)} numeric root(s) "
+                        f"in {window} are covered", worst)
+
+
+def _rank(rows: list[list[Any]]) -> int:
+    rows = [list(r) for r in rows]
+    rank = 0
+    cols = len(rows[0]) if rows else 0
+    tol = mpmath.mpf(10) ** -30
+    for c in range(cols):
+        pivot = max(range(rank, len(rows)), key=lambda i: abs(rows[i][c]), default=None)
+        if pivot is None or abs(rows[pivot][c]) <= tol:
+            continue
+        rows[rank], rows[pivot] = rows[pivot], rows[rank]
+        for i in range(len(rows)):
+            if i != rank:
+                factor = rows[i][c] / rows[rank][c]
+                rows[i] = [a - factor * b for a, b in zip(rows[i], rows[rank], strict=True)]
+        rank += 1
+    return rank
+
+
+def check_system(equations: Sequence[sympy.Expr], variables: Sequence[sympy.Symbol],
+                 solutions: Sequence[Sequence[sympy.Basic]] | None, linear: bool,
+                 budget: Budget) -> Verification:
+    """Check a solved system: each solution tuple substituted into each equation.
+
+    Linear systems are also checked for completeness by numeric ranks of the
+    coefficient and augmented matrices (consistency, number of free unknowns).
+
+    Args:
+        equations: Each ``lhs - rhs``.
+        variables: The unknowns, in the order of the tuples.
+        solutions: The reported tuples (free unknowns appear as themselves),
+            or None for "no solution".
+        linear: Whether the system is linear in *variables*.
+        budget: Time allowance.
+
+    Returns:
+        The verification.
+    """
+    unknowns = list(variables)
+    params = sorted(set().union(*(e.free_symbols for e in equations)) - set(unknowns),
+                    key=lambda s: s.name)
+    given = parameter_values(params + unknowns)
+    eqs = [e.xreplace({p: given[p] for p in params}) for e in equations]
+    worst = 0.0
+    for tup in solutions or []:
+        budget.check()
+        free = {v: given[v] for v in unknowns if any(val.has(v) for val in tup)}
+        point = [_number(val.xreplace(free).xreplace({p: given[p] for p in params}))
+                 for val in tup]
+        if any(p is None for p in point):
+            return _fail("a reported solution is undefined numerically", None)
+        for eq in eqs:
+            r = _residual(eq, unknowns, point)
+            if r is None or r > _RESIDUAL:
+                shown = ", ".join(f"{v} = {val}" for v, val in zip(unknowns, tup, strict=True))
+                return _fail(f"{shown} does not satisfy {eq} = 0", r)
+            worst = max(worst, float(r))
+    if not linear or params:
+        status = "unverified" if solutions else "unverified"
+        why = "nonlinear system" if not linear else "parameters"
+        detail = (f"{len(solutions)} reported solution(s) satisfy every equation; "
+                  if solutions else "no solution reported; ")
+        return Verification(status, "substitution at 50 digits",
+                            f"{detail}completeness not checked ({why})", worst)
+    matrix, vector = sympy.linear_eq_to_matrix(list(eqs), unknowns)
+    with mpmath.workdps(_DPS):
+        a = [[_number(c) for c in matrix.row(i)] for i in range(matrix.rows)]
+        ab = [row + [_number(vector[i])] for i, row in enumerate(a)]
+        rank_a, rank_ab = _rank(a), _rank(ab)
+    method = "substitution at 50 digits; numeric ranks of the matrices"
+    if solutions is None:
+        if rank_a < rank_ab:
+            return Verification("verified", method, "the system is inconsistent "
+                                f"(rank {rank_a} < augmented rank {rank_ab})", None)
+        return Verification("contradicted", method, "the answer says no solution, but the "
+                            f"system is consistent (ranks {rank_a} = {rank_ab})", None)
+    free_count = len({v for t in solutions for val in t for v in val.free_symbols} &
+                     set(unknowns))
+    if rank_a != rank_ab or len(solutions) != 1 or free_count != len(unknowns) - rank_a:
+        return Verification("contradicted", method,
+                            f"ranks {rank_a}/{rank_ab} imply {len(unknowns) - rank_a} free "
+                            f"unknown(s), the answer has {free_count}", worst)
+    return Verification("verified", method, "the solution satisfies every equation and "
+                        f"the ranks ({rank_a}) confirm it is complete", worst)
