@@ -200,3 +200,14 @@ def test_user_data_prints_as_stored_without_emoji_or_markup(settings: Settings,
     assert problem in result.stdout, result.stdout
     assert "\N{THUMBS UP SIGN}" not in result.stdout and "\N{CIRCLED LATIN CAPITAL LETTER M}" \
         not in result.stdout
+
+
+def test_version_and_shell_completion() -> None:
+    from jobtrail import __version__
+
+    version = run(None, "--version")
+    assert (version.returncode, version.stdout) == (0, f"jobtrail {__version__}\n")
+    # bash completion as the script --install-completion writes asks for it
+    completed = run(None, env={"_JOBTRAIL_COMPLETE": "complete_bash",
+                               "COMP_WORDS": "jobtrail worker --metrics-h", "COMP_CWORD": "2"})
+    assert (completed.returncode, completed.stdout.split()) == (0, ["--metrics-host"])

@@ -16,6 +16,7 @@ from typing import Annotated
 
 import typer
 
+from jobtrail import __version__
 from jobtrail.cli import demo as demo_cmd
 from jobtrail.cli import doctor as doctor_cmd
 from jobtrail.cli import monitor as monitor_cmd
@@ -46,7 +47,7 @@ app = typer.Typer(
     help="Math-problem jobs on Celery + Redis, with every job accounted for.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, pwsh)
 )
 app.add_typer(server.app, name="server")
 app.add_typer(monitor_cmd.app, name="monitor")
@@ -62,6 +63,12 @@ app.command(name="restore")(retention.restore)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(f"jobtrail {__version__}", markup=False, highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
 def root(
     ctx: typer.Context,
@@ -69,6 +76,9 @@ def root(
         "--env-file", envvar="JOBTRAIL_ENV_FILE", help="Load settings from this dotenv file.",
         dir_okay=False)] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    version: Annotated[bool, typer.Option(
+        "--version", help="Print jobtrail's version and exit.", is_eager=True,
+        callback=_print_version)] = False,
 ) -> None:
     """jobtrail: submit math problems, solve them on Celery workers, trace every job."""
     ctx.obj = CliState(env_file=env_file)
