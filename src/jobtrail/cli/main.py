@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 
 from jobtrail import __version__
+from jobtrail.cli import archive as archive_cmd
 from jobtrail.cli import demo as demo_cmd
 from jobtrail.cli import doctor as doctor_cmd
 from jobtrail.cli import monitor as monitor_cmd
@@ -59,6 +60,7 @@ app.command(name="doctor")(doctor_cmd.doctor)
 app.command(name="serve")(serve_cmd.serve)
 app.add_typer(retention.app, name="retention")
 app.command(name="restore")(retention.restore)
+app.add_typer(archive_cmd.app, name="archive")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
