@@ -61,6 +61,7 @@ def _records() -> list[SealedRecord]:
     for n, (problem, status, error) in enumerate([
             ("solve x^2 - 5x + 6 = 0", "completed", ""),
             ("∫ sin(x)² dx — «ünïcode»", "completed", ""),
+            ("x\x00 + 1", "failed", "could not parse the problem at position 1"),
             ("__import__('os')", "failed", "could not parse the problem at position 0")]):
         job_id = f"{uuid.uuid4()}"
         job = {"id": job_id, "problem": problem, "kind": "equation", "status": status,
@@ -129,8 +130,8 @@ def _column_types(url: str, table: str) -> dict[str, str]:
 @pytest.mark.slow
 def test_archive_of_todays_shape_upgrades_with_nothing_lost(
         legacy: tuple[str, str], settings: Settings) -> None:
-    # Given an archive of today's shape holding real rows: three purged jobs (one restored
-    # since) and the audit row of their purge
+    # Given an archive of today's shape holding real rows: four purged jobs (one restored
+    # since, one whose problem holds a NUL, which jsonb refuses) and the audit row
     url, prefix = legacy
     records = _records()
     _create_legacy(url, prefix, records)
@@ -163,13 +164,14 @@ def test_archive_of_todays_shape_upgrades_with_nothing_lost(
                                    "celery_meta": row.celery_meta, "purged_at": row.purged_at,
                                    "policy": row.policy, "run_id": row.run_id}) == record.text
             assert row.restored_at == (1764800000.5 if i == 1 else None)
-        assert store.count(purged_since=records[1].purged_at) == 2
-        assert store.count(only_unrestored=True) == 2
+        assert store.count(purged_since=records[1].purged_at) == 3
+        assert store.count(only_unrestored=True) == 3
+        assert store.get(records[2].job_id).job["problem"] == "x\x00 + 1"
         assert store.history() == [RUN]
         # and the upgraded archive takes new purges
-        fresh = replace(_records()[0], run_id="run-2")
-        store.put_many([fresh])
-        store.verify([fresh])
+        fresh = [replace(r, run_id="run-2") for r in _records()]
+        store.put_many(fresh)
+        store.verify(fresh)
         assert store.schema_revision() == HEAD_REVISION
     finally:
         store.close()

@@ -39,6 +39,7 @@ from jobtrail.store.archive_schema import (
     HEAD_REVISION,
     canonical_bytes,
     current_revision,
+    jsonb_text,
     make_tables,
     upgrade,
     version_table,
@@ -368,9 +369,10 @@ class ArchiveStore:
         sql, names = self._upsert_sql()
         rows: list[Any]
         if names is None:
+            text = jsonb_text if self.dialect == "postgresql" else str
             rows = [{"job_id": r.job_id, "status": r.status, "finished_at": r.finished_at,
                      "purged_at": r.purged_at, "policy": r.policy, "run_id": r.run_id,
-                     "checksum": r.checksum, "record": r.text} for r in records]
+                     "checksum": r.checksum, "record": text(r.text)} for r in records]
         else:
             fields = attrgetter(*(_FIELD_OF[n] for n in names))
             rows = [fields(r) for r in records]

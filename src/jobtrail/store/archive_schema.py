@@ -25,9 +25,9 @@ from sqlalchemy.engine import Connection, Dialect, Engine
 
 from jobtrail.errors import ArchiveSchemaError
 
-__all__ = ["HEAD_REVISION", "LEGACY_REVISION", "EpochTime", "JsonText", "canonical_bytes",
-           "current_revision",
-           "make_tables", "upgrade", "version_table"]
+__all__ = ["HEAD_REVISION", "LEGACY_REVISION", "NUL_ESCAPE", "EpochTime", "JsonText",
+           "canonical_bytes", "current_revision", "jsonb_text", "make_tables", "upgrade",
+           "version_table"]
 
 #: The revision this jobtrail writes and reads (the last file in migrations/versions).
 HEAD_REVISION = "0002"
@@ -68,8 +68,25 @@ def canonical_bytes(value: Any) -> bytes:
                           allow_nan=False).encode("utf-8")
 
 
+#: How a NUL character appears in canonical JSON; `jsonb` refuses it in any string.
+NUL_ESCAPE = "\\u0000"
+
+
+def jsonb_text(text: str) -> str:
+    """Return the JSON text to store in `jsonb` for the canonical JSON *text*.
+
+    The text itself, unless it holds a NUL character: then a JSON string
+    holding the text, which reads back (JsonText) as that same text.
+    """
+    return text if NUL_ESCAPE not in text else json.dumps(text, ensure_ascii=False)
+
+
 class JsonText(sa.types.TypeDecorator[str]):
-    """JSON text in Python; `jsonb` on PostgreSQL (read back canonical), `TEXT` elsewhere."""
+    """JSON text in Python; `jsonb` on PostgreSQL (read back canonical), `TEXT` elsewhere.
+
+    A record holding a NUL character is stored as a `jsonb` string of its
+    canonical text (jsonb_text), and read back as that text.
+    """
 
     impl = sa.Text
     cache_ok = True
@@ -82,7 +99,7 @@ class JsonText(sa.types.TypeDecorator[str]):
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if value is None or dialect.name != "postgresql":
             return value
-        return json.loads(value)  # JSONB's own processor serializes it again
+        return json.loads(jsonb_text(value))  # JSONB's own processor serializes it again
 
     def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
         if value is None or isinstance(value, str):

@@ -21,6 +21,7 @@ depends_on = None
 _TIMES = {"archived_jobs": ("finished_at", "purged_at", "restored_at"),
           "retention_runs": ("started_at", "finished_at")}
 _JSON = {"archived_jobs": ("record",), "retention_runs": ("selector", "counts")}
+_NUL = "\\u0000"  # as canonical JSON writes a NUL character
 
 
 def upgrade() -> None:
@@ -34,8 +35,11 @@ def upgrade() -> None:
                             postgresql_using=f'to_timestamp("{column}")')
     for table, columns in _JSON.items():
         for column in columns:
+            # a text holding a NUL escape becomes a jsonb string of itself (jsonb
+            # refuses NUL; archive_schema.jsonb_text does the same for new rows)
             op.alter_column(f"{prefix}{table}", column, type_=postgresql.JSONB,
-                            postgresql_using=f'"{column}"::jsonb')
+                            postgresql_using=f"""CASE WHEN strpos("{column}", '{_NUL}') > 0 """
+                            f"""THEN to_jsonb("{column}") ELSE "{column}"::jsonb END""")
 
 
 def downgrade() -> None:
