@@ -193,6 +193,7 @@ def test_systemd_analyze_verify(tmp_path: Path) -> None:
         assert (done.returncode, done.stderr) == (0, ""), (name, done.stderr)
 
 
+@pytest.mark.slow  # imports SymPy in a fresh interpreter
 def test_a_worker_host_needs_no_extra() -> None:
     # Given a Python where none of the extras' packages can be imported
     code = ("import sys\n"
