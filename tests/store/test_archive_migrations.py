@@ -116,6 +116,22 @@ def _create_legacy(url: str, prefix: str, records: list[SealedRecord]) -> None:
     engine.dispose()
 
 
+def _shape(url: str, prefix: str) -> dict[str, object]:
+    """Columns (name, type, nullable), primary keys and indexed columns of both tables."""
+    engine = sa.create_engine(url)
+    inspector = sa.inspect(engine)
+    shape: dict[str, object] = {}
+    for table in ("archived_jobs", "retention_runs"):
+        name = f"{prefix}{table}"
+        shape[table] = (
+            [(c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(name)],
+            inspector.get_pk_constraint(name)["constrained_columns"],
+            sorted((i["name"].removeprefix(f"ix_{prefix}"), i["column_names"])
+                   for i in inspector.get_indexes(name)))
+    engine.dispose()
+    return shape
+
+
 def _column_types(url: str, table: str) -> dict[str, str]:
     engine = sa.create_engine(url)
     with engine.connect() as conn:
@@ -182,6 +198,15 @@ def test_archive_of_todays_shape_upgrades_with_nothing_lost(
             "timestamp with time zone"} and jobs["record"] == "jsonb"
         assert {runs["started_at"], runs["finished_at"]} == {"timestamp with time zone"}
         assert runs["selector"] == runs["counts"] == "jsonb"
+    # and the upgraded tables have the shape of tables created new at this revision
+    new_prefix = f"n{uuid.uuid4().hex[:12]}_"
+    new = ArchiveStore(url, table_prefix=new_prefix)
+    try:
+        assert new.count() == 0
+        assert _shape(url, prefix) == _shape(url, new_prefix)
+    finally:
+        new.drop_schema()
+        new.close()
     # and a second upgrade has nothing to do
     again = subprocess.run([sys.executable, "-m", "jobtrail", "archive", "upgrade", "--json"],
                            env=settings_env(cli), capture_output=True, text=True, timeout=60,

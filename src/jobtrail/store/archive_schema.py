@@ -171,17 +171,27 @@ def _config(conn: Connection, prefix: str) -> Any:
     return cfg
 
 
+def _create_at_head(conn: Connection, prefix: str) -> None:
+    """Create both tables at HEAD_REVISION and the version table holding it."""
+    meta, _, _ = make_tables(prefix)
+    versions = sa.Table(version_table(prefix), meta,
+                        sa.Column("version_num", sa.String(32), primary_key=True))
+    meta.create_all(conn)
+    conn.execute(sa.insert(versions), {"version_num": HEAD_REVISION})
+
+
 def upgrade(engine: Engine, prefix: str, *, location: str) -> tuple[str | None, str]:
     """Bring the archive's schema to HEAD_REVISION, in one transaction; return (from, to).
 
-    Tables of before migrations are stamped LEGACY_REVISION first.
+    A new archive (no tables) is created at HEAD_REVISION from make_tables()
+    and stamped, as Alembic's documentation advises for a fresh database,
+    without importing Alembic; tables of before migrations are stamped
+    LEGACY_REVISION, then every revision after it runs.
 
     Raises:
         ArchiveSchemaError: The archive is at a revision this jobtrail does not know.
         sqlalchemy.exc.SQLAlchemyError: The database refused.
     """
-    from alembic import command  # noqa: PLC0415 - only when migrating
-
     with engine.begin() as conn:
         before = current_revision(conn, prefix)
         if before not in (None, LEGACY_REVISION, HEAD_REVISION):
@@ -189,6 +199,13 @@ def upgrade(engine: Engine, prefix: str, *, location: str) -> tuple[str | None, 
                 f"archive {location} is at schema revision {before}, newer than this "
                 f"jobtrail's {HEAD_REVISION}: upgrade jobtrail", location=location,
                 current=before, head=HEAD_REVISION)
+        if before is None:
+            _create_at_head(conn, prefix)
+            return before, HEAD_REVISION
+        if before == HEAD_REVISION:
+            return before, HEAD_REVISION
+        from alembic import command  # noqa: PLC0415 - only when migrating
+
         cfg = _config(conn, prefix)
         if before == LEGACY_REVISION and version_table(prefix) not in set(
                 sa.inspect(conn).get_table_names()):
