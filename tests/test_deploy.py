@@ -9,6 +9,7 @@ the systemd units pass `systemd-analyze verify` where it is installed.
 from __future__ import annotations
 
 import configparser
+import functools
 import json
 import re
 import shlex
@@ -24,7 +25,7 @@ import typer
 import yaml
 
 from jobtrail.api.routes import dashboard, health, jobs, metrics, retention
-from jobtrail.cli.main import app
+from jobtrail.cli.main import app, load_commands
 from jobtrail.config import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +43,7 @@ def check_cli(argv: list[str]) -> Any:
         typer.TyperException: A command or option does not exist, or a value is
             invalid (Typer's usage errors, as `jobtrail` itself reports them).
     """
-    command: Any = typer.main.get_command(app)
+    command: Any = _root_command()
     args = list(argv)
     while hasattr(command, "list_commands"):  # a group: descend into the named command
         name = args.pop(0) if args else ""
@@ -58,6 +59,12 @@ def check_cli(argv: list[str]) -> Any:
             if token.startswith("-"):
                 assert token.split("=")[0] in known, f"{token} is not a celery worker option"
     return command
+
+
+@functools.cache
+def _root_command() -> Any:
+    load_commands([])  # every command, as for `jobtrail --help`
+    return typer.main.get_command(app)
 
 
 def check_settings(values: dict[str, str], tmp_path: Path) -> None:
