@@ -202,6 +202,7 @@ def test_user_data_prints_as_stored_without_emoji_or_markup(settings: Settings,
         not in result.stdout
 
 
+@pytest.mark.slow  # two fresh interpreters, one loading every command
 def test_version_and_shell_completion() -> None:
     from jobtrail import __version__
 
