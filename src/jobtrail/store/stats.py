@@ -142,10 +142,16 @@ class StatsStore:
 
 
 def _server_name(client: redis.Redis, info: dict[str, Any]) -> str:
-    """Return `host:port` of the server *client* talks to (INFO's port where unknown)."""
+    """Return `host:port` of the server *client* talks to.
+
+    A client that names no host (a Sentinel-managed pool) gets the start of the
+    server's run_id and its INFO port instead, so two servers never share a name.
+    """
     kwargs = client.connection_pool.connection_kwargs
-    host = kwargs.get("host") or kwargs.get("path") or "redis"
-    return f"{host}:{kwargs.get('port') or info.get('tcp_port', '')}".rstrip(":")
+    host = kwargs.get("host") or kwargs.get("path")
+    if host:
+        return f"{host}:{kwargs['port']}" if kwargs.get("port") else str(host)
+    return f"{str(info.get('run_id', ''))[:8] or 'redis'}:{info.get('tcp_port', '')}"
 
 
 def _per_server(pairs: tuple[tuple[redis.Redis, dict[str, Any]], ...]
