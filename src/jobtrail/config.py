@@ -189,6 +189,10 @@ class Settings(BaseSettings):
     worker_metrics_port: int = Field(
         0, description="TCP port where `jobtrail worker` serves Prometheus metrics; 0: none."
     )
+    worker_metrics_host: str = Field(
+        "127.0.0.1", description="Address `jobtrail worker` serves its metrics on "
+        "(0.0.0.0 or :: for every interface, e.g. in a container)."
+    )
     worker_concurrency: int = Field(
         0, description="Pool processes of `jobtrail worker`; 0 means one per CPU."
     )

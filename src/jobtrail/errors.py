@@ -37,7 +37,9 @@ a module boundary; library errors (redis, sqlalchemy) are wrapped here with
     │   ├── PolicyError                  (policy)          unknown policy, or a selector that
     │   │                                                   would purge pending/processing jobs
     │   ├── ArchiveError                 (job_id, location) the archive refused, lost or garbled
-    │   │                                                   a row; nothing of the batch deleted
+    │   │   │                                               a row; nothing of the batch deleted
+    │   │   └── ArchiveSchemaError       (current, head)   the archive's schema is behind (or
+    │   │                                                   ahead of) this jobtrail's
     │   ├── ArchivedJobNotFoundError     (job_id)          no archive row for the id
     │   └── RestoreConflictError         (job_id)          the job is live in the main DB
     ├── MonitorError                                        a monitor run cannot go on as asked
@@ -53,6 +55,7 @@ __all__ = [
     "AnswerContradictedError",
     "ArchiveError",
     "AmbiguousJobIdError",
+    "ArchiveSchemaError",
     "ArchivedJobNotFoundError",
     "AttemptsExhaustedError",
     "ConcurrentUpdateError",
@@ -352,6 +355,21 @@ class ArchiveError(RetentionError):
         super().__init__(message)
         self.job_id = job_id
         self.location = location
+
+
+class ArchiveSchemaError(ArchiveError):
+    """Raised when the archive holds rows under a schema revision other than this jobtrail's.
+
+    ``current`` is the archive's revision (None: tables without a version),
+    ``head`` the revision this jobtrail needs; the message names the command
+    that upgrades (`jobtrail archive upgrade`).
+    """
+
+    def __init__(self, message: str, *, location: str = "", current: str | None = None,
+                 head: str = "") -> None:
+        super().__init__(message, location=location)
+        self.current = current
+        self.head = head
 
 
 class ArchivedJobNotFoundError(RetentionError):

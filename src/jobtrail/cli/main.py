@@ -24,6 +24,7 @@ from typing import Annotated
 
 import typer
 
+from jobtrail import __version__
 from jobtrail.cli.context import CliState, runtime, settings_from, trace_sources
 from jobtrail.cli.ids import ID_HELP, resolve_id
 from jobtrail.cli.output import err, exit_with, job_table, out, print_json, render_job
@@ -47,7 +48,7 @@ app = typer.Typer(
     help="Math-problem jobs on Celery + Redis, with every job accounted for.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, pwsh)
 )
 
 
@@ -111,11 +112,17 @@ def _restore() -> None:
     app.command(name="restore")(retention.restore)
 
 
+def _archive() -> None:
+    from jobtrail.cli import archive  # lazy: start-up
+
+    app.add_typer(archive.app, name="archive")
+
+
 #: Commands whose module is imported only when they run, in --help's order.
 _LOADERS: dict[str, Callable[[], None]] = {
     "server": _server, "monitor": _monitor, "repro": _repro, "demo": _demo, "trace": _trace,
     "workers": _workers, "doctor": _doctor, "serve": _serve, "retention": _retention,
-    "restore": _restore,
+    "restore": _restore, "archive": _archive,
 }
 #: Root options that take a value (the command name comes after it).
 _VALUED_ROOT_OPTIONS = frozenset({"--env-file"})
@@ -144,6 +151,12 @@ def load_commands(argv: list[str]) -> None:
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(f"jobtrail {__version__}", markup=False, highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
 def root(
     ctx: typer.Context,
@@ -151,6 +164,9 @@ def root(
         "--env-file", envvar="JOBTRAIL_ENV_FILE", help="Load settings from this dotenv file.",
         dir_okay=False)] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    version: Annotated[bool, typer.Option(
+        "--version", help="Print jobtrail's version and exit.", is_eager=True,
+        callback=_print_version)] = False,
 ) -> None:
     """jobtrail: submit math problems, solve them on Celery workers, trace every job."""
     ctx.obj = CliState(env_file=env_file)
@@ -340,7 +356,9 @@ def worker(
         "--hostname", "-n", help="Worker node name (default jobtrail-PID@HOST).")] = None,
     loglevel: Annotated[str, typer.Option("--loglevel", "-l", help="Celery log level.")] = "INFO",
     metrics_port: Annotated[int | None, typer.Option(
-        help="Serve Prometheus metrics on 127.0.0.1:PORT.", min=1, max=65535)] = None,
+        help="Serve this worker's Prometheus metrics on PORT.", min=1, max=65535)] = None,
+    metrics_host: Annotated[str | None, typer.Option(
+        help="Address of the metrics server (default: settings, 127.0.0.1).")] = None,
 ) -> None:
     """Run a Celery worker that solves jobs (prefork pool; Ctrl-C for a warm shutdown).
 
@@ -352,9 +370,11 @@ def worker(
     from jobtrail.worker.app import SETTINGS_KEY  # lazy: start-up (module docstring)
 
     rt = runtime(ctx)
-    if metrics_port:
-        rt.celery.conf[SETTINGS_KEY] = rt.settings.model_copy(
-            update={"worker_metrics_port": metrics_port})
+    if metrics_port or metrics_host:
+        update: dict[str, object] = {"worker_metrics_port": metrics_port} if metrics_port else {}
+        if metrics_host:
+            update["worker_metrics_host"] = metrics_host
+        rt.celery.conf[SETTINGS_KEY] = rt.settings.model_copy(update=update)
     rt.celery.worker_main(argv=worker_argv(
         rt.settings.queue, hostname or f"jobtrail-{os.getpid()}@{socket.gethostname()}",
         loglevel, concurrency or rt.settings.worker_concurrency or None, list(ctx.args)))
