@@ -467,7 +467,11 @@ class JobStore:
         pool, conn = self.client.connection_pool, ticket.conn
         replies: list[Any] = []
         try:
-            conn.send_command("EVALSHA", self._transition.sha, len(keys), *keys, *args)
+            # no health-check PING here: with the start's reply still unread it would read
+            # that reply as a bad PONG and drop a live connection (socket_timeout bounds
+            # the reads below instead)
+            conn.send_command("EVALSHA", self._transition.sha, len(keys), *keys, *args,
+                              check_health=False)
             for _ in range(1 if ticket.started is not None else 2):
                 try:
                     replies.append(conn.read_response())
