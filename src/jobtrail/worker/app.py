@@ -19,6 +19,7 @@ from jobtrail.config import Settings, get_settings
 from jobtrail.connections import socket_kwargs
 from jobtrail.embedded import resolve_settings
 from jobtrail.logconfig import log_config
+from jobtrail.worker import kombu_guard
 from jobtrail.worker.liveness import BrokerPollStep
 
 __all__ = [
@@ -149,6 +150,7 @@ def create_celery_app(settings: Settings) -> Celery:
         }
     )
     app.steps["consumer"].add(BrokerPollStep)
+    kombu_guard.install()  # a broker lost mid-task must not kill the worker
     return app
 
 
