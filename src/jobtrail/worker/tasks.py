@@ -34,7 +34,6 @@ from jobtrail.errors import (
     JobNotFoundError,
     JobtrailError,
     ProblemError,
-    RedisCommandError,
     RedisUnavailableError,
     SolverTimeoutError,
 )
@@ -126,8 +125,8 @@ class SolveRequest(Request):  # type: ignore[misc]  # celery ships no types
         except ConcurrentUpdateError as err:
             logger.warning("hard timeout not recorded: another delivery took the job over "
                            "job_id=%s (%s)", self.id, err)
-        except (InvalidTransitionError, JobNotFoundError, RedisUnavailableError,
-                RedisCommandError) as err:  # never let the worker's main process die of it
+        except JobtrailError as err:  # finished, gone, malformed, Redis down: never let
+            # the worker's main process (this runs in its event loop) die of it
             logger.warning("hard timeout not recorded job_id=%s reason=%s", self.id, err)
 
 
