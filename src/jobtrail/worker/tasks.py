@@ -115,10 +115,17 @@ class SolveRequest(Request):  # type: ignore[misc]  # celery ships no types
         self._request_dict[RUN_KEY] = self.run_token
 
     def on_timeout(self, soft: bool, timeout: float) -> None:
-        """Record a hard time-limit kill on the job, if the job is still this delivery's."""
+        """Record a hard time-limit kill on the job, if the job is still this delivery's.
+
+        The record is written before Celery's own handling (its result and the
+        task_failure signal), so a task_failure receiver reads the job failed.
+        """
+        if not soft and not worker_state.should_terminate \
+                and self.task.name in (TASK_SOLVE, TASK_SOLVE_PROBLEM):
+            self._record_hard_timeout()
         super().on_timeout(soft, timeout)
-        if soft or worker_state.should_terminate or self.task.name != TASK_SOLVE:
-            return
+
+    def _record_hard_timeout(self) -> None:
         rt = _runtime(self.task.app)
         reason = (f"timed out after {rt.hard_time_limit_s:g} s "
                   "(hard limit: the worker process was killed and replaced)")
