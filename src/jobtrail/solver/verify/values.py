@@ -66,7 +66,9 @@ def check_arithmetic(given: sympy.Expr, result: sympy.Expr, budget: Budget) -> C
                             "beyond 240 digits)"), None
     (a, digits_a), (b, digits_b) = left, right
     method = f"mpmath at {max(digits_a, digits_b)} digits (two precisions agree)"
-    if close(a, b, mpmath.mpf(10) ** -20) or (a == 0 and b == 0):
+    # Both values are settled to 25 significant digits: compare them relatively, so a
+    # tiny value (1e-40) is not "close" to 0.
+    if abs(a - b) <= mpmath.mpf(10) ** -20 * max(abs(a), abs(b)):
         return Verification("verified", method, f"the input evaluates to {fmt(a)}",
                             relative_error(a, b)), None
     detail = f"symbolic result {result} = {fmt(b)} disagrees with the input's value {fmt(a)}"
