@@ -304,7 +304,8 @@ def test_tiny_value_from_cancellation_is_not_verified_as_zero() -> None:
 
 
 def test_exact_zero_from_cancellation_still_settles_to_zero() -> None:
-    machin = 4 * sympy.atan(sympy.Rational(1, 5)) - sympy.atan(sympy.Rational(1, 239)) - sympy.pi / 4
+    fifth, big = sympy.Rational(1, 5), sympy.Rational(1, 239)
+    machin = 4 * sympy.atan(fifth) - sympy.atan(big) - sympy.pi / 4
     for zero in (_SEVENTH, machin):
         settled = stable(compile_expr(zero, []), (), Budget(2.0))
         assert settled is not None and settled[0] == 0
