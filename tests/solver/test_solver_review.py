@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from jobtrail.errors import ProblemParseError
 from jobtrail.solver import solve
 
 
@@ -19,3 +20,38 @@ def test_derivative_of_an_absolute_value_is_taken_over_the_reals(problem: str,
     answer = solve(problem)
     # Then the answer is the real derivative, checked numerically
     assert (answer.text, answer.verification.status) == (expected, "verified")
+
+
+@pytest.mark.parametrize(("problem", "expected", "discarded"), [
+    ("solve log(x) + log(x+1) = log(6)", "x = 2", "x = -3"),
+    ("solve ln(x) + ln(x - 2) = ln(3)", "x = 3", "x = -1"),
+    ("solve log(x-1) + log(x-2) = log(2)", "x = 3", "x = 0"),
+])
+def test_root_outside_the_logarithms_domain_is_discarded(problem: str, expected: str,
+                                                         discarded: str) -> None:
+    # Given a logarithmic equation SymPy solves over the reals with an extraneous root (the
+    # job used to fail: "x = -3 does not satisfy the equation")
+    answer = solve(problem)
+    # Then the extraneous root is dropped with a step saying so, and the rest verified
+    assert (answer.text, answer.verification.status) == (expected, "verified")
+    assert any(step.startswith(f"discard {discarded}:") for step in answer.steps)
+
+
+@pytest.mark.parametrize(("problem", "reading"), [
+    ("x^-1/2", "read as (x^(-1))/2"),
+    ("d/dx x^-1/2", "read as (x^(-1))/2"),
+])
+def test_negative_power_before_a_division_says_how_it_was_read(problem: str,
+                                                               reading: str) -> None:
+    # Given x^-1/2, often meant as x^(-1/2) (x^1/2 already had its "read as" step)
+    answer = solve(problem)
+    # Then the reading (x^(-1))/2 is stated, not applied silently
+    assert answer.steps[0] == reading
+
+
+@pytest.mark.parametrize("problem", ["re(x)", "d/dx re(x)", "im(2+3i)", "max(1, 2)"])
+def test_unknown_short_function_name_is_refused_not_split(problem: str) -> None:
+    # Given a function name jobtrail does not know, short enough to be split into letters
+    # (re(x) was answered as r*e*x)
+    with pytest.raises(ProblemParseError, match="unknown function"):
+        solve(problem)

@@ -57,6 +57,11 @@ _STOP_WORDS = frozenset(
     {"and", "or", "the", "of", "is", "to", "as", "for", "at", "by", "in", "on", "an", "if", "it"}
 )
 _MAX_SPLIT_LETTERS = 3
+# Names of functions jobtrail does not know that are short enough to be split into a product
+# ("re(x)" would be r*e*x): refused as unknown functions instead.
+_UNKNOWN_FUNCTIONS = frozenset(
+    {"re", "im", "arg", "max", "min", "mod", "gcd", "lcm", "erf", "sgn", "det"}
+)
 # Names recognized inside a run of letters, longest first ("sinh" before "sin").
 _SPLIT_NAMES = tuple(sorted(FUNCTIONS | {"pi"}, key=lambda name: (-len(name), name)))
 
@@ -175,6 +180,8 @@ def _word_tokens(word: str, position: int, fragment: str) -> list[Token]:
         return [Token(kind, value, position, "word operator") for kind, value in pairs]
     if len(word) == 1:
         return [Token("var", word, position)]
+    if lower in _UNKNOWN_FUNCTIONS:
+        raise parse_error(fragment, position, f"unknown function '{word}'")
     if lower not in _STOP_WORDS:
         pieces = _split_word(word)
         if pieces is not None:
