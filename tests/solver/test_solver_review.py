@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+import sympy
 
 from jobtrail.errors import ProblemParseError
 from jobtrail.solver import solve
+from jobtrail.solver.verify import check_limit, run
 
 
 @pytest.mark.parametrize(("problem", "expected"), [
@@ -55,3 +57,18 @@ def test_unknown_short_function_name_is_refused_not_split(problem: str) -> None:
     # (re(x) was answered as r*e*x)
     with pytest.raises(ProblemParseError, match="unknown function"):
         solve(problem)
+
+
+_NEAR_ONE = sympy.exp(sympy.pi * sympy.sqrt(163)) - 640320**3 - 743  # 1 - 7.5e-13
+_X = sympy.Symbol("x")
+
+
+@pytest.mark.parametrize(("result", "status"), [
+    (sympy.oo, "contradicted"), (None, "contradicted"), (sympy.S(0), "verified")])
+def test_limit_at_infinity_that_moves_only_past_10_to_the_12_is_decided(
+        result: sympy.Expr | None, status: str) -> None:
+    # Given lim (1 - 7.5e-13)^x at oo, which SymPy answered oo in one hash seed: along
+    # x = 10^3 ... 10^12 the values only fall from 1 to 0.47, and every answer was unverified
+    verification, _ = run(check_limit, _NEAR_ONE**_X, _X, sympy.oo, "+-", result)
+    # Then points further out decide it: 0 is right, oo and "does not exist" are wrong
+    assert verification.status == status, verification.detail
