@@ -72,3 +72,24 @@ def test_limit_at_infinity_that_moves_only_past_10_to_the_12_is_decided(
     verification, _ = run(check_limit, _NEAR_ONE**_X, _X, sympy.oo, "+-", result)
     # Then points further out decide it: 0 is right, oo and "does not exist" are wrong
     assert verification.status == status, verification.detail
+
+
+@pytest.mark.parametrize(("problem", "expected"), [
+    ("integrate sqrt(x^2) from -2 to 1", "5/2"),
+    ("integrate sqrt(x^2 + 2x + 1) from -3 to 1", "4"),
+])
+def test_integral_of_a_root_with_a_kink_is_verified(problem: str, expected: str) -> None:
+    # Given sqrt of a square (|.| in disguise): quadrature across the kink did not converge
+    # and the (right) answer was unverified
+    answer = solve(problem)
+    # Then quadrature is split at the root's zero and confirms the value
+    assert (answer.text, answer.verification.status) == (expected, "verified")
+
+
+def test_value_sympy_can_only_bound_is_not_printed_as_a_decimal() -> None:
+    # Given Machin's formula, exactly 0 but not simplified by SymPy, whose evalf gives
+    # "-0.e-125" (no significant digit); the step read "approximately -0E-125"
+    answer = solve("4*atan(1/5) - atan(1/239) - pi/4")
+    # Then no decimal without a significant digit is shown, and the value is verified
+    assert not any("E-125" in step or "e-125" in step for step in answer.steps), answer.steps
+    assert answer.verification.status == "verified"

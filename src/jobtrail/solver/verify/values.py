@@ -177,7 +177,7 @@ def check_antiderivative(expr: sympy.Expr, variable: sympy.Symbol, antiderivativ
 
 def _breaks(expr: sympy.Expr, variable: sympy.Symbol, low: float, high: float,
             budget: Budget) -> list[float]:
-    """Points in (low, high) where *expr* is not smooth: kinks, jumps, poles."""
+    """Points in (low, high) where *expr* is not smooth: kinks, jumps, poles, roots of 0."""
     pieces: list[sympy.Expr] = []
     for atom in expr.atoms(*_KINKS, sympy.Max, sympy.Min, sympy.Piecewise):
         if isinstance(atom, (sympy.Max, sympy.Min)):
@@ -188,8 +188,9 @@ def _breaks(expr: sympy.Expr, variable: sympy.Symbol, low: float, high: float,
         else:
             pieces.append(atom.args[0])
     for sub in sympy.preorder_traversal(expr):
-        if isinstance(sub, sympy.Pow) and sub.exp.is_negative:
-            pieces.append(sub.base)
+        if isinstance(sub, sympy.Pow) and (sub.exp.is_negative or (
+                sub.exp.is_Rational and not sub.exp.is_Integer)):
+            pieces.append(sub.base)  # a pole, or a root's kink: sqrt(x^2) = |x|
         elif isinstance(sub, (sympy.tan, sympy.sec, sympy.cot, sympy.csc, sympy.log)):
             pieces.append(sub.args[0] if not isinstance(sub, (sympy.tan, sympy.sec))
                           else sympy.cos(sub.args[0]))
