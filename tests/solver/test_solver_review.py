@@ -8,6 +8,7 @@ import sympy
 from jobtrail.errors import ProblemParseError
 from jobtrail.solver import solve
 from jobtrail.solver.verify import check_limit, run
+from jobtrail.solver.verify.geometry import check_points, check_triangle
 
 
 @pytest.mark.parametrize(("problem", "expected"), [
@@ -93,3 +94,27 @@ def test_value_sympy_can_only_bound_is_not_printed_as_a_decimal() -> None:
     # Then no decimal without a significant digit is shown, and the value is verified
     assert not any("E-125" in step or "e-125" in step for step in answer.steps), answer.steps
     assert answer.verification.status == "verified"
+
+
+@pytest.mark.parametrize(("question", "answer", "status"), [
+    ("kind", "right", "verified"), ("kind", "acute", "contradicted"),
+    ("area", sympy.Integer(6), "verified"), ("area", sympy.Integer(7), "contradicted"),
+    ("angles", [sympy.acos(sympy.Rational(4, 5)), sympy.acos(sympy.Rational(3, 5)),
+                sympy.pi / 2], "verified"),
+    ("angles", [sympy.acos(sympy.Rational(3, 5)), sympy.acos(sympy.Rational(4, 5)),
+                sympy.pi / 2], "contradicted"),
+])
+def test_triangle_answers_are_checked(question: str, answer: object, status: str) -> None:
+    # Given the 3-4-5 triangle and a right or a wrong answer (geometry was never checked)
+    three, four, five = (sympy.Integer(v) for v in (3, 4, 5))
+    verification, _ = run(check_triangle, three, four, five, question, answer)
+    # Then the check computed from the sides agrees or contradicts
+    assert verification.status == status, verification.detail
+
+
+def test_two_point_answers_are_checked() -> None:
+    p, q = (sympy.Integer(1), sympy.Integer(2)), (sympy.Integer(4), sympy.Integer(6))
+    assert run(check_points, p, q, "distance", sympy.Integer(5))[0].status == "verified"
+    assert run(check_points, p, q, "slope", sympy.Rational(3, 4))[0].status == "contradicted"
+    midpoint = (sympy.Rational(5, 2), sympy.Integer(4))
+    assert run(check_points, p, q, "midpoint", midpoint)[0].status == "verified"

@@ -131,10 +131,10 @@ def test_nonlinear_system_says_completeness_was_not_checked() -> None:
     assert "completeness not checked" in answer.verification.detail
 
 
-def test_geometry_answers_say_they_were_not_checked() -> None:
+def test_geometry_answers_are_checked_independently() -> None:
     answer = solve("distance between (0, 0) and (3, 4)")
-    assert answer.verification.status == "unverified"
-    assert answer.verification.detail == "no independent check exists for this kind"
+    assert answer.verification.status == "verified"
+    assert answer.verification.detail == "the distance agrees with an independent computation"
 
 
 # --- each check catches its class of wrong answer ---------------------------------------------
