@@ -118,3 +118,21 @@ def test_two_point_answers_are_checked() -> None:
     assert run(check_points, p, q, "slope", sympy.Rational(3, 4))[0].status == "contradicted"
     midpoint = (sympy.Rational(5, 2), sympy.Integer(4))
     assert run(check_points, p, q, "midpoint", midpoint)[0].status == "verified"
+
+
+@pytest.mark.parametrize("problem", ["lim x->oo cos(2 pi x)", "lim x->0+ sin(pi/x)",
+                                     "lim x->0 cos(pi/x)",
+                                     "lim x->oo sin(pi x)"])
+def test_oscillating_limit_is_not_judged_on_lattice_points(problem: str) -> None:
+    # Given a limit that does not exist but whose function is constant on x = 10^k (or
+    # 10^-k): sampling there made the values "settle" on 1 or 0
+    answer = solve(problem)
+    # Then the answer "does not exist" stands (the points are off the lattice)
+    assert answer.text == "does not exist"
+    assert answer.verification.status == "unverified"
+
+
+def test_limit_with_accumulation_bounds_inside_does_not_exist() -> None:
+    # Given x*sin(x) at oo, which SymPy answers oo*sign(AccumBounds(-1, 1)) (was the answer)
+    answer = solve("lim x->oo x sin(x)")
+    assert answer.text == "does not exist"

@@ -278,6 +278,8 @@ def _does_not_exist(
 ) -> list[str] | None:
     if isinstance(result, sympy.AccumBounds):
         return [f"oscillates between {result.min} and {result.max}"]
+    if result.has(sympy.AccumBounds):  # x*sin(x) at oo: oo*sign(AccumBounds(-1, 1))
+        return [f"oscillates without settling: {result}"]
     if result is sympy.zoo or result is sympy.nan:
         left = sympy.limit(expr, variable, point, "-")
         right = sympy.limit(expr, variable, point, "+")

@@ -1,7 +1,7 @@
 """Verify limits: the function evaluated along a sequence approaching the point.
 
-Invariant: pure; each side asked is approached by ``a ± 10^-3 ... 10^-12``
-(or ``±10^3 ... 10^12`` at infinity) at 60 digits, never by SymPy's
+Invariant: pure; each side asked is approached by ``a ± √2·10^-3 ... √2·10^-12``
+(or ``±10^3/√2 ... 10^12/√2`` at infinity) at 60 digits, never by SymPy's
 ``limit``. A finite answer must be approached; ``oo`` must be outgrown with
 its sign; "does not exist" needs the two sides to differ.
 """
@@ -32,7 +32,8 @@ def check_limit(expr: sympy.Expr, variable: sympy.Symbol, point: sympy.Expr, sid
         result: SymPy's limit, or None for "does not exist".
         budget: Time allowance.
     """
-    method = "direct evaluation at 60 digits along x = a ± 10^-3, ..., 10^-12 (or ±10^3 ... 10^12)"
+    method = ("direct evaluation at 60 digits along x = a ± √2·10^-3, ..., √2·10^-12 "
+              "(or ±10^3/√2 ... 10^12/√2)")
     if expr.free_symbols - {variable} or (result is not None and result.free_symbols):
         return Verification("unverified", method, "the function has parameters"), None
     found = _sequences(expr, variable, point, side, budget)
@@ -52,7 +53,8 @@ def check_limit(expr: sympy.Expr, variable: sympy.Symbol, point: sympy.Expr, sid
 _FURTHER = (12, 20, 30, 50)
 """Exponents k of the points ±10^k tried at infinity when 10^3 ... 10^12 did not decide."""
 
-_FURTHER_METHOD = "direct evaluation at 120 digits along x = ±10^12, 10^20, 10^30, 10^50"
+_FURTHER_METHOD = ("direct evaluation at 120 digits along x = ±10^12/√2, 10^20/√2, 10^30/√2, "
+                   "10^50/√2")
 
 
 def _compare(found: list[Any], result: sympy.Expr | None, method: str,
@@ -116,9 +118,9 @@ def _approaches(seq: list[Any], target: Any) -> bool:
 
 def _sequences(expr: sympy.Expr, variable: sympy.Symbol, point: sympy.Expr, side: str,
                budget: Budget, exponents: tuple[int, ...] = (3, 6, 9, 12)) -> list[Any] | None:
-    """Per side asked: [f(a ± 10^-3), ..., f(a ± 10^-12)] at 60 digits (None if undefined).
+    """Per side asked: [f(a ± √2·10^-3), ..., f(a ± √2·10^-12)] at 60 digits (None if undefined).
 
-    Other *exponents* k give the points ``a ± 10^-k`` (``±10^k`` at infinity), at
+    Other *exponents* k give the points ``a ± √2·10^-k`` (``±10^k/√2`` at infinity), at
     120 digits when the largest is above 12.
     """
     f = compile_expr(expr, [variable])
@@ -135,7 +137,8 @@ def _sequences(expr: sympy.Expr, variable: sympy.Symbol, point: sympy.Expr, side
             direction = 1 if s == "+" else -1
             seq = []
             for k in exponents:
-                h = mpmath.mpf(10) ** -k
+                # √2 keeps the points off every rational lattice: cos(2*pi*x) at x = 10^k is 1
+                h = mpmath.sqrt(2) * mpmath.mpf(10) ** -k
                 t = direction * (1 / h) if infinite else p + direction * h
                 seq.append(call(f, t))
             found.append(None if any(v is None for v in seq) else (seq, None))
