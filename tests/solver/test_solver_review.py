@@ -7,7 +7,7 @@ import sympy
 
 from jobtrail.errors import ProblemParseError
 from jobtrail.solver import solve
-from jobtrail.solver.verify import check_limit, run
+from jobtrail.solver.verify import check_equation, check_limit, run
 from jobtrail.solver.verify.geometry import check_points, check_triangle
 
 
@@ -136,3 +136,15 @@ def test_limit_with_accumulation_bounds_inside_does_not_exist() -> None:
     # Given x*sin(x) at oo, which SymPy answers oo*sign(AccumBounds(-1, 1)) (was the answer)
     answer = solve("lim x->oo x sin(x)")
     assert answer.text == "does not exist"
+
+
+def test_missing_family_with_a_long_period_is_detected() -> None:
+    # Given sin(x/10) = 1/2 (period 20*pi) answered with one of its two families: the
+    # completeness search over [-10, 10] saw only the reported root 5*pi/3 and verified it
+    x = sympy.Symbol("x")
+    expr = sympy.sin(x / 10) - sympy.Rational(1, 2)
+    family = sympy.solveset(expr, x, sympy.S.Reals).args[0]
+    verification, _ = run(check_equation, expr, x, family, sympy.S.Reals)
+    # Then the search covers a whole period and finds the root of the dropped family
+    assert verification.status == "contradicted", verification.detail
+    assert "-36.65191429" in verification.detail
