@@ -52,10 +52,11 @@ def test_negative_power_before_a_division_says_how_it_was_read(problem: str,
     assert answer.steps[0] == reading
 
 
-@pytest.mark.parametrize("problem", ["re(x)", "d/dx re(x)", "im(2+3i)", "max(1, 2)"])
+@pytest.mark.parametrize("problem", ["re(x)", "d/dx re(x)", "im(2+3i)", "max(1, 2)", "f(x) = x^2",
+                                     "d/dx f(x)", "g(t) + 1"])
 def test_unknown_short_function_name_is_refused_not_split(problem: str) -> None:
     # Given a function name jobtrail does not know, short enough to be split into letters
-    # (re(x) was answered as r*e*x)
+    # (re(x) was answered as r*e*x, f(x) = x^2 as the equation f*x = x^2)
     with pytest.raises(ProblemParseError, match="unknown function"):
         solve(problem)
 
