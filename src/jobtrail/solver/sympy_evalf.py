@@ -13,7 +13,9 @@ built, and ``simplify(180*acos(7823207/7823209)/pi)`` returns 0: in some
 processes only, because the order SymPy deduces facts in depends on the
 hash seed.
 
-The replacement evaluates at *prec* and again at ``2*prec + 30`` bits,
+When the value at *prec* is 0 or below ``2^-prec`` (where rounding the
+arguments can make a small value 0 or flip its sign), the replacement
+evaluates again at ``2*prec + 30`` bits,
 doubling until two evaluations agree to *prec* bits (at most
 ``_MAX_PREC_BITS``), and returns the agreed value; when none agree it
 returns None, which SymPy reads as "unknown".
@@ -75,6 +77,8 @@ def _eval_evalf(self: sympy.Function, prec: int) -> Any:
     low = _as_mp(first, work)
     if low is None:
         return first  # not a plain number (SymPy's own fallbacks): leave it alone
+    if low != 0 and mpmath.mag(low) > -prec:
+        return first  # not near 0: rounding the arguments cannot have flipped its sign
     while work <= _MAX_PREC_BITS:
         try:
             again = _ORIGINAL(self, work)
