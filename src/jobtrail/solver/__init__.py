@@ -19,6 +19,9 @@ Decisions:
       [0, 2*pi) as a step.
     * Polynomial and rational equations are solved over the complex numbers,
       others over the reals.
+    * SymPy's numeric evaluation of functions is made precision-checked on
+      import (``sympy_evalf.install``), so ``acos(7823207/7823209)`` is never
+      0 and an answer does not depend on the process's hash seed.
     * When the parser read the text other than literally (a function without
       parentheses, scientific notation, letters split into a product, ...,
       see docs/problems.md), the answer's first step says so:
@@ -37,9 +40,14 @@ from jobtrail.solver.answer import KINDS, Answer
 from jobtrail.solver.kinds import SOLVERS, detect_kind
 from jobtrail.solver.parse import collect_readings
 from jobtrail.solver.render import with_readings
+from jobtrail.solver.sympy_evalf import install as _install_precise_evalf
 from jobtrail.solver.text import MAX_PROBLEM_CHARS, normalize, rewritten_characters
 
 __all__ = ["KINDS", "MAX_PROBLEM_CHARS", "Answer", "classify", "solve"]
+
+# Before any SymPy object is built: SymPy's fallback evalf of functions loses
+# the precision it claims, which makes facts like is_zero hash-seed dependent.
+_install_precise_evalf()
 
 # Exceptions from these top-level packages mean "SymPy could not do it".
 _SOLVER_PACKAGES = frozenset({"builtins", "sympy", "mpmath"})

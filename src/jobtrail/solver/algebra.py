@@ -31,6 +31,8 @@ from jobtrail.solver.verify import (
     run,
     settle,
 )
+from jobtrail.solver.verify.evaluate import Unsupported
+from jobtrail.solver.verify.numeric import call, compile_expr, stable
 
 __all__ = [
     "solve_arithmetic",
@@ -261,6 +263,13 @@ def solve_equation(text: str) -> Answer:
     else:
         domain = sympy.S.Reals
     solution = sympy.solveset(expr, variable, domain)
+    if domain == sympy.S.Reals and isinstance(solution, sympy.FiniteSet):
+        outside = [root for root in solution if _outside_real_domain(expr, variable, root)]
+        if outside:
+            shown = ", ".join(f"{variable} = {root}" for root in sorted(outside, key=sort_key))
+            steps.append(f"discard {shown}: substituted, the equation does not hold over the "
+                         "reals (log, roots and powers take principal values)")
+            solution = sympy.FiniteSet(*(root for root in solution if root not in outside))
     answer_text, latex, more = _describe_set(variable, solution, domain)
     steps.extend(more)
     if isinstance(solution, sympy.FiniteSet) and solution.has(sympy.CRootOf):
@@ -275,6 +284,26 @@ def solve_equation(text: str) -> Answer:
     steps.append(answer_text)
     answer = Answer("equation", answer_text, latex, tuple(steps))
     return settle(answer, *run(check_equation, expr, variable, solution, domain))
+
+
+def _outside_real_domain(expr: sympy.Expr, variable: sympy.Symbol, root: sympy.Expr) -> bool:
+    """True if *root* clearly is no real solution of ``expr = 0``: undefined there, or non-zero.
+
+    ``solveset`` over the reals combines logarithms first, so ``log(x) + log(x + 1) =
+    log(6)`` comes back as {-3, 2}; at -3 the left side is ``log(6) + 2*pi*I``.
+    A root whose value does not settle numerically is kept (the check decides).
+    """
+    if root.free_symbols:
+        return False
+    try:
+        f = compile_expr(expr, [variable])
+        at = compile_expr(root, [])
+    except Unsupported:
+        return False
+    settled = stable(lambda: f(at()))
+    if settled is None:
+        return call(lambda: f(at())) is None  # undefined at the root (else: not settled)
+    return bool(abs(settled[0]) > 1e-10)
 
 
 def split_system(text: str) -> tuple[list[str], list[str] | None]:

@@ -127,6 +127,21 @@ def _rule_steps(expr: sympy.Expr, variable: sympy.Symbol) -> list[str]:
     return []
 
 
+def _differentiate(expr: sympy.Expr, variable: sympy.Symbol, order: int) -> sympy.Expr:
+    """``diff(expr, variable, order)``, over the reals when *expr* holds ``Abs``.
+
+    SymPy differentiates ``Abs(x)`` of a complex ``x`` as
+    ``(re(x)*Derivative(re(x), x) + im(x)*Derivative(im(x), x))*sign(x)/x``;
+    for a real variable it is ``sign(x)``, which is what ``d/dx |x|`` means
+    (parameters are taken real too: ``d/dx |x - a|`` is ``sign(x - a)``).
+    """
+    if not expr.has(sympy.Abs):
+        return sympy.diff(expr, variable, order)
+    reals = {s: sympy.Dummy(s.name, real=True) for s in expr.free_symbols | {variable}}
+    result = sympy.diff(expr.xreplace(reals), reals[variable], order)
+    return result.xreplace({real: s for s, real in reals.items()})
+
+
 def solve_derivative(text: str) -> Answer:
     """Differentiate, e.g. ``"Find the derivative of x^3 sin(x)"``.
 
@@ -150,7 +165,7 @@ def solve_derivative(text: str) -> Answer:
         raise ProblemParseError("nothing to differentiate", text=text, position=len(text))
     expr = parse_expression(body)
     variable = choose_variable(expr, named)
-    result = sympy.diff(expr, variable, order)
+    result = _differentiate(expr, variable, order)
     prefix = "" if order == 1 else f"{order} times "
     steps = [f"differentiate {expr} {prefix}with respect to {variable}"]
     if order == 1:
@@ -263,6 +278,8 @@ def _does_not_exist(
 ) -> list[str] | None:
     if isinstance(result, sympy.AccumBounds):
         return [f"oscillates between {result.min} and {result.max}"]
+    if result.has(sympy.AccumBounds):  # x*sin(x) at oo: oo*sign(AccumBounds(-1, 1))
+        return [f"oscillates without settling: {result}"]
     if result is sympy.zoo or result is sympy.nan:
         left = sympy.limit(expr, variable, point, "-")
         right = sympy.limit(expr, variable, point, "+")

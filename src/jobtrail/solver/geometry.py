@@ -17,6 +17,8 @@ from jobtrail.errors import ProblemParseError, UnsupportedProblemError
 from jobtrail.solver.answer import Answer
 from jobtrail.solver.parse import parse_expression
 from jobtrail.solver.render import join_latex, numeric_or_none, split_top_level, wrap
+from jobtrail.solver.verify import run, settle
+from jobtrail.solver.verify.geometry import check_points, check_triangle
 
 __all__ = ["solve_geometry"]
 
@@ -89,7 +91,8 @@ def _right_angle(a: sympy.Expr, b: sympy.Expr, c: sympy.Expr) -> Answer:
         )
         text = f"right-angled: {squares} = {wrap(large)}^2 ({s2} + {m2} = {l2})"
         latex = f"\\text{{right-angled: }} {sq_latex} = {_latex_base(large)}^2"
-        return Answer("geometry", text, latex, tuple(steps))
+        answer = Answer("geometry", text, latex, tuple(steps))
+        return settle(answer, *run(check_triangle, a, b, c, "kind", "right"))
     kind = "obtuse" if sympy.simplify(total - l2).is_negative else "acute"
     relation = "<" if kind == "obtuse" else ">"
     steps.append(
@@ -98,7 +101,8 @@ def _right_angle(a: sympy.Expr, b: sympy.Expr, c: sympy.Expr) -> Answer:
     )
     text = f"not right-angled: {squares} = {total} but {wrap(large)}^2 = {l2} ({kind})"
     latex = f"\\text{{not right-angled: }} {sq_latex} \\ne {_latex_base(large)}^2"
-    return Answer("geometry", text, latex, tuple(steps))
+    answer = Answer("geometry", text, latex, tuple(steps))
+    return settle(answer, *run(check_triangle, a, b, c, "kind", kind))
 
 
 def _area(a: sympy.Expr, b: sympy.Expr, c: sympy.Expr) -> Answer:
@@ -113,7 +117,8 @@ def _area(a: sympy.Expr, b: sympy.Expr, c: sympy.Expr) -> Answer:
     number = numeric_or_none(area)
     if number is not None and not area.is_Rational:
         steps.append(f"approximately {number}")
-    return Answer("geometry", str(area), sympy.latex(area), tuple(steps))
+    answer = Answer("geometry", str(area), sympy.latex(area), tuple(steps))
+    return settle(answer, *run(check_triangle, a, b, c, "area", area))
 
 
 def _angles(a: sympy.Expr, b: sympy.Expr, c: sympy.Expr) -> Answer:
@@ -121,18 +126,21 @@ def _angles(a: sympy.Expr, b: sympy.Expr, c: sympy.Expr) -> Answer:
     texts: list[str] = []
     latexes: list[str] = []
     steps: list[str] = []
+    angles: list[sympy.Expr] = []
     for index, name in enumerate(_NAMES):
         opposite = sides[index]
         p, q = (sides[j] for j in range(3) if j != index)
         cosine = sympy.nsimplify(sympy.simplify((p**2 + q**2 - opposite**2) / (2 * p * q)))
         angle = sympy.acos(cosine)
+        angles.append(angle)
         degrees = sympy.simplify(angle * 180 / sympy.pi)
         shown = str(degrees) if degrees.is_Rational else f"{sympy.N(degrees, 6)}"
         steps.append(f"cos {name} = ({p}^2 + {q}^2 - {opposite}^2)/(2*{p}*{q}) = {cosine}")
         texts.append(f"{name} = {angle} ({shown} degrees)")
         latexes.append(f"{name} = {sympy.latex(angle)} \\; ({shown}^\\circ)")
     steps.append("law of cosines; angle A is opposite the first side given")
-    return Answer("geometry", ", ".join(texts), join_latex(latexes), tuple(steps))
+    answer = Answer("geometry", ", ".join(texts), join_latex(latexes), tuple(steps))
+    return settle(answer, *run(check_triangle, a, b, c, "angles", angles))
 
 
 def _points(text: str) -> list[tuple[sympy.Expr, ...]]:
@@ -156,13 +164,15 @@ def _two_points(text: str, lower: str) -> Answer:
         shown = "(" + ", ".join(str(v) for v in mid) + ")"
         steps = [f"midpoint = ((x1 + x2)/2, (y1 + y2)/2) = {shown}"]
         latex = "\\left(" + ", ".join(sympy.latex(v) for v in mid) + "\\right)"
-        return Answer("geometry", shown, latex, tuple(steps))
+        answer = Answer("geometry", shown, latex, tuple(steps))
+        return settle(answer, *run(check_points, p, q, "midpoint", mid))
     if "slope" in lower or "gradient" in lower:
         if sympy.simplify(q[0] - p[0]) == 0:
             raise UnsupportedProblemError("the line is vertical: its slope is undefined")
         slope = sympy.simplify((q[1] - p[1]) / (q[0] - p[0]))
         steps = [f"slope = (y2 - y1)/(x2 - x1) = ({q[1]} - {p[1]})/({q[0]} - {p[0]}) = {slope}"]
-        return Answer("geometry", str(slope), sympy.latex(slope), tuple(steps))
+        answer = Answer("geometry", str(slope), sympy.latex(slope), tuple(steps))
+        return settle(answer, *run(check_points, p, q, "slope", slope))
     squares = [sympy.expand((v - u) ** 2) for u, v in zip(p, q, strict=True)]
     distance = sympy.sqrt(sum(squares, sympy.Integer(0)))
     terms = " + ".join(f"({v} - {u})^2" for u, v in zip(p, q, strict=True))
@@ -171,7 +181,8 @@ def _two_points(text: str, lower: str) -> Answer:
         f"= sqrt({' + '.join(str(s) for s in squares)}) = sqrt({sum(squares)})",
         f"= {distance}",
     ]
-    return Answer("geometry", str(distance), sympy.latex(distance), tuple(steps))
+    answer = Answer("geometry", str(distance), sympy.latex(distance), tuple(steps))
+    return settle(answer, *run(check_points, p, q, "distance", distance))
 
 
 def solve_geometry(text: str) -> Answer:
@@ -205,7 +216,8 @@ def solve_geometry(text: str) -> Answer:
     if "perimeter" in lower:
         perimeter = a + b + c
         steps = (f"perimeter = {a} + {b} + {c} = {perimeter}",)
-        return Answer("geometry", str(perimeter), sympy.latex(perimeter), steps)
+        answer = Answer("geometry", str(perimeter), sympy.latex(perimeter), steps)
+        return settle(answer, *run(check_triangle, a, b, c, "perimeter", perimeter))
     if re.search(r"\bangles?\b", lower) and not re.search(r"right[\s-]*angle", lower):
         return _angles(a, b, c)
     return _right_angle(a, b, c)

@@ -259,8 +259,8 @@ class _Parser:
         """Note ``x^1/2``: (x^1)/2 by convention, though often meant as x^(1/2).
 
         Only an integer exponent over an integer divisor that does not
-        divide it, both written without spaces (``x^1/2``, ``x^2/3``); not
-        ``x^2/2``, ``x^2 / 3``, ``e^x/2`` or ``x^2/y``.
+        divide it, both written without spaces (``x^1/2``, ``x^2/3``,
+        ``x^-1/2``); not ``x^2/2``, ``x^2 / 3``, ``e^x/2`` or ``x^2/y``.
         """
         slash, divisor = self.peek(), self.peek(1)
         if isinstance(factor, Op) and factor.name == "neg":
@@ -277,6 +277,8 @@ class _Parser:
         ):
             return
         exponent = factor.args[1]
+        if isinstance(exponent, Op) and exponent.name == "neg":
+            exponent = exponent.args[0]  # x^-1/2: (x^(-1))/2, though often meant as x^(-1/2)
         if not (isinstance(exponent, Leaf) and exponent.kind == "num" and exponent.value.isdigit()):
             return
         if self.fragment[slash.position - 1].isdigit() and int(divisor.value) != 0:

@@ -151,15 +151,17 @@ def numeric_or_none(value: sympy.Basic, digits: int = 15) -> sympy.Float | None:
         digits: Significant digits.
 
     Returns:
-        The Float, or None for non-real, infinite or symbolic values.
+        The Float, or None for non-real, infinite or symbolic values and for
+        a value SymPy could only bound (``4*atan(1/5) - atan(1/239) - pi/4``
+        evaluates to ``-0.e-125``: no significant digit, |value| < 1e-125).
     """
     try:
         number = sympy.N(value, digits)
     except (TypeError, ValueError, ArithmeticError):
         return None
-    if isinstance(number, sympy.Float):
+    if isinstance(number, sympy.Float) and number._prec > 1:
         return number
-    return None
+    return None  # not a real number, or no significant digit: SymPy's "-0.e-125"
 
 
 def sort_key(value: sympy.Basic) -> tuple[int, float, float, object]:

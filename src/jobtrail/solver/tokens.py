@@ -57,6 +57,13 @@ _STOP_WORDS = frozenset(
     {"and", "or", "the", "of", "is", "to", "as", "for", "at", "by", "in", "on", "an", "if", "it"}
 )
 _MAX_SPLIT_LETTERS = 3
+# Letters that name a function when a parenthesis follows directly: f(x), g(t).
+_FUNCTION_LETTERS = frozenset({"f", "g"})
+# Names of functions jobtrail does not know that are short enough to be split into a product
+# ("re(x)" would be r*e*x): refused as unknown functions instead.
+_UNKNOWN_FUNCTIONS = frozenset(
+    {"re", "im", "arg", "max", "min", "mod", "gcd", "lcm", "erf", "sgn", "det"}
+)
 # Names recognized inside a run of letters, longest first ("sinh" before "sin").
 _SPLIT_NAMES = tuple(sorted(FUNCTIONS | {"pi"}, key=lambda name: (-len(name), name)))
 
@@ -174,7 +181,14 @@ def _word_tokens(word: str, position: int, fragment: str) -> list[Token]:
         pairs = _WORD_OPERATORS[lower]
         return [Token(kind, value, position, "word operator") for kind, value in pairs]
     if len(word) == 1:
+        end = position + 1
+        if lower in _FUNCTION_LETTERS and fragment[end:end + 1] == "(":
+            # f(x) is function notation, never f*x
+            raise parse_error(fragment, position, f"unknown function '{word}': write the "
+                              "expression itself (there are no function definitions)")
         return [Token("var", word, position)]
+    if lower in _UNKNOWN_FUNCTIONS:
+        raise parse_error(fragment, position, f"unknown function '{word}'")
     if lower not in _STOP_WORDS:
         pieces = _split_word(word)
         if pieces is not None:

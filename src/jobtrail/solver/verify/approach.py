@@ -1,7 +1,7 @@
 """Verify limits: the function evaluated along a sequence approaching the point.
 
-Invariant: pure; each side asked is approached by ``a ± 10^-3 ... 10^-12``
-(or ``±10^3 ... 10^12`` at infinity) at 60 digits, never by SymPy's
+Invariant: pure; each side asked is approached by ``a ± √2·10^-3 ... √2·10^-12``
+(or ``±10^3/√2 ... 10^12/√2`` at infinity) at 60 digits, never by SymPy's
 ``limit``. A finite answer must be approached; ``oo`` must be outgrown with
 its sign; "does not exist" needs the two sides to differ.
 """
@@ -32,12 +32,34 @@ def check_limit(expr: sympy.Expr, variable: sympy.Symbol, point: sympy.Expr, sid
         result: SymPy's limit, or None for "does not exist".
         budget: Time allowance.
     """
-    method = "direct evaluation at 60 digits along x = a ± 10^-3, ..., 10^-12 (or ±10^3 ... 10^12)"
+    method = ("direct evaluation at 60 digits along x = a ± √2·10^-3, ..., √2·10^-12 "
+              "(or ±10^3/√2 ... 10^12/√2)")
     if expr.free_symbols - {variable} or (result is not None and result.free_symbols):
         return Verification("unverified", method, "the function has parameters"), None
     found = _sequences(expr, variable, point, side, budget)
     if found is None:
         return Verification("unverified", method, "the point is not a number"), None
+    outcome = _compare(found, result, method, budget)
+    if outcome[0].status == "unverified" and point in (sympy.oo, -sympy.oo) and None not in found:
+        # c^x for c = 1 - 7.5e-13 only moves past x = 10^12: look further out, at 120 digits
+        further = _sequences(expr, variable, point, side, budget, _FURTHER)
+        if further is not None:
+            again = _compare(further, result, _FURTHER_METHOD, budget)
+            if again[0].status != "unverified":
+                return again
+    return outcome
+
+
+_FURTHER = (12, 20, 30, 50)
+"""Exponents k of the points ±10^k tried at infinity when 10^3 ... 10^12 did not decide."""
+
+_FURTHER_METHOD = ("direct evaluation at 120 digits along x = ±10^12/√2, 10^20/√2, 10^30/√2, "
+                   "10^50/√2")
+
+
+def _compare(found: list[Any], result: sympy.Expr | None, method: str,
+             budget: Budget) -> Checked:
+    """Decide a limit from the sequences *found* (one per side) against *result*."""
     if any(entry is None for entry in found):
         return Verification("unverified", method, "the function is undefined near "
                             "the point"), None
@@ -68,7 +90,14 @@ def check_limit(expr: sympy.Expr, variable: sympy.Symbol, point: sympy.Expr, sid
 
 
 def _check_missing(behaviours: list[str | None], method: str) -> Checked:
-    """Check "does not exist": the two sides must differ (values, or +oo against -oo)."""
+    """Check "does not exist": the two sides must differ (values, or +oo against -oo).
+
+    With one side (at infinity, or a one-sided limit), values that settle on a
+    number contradict the answer.
+    """
+    if len(behaviours) == 1 and behaviours[0] not in (None, "+oo", "-oo"):
+        return Verification("contradicted", method, "the answer says the limit does not "
+                            f"exist, but the values approach {behaviours[0]}", None), None
     if len(behaviours) == 2 and None not in behaviours:
         if behaviours[0] == behaviours[1] and behaviours[0] not in ("+oo", "-oo"):
             return Verification("contradicted", method, "the answer says the limit does not "
@@ -88,14 +117,18 @@ def _approaches(seq: list[Any], target: Any) -> bool:
 
 
 def _sequences(expr: sympy.Expr, variable: sympy.Symbol, point: sympy.Expr, side: str,
-               budget: Budget) -> list[Any] | None:
-    """Per side asked: [f(a ± 10^-3), ..., f(a ± 10^-12)] at 60 digits (None if undefined)."""
+               budget: Budget, exponents: tuple[int, ...] = (3, 6, 9, 12)) -> list[Any] | None:
+    """Per side asked: [f(a ± √2·10^-3), ..., f(a ± √2·10^-12)] at 60 digits (None if undefined).
+
+    Other *exponents* k give the points ``a ± √2·10^-k`` (``±10^k/√2`` at infinity), at
+    120 digits when the largest is above 12.
+    """
     f = compile_expr(expr, [variable])
     infinite = point in (sympy.oo, -sympy.oo)
     sides = ["+"] if point == sympy.oo else ["-"] if point == -sympy.oo else (
         ["+", "-"] if side == "+-" else [side])
     found: list[Any] = []
-    with mpmath.workdps(60):
+    with mpmath.workdps(60 if max(exponents) <= 12 else 120):
         p = None if infinite else call(compile_expr(point, []))
         if not infinite and p is None:
             return None
@@ -103,8 +136,9 @@ def _sequences(expr: sympy.Expr, variable: sympy.Symbol, point: sympy.Expr, side
             budget.check()
             direction = 1 if s == "+" else -1
             seq = []
-            for k in (3, 6, 9, 12):
-                h = mpmath.mpf(10) ** -k
+            for k in exponents:
+                # √2 keeps the points off every rational lattice: cos(2*pi*x) at x = 10^k is 1
+                h = mpmath.sqrt(2) * mpmath.mpf(10) ** -k
                 t = direction * (1 / h) if infinite else p + direction * h
                 seq.append(call(f, t))
             found.append(None if any(v is None for v in seq) else (seq, None))

@@ -212,7 +212,13 @@ def _check_complete(expr: sympy.Expr, variable: sympy.Symbol, real: bool,
         reals = [float(mpmath.re(_number(v))) for v in values]
         low = min([-10.0] + [1.5 * r - 1 for r in reals if abs(r) < 1e3])
         high = max([10.0] + [1.5 * r + 1 for r in reals if abs(r) < 1e3])
-        roots = real_roots(expr, variable, (low, high), budget)
+        # at least one period of every family: sin(x/10) = 1/2 repeats every 20*pi, and a
+        # family missing from [-10, 10] would go unseen
+        period = max([abs(float(d)) for d in (sympy.diff(f, n) for f in families)
+                      if d.is_number and d.is_real and abs(float(d)) < 1e3], default=0.0)
+        low, high = min(low, -1.05 * period), max(high, 1.05 * period)
+        samples = min(10001, int(1001 * max(1.0, (high - low) / 20)))
+        roots = real_roots(expr, variable, (low, high), budget, samples)
         method = "substitution at 50 digits; sign changes and minima sampled, mpmath.findroot"
         window = f"[{low:g}, {high:g}]"
     if roots is None:

@@ -37,6 +37,9 @@ __all__ = [
 PRECISIONS: tuple[int, ...] = (30, 60, 120, 240)
 """Decimal digits tried in turn until two evaluations agree."""
 
+_ZERO_ORDERS = PRECISIONS[-1] - PRECISIONS[0] - 30
+"""Orders of magnitude the value must shrink by, over all precisions, to be read as 0."""
+
 _FAILURES = (ArithmeticError, ValueError, TypeError, OverflowError, NameError,
              AttributeError, mpmath.libmp.NoConvergence)
 
@@ -94,8 +97,13 @@ def stable(fn: Callable[..., Any], args: Sequence[Any] = (),
            budget: Budget | None = None) -> tuple[Any, int] | None:
     """Evaluate ``fn(*args)`` at rising precision until two precisions agree.
 
-    Agreement is 25 significant digits; a value that keeps shrinking as the
-    precision rises (it is 0 computed with rounding noise) is reported as 0.
+    Agreement is 25 significant digits of a non-zero value; a value that is
+    at the last precision ``_ZERO_ORDERS`` orders of magnitude below the
+    largest seen before (it is 0 computed with rounding noise, or exactly 0
+    at every precision) is reported as 0. Two exact zeros do not agree: a
+    tiny value (1e-40 computed as 1 - 1 + 1e-40, or -1.25e-61 as
+    sqrt(10^40 + 1) - 10^20 - 5*10^-21, exactly 0 at 30 and 60 digits)
+    stops shrinking once a precision resolves it, and is reported.
     Cancellation therefore cannot turn a small non-zero value into 0 nor the
     reverse.
 
@@ -108,7 +116,7 @@ def stable(fn: Callable[..., Any], args: Sequence[Any] = (),
         ``(value, digits)``: the value at the precision that settled it and
         that precision; None if undefined, or if no two precisions agreed.
     """
-    previous, prev_dps = None, 0
+    previous, largest = None, mpmath.mpf(0)
     for dps in PRECISIONS:
         if budget is not None:
             budget.check()
@@ -116,16 +124,19 @@ def stable(fn: Callable[..., Any], args: Sequence[Any] = (),
             value = call(fn, *(mpmath.mpmathify(a) for a in args))
             if value is None:
                 return None
-            if previous is not None:
-                size = abs(value)
-                if abs(value - previous) <= mpmath.mpf(10) ** -25 * size:
-                    return +value, dps
-                if size < mpmath.mpf(10) ** (-dps + 20) and abs(previous) < mpmath.mpf(10) ** (
-                        -prev_dps + 20):
-                    return mpmath.mpf(0), dps
-            previous, prev_dps = value, dps
+            size = abs(value)
+            # two exact zeros do not agree: cancellation gives 0 until a precision resolves it
+            if previous is not None and size != 0 and abs(value - previous) <= mpmath.mpf(
+                    10) ** -25 * size:
+                return +value, dps
+            if dps != PRECISIONS[-1]:
+                largest = max(largest, size)
+            previous = value
+    if previous is not None and abs(previous) <= largest * mpmath.mpf(10) ** -_ZERO_ORDERS:
+        # rounding noise of a zero shrinks with the precision (or is 0 at every precision);
+        # a small true value stops shrinking once a precision resolves it
+        return mpmath.mpf(0), PRECISIONS[-1]
     return None
-
 
 def fmt(value: Any, digits: int = 15, strip: bool = True) -> str:
     """Print an mpmath value with *digits* significant digits (complex as a + b*I).

@@ -66,7 +66,9 @@ def check_arithmetic(given: sympy.Expr, result: sympy.Expr, budget: Budget) -> C
                             "beyond 240 digits)"), None
     (a, digits_a), (b, digits_b) = left, right
     method = f"mpmath at {max(digits_a, digits_b)} digits (two precisions agree)"
-    if close(a, b, mpmath.mpf(10) ** -20) or (a == 0 and b == 0):
+    # Both values are settled to 25 significant digits: compare them relatively, so a
+    # tiny value (1e-40) is not "close" to 0.
+    if abs(a - b) <= mpmath.mpf(10) ** -20 * max(abs(a), abs(b)):
         return Verification("verified", method, f"the input evaluates to {fmt(a)}",
                             relative_error(a, b)), None
     detail = f"symbolic result {result} = {fmt(b)} disagrees with the input's value {fmt(a)}"
@@ -175,7 +177,7 @@ def check_antiderivative(expr: sympy.Expr, variable: sympy.Symbol, antiderivativ
 
 def _breaks(expr: sympy.Expr, variable: sympy.Symbol, low: float, high: float,
             budget: Budget) -> list[float]:
-    """Points in (low, high) where *expr* is not smooth: kinks, jumps, poles."""
+    """Points in (low, high) where *expr* is not smooth: kinks, jumps, poles, roots of 0."""
     pieces: list[sympy.Expr] = []
     for atom in expr.atoms(*_KINKS, sympy.Max, sympy.Min, sympy.Piecewise):
         if isinstance(atom, (sympy.Max, sympy.Min)):
@@ -186,8 +188,9 @@ def _breaks(expr: sympy.Expr, variable: sympy.Symbol, low: float, high: float,
         else:
             pieces.append(atom.args[0])
     for sub in sympy.preorder_traversal(expr):
-        if isinstance(sub, sympy.Pow) and sub.exp.is_negative:
-            pieces.append(sub.base)
+        if isinstance(sub, sympy.Pow) and (sub.exp.is_negative or (
+                sub.exp.is_Rational and not sub.exp.is_Integer)):
+            pieces.append(sub.base)  # a pole, or a root's kink: sqrt(x^2) = |x|
         elif isinstance(sub, (sympy.tan, sympy.sec, sympy.cot, sympy.csc, sympy.log)):
             pieces.append(sub.args[0] if not isinstance(sub, (sympy.tan, sympy.sec))
                           else sympy.cos(sub.args[0]))
