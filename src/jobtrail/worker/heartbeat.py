@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from celery.signals import worker_ready, worker_shutdown
@@ -27,6 +28,7 @@ from jobtrail.store.heartbeats import HeartbeatStore
 from jobtrail.store.stats import read_metrics
 from jobtrail.worker.app import SETTINGS_KEY
 from jobtrail.worker.liveness import PollClock, poll_clock
+from jobtrail.worker.recovery import DeadWorkerSweep
 
 __all__ = ["HeartbeatThread"]
 
@@ -43,11 +45,14 @@ class HeartbeatThread(threading.Thread):
         clock: When the consumer last polled the broker.
         stuck_after_s: Poll age in seconds past which readers show the node stuck.
         queue: The queue the node consumes.
+        after_beat: Called after each heartbeat that was written (the dead-worker
+            sweep, worker.recovery); its errors are logged, never raised.
     """
 
     def __init__(self, store: HeartbeatStore, name: str, interval_s: float, *,
                  clock: PollClock | None = None, stuck_after_s: float | None = None,
-                 queue: str | None = None) -> None:
+                 queue: str | None = None,
+                 after_beat: Callable[[], object] | None = None) -> None:
         super().__init__(name="jobtrail-heartbeat", daemon=True)
         self.store = store
         self.node = name
@@ -57,22 +62,30 @@ class HeartbeatThread(threading.Thread):
         self.queue = queue
         self.started_at = now_s()
         self.stopped = threading.Event()
+        self.after_beat = after_beat
 
-    def beat(self) -> None:
-        """Write one heartbeat now (errors are logged, never raised)."""
+    def beat(self) -> bool:
+        """Write one heartbeat now; True if written (errors are logged, never raised)."""
         jobs = sorted(str(r.id) for r in list(worker_state.active_requests))
+        held = sorted({*jobs, *(str(r.id) for r in list(worker_state.reserved_requests))})
         try:
             self.store.beat(self.node, pid=os.getpid(), started_at=self.started_at, jobs=jobs,
                             interval_s=self.interval_s,
                             polled_at=self.clock.polled_at if self.clock else None,
-                            stuck_after_s=self.stuck_after_s, queue=self.queue)
+                            stuck_after_s=self.stuck_after_s, queue=self.queue, held=held)
         except RedisUnavailableError as exc:
             logger.warning("heartbeat not written worker=%s reason=%s", self.node, exc)
+            return False
+        return True
 
     def run(self) -> None:
-        """Beat until stop() is called."""
+        """Beat until stop() is called; after each beat written, run after_beat."""
         while not self.stopped.is_set():
-            self.beat()
+            if self.beat() and self.after_beat is not None:
+                try:
+                    self.after_beat()
+                except Exception:  # noqa: BLE001 - the heartbeat must go on whatever fails
+                    logger.exception("dead-worker sweep failed worker=%s", self.node)
             self.stopped.wait(self.interval_s)
 
     def stop(self) -> None:
@@ -98,9 +111,12 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
     main_url, _, _ = settings.require_urls()
     store = HeartbeatStore(connect(main_url, settings=settings),
                            KeySpace(settings.key_prefix, settings.queue))
+    sweep = None
+    if settings.recover_dead_workers:
+        sweep = DeadWorkerSweep.for_worker(sender.app, settings, node=str(sender.hostname))
     _thread = HeartbeatThread(store, str(sender.hostname), settings.heartbeat_interval_s,
                               clock=poll_clock, stuck_after_s=settings.worker_stuck_after_s,
-                              queue=settings.queue)
+                              queue=settings.queue, after_beat=sweep)
     _thread.start()
     if settings.worker_metrics_port:
         _serve_metrics(settings)
