@@ -222,6 +222,11 @@ def wait_for_replicas(client: redis.Redis, conn: Any) -> None:
     except REDIS_ERRORS as exc:
         conn.disconnect()
         raise wrap_redis_error(durability.what, exc) from exc
+    except BaseException:
+        # interrupted while WAIT blocks (Celery's soft time limit): its reply would be read
+        # as the next command's, so the connection must not go back to the pool as is
+        conn.disconnect()
+        raise
     _check_acked(durability, acked)
 
 

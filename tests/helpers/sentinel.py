@@ -141,6 +141,26 @@ class SentinelCluster:
         self._wait_new_master(before, timeout_s=30)
         return time.monotonic() - started
 
+    def restart(self, port: int) -> None:
+        """Start the killed node on *port* again; Sentinel makes it a replica of the master."""
+        old = self.nodes[port]
+        data = self.tmp / f"{'master' if 'master' in old.log.name else 'replica'}-{port}"
+        proc = subprocess.Popen(
+            [find_redis_server(), "--port", str(port), "--bind", "127.0.0.1", "--dir",
+             str(data), "--logfile", str(old.log), "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        self.nodes[port] = Node(port, proc, old.log)
+        self.killed.remove(port)
+        _wait(f"node {port} back", lambda: self.nodes[port].client().ping())
+
+    def kill_master_and_bring_it_back(self) -> float:
+        """kill_master(), then restart the old master (it rejoins as a replica)."""
+        before = self.master_port()
+        took = self.kill_master()
+        self.restart(before)
+        self.wait_ready()
+        return took
+
     def _wait_new_master(self, before: int, timeout_s: float = 20.0) -> None:
         def moved() -> bool:
             port = self.master_port()

@@ -201,10 +201,13 @@ class DeadWorkerSweep:
 
     def _recover(self, tag: str, job: Job, live: set[str], last_seen: dict[str, float],
                  reason_prefix: str) -> Recovered | None:
-        reason = reason_prefix + gone_reason(job.worker, last_seen.get(job.worker))
+        if job.worker in live:
+            # alive, but it no longer holds the message (its reject or ack was lost in a
+            # failover): the heartbeat's `held` list is the authority, not the record
+            reason = reason_prefix + f"worker {job.worker} no longer holds its message"
+        else:
+            reason = reason_prefix + gone_reason(job.worker, last_seen.get(job.worker))
         if job.status is JobStatus.PROCESSING:
-            if job.worker in live:
-                return None  # its worker is alive (and between finishing and acknowledging)
             try:
                 self.store.transition(job.id, JobStatus.PENDING, event=EventType.REDELIVERED,
                                       event_fields={"reason": reason, "dead_worker": job.worker},
