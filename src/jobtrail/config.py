@@ -173,6 +173,13 @@ class Settings(BaseSettings):
     max_attempts: int = Field(
         3, description="Deliveries of one job before it is failed as 'worker lost' each time."
     )
+    # -- riding out Redis faults (issue 12) --
+    redis_retry_s: float = Field(
+        30.0, gt=0, allow_inf_nan=False,
+        description="Seconds a worker keeps retrying a main-DB write of a job's start or "
+        "outcome before it hands the task back to the broker (requeue); long enough to "
+        "ride out a Redis restart.",
+    )
     events_max_len: int = Field(
         1_000, description="Cap of each job's lifecycle events stream (approximate MAXLEN)."
     )

@@ -42,6 +42,8 @@ a module boundary; library errors (redis, sqlalchemy) are wrapped here with
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "AnswerContradictedError",
     "ArchiveError",
@@ -74,8 +76,28 @@ __all__ = [
 ]
 
 
+def _restore(cls: type[JobtrailError], args: tuple[Any, ...],
+             state: dict[str, Any]) -> JobtrailError:
+    """Rebuild a pickled JobtrailError without calling its ``__init__``."""
+    exc = cls.__new__(cls)
+    exc.args = args
+    exc.__dict__.update(state)
+    return exc
+
+
 class JobtrailError(Exception):
-    """Root of every error jobtrail raises on purpose."""
+    """Root of every error jobtrail raises on purpose.
+
+    Every subclass pickles to an equal exception (same class, message and
+    attributes), whatever its constructor takes: Exception's own reduce
+    calls ``cls(*self.args)``, which fails for a constructor whose arguments
+    are not the message (``RedisUnavailableError(url, reason)``), and an
+    exception that cannot be unpickled kills a Celery worker when a pool
+    process hands it to the parent.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _restore, (type(self), self.args, dict(self.__dict__))
 
 
 class ConfigError(JobtrailError):

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import redis
 from celery import Celery
 from kombu.exceptions import OperationalError
 
@@ -82,17 +83,34 @@ class JobService:
                 f"problem text is {size} bytes; at most {MAX_SUBMIT_BYTES} are accepted",
                 what="text")
 
+    def _enqueue_failure(self, exc: Exception) -> RedisUnavailableError | None:
+        """The error to report for a send_task that raised *exc*, or None if not Redis's.
+
+        send_task raises kombu's OperationalError when the broker cannot be
+        reached, and, before publishing, a RuntimeError when Celery's Redis
+        result backend gave up subscribing to the task's result (20 tries, e.g.
+        "max number of clients reached"); nothing was published in either case.
+        """
+        if isinstance(exc, OperationalError):
+            return RedisUnavailableError(mask_url(str(self.app.conf.broker_url)), str(exc))
+        if isinstance(exc, RuntimeError) and isinstance(exc.__cause__, redis.RedisError):
+            return RedisUnavailableError(mask_url(str(self.app.conf.result_backend)),
+                                         str(exc.__cause__) or type(exc.__cause__).__name__)
+        return None
+
     def _send(self, jobs: Sequence[Job], producer: Any = None) -> None:
         for i, job in enumerate(jobs):
             try:
                 self.app.send_task(TASK_SOLVE, args=[job.id, job.problem], task_id=job.id,
                                    producer=producer)
-            except OperationalError as exc:
-                logger.info("enqueue failed job_id=%s reason=%s", job.id, exc)
+            except (OperationalError, RuntimeError) as exc:
+                failure = self._enqueue_failure(exc)
+                if failure is None:
+                    raise
+                logger.info("enqueue failed job_id=%s reason=%s", job.id, failure.reason)
                 for unsent in jobs[i:]:
-                    self.store.fail(unsent.id, f"could not enqueue the task: {exc}")
-                raise RedisUnavailableError(mask_url(str(self.app.conf.broker_url)),
-                                            str(exc)) from exc
+                    self.store.fail(unsent.id, f"could not enqueue the task: {failure.reason}")
+                raise failure from exc
 
     def submit(self, problem: str) -> Job:
         """Create a pending job for *problem* and send its solve task.
@@ -116,12 +134,14 @@ class JobService:
         job, pending = self.store.send_create(problem)
         try:
             self.app.send_task(TASK_SOLVE, args=[job.id, job.problem], task_id=job.id)
-        except OperationalError as exc:
+        except (OperationalError, RuntimeError) as exc:
             self.store.confirm_create(job, pending)
-            logger.info("enqueue failed job_id=%s reason=%s", job.id, exc)
-            self.store.fail(job.id, f"could not enqueue the task: {exc}")
-            raise RedisUnavailableError(mask_url(str(self.app.conf.broker_url)),
-                                        str(exc)) from exc
+            failure = self._enqueue_failure(exc)
+            if failure is None:
+                raise
+            logger.info("enqueue failed job_id=%s reason=%s", job.id, failure.reason)
+            self.store.fail(job.id, f"could not enqueue the task: {failure.reason}")
+            raise failure from exc
         except BaseException:
             self.store.confirm_create(job, pending)
             raise

@@ -289,3 +289,42 @@ def test_a_foreign_record_is_reported_as_malformed_with_its_id(
     assert info.value.job_id == "abc-123"
     store.create("1 + 1")
     assert [j.problem for j in store.list_jobs()] == ["1 + 1"]   # listings leave it out
+
+
+def test_a_runs_start_and_finish_sent_again_change_nothing(
+        store: JobStore, events: EventLog) -> None:
+    # Given a run (token T) whose start and finish both landed, replies lost
+    job = store.create("1 + 1")
+    fields = {"result": '{"text": "2"}', "error": ""}
+    store.finish(store.send_start(job.id, worker="w1", token="T"), JobStatus.COMPLETED,
+                 fields=fields)
+    before = store.get(job.id)
+
+    # When the worker sends both again with the same token (a retry after a lost reply)
+    started, finished = store.finish(store.send_start(job.id, worker="w1", token="T"),
+                                     JobStatus.COMPLETED, fields=fields)
+
+    # Then both are reported as this run's own, and nothing was written twice
+    assert isinstance(started, Job) and isinstance(finished, Job)
+    assert finished.status is JobStatus.COMPLETED and store.get(job.id) == before
+    assert before.attempts == 1
+    assert [e.type for e in events.read(job.id)] == [
+        EventType.CREATED, EventType.STARTED, EventType.COMPLETED]
+
+
+def test_a_start_sent_again_is_no_redelivery_but_a_new_token_is(
+        store: JobStore, events: EventLog) -> None:
+    job = store.create("1 + 1")
+    assert store.start(job.id, worker="w1", token="T1") is not None
+
+    again = store.start(job.id, worker="w1", token="T1")    # the same run, retried
+    assert again is not None and again.attempts == 1
+    assert [e.type for e in events.read(job.id)] == [EventType.CREATED, EventType.STARTED]
+
+    second = store.start(job.id, worker="w2", token="T2")   # the broker's next delivery
+    assert second is not None and (second.attempts, second.worker) == (2, "w2")
+    history = events.read(job.id)
+    assert [e.type for e in history] == [EventType.CREATED, EventType.STARTED,
+                                         EventType.REDELIVERED, EventType.STARTED]
+    assert history[2].fields["previous_worker"] == "w1"
+    assert store.count_by_status()[JobStatus.PROCESSING] == 1

@@ -15,6 +15,7 @@ from celery import Celery
 from celery.contrib.testing.worker import start_worker
 
 from jobtrail.config import Settings
+from jobtrail.errors import ProblemError
 from jobtrail.jobs import JobService
 from jobtrail.keys import KeySpace
 from jobtrail.models import EventType, JobStatus
@@ -77,7 +78,7 @@ def test_submit_is_solved_into_job_hash_and_result_backend(
 
 def test_malformed_problem_becomes_failed_job_with_reason(
         service: JobService, store: JobStore, results_db: redis.Redis, keys: KeySpace,
-        celery_worker: None) -> None:
+        celery_app: Celery, celery_worker: None) -> None:
     job = service.submit("__import__('os').system('id')")
     wait_until(lambda: job_finished(store, job.id, results_db), timeout_s=20,
                message="job to finish")
@@ -89,6 +90,9 @@ def test_malformed_problem_becomes_failed_job_with_reason(
     assert meta["status"] == "FAILURE"
     assert meta["result"]["exc_type"] == "ProblemError"
     assert failed.error in meta["result"]["exc_message"][0]
+    # and a client reads it back through AsyncResult as the same exception, without error
+    exc = celery_app.AsyncResult(job.id).result
+    assert type(exc) is ProblemError and str(exc) == failed.error
 
 
 def test_result_expires_zero_keeps_the_result(redis_server, tmp_path, main_db: redis.Redis,

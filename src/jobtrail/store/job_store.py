@@ -82,11 +82,19 @@ def failure_fields(reason: str, kind: str = "") -> dict[str, str]:
 
 @dataclass(slots=True)
 class StartTicket:
-    """A start sent by JobStore.send_start() whose reply is still on *conn*."""
+    """A start sent by JobStore.send_start() whose reply is still on *conn*.
+
+    *keys* and *args* are the start's script call, kept so that it can be
+    sent again (a server that lost its scripts); *started* is the start's
+    outcome once read_start() read it.
+    """
 
     job_id: str
     token: str
     conn: Any
+    keys: list[str]
+    args: list[str]
+    started: Job | JobtrailError | None = None
 
 
 def _readable(rows: list[dict[str, str]]) -> list[Job]:
@@ -202,7 +210,10 @@ class JobStore:
                 raise wrap_redis_error("main DB", exc) from exc
             self._loaded.add(script.sha)
         pool = self.client.connection_pool
-        conn: Any = pool.get_connection()
+        try:
+            conn: Any = pool.get_connection()
+        except REDIS_ERRORS as exc:
+            raise wrap_redis_error("main DB", exc) from exc
         try:
             conn.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
         except REDIS_ERRORS as exc:
@@ -328,37 +339,93 @@ class JobStore:
             raise ConcurrentUpdateError(job_id, int(reply[1] or 0))
         if outcome == "exhausted":
             raise AttemptsExhaustedError(job_id, int(reply[1]))
-        flat = reply[1]
+        flat = reply[1]  # "ok", or "same": this run's own step, applied already
         job = decode_job(dict(zip(flat[::2], flat[1::2], strict=True)))
         logger.debug("job transitioned job_id=%s to=%s version=%s", job_id, to.value, job.version)
         return job
 
-    # -- the worker's pipelined path: start, solve, finish in about one round trip ----
+    # -- a delivery's run: start, solve, finish in about one round trip -------------
 
-    def send_start(self, job_id: str, *, worker: str, max_attempts: int = 0) -> StartTicket:
-        """Send pending -> processing for *job_id* without waiting for the reply.
+    def send_start(self, job_id: str, *, worker: str, max_attempts: int = 0,
+                   token: str | None = None, started_at: float | None = None,
+                   ) -> StartTicket:
+        """Send the start of one delivery's run without waiting for the reply.
 
         The start is applied by Redis as soon as it arrives (the job reads
-        `processing` while the caller solves); its reply is read by finish(),
-        which sends the outcome on the same connection first, so a job costs
-        the worker about one round trip instead of two. The start carries a
-        run token; finish() writes only if that token is still the record's,
-        so an outcome is never written over another delivery's start.
+        `processing` while the caller solves); its reply is read by finish()
+        (or read_start()), so a job costs the worker about one round trip.
+
+        The start carries the run token *token* (one per broker delivery) and
+        is idempotent for it: sent again after a connection error, it changes
+        nothing if it was applied already. A job found `processing` under
+        another token was left by a lost worker: the same atomic step records
+        `redelivered` and starts it again (attempts + 1). A job found
+        completed or failed is refused (a duplicate delivery).
+
+        Args:
+            job_id: The job.
+            worker: The worker's name, stored in `worker` and the event.
+            max_attempts: Refuse (AttemptsExhaustedError) a start past this
+                many attempts; 0 means no limit.
+            token: The delivery's run token; None mints one.
+            started_at: When the delivery started, epoch seconds (stored as
+                `started_at`); None means now.
 
         Raises:
             RedisUnavailableError: The main DB could not be reached (nothing sent).
         """
-        token = uuid.uuid4().hex
+        token = token or uuid.uuid4().hex
+        at = now_s() if started_at is None else started_at
         keys, args = self._transition_args(
             job_id, JobStatus.PROCESSING, event=None, event_fields={"worker": worker},
-            fields={"worker": worker, "started_at": repr(now_s()), "run": token}, expect="",
-            count_attempt=True, max_attempts=max_attempts, now=None)
-        return StartTicket(job_id, token, self._send_script(self._transition, keys, args))
+            fields={"worker": worker, "started_at": repr(at), "run": token},
+            expect=f"s:{token}", count_attempt=True, max_attempts=max_attempts, now=None)
+        return StartTicket(job_id, token, self._send_script(self._transition, keys, args),
+                           keys, args)
+
+    def read_start(self, ticket: StartTicket) -> Job | JobtrailError:
+        """Read the reply of a send_start() (for a caller that needs the record first).
+
+        Returns:
+            The Job after the start (send its finish() next), or the error that
+            refused it (JobNotFoundError, InvalidTransitionError,
+            AttemptsExhaustedError; the connection is then given back).
+
+        Raises:
+            RedisUnavailableError: The connection failed; send the start again.
+            RedisCommandError: Redis refused the script.
+        """
+        conn = ticket.conn
+        try:
+            reply = conn.read_response()
+        except REDIS_ERRORS as exc:
+            if not isinstance(exc, redis.ResponseError):
+                conn.disconnect()
+            self.client.connection_pool.release(conn)
+            if isinstance(exc, redis.exceptions.NoScriptError):
+                self._loaded.discard(self._transition.sha)
+            raise wrap_redis_error("main DB", exc) from exc
+        ticket.started = self._outcome(ticket.job_id, JobStatus.PROCESSING, reply)
+        if not isinstance(ticket.started, Job):  # refused: no finish follows
+            self.client.connection_pool.release(conn)
+        return ticket.started
+
+    def _outcome(self, job_id: str, to: JobStatus, reply: Any) -> Job | JobtrailError:
+        try:
+            return self._decode_reply(job_id, to, reply)
+        except JobtrailError as exc:
+            return exc
 
     def finish(self, ticket: StartTicket, to: JobStatus, *, fields: Mapping[str, str],
                event_fields: Mapping[str, str] | None = None,
                ) -> tuple[Job | JobtrailError, Job | JobtrailError]:
-        """Send the outcome of a send_start() run, then read both replies.
+        """Send the outcome of a send_start() run, then read the replies.
+
+        The outcome is written only while the record still carries this run's
+        token (never over a later delivery's start), and is idempotent for it:
+        sent again after a connection error, it changes nothing if it was
+        applied already. A server that lost its scripts (NOSCRIPT: nothing was
+        written) gets both steps again.
 
         Returns:
             (start outcome, finish outcome): each the Job after the change, or
@@ -367,19 +434,33 @@ class JobStore:
             A refused start always comes with a refused finish.
 
         Raises:
-            RedisUnavailableError: The connection failed; whether the start
-                was applied is unknown (the caller falls back to start()).
-            RedisCommandError: The scripts are not loaded (NOSCRIPT, after a
-                Redis restart): nothing was written; fall back to start().
+            RedisUnavailableError: The connection failed; whether either step
+                was applied is unknown: send both again with the same token.
+            RedisCommandError: Redis refused the script (out of memory...).
         """
         keys, args = self._transition_args(
             ticket.job_id, to, fields=fields, event=None, event_fields=event_fields,
             expect=f"r:{ticket.token}", count_attempt=False, max_attempts=0, now=None)
+        try:
+            replies = self._send_finish(ticket, keys, args)
+        except redis.exceptions.NoScriptError:
+            self._loaded.discard(self._transition.sha)  # nothing was written: load, resend
+            ticket.conn, ticket.started = self._send_script(
+                self._transition, ticket.keys, ticket.args), None
+            replies = self._send_finish(ticket, keys, args)
+        except redis.ResponseError as exc:
+            raise wrap_redis_error("main DB", exc) from exc
+        started = ticket.started if ticket.started is not None else \
+            self._outcome(ticket.job_id, JobStatus.PROCESSING, replies[0])
+        return started, self._outcome(ticket.job_id, to, replies[-1])
+
+    def _send_finish(self, ticket: StartTicket, keys: list[str], args: list[str]) -> list[Any]:
+        """Send the finish on the ticket's connection and read the outstanding replies."""
         pool, conn = self.client.connection_pool, ticket.conn
         replies: list[Any] = []
         try:
             conn.send_command("EVALSHA", self._transition.sha, len(keys), *keys, *args)
-            for _ in range(2):
+            for _ in range(1 if ticket.started is not None else 2):
                 try:
                     replies.append(conn.read_response())
                 except redis.ResponseError as exc:
@@ -390,28 +471,21 @@ class JobStore:
             raise wrap_redis_error("main DB", exc) from exc
         finally:
             pool.release(conn)
-        errors = [r for r in replies if isinstance(r, redis.ResponseError)]
-        if errors:
-            if any(isinstance(e, redis.exceptions.NoScriptError) for e in errors):
-                self._loaded.discard(self._transition.sha)  # load it again next time
-            raise wrap_redis_error("main DB", errors[0])
-        outcomes: list[Job | JobtrailError] = []
-        for target, reply in zip((JobStatus.PROCESSING, to), replies, strict=True):
-            try:
-                outcomes.append(self._decode_reply(ticket.job_id, target, reply))
-            except JobtrailError as exc:
-                outcomes.append(exc)
-        return outcomes[0], outcomes[1]
+        for reply in replies:
+            if isinstance(reply, redis.ResponseError):
+                raise reply
+        return replies
 
-    def start(self, job_id: str, *, worker: str, max_attempts: int = 0) -> Job | None:
+    def start(self, job_id: str, *, worker: str, max_attempts: int = 0,
+              token: str | None = None) -> Job | None:
         """Mark a delivered job processing, handling redeliveries; None if it must not run.
 
-        One atomic step in the common case (pending -> processing, attempts + 1).
-        A job found `processing` was left by a worker that died: it goes back to
-        pending with a `redelivered` event, then starts again. A job found
-        completed or failed is left unchanged (a duplicate delivery). With
-        *max_attempts* > 0, a job already started that many times is failed
-        ("gave up after N attempts") instead of starting again.
+        One atomic step (see send_start()): pending -> processing, attempts + 1;
+        a job left `processing` by another run gets a `redelivered` event and
+        starts again; a job already started by run *token* is returned as it
+        is. A job found completed or failed is left unchanged (a duplicate
+        delivery). With *max_attempts* > 0, a job already started that many
+        times is failed ("gave up after N attempts") instead.
 
         Returns:
             The Job after the change, or None when the delivery must not run.
@@ -420,28 +494,36 @@ class JobStore:
             JobNotFoundError: No such job.
             RedisUnavailableError: The main DB could not be reached.
         """
-        # a fresh run token: an older delivery's pipelined finish can no longer match
-        fields = {"worker": worker, "started_at": repr(now_s()), "run": uuid.uuid4().hex}
-        for _ in range(3):  # each round settles one race with another delivery
-            try:
-                return self.transition(job_id, JobStatus.PROCESSING, fields=fields,
-                                       event_fields={"worker": worker},
-                                       count_attempt=True, max_attempts=max_attempts)
-            except AttemptsExhaustedError as exc:
-                self.fail(job_id, f"gave up after {exc.attempts} attempts: the worker was "
-                                  "lost each time")
-                return None
-            except InvalidTransitionError as exc:
-                if exc.from_ != JobStatus.PROCESSING.value:
-                    return None  # completed or failed: a duplicate delivery changes nothing
-            previous = self.find(job_id)
-            try:
-                self.transition(job_id, JobStatus.PENDING, event=EventType.REDELIVERED,
-                                event_fields={"previous_worker": previous.worker
-                                              if previous else ""})
-            except InvalidTransitionError:
-                continue  # another delivery moved it first; look again
-        return None
+        fields = {"worker": worker, "started_at": repr(now_s()),
+                  "run": token or uuid.uuid4().hex}
+        keys, args = self._transition_args(
+            job_id, JobStatus.PROCESSING, event=None, event_fields={"worker": worker},
+            fields=fields, expect=f"s:{fields['run']}", count_attempt=True,
+            max_attempts=max_attempts, now=None)
+        outcome = self._outcome(job_id, JobStatus.PROCESSING,
+                                self._run(self._transition, keys, args))
+        if isinstance(outcome, Job):
+            return outcome
+        if isinstance(outcome, AttemptsExhaustedError):
+            self.give_up(job_id, outcome.attempts)
+            return None
+        if isinstance(outcome, InvalidTransitionError):
+            return None  # completed or failed: a duplicate delivery changes nothing
+        raise outcome
+
+    def give_up(self, job_id: str, attempts: int) -> None:
+        """Fail a job whose every one of *attempts* starts lost its worker.
+
+        Idempotent: a job already finished is left as it is.
+
+        Raises:
+            RedisUnavailableError: The main DB could not be reached.
+        """
+        try:
+            self.fail(job_id, f"gave up after {attempts} attempts: the worker was lost "
+                              "each time")
+        except (InvalidTransitionError, JobNotFoundError) as exc:
+            logger.info("job not given up job_id=%s reason=%s", job_id, exc)
 
     def complete(self, job_id: str, result: dict[str, Any], *, kind: str = "",
                  expected_version: int | None = None) -> Job:

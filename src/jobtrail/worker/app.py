@@ -30,8 +30,10 @@ TASK_SOLVE = "jobtrail.solve_job"
 TASKS_MODULE = "jobtrail.worker.tasks"
 HEARTBEAT_MODULE = "jobtrail.worker.heartbeat"
 SETTINGS_KEY = "jobtrail_settings"
-#: Retries of a Celery result store that failed on a connection error or timeout.
-RESULT_STORE_RETRIES = 3
+#: Tries to store a Celery result while the result backend is unreachable or times out
+#: (about 10 s of backoff in all); past them the job's record (written first) is the only
+#: outcome.
+RESULT_STORE_RETRIES = 10
 
 
 def broker_socket_options(settings: Settings) -> dict[str, Any]:
@@ -78,6 +80,8 @@ def results_socket_options(settings: Settings) -> dict[str, Any]:
         "redis_retry_on_timeout": True,
         "result_backend_always_retry": True,
         "result_backend_max_retries": RESULT_STORE_RETRIES,
+        "result_backend_base_sleep_between_retries_ms": 100,
+        "result_backend_max_sleep_between_retries_ms": 2_000,
     }
 
 
@@ -126,11 +130,15 @@ def create_celery_app(settings: Settings) -> Celery:
     Raises:
         ConfigError: A Redis URL is unset.
 
+    The worker rides out Redis outages: it reconnects to the broker for as
+    long as they last, and retries storing a result (result_backend_always_retry).
+
     Source: Celery configuration reference,
     https://docs.celeryq.dev/en/stable/userguide/configuration.html
     (task_acks_late, task_reject_on_worker_lost, result_expires,
-    broker_transport_options visibility_timeout); socket deadlines from
-    broker_socket_options() and results_socket_options().
+    broker_transport_options visibility_timeout, broker_connection_max_retries);
+    socket deadlines and result-store retries from broker_socket_options() and
+    results_socket_options().
     """
     _, broker_url, results_url = settings.require_urls()
     app = Celery("jobtrail", broker=broker_url, backend=results_url,
@@ -165,6 +173,10 @@ def create_celery_app(settings: Settings) -> Celery:
             **results_socket_options(settings),
             **_tls_options(settings),
             "broker_connection_retry_on_startup": True,
+            # a worker never gives up on the broker: it reconnects for as long as the
+            # outage lasts (Celery's default stops after 100 tries and exits)
+            "broker_connection_retry": True,
+            "broker_connection_max_retries": None,
             "worker_hijack_root_logger": False,
             "worker_concurrency": settings.worker_concurrency or None,
             "task_send_sent_event": False,

@@ -3,13 +3,17 @@
 Invariant: the job record's status change and the Celery result agree; a
 second delivery of a finished job writes nothing (Celery's Ignore); a pool
 process killed by the hard time limit gets its job failed by the parent
-(Task.on_failure, which Celery calls for hard timeouts too).
+(Task.on_failure, which Celery calls for hard timeouts too). Every write of
+a job's start and outcome carries the delivery's run token, so it can be
+sent again after any connection error: a retried write is never recorded as
+a redelivery, and `attempts` counts broker deliveries that started the job.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -18,12 +22,13 @@ from celery import Celery, Task, shared_task
 from celery.exceptions import Ignore, Reject, SoftTimeLimitExceeded, TimeLimitExceeded
 from celery.signals import celeryd_init, task_revoked, worker_process_init
 
-from jobtrail.clock import monotonic_s
+from jobtrail.clock import monotonic_s, now_s
 from jobtrail.connections import connect
 from jobtrail.errors import (
-    ConcurrentUpdateError,
+    AttemptsExhaustedError,
     InvalidTransitionError,
     JobNotFoundError,
+    JobtrailError,
     ProblemError,
     RedisCommandError,
     RedisUnavailableError,
@@ -34,7 +39,7 @@ from jobtrail.models import Job, JobStatus
 from jobtrail.solver import Answer, classify, solve
 from jobtrail.solver.limits import memory_guard, set_memory_limit
 from jobtrail.store import JobStore
-from jobtrail.store.job_store import completion_fields, failure_fields
+from jobtrail.store.job_store import StartTicket, completion_fields, failure_fields
 from jobtrail.worker.app import SETTINGS_KEY, TASK_SOLVE, settings_of
 
 __all__ = ["SolveTask", "answer_payload", "solve_job"]
@@ -50,6 +55,7 @@ class _Runtime:
     hard_time_limit_s: float
     memory_limit_bytes: int
     max_attempts: int
+    redis_retry_s: float
 
 
 _runtimes: dict[int, _Runtime] = {}
@@ -64,7 +70,8 @@ def _runtime(app: Celery) -> _Runtime:
                          KeySpace(settings.key_prefix, settings.queue),
                          events_max_len=settings.events_max_len)
         rt = _Runtime(store, settings.solver_time_limit_s, settings.solver_hard_time_limit_s,
-                      settings.solver_memory_limit_bytes, settings.max_attempts)
+                      settings.solver_memory_limit_bytes, settings.max_attempts,
+                      settings.redis_retry_s)
         _runtimes[id(app)] = rt
     return rt
 
@@ -93,7 +100,8 @@ class SolveTask(Task):  # type: ignore[misc]  # celery ships no types
                   "(hard limit: the worker process was killed and replaced)")
         try:
             rt.store.fail(task_id, reason)
-        except (InvalidTransitionError, JobNotFoundError) as err:
+        except (InvalidTransitionError, JobNotFoundError, RedisUnavailableError,
+                RedisCommandError) as err:  # never let the worker's main process die of it
             logger.warning("hard timeout not recorded job_id=%s reason=%s", task_id, err)
 
 
@@ -104,33 +112,35 @@ def _kind_of(problem: str) -> str:
         return ""
 
 
-#: How long a worker keeps retrying a main-DB write before handing the task
-#: back to the broker (seconds); long enough to ride out a Redis restart.
-MAIN_DB_RETRY_S = 30.0
-
-
-def _with_main_db(what: str, job_id: str, write: Callable[[], T]) -> T:
+def _with_main_db(rt: _Runtime, what: str, job_id: str, write: Callable[[], T]) -> T:
     """Run *write*, retrying while the main DB is unreachable, then give the task back.
 
-    A write that still fails after MAIN_DB_RETRY_S seconds raises Celery's
-    Reject(requeue=True): the message returns to the queue (or, if the broker
-    is down too, stays unacknowledged until the visibility timeout), so the
-    job is redelivered instead of lost.
+    A write that still fails after `redis_retry_s` seconds (setting, default
+    30), or when the soft time limit comes first, raises Celery's
+    Reject(requeue=True): the message returns to the
+    queue (or, if the broker is down too, stays unacknowledged until the
+    visibility timeout), so the job is redelivered instead of lost. Every
+    write retried here is idempotent for the delivery's run token.
     """
-    delay_s, deadline = 0.2, monotonic_s() + MAIN_DB_RETRY_S
-    while True:
-        try:
-            return write()
-        except RedisUnavailableError as exc:
-            if monotonic_s() >= deadline:
-                logger.error("main DB unreachable, task given back job_id=%s step=%s", job_id,
-                             what)
-                raise Reject(exc, requeue=True) from exc
-            logger.warning("main DB unreachable, retrying job_id=%s step=%s", job_id, what)
-        except SoftTimeLimitExceeded as exc:
-            raise Reject(exc, requeue=True) from exc
-        time.sleep(delay_s)
-        delay_s = min(delay_s * 2, 5.0)
+    delay_s, deadline = 0.2, monotonic_s() + rt.redis_retry_s
+    try:
+        while True:
+            try:
+                return write()
+            except RedisUnavailableError as exc:
+                if monotonic_s() >= deadline:
+                    logger.error("main DB unreachable, task given back job_id=%s step=%s "
+                                 "reason=%s", job_id, what, exc.reason)
+                    raise Reject(str(exc), requeue=True) from exc
+                logger.warning("main DB unreachable, retrying job_id=%s step=%s", job_id,
+                               what)
+            time.sleep(min(delay_s, max(0.0, deadline - monotonic_s()) + 0.01))
+            delay_s = min(delay_s * 2, 5.0)
+    except SoftTimeLimitExceeded as exc:  # the time limit came first: give the task back
+        logger.error("main DB unreachable until the soft time limit, task given back "
+                     "job_id=%s step=%s", job_id, what)
+        raise Reject("soft time limit reached while the main DB was unreachable",
+                     requeue=True) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,42 +189,95 @@ def _solve(rt: _Runtime, job_id: str, problem: str) -> _Outcome:
 RECORD_WAIT_S = 2.0
 
 
-def _start_when_recorded(rt: _Runtime, job_id: str, worker: str) -> Job | None:
-    deadline = monotonic_s() + RECORD_WAIT_S
-    while True:
-        try:
-            return _with_main_db("start", job_id, lambda: rt.store.start(
-                job_id, worker=worker, max_attempts=rt.max_attempts))
-        except JobNotFoundError as exc:
-            if monotonic_s() >= deadline:
-                raise ProblemError(f"job {job_id} has no record in the main DB") from exc
-        time.sleep(0.05)
+class _Run:
+    """One broker delivery of a job: its run token, its start and its finish.
 
-
-def _run_in_steps(rt: _Runtime, job_id: str, worker: str,
-                  outcome: _Outcome | None) -> dict[str, Any]:
-    """The step-by-step path: start (handling redeliveries), solve unless solved, finish.
-
-    Used for messages that do not carry the problem text, and whenever the
-    pipelined path cannot tell what happened (a redelivery, exhausted attempts,
-    a broken connection, scripts not loaded).
+    The token is minted per delivery (each call of the task body is one
+    delivery), so a start or finish sent again after a connection error is
+    recognised by the store as this run's own write and changes nothing,
+    while a new delivery (another token) finding the job processing records
+    a true redelivery.
     """
-    job = _start_when_recorded(rt, job_id, worker)
-    if job is None:
-        logger.info("duplicate delivery ignored job_id=%s", job_id)
-        raise Ignore()
-    if outcome is None:
-        outcome = _solve(rt, job_id, job.problem)
-    status, fields, event_fields = outcome.status_and_fields()
-    try:
-        _with_main_db("finish", job_id, lambda: rt.store.transition(
-            job_id, status, fields=fields, event_fields=event_fields,
-            expected_version=job.version))
-    except (ConcurrentUpdateError, InvalidTransitionError) as exc:
+
+    def __init__(self, rt: _Runtime, job_id: str, worker: str) -> None:
+        self.rt, self.job_id, self.worker = rt, job_id, worker
+        self.token = uuid.uuid4().hex
+        self.started_at = now_s()
+        self.ticket: StartTicket | None = None
+
+    def send_start(self) -> StartTicket:
+        """Send (or send again) this run's start; its reply is read later."""
+        self.ticket = self.rt.store.send_start(
+            self.job_id, worker=self.worker, max_attempts=self.rt.max_attempts,
+            token=self.token, started_at=self.started_at)
+        return self.ticket
+
+    def try_send_start(self) -> None:
+        """Send the start now if the main DB answers; otherwise finish() sends it."""
+        try:
+            self.send_start()
+        except RedisUnavailableError as exc:
+            logger.warning("main DB unreachable at start, solving meanwhile job_id=%s (%s)",
+                           self.job_id, exc.reason)
+
+    def start(self) -> Job:
+        """Start and wait for the record (for a message without the problem text).
+
+        Raises:
+            ProblemError: No record appeared within RECORD_WAIT_S.
+            celery.exceptions.Ignore: The delivery must not run.
+            celery.exceptions.Reject: The main DB stayed unreachable.
+        """
+        deadline = monotonic_s() + RECORD_WAIT_S
+        while True:
+            started = _with_main_db(self.rt, "start", self.job_id,
+                                    lambda: self.rt.store.read_start(self.send_start()))
+            if isinstance(started, Job):
+                return started
+            self.ticket = None
+            self._refused(started, deadline)
+
+    def finish(self, outcome: _Outcome) -> dict[str, Any]:
+        """Write *outcome* (with the start, if not yet applied); return or raise it for Celery.
+
+        Raises:
+            ProblemError: The outcome is a failure (its reason), or no record
+                appeared within RECORD_WAIT_S.
+            celery.exceptions.Ignore: The delivery must not write (a duplicate,
+                or another delivery took the job over).
+            celery.exceptions.Reject: The main DB stayed unreachable.
+        """
+        status, fields, event_fields = outcome.status_and_fields()
+
+        def write() -> tuple[Job | JobtrailError, Job | JobtrailError]:
+            ticket, self.ticket = self.ticket or self.send_start(), None
+            return self.rt.store.finish(ticket, status, fields=fields,
+                                        event_fields=event_fields)
+
+        deadline = monotonic_s() + RECORD_WAIT_S
+        while True:
+            started, finished = _with_main_db(self.rt, "finish", self.job_id, write)
+            if isinstance(finished, Job):
+                return outcome.result(self.job_id)
+            self._refused(started if not isinstance(started, Job) else finished, deadline)
+
+    def _refused(self, err: Job | JobtrailError, deadline: float) -> None:
+        """Act on a refused step: wait for a missing record, else end the delivery."""
+        if isinstance(err, JobNotFoundError):
+            if monotonic_s() >= deadline:
+                raise ProblemError(f"job {self.job_id} has no record in the main DB") from err
+            time.sleep(0.05)
+            return
+        if isinstance(err, AttemptsExhaustedError):
+            _with_main_db(self.rt, "give up", self.job_id,
+                          lambda: self.rt.store.give_up(self.job_id, err.attempts))
+            raise Ignore()
+        if isinstance(err, InvalidTransitionError) and err.to == JobStatus.PROCESSING.value:
+            logger.info("duplicate delivery ignored job_id=%s", self.job_id)
+            raise Ignore()
         logger.warning("outcome dropped: another delivery took the job over job_id=%s (%s)",
-                       job_id, exc)
-        raise Ignore() from exc
-    return outcome.result(job_id)
+                       self.job_id, err)
+        raise Ignore()
 
 
 @shared_task(  # type: ignore[untyped-decorator]  # celery ships no types
@@ -223,11 +286,14 @@ def _run_in_steps(rt: _Runtime, job_id: str, worker: str,
 def solve_job(self: SolveTask, job_id: str, problem: str | None = None) -> dict[str, Any]:
     """Solve job *job_id*: processing -> completed (answer) | failed (reason).
 
-    With the problem text in the message (as JobService sends it), the start
-    is sent without waiting, the problem solved meanwhile, and the outcome
-    sent on the same connection: about one round trip to the main DB per job.
-    The outcome is written only if this delivery's start is still the
-    record's (a run token), so nothing is ever written over another delivery.
+    One path for every delivery: the start is sent without waiting (Redis
+    applies it, and any `redelivered` event, before the solve begins), the
+    problem solved meanwhile, and the outcome sent on the same connection:
+    about one round trip to the main DB per job. Both writes carry the
+    delivery's run token, so after a connection error both are simply sent
+    again: a write already applied changes nothing, and the outcome is never
+    written over another delivery's start. A message without the problem text
+    waits for its start's reply to read the problem from the record.
 
     Returns:
         The answer payload (see answer_payload); Celery stores it as the result.
@@ -239,29 +305,12 @@ def solve_job(self: SolveTask, job_id: str, problem: str | None = None) -> dict[
         celery.exceptions.Reject: The main DB stayed unreachable; the task goes
             back to the broker (requeue).
     """
-    rt = _runtime(self.app)
-    worker = str(self.request.hostname or "")
+    run = _Run(_runtime(self.app), job_id, str(self.request.hostname or ""))
     if problem is None:
-        return _run_in_steps(rt, job_id, worker, None)
-    try:
-        ticket = rt.store.send_start(job_id, worker=worker, max_attempts=rt.max_attempts)
-    except RedisUnavailableError:
-        return _run_in_steps(rt, job_id, worker, None)
-    outcome = _solve(rt, job_id, problem)
-    status, fields, event_fields = outcome.status_and_fields()
-    try:
-        started, finished = rt.store.finish(ticket, status, fields=fields,
-                                            event_fields=event_fields)
-    except (RedisUnavailableError, RedisCommandError):
-        return _run_in_steps(rt, job_id, worker, outcome)
-    if isinstance(finished, Job):
-        return outcome.result(job_id)
-    if isinstance(started, Job):  # another delivery took the job over while we solved
-        logger.warning("outcome dropped: another delivery took the job over job_id=%s",
-                       job_id)
-        raise Ignore()
-    # a redelivery (found processing), exhausted attempts, or finished already
-    return _run_in_steps(rt, job_id, worker, outcome)
+        problem = run.start().problem
+    else:
+        run.try_send_start()
+    return run.finish(_solve(run.rt, job_id, problem))
 
 
 @task_revoked.connect  # type: ignore[untyped-decorator]  # celery ships no types

@@ -12,7 +12,11 @@
 -- ARGV[3] = allowed source statuses, comma separated (from models.TRANSITIONS)
 -- ARGV[4] = now (epoch seconds)
 -- ARGV[5] = expectation: "" for none; "v:<n>" refuses unless `version` is n; "r:<token>"
---           refuses unless `run` (the token the worker's start wrote) is token
+--           refuses unless `run` (the token the worker's start wrote) is token, and is a
+--           no-op ("same") when that run already moved the job to the target status;
+--           "s:<token>" is a delivery's start: a no-op ("same") when run <token> started
+--           the job already, and when another run left it processing (its worker was
+--           lost: the broker redelivered), a `redelivered` event first, in the same step
 -- ARGV[6] = "" to leave attempts alone; "0" to add 1 to attempts; n > 0 to add 1 unless
 --           attempts >= n already (then nothing is written: exhausted)
 -- ARGV[7] = events stream MAXLEN (approximate; 0 = uncapped); the feed keeps 100 times more
@@ -22,12 +26,56 @@
 -- ARGV[10] = seconds the minute hash is kept
 -- ARGV[11] = n, the number of hash field/value pairs that follow
 -- ARGV[12 .. 11+2n] = hash field, value pairs; the rest = extra event field, value pairs
--- Returns: {"ok", <HGETALL after>} | {"missing"} | {"invalid", <status>}
---          | {"conflict", <version>} | {"exhausted", <attempts>}
+-- Returns: {"ok", <HGETALL after>} | {"same", <HGETALL>} | {"missing"}
+--          | {"invalid", <status>} | {"conflict", <version>} | {"exhausted", <attempts>}
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {'missing'}
 end
 local status = redis.call('HGET', KEYS[1], 'status')
+local expect = ARGV[5]
+local kind, want = string.sub(expect, 1, 1), string.sub(expect, 3)
+local run = redis.call('HGET', KEYS[1], 'run') or ''
+if (kind == 'r' or kind == 's') and want == run
+    and (status == ARGV[2] or (kind == 's' and status ~= 'pending')) then
+  return {'same', redis.call('HGETALL', KEYS[1])}  -- a retried write of this run's own step
+end
+local maxlen = tonumber(ARGV[7])
+local function append_event(event)
+  if maxlen > 0 then
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*', unpack(event))
+    redis.call('XADD', KEYS[6], 'MAXLEN', '~', maxlen * 100, '*', 'job_id', ARGV[1],
+               unpack(event))
+  else
+    redis.call('XADD', KEYS[2], '*', unpack(event))
+    redis.call('XADD', KEYS[6], '*', 'job_id', ARGV[1], unpack(event))
+  end
+end
+local function count(event_type)
+  redis.call('HINCRBY', KEYS[4], event_type, 1)
+  redis.call('HINCRBY', KEYS[5], event_type, 1)
+  redis.call('EXPIRE', KEYS[5], tonumber(ARGV[10]))
+end
+local function exhausted()
+  if ARGV[6] == '' then return nil end
+  local attempts = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0')
+  local max_attempts = tonumber(ARGV[6])
+  if max_attempts > 0 and attempts >= max_attempts then return tostring(attempts) end
+  return nil
+end
+if kind == 's' and status == 'processing' then
+  -- another run left the job processing: its worker was lost and the broker redelivered
+  local spent = exhausted()
+  if spent then
+    return {'exhausted', spent}
+  end
+  local version = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+  redis.call('HSET', KEYS[1], 'status', 'pending', 'version', tostring(version + 1))
+  count('redelivered')
+  append_event({'type', 'redelivered', 'at', ARGV[4], 'from', 'processing',
+                'status', 'pending', 'attempt', redis.call('HGET', KEYS[1], 'attempts') or '0',
+                'previous_worker', redis.call('HGET', KEYS[1], 'worker') or ''})
+  status = 'pending'
+end
 local allowed = false
 for s in string.gmatch(ARGV[3], '[^,]+') do
   if s == status then allowed = true end
@@ -36,19 +84,13 @@ if not allowed then
   return {'invalid', status}
 end
 local version = redis.call('HGET', KEYS[1], 'version') or '0'
-local expect = ARGV[5]
-if expect ~= '' then
-  local kind, want = string.sub(expect, 1, 1), string.sub(expect, 3)
-  if (kind == 'v' and want ~= version)
-      or (kind == 'r' and want ~= (redis.call('HGET', KEYS[1], 'run') or '')) then
-    return {'conflict', version}
-  end
+if (kind == 'v' and want ~= version) or (kind == 'r' and want ~= run) then
+  return {'conflict', version}
 end
 if ARGV[6] ~= '' then
-  local attempts = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0')
-  local max_attempts = tonumber(ARGV[6])
-  if max_attempts > 0 and attempts >= max_attempts then
-    return {'exhausted', tostring(attempts)}
+  local spent = exhausted()
+  if spent then
+    return {'exhausted', spent}
   end
   redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 end
@@ -63,9 +105,7 @@ for i = 7, #KEYS do
 end
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
 -- statistics: counts per event type, and for finished jobs the processing latency
-redis.call('HINCRBY', KEYS[4], ARGV[8], 1)
-redis.call('HINCRBY', KEYS[5], ARGV[8], 1)
-redis.call('EXPIRE', KEYS[5], tonumber(ARGV[10]))
+count(ARGV[8])
 if ARGV[9] ~= '' then
   local started = tonumber(redis.call('HGET', KEYS[1], 'started_at') or '')
   if started then
@@ -84,12 +124,5 @@ local event = {'type', ARGV[8], 'at', ARGV[4], 'from', status, 'status', ARGV[2]
 for i = 12 + 2 * n, #ARGV do
   event[#event + 1] = ARGV[i]
 end
-local maxlen = tonumber(ARGV[7])
-if maxlen > 0 then
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*', unpack(event))
-  redis.call('XADD', KEYS[6], 'MAXLEN', '~', maxlen * 100, '*', 'job_id', ARGV[1], unpack(event))
-else
-  redis.call('XADD', KEYS[2], '*', unpack(event))
-  redis.call('XADD', KEYS[6], '*', 'job_id', ARGV[1], unpack(event))
-end
+append_event(event)
 return {'ok', redis.call('HGETALL', KEYS[1])}
