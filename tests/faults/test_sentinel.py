@@ -8,6 +8,8 @@ survives and new submits work on the new master.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +20,7 @@ import pytest
 
 from jobtrail.config import Settings
 from jobtrail.connections import connect
+from jobtrail.doctor import Finding, Severity, run_checks
 from jobtrail.errors import JobtrailError, ReplicationError
 from jobtrail.jobs import JobService
 from jobtrail.keys import KeySpace
@@ -25,7 +28,7 @@ from jobtrail.models import JobStatus
 from jobtrail.store import EventLog, JobStore
 from jobtrail.trace import TraceSources, trace_job
 from jobtrail.worker.app import create_celery_app
-from tests.helpers.processes import WorkerProcess
+from tests.helpers.processes import WorkerProcess, settings_env
 from tests.helpers.sentinel import MASTER_NAME, SentinelCluster, sentinel_cluster
 from tests.helpers.waiting import wait_until
 
@@ -185,9 +188,47 @@ def test_min_replicas_refuses_a_submit_no_replica_holds(
     try:
         with pytest.raises(ReplicationError) as caught:
             service.submit(PROBLEMS[1])
+        cli = subprocess.run([sys.executable, "-m", "jobtrail", "submit", PROBLEMS[2]],
+                             env=settings_env(settings), capture_output=True, text=True,
+                             timeout=60, check=False)
     finally:
         replica.proc.send_signal(18)  # SIGCONT
+    assert cli.returncode == 1, cli
+    assert cli.stderr.strip().splitlines() == [
+        "error: Redis at main DB is unavailable: 0 of 1 required replicas acknowledged the "
+        "write within 0.5 s (JOBTRAIL_MAIN_MIN_REPLICAS)"], cli.stderr
 
     # Then the submit fails with a one-line reason naming the setting
     assert "0 of 1 required replicas acknowledged the write within 0.5 s" in str(caught.value)
     assert "JOBTRAIL_MAIN_MIN_REPLICAS" in str(caught.value)
+
+
+def test_doctor_reports_each_dbs_sentinel_master_and_replication(
+        sentinel_cluster: SentinelCluster, tmp_path: Path) -> None:
+    def check(**overrides: object) -> dict[str, Finding]:
+        settings = _settings(sentinel_cluster, tmp_path, **overrides)
+        main_url, broker_url, results_url = settings.require_urls()
+        clients = {role: connect(url, settings=settings) for role, url in
+                   (("main", main_url), ("broker", broker_url), ("results", results_url))}
+        return {f.check: f for f in run_checks(settings, clients, KeySpace(), consistency=False)}
+
+    # Given a master with one replica and asynchronous replication
+    found = check()
+    master = f"127.0.0.1:{sentinel_cluster.master_port()}"
+    assert found["servers"].evidence["main"] == {
+        "kind": "sentinel", "master_name": MASTER_NAME, "master": master, "db": "10"}
+    assert f"main: sentinel master {MASTER_NAME} at {master} db 10" in found["servers"].message
+    replication = found["replication:main"]
+    assert replication.severity is Severity.WARNING
+    assert "can be lost" in replication.message
+    assert replication.fix == "JOBTRAIL_MAIN_MIN_REPLICAS=1"
+    assert replication.evidence["role"] == "master"
+    assert replication.evidence["connected_replicas"] == 1
+    assert replication.evidence["min_replicas_to_write"] == 0
+    assert replication.evidence["max_lag_s"] is not None
+    assert found["replication:broker"].severity is Severity.WARNING
+
+    # When jobtrail waits for the replica, the main DB's writes survive a failover
+    assert check(main_min_replicas=1)["replication:main"].severity is Severity.OK
+    # and asking for more replicas than there are is an error (every submit would fail)
+    assert check(main_min_replicas=2)["replication:main"].severity is Severity.ERROR
