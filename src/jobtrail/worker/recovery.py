@@ -91,6 +91,11 @@ def gone_reason(worker: str, last_seen: float | None) -> str:
     return f"worker {worker} gone since {at}"
 
 
+def _text(value: Any) -> str:
+    """A reply as str, whether the client decodes (jobtrail's) or not (kombu's)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def _task_id(raw: str) -> tuple[str | None, str]:
     """Return (task id, routing key) of an `unacked` entry."""
     try:
@@ -149,14 +154,14 @@ class DeadWorkerSweep:
     def _old_unacked(self, older_than: float) -> Iterator[tuple[str, str]]:
         """Yield (delivery tag, raw entry) of messages unacknowledged since before *older_than*."""
         try:
-            tags = [str(t) for t in self.broker.zrangebyscore(
+            tags = [_text(t) for t in self.broker.zrangebyscore(
                 self.keys.unacked_index(), "-inf", older_than)]
             for start in range(0, len(tags), BATCH):
                 batch = tags[start:start + BATCH]
-                rows = cast(list[str | None], self.broker.hmget(self.keys.unacked(), batch))
+                rows = cast(list[Any], self.broker.hmget(self.keys.unacked(), batch))
                 for tag, raw in zip(batch, rows, strict=True):
                     if raw is not None:
-                        yield tag, raw
+                        yield tag, _text(raw)
         except REDIS_ERRORS as exc:
             raise wrap_redis_error("broker", exc) from exc
 
