@@ -134,3 +134,36 @@ def test_doctor_reports_a_gone_workers_processing_jobs_and_an_unserved_queue(
     assert found["workers"].evidence["queued_messages"] == 1
     assert found["servers"].severity is Severity.OK
     assert found["servers"].evidence["main"]["kind"] == "external"
+
+
+@pytest.mark.slow
+@pytest.mark.crash
+def test_a_worker_that_was_only_frozen_and_comes_back_writes_no_second_outcome(
+        settings: Settings, store: JobStore, events: EventLog,
+        worker_process: Callable[..., WorkerProcess]) -> None:
+    # Given two workers beating every second and a slow job (fails at the 5 s soft limit)
+    fast = settings.model_copy(update={"heartbeat_interval_s": 1.0})
+    workers = {name: worker_process(fast, concurrency=1, hostname=name) for name in ("wa", "wb")}
+    job = JobService(store, create_celery_app(fast)).submit(SLOW_PROBLEM)
+    running = wait_until(lambda: store.get(job.id) if store.get(job.id).status is
+                         JobStatus.PROCESSING else None, timeout_s=60, interval_s=0.1,
+                         message="the slow job to start")
+    frozen = workers[running.worker.split("@")[0]]
+
+    # When its node is frozen (SIGSTOP) until the survivor has taken the job, then thawed
+    os.killpg(frozen.proc.pid, signal.SIGSTOP)
+    try:
+        wait_until(lambda: store.get(job.id).worker not in ("", running.worker),
+                   timeout_s=45, interval_s=0.2, message="the survivor to take the job")
+    finally:
+        os.killpg(frozen.proc.pid, signal.SIGCONT)
+
+    # Then the job ends once, with the survivor's outcome; the thawed worker's is refused
+    final = wait_until(lambda: (j := store.get(job.id)).status is JobStatus.FAILED and j,
+                       timeout_s=60, interval_s=0.2, message="the job to end")
+    time.sleep(3.0)  # the thawed worker's soft limit fires and its outcome is sent
+    kinds = [e.type for e in events.read(job.id)]
+    assert kinds.count(EventType.FAILED) == 1, kinds
+    assert store.get(job.id).version == final.version
+    assert final.worker != running.worker and "timed out" in final.error
+    assert all(w.proc.poll() is None for w in workers.values())
