@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench bench-solver solver-corpus clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,14 @@ test: lint
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bench_jobs.py
+
+# Solver corpus (issue 11): jobtrail's solver against plain SymPy, judged with mpmath.
+bench-solver: $(VENV)/.installed-test
+	$(BIN)/python bench/bench_solver.py --quiet
+
+# Regenerate bench/solver_corpus.jsonl (mpmath references) from bench/solver_problems.py.
+solver-corpus: $(VENV)/.installed-test
+	$(BIN)/python bench/make_solver_corpus.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info
