@@ -180,7 +180,9 @@ def test_min_replicas_refuses_a_submit_no_replica_holds(
                      KeySpace(queue=settings.queue))
     service = JobService(store, create_celery_app(settings))
     held = service.submit(PROBLEMS[0])
-    assert sentinel_cluster.replica().client(10).exists(store.keys.job(held.id)) == 1
+    many = service.submit_many(list(PROBLEMS))
+    replica_db = sentinel_cluster.replica().client(10)
+    assert replica_db.exists(*(store.keys.job(j.id) for j in [held, *many])) == 4
 
     # When the replica stops acknowledging (it is paused)
     replica = sentinel_cluster.replica()
@@ -188,6 +190,8 @@ def test_min_replicas_refuses_a_submit_no_replica_holds(
     try:
         with pytest.raises(ReplicationError) as caught:
             service.submit(PROBLEMS[1])
+        with pytest.raises(ReplicationError):  # the pipelined path waits too
+            service.submit_many(list(PROBLEMS))
         cli = subprocess.run([sys.executable, "-m", "jobtrail", "submit", PROBLEMS[2]],
                              env=settings_env(settings), capture_output=True, text=True,
                              timeout=60, check=False)
