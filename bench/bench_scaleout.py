@@ -30,7 +30,8 @@ from jobtrail.models import JobStatus
 from jobtrail.store import JobStore
 from jobtrail.worker.app import create_celery_app
 
-PROBLEMS = ("solve x^2 - 5x + 6 = 0", "derivative of x^3 sin(x)", "solve 2x + 3y = 7, x - y = 1")
+PROBLEMS = ("Solve x^2 - 5x + 6 = 0", "Find the derivative of x^3 sin(x)",
+            "Solve the system 2x + 3y = 7, x - y = 1")
 SLOW_PROBLEM = "integrate exp(x^2)*sin(x)^5*cos(x)^3 dx"
 
 
@@ -55,11 +56,11 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
             proc.wait()
 
 
-def _wait(predicate: object, timeout_s: float) -> None:
+def _wait(predicate: object, timeout_s: float, what: str = "") -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():  # type: ignore[operator]
         if time.monotonic() > deadline:
-            raise SystemExit("timed out")
+            raise SystemExit(f"timed out after {timeout_s:g} s {what}")
         time.sleep(0.05)
 
 
@@ -74,8 +75,11 @@ def throughput(server: EmbeddedRedis, work: Path, n_workers: int, jobs: int) -> 
         warm = [service.submit(PROBLEMS[0]) for _ in range(n_workers * 2)]
         _wait(lambda: all(store.get(j.id).status is JobStatus.COMPLETED for j in warm), 120)
         ids = [j.id for j in service.submit_many([PROBLEMS[i % 3] for i in range(jobs)])]
-        _wait(lambda: store.count_by_status().get(JobStatus.COMPLETED, 0) >= len(warm) + jobs,
-              600)
+
+        def finished() -> int:
+            counts = store.count_by_status()
+            return counts.get(JobStatus.COMPLETED, 0) + counts.get(JobStatus.FAILED, 0)
+        _wait(lambda: finished() >= len(warm) + jobs, 900)
         rows = [store.get(i) for i in ids]
         first = min(j.started_at or 0.0 for j in rows)
         last = max(j.finished_at or 0.0 for j in rows)

@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from jobtrail.api.app import create_app
 from jobtrail.config import Settings, load_settings
 from jobtrail.jobs import JobService
+from jobtrail.keys import KeySpace
 from jobtrail.models import JobStatus
 from jobtrail.store import EventLog, JobStore
 from jobtrail.store.archive import ArchiveStore
@@ -120,19 +121,24 @@ def test_bad_selectors_are_422(guarded: httpx.Client, store: JobStore,
 
 
 def test_recover_hands_a_gone_workers_message_back_to_the_queue(
-        guarded: httpx.Client, store: JobStore, settings: Settings,
-        broker_db: redis.Redis, events: EventLog) -> None:
+        settings: Settings, main_db: redis.Redis, broker_db: redis.Redis) -> None:
     # Given a job whose message a worker took (as kombu does: popped from the queue into
-    # `unacked` and `unacked_index`) a minute ago, and whose worker then vanished
-    job = JobService(store, create_celery_app(settings)).submit("solve x - 1 = 0")
+    # `unacked` and `unacked_index`) a minute ago, and whose worker then vanished; a queue
+    # of its own, so no other test's worker consumes the message given back
+    conf = settings.model_copy(update={"api_token": SecretStr(TOKEN), "queue": "jt-recover"})
+    store = JobStore(main_db, KeySpace(queue="jt-recover"))
+    events = EventLog(main_db, store.keys)
+    job = JobService(store, create_celery_app(conf)).submit("solve x - 1 = 0")
     raw = json.loads(str(broker_db.rpop(store.keys.queue())))
-    broker_db.hset(store.keys.unacked(), "tag-1", json.dumps([raw, "jobtrail", "jobtrail"]))
+    broker_db.hset(store.keys.unacked(), "tag-1",
+                   json.dumps([raw, "jt-recover", "jt-recover"]))
     broker_db.zadd(store.keys.unacked_index(), {"tag-1": time.time() - 60})
     store.start(job.id, worker="ghost@host")
 
-    # When recovery is asked for without, then with the token
-    assert guarded.post("/workers/recover").status_code == 401
-    resp = guarded.post("/workers/recover", headers=AUTH)
+    with serve_in_thread(create_app(conf)) as base, client(base) as http:
+        # When recovery is asked for without, then with the token
+        assert http.post("/workers/recover").status_code == 401
+        resp = http.post("/workers/recover", headers=AUTH)
 
     # Then the message is back on the queue and the record pending, the history says why
     assert resp.status_code == 200, resp.text
