@@ -46,7 +46,7 @@ from jobtrail.config import Settings
 from jobtrail.connections import REDIS_ERRORS, connect, wrap_redis_error
 from jobtrail.errors import ConcurrentUpdateError, InvalidTransitionError, JobNotFoundError
 from jobtrail.keys import KeySpace
-from jobtrail.models import EventType, Job, JobStatus, WorkerHeartbeat
+from jobtrail.models import EventType, Job, JobStatus
 from jobtrail.store import JobStore
 from jobtrail.store.heartbeats import HeartbeatStore
 
@@ -239,10 +239,3 @@ class DeadWorkerSweep:
             conn.default_channel.qos.restore_by_tag(tag)
         return True
 
-
-def dead_holder(job: Job, workers: list[WorkerHeartbeat]) -> WorkerHeartbeat | None:
-    """Return the heartbeat of *job*'s worker if that worker is gone, else None."""
-    for beat in workers:
-        if beat.name == job.worker:
-            return None if beat.alive else beat
-    return WorkerHeartbeat(job.worker, 0, 0.0, 0.0, (), alive=False)
