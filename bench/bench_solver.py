@@ -105,8 +105,7 @@ def _verification_stubbed(active: bool) -> Iterator[None]:
         yield
         return
     import jobtrail.solver.verify as verify
-
-    from jobtrail.solver.answer import Verification  # type: ignore[attr-defined]
+    from jobtrail.solver.answer import Verification
 
     real = verify.run
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,9 +13,12 @@ from jobtrail.doctor import Finding, Severity, run_checks
 from jobtrail.embedded import EmbeddedRedis
 from jobtrail.jobs import JobService
 from jobtrail.keys import KeySpace
+from jobtrail.models import Fate
 from jobtrail.store import JobStore
+from jobtrail.trace import TraceSources, trace_job
 from jobtrail.worker.app import create_celery_app
 from tests.conftest import make_settings
+from tests.helpers.processes import settings_env
 
 
 def _check(private_redis: EmbeddedRedis, tmp_path: Path, **overrides: object,
@@ -28,7 +33,7 @@ def _check(private_redis: EmbeddedRedis, tmp_path: Path, **overrides: object,
 def test_sound_deployment_has_no_errors(private_redis: EmbeddedRedis, tmp_path: Path) -> None:
     private_redis.client().config_set("appendonly", "yes")
     store = JobStore(private_redis.client(10), KeySpace())
-    store.create("1 + 1")
+    JobService(store, create_celery_app(make_settings(private_redis, tmp_path))).submit("1 + 1")
 
     found = _check(private_redis, tmp_path, result_expires_s=0)
 
@@ -75,7 +80,9 @@ def test_inconsistencies_are_found(private_redis: EmbeddedRedis, tmp_path: Path)
     assert found["results-without-record"].evidence["sample"] == ["ghost-1"]
     assert all(found[c].severity is Severity.ERROR for c in (
         "orphan-index-entries", "unindexed-records", "results-without-record"))
-    assert fine.id not in str([f.evidence for f in found.values()])
+    # (all three were created without a message: pending-without-message lists them)
+    assert fine.id not in str([f.evidence for c, f in found.items()
+                               if c != "pending-without-message"])
 
 
 def test_pending_jobs_without_a_message_are_found_and_requeued(
@@ -100,3 +107,32 @@ def test_pending_jobs_without_a_message_are_found_and_requeued(
     # When it is requeued, the finding clears
     service.requeue(lost.id)
     assert _check(private_redis, tmp_path)["pending-without-message"].severity is Severity.OK
+
+
+def test_doctor_and_trace_agree_on_a_fresh_job_whose_message_is_gone(
+        private_redis: EmbeddedRedis, tmp_path: Path) -> None:
+    # Given jobs submitted a moment ago whose messages were then lost (queue flushed)
+    settings = make_settings(private_redis, tmp_path)
+    keys = KeySpace()
+    main: redis.Redis = private_redis.client(10)
+    store = JobStore(main, keys)
+    service = JobService(store, create_celery_app(settings))
+    lost = [j.id for j in service.submit_many([f"{n} + 1" for n in range(12)])]
+    private_redis.client(11).delete(keys.queue())
+    kept = service.submit("5 + 5")
+
+    # Then doctor reports each at once (no grace period), as trace calls each stale
+    found = _check(private_redis, tmp_path)["pending-without-message"]
+    sources = TraceSources(main=main, broker=private_redis.client(11),
+                           results=private_redis.client(12), keys=keys,
+                           visibility_timeout_s=3600, result_expires_s=0)
+    assert found.severity is Severity.ERROR and found.evidence["count"] == 12
+    assert set(found.evidence["sample"]) <= set(lost) and len(found.evidence["sample"]) == 10
+    assert {j for j in [*lost, kept.id] if trace_job(sources, j).fate is Fate.STALE} == set(lost)
+
+    # and its plain output names the first ten ids and how many more
+    env = {**settings_env(settings), "COLUMNS": "4000"}
+    shown = subprocess.run([sys.executable, "-m", "jobtrail", "doctor"], env=env,
+                           capture_output=True, text=True, timeout=120, check=False)
+    [line] = [x for x in shown.stdout.splitlines() if x.strip().startswith("ids:")]
+    assert line.strip() == (f"ids: {', '.join(found.evidence['sample'])} (and 2 more)")

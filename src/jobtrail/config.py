@@ -31,6 +31,7 @@ from jobtrail.errors import ConfigError
 __all__ = [
     "ENV_FILE_VAR",
     "POLICY_NAME_PATTERN",
+    "SOLVER_MAX_PROBLEM_CHARS",
     "PolicySettings",
     "Settings",
     "child_environ",
@@ -47,6 +48,10 @@ _PREFIX = "JOBTRAIL_"
 _NOT_SETTINGS = frozenset({ENV_FILE_VAR})
 #: Names of retention policies: lowercase letters, digits, `-` and `_`.
 POLICY_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
+#: Longest problem text the solver accepts, in characters. It lives here, not in
+#: the solver, so that submit (CLI, API, JobService) can check it at the door
+#: without importing SymPy; the solver keeps its own guard on the same number.
+SOLVER_MAX_PROBLEM_CHARS = 2000
 
 
 def default_state_dir() -> Path:
@@ -170,6 +175,11 @@ class Settings(BaseSettings):
         512 * 1024 * 1024,
         description="Address space a pool process may add while solving, bytes.",
     )
+    max_problem_chars: int = Field(
+        SOLVER_MAX_PROBLEM_CHARS, ge=1, le=SOLVER_MAX_PROBLEM_CHARS,
+        description="Longest problem text submit accepts, characters (checked before any "
+        "write); at most the solver's own limit.",
+    )
     max_attempts: int = Field(
         3, description="Deliveries of one job before it is failed as 'worker lost' each time."
     )
@@ -255,6 +265,13 @@ class Settings(BaseSettings):
         description="Named retention policies, JSON: {name: {status: [...], older_than_s, "
         "keep_last, max_per_run}}.",
     )
+
+    @field_validator("state_dir")
+    @classmethod
+    def _absolute_state_dir(cls, value: Path) -> Path:
+        # a relative JOBTRAIL_STATE_DIR means the same directory to every child process
+        # (redis-server, workers), whatever directory each runs in
+        return value.expanduser().absolute()
 
     @field_validator("result_expires_s", mode="before")
     @classmethod

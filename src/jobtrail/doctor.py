@@ -17,12 +17,12 @@ from urllib.parse import urlsplit
 import kombu
 import redis
 
-from jobtrail.clock import now_s
 from jobtrail.config import Settings
 from jobtrail.connections import socket_kwargs
 from jobtrail.keys import CELERY_RESULT_PREFIX, KeyKind, KeySpace
 from jobtrail.models import JobStatus, WorkerStatus
 from jobtrail.store.heartbeats import HeartbeatStore
+from jobtrail.store.messages import find_message
 from jobtrail.worker.app import create_celery_app
 
 __all__ = ["Finding", "Severity", "run_checks"]
@@ -449,10 +449,6 @@ def _consistency(keys: KeySpace, main: redis.Redis, results: redis.Redis,
                    "outside jobtrail", counts, "jobtrail trace <id>")
 
 
-#: A pending job younger than this may still be on its way to the broker.
-LOST_GRACE_S = 60.0
-
-
 def _task_id(raw: str) -> str | None:
     try:
         message = json.loads(raw)
@@ -464,9 +460,15 @@ def _task_id(raw: str) -> str | None:
     return str(headers.get("id")) if isinstance(headers, dict) and headers.get("id") else None
 
 
-def _lost_pending(keys: KeySpace, main: redis.Redis, broker: redis.Redis, now: float,
+def _lost_pending(keys: KeySpace, main: redis.Redis, broker: redis.Redis,
                   progress: Callable[[int], None]) -> Finding:
-    """Pending jobs older than LOST_GRACE_S whose task is neither queued nor unacked."""
+    """Pending jobs whose task is neither queued nor unacked: trace's `stale` rule.
+
+    One pass over the queue and the unacked hash finds the candidates; each is
+    then looked up again with trace's own atomic lookup (store.messages), so a
+    message delivered between the two reads is not reported lost, and doctor
+    and trace never disagree about a job.
+    """
     queued: set[str] = set()
     length = int(broker.llen(keys.queue()))
     for start in range(0, length, BATCH):
@@ -477,9 +479,10 @@ def _lost_pending(keys: KeySpace, main: redis.Redis, broker: redis.Redis, now: f
         if (task := _task_id(str(raw))) is not None:
             queued.add(task)
     progress(length)
-    lost = [str(m) for m in main.zrangebyscore(keys.jobs_by_status(JobStatus.PENDING),
-                                               "-inf", now - LOST_GRACE_S)
-            if str(m) not in queued]
+    candidates = [str(m) for m in main.zrange(keys.jobs_by_status(JobStatus.PENDING), 0, -1)
+                  if str(m) not in queued]
+    lost = [j for j in candidates if main.hget(keys.job(j), "status") == JobStatus.PENDING.value
+            and find_message(broker, keys, j).lost]
     counts = {"queued_messages": len(queued)}
     return _listing("pending-without-message", lost,
                     "pending jobs have no message in the broker: no worker will ever run "
@@ -536,6 +539,5 @@ def run_checks(settings: Settings, clients: dict[str, redis.Redis], keys: KeySpa
     findings.append(_stale_processing(keys, clients["main"]))
     if consistency:
         findings += _consistency(keys, clients["main"], clients["results"], progress)
-        findings.append(_lost_pending(keys, clients["main"], clients["broker"], now_s(),
-                                      progress))
+        findings.append(_lost_pending(keys, clients["main"], clients["broker"], progress))
     return findings

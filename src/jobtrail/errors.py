@@ -17,6 +17,7 @@ a module boundary; library errors (redis, sqlalchemy) are wrapped here with
     │                                                       LOADING, password); never restarted
     ├── StoreError
     │   ├── JobNotFoundError             (job_id)          no job:<id> hash
+    │   ├── AmbiguousJobIdError          (prefix, matches) an id prefix names several jobs
     │   ├── InvalidTransitionError       (job_id, from_, to) transition not in TRANSITIONS
     │   ├── MalformedRecordError         (job_id, reason)  job:<id> was not written by jobtrail
     │   ├── ConcurrentUpdateError        (job_id, version) the record changed under us
@@ -47,6 +48,7 @@ from typing import Any
 __all__ = [
     "AnswerContradictedError",
     "ArchiveError",
+    "AmbiguousJobIdError",
     "ArchivedJobNotFoundError",
     "AttemptsExhaustedError",
     "ConcurrentUpdateError",
@@ -177,6 +179,17 @@ class JobNotFoundError(StoreError):
     def __init__(self, job_id: str) -> None:
         super().__init__(f"job {job_id} not found")
         self.job_id = job_id
+
+
+class AmbiguousJobIdError(StoreError):
+    """Raised when an id prefix matches more than one job; nothing was looked up further."""
+
+    def __init__(self, prefix: str, matches: list[str], more: bool) -> None:
+        shown = ", ".join(matches) + (", ..." if more else "")
+        super().__init__(f"id prefix {prefix} matches several jobs ({shown}); give more "
+                         "characters")
+        self.prefix = prefix
+        self.matches = matches
 
 
 class InvalidTransitionError(StoreError):

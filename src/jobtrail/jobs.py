@@ -9,6 +9,7 @@ name (worker.app), so it never imports SymPy.
 from __future__ import annotations
 
 import logging
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +17,7 @@ import redis
 from celery import Celery
 from kombu.exceptions import OperationalError
 
+from jobtrail.config import SOLVER_MAX_PROBLEM_CHARS
 from jobtrail.connections import mask_url
 from jobtrail.errors import (
     InvalidTransitionError,
@@ -27,10 +29,11 @@ from jobtrail.errors import (
 from jobtrail.models import EventType, Job, JobStatus
 from jobtrail.store import JobStore
 from jobtrail.store.heartbeats import HeartbeatStore
-from jobtrail.worker.app import TASK_SOLVE
+from jobtrail.worker.app import SETTINGS_KEY, TASK_SOLVE
 from jobtrail.worker.recovery import DeadWorkerSweep, RecoveryReport, gone_reason
 
-__all__ = ["MAX_SUBMIT_BYTES", "SAMPLE_PROBLEMS", "SUBMIT_CHUNK", "JobService"]
+__all__ = ["MAX_SUBMIT_BYTES", "SAMPLE_PROBLEMS", "SUBMIT_CHUNK", "JobService",
+           "check_problem_text"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +42,8 @@ logger = logging.getLogger(__name__)
 MAX_SUBMIT_BYTES = 1_000_000
 #: submit_many writes records and sends tasks this many at a time.
 SUBMIT_CHUNK = 100
+#: Control characters a problem text may hold (the solver reads them as spaces).
+_SPACE_CONTROLS = frozenset("\t\n\r")
 
 #: The five scrubbed problems of the original reproduction, one per kind
 #: (`jobtrail demo` and `jobtrail repro run` submit them).
@@ -51,6 +56,44 @@ SAMPLE_PROBLEMS: tuple[str, ...] = (
 )
 
 
+def check_problem_text(problem: str, *, max_chars: int) -> None:
+    """Refuse a problem text no job should be created for, with one line that says why.
+
+    The one door check of every submission (CLI, API, JobService): the CLI,
+    the API and the Python entry points give the same message for the same text.
+    Tab, newline and carriage return are allowed (the solver reads them as spaces).
+
+    Args:
+        problem: The untrusted problem text.
+        max_chars: Longest text accepted, characters (Settings.max_problem_chars).
+
+    Raises:
+        ProblemParseError: The text is empty or blank ("empty problem"), holds a
+            control character such as NUL, or characters UTF-8 cannot encode
+            (lone surrogates: bytes that were not UTF-8 on a command line).
+        ProblemTooLargeError: The text is longer than *max_chars* characters.
+    """
+    if len(problem) > max_chars:
+        raise ProblemTooLargeError(
+            f"problem text is {len(problem)} characters; the limit is {max_chars}", what="text")
+    if not problem.strip():
+        raise ProblemParseError("empty problem", text=problem, position=None)
+    for position, char in enumerate(problem):
+        category = unicodedata.category(char)
+        if category == "Cs":
+            raise ProblemParseError(f"problem text is not valid UTF-8 (character {position})",
+                                    text=problem.encode("utf-8", "replace").decode(),
+                                    position=position)
+        if category == "Cc" and char not in _SPACE_CONTROLS:
+            raise ProblemParseError(
+                f"problem text holds the control character U+{ord(char):04X} at character "
+                f"{position}", text=problem, position=position)
+    size = len(problem.encode("utf-8"))
+    if size > MAX_SUBMIT_BYTES:  # unreachable at the solver's limit; guards a raised setting
+        raise ProblemTooLargeError(
+            f"problem text is {size} bytes; at most {MAX_SUBMIT_BYTES} are accepted", what="text")
+
+
 class JobService:
     """Submits and reads jobs.
 
@@ -59,29 +102,23 @@ class JobService:
         app: The Celery app whose broker receives the solve tasks.
     """
 
-    def __init__(self, store: JobStore, app: Celery) -> None:
+    def __init__(self, store: JobStore, app: Celery, *,
+                 max_problem_chars: int | None = None) -> None:
         self.store = store
         self.app = app
+        settings = app.conf.get(SETTINGS_KEY)
+        #: Longest problem text submit accepts; by default the app's settings' limit.
+        self.max_problem_chars = max_problem_chars or (
+            settings.max_problem_chars if settings is not None else SOLVER_MAX_PROBLEM_CHARS)
 
-    @staticmethod
-    def check_text(problem: str) -> None:
-        """Refuse a problem text no job record can hold; called by submit() before any write.
+    def check_text(self, problem: str) -> None:
+        """Refuse a problem text at the door; called by submit() before any write.
 
         Raises:
-            ProblemParseError: The text has characters UTF-8 cannot encode (lone
-                surrogates: bytes that were not UTF-8 on a command line).
-            ProblemTooLargeError: The text is over MAX_SUBMIT_BYTES.
+            ProblemParseError: See check_problem_text().
+            ProblemTooLargeError: See check_problem_text().
         """
-        try:
-            size = len(problem.encode("utf-8"))
-        except UnicodeEncodeError as exc:
-            raise ProblemParseError(f"problem text is not valid UTF-8 (character {exc.start})",
-                                    text=problem.encode("utf-8", "replace").decode(),
-                                    position=exc.start) from None
-        if size > MAX_SUBMIT_BYTES:
-            raise ProblemTooLargeError(
-                f"problem text is {size} bytes; at most {MAX_SUBMIT_BYTES} are accepted",
-                what="text")
+        check_problem_text(problem, max_chars=self.max_problem_chars)
 
     def _enqueue_failure(self, exc: Exception) -> RedisUnavailableError | None:
         """The error to report for a send_task that raised *exc*, or None if not Redis's.
@@ -123,8 +160,9 @@ class JobService:
         the record lands waits for it (worker.tasks).
 
         Raises:
-            ProblemTooLargeError: The text is over MAX_SUBMIT_BYTES; nothing written.
-            ProblemParseError: The text is not valid UTF-8; nothing written.
+            ProblemTooLargeError: The text is over max_problem_chars; nothing written.
+            ProblemParseError: The text is empty, blank, holds a control character
+                or is not valid UTF-8; nothing written.
             RedisUnavailableError: The main DB or the broker is down (a job
                 created before the broker failed is marked failed; a task sent
                 whose record could not be written is revoked).
@@ -162,7 +200,8 @@ class JobService:
 
         Raises:
             ProblemTooLargeError: A text is too large; nothing written.
-            ProblemParseError: A text is not valid UTF-8; nothing written.
+            ProblemParseError: A text is empty, blank, holds a control character or
+                is not valid UTF-8; nothing written.
             RedisUnavailableError: The main DB or the broker is down.
         """
         for problem in problems:

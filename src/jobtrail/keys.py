@@ -41,6 +41,8 @@ __all__ = [
     "KeyKind",
     "KeySpace",
     "celery_result_key",
+    "glob_escape",
+    "id_prefix_pattern",
     "keyevent_event",
     "keyevent_pattern",
     "repro_filler_key",
@@ -104,6 +106,16 @@ def keyevent_event(channel: str) -> str | None:
     return event if sep else None
 
 
+def glob_escape(text: str) -> str:
+    """Return *text* as a literal in a Redis MATCH glob (`*`, `?`, `[`, `]`, `\\` escaped)."""
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
+
+
+def id_prefix_pattern(id_prefix: str) -> str:
+    """Return the ZSCAN MATCH pattern of the `jobs` index members (ids) starting *id_prefix*."""
+    return f"{glob_escape(id_prefix)}*"
+
+
 class KeySpace:
     """Builds jobtrail's keys under an optional prefix (e.g. ``"app1:"``)."""
 
@@ -155,9 +167,9 @@ class KeySpace:
         """Return `recovery:<queue>` (broker DB): held by the one worker sweeping dead ones."""
         return f"{self.prefix}recovery:{self.queue_name}"
 
-    def tombstone_pattern(self) -> str:
-        """Return the SCAN MATCH pattern of every `tombstone:<id>`."""
-        return f"{self.prefix}tombstone:*"
+    def tombstone_pattern(self, id_prefix: str = "") -> str:
+        """Return the SCAN MATCH pattern of every `tombstone:<id>` (ids starting *id_prefix*)."""
+        return f"{glob_escape(self.prefix)}tombstone:{glob_escape(id_prefix)}*"
 
     def tombstone_id(self, key: str) -> str:
         """Return the job id of a `tombstone:<id>` key."""

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from jobtrail.cli.durations import parse_duration
+from jobtrail.cli.durations import format_duration, parse_duration
 from jobtrail.clock import now_s
 from jobtrail.config import Settings
 from jobtrail.models import JobStatus
@@ -77,6 +77,9 @@ def test_policies_show_what_each_would_select(settings: Settings, store: JobStor
     assert result.returncode == 0, result.stderr
     rows = {r["name"]: r for r in json.loads(result.stdout)}
     assert rows["old-failed"]["selected"] == 3 and rows["old-completed"]["selected"] == 0
+    # the plain table prints the ages as durations, not 8.64e+04
+    plain = run(settings, "retention", "policies", env={**env, "COLUMNS": "150"})
+    assert "7d" in plain.stdout and "1d" in plain.stdout and "e+0" not in plain.stdout
     purged = run(settings, "retention", "purge", "--policy", "old-failed", "--json", env=env)
     assert json.loads(purged.stdout)["purged"] == 3
 
@@ -99,6 +102,13 @@ def test_bad_selectors_are_one_line_usage_errors(settings: Settings, store: JobS
     ("1h30m", 5_400.0), ("2w", 1_209_600.0), ("0.5h", 1_800.0)])
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize(("seconds", "text"), [
+    (2_592_000, "30d"), (604_800, "7d"), (5_400, "1h30m"), (45, "45s"), (0, "0s"),
+    (0.5, "0.5s"), (90_061.25, "1d1h1m1.25s")])
+def test_durations_print_as_they_are_typed(seconds: float, text: str) -> None:
+    assert format_duration(seconds) == text and parse_duration(text) == seconds
 
 
 @pytest.mark.parametrize("text", ["", "7x", "-1d", "d", "1y"])

@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import redis
 
+from jobtrail.config import Settings
 from jobtrail.embedded import EmbeddedRedis
+from jobtrail.monitor.report import write_snapshots
+from jobtrail.monitor.snapshot import take_snapshot
+from jobtrail.store import JobStore
+from tests.cli.test_cli import run as cli
+from tests.helpers.waiting import wait_until
 
 
-def run(*args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
+def run(*args: str, timeout_s: float = 60,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run `python -m jobtrail monitor ARGS`."""
     return subprocess.run([sys.executable, "-m", "jobtrail", "monitor", *args],
-                          capture_output=True, text=True, timeout=timeout_s, check=False)
+                          capture_output=True, text=True, timeout=timeout_s, check=False,
+                          env={**os.environ, **(env or {})})
 
 
 def test_snapshot_then_diff(redis_server: EmbeddedRedis, main_db: redis.Redis,
@@ -38,8 +47,9 @@ def test_snapshot_then_diff(redis_server: EmbeddedRedis, main_db: redis.Redis,
     assert changed["diffs"][0]["changes"] == [
         {"key": "h", "kind": "other", "type": "hash", "change": "status_changed",
          "before": "pending", "after": "completed"}]
-    human = run("diff", str(a), str(c))
-    assert "status 'h' (other, hash) pending -> completed" in human.stdout
+    human = run("diff", str(a), str(c), env={"COLUMNS": "120"})
+    rows = [[cell.strip() for cell in line.split("\u2502")] for line in human.stdout.splitlines()]
+    assert ["h", "status changed", "pending", "completed", "-"] in rows, human.stdout
 
 
 def test_watch_prints_a_summary(redis_server: EmbeddedRedis, main_db: redis.Redis,
@@ -61,3 +71,34 @@ def test_bad_options_are_usage_errors(tmp_path: Path) -> None:
     assert result.returncode == 2 and "is not a duration" in result.stderr
     missing = run("diff", str(tmp_path / "nope.json"), str(tmp_path / "nope.json"))
     assert missing.returncode == 2
+
+
+def test_diff_is_a_table_with_the_causes_watch_reports(
+        settings: Settings, store: JobStore, main_db: redis.Redis, tmp_path: Path) -> None:
+    # Given a completed job and a key about to expire, snapshotted
+    job = store.create("x = 1")
+    store.start(job.id, worker="w")
+    store.complete(job.id, {"text": "x = 1", "latex": "", "steps": []})
+    main_db.set("short-lived", 1, px=500)
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    with a.open("w") as fp:  # in-process: quicker than the key's TTL
+        write_snapshots(fp, [take_snapshot(main_db)], store.keys)
+    # When the job is purged and the key expires before the second snapshot
+    purged = cli(settings, "retention", "purge", "--status", "completed", "--older-than", "0s")
+    assert purged.returncode == 0, purged.stderr
+    wait_until(lambda: main_db.exists("short-lived") == 0, timeout_s=10, message="expiry")
+    assert cli(settings, "monitor", "snapshot", "--db", "main", "--out", str(b)).returncode == 0
+    # Then --json names the purge's removal and the expiry as watch does
+    data = json.loads(cli(settings, "monitor", "diff", str(a), str(b), "--json").stdout)
+    causes = {c["key"]: c.get("cause_label") for d in data["diffs"] for c in d["changes"]
+              if c["change"] == "removed"}
+    assert causes[f"job:{job.id}"] == "del by purge" and causes["short-lived"] == "expired"
+    # and the plain form is a table, one row a key, the key whole on its line
+    shown = cli(settings, "monitor", "diff", str(a), str(b), env={"COLUMNS": "150"})
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert any(all(w in line for w in ("key", "change", "old", "new", "cause"))
+               for line in lines), shown.stdout
+    rows = [[cell.strip() for cell in line.split("\u2502")] for line in lines]
+    assert [f"job:{job.id}", "removed", "completed", "-", "del by purge"] in rows, shown.stdout
+    assert "{" not in shown.stdout  # no Python dict reprs

@@ -12,6 +12,8 @@ from contextlib import asynccontextmanager
 from importlib import resources
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 
@@ -64,8 +66,11 @@ def create_app(settings: Settings) -> FastAPI:
         yield
         services.close()
 
+    # /docs is served below from the package's own Swagger UI files (FastAPI's default page
+    # loads them from a CDN and is blank offline); ReDoc would need a CDN too, so it is off
     app = FastAPI(title="jobtrail", version=__version__, lifespan=lifespan,
-                  description="Math-problem jobs on Celery + Redis, every job accounted for.")
+                  description="Math-problem jobs on Celery + Redis, every job accounted for.",
+                  docs_url=None, redoc_url=None)
     app.state.services = services
     registry = CollectorRegistry()
     def snapshot() -> MetricsSnapshot:
@@ -85,4 +90,28 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(module.router)
     static = resources.files("jobtrail.api").joinpath("static")
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
+    _offline_docs(app)
     return app
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """Serve Swagger UI at /docs from api/static/swagger-ui (no CDN).
+
+    Source: FastAPI's "Custom Docs UI Static Assets (Self-Hosting)" recipe,
+    https://fastapi.tiangolo.com/how-to/custom-docs-ui-assets/
+    """
+    assets = "/static/swagger-ui"
+    openapi_url = app.openapi_url or "/openapi.json"
+    redirect_url = app.swagger_ui_oauth2_redirect_url or "/docs/oauth2-redirect"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=openapi_url, title=f"{app.title} - API docs",
+            oauth2_redirect_url=redirect_url, swagger_js_url=f"{assets}/swagger-ui-bundle.js",
+            swagger_css_url=f"{assets}/swagger-ui.css",
+            swagger_favicon_url=f"{assets}/favicon-32x32.png")
+
+    @app.get(redirect_url, include_in_schema=False)
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()

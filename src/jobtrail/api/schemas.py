@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from jobtrail.models import Job
 
-__all__ = ["ErrorBody", "ErrorDetail", "JobIn", "JobOut", "JobPage", "JobsOut"]
+__all__ = ["ErrorBody", "ErrorDetail", "JobIn", "JobOut", "JobPage", "JobsOut", "MissingJobOut"]
 
 #: Batch submissions hold at most this many problems.
 MAX_BATCH = 1000
-#: Problem text longer than this is refused with 422 (the solver's own limit is smaller).
-MAX_PROBLEM_CHARS = 100_000
 
 
 class JobIn(BaseModel):
@@ -21,16 +19,15 @@ class JobIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    problem: str | None = Field(None, max_length=MAX_PROBLEM_CHARS,
-                                examples=["solve x^2 - 5x + 6 = 0"])
+    # the text itself (length, blank, control characters) is checked by JobService
+    # with the same rule and message as the CLI: a 422 `problem_too_large`/`problem_parse`
+    problem: str | None = Field(None, examples=["solve x^2 - 5x + 6 = 0"])
     problems: list[str] | None = Field(None, min_length=1, max_length=MAX_BATCH)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> JobIn:
         if (self.problem is None) == (self.problems is None):
             raise ValueError("give exactly one of 'problem' or 'problems'")
-        if self.problems is not None and any(len(p) > MAX_PROBLEM_CHARS for p in self.problems):
-            raise ValueError(f"each problem is at most {MAX_PROBLEM_CHARS} characters")
         return self
 
 
@@ -69,10 +66,23 @@ class JobsOut(BaseModel):
     jobs: list[JobOut]
 
 
-class JobPage(BaseModel):
-    """A page of jobs, newest first; pass `next_cursor` back as `cursor` for the next page."""
+class MissingJobOut(BaseModel):
+    """An index entry whose job record is gone: its id, and what trace says became of it."""
 
-    jobs: list[JobOut]
+    id: str
+    record_missing: Literal[True] = True
+    fate: str
+    verdict: str
+
+
+class JobPage(BaseModel):
+    """A page of jobs, newest first; pass `next_cursor` back as `cursor` for the next page.
+
+    An index entry whose record is gone is a `MissingJobOut` row (`record_missing`:
+    true, with trace's fate and verdict) in its place, not left out.
+    """
+
+    jobs: list[JobOut | MissingJobOut]
     next_cursor: str | None
 
 

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from celery import Celery
 
 from jobtrail.config import Settings, load_settings
 from jobtrail.connections import Clients, open_clients, wait_until_ready
 from jobtrail.embedded import resolve_settings
-from jobtrail.jobs import JobService
 from jobtrail.keys import KeySpace
 from jobtrail.store import EventLog, JobStore
-from jobtrail.store.archive import ArchiveStore
 from jobtrail.trace import TraceSources
 from jobtrail.trace.gather import archive_lookup
-from jobtrail.worker.app import create_celery_app
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+    from jobtrail.jobs import JobService
+    from jobtrail.store.archive import ArchiveStore
 
 __all__ = ["CliState", "runtime", "settings_from", "trace_sources"]
 
@@ -33,17 +37,35 @@ class CliState:
     extra: dict[str, object] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Runtime:
-    """Services of one CLI invocation, on resolved settings."""
+    """Services of one CLI invocation, on resolved settings.
+
+    The Celery app and the job service are built on first use: Celery and
+    kombu cost about 0.3 s of start-up that `status`, `trace` and `list` do
+    not need (bench/bench_cli.py), so they are imported there, not above
+    (the documented exception to module-level imports).
+    """
 
     settings: Settings
     clients: Clients
     keys: KeySpace
     store: JobStore
     events: EventLog
-    celery: Celery
-    service: JobService
+
+    @cached_property
+    def celery(self) -> Celery:
+        """The Celery app of these settings (imports Celery)."""
+        from jobtrail.worker.app import create_celery_app  # lazy: start-up, see above
+
+        return create_celery_app(self.settings)
+
+    @cached_property
+    def service(self) -> JobService:
+        """The job service (submit, requeue) on this store and Celery app."""
+        from jobtrail.jobs import JobService  # lazy: start-up, see above
+
+        return JobService(self.store, self.celery)
 
 
 def _state(ctx: typer.Context) -> CliState:
@@ -72,16 +94,19 @@ def runtime(ctx: typer.Context) -> Runtime:
         ConfigError, EmbeddedRedisError, RedisUnavailableError.
     """
     state = _state(ctx)
+    cached = state.extra.get("runtime")
+    if isinstance(cached, Runtime):  # one set of clients per invocation
+        return cached
     settings = resolve_settings(settings_from(ctx))
     clients = open_clients(settings)
     wait_until_ready(clients.main, clients.main_url, timeout_s=3)
     keys = KeySpace(settings.key_prefix, queue=settings.queue)
     store = JobStore(clients.main, keys, events_max_len=settings.events_max_len)
-    app = create_celery_app(settings)
     state.resolved, state.clients = settings, clients
     ctx.call_on_close(clients.close)
-    return Runtime(settings, clients, keys, store, EventLog(clients.main, keys), app,
-                   JobService(store, app))
+    rt = Runtime(settings, clients, keys, store, EventLog(clients.main, keys))
+    state.extra["runtime"] = rt
+    return rt
 
 
 def trace_sources(ctx: typer.Context) -> TraceSources:
@@ -93,6 +118,9 @@ def trace_sources(ctx: typer.Context) -> TraceSources:
     rt = runtime(ctx)
 
     def open_archive() -> ArchiveStore:
+        # lazy: SQLAlchemy is imported only when trace needs the archive (start-up)
+        from jobtrail.store.archive import ArchiveStore
+
         archive = ArchiveStore(rt.settings.effective_archive_url,
                                table_prefix=rt.settings.archive_table_prefix)
         ctx.call_on_close(archive.close)

@@ -57,6 +57,11 @@ def doctor(
         for f in findings:
             style = _STYLE[f.severity]
             out.print(f"[{style}]{f.severity.value:7}[/] {f.check}: {escape(f.message)}")
+            sample = f.evidence.get("sample") if f.severity is not Severity.OK else None
+            if sample:  # name what was counted: the first ten ids, and how many more
+                more = int(f.evidence.get("count", len(sample))) - len(sample)
+                out.print(f"          ids: {escape(', '.join(sample))}"
+                          + (f" (and {more} more)" if more > 0 else ""))
             if f.fix and f.severity is not Severity.OK:
                 out.print(f"          fix: {escape(f.fix)}")
         out.print(f"\n{errors} error(s)" if errors else "\nno errors")

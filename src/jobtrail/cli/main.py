@@ -2,6 +2,13 @@
 
 Invariant: every JobtrailError and usage error ends as one line on stderr and
 a non-zero exit (2 for usage and settings, 1 for runtime failures).
+
+Start-up: a command module is imported only when its command runs (`_LOADERS`,
+called by main() for the command named on the command line; all of them for
+--help or an unknown name), and the job commands import Celery only in their
+body. `jobtrail status`, `trace` and `list` so load neither Celery, SQLAlchemy,
+FastAPI nor SymPy (bench/bench_cli.py measures it). These function-local
+imports are the documented exception to the house rule: start-up cost, not cycles.
 """
 
 from __future__ import annotations
@@ -11,19 +18,14 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from jobtrail.cli import demo as demo_cmd
-from jobtrail.cli import doctor as doctor_cmd
-from jobtrail.cli import monitor as monitor_cmd
-from jobtrail.cli import repro as repro_cmd
-from jobtrail.cli import retention, server
-from jobtrail.cli import serve as serve_cmd
-from jobtrail.cli import trace as trace_cmd
-from jobtrail.cli.context import CliState, runtime
+from jobtrail.cli.context import CliState, runtime, settings_from, trace_sources
+from jobtrail.cli.ids import ID_HELP, resolve_id
 from jobtrail.cli.output import err, escape, exit_with, job_table, out, print_json, render_job
 from jobtrail.clock import monotonic_s
 from jobtrail.errors import (
@@ -33,11 +35,9 @@ from jobtrail.errors import (
     JobtrailError,
     ProblemError,
 )
-from jobtrail.jobs import JobService
-from jobtrail.keys import JOB_ID_PATTERN
 from jobtrail.logconfig import log_config
-from jobtrail.models import TERMINAL_STATUSES, JobStatus
-from jobtrail.worker.app import SETTINGS_KEY
+from jobtrail.models import TERMINAL_STATUSES, Fate, JobStatus
+from jobtrail.trace import trace_job
 
 __all__ = ["app", "main"]
 
@@ -48,16 +48,97 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-app.add_typer(server.app, name="server")
-app.add_typer(monitor_cmd.app, name="monitor")
-app.add_typer(repro_cmd.app, name="repro")
-app.command(name="demo")(demo_cmd.demo)
-app.command(name="trace")(trace_cmd.trace)
-app.command(name="workers")(trace_cmd.workers)
-app.command(name="doctor")(doctor_cmd.doctor)
-app.command(name="serve")(serve_cmd.serve)
-app.add_typer(retention.app, name="retention")
-app.command(name="restore")(retention.restore)
+
+
+def _server() -> None:
+    from jobtrail.cli import server  # lazy: start-up (module docstring)
+
+    app.add_typer(server.app, name="server")
+
+
+def _monitor() -> None:
+    from jobtrail.cli import monitor  # lazy: start-up
+
+    app.add_typer(monitor.app, name="monitor")
+
+
+def _repro() -> None:
+    from jobtrail.cli import repro  # lazy: start-up
+
+    app.add_typer(repro.app, name="repro")
+
+
+def _demo() -> None:
+    from jobtrail.cli import demo  # lazy: start-up
+
+    app.command(name="demo")(demo.demo)
+
+
+def _trace() -> None:
+    from jobtrail.cli import trace  # lazy: start-up
+
+    app.command(name="trace")(trace.trace)
+
+
+def _workers() -> None:
+    from jobtrail.cli import trace  # lazy: start-up
+
+    app.command(name="workers")(trace.workers)
+
+
+def _doctor() -> None:
+    from jobtrail.cli import doctor  # lazy: start-up
+
+    app.command(name="doctor")(doctor.doctor)
+
+
+def _serve() -> None:
+    from jobtrail.cli import serve  # lazy: start-up
+
+    app.command(name="serve")(serve.serve)
+
+
+def _retention() -> None:
+    from jobtrail.cli import retention  # lazy: start-up
+
+    app.add_typer(retention.app, name="retention")
+
+
+def _restore() -> None:
+    from jobtrail.cli import retention  # lazy: start-up
+
+    app.command(name="restore")(retention.restore)
+
+
+#: Commands whose module is imported only when they run, in --help's order.
+_LOADERS: dict[str, Callable[[], None]] = {
+    "server": _server, "monitor": _monitor, "repro": _repro, "demo": _demo, "trace": _trace,
+    "workers": _workers, "doctor": _doctor, "serve": _serve, "retention": _retention,
+    "restore": _restore,
+}
+#: Root options that take a value (the command name comes after it).
+_VALUED_ROOT_OPTIONS = frozenset({"--env-file"})
+
+
+def _command_named(argv: list[str]) -> str | None:
+    """Return the command name on *argv* (after the root options), None if there is none."""
+    args = iter(argv)
+    for arg in args:
+        if arg in _VALUED_ROOT_OPTIONS:
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+def load_commands(argv: list[str]) -> None:
+    """Register the command *argv* names, or every command for --help or an unknown name."""
+    name = _command_named(argv)
+    loaders = [_LOADERS[name]] if name in _LOADERS else (
+        [] if name in _OWN_COMMANDS else list(_LOADERS.values()))
+    for load in loaders:
+        load()
+
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
@@ -74,12 +155,6 @@ def root(
     ctx.obj = CliState(env_file=env_file)
     # commands report errors as one line themselves; logs are for -v
     logging.config.dictConfig(log_config(verbose=verbose, level="WARNING"))
-
-
-def _check_id(job_id: str) -> str:
-    if not JOB_ID_PATTERN.match(job_id):
-        raise typer.BadParameter(f"{job_id!r} is not a job id", param_hint="JOB_ID")
-    return job_id
 
 
 def _wait_for(ctx: typer.Context, ids: list[str], timeout_s: float) -> None:
@@ -101,16 +176,33 @@ def _wait_for(ctx: typer.Context, ids: list[str], timeout_s: float) -> None:
 @app.command()
 def submit(
     ctx: typer.Context,
-    problems: Annotated[list[str], typer.Argument(help="Problem texts, one per argument.")],
+    problems: Annotated[list[str] | None, typer.Argument(
+        help="Problem texts, one per argument.", show_default=False)] = None,
+    file: Annotated[typer.FileText | None, typer.Option(
+        "--file", "-f", help="Also submit each non-blank line of this file ('-': stdin).",
+        encoding="utf-8", errors="surrogateescape")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait until every job finishes.")] = False,
     timeout: Annotated[float, typer.Option(help="With --wait: give up after this many "
                                                 "seconds.", min=0.1)] = 60.0,
     json_out: JsonOpt = False,
 ) -> None:
-    """Submit problems as jobs; print their ids (or, with --wait, their answers)."""
+    """Submit problems as jobs; print their ids (or, with --wait, their answers).
+
+    With --json: one problem given as an argument prints one object; several
+    problems or --file print a list (of one, too).
+    """
+    problems = list(problems or [])
+    if file is not None:
+        problems += [line.strip() for line in file if line.strip()]
+    if not problems:
+        raise typer.BadParameter("give at least one problem, or --file", param_hint="PROBLEMS")
+    as_list = file is not None or len(problems) > 1
+    from jobtrail.jobs import check_problem_text  # lazy: start-up (module docstring)
+
+    max_chars = settings_from(ctx).max_problem_chars
     for n, problem in enumerate(problems, 1):  # all or nothing: a bad one is a usage error
         try:
-            JobService.check_text(problem)
+            check_problem_text(problem, max_chars=max_chars)
         except ProblemError as exc:
             raise typer.BadParameter(f"problem {n}: {exc}", param_hint="PROBLEMS") from None
     rt = runtime(ctx)
@@ -120,7 +212,7 @@ def submit(
         _wait_for(ctx, [j.id for j in jobs], timeout)
         jobs = [rt.store.get(j.id) for j in jobs]
     if json_out:
-        print_json([j.to_dict() for j in jobs] if len(jobs) > 1 else jobs[0].to_dict())
+        print_json([j.to_dict() for j in jobs] if as_list else jobs[0].to_dict())
     elif wait:
         out.print(job_table(jobs))
     else:
@@ -134,11 +226,21 @@ def submit(
 @app.command()
 def status(
     ctx: typer.Context,
-    job_id: Annotated[str, typer.Argument(help="The job id (the Celery task id).")],
+    job_id: Annotated[str, typer.Argument(help=ID_HELP)],
     json_out: JsonOpt = False,
 ) -> None:
-    """Show one job: status, answer or error, attempts and times."""
-    job = runtime(ctx).store.get(_check_id(job_id))
+    """Show one job: status, answer or error, attempts and times.
+
+    Exit status 3 when the record is gone; the message says what became of it
+    (trace's verdict) and, for a purged job, the command that restores it.
+    """
+    job_id = resolve_id(ctx, job_id)
+    job = runtime(ctx).store.find(job_id)
+    if job is None:
+        result = trace_job(trace_sources(ctx), job_id)
+        hint = f"; restore it with: jobtrail restore {job_id}" if result.fate is Fate.PURGED \
+            else ""
+        exit_with(f"job {job_id} not found: {result.verdict}{hint}", 3)
     if json_out:
         print_json(job.to_dict())
     else:
@@ -148,16 +250,18 @@ def status(
 @app.command()
 def requeue(
     ctx: typer.Context,
-    job_ids: Annotated[list[str], typer.Argument(help="Ids of pending jobs whose message "
-                                                      "was lost (see jobtrail doctor).")],
+    job_ids: Annotated[list[str], typer.Argument(help="Ids (or unique prefixes) of pending "
+                                                      "jobs whose message was lost (see "
+                                                      "jobtrail doctor).")],
     json_out: JsonOpt = False,
 ) -> None:
     """Send the task of pending jobs again (a submitter died before sending it), or hand a
     processing job whose worker is gone back to the queue (refused while its worker lives).
     """
     rt = runtime(ctx)
-    before = {job_id: rt.store.get(_check_id(job_id)) for job_id in job_ids}
-    jobs = [rt.service.requeue(job_id) for job_id in job_ids]
+    ids = [resolve_id(ctx, job_id, "JOB_IDS") for job_id in job_ids]
+    before = {job_id: rt.store.get(job_id) for job_id in ids}
+    jobs = [rt.service.requeue(job_id) for job_id in ids]
     if json_out:
         print_json([j.to_dict() for j in jobs])
     else:
@@ -196,12 +300,21 @@ def list_jobs(
                                        max=10_000)] = 20,
     json_out: JsonOpt = False,
 ) -> None:
-    """List jobs, newest first."""
-    jobs = runtime(ctx).store.list_jobs(status=status_, limit=limit)
+    """List jobs, newest first.
+
+    An index entry whose record is gone is listed too, flagged "record missing"
+    with trace's verdict (--json: {"id", "record_missing": true, "fate", "verdict"}).
+    """
+    entries = runtime(ctx).store.list_entries(status=status_, limit=limit)
+    traced = {job_id: trace_job(trace_sources(ctx), job_id)
+              for job_id, job in entries if job is None}
     if json_out:
-        print_json([j.to_dict() for j in jobs])
-    elif jobs:
-        out.print(job_table(jobs))
+        print_json([job.to_dict() if job is not None else {
+            "id": job_id, "record_missing": True, "fate": traced[job_id].fate.value,
+            "verdict": traced[job_id].verdict} for job_id, job in entries])
+    elif entries:
+        out.print(job_table([job if job is not None else (job_id, traced[job_id].verdict)
+                             for job_id, job in entries]))
     else:
         out.print("no jobs")
 
@@ -218,6 +331,8 @@ def worker(
         help="Serve Prometheus metrics on 127.0.0.1:PORT.", min=1, max=65535)] = None,
 ) -> None:
     """Run a Celery worker that solves jobs (prefork pool; Ctrl-C for a warm shutdown)."""
+    from jobtrail.worker.app import SETTINGS_KEY  # lazy: start-up (module docstring)
+
     rt = runtime(ctx)
     if metrics_port:
         rt.celery.conf[SETTINGS_KEY] = rt.settings.model_copy(
@@ -230,8 +345,13 @@ def worker(
     rt.celery.worker_main(argv=argv)
 
 
+#: The commands defined in this module (always registered).
+_OWN_COMMANDS = frozenset({"submit", "status", "requeue", "list", "worker"})
+
+
 def main() -> None:
     """Entry point: run the Typer app with errors turned into one line and an exit code."""
+    load_commands(sys.argv[1:])
     command = typer.main.get_command(app)
     try:
         rc = command.main(prog_name="jobtrail", standalone_mode=False)

@@ -14,17 +14,17 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import typer
+from rich.table import Table
 
 from jobtrail.cli.context import runtime, settings_from
-from jobtrail.cli.durations import duration_option
-from jobtrail.cli.output import err, escape, out, print_json
+from jobtrail.cli.durations import duration_option, format_duration
+from jobtrail.cli.output import add_id_column, err, escape, out, print_json
 from jobtrail.connections import connect, mask_url, wait_until_ready
 from jobtrail.keys import KeySpace
-from jobtrail.monitor.diff import SnapshotDiff, attribute, diff
-from jobtrail.monitor.report import read_snapshots, snapshot_record, write_snapshots
+from jobtrail.monitor.diff import ChangeKind, KeyChange, SnapshotDiff, attribute, diff
+from jobtrail.monitor.report import iso, read_snapshots, snapshot_record, write_snapshots
 from jobtrail.monitor.snapshot import Snapshot, take_snapshot
 from jobtrail.monitor.watch import WatchOptions, WatchProgress, WatchTarget, watch
-from jobtrail.monitor.watch import describe_change as describe
 
 __all__ = ["app"]
 
@@ -220,9 +220,11 @@ def diff_cmd(
                                            dir_okay=False)],
     json_out: JsonOpt = False,
 ) -> None:
-    """Show what changed between two saved snapshots, DB by DB.
+    """Show what changed between two saved snapshots, DB by DB: key, change, old, new, cause.
 
-    Removal causes are `unknown`: only a running `watch` hears them.
+    A removal's cause is what the snapshots prove (`del by purge` when the job
+    left a tombstone, `expired` when its TTL ran out in between), else
+    `unknown`: only a running `watch` hears every removal's event.
     """
     settings = settings_from(ctx)
     keys = KeySpace(settings.key_prefix, queue=settings.queue)
@@ -231,7 +233,8 @@ def diff_cmd(
     results: list[SnapshotDiff] = []
     for label in [d for d in before if d in after]:
         changes = diff(before[label], after[label], keys=keys)
-        results.append(attribute(changes, {}, after[label], keys=keys, subscribed=False))
+        results.append(attribute(changes, {}, after[label], keys=keys, subscribed=False,
+                                 before=before[label]))
     unmatched = sorted(set(before) ^ set(after))
     if json_out:
         print_json({"empty": all(d.is_empty for d in results), "unmatched_dbs": unmatched,
@@ -241,8 +244,41 @@ def diff_cmd(
         if d.is_empty:
             out.print(f"[bold]{escape(d.db)}[/]: no change")
             continue
-        out.print(f"[bold]{escape(d.db)}[/]: {d.counts()} counters {d.counters}")
-        for change in d.changes:
-            out.print(f"  {escape(describe(change))}")
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(d.counts().items())) or "no key"
+        counters = ", ".join(f"{k} {v:+d}" for k, v in d.counters.items())
+        out.print(f"[bold]{escape(d.db)}[/]: {counts}; {counters}")
+        if d.changes:
+            out.print(_diff_table(d))
     for label in unmatched:
         out.print(f"[yellow]{escape(label)}[/]: in only one of the files")
+
+
+def _shown_value(change: KeyChange, value: str | float | None) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, int | float) and change.change in _TTL_CHANGES:
+        return format_duration(round(float(value), 3))
+    return escape(str(value))
+
+
+_TTL_CHANGES = frozenset({ChangeKind.TTL_SET, ChangeKind.TTL_REMOVED, ChangeKind.TTL_RESET})
+
+
+def _diff_table(d: SnapshotDiff) -> Table:
+    """Return one DB's changes as a table (keys whole on one line, like ids)."""
+    table = Table(show_edge=False, pad_edge=False)
+    add_id_column(table, "key", (c.key for c in d.changes))
+    for col in ("change", "old", "new", "cause"):
+        table.add_column(col, overflow="fold")
+    for change in d.changes:
+        old = change.before if change.before is not None or change.change is not (
+            ChangeKind.REMOVED) else change.type
+        new = change.after if change.after is not None or change.change is not (
+            ChangeKind.ADDED) else change.type
+        cause = change.cause_label
+        if cause and change.at is not None:
+            cause += f" at {iso(change.at)}"
+        table.add_row(escape(change.key), change.change.value.replace("_", " "),
+                      _shown_value(change, old), _shown_value(change, new),
+                      escape(cause) or "-")
+    return table

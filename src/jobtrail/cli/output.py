@@ -21,7 +21,8 @@ from rich.table import Table
 
 from jobtrail.models import Job
 
-__all__ = ["err", "escape", "exit_with", "job_table", "out", "print_json", "render_job"]
+__all__ = ["add_id_column", "err", "escape", "exit_with", "job_table", "out", "print_json",
+           "render_job"]
 
 # emoji off: `:thumbs_up:` in a problem or `:m:` in a key (`stats:m:...`) is data, not an emoji code
 out = Console(highlight=False, soft_wrap=True, emoji=False)
@@ -114,12 +115,31 @@ def render_job(job: Job) -> None:
         out.print(f"  {i}. {escape(step)}")
 
 
-def job_table(jobs: Iterable[Job], *, title: str | None = None) -> Table:
-    """Return a table of jobs: id, status, kind, problem, answer or error."""
+def add_id_column(table: Table, header: str, ids: Iterable[str]) -> None:
+    """Add a column of ids that never wraps: an id is copied whole, from one line.
+
+    Its minimum width is the longest id, so Rich narrows the other columns
+    (which fold) instead of cutting or wrapping an id.
+    """
+    table.add_column(header, no_wrap=True, min_width=max((len(i) for i in ids), default=0))
+
+
+def job_table(jobs: Iterable[Job | tuple[str, str]], *, title: str | None = None) -> Table:
+    """Return a table of jobs: id, status, kind, problem, answer or error.
+
+    A row given as (id, verdict) is an index entry whose record is gone: its
+    status reads "record missing" and the verdict (trace's) takes the answer's place.
+    """
+    jobs = list(jobs)
     table = Table(title=title, show_lines=False)
-    for col in ("id", "status", "kind", "problem", "answer / error"):
+    add_id_column(table, "id", (j[0] if isinstance(j, tuple) else j.id for j in jobs))
+    table.add_column("status", no_wrap=True)
+    for col in ("kind", "problem", "answer / error"):
         table.add_column(col, overflow="fold")
     for job in jobs:
+        if isinstance(job, tuple):
+            table.add_row(job[0], "[bold red]record missing[/]", "-", "-", escape(job[1]))
+            continue
         table.add_row(job.id, status_text(job.status.value), job.kind or "-",
                       escape(job.problem[:80]), escape(job.answer or job.error or "-"))
     return table

@@ -69,8 +69,10 @@ def run(
     if interval_s <= 0:
         raise typer.BadParameter("must be more than 0", param_hint="--interval")
     settings = load_settings(env_file) if env_file else settings_from(ctx)
-    options = RunOptions(settings=settings, out_dir=out_dir, scenarios=_scenarios(scenario),
-                         jobs=jobs, interval_s=interval_s, duration_s=duration_s)
+    # absolute before any child (redis-server, workers) sees it: they run elsewhere
+    options = RunOptions(settings=settings, out_dir=out_dir.absolute(),
+                         scenarios=_scenarios(scenario), jobs=jobs, interval_s=interval_s,
+                         duration_s=duration_s)
     with err.status("starting the reproduction...") as status:
 
         def progress(p: Progress) -> None:

@@ -15,11 +15,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from jobtrail.cli.context import runtime, settings_from
-from jobtrail.cli.durations import duration_option
-from jobtrail.cli.output import err, exit_with, out, print_json, sigterm_as_interrupt
+from jobtrail.cli.durations import duration_option, format_duration
+from jobtrail.cli.ids import check_id, resolve_id
+from jobtrail.cli.output import (
+    add_id_column,
+    err,
+    exit_with,
+    out,
+    print_json,
+    sigterm_as_interrupt,
+)
 from jobtrail.clock import now_s
 from jobtrail.errors import PolicyError
-from jobtrail.keys import JOB_ID_PATTERN
 from jobtrail.models import JobStatus
 from jobtrail.retention import (
     ADHOC,
@@ -198,12 +205,13 @@ def policies(ctx: typer.Context, json_out: JsonOpt = False) -> None:
         out.print("no retention policies configured (JOBTRAIL_RETENTION_POLICIES)")
         return
     table = Table(title="retention policies (selection as of now)")
-    for col in ("name", "status", "older than (s)", "keep last", "max per run",
+    for col in ("name", "status", "older than", "keep last", "max per run",
                 "would purge", "oldest finished", "stuck"):
         table.add_column(col)
     for row in rows:
         sel = row["selector"]
-        table.add_row(row["name"], ",".join(sel["status"]), f"{sel['older_than_s']:g}",
+        table.add_row(row["name"], ",".join(sel["status"]),
+                      format_duration(sel["older_than_s"]),
                       str(sel["keep_last"]), str(sel["max_per_run"] or "-"),
                       str(row["selected"]), _when(row["oldest_finished_at"]),
                       ", ".join(f"{n} {s}" for s, n in row["stuck"].items() if n) or "-")
@@ -226,8 +234,9 @@ def history_cmd(
         out.print("no retention runs recorded")
         return
     table = Table(title="retention runs")
-    for col in ("started", "kind", "outcome", "user@host", "policy", "counts", "run id"):
+    for col in ("started", "kind", "outcome", "user@host", "policy", "counts"):
         table.add_column(col, overflow="fold")
+    add_id_column(table, "run id", (r.run_id for r in runs))
     for run in runs:
         counts = ", ".join(f"{k} {v}" for k, v in run.counts.items())
         table.add_row(_when(run.started_at), run.kind, run.outcome, f"{run.user}@{run.host}",
@@ -245,7 +254,8 @@ def _print_restore(report: RestoreReport) -> None:
 def restore(
     ctx: typer.Context,
     job_ids: Annotated[list[str] | None, typer.Argument(
-        help="Job ids to restore (each must be archived and not live).")] = None,
+        help="Job ids (or unique prefixes of 8+ characters) to restore (each must be "
+             "archived and not live).")] = None,
     policy: Annotated[str | None, typer.Option(
         help="Restore every job this policy purged (not yet restored).")] = None,
     since: Annotated[str | None, typer.Option(
@@ -256,10 +266,9 @@ def restore(
     since_s = duration_option(since, "--since")
     if bool(job_ids) == (policy is not None or since_s is not None):
         raise typer.BadParameter("give job ids, or --policy/--since", param_hint="JOB_IDS")
-    for job_id in job_ids or []:
-        if not JOB_ID_PATTERN.match(job_id):
-            raise typer.BadParameter(f"{job_id!r} is not a job id", param_hint="JOB_IDS")
+    job_ids = [check_id(job_id, "JOB_IDS") for job_id in job_ids or []]
     store, archive = _stores(ctx)
+    job_ids = [resolve_id(ctx, job_id, "JOB_IDS") for job_id in job_ids]
     if policy is not None:  # a policy since removed from the settings still names its rows
         policies = _policies(ctx)
         if policy not in policies and not archive.count(policy=policy):

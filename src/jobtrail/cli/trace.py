@@ -8,8 +8,8 @@ import typer
 from rich.table import Table
 
 from jobtrail.cli.context import runtime, trace_sources
+from jobtrail.cli.ids import ID_HELP, resolve_id
 from jobtrail.cli.output import escape, out, print_json
-from jobtrail.keys import JOB_ID_PATTERN
 from jobtrail.models import Fate, WorkerHeartbeat, WorkerStatus
 from jobtrail.store.heartbeats import HeartbeatStore
 from jobtrail.trace import TraceResult, trace_job
@@ -74,15 +74,14 @@ def _render(result: TraceResult) -> None:
 
 def trace(
     ctx: typer.Context,
-    job_id: Annotated[str, typer.Argument(help="The job id (the Celery task id).")],
+    job_id: Annotated[str, typer.Argument(help=ID_HELP)],
     json_out: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:
     """Say where a job is or what became of it, with the evidence of every store.
 
     Exit status: 0 when any store knows the id, 3 when none has ever seen it.
     """
-    if not JOB_ID_PATTERN.match(job_id):
-        raise typer.BadParameter(f"{job_id!r} is not a job id", param_hint="JOB_ID")
+    job_id = resolve_id(ctx, job_id)
     result = trace_job(trace_sources(ctx), job_id)
     if json_out:
         print_json(result.to_dict())

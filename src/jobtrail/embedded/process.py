@@ -73,7 +73,9 @@ class EmbeddedRedis:
     """
 
     def __init__(self, data_dir: Path, port: int | None = None, binary: str | None = None) -> None:
-        self.data_dir = Path(data_dir)
+        # absolute: redis-server changes into --dir before it opens --logfile, so a
+        # relative path would be resolved twice (`--out evidence/` failed to start)
+        self.data_dir = Path(data_dir).absolute()
         self.port = port
         self.binary = binary
         self.process: subprocess.Popen[bytes] | None = None

@@ -311,21 +311,46 @@ def _removed_by(change: KeyChange, removal: Removal, after: Snapshot, keys: KeyS
     return None
 
 
+def _inferred(change: KeyChange, before: Snapshot | None, after: Snapshot,
+              keys: KeySpace) -> KeyChange:
+    """Return a removal heard by no event with the cause the two snapshots prove, if any.
+
+    The rules `watch` applies to its events, read from the snapshots alone: a
+    job record whose tombstone is in *after* was purged (`del by purge`); a key
+    whose TTL ran out by *after*'s server time expired (`expired`, at its expiry).
+    Anything else stays `unknown`.
+    """
+    job_id = keys.job_id_of(change.key)
+    if job_id is not None and keys.tombstone(job_id) in after.entries:
+        return replace(change, cause=RemovalCause.DEL, by="purge")
+    state = before.state(change.key) if before is not None else None
+    if state is not None and 0 <= state.expire_at_ms <= after.server_time_ms:
+        return replace(change, cause=RemovalCause.EXPIRED, by="redis",
+                       at=state.expire_at_ms / 1000)
+    return replace(change, cause=RemovalCause.UNKNOWN)
+
+
 def attribute(changes: SnapshotDiff, removals: Mapping[str, Removal], after: Snapshot, *,
-              keys: KeySpace | None = None, subscribed: bool = True) -> SnapshotDiff:
+              keys: KeySpace | None = None, subscribed: bool = True,
+              before: Snapshot | None = None) -> SnapshotDiff:
     """Return *changes* with each removal's cause taken from *removals*.
 
     A removal without an event gets cause `unknown` (no subscription, or an
     event lost while the subscription was down, or a FLUSHDB, which publishes
     no per-key event). A `del` of a job record whose tombstone exists in
-    *after* is attributed to the purge (`del by purge`).
+    *after* is attributed to the purge (`del by purge`). Without a
+    subscription (`monitor diff` of two saved files) the snapshots themselves
+    name what they can: a tombstone means `del by purge`, a TTL that ran out
+    in between (needs *before*) means `expired`.
 
     Args:
         changes: The diff of two snapshots.
         removals: The last removal event of each key received between them.
         after: The diff's later snapshot (to find tombstones).
         keys: Key space of the DB (default: no prefix).
-        subscribed: False when no subscription was open: causes are `unknown`.
+        subscribed: False when no subscription was open: causes come from the
+            snapshots, else `unknown`.
+        before: The diff's earlier snapshot (to find TTLs that ran out).
 
     Returns:
         A new SnapshotDiff.
@@ -337,7 +362,9 @@ def attribute(changes: SnapshotDiff, removals: Mapping[str, Removal], after: Sna
             out.append(change)
             continue
         removal = removals.get(change.key) if subscribed else None
-        if removal is None:
+        if removal is None and not subscribed:
+            out.append(_inferred(change, before, after, space))
+        elif removal is None:
             out.append(replace(change, cause=RemovalCause.UNKNOWN))
         else:
             out.append(replace(change, cause=removal.cause, at=removal.at,

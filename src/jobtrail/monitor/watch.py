@@ -222,7 +222,8 @@ class _Run:
             changes = db.listener.removals.settle(changes, snap, keys=keys,
                                                   subscribed=db.listener.subscribed)
         else:
-            changes = attribute(changes, {}, snap, keys=keys, subscribed=False)
+            changes = attribute(changes, {}, snap, keys=keys, subscribed=False,
+                                before=db.previous)
         self._account(db, changes)
         writer.add(snapshot_record(snap, keys, seq=self.rounds, diff=changes.to_dict()),
                    self.summary())

@@ -13,11 +13,12 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from jobtrail.config import SOLVER_MAX_PROBLEM_CHARS
 from jobtrail.errors import ProblemParseError, ProblemTooLargeError
 
 __all__ = ["MAX_PROBLEM_CHARS", "fragment_at", "normalize", "rewritten_characters"]
 
-MAX_PROBLEM_CHARS = 2000
+MAX_PROBLEM_CHARS = SOLVER_MAX_PROBLEM_CHARS
 """Longest problem text accepted, in characters (before normalization)."""
 
 _SUPERSCRIPTS = {

@@ -97,17 +97,23 @@ class StartTicket:
     started: Job | JobtrailError | None = None
 
 
-def _readable(rows: list[dict[str, str]]) -> list[Job]:
-    """Decode the records of a listing, leaving out (and logging) malformed ones."""
-    jobs = []
-    for fields in rows:
+def _entries(ids: Sequence[str], rows: list[dict[str, str]]) -> list[tuple[str, Job | None]]:
+    """Decode the records of a listing: (id, Job), or (id, None) for an index entry whose
+    record is gone; malformed records are left out (and logged)."""
+    entries: list[tuple[str, Job | None]] = []
+    for job_id, fields in zip(ids, rows, strict=True):
         if not fields:
+            entries.append((job_id, None))
             continue
         try:
-            jobs.append(decode_job(fields))
+            entries.append((job_id, decode_job(fields)))
         except MalformedRecordError as exc:
             logger.warning("malformed record left out of a listing: %s", exc)
-    return jobs
+    return entries
+
+
+def _readable(entries: list[tuple[str, Job | None]]) -> list[Job]:
+    return [job for _, job in entries if job is not None]
 
 
 class JobStore:
@@ -593,6 +599,16 @@ class JobStore:
         Raises:
             RedisUnavailableError: The main DB could not be reached.
         """
+        return _readable(self.list_entries(status=status, limit=limit))
+
+    def list_entries(self, *, status: JobStatus | None = None, limit: int = 20,
+                     ) -> list[tuple[str, Job | None]]:
+        """Return up to *limit* index entries, newest first: (id, Job), or (id, None) when
+        the entry's record is gone (an orphan; trace says what became of it).
+
+        Raises:
+            RedisUnavailableError: The main DB could not be reached.
+        """
         index = self.keys.jobs() if status is None else self.keys.jobs_by_status(status)
         try:
             ids = cast(list[str], self.client.zrevrange(index, 0, max(limit, 1) - 1))
@@ -602,12 +618,27 @@ class JobStore:
                 rows = cast(list[dict[str, str]], pipe.execute())
         except REDIS_ERRORS as exc:
             raise wrap_redis_error("main DB", exc) from exc
-        return _readable(rows)
+        return _entries(ids, rows)
 
     def page_jobs(self, *, status: JobStatus | None = None, limit: int = 50,
                   after: tuple[float, str] | None = None,
                   ) -> tuple[list[Job], tuple[float, str] | None]:
         """Return up to *limit* jobs newest first, and the position to continue from.
+
+        As page_entries(), without the entries whose record is gone.
+
+        Raises:
+            RedisUnavailableError: The main DB could not be reached.
+        """
+        entries, position = self.page_entries(status=status, limit=limit, after=after)
+        return _readable(entries), position
+
+    def page_entries(self, *, status: JobStatus | None = None, limit: int = 50,
+                     after: tuple[float, str] | None = None,
+                     ) -> tuple[list[tuple[str, Job | None]], tuple[float, str] | None]:
+        """Return up to *limit* index entries newest first, and the position to continue from.
+
+        An entry is (id, Job), or (id, None) when its record is gone.
 
         Pages are keyed on (score, id) of the last job returned, not on an
         offset, so jobs added meanwhile (newer scores) never shift later pages.
@@ -620,7 +651,7 @@ class JobStore:
             after: The (score, id) returned with the previous page, or None.
 
         Returns:
-            (jobs, next position or None when this was the last page).
+            (entries, next position or None when this was the last page).
 
         Raises:
             RedisUnavailableError: The main DB could not be reached.
@@ -647,9 +678,9 @@ class JobStore:
                 records = cast(list[dict[str, str]], pipe.execute())
         except REDIS_ERRORS as exc:
             raise wrap_redis_error("main DB", exc) from exc
-        jobs = _readable(records)
+        entries = _entries([str(m) for m, _ in rows[:limit]], records)
         more = len(rows) > limit
-        return jobs, ((float(rows[limit - 1][1]), str(rows[limit - 1][0])) if more else None)
+        return entries, ((float(rows[limit - 1][1]), str(rows[limit - 1][0])) if more else None)
 
     def count_by_status(self) -> dict[JobStatus, int]:
         """Return the size of each `jobs:<status>` index.

@@ -14,7 +14,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import redis
 
@@ -23,10 +23,9 @@ from jobtrail.connections import REDIS_ERRORS, wrap_redis_error
 from jobtrail.errors import JobtrailError, MalformedRecordError
 from jobtrail.keys import KeySpace
 from jobtrail.models import JobStatus, WorkerHeartbeat
-from jobtrail.store.archive import ArchiveStore
 from jobtrail.store.codec import decode_event, decode_job
 from jobtrail.store.heartbeats import HeartbeatStore, decode_heartbeat
-from jobtrail.store.scripts import load_script
+from jobtrail.store.messages import find_message
 from jobtrail.trace.fate import (
     ArchiveFacts,
     BrokerFacts,
@@ -37,18 +36,15 @@ from jobtrail.trace.fate import (
     classify,
 )
 
+if TYPE_CHECKING:  # only the CLI's/API's archive factory builds one (SQLAlchemy: start-up)
+    from jobtrail.store.archive import ArchiveStore
+
 __all__ = ["TraceSources", "archive_lookup", "gather_evidence", "trace_job"]
 
 logger = logging.getLogger(__name__)
 
 #: At most this many events are read back for a trace (the stream is capped anyway).
 MAX_EVENTS = 1000
-#: At most this many queued messages are scanned for the task id (the scan runs
-#: inside Redis and blocks it: about 1 ms per 1,000 messages), and only for a job
-#: the main DB says is pending or processing.
-MAX_QUEUE_SCAN = 10_000
-#: At most this many HSCAN pages of kombu's `unacked` hash are scanned.
-MAX_UNACKED_PAGES = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,16 +108,10 @@ def _main_facts(src: TraceSources, job_id: str) -> MainFacts:
 
 def _broker_facts(src: TraceSources, job_id: str, scan_queue: bool) -> BrokerFacts:
     assert src.broker is not None
-    k = src.keys
-    script = load_script(src.broker, "find_message")
-    length, ahead, examined, tag, since = script(
-        keys=[k.queue(), k.unacked(), k.unacked_index()],
-        args=[f'"id": "{job_id}"', MAX_QUEUE_SCAN if scan_queue else 0, MAX_UNACKED_PAGES])
-    return BrokerFacts(queue=k.queue(), queue_length=int(length),
-                       ahead=None if int(ahead) < 0 else int(ahead),
-                       examined=int(examined),
-                       unacked_tag=str(tag) or None,
-                       unacked_since=float(since) if since else None)
+    found = find_message(src.broker, src.keys, job_id, scan_queue=scan_queue)
+    return BrokerFacts(queue=src.keys.queue(), queue_length=found.queue_length,
+                       ahead=found.ahead, examined=found.examined,
+                       unacked_tag=found.unacked_tag, unacked_since=found.unacked_since)
 
 
 def _refuse_constant(name: str) -> Any:

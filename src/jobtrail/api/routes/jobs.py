@@ -12,9 +12,18 @@ from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 
 from jobtrail.api.deps import Services, get_services
-from jobtrail.api.schemas import ErrorBody, JobIn, JobOut, JobPage, JobsOut, error_body
+from jobtrail.api.schemas import (
+    ErrorBody,
+    JobIn,
+    JobOut,
+    JobPage,
+    JobsOut,
+    MissingJobOut,
+    error_body,
+)
 from jobtrail.keys import JOB_ID_PATTERN
 from jobtrail.models import Fate, JobStatus
+from jobtrail.store.ids import resolve_job_id
 from jobtrail.trace import trace_job
 
 __all__ = ["router"]
@@ -24,6 +33,7 @@ Svc = Annotated[Services, Depends(get_services)]
 JobId = Annotated[str, PathParam(pattern=JOB_ID_PATTERN.pattern, max_length=128)]
 
 _ERRORS: dict[int | str, dict[str, object]] = {
+    400: {"model": ErrorBody, "description": "The id prefix names several jobs"},
     404: {"model": ErrorBody, "description": "No such job; the body carries its trace verdict"},
     422: {"model": ErrorBody, "description": "Invalid request"},
     503: {"model": ErrorBody, "description": "Redis unavailable"},
@@ -74,13 +84,22 @@ def list_jobs(
         if after is None:
             return JSONResponse(error_body("validation_error", "cursor: not a cursor this API "
                                            "returned"), status_code=422)
-    jobs, position = svc.store.page_jobs(status=status_, limit=limit, after=after)
-    return JobPage(jobs=[JobOut.of(j) for j in jobs], next_cursor=_encode_cursor(position))
+    entries, position = svc.store.page_entries(status=status_, limit=limit, after=after)
+    rows: list[JobOut | MissingJobOut] = []
+    for job_id, job in entries:
+        if job is None:  # the record is gone: say what trace knows, do not hide the entry
+            result = trace_job(svc.trace_sources(), job_id)
+            rows.append(MissingJobOut(id=job_id, fate=result.fate.value, verdict=result.verdict))
+        else:
+            rows.append(JobOut.of(job))
+    return JobPage(jobs=rows, next_cursor=_encode_cursor(position))
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, responses=_ERRORS)
 def get_job(job_id: JobId, svc: Svc) -> JobOut | JSONResponse:
-    """Return one job; a 404 says what became of it (purged, evicted, unknown, ...)."""
+    """Return one job (`job_id` may be a unique prefix of 8+ characters); a 404 says what
+    became of it (purged, evicted, unknown, ...), a 400 that a prefix is ambiguous."""
+    job_id = resolve_job_id(svc.clients.main, svc.keys, job_id)
     job = svc.store.find(job_id)
     if job is None:
         result = trace_job(svc.trace_sources(), job_id)
@@ -95,8 +114,10 @@ def trace(job_id: JobId, svc: Svc) -> dict[str, object] | JSONResponse:
     """Return the fate of a job id with its verdict, timeline and the evidence of each store.
 
     An id no store has ever seen (fate `unknown`) answers 404, as `jobtrail trace` exits
-    3 for it; the body is the trace itself plus the usual `error` object.
+    3 for it; the body is the trace itself plus the usual `error` object. `job_id` may
+    be a unique prefix of 8+ characters.
     """
+    job_id = resolve_job_id(svc.clients.main, svc.keys, job_id)
     result = trace_job(svc.trace_sources(), job_id)
     if result.fate is Fate.UNKNOWN:
         return JSONResponse({**result.to_dict(), **error_body(

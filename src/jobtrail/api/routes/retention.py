@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi import Path as PathParam
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from jobtrail.api.deps import Services, get_services
 from jobtrail.api.schemas import ErrorBody, error_body
@@ -25,11 +28,11 @@ from jobtrail.retention.audit import record_call
 from jobtrail.retention.policy import RetentionPolicy, policies_from_settings
 from jobtrail.retention.purge import purge
 from jobtrail.retention.restore import restore_ids
+from jobtrail.store.ids import resolve_job_id
 
 __all__ = ["router"]
 
 logger = logging.getLogger(__name__)
-router = APIRouter(tags=["retention"])
 Svc = Annotated[Services, Depends(get_services)]
 
 _ERRORS: dict[int | str, dict[str, object]] = {
@@ -101,15 +104,48 @@ def _policy(svc: Services, body: PurgeIn) -> RetentionPolicy:
                            max_per_run=body.max_per_run)
 
 
+class _TokenFirst(APIRoute):
+    """A route that checks the bearer token before FastAPI reads or validates the body.
+
+    FastAPI parses and validates the body before any Header parameter or
+    dependency, so a request without the token but with a bad body would get
+    a 422 that describes the schema; here it gets the 401/403 (audited). The
+    OpenAPI schema is unchanged: the endpoint still declares its body.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """Wrap FastAPI's handler with the token check."""
+        handler = super().get_route_handler()
+        kind = "restore" if self.path.endswith("/restore") else "purge"
+
+        async def token_first(request: Request) -> Response:
+            svc = get_services(request)
+            refused = _check_token(svc, request.headers.get("authorization"))
+            if refused is None:
+                return await handler(request)
+            selector: dict[str, Any]
+            if kind == "restore":
+                selector = {"ids": [str(request.path_params.get("job_id", ""))]}
+            else:
+                try:
+                    selector = PurgeIn.model_validate_json(await request.body()).model_dump(
+                        mode="json")
+                except ValidationError:
+                    selector = {"body": "not a valid purge request"}
+            return await run_in_threadpool(_refused, svc, request, refused, kind, selector)
+
+        return token_first
+
+
+router = APIRouter(tags=["retention"], route_class=_TokenFirst)
+
+
 @router.post("/retention/purge", responses=_ERRORS)
 def purge_route(body: PurgeIn, request: Request, svc: Svc,
                 authorization: Annotated[str | None, Header()] = None,
                 ) -> JSONResponse:
     """Purge (archive, then delete) the records a policy selects; a dry run unless
-    `"dry_run": false`. Needs `Authorization: Bearer <api_token>`."""
-    refused = _check_token(svc, authorization)
-    if refused is not None:
-        return _refused(svc, request, refused, "purge", body.model_dump(mode="json"))
+    `"dry_run": false`. Needs `Authorization: Bearer <api_token>` (checked first)."""
     policy = _policy(svc, body)
     report = purge(svc.retention_store(), svc.archive(), policy,
                    tombstone_ttl_s=svc.settings.tombstone_ttl_s,
@@ -127,10 +163,10 @@ def restore_route(job_id: Annotated[str, PathParam(pattern=JOB_ID_PATTERN.patter
                                                    max_length=128)],
                   request: Request, svc: Svc,
                   authorization: Annotated[str | None, Header()] = None) -> JSONResponse:
-    """Put an archived job back into the main DB. Needs `Authorization: Bearer <api_token>`."""
-    refused = _check_token(svc, authorization)
-    if refused is not None:
-        return _refused(svc, request, refused, "restore", {"ids": [job_id]})
+    """Put an archived job back into the main DB. Needs `Authorization: Bearer <api_token>`.
+
+    `job_id` may be a unique prefix of 8+ characters of a purged job's id."""
+    job_id = resolve_job_id(svc.clients.main, svc.keys, job_id)
     report = restore_ids(svc.retention_store(), svc.archive(), [job_id], actor=_actor(request))
     body: dict[str, Any] = report.to_dict()
     body["job"] = svc.store.get(job_id).to_dict()

@@ -1,0 +1,75 @@
+"""Job ids from what users type: a whole id, or a unique prefix of at least 8 characters.
+
+Invariant: the one place an id prefix is turned into an id, for the CLI and the
+API alike. A text that is already a job's id (record or tombstone) is returned
+as is without a scan; a prefix is looked up in the `jobs` index first (ZSCAN,
+live jobs and orphan index entries), then among tombstones (SCAN, purged
+jobs). Both scans are O(index) on the server, in COUNT-sized steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import cast
+
+import redis
+
+from jobtrail.connections import REDIS_ERRORS, wrap_redis_error
+from jobtrail.errors import AmbiguousJobIdError
+from jobtrail.keys import KeySpace, id_prefix_pattern
+
+__all__ = ["MIN_PREFIX_CHARS", "resolve_job_id"]
+
+#: Shorter texts are taken as whole ids only (a short prefix would match many jobs).
+MIN_PREFIX_CHARS = 8
+#: Ids named in the error of an ambiguous prefix.
+_SHOWN = 3
+_SCAN_COUNT = 1000
+
+
+def resolve_job_id(client: redis.Redis, keys: KeySpace, text: str) -> str:
+    """Return the job id *text* names: itself when it is an id, else the one id it begins.
+
+    Args:
+        client: The main DB.
+        keys: Its key space.
+        text: A job id, or a prefix of one of at least MIN_PREFIX_CHARS characters
+            (callers check the id's characters first).
+
+    Returns:
+        The whole id; *text* unchanged when nothing matches (the caller's lookup
+        then reports the id as not found, with trace's verdict).
+
+    Raises:
+        AmbiguousJobIdError: The prefix begins more than one job's id.
+        RedisUnavailableError: The main DB could not be reached.
+    """
+    try:
+        pipe = client.pipeline(transaction=False)
+        pipe.exists(keys.job(text), keys.tombstone(text))
+        pipe.zscore(keys.jobs(), text)
+        exists, score = pipe.execute()
+        if exists or score is not None or len(text) < MIN_PREFIX_CHARS:
+            return text
+        matches = _first_matches(
+            cast(str, m) for m, _ in client.zscan_iter(
+                keys.jobs(), match=id_prefix_pattern(text), count=_SCAN_COUNT))
+        if not matches:
+            matches = _first_matches(
+                keys.tombstone_id(cast(str, k)) for k in client.scan_iter(
+                    match=keys.tombstone_pattern(text), count=_SCAN_COUNT))
+    except REDIS_ERRORS as exc:
+        raise wrap_redis_error("main DB", exc) from exc
+    if len(matches) > 1:
+        raise AmbiguousJobIdError(text, sorted(matches)[:_SHOWN], more=len(matches) > _SHOWN)
+    return matches[0] if matches else text
+
+
+def _first_matches(ids: Iterable[str]) -> list[str]:
+    found: list[str] = []
+    for job_id in ids:
+        if job_id not in found:
+            found.append(job_id)
+        if len(found) > _SHOWN:
+            break
+    return found

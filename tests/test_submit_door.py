@@ -1,0 +1,124 @@
+"""One input limit at the door: CLI, API and JobService refuse the same texts the same way.
+
+Each refusal is checked against Redis: nothing was written (no record, no
+index entry, no broker message).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import redis
+from pydantic import SecretStr
+
+from jobtrail.api.app import create_app
+from jobtrail.config import SOLVER_MAX_PROBLEM_CHARS, Settings
+from jobtrail.errors import ProblemError, ProblemTooLargeError
+from jobtrail.jobs import JobService
+from jobtrail.keys import KeySpace
+from jobtrail.solver import MAX_PROBLEM_CHARS
+from jobtrail.store import JobStore
+from jobtrail.worker.app import create_celery_app
+from tests.cli.test_cli import run
+from tests.helpers.api_server import client, serve_in_thread
+
+TOO_LONG = "1" * (SOLVER_MAX_PROBLEM_CHARS + 1)
+#: (text, message) refused at the door by every entry point.
+REFUSED = [
+    ("", "empty problem"),
+    ("  \t \n ", "empty problem"),
+    ("solve x\x00 = 1", "problem text holds the control character U+0000 at character 7"),
+    ("x\x1b[31m = 1", "problem text holds the control character U+001B at character 1"),
+    (TOO_LONG, f"problem text is {len(TOO_LONG)} characters; the limit is 2000"),
+]
+
+
+def _nothing_written(main_db: redis.Redis, broker_db: redis.Redis, keys: KeySpace) -> None:
+    assert main_db.zcard(keys.jobs()) == 0
+    assert main_db.dbsize() == 0
+    assert broker_db.dbsize() == 0
+
+
+def test_the_solver_and_the_door_share_one_limit() -> None:
+    assert MAX_PROBLEM_CHARS == SOLVER_MAX_PROBLEM_CHARS == Settings().max_problem_chars
+
+
+@pytest.mark.parametrize(("text", "message"), REFUSED)
+def test_job_service_refuses_before_any_write(
+        settings: Settings, store: JobStore, main_db: redis.Redis, broker_db: redis.Redis,
+        keys: KeySpace, text: str, message: str) -> None:
+    service = JobService(store, create_celery_app(settings))
+    with pytest.raises(ProblemError) as one:
+        service.submit(text)
+    with pytest.raises(ProblemError) as many:
+        service.submit_many(["1 + 1", text])
+    assert str(one.value) == str(many.value) == message
+    _nothing_written(main_db, broker_db, keys)
+
+
+def test_the_limit_is_a_setting(settings: Settings, store: JobStore, main_db: redis.Redis,
+                                broker_db: redis.Redis, keys: KeySpace) -> None:
+    # Given the limit lowered to 10 characters
+    small = settings.model_copy(update={"max_problem_chars": 10})
+    service = JobService(store, create_celery_app(small))
+    with pytest.raises(ProblemTooLargeError, match="11 characters; the limit is 10"):
+        service.submit("x + 1 = 100")
+    result = run(settings, "submit", "x + 1 = 100", env={"JOBTRAIL_MAX_PROBLEM_CHARS": "10"})
+    assert result.returncode == 2
+    assert result.stderr == ("error: Invalid value for PROBLEMS: problem 1: problem text is 11 "
+                             "characters; the limit is 10\n")
+    _nothing_written(main_db, broker_db, keys)
+    # and it can be lowered only: the solver would refuse anything longer
+    assert run(settings, "list", env={"JOBTRAIL_MAX_PROBLEM_CHARS": "5000"}).returncode == 2
+    assert service.submit("x = 1").problem == "x = 1"
+
+
+@pytest.mark.parametrize(("text", "message"), [r for r in REFUSED if "\x00" not in r[0]])
+def test_cli_refuses_with_one_line_and_exit_2(
+        settings: Settings, main_db: redis.Redis, broker_db: redis.Redis, keys: KeySpace,
+        text: str, message: str) -> None:
+    # (a NUL cannot reach argv: the OS ends the argument there)
+    result = run(settings, "submit", "1 + 1", text)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == f"error: Invalid value for PROBLEMS: problem 2: {message}\n"
+    _nothing_written(main_db, broker_db, keys)
+
+
+@pytest.fixture
+def api(settings: Settings, store: JobStore) -> Iterator[httpx.Client]:
+    with serve_in_thread(create_app(settings)) as base, client(base) as http:
+        yield http
+
+
+@pytest.mark.parametrize(("text", "message"), REFUSED)
+def test_api_refuses_with_422_and_the_same_message(
+        api: httpx.Client, main_db: redis.Redis, broker_db: redis.Redis, keys: KeySpace,
+        text: str, message: str) -> None:
+    kind = "problem_too_large" if text is TOO_LONG else "problem_parse"
+    for body in ({"problem": text}, {"problems": ["1 + 1", text]}):
+        resp = api.post("/jobs", json=body)
+        assert resp.status_code == 422, resp.text
+        error = resp.json()["error"]
+        assert (error["type"], error["message"]) == (kind, message)
+    _nothing_written(main_db, broker_db, keys)
+
+
+@pytest.mark.parametrize("token", [None, "s3cret"])
+@pytest.mark.parametrize("content", [b'{"statuses": ["lost"], "older_than_s": "x"}',
+                                     b"{not json", b""])
+def test_protected_endpoints_check_the_token_before_the_body(
+        settings: Settings, store: JobStore, token: str | None, content: bytes) -> None:
+    # Given the purge endpoint disabled (no token) or guarded, and a request
+    # without the token whose body is invalid
+    conf = settings.model_copy(update={"api_token": SecretStr(token) if token else None})
+    with serve_in_thread(create_app(conf)) as base, client(base) as http:
+        resp = http.post("/retention/purge", content=content,
+                         headers={"content-type": "application/json"})
+        restore = http.post("/jobs/not:an:id/restore")
+    # Then the answer is about the token, not the body's schema
+    expected = 401 if token else 403
+    assert resp.status_code == expected, resp.text
+    assert resp.json()["error"]["type"] == ("unauthorized" if token else "forbidden")
+    assert restore.status_code == expected, restore.text
