@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import kombu
 import redis
 
+from jobtrail.clock import now_s
 from jobtrail.config import Settings
 from jobtrail.connections import socket_kwargs
 from jobtrail.keys import CELERY_RESULT_PREFIX, KeyKind, KeySpace
@@ -234,6 +235,10 @@ def _connection_checks(settings: Settings, conf: Mapping[str, Any]) -> Iterator[
                   {k: v for k, v in main.items() if k != "socket_keepalive_options"})
 
 
+#: A queue with messages and no live consumer is an error once a pending job waited this long.
+UNSERVED_GRACE_S = 60.0
+
+
 def _workers(keys: KeySpace, main: redis.Redis, broker: redis.Redis) -> Finding:
     """Is every live worker's consumer polling the broker, and has a queue with work one?"""
     beats = [b for b in HeartbeatStore(main, keys).list_workers() if b.alive]
@@ -249,10 +254,15 @@ def _workers(keys: KeySpace, main: redis.Redis, broker: redis.Redis) -> Finding:
                        f"{len(stuck)} of {len(beats)} live workers are stuck: their heartbeat "
                        f"beats but their consumer does not poll the broker: {names}", evidence,
                        "check the worker's log and its connection to the broker; restart it")
-    if not beats and queued:
+    oldest = cast(list[tuple[str, float]], main.zrange(
+        keys.jobs_by_status(JobStatus.PENDING), 0, 0, withscores=True))
+    waiting_s = now_s() - oldest[0][1] if oldest else 0.0
+    evidence["oldest_pending_s"] = round(waiting_s, 1)
+    if not beats and queued and waiting_s > UNSERVED_GRACE_S:
         return Finding("workers", Severity.ERROR,
-                       f"queue {keys.queue_name} has {queued} messages and no live consumer: "
-                       "nothing runs them", evidence, "start a worker: jobtrail worker")
+                       f"queue {keys.queue_name} has {queued} messages and no live consumer; "
+                       f"the oldest pending job has waited {waiting_s:.0f} s: nothing runs them",
+                       evidence, "start a worker: jobtrail worker")
     if not beats:
         return Finding("workers", Severity.OK, "no live worker right now (jobs wait until one "
                        "starts: jobtrail worker)", evidence)

@@ -121,7 +121,8 @@ def test_doctor_reports_a_gone_workers_processing_jobs_and_an_unserved_queue(
     service = JobService(store, create_celery_app(settings))
     job = store.create("solve x = 1")
     store.start(job.id, worker="ghost@host")
-    service.submit("solve x = 2")
+    waiting = service.submit("solve x = 2")
+    store.client.zadd(store.keys.jobs_by_status("pending"), {waiting.id: time.time() - 120})
     clients = {"main": store.client, "broker": broker_db,
                "results": redis.Redis.from_url(settings.results_url or "")}
 
