@@ -63,6 +63,7 @@ class HeartbeatThread(threading.Thread):
         self.started_at = now_s()
         self.stopped = threading.Event()
         self.after_beat = after_beat
+        self._sweeping = threading.Lock()
 
     def beat(self) -> bool:
         """Write one heartbeat now; True if written (errors are logged, never raised)."""
@@ -78,14 +79,26 @@ class HeartbeatThread(threading.Thread):
             return False
         return True
 
+    def _sweep(self) -> None:
+        try:
+            if self.after_beat is not None:
+                self.after_beat()
+        except Exception:  # noqa: BLE001 - the sweep must never stop the worker
+            logger.exception("dead-worker sweep failed worker=%s", self.node)
+        finally:
+            self._sweeping.release()
+
     def run(self) -> None:
-        """Beat until stop() is called; after each beat written, run after_beat."""
+        """Beat until stop() is called; after each beat written, start after_beat.
+
+        after_beat runs in a thread of its own, at most one at a time, so a
+        broker that does not answer it never delays the heartbeat (the node
+        would read dead while it lives).
+        """
         while not self.stopped.is_set():
-            if self.beat() and self.after_beat is not None:
-                try:
-                    self.after_beat()
-                except Exception:  # noqa: BLE001 - the heartbeat must go on whatever fails
-                    logger.exception("dead-worker sweep failed worker=%s", self.node)
+            if self.beat() and self.after_beat is not None \
+                    and self._sweeping.acquire(blocking=False):
+                threading.Thread(target=self._sweep, name="jobtrail-sweep", daemon=True).start()
             self.stopped.wait(self.interval_s)
 
     def stop(self) -> None:
