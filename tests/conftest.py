@@ -122,9 +122,11 @@ def worker_process(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     started: list[WorkerProcess] = []
 
     def create(settings: Settings, *, concurrency: int = 1, hostname: str = "w1",
+               celery_args: tuple[str, ...] = ("--without-mingle", "--without-gossip"),
                ) -> WorkerProcess:
         proc = WorkerProcess(settings, tmp_path / f"worker-{hostname}-{len(started)}.log",
-                             concurrency=concurrency, hostname=hostname)
+                             concurrency=concurrency, hostname=hostname,
+                             celery_args=celery_args)
         started.append(proc)
         return proc
 

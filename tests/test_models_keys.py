@@ -54,5 +54,7 @@ def test_job_id_pattern(job_id: str, ok: bool) -> None:
 
 
 def test_public_api() -> None:
-    assert jobtrail.__all__ == ["__version__"]
+    assert jobtrail.__all__ == ["Client", "JobFailed", "JobtrailError", "__version__"]
+    assert all(getattr(jobtrail, name) is not None for name in jobtrail.__all__)
+    assert jobtrail.Client.__module__ == "jobtrail.client"
     assert jobtrail.__version__.count(".") == 2

@@ -69,8 +69,8 @@ class PolicySettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    status: list[Literal["completed", "failed"]] = Field(
-        min_length=1, description="Statuses the policy purges: completed and/or failed.")
+    status: list[Literal["completed", "failed", "cancelled"]] = Field(
+        min_length=1, description="Statuses the policy purges: completed, failed, cancelled.")
     older_than_s: float = Field(
         ge=0, description="Minimum age, seconds since the job finished (finished_at).")
     keep_last: int = Field(
@@ -237,6 +237,10 @@ class Settings(BaseSettings):
     )
     worker_metrics_port: int = Field(
         0, description="TCP port where `jobtrail worker` serves Prometheus metrics; 0: none."
+    )
+    worker_metrics_host: str = Field(
+        "127.0.0.1", description="Address `jobtrail worker` serves its metrics on "
+        "(0.0.0.0 or :: for every interface, e.g. in a container)."
     )
     worker_concurrency: int = Field(
         0, description="Pool processes of `jobtrail worker`; 0 means one per CPU."

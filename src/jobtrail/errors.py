@@ -21,7 +21,13 @@ a module boundary; library errors (redis, sqlalchemy) are wrapped here with
     │   ├── InvalidTransitionError       (job_id, from_, to) transition not in TRANSITIONS
     │   ├── MalformedRecordError         (job_id, reason)  job:<id> was not written by jobtrail
     │   ├── ConcurrentUpdateError        (job_id, version) the record changed under us
+    │   ├── NotCancellableError          (job_id, status, reason) finished, or processing
+    │   │                                                   without terminate; nothing written
     │   └── AttemptsExhaustedError       (job_id, attempts) started max_attempts times already
+    ├── JobFailed                        (job_id, reason, status) wait(): the job ended
+    │   │                                                   failed or cancelled
+    │   └── JobCancelledError            (job_id, reason)  wait(): the job was cancelled
+    ├── WaitTimeoutError                 (job_id, timeout_s) wait(): not finished in time
     ├── ProblemError                                        the job ends `failed` with the reason
     │   ├── ProblemParseError            (text, position)  text is not a problem we can read
     │   ├── ProblemTooLargeError         (what)            a number or text beyond the limits
@@ -33,7 +39,9 @@ a module boundary; library errors (redis, sqlalchemy) are wrapped here with
     │   ├── PolicyError                  (policy)          unknown policy, or a selector that
     │   │                                                   would purge pending/processing jobs
     │   ├── ArchiveError                 (job_id, location) the archive refused, lost or garbled
-    │   │                                                   a row; nothing of the batch deleted
+    │   │   │                                               a row; nothing of the batch deleted
+    │   │   └── ArchiveSchemaError       (current, head)   the archive's schema is behind (or
+    │   │                                                   ahead of) this jobtrail's
     │   ├── ArchivedJobNotFoundError     (job_id)          no archive row for the id
     │   └── RestoreConflictError         (job_id)          the job is live in the main DB
     ├── MonitorError                                        a monitor run cannot go on as asked
@@ -49,6 +57,7 @@ __all__ = [
     "AnswerContradictedError",
     "ArchiveError",
     "AmbiguousJobIdError",
+    "ArchiveSchemaError",
     "ArchivedJobNotFoundError",
     "AttemptsExhaustedError",
     "ConcurrentUpdateError",
@@ -56,6 +65,10 @@ __all__ = [
     "EmbeddedRedisError",
     "EmbeddedRedisRefusedError",
     "InvalidTransitionError",
+    "JobCancelledError",
+    "JobFailed",
+    "NotCancellableError",
+    "WaitTimeoutError",
     "PolicyError",
     "JobNotFoundError",
     "JobtrailError",
@@ -220,6 +233,47 @@ class ConcurrentUpdateError(StoreError):
         self.version = version
 
 
+class NotCancellableError(StoreError):
+    """Raised when a job cannot be cancelled as asked; nothing was written.
+
+    A finished job (completed, failed, cancelled) is never cancelled; a
+    processing one only with terminate (its task is killed).
+    """
+
+    def __init__(self, job_id: str, status: str, reason: str) -> None:
+        super().__init__(f"job {job_id} is {status}: {reason}")
+        self.job_id = job_id
+        self.status = status
+        self.reason = reason
+
+
+class JobFailed(JobtrailError):  # noqa: N818  # the name users catch, like Celery's TaskRevokedError
+    """Raised by a wait for a job that ended without an answer; ``reason`` is its error."""
+
+    def __init__(self, job_id: str, reason: str, *, status: str = "failed") -> None:
+        super().__init__(f"job {job_id} {status}: {reason}")
+        self.job_id = job_id
+        self.reason = reason
+        self.status = status
+
+
+class JobCancelledError(JobFailed):
+    """Raised by a wait for a job that was cancelled."""
+
+    def __init__(self, job_id: str, reason: str) -> None:
+        super().__init__(job_id, reason, status="cancelled")
+
+
+class WaitTimeoutError(JobtrailError):
+    """Raised when a job did not finish within the wait's timeout (seconds); it goes on."""
+
+    def __init__(self, job_id: str, timeout_s: float) -> None:
+        super().__init__(f"job {job_id} did not finish within {timeout_s:g} s "
+                         "(is a worker running? jobtrail worker)")
+        self.job_id = job_id
+        self.timeout_s = timeout_s
+
+
 class AttemptsExhaustedError(StoreError):
     """Raised when a job was already started its maximum number of times; nothing written."""
 
@@ -322,6 +376,21 @@ class ArchiveError(RetentionError):
         super().__init__(message)
         self.job_id = job_id
         self.location = location
+
+
+class ArchiveSchemaError(ArchiveError):
+    """Raised when the archive holds rows under a schema revision other than this jobtrail's.
+
+    ``current`` is the archive's revision (None: tables without a version),
+    ``head`` the revision this jobtrail needs; the message names the command
+    that upgrades (`jobtrail archive upgrade`).
+    """
+
+    def __init__(self, message: str, *, location: str = "", current: str | None = None,
+                 head: str = "") -> None:
+        super().__init__(message, location=location)
+        self.current = current
+        self.head = head
 
 
 class ArchivedJobNotFoundError(RetentionError):

@@ -9,6 +9,7 @@ name (worker.app), so it never imports SymPy.
 from __future__ import annotations
 
 import logging
+import time
 import unicodedata
 from collections.abc import Sequence
 from typing import Any
@@ -17,19 +18,22 @@ import redis
 from celery import Celery
 from kombu.exceptions import OperationalError
 
+from jobtrail.clock import monotonic_s, now_s
 from jobtrail.config import SOLVER_MAX_PROBLEM_CHARS
 from jobtrail.connections import mask_url
 from jobtrail.errors import (
+    ConcurrentUpdateError,
     InvalidTransitionError,
     JobtrailError,
+    NotCancellableError,
     ProblemParseError,
     ProblemTooLargeError,
     RedisUnavailableError,
 )
-from jobtrail.models import EventType, Job, JobStatus
+from jobtrail.models import TERMINAL_STATUSES, EventType, Job, JobStatus
 from jobtrail.store import JobStore
 from jobtrail.store.heartbeats import HeartbeatStore
-from jobtrail.worker.app import SETTINGS_KEY, TASK_SOLVE
+from jobtrail.worker.app import CANCELLED_BEFORE_START, SETTINGS_KEY, TASK_SOLVE
 from jobtrail.worker.recovery import DeadWorkerSweep, RecoveryReport, gone_reason
 
 __all__ = ["MAX_SUBMIT_BYTES", "SAMPLE_PROBLEMS", "SUBMIT_CHUNK", "JobService",
@@ -44,6 +48,10 @@ MAX_SUBMIT_BYTES = 1_000_000
 SUBMIT_CHUNK = 100
 #: Control characters a problem text may hold (the solver reads them as spaces).
 _SPACE_CONTROLS = frozenset("\t\n\r")
+
+#: A wait polls the record at most this often, then backs off to WAIT_POLL_MAX_S (seconds).
+WAIT_POLL_MIN_S = 0.02
+WAIT_POLL_MAX_S = 0.25
 
 #: The five scrubbed problems of the original reproduction, one per kind
 #: (`jobtrail demo` and `jobtrail repro run` submit them).
@@ -277,3 +285,72 @@ class JobService:
             self._send([job])
             return job
         return self.store.get(job.id)
+
+    def cancel(self, job_id: str, *, terminate: bool = False) -> Job:
+        """Cancel a job: pending -> cancelled, or processing -> cancelled with *terminate*.
+
+        The record changes first (one atomic step, against the version read),
+        then the Celery message is revoked: a worker that receives it later
+        finds the job cancelled and skips it. With *terminate*, the revoke
+        also kills the task's pool process (Celery's revoke terminate=True,
+        SIGTERM) and its outcome is never recorded.
+
+        Returns:
+            The cancelled Job; its `error` says how it was cancelled.
+
+        Raises:
+            JobNotFoundError: No such job.
+            NotCancellableError: The job is finished, or processing without
+                *terminate*; nothing written, nothing revoked.
+            RedisUnavailableError: The main DB or the broker is down.
+        """
+        for _ in range(5):
+            job = self.store.get(job_id)
+            if job.status in TERMINAL_STATUSES:
+                raise NotCancellableError(job_id, job.status.value,
+                                          "a finished job cannot be cancelled")
+            processing = job.status is JobStatus.PROCESSING
+            if processing and not terminate:
+                raise NotCancellableError(
+                    job_id, job.status.value, f"it runs on {job.worker or 'a worker'}; "
+                    "cancelling it kills its task: use --terminate (terminate=True)")
+            reason = (f"cancelled while processing on {job.worker or 'a worker'}: "
+                      "task terminated" if processing else CANCELLED_BEFORE_START)
+            try:
+                cancelled = self.store.transition(
+                    job_id, JobStatus.CANCELLED, expected_version=job.version,
+                    fields={"error": reason, "finished_at": repr(now_s())},
+                    event_fields={"error": reason, "terminate": "1" if processing else "0"})
+            except (ConcurrentUpdateError, InvalidTransitionError):
+                continue  # the worker moved it meanwhile: decide again on what it is now
+            break
+        else:
+            raise NotCancellableError(job_id, job.status.value, "it kept changing; try again")
+        try:
+            self.app.control.revoke(job_id, terminate=processing, signal="SIGTERM")
+        except OperationalError as exc:
+            raise RedisUnavailableError(mask_url(str(self.app.conf.broker_url)),
+                                        f"job cancelled, but its task not revoked: {exc}"
+                                        ) from exc
+        logger.info("job cancelled job_id=%s terminate=%s", job_id, processing)
+        return cancelled
+
+    def wait(self, job_id: str, timeout_s: float) -> Job:
+        """Return the job once it is finished, or as it is after *timeout_s* seconds.
+
+        Polls the record, WAIT_POLL_MIN_S apart at first and backing off to
+        WAIT_POLL_MAX_S.
+
+        Raises:
+            JobNotFoundError: No such job.
+            RedisUnavailableError: The main DB is down.
+        """
+        deadline = monotonic_s() + max(0.0, timeout_s)
+        delay_s = WAIT_POLL_MIN_S
+        while True:
+            job = self.store.get(job_id)
+            left_s = deadline - monotonic_s()
+            if job.status in TERMINAL_STATUSES or left_s <= 0:
+                return job
+            time.sleep(min(delay_s, left_s))
+            delay_s = min(delay_s * 2, WAIT_POLL_MAX_S)

@@ -151,6 +151,10 @@ class KeySpace:
         """Return `stats:m:<minute>`, the counters of one minute (epoch seconds // 60)."""
         return f"{self.prefix}stats:m:{minute}"
 
+    def node_stats(self, name: str) -> str:
+        """Return `stats:node:<name>`, the counters of one worker node's own jobs."""
+        return f"{self.prefix}stats:node:{name}"
+
     def events_feed(self) -> str:
         """Return the `events` feed stream of recent events of all jobs."""
         return f"{self.prefix}events"
@@ -220,7 +224,8 @@ class KeySpace:
 _OWN_EXACT = {"jobs": KeyKind.JOB_INDEX, "workers": KeyKind.WORKER_INDEX,
               "stats": KeyKind.STATS, "events": KeyKind.STATS,
               **{f"jobs:{s.value}": KeyKind.STATUS_INDEX for s in JobStatus}}
-_OWN_PREFIXES = (("stats:m:", KeyKind.STATS), ("worker:", KeyKind.WORKER),
+_OWN_PREFIXES = (("stats:m:", KeyKind.STATS), ("stats:node:", KeyKind.STATS),
+                 ("worker:", KeyKind.WORKER),
                  ("tombstone:", KeyKind.TOMBSTONE))
 
 

@@ -40,6 +40,7 @@ class JobStatus(StrEnum):
     PROCESSING = "processing"
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 class Fate(StrEnum):
@@ -50,6 +51,7 @@ class Fate(StrEnum):
     STALE = "stale"
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"
     RESULT_EXPIRED = "result_expired"
     PURGED = "purged"
     EVICTED = "evicted"
@@ -66,6 +68,9 @@ class EventType(StrEnum):
     RETRIED = "retried"
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"
+    #: A worker received the message of a job cancelled before it started, and skipped it.
+    SKIPPED = "skipped"
     PURGED = "purged"
     RESTORED = "restored"
 
@@ -76,6 +81,7 @@ TRANSITION_EVENTS: dict[JobStatus, EventType] = {
     JobStatus.PROCESSING: EventType.STARTED,
     JobStatus.COMPLETED: EventType.COMPLETED,
     JobStatus.FAILED: EventType.FAILED,
+    JobStatus.CANCELLED: EventType.CANCELLED,
 }
 
 #: Upper bounds (seconds) of the processing-latency histogram kept in Redis
@@ -83,17 +89,22 @@ TRANSITION_EVENTS: dict[JobStatus, EventType] = {
 LATENCY_BOUNDS_S: tuple[float, ...] = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
                                        30.0, 60.0)
 
-TERMINAL_STATUSES: frozenset[JobStatus] = frozenset({JobStatus.COMPLETED, JobStatus.FAILED})
+TERMINAL_STATUSES: frozenset[JobStatus] = frozenset(
+    {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
 
 #: Legal status changes. ``pending -> failed`` exists for a job whose task
 #: could not be enqueued or was revoked before it started: without it such a
 #: job would stay pending forever (a deliberate extension of the design's
-#: lifecycle, see docs/operations.md).
+#: lifecycle, see docs/operations.md). ``cancelled`` is terminal like them: a
+#: pending job cancelled (its message revoked), or a processing one whose task
+#: was terminated on request (`jobtrail cancel --terminate`).
 TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
-    JobStatus.PENDING: frozenset({JobStatus.PROCESSING, JobStatus.FAILED}),
-    JobStatus.PROCESSING: frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.PENDING}),
+    JobStatus.PENDING: frozenset({JobStatus.PROCESSING, JobStatus.FAILED, JobStatus.CANCELLED}),
+    JobStatus.PROCESSING: frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.PENDING,
+                                     JobStatus.CANCELLED}),
     JobStatus.COMPLETED: frozenset(),
     JobStatus.FAILED: frozenset(),
+    JobStatus.CANCELLED: frozenset(),
 }
 
 

@@ -130,6 +130,12 @@ def test_health_and_metrics(api: httpx.Client, worker: Any) -> None:
     assert checks["main"]["ok"] and checks["broker"]["ok"] and checks["results"]["ok"]
     assert checks["workers"] == {"ok": False, "live": [], "latency_ms": checks["workers"][
         "latency_ms"], "error": "no live worker: start one with `jobtrail worker`"}
+    # /readyz reports the workers but needs only the stores; /livez only needs the process
+    ready = api.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["status"] == "ok"
+    assert ready.json()["checks"]["workers"]["ok"] is False
+    assert ready.json()["checks"]["archive"]["ok"] is True
+    assert api.get("/livez").json() == {"status": "ok"}
 
 
 def test_redis_down_is_503_json(settings: Settings) -> None:
@@ -140,6 +146,9 @@ def test_redis_down_is_503_json(settings: Settings) -> None:
                      http.get("/jobs")):
             assert resp.status_code == 503, resp.text
             assert resp.json()["error"]["type"] == "redis_unavailable"
+        # stores down: not ready, but alive (a liveness probe must not restart it)
+        assert http.get("/readyz").status_code == 503
+        assert http.get("/livez").status_code == 200
 
 
 def test_api_process_never_imports_sympy() -> None:

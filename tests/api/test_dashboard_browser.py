@@ -57,6 +57,7 @@ def test_dashboard_shows_the_stored_counts(settings: Settings, store: JobStore, 
                            for j in done), timeout_s=60, message="jobs to finish")
     proc.stop()
     service.submit_many(["2 + 2", "3 + 3"])
+    service.cancel(service.submit("4 + 4").id)  # one cancelled (its message stays queued)
     # and one completed job purged by a retention run
     archive = ArchiveStore(live.effective_archive_url)
     archive.ensure_schema()
@@ -67,7 +68,7 @@ def test_dashboard_shows_the_stored_counts(settings: Settings, store: JobStore, 
     assert report.purged == 1
     counts = store.count_by_status()
     assert counts == {JobStatus.PENDING: 2, JobStatus.PROCESSING: 0, JobStatus.COMPLETED: 2,
-                      JobStatus.FAILED: 1}
+                      JobStatus.FAILED: 1, JobStatus.CANCELLED: 1}
 
     with serve_in_thread(create_app(live)) as base:
         dom = _chromium(f"{base}/", tmp_path / "profile", "--dump-dom")
@@ -87,7 +88,8 @@ def test_dashboard_shows_the_stored_counts(settings: Settings, store: JobStore, 
     assert shown("count-failed") == "1"
     assert shown("count-pending") == "2"
     assert shown("count-processing") == "0"
-    assert shown("queue-length") == "2"
+    assert shown("count-cancelled") == "1"
+    assert shown("queue-length") == "3"
     assert shown("purged") == "1 / 0"
     assert "dash-policy" in html and "selected=1" in html   # the audit row of the purge
     assert "dash@" in html                      # the worker, now gone

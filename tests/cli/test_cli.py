@@ -177,10 +177,11 @@ def test_workers_lists_live_worker_and_its_job(settings: Settings, store: JobSto
 
     rows = wait_until(listed, timeout_s=30, message="the worker to report its job")
     assert rows[0]["name"].startswith("lister@") and rows[0]["alive"] is True
-    # the worker exports the metrics itself
+    # the worker exports its own figures only (the deployment-wide ones are the API's)
     metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
-    assert "jobtrail_live_workers 1.0" in metrics
-    assert 'jobtrail_jobs{status="processing"} 1.0' in metrics
+    assert f'jobtrail_worker_active_jobs{{worker="{rows[0]["name"]}"}} 1.0' in metrics
+    assert "process_resident_memory_bytes" in metrics
+    assert "jobtrail_live_workers" not in metrics and "jobtrail_jobs{" not in metrics
     proc.stop()
     rows = json.loads(run(fast, "workers", "--json").stdout)
     assert rows[0]["alive"] is False
@@ -199,3 +200,15 @@ def test_user_data_prints_as_stored_without_emoji_or_markup(settings: Settings,
     assert problem in result.stdout, result.stdout
     assert "\N{THUMBS UP SIGN}" not in result.stdout and "\N{CIRCLED LATIN CAPITAL LETTER M}" \
         not in result.stdout
+
+
+@pytest.mark.slow  # two fresh interpreters, one loading every command
+def test_version_and_shell_completion() -> None:
+    from jobtrail import __version__
+
+    version = run(None, "--version")
+    assert (version.returncode, version.stdout) == (0, f"jobtrail {__version__}\n")
+    # bash completion as the script --install-completion writes asks for it
+    completed = run(None, env={"_JOBTRAIL_COMPLETE": "complete_bash",
+                               "COMP_WORDS": "jobtrail worker --metrics-h", "COMP_CWORD": "2"})
+    assert (completed.returncode, completed.stdout.split()) == (0, ["--metrics-host"])

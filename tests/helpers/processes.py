@@ -22,11 +22,12 @@ class WorkerProcess:
     """A `python -m jobtrail worker` process; its output goes to *log_path*."""
 
     def __init__(self, settings: Settings, log_path: Path, *, concurrency: int = 1,
-                 hostname: str = "w1") -> None:
+                 hostname: str = "w1", celery_args: tuple[str, ...] = (
+                     "--without-mingle", "--without-gossip")) -> None:
         self.log_path = log_path
         self.hostname = hostname
         cmd = [sys.executable, "-m", "jobtrail", "worker", "--concurrency", str(concurrency),
-               "--hostname", f"{hostname}@%h", "--loglevel", "INFO"]
+               "--hostname", f"{hostname}@%h", "--loglevel", "INFO", *celery_args]
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(cmd, env=settings_env(settings), stdout=self._log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -103,7 +103,7 @@ def test_urls_are_normalized_and_masked() -> None:
 def test_unreachable_archive_is_an_archive_error(tmp_path) -> None:
     (tmp_path / "dir.db").mkdir()  # a directory where the SQLite file should be
     store = ArchiveStore(f"sqlite:///{tmp_path / 'dir.db'}")
-    with pytest.raises(ArchiveError, match="creating tables failed"):
+    with pytest.raises(ArchiveError, match="reading the schema revision failed"):
         store.put_many([sealed()])
 
 

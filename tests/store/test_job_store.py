@@ -193,7 +193,8 @@ def test_list_count_and_iter(store: JobStore) -> None:
     assert [j.id for j in store.list_jobs(limit=3)] == [j.id for j in jobs[::-1][:3]]
     assert [j.id for j in store.list_jobs(status=JobStatus.PROCESSING)] == [jobs[0].id]
     assert store.count_by_status() == {JobStatus.PENDING: 4, JobStatus.PROCESSING: 1,
-                                       JobStatus.COMPLETED: 0, JobStatus.FAILED: 0}
+                                       JobStatus.COMPLETED: 0, JobStatus.FAILED: 0,
+                                       JobStatus.CANCELLED: 0}
     batches = list(store.iter_ids_by_status(JobStatus.PENDING, batch_size=3))
     assert [len(b) for b in batches] == [3, 1]
     assert [i for b in batches for i, _ in b] == [j.id for j in jobs[1:]]

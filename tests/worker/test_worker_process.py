@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from jobtrail.jobs import JobService
 from jobtrail.keys import KeySpace
 from jobtrail.models import EventType, JobStatus
 from jobtrail.store import EventLog, JobStore
+from jobtrail.store.node_stats import NodeStatsStore
 from jobtrail.worker.app import TASK_SOLVE, create_celery_app
 from tests.conftest import make_settings
 from tests.helpers.processes import WorkerProcess
@@ -143,6 +145,12 @@ def test_hard_time_limit_kills_a_stuck_pool_process_and_fails_the_job(
     assert final.error.startswith("timed out after 2 s (hard limit")
     assert not child.is_running() or child.status() == "zombie"
     assert store.get(after.id).answer == "256"
+    # and the worker's own metrics count the killed job as a timeout (its main process did)
+    node = NodeStatsStore(main_db, keys)
+    stats = wait_until(lambda: (s := node.read(f"w1@{socket.gethostname()}")).completed == 1
+                       and sum(s.failed_by_reason.values()) == 1 and s, timeout_s=10,
+                       message="the worker to count both jobs")
+    assert stats.failed_by_reason == {"timeout": 1}
 
 
 def test_two_workers_drain_one_queue_solving_each_job_once(

@@ -15,7 +15,6 @@ from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CollectorRegistry
 
 from jobtrail import __version__
 from jobtrail.api.deps import Services
@@ -26,7 +25,7 @@ from jobtrail.connections import open_clients
 from jobtrail.errors import JobtrailError
 from jobtrail.jobs import JobService
 from jobtrail.keys import KeySpace
-from jobtrail.metrics import JobtrailCollector, MetricsSnapshot
+from jobtrail.metrics import JobtrailCollector, MetricsSnapshot, process_registry
 from jobtrail.store import JobStore
 from jobtrail.store.stats import StatsStore, read_metrics
 from jobtrail.worker.app import create_celery_app
@@ -72,7 +71,8 @@ def create_app(settings: Settings) -> FastAPI:
                   description="Math-problem jobs on Celery + Redis, every job accounted for.",
                   docs_url=None, redoc_url=None)
     app.state.services = services
-    registry = CollectorRegistry()
+    registry = process_registry()
+
     def snapshot() -> MetricsSnapshot:
         try:
             archived: int | None = services.archive().count()

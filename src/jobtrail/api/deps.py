@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+import secrets
 from dataclasses import dataclass, field
+from typing import Any
 
 from celery import Celery
 from fastapi import Request
+from fastapi.responses import JSONResponse
 
+from jobtrail.api.schemas import error_body
 from jobtrail.config import Settings
 from jobtrail.connections import Clients
+from jobtrail.errors import JobtrailError
 from jobtrail.jobs import JobService
 from jobtrail.keys import KeySpace
+from jobtrail.retention.audit import record_call
 from jobtrail.store import JobStore
 from jobtrail.store.archive import ArchiveStore
 from jobtrail.store.retention_store import RetentionStore
@@ -18,7 +25,9 @@ from jobtrail.store.stats import StatsStore
 from jobtrail.trace import TraceSources
 from jobtrail.trace.gather import archive_lookup
 
-__all__ = ["Services", "get_services"]
+__all__ = ["Services", "api_actor", "audit_refused", "check_token", "get_services"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,3 +80,41 @@ def get_services(request: Request) -> Services:
     """Return the app's Services (set by the lifespan)."""
     services: Services = request.app.state.services
     return services
+
+
+def check_token(svc: Services, authorization: str | None) -> JSONResponse | None:
+    """Return the 403/401 response refusing a write endpoint's call, or None when allowed.
+
+    Write endpoints (retention, cancel) are disabled without `api_token`, and
+    need `Authorization: Bearer <api_token>`.
+    """
+    token = svc.settings.api_token
+    if token is None or not token.get_secret_value():
+        return JSONResponse(error_body(
+            "forbidden", "write endpoints (retention, cancel) are disabled: set "
+            "JOBTRAIL_API_TOKEN and send it as 'Authorization: Bearer <token>'"),
+            status_code=403)
+    scheme, _, given = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not given or not secrets.compare_digest(
+            given.encode(), token.get_secret_value().encode()):
+        return JSONResponse(error_body("unauthorized", "missing or wrong bearer token"),
+                            status_code=401, headers={"WWW-Authenticate": "Bearer"})
+    return None
+
+
+def api_actor(request: Request) -> tuple[str, str]:
+    """Return the (user, host) an audit row names for an API call: "api" and the peer."""
+    client = request.client
+    return "api", f"{client.host}:{client.port}" if client else "unknown"
+
+
+def audit_refused(svc: Services, request: Request, response: JSONResponse, kind: str,
+                  selector: dict[str, Any]) -> JSONResponse:
+    """Audit a refused call (when the archive can take the row), then return *response*."""
+    try:
+        record_call(svc.archive(), kind=kind, policy=str(selector.get("policy") or ""),
+                    selector=selector, actor=api_actor(request), outcome="refused",
+                    error=f"HTTP {response.status_code}")
+    except JobtrailError:
+        logger.warning("refused %s call not audited", kind, exc_info=True)
+    return response

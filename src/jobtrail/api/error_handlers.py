@@ -23,6 +23,7 @@ from jobtrail.errors import (
     InvalidTransitionError,
     JobNotFoundError,
     JobtrailError,
+    NotCancellableError,
     PolicyError,
     ProblemError,
     RedisCommandError,
@@ -37,6 +38,7 @@ logger = logging.getLogger(__name__)
 _STATUS: tuple[tuple[type[JobtrailError], int], ...] = (
     (JobNotFoundError, 404),
     (InvalidTransitionError, 409),
+    (NotCancellableError, 409),
     (ConcurrentUpdateError, 409),
     (ProblemError, 422),
     (RedisUnavailableError, 503),

@@ -24,6 +24,7 @@ from typing import Annotated
 
 import typer
 
+from jobtrail import __version__
 from jobtrail.cli.context import CliState, runtime, settings_from, trace_sources
 from jobtrail.cli.ids import ID_HELP, resolve_id
 from jobtrail.cli.output import err, escape, exit_with, job_table, out, print_json, render_job
@@ -33,6 +34,7 @@ from jobtrail.errors import (
     ConfigError,
     JobNotFoundError,
     JobtrailError,
+    NotCancellableError,
     ProblemError,
 )
 from jobtrail.logconfig import log_config
@@ -46,7 +48,7 @@ app = typer.Typer(
     help="Math-problem jobs on Celery + Redis, with every job accounted for.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, pwsh)
 )
 
 
@@ -110,11 +112,17 @@ def _restore() -> None:
     app.command(name="restore")(retention.restore)
 
 
+def _archive() -> None:
+    from jobtrail.cli import archive  # lazy: start-up
+
+    app.add_typer(archive.app, name="archive")
+
+
 #: Commands whose module is imported only when they run, in --help's order.
 _LOADERS: dict[str, Callable[[], None]] = {
     "server": _server, "monitor": _monitor, "repro": _repro, "demo": _demo, "trace": _trace,
     "workers": _workers, "doctor": _doctor, "serve": _serve, "retention": _retention,
-    "restore": _restore,
+    "restore": _restore, "archive": _archive,
 }
 #: Root options that take a value (the command name comes after it).
 _VALUED_ROOT_OPTIONS = frozenset({"--env-file"})
@@ -143,6 +151,12 @@ def load_commands(argv: list[str]) -> None:
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(f"jobtrail {__version__}", markup=False, highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
 def root(
     ctx: typer.Context,
@@ -150,6 +164,9 @@ def root(
         "--env-file", envvar="JOBTRAIL_ENV_FILE", help="Load settings from this dotenv file.",
         dir_okay=False)] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    version: Annotated[bool, typer.Option(
+        "--version", help="Print jobtrail's version and exit.", is_eager=True,
+        callback=_print_version)] = False,
 ) -> None:
     """jobtrail: submit math problems, solve them on Celery workers, trace every job."""
     ctx.obj = CliState(env_file=env_file)
@@ -291,6 +308,38 @@ def recover(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     out.print(f"{len(report.recovered)} job(s) handed back to the queue")
 
 
+@app.command()
+def cancel(
+    ctx: typer.Context,
+    job_ids: Annotated[list[str], typer.Argument(help="Ids (or unique prefixes) of the jobs "
+                                                      "to cancel.")],
+    terminate: Annotated[bool, typer.Option(
+        "--terminate", help="Also cancel processing jobs, killing their task (Celery revoke "
+                            "with terminate).")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Cancel jobs: a pending job never runs; a processing one only with --terminate.
+
+    Each id is cancelled on its own; a job that cannot be (finished, or
+    processing without --terminate) is reported and the command exits 1.
+    """
+    rt = runtime(ctx)
+    cancelled, refused = [], []
+    for job_id in job_ids:
+        try:
+            cancelled.append(rt.service.cancel(resolve_id(ctx, job_id, "JOB_IDS"),
+                                               terminate=terminate))
+        except (NotCancellableError, JobNotFoundError) as exc:
+            refused.append(str(exc))
+    if json_out:
+        print_json({"cancelled": [j.to_dict() for j in cancelled], "refused": refused})
+    else:
+        for job in cancelled:
+            out.print(f"cancelled {job.id} ({job.error})")
+    if refused:
+        exit_with("; ".join(refused))
+
+
 @app.command(name="list")
 def list_jobs(
     ctx: typer.Context,
@@ -319,30 +368,56 @@ def list_jobs(
         out.print("no jobs")
 
 
-@app.command()
+#: Celery's worker options (celery worker --help) pass through `jobtrail worker` as they are.
+_PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+@app.command(context_settings=_PASS_THROUGH)
 def worker(
     ctx: typer.Context,
     concurrency: Annotated[int | None, typer.Option(
         "--concurrency", "-c", help="Pool processes (default: settings, else one per CPU).",
         min=1)] = None,
-    hostname: Annotated[str | None, typer.Option(help="Worker node name.")] = None,
-    loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+    hostname: Annotated[str | None, typer.Option(
+        "--hostname", "-n", help="Worker node name (default jobtrail-PID@HOST).")] = None,
+    loglevel: Annotated[str, typer.Option("--loglevel", "-l", help="Celery log level.")] = "INFO",
     metrics_port: Annotated[int | None, typer.Option(
-        help="Serve Prometheus metrics on 127.0.0.1:PORT.", min=1, max=65535)] = None,
+        help="Serve this worker's Prometheus metrics on PORT.", min=1, max=65535)] = None,
+    metrics_host: Annotated[str | None, typer.Option(
+        help="Address of the metrics server (default: settings, 127.0.0.1).")] = None,
 ) -> None:
-    """Run a Celery worker that solves jobs (prefork pool; Ctrl-C for a warm shutdown)."""
+    """Run a Celery worker that solves jobs (prefork pool; Ctrl-C for a warm shutdown).
+
+    Any other option is Celery's and goes to `celery worker` as given (-E,
+    --pool, --autoscale, --max-tasks-per-child, -O fair, --prefetch-multiplier,
+    --without-mingle, ...; see `celery worker --help`): `jobtrail worker ARGS`
+    is `celery -A jobtrail.worker.app worker -Q QUEUE ARGS`.
+    """
     from jobtrail.worker.app import SETTINGS_KEY  # lazy: start-up (module docstring)
 
     rt = runtime(ctx)
-    if metrics_port:
-        rt.celery.conf[SETTINGS_KEY] = rt.settings.model_copy(
-            update={"worker_metrics_port": metrics_port})
-    argv = ["worker", "--pool", "prefork", "--loglevel", loglevel, "-Q", rt.settings.queue,
-            "--hostname", hostname or f"jobtrail-{os.getpid()}@{socket.gethostname()}",
-            "--without-mingle", "--without-gossip"]
-    if concurrency or rt.settings.worker_concurrency:
-        argv += ["--concurrency", str(concurrency or rt.settings.worker_concurrency)]
-    rt.celery.worker_main(argv=argv)
+    if metrics_port or metrics_host:
+        update: dict[str, object] = {"worker_metrics_port": metrics_port} if metrics_port else {}
+        if metrics_host:
+            update["worker_metrics_host"] = metrics_host
+        rt.celery.conf[SETTINGS_KEY] = rt.settings.model_copy(update=update)
+    rt.celery.worker_main(argv=worker_argv(
+        rt.settings.queue, hostname or f"jobtrail-{os.getpid()}@{socket.gethostname()}",
+        loglevel, concurrency or rt.settings.worker_concurrency or None, list(ctx.args)))
+
+
+def worker_argv(queue: str, hostname: str, loglevel: str, concurrency: int | None,
+                celery_args: list[str]) -> list[str]:
+    """Return the `celery worker` argv of `jobtrail worker`: its defaults, then *celery_args*.
+
+    Celery's options take their last value, so an option in *celery_args*
+    (`--pool threads`, `-Q other`) overrides the default before it.
+    """
+    argv = ["worker", "--pool", "prefork", "--loglevel", loglevel, "-Q", queue,
+            "--hostname", hostname]
+    if concurrency:
+        argv += ["--concurrency", str(concurrency)]
+    return argv + celery_args
 
 
 #: The commands defined in this module (always registered).

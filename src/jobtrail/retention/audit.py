@@ -102,10 +102,12 @@ def history(archive: ArchiveStore, *, limit: int = 50) -> list[RetentionRun]:
 def record_call(archive: ArchiveStore, *, kind: str, policy: str, selector: Mapping[str, Any],
                 actor: tuple[str, str], outcome: str, counts: Mapping[str, int] | None = None,
                 error: str = "") -> None:
-    """Record one API call that wrote nothing (a dry run, a refused call) as an audit row.
+    """Record one API call as a finished audit row: one that wrote nothing (a dry run, a
+    refused call), or a single write done in one step (a cancel).
 
     Args:
-        outcome: "dry-run" or "refused".
+        kind: "purge", "restore" or "cancel".
+        outcome: "dry-run", "refused" or "done".
 
     Raises:
         ArchiveError: The archive refused the row.

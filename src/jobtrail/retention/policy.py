@@ -3,7 +3,7 @@
 Selection, for a policy with statuses S, minimum age A (seconds), keep-last N
 and cap M, at time `now`:
 
-1. Only jobs in `jobs:<s>` for s in S; S may hold only completed and failed
+1. Only jobs in `jobs:<s>` for s in S; S may hold only completed, failed and cancelled
    (pending and processing jobs are never selected, however old).
 2. A job's age is `now - finished_at` (its `jobs:<status>` score); it is old
    enough when `age >= A`, so a job exactly A seconds old is selected.
@@ -46,7 +46,7 @@ class RetentionPolicy:
 
     Attributes:
         name: Policy name, recorded in archive rows, tombstones and the audit.
-        statuses: Statuses it purges (completed and/or failed only).
+        statuses: Statuses it purges (completed, failed, cancelled only).
         older_than_s: Minimum age in seconds, counted from finished_at.
         keep_last: How many of the newest finished jobs to keep, whatever their age.
         max_per_run: Cap on jobs selected per run; None for no cap.
@@ -67,8 +67,8 @@ class RetentionPolicy:
         live = [s.value for s in self.statuses if s not in TERMINAL_STATUSES]
         if live:
             raise PolicyError(
-                f"policy {self.name}: {', '.join(live)} jobs are never purged (only completed "
-                "and failed); old ones are reported as stuck", policy=self.name)
+                f"policy {self.name}: {', '.join(live)} jobs are never purged (only completed, "
+                "failed and cancelled); old ones are reported as stuck", policy=self.name)
         if self.older_than_s < 0 or self.keep_last < 0:
             raise PolicyError(f"policy {self.name}: older_than_s and keep_last must be 0 or "
                               "more", policy=self.name)

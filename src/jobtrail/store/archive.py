@@ -27,15 +27,23 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from jobtrail.errors import ArchivedJobNotFoundError, ArchiveError
+from jobtrail.errors import ArchivedJobNotFoundError, ArchiveError, ArchiveSchemaError
 from jobtrail.models import ArchivedJob, RetentionRun
+from jobtrail.store.archive_schema import (
+    HEAD_REVISION,
+    canonical_bytes,
+    current_revision,
+    jsonb_text,
+    make_tables,
+    upgrade,
+    version_table,
+)
 
 __all__ = [
     "ArchiveStore",
@@ -72,16 +80,6 @@ def mask_archive_url(url: str) -> str:
         return "<unparsable archive URL>"
 
 
-def _dumps(value: Any) -> bytes:
-    """Canonical JSON bytes of *value*, which the caller has checked holds no NaN/Infinity."""
-    try:
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-    except orjson.JSONEncodeError:
-        # what orjson refuses and json takes: integers beyond 64 bits, non-str keys
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                          allow_nan=False).encode("utf-8")
-
-
 def _finite(value: Any) -> bool:
     """Return False if *value* holds a NaN or infinite float (orjson writes those as null)."""
     if isinstance(value, float):
@@ -105,7 +103,7 @@ def canonical_json(value: Any) -> str:
     """
     if not _finite(value):
         raise ValueError("NaN and Infinity are not JSON")
-    return _dumps(value).decode("utf-8")
+    return canonical_bytes(value).decode("utf-8")
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +154,7 @@ def seal(job_id: str, job: Mapping[str, str], events: Sequence[Mapping[str, str]
     meta = None if celery_meta is None else dict(celery_meta)
     if not (_finite(purged_at) and _finite(meta)):
         raise ValueError(f"record of job {job_id} holds NaN or Infinity, which are not JSON")
-    raw = _dumps({
+    raw = canonical_bytes({
         "job_id": job_id, "job": job if type(job) is dict else dict(job),
         "events": [e if type(e) is dict else dict(e) for e in events],
         "celery_meta": meta, "purged_at": purged_at, "policy": policy, "run_id": run_id,
@@ -174,38 +172,6 @@ _ROW_COLUMNS = ("job_id", "status", "finished_at", "purged_at", "policy", "run_i
 _FIELD_OF = {c: ("text" if c == "record" else c) for c in _ROW_COLUMNS}
 
 
-def _tables(prefix: str) -> tuple[sa.MetaData, sa.Table, sa.Table]:
-    meta = sa.MetaData()
-    jobs = sa.Table(
-        f"{prefix}archived_jobs", meta,
-        sa.Column("job_id", sa.String(128), primary_key=True),
-        sa.Column("status", sa.String(16), nullable=False),
-        sa.Column("finished_at", sa.Double, nullable=True),
-        sa.Column("purged_at", sa.Double, nullable=False, index=True),
-        sa.Column("policy", sa.String(64), nullable=False, index=True),
-        sa.Column("run_id", sa.String(64), nullable=False),
-        sa.Column("checksum", sa.String(64), nullable=False),
-        sa.Column("record", sa.Text, nullable=False),
-        sa.Column("restored_at", sa.Double, nullable=True),
-    )
-    runs = sa.Table(
-        f"{prefix}retention_runs", meta,
-        sa.Column("run_id", sa.String(64), primary_key=True),
-        sa.Column("kind", sa.String(16), nullable=False),
-        sa.Column("started_at", sa.Double, nullable=False, index=True),
-        sa.Column("finished_at", sa.Double, nullable=True),
-        sa.Column("user", sa.String(128), nullable=False),
-        sa.Column("host", sa.String(255), nullable=False),
-        sa.Column("policy", sa.String(64), nullable=False),
-        sa.Column("selector", sa.Text, nullable=False),
-        sa.Column("counts", sa.Text, nullable=False),
-        sa.Column("archive", sa.Text, nullable=False),
-        sa.Column("outcome", sa.String(16), nullable=False),
-        sa.Column("error", sa.Text, nullable=False),
-    )
-    return meta, jobs, runs
-
-
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     # WAL lets readers (trace) run during a purge; synchronous=FULL makes a
@@ -219,7 +185,10 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 class ArchiveStore:
     """The purge archive and the audit table, in SQLite or PostgreSQL.
 
-    Tables are created on first use. No I/O happens in the constructor.
+    The schema is versioned (store.archive_schema): an empty archive is brought
+    to the current revision on first use; one holding rows under an older
+    revision raises ArchiveSchemaError until `jobtrail archive upgrade` (upgrade())
+    ran. No I/O happens in the constructor.
 
     Args:
         url: SQLAlchemy URL: `sqlite:///<path>` or `postgresql[+psycopg]://...`
@@ -234,7 +203,8 @@ class ArchiveStore:
     def __init__(self, url: str, *, table_prefix: str = "jobtrail_") -> None:
         self.url = normalize_archive_url(url)
         self.location = mask_archive_url(self.url)
-        self._meta, self.jobs_table, self.runs_table = _tables(table_prefix)
+        self.table_prefix = table_prefix
+        self._meta, self.jobs_table, self.runs_table = make_tables(table_prefix)
         parsed = make_url(self.url)
         self.dialect = parsed.get_backend_name()
         if self.dialect == "sqlite":
@@ -259,23 +229,78 @@ class ArchiveStore:
                             job_id=job_id, location=self.location)
 
     def ensure_schema(self) -> None:
-        """Create the two tables and their indexes if missing.
+        """Check the schema revision once; bring an empty archive to the current one.
 
         Raises:
+            ArchiveSchemaError: The archive holds rows under another revision; the
+                message names `jobtrail archive upgrade`.
             ArchiveError: The database cannot be reached or refuses the DDL.
         """
         if self._ready:
             return
         try:
-            self._meta.create_all(self.engine, checkfirst=True)
+            with self.engine.connect() as conn:
+                revision = current_revision(conn, self.table_prefix)
+                empty = revision is None or self._empty(conn)
+        except SQLAlchemyError as exc:
+            raise self._fail("reading the schema revision", exc) from exc
+        if revision != HEAD_REVISION:
+            if not empty:
+                raise ArchiveSchemaError(
+                    f"archive {self.location} holds rows under schema revision {revision}, "
+                    f"this jobtrail needs {HEAD_REVISION}: run `jobtrail archive upgrade`",
+                    location=self.location, current=revision, head=HEAD_REVISION)
+            self._upgrade_empty()
+        self._ready = True
+
+    def _empty(self, conn: sa.Connection) -> bool:
+        for table in (self.jobs_table, self.runs_table):
+            if conn.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first():
+                return False
+        return True
+
+    def _upgrade_empty(self) -> None:
+        try:
+            upgrade(self.engine, self.table_prefix, location=self.location)
         except SQLAlchemyError as first:
             # two processes creating the tables at once: the loser's CREATE fails
-            # (PostgreSQL: duplicate key in pg_type); the second check then finds them
+            # (PostgreSQL: duplicate key in pg_type); the winner's revision is then head
             try:
-                self._meta.create_all(self.engine, checkfirst=True)
+                with self.engine.connect() as conn:
+                    revision = current_revision(conn, self.table_prefix)
             except SQLAlchemyError as exc:
                 raise self._fail("creating tables", exc) from first
+            if revision != HEAD_REVISION:
+                raise self._fail("creating tables", first) from first
+
+    def schema_revision(self) -> str | None:
+        """Return the archive's schema revision (None: no tables yet).
+
+        Raises:
+            ArchiveError: The database cannot be reached.
+        """
+        try:
+            with self.engine.connect() as conn:
+                return current_revision(conn, self.table_prefix)
+        except SQLAlchemyError as exc:
+            raise self._fail("reading the schema revision", exc) from exc
+
+    def upgrade(self) -> tuple[str | None, str]:
+        """Bring the schema to the current revision, rows and all, in one transaction.
+
+        Returns:
+            (revision before, revision after); before is None for a new archive.
+
+        Raises:
+            ArchiveSchemaError: The archive is at a revision newer than this jobtrail's.
+            ArchiveError: The database refused; the archive is as it was.
+        """
+        try:
+            before_after = upgrade(self.engine, self.table_prefix, location=self.location)
+        except SQLAlchemyError as exc:
+            raise self._fail("upgrading the schema", exc) from exc
         self._ready = True
+        return before_after
 
     def drop_schema(self) -> None:
         """Drop both tables (tests and uninstall only; this deletes the archive).
@@ -285,6 +310,9 @@ class ArchiveStore:
         """
         try:
             self._meta.drop_all(self.engine, checkfirst=True)
+            with self.engine.begin() as conn:
+                conn.execute(sa.text(
+                    f'DROP TABLE IF EXISTS "{version_table(self.table_prefix)}"'))
         except SQLAlchemyError as exc:
             raise self._fail("dropping tables", exc) from exc
         self._ready = False
@@ -304,7 +332,13 @@ class ArchiveStore:
         if self._upsert is None:
             t = self.jobs_table
             module = pg_dialect if self.dialect == "postgresql" else sqlite_dialect
-            stmt = module.insert(t).values({c: sa.bindparam(c) for c in _ROW_COLUMNS})
+            values: dict[str, Any] = {c: sa.bindparam(c) for c in _ROW_COLUMNS}
+            if self.dialect == "postgresql":  # rows bypass the column types: convert in SQL
+                for c in ("finished_at", "purged_at"):
+                    values[c] = sa.func.to_timestamp(sa.bindparam(c, type_=sa.Double))
+                values["record"] = sa.cast(sa.bindparam("record", type_=sa.Text),
+                                           pg_dialect.JSONB)
+            stmt = module.insert(t).values(values)
             stmt = stmt.on_conflict_do_update(
                 index_elements=[t.c.job_id],
                 set_={c: stmt.excluded[c] for c in _ROW_COLUMNS if c != "job_id"}
@@ -335,9 +369,10 @@ class ArchiveStore:
         sql, names = self._upsert_sql()
         rows: list[Any]
         if names is None:
+            text = jsonb_text if self.dialect == "postgresql" else str
             rows = [{"job_id": r.job_id, "status": r.status, "finished_at": r.finished_at,
                      "purged_at": r.purged_at, "policy": r.policy, "run_id": r.run_id,
-                     "checksum": r.checksum, "record": r.text} for r in records]
+                     "checksum": r.checksum, "record": text(r.text)} for r in records]
         else:
             fields = attrgetter(*(_FIELD_OF[n] for n in names))
             rows = [fields(r) for r in records]

@@ -29,7 +29,6 @@ from jobtrail.errors import (
 from jobtrail.keys import KeySpace
 from jobtrail.models import (
     LATENCY_BOUNDS_S,
-    TERMINAL_STATUSES,
     TRANSITION_EVENTS,
     EventType,
     Job,
@@ -53,6 +52,10 @@ STATS_MINUTE_TTL_S = 8 * 86_400
 LATENCY_BOUNDS_CSV = ",".join(repr(b) for b in LATENCY_BOUNDS_S)
 
 logger = logging.getLogger(__name__)
+
+
+#: Outcomes whose processing time the latency histogram counts (a cancel is no solve).
+_TIMED = frozenset({JobStatus.COMPLETED, JobStatus.FAILED})
 
 
 def new_job_id() -> str:
@@ -329,7 +332,7 @@ class JobStore:
         args = [
             job_id, to.value, ",".join(sources), repr(at), expect,
             str(max_attempts) if count_attempt else "", str(self.events_max_len), ev.value,
-            LATENCY_BOUNDS_CSV if to in TERMINAL_STATUSES else "", str(STATS_MINUTE_TTL_S),
+            LATENCY_BOUNDS_CSV if to in _TIMED else "", str(STATS_MINUTE_TTL_S),
             str(len(extra)), *_pairs(extra), *_pairs(event_fields or {}),
         ]
         return keys, args
@@ -561,6 +564,27 @@ class JobStore:
         return self.transition(job_id, JobStatus.FAILED, fields=failure_fields(reason, kind),
                                event_fields={"error": reason},
                                expected_version=expected_version)
+
+    def note_skipped(self, job_id: str, *, worker: str, reason: str) -> None:
+        """Append a `skipped` event: a worker received the job's message and did not run it.
+
+        The record is left as it is (a cancelled job stays cancelled); the
+        event goes to the job's stream and the events feed.
+
+        Raises:
+            RedisUnavailableError: The main DB could not be reached.
+        """
+        event: dict[Any, Any] = {"type": EventType.SKIPPED.value, "at": repr(now_s()),
+                                 "worker": worker, "error": reason}
+        maxlen = self.events_max_len or None
+        try:
+            with self.client.pipeline(transaction=True) as pipe:
+                pipe.xadd(self.keys.events(job_id), event, maxlen=maxlen, approximate=True)
+                pipe.xadd(self.keys.events_feed(), {"job_id": job_id, **event},
+                          maxlen=maxlen * 100 if maxlen else None, approximate=True)
+                pipe.execute()
+        except REDIS_ERRORS as exc:
+            raise wrap_redis_error("main DB", exc) from exc
 
     # -- reads --------------------------------------------------------------------------
 

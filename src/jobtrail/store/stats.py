@@ -141,6 +141,33 @@ class StatsStore:
                 for eid, fields in rows]
 
 
+def _server_name(client: redis.Redis, info: dict[str, Any]) -> str:
+    """Return `host:port` of the server *client* talks to.
+
+    A client that names no host (a Sentinel-managed pool) gets the start of the
+    server's run_id and its INFO port instead, so two servers never share a name.
+    """
+    kwargs = client.connection_pool.connection_kwargs
+    host = kwargs.get("host") or kwargs.get("path")
+    if host:
+        return f"{host}:{kwargs['port']}" if kwargs.get("port") else str(host)
+    return f"{str(info.get('run_id', ''))[:8] or 'redis'}:{info.get('tcp_port', '')}"
+
+
+def _per_server(pairs: tuple[tuple[redis.Redis, dict[str, Any]], ...]
+                ) -> dict[str, dict[str, Any]]:
+    """Key the INFO replies by server, each server once (same `run_id`: same server)."""
+    seen: set[str] = set()
+    out: dict[str, dict[str, Any]] = {}
+    for client, info in pairs:
+        run_id = str(info.get("run_id", ""))
+        if run_id and run_id in seen:
+            continue
+        seen.add(run_id)
+        out[_server_name(client, info)] = info
+    return out
+
+
 def read_metrics(main: redis.Redis, broker: redis.Redis, results: redis.Redis,
                  keys: KeySpace, *, visibility_timeout_s: float,
                  archived_total: int | None = None) -> MetricsSnapshot:
@@ -173,7 +200,8 @@ def read_metrics(main: redis.Redis, broker: redis.Redis, results: redis.Redis,
         workers_of, alive = tail[:len(processing)], tail[len(processing):]
         live = {name for name, up in zip(names, alive, strict=True) if up}
         queue_length = int(broker.llen(keys.queue()))
-        infos = {"main": main_info, "broker": broker.info(), "results": results.info()}
+        infos = _per_server(((main, main_info), (broker, broker.info()),
+                             (results, results.info())))
     except REDIS_ERRORS as exc:
         raise wrap_redis_error("a Redis DB", exc) from exc
     stale = sum(1 for (_, started), worker in zip(processing, workers_of, strict=True)

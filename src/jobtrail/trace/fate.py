@@ -13,7 +13,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jobtrail.keys import KeySpace
-from jobtrail.models import Fate, Job, JobEvent, JobStatus, WorkerHeartbeat, WorkerStatus
+from jobtrail.models import (
+    EventType,
+    Fate,
+    Job,
+    JobEvent,
+    JobStatus,
+    WorkerHeartbeat,
+    WorkerStatus,
+)
 
 __all__ = [
     "ArchiveFacts",
@@ -238,6 +246,8 @@ def _classify_live(ev: Evidence, job: Job) -> tuple[Fate, str]:
             gone = (f"running {span(age)}, longer than the visibility timeout "
                     f"({span(ev.visibility_timeout_s)})")
         return Fate.STALE, f"stale: processing {since}, but {gone}; {_message_note(ev)}"
+    if job.status is JobStatus.CANCELLED:
+        return Fate.CANCELLED, _cancelled_verdict(ev, job)
     # completed or failed
     done = f"{job.status.value} at {when(job.finished_at)}" if job.finished_at else (
         job.status.value)
@@ -255,6 +265,19 @@ def _classify_live(ev: Evidence, job: Job) -> tuple[Fate, str]:
         return Fate.RESULT_EXPIRED, (f"{done}; result expired: celery-task-meta-{job.id} "
                                      f"is gone (result_expires_s = {ev.result_expires_s})")
     return fate, f"{done}; {_result_note(ev.results)}"
+
+
+def _cancelled_verdict(ev: Evidence, job: Job) -> str:
+    at = f" at {when(job.finished_at)}" if job.finished_at else ""
+    verdict = f"cancelled{at}: {job.error or 'cancelled'}"
+    skipped = [e for e in ev.main.events if e.type is EventType.SKIPPED]
+    if skipped:
+        verdict += (f"; worker {skipped[-1].fields.get('worker') or '?'} received its message "
+                    f"at {when(skipped[-1].at)} and skipped it")
+    elif ev.broker is not None and ev.broker.ahead is not None:
+        verdict += "; its message still waits in the broker, and the worker that takes it " \
+                   "will skip it"
+    return verdict
 
 
 def _seen_elsewhere(ev: Evidence) -> list[str]:
@@ -325,7 +348,9 @@ def _disagreements(ev: Evidence) -> list[str]:
     meta = ev.results.meta if ev.results else None
     if job is not None and meta is not None:
         theirs = celery_status(str(meta.get("status", "")))
-        if theirs is not None and theirs is not job.status:
+        revoked = theirs is JobStatus.FAILED and job.status is JobStatus.CANCELLED \
+            and str(meta.get("status", "")).upper() == "REVOKED"
+        if theirs is not None and theirs is not job.status and not revoked:
             detail = meta.get("result")
             why = (f": {detail.get('exc_type')} {detail.get('exc_message')}"
                    if isinstance(detail, dict) and "exc_type" in detail else "")

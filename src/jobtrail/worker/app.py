@@ -16,17 +16,25 @@ from celery import Celery
 from celery.signals import setup_logging
 
 from jobtrail.config import Settings, get_settings
-from jobtrail.connections import sentinel_kwargs, socket_kwargs
+from jobtrail.connections import connect, sentinel_kwargs, socket_kwargs
 from jobtrail.embedded import resolve_settings
+from jobtrail.errors import ProblemError
+from jobtrail.keys import KeySpace
 from jobtrail.logconfig import log_config
+from jobtrail.store import JobStore
+from jobtrail.store.job_store import new_job_id
 from jobtrail.worker.liveness import BrokerPollStep
 
 __all__ = [
-    "SETTINGS_KEY",
+    "CANCELLED_BEFORE_START", "SETTINGS_KEY", "TASK_SOLVE_PROBLEM", "JobtrailCelery",
     "TASK_SOLVE", "TASKS_MODULE", "broker_socket_options", "create_celery_app", "get_app",
     "results_socket_options", "sentinel_options", "settings_of"]
 
 TASK_SOLVE = "jobtrail.solve_job"
+#: The public task: the problem text alone; its task id becomes the job id.
+TASK_SOLVE_PROBLEM = "jobtrail.solve"
+#: The reason (`error`) of a job cancelled while pending, and of its skipped delivery.
+CANCELLED_BEFORE_START = "cancelled before start"
 TASKS_MODULE = "jobtrail.worker.tasks"
 HEARTBEAT_MODULE = "jobtrail.worker.heartbeat"
 SETTINGS_KEY = "jobtrail_settings"
@@ -116,6 +124,49 @@ def _tls_options(settings: Settings) -> dict[str, Any]:
         ssl["ssl_ca_certs"] = settings.sentinel_tls_ca_file
     return {"broker_use_ssl": ssl, "redis_backend_use_ssl": ssl}
 
+class JobtrailCelery(Celery):  # type: ignore[misc]  # celery ships no types
+    """jobtrail's Celery app: a `jobtrail.solve` task sent through it gets its job record first.
+
+    So `app.send_task("jobtrail.solve", args=[problem])` and the task's
+    `.delay(problem)` (which calls send_task) leave a pending job whose id is
+    the task id before the message is published, as JobService.submit does:
+    trace knows the job while it is queued. Every other task is sent as is.
+    """
+
+    _jobtrail_store: JobStore | None = None
+
+    def send_task(self, name: str, args: Any = None, kwargs: Any = None,
+                  **options: Any) -> Any:
+        """Celery's send_task; for `jobtrail.solve`, the job record is written first.
+
+        Raises:
+            ProblemError: The problem is not text (nothing written or sent).
+            RedisUnavailableError: The main DB is down (nothing sent).
+        """
+        if name == TASK_SOLVE_PROBLEM:
+            problem = (list(args or []) + [None])[0] if args else (kwargs or {}).get("problem")
+            if not isinstance(problem, str):
+                raise ProblemError(f"the problem must be text, not {type(problem).__name__}")
+            options["task_id"] = options.get("task_id") or new_job_id()
+            self._job_store().create(problem, job_id=options["task_id"])
+        return super().send_task(name, args, kwargs, **options)
+
+    def _job_store(self) -> JobStore:
+        if self._jobtrail_store is None:
+            settings = settings_of(self)
+            self._jobtrail_store = JobStore(
+                connect(settings.require_urls()[0], settings=settings),
+                KeySpace(settings.key_prefix, settings.queue),
+                events_max_len=settings.events_max_len)
+        return self._jobtrail_store
+
+    def close(self) -> None:
+        """Close Celery's pools and the main-DB connection of send_task."""
+        if self._jobtrail_store is not None:
+            self._jobtrail_store.client.close()
+            self._jobtrail_store = None
+        super().close()
+
 
 def create_celery_app(settings: Settings) -> Celery:
     """Return a Celery app wired to the broker and result backend of *settings*.
@@ -141,7 +192,7 @@ def create_celery_app(settings: Settings) -> Celery:
     results_socket_options().
     """
     _, broker_url, results_url = settings.require_urls()
-    app = Celery("jobtrail", broker=broker_url, backend=results_url,
+    app = JobtrailCelery("jobtrail", broker=broker_url, backend=results_url,
                  include=[TASKS_MODULE, HEARTBEAT_MODULE], set_as_current=False)
     app.conf.update(
         {
@@ -179,7 +230,10 @@ def create_celery_app(settings: Settings) -> Celery:
             "broker_connection_max_retries": None,
             "worker_hijack_root_logger": False,
             "worker_concurrency": settings.worker_concurrency or None,
-            "task_send_sent_event": False,
+            # task events on, as Flower, `celery events` and celery-exporter expect:
+            # task-sent from every producer, task-received/started/succeeded from workers
+            "worker_send_task_events": True,
+            "task_send_sent_event": True,
             "enable_utc": True,
         }
     )

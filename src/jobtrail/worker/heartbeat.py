@@ -17,15 +17,16 @@ from typing import Any
 
 from celery.signals import worker_ready, worker_shutdown
 from celery.worker import state as worker_state
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import start_http_server
 
 from jobtrail.clock import now_s
 from jobtrail.connections import connect
 from jobtrail.errors import RedisUnavailableError
 from jobtrail.keys import KeySpace
-from jobtrail.metrics import JobtrailCollector
+from jobtrail.metrics import NodeCollector, process_registry
 from jobtrail.store.heartbeats import HeartbeatStore
-from jobtrail.store.stats import read_metrics
+from jobtrail.store.node_stats import NodeStatsStore
+from jobtrail.worker import node_metrics  # noqa: F401  (connects its task_postrun handler)
 from jobtrail.worker.app import SETTINGS_KEY
 from jobtrail.worker.liveness import PollClock, poll_clock
 from jobtrail.worker.recovery import DeadWorkerSweep
@@ -132,20 +133,24 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
                               queue=settings.queue, after_beat=sweep)
     _thread.start()
     if settings.worker_metrics_port:
-        _serve_metrics(settings)
+        _serve_metrics(settings, str(sender.hostname))
 
 
-def _serve_metrics(settings: Any) -> None:
-    """Export jobtrail's metrics from this worker (prometheus_client's HTTP server)."""
-    main_url, broker_url, results_url = settings.require_urls()
-    keys = KeySpace(settings.key_prefix, settings.queue)
-    main, broker, results = (connect(url, settings=settings)
-                             for url in (main_url, broker_url, results_url))
-    registry = CollectorRegistry()
-    registry.register(JobtrailCollector(lambda: read_metrics(
-        main, broker, results, keys, visibility_timeout_s=settings.visibility_timeout_s)))
-    start_http_server(settings.worker_metrics_port, addr="127.0.0.1", registry=registry)
-    logger.info("worker metrics on 127.0.0.1 port=%s", settings.worker_metrics_port)
+def _serve_metrics(settings: Any, node: str) -> None:
+    """Export this node's own metrics (prometheus_client's HTTP server).
+
+    Only what this node alone knows: its jobs (store.node_stats) and its
+    process; the deployment-wide figures come from the API's /metrics.
+    """
+    main_url, _, _ = settings.require_urls()
+    stats = NodeStatsStore(connect(main_url, settings=settings),
+                           KeySpace(settings.key_prefix, settings.queue))
+    registry = process_registry()
+    registry.register(NodeCollector(node, lambda: stats.read(node),
+                                    lambda: len(worker_state.active_requests)))
+    host = settings.worker_metrics_host
+    start_http_server(settings.worker_metrics_port, addr=host, registry=registry)
+    logger.info("worker metrics on %s port=%s", host, settings.worker_metrics_port)
 
 
 @worker_shutdown.connect  # type: ignore[untyped-decorator]  # celery ships no types

@@ -26,6 +26,7 @@ from jobtrail.clock import monotonic_s, now_s
 from jobtrail.connections import connect
 from jobtrail.errors import (
     AttemptsExhaustedError,
+    ConcurrentUpdateError,
     InvalidTransitionError,
     JobNotFoundError,
     JobtrailError,
@@ -40,9 +41,15 @@ from jobtrail.solver import Answer, classify, solve
 from jobtrail.solver.limits import memory_guard, set_memory_limit
 from jobtrail.store import JobStore
 from jobtrail.store.job_store import StartTicket, completion_fields, failure_fields
-from jobtrail.worker.app import SETTINGS_KEY, TASK_SOLVE, settings_of
+from jobtrail.worker.app import (
+    CANCELLED_BEFORE_START,
+    SETTINGS_KEY,
+    TASK_SOLVE,
+    TASK_SOLVE_PROBLEM,
+    settings_of,
+)
 
-__all__ = ["SolveTask", "answer_payload", "solve_job"]
+__all__ = ["SolveTask", "answer_payload", "solve_job", "solve_problem"]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -199,8 +206,9 @@ class _Run:
     a true redelivery.
     """
 
-    def __init__(self, rt: _Runtime, job_id: str, worker: str) -> None:
-        self.rt, self.job_id, self.worker = rt, job_id, worker
+    def __init__(self, rt: _Runtime, job_id: str, worker: str,
+                 task: SolveTask | None = None) -> None:
+        self.rt, self.job_id, self.worker, self.task = rt, job_id, worker, task
         self.token = uuid.uuid4().hex
         self.started_at = now_s()
         self.ticket: StartTicket | None = None
@@ -261,6 +269,29 @@ class _Run:
                 return outcome.result(self.job_id)
             self._refused(started if not isinstance(started, Job) else finished, deadline)
 
+    def skip_cancelled(self, *, started: bool) -> None:
+        """End a delivery of a cancelled job: Celery's result says REVOKED, the run is ignored.
+
+        A job cancelled before this delivery started gets a `skipped` event
+        ("cancelled before start"); one cancelled (terminated) while this run
+        solved keeps its record, and the outcome is dropped.
+
+        Raises:
+            celery.exceptions.Ignore: always.
+        """
+        if started:
+            logger.info("outcome dropped: the job was cancelled while it ran job_id=%s",
+                        self.job_id)
+        else:
+            logger.info("cancelled job skipped job_id=%s", self.job_id)
+            _with_main_db(self.rt, "skip", self.job_id, lambda: self.rt.store.note_skipped(
+                self.job_id, worker=self.worker, reason=CANCELLED_BEFORE_START))
+        if self.task is not None:
+            self.task.backend.mark_as_revoked(self.job_id, CANCELLED_BEFORE_START
+                                              if not started else "cancelled",
+                                              request=self.task.request)
+        raise Ignore()
+
     def _refused(self, err: Job | JobtrailError, deadline: float) -> None:
         """Act on a refused step: wait for a missing record, else end the delivery."""
         if isinstance(err, JobNotFoundError):
@@ -272,6 +303,8 @@ class _Run:
             _with_main_db(self.rt, "give up", self.job_id,
                           lambda: self.rt.store.give_up(self.job_id, err.attempts))
             raise Ignore()
+        if isinstance(err, InvalidTransitionError) and err.from_ == JobStatus.CANCELLED.value:
+            self.skip_cancelled(started=err.to != JobStatus.PROCESSING.value)
         if isinstance(err, InvalidTransitionError) and err.to == JobStatus.PROCESSING.value:
             logger.info("duplicate delivery ignored job_id=%s", self.job_id)
             raise Ignore()
@@ -305,7 +338,11 @@ def solve_job(self: SolveTask, job_id: str, problem: str | None = None) -> dict[
         celery.exceptions.Reject: The main DB stayed unreachable; the task goes
             back to the broker (requeue).
     """
-    run = _Run(_runtime(self.app), job_id, str(self.request.hostname or ""))
+    return _deliver(self, job_id, problem)
+
+
+def _deliver(task: SolveTask, job_id: str, problem: str | None) -> dict[str, Any]:
+    run = _Run(_runtime(task.app), job_id, str(task.request.hostname or ""), task)
     if problem is None:
         problem = run.start().problem
     else:
@@ -313,20 +350,66 @@ def solve_job(self: SolveTask, job_id: str, problem: str | None = None) -> dict[
     return run.finish(_solve(run.rt, job_id, problem))
 
 
+@shared_task(  # type: ignore[untyped-decorator]  # celery ships no types
+    name=TASK_SOLVE_PROBLEM, bind=True, base=SolveTask,
+)
+def solve_problem(self: SolveTask, problem: str) -> dict[str, Any]:
+    """Solve *problem* as the job whose id is this task's id: the public task for Celery users.
+
+    `app.send_task("jobtrail.solve", args=[problem])` (or the task's
+    `.delay(problem)`) on jobtrail's app writes the job record before the
+    message goes out (worker.app.JobtrailCelery); a message published any
+    other way gets its record here, on the way in. Then as solve_job.
+
+    Returns:
+        The answer payload (see answer_payload), as `AsyncResult(id).get()` reads it.
+
+    Raises:
+        ProblemError: The problem failed (or was not text); its message is the job's `error`.
+        celery.exceptions.Ignore, celery.exceptions.Reject: as solve_job.
+    """
+    job_id = str(self.request.id)
+    if not isinstance(problem, str):
+        raise ProblemError(f"the problem must be text, not {type(problem).__name__}")
+    rt = _runtime(self.app)
+
+    def create() -> None:
+        try:
+            rt.store.create(problem, job_id=job_id)
+        except ConcurrentUpdateError:
+            pass  # recorded by the producer (or an earlier delivery)
+
+    _with_main_db(rt, "create", job_id, create)
+    return _deliver(self, job_id, problem)
+
+
 @task_revoked.connect  # type: ignore[untyped-decorator]  # celery ships no types
 def _record_revoked(sender: Any = None, request: Any = None, terminated: bool = False,
                     expired: bool = False, **_: Any) -> None:
     """Fail a job whose task was revoked or expired before it finished (task_revoked).
 
+    A job cancelled through jobtrail (`jobtrail cancel`) is already
+    `cancelled`: it stays so, and a revoke this worker knew of before the
+    job started gets the `skipped` event ("cancelled before start").
     Celery sends it with the Task as sender and the request Context.
     """
-    if sender is None or request is None or getattr(sender, "name", None) != TASK_SOLVE:
+    if sender is None or request is None or getattr(sender, "name", None) not in (
+            TASK_SOLVE, TASK_SOLVE_PROBLEM):
         return
     why = "expired" if expired else ("terminated" if terminated else "revoked")
+    store, job_id = _runtime(sender.app).store, str(request.id)
     try:
-        _runtime(sender.app).store.fail(str(request.id), f"task {why} before it finished")
-    except (InvalidTransitionError, JobNotFoundError) as err:
-        logger.info("revocation not recorded job_id=%s reason=%s", request.id, err)
+        store.fail(job_id, f"task {why} before it finished")
+    except InvalidTransitionError as err:
+        if err.from_ == JobStatus.CANCELLED.value and not terminated:
+            try:
+                store.note_skipped(job_id, worker=str(request.hostname or ""),
+                                   reason=CANCELLED_BEFORE_START)
+            except RedisUnavailableError as exc:
+                logger.warning("skip not recorded job_id=%s reason=%s", job_id, exc)
+        logger.info("revocation not recorded job_id=%s reason=%s", job_id, err)
+    except (JobNotFoundError, RedisUnavailableError) as err:
+        logger.info("revocation not recorded job_id=%s reason=%s", job_id, err)
 
 
 _pool_memory_limit_bytes: int = 0

@@ -1,4 +1,11 @@
-"""/health: each Redis DB and at least one live worker, with latencies."""
+"""/livez, /readyz and /health: probes for an orchestrator and for a person.
+
+- /livez: the process serves (always 200 while it answers): the liveness
+  probe, which must not restart an API whose dependencies are down.
+- /readyz: its stores answer (each Redis DB, the archive): 200 or 503; live
+  workers are reported, not required (an API without workers still accepts jobs).
+- /health: kept as before for compatibility: 503 also when no worker is alive.
+"""
 
 from __future__ import annotations
 
@@ -27,9 +34,35 @@ def _ping(client: redis.Redis) -> dict[str, Any]:
     return {"ok": True, "latency_ms": round((time.perf_counter() - start) * 1000, 3)}
 
 
+@router.get("/livez")
+def livez() -> dict[str, str]:
+    """Report that the process serves requests (liveness probe; touches no store)."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(svc: Annotated[Services, Depends(get_services)]) -> JSONResponse:
+    """Report each store (Redis DBs, archive) and the live workers; 503 unless the stores answer.
+
+    Workers are reported under checks.workers but do not decide readiness.
+    """
+    checks = _checks(svc)
+    ready = all(c["ok"] for name, c in checks.items() if name != "workers")
+    return JSONResponse({"status": "ok" if ready else "unready", "checks": checks},
+                        status_code=200 if ready else 503)
+
+
 @router.get("/health")
 def health(svc: Annotated[Services, Depends(get_services)]) -> JSONResponse:
     """Report each Redis DB (ping latency) and the live workers; 503 unless all are healthy."""
+    checks = _checks(svc)
+    healthy = all(c["ok"] for c in checks.values())
+    return JSONResponse({"status": "ok" if healthy else "unhealthy", "checks": checks},
+                        status_code=200 if healthy else 503)
+
+
+def _checks(svc: Services) -> dict[str, Any]:
+    """Ping each Redis DB, list the live workers and count the archive, with latencies."""
     checks: dict[str, Any] = {
         "main": _ping(svc.clients.main), "broker": _ping(svc.clients.broker),
         "results": _ping(svc.clients.results)}
@@ -50,6 +83,4 @@ def health(svc: Annotated[Services, Depends(get_services)]) -> JSONResponse:
                              "latency_ms": round((time.perf_counter() - start) * 1000, 3)}
     except JobtrailError as exc:
         checks["archive"] = {"ok": False, "error": str(exc)}
-    healthy = all(c["ok"] for c in checks.values())
-    return JSONResponse({"status": "ok" if healthy else "unhealthy", "checks": checks},
-                        status_code=200 if healthy else 503)
+    return checks

@@ -1,4 +1,4 @@
-"""/jobs: submit, read, list with cursor pagination, trace, restore."""
+"""/jobs: submit, read (with a bounded long-poll), list with cursor pagination, trace, cancel."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import binascii
 import math
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Header, Query, Request, status
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 
-from jobtrail.api.deps import Services, get_services
+from jobtrail.api.deps import Services, api_actor, audit_refused, check_token, get_services
 from jobtrail.api.schemas import (
     ErrorBody,
     JobIn,
@@ -21,8 +21,10 @@ from jobtrail.api.schemas import (
     MissingJobOut,
     error_body,
 )
+from jobtrail.errors import NotCancellableError
 from jobtrail.keys import JOB_ID_PATTERN
 from jobtrail.models import Fate, JobStatus
+from jobtrail.retention.audit import record_call
 from jobtrail.store.ids import resolve_job_id
 from jobtrail.trace import trace_job
 
@@ -31,6 +33,9 @@ __all__ = ["router"]
 router = APIRouter(tags=["jobs"])
 Svc = Annotated[Services, Depends(get_services)]
 JobId = Annotated[str, PathParam(pattern=JOB_ID_PATTERN.pattern, max_length=128)]
+
+#: The longest `GET /jobs/{id}?wait=` a request may ask for (seconds).
+MAX_WAIT_S = 60.0
 
 _ERRORS: dict[int | str, dict[str, object]] = {
     400: {"model": ErrorBody, "description": "The id prefix names several jobs"},
@@ -96,11 +101,20 @@ def list_jobs(
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, responses=_ERRORS)
-def get_job(job_id: JobId, svc: Svc) -> JobOut | JSONResponse:
+def get_job(job_id: JobId, svc: Svc,
+            wait: Annotated[float, Query(ge=0, le=MAX_WAIT_S, description=(
+                "Seconds to wait for the job to finish (long-poll); 0 answers at once."))] = 0,
+            ) -> JobOut | JSONResponse:
     """Return one job (`job_id` may be a unique prefix of 8+ characters); a 404 says what
-    became of it (purged, evicted, unknown, ...), a 400 that a prefix is ambiguous."""
+    became of it (purged, evicted, unknown, ...), a 400 that a prefix is ambiguous.
+
+    With `wait`, answers as soon as the job is finished (completed, failed,
+    cancelled), or after `wait` seconds with the job as it is then.
+    """
     job_id = resolve_job_id(svc.clients.main, svc.keys, job_id)
     job = svc.store.find(job_id)
+    if job is not None and wait > 0:
+        job = svc.jobs.wait(job_id, wait)
     if job is None:
         result = trace_job(svc.trace_sources(), job_id)
         return JSONResponse(error_body("job_not_found", f"job {job_id} not found",
@@ -124,3 +138,31 @@ def trace(job_id: JobId, svc: Svc) -> dict[str, object] | JSONResponse:
             "job_not_found", f"job {job_id} not found", job_id=job_id, fate=result.fate.value,
             verdict=result.verdict)}, status_code=404)
     return result.to_dict()
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=JobOut, responses={
+    **_ERRORS, 401: {"model": ErrorBody, "description": "Missing or wrong bearer token"},
+    403: {"model": ErrorBody, "description": "Write endpoints disabled (no api_token)"},
+    409: {"model": ErrorBody, "description": "Finished, or processing without terminate"}})
+def cancel(job_id: JobId, request: Request, svc: Svc,
+           terminate: Annotated[bool, Query(description=(
+               "Also cancel a processing job, killing its task (Celery revoke terminate)."
+           ))] = False,
+           authorization: Annotated[str | None, Header()] = None) -> JobOut | JSONResponse:
+    """Cancel a pending job (its message is revoked), or with `terminate=true` a processing
+    one. Needs `Authorization: Bearer <api_token>`; every call is audited."""
+    selector = {"ids": [job_id], "terminate": terminate}
+    refused = check_token(svc, authorization)
+    if refused is not None:
+        return audit_refused(svc, request, refused, "cancel", selector)
+    job_id = resolve_job_id(svc.clients.main, svc.keys, job_id)
+    selector["ids"] = [job_id]
+    try:
+        job = svc.jobs.cancel(job_id, terminate=terminate)
+    except NotCancellableError as exc:
+        record_call(svc.archive(), kind="cancel", policy="", selector=selector,
+                    actor=api_actor(request), outcome="refused", error=str(exc))
+        raise
+    record_call(svc.archive(), kind="cancel", policy="", selector=selector,
+                actor=api_actor(request), outcome="done", counts={"cancelled": 1})
+    return JobOut.of(job)

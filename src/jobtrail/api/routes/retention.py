@@ -8,7 +8,6 @@ the caller's address.
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
@@ -19,9 +18,9 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from jobtrail.api.deps import Services, get_services
-from jobtrail.api.schemas import ErrorBody, error_body
-from jobtrail.errors import JobtrailError, PolicyError
+from jobtrail.api.deps import Services, api_actor, audit_refused, check_token, get_services
+from jobtrail.api.schemas import ErrorBody
+from jobtrail.errors import PolicyError
 from jobtrail.keys import JOB_ID_PATTERN
 from jobtrail.models import JobStatus
 from jobtrail.retention.audit import record_call
@@ -51,42 +50,11 @@ class PurgeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     policy: str | None = Field(None, max_length=64, examples=["old-completed"])
-    statuses: list[JobStatus] | None = Field(None, min_length=1, max_length=2)
+    statuses: list[JobStatus] | None = Field(None, min_length=1, max_length=3)
     older_than_s: float | None = Field(None, ge=0, le=10 * 365 * 86_400)
     keep_last: int = Field(0, ge=0, le=100_000_000)
     max_per_run: int | None = Field(None, ge=1, le=100_000_000)
     dry_run: bool = True
-
-
-def _refused(svc: Services, request: Request, response: JSONResponse, kind: str,
-             selector: dict[str, Any]) -> JSONResponse:
-    """Audit a refused call (when the archive can take the row), then return *response*."""
-    try:
-        record_call(svc.archive(), kind=kind, policy=str(selector.get("policy") or ""),
-                    selector=selector, actor=_actor(request), outcome="refused",
-                    error=f"HTTP {response.status_code}")
-    except JobtrailError:
-        logger.warning("refused %s call not audited", kind, exc_info=True)
-    return response
-
-
-def _check_token(svc: Services, authorization: str | None) -> JSONResponse | None:
-    token = svc.settings.api_token
-    if token is None or not token.get_secret_value():
-        return JSONResponse(error_body(
-            "forbidden", "retention endpoints are disabled: set JOBTRAIL_API_TOKEN and send "
-            "it as 'Authorization: Bearer <token>'"), status_code=403)
-    scheme, _, given = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not given or not secrets.compare_digest(
-            given.encode(), token.get_secret_value().encode()):
-        return JSONResponse(error_body("unauthorized", "missing or wrong bearer token"),
-                            status_code=401, headers={"WWW-Authenticate": "Bearer"})
-    return None
-
-
-def _actor(request: Request) -> tuple[str, str]:
-    client = request.client
-    return "api", f"{client.host}:{client.port}" if client else "unknown"
 
 
 def _policy(svc: Services, body: PurgeIn) -> RetentionPolicy:
@@ -120,7 +88,7 @@ class _TokenFirst(APIRoute):
 
         async def token_first(request: Request) -> Response:
             svc = get_services(request)
-            refused = _check_token(svc, request.headers.get("authorization"))
+            refused = check_token(svc, request.headers.get("authorization"))
             if refused is None:
                 return await handler(request)
             selector: dict[str, Any]
@@ -132,7 +100,7 @@ class _TokenFirst(APIRoute):
                         mode="json")
                 except ValidationError:
                     selector = {"body": "not a valid purge request"}
-            return await run_in_threadpool(_refused, svc, request, refused, kind, selector)
+            return await run_in_threadpool(audit_refused, svc, request, refused, kind, selector)
 
         return token_first
 
@@ -150,10 +118,10 @@ def purge_route(body: PurgeIn, request: Request, svc: Svc,
     report = purge(svc.retention_store(), svc.archive(), policy,
                    tombstone_ttl_s=svc.settings.tombstone_ttl_s,
                    batch_size=svc.settings.purge_batch_size, dry_run=body.dry_run,
-                   actor=_actor(request))
+                   actor=api_actor(request))
     if body.dry_run:  # purge() writes nothing for a dry run; the API call is still audited
         record_call(svc.archive(), kind="purge", policy=policy.name,
-                    selector=policy.selector(), actor=_actor(request), outcome="dry-run",
+                    selector=policy.selector(), actor=api_actor(request), outcome="dry-run",
                     counts={"selected": report.selected})
     return JSONResponse(report.to_dict())
 
@@ -167,7 +135,7 @@ def restore_route(job_id: Annotated[str, PathParam(pattern=JOB_ID_PATTERN.patter
 
     `job_id` may be a unique prefix of 8+ characters of a purged job's id."""
     job_id = resolve_job_id(svc.clients.main, svc.keys, job_id)
-    report = restore_ids(svc.retention_store(), svc.archive(), [job_id], actor=_actor(request))
+    report = restore_ids(svc.retention_store(), svc.archive(), [job_id], actor=api_actor(request))
     body: dict[str, Any] = report.to_dict()
     body["job"] = svc.store.get(job_id).to_dict()
     return JSONResponse(body)
@@ -181,7 +149,7 @@ def recover_route(svc: Svc, authorization: Annotated[str | None, Header()] = Non
     What `jobtrail recover` does; live workers do it on their own three heartbeat
     intervals after a worker is gone. Needs `Authorization: Bearer <api_token>`.
     """
-    refused = _check_token(svc, authorization)
+    refused = check_token(svc, authorization)
     if refused is not None:
         return refused
     report = svc.jobs.recover(gone_after_s=3 * svc.settings.heartbeat_interval_s)

@@ -33,7 +33,7 @@ function renderCharts(series) {
 }
 
 function render(d) {
-  for (const s of ["pending", "processing", "completed", "failed"]) text("count-" + s, d.jobs_by_status[s] ?? 0);
+  for (const s of ["pending", "processing", "completed", "failed", "cancelled"]) text("count-" + s, d.jobs_by_status[s] ?? 0);
   text("queue-length", d.queue_length);
   text("latency", secs(d.latency.p50_s) + " / " + secs(d.latency.p95_s));
   text("purged", (d.totals.purged || 0) + " / " + (d.totals.restored || 0));

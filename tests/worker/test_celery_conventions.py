@@ -1,0 +1,124 @@
+"""jobtrail as a Celery operator finds it: task events on, Celery's worker options honoured."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from celery import Celery
+from celery.bin.base import CLIContext
+from celery.bin.worker import worker as celery_worker_command
+from celery.concurrency.thread import TaskPool as ThreadTaskPool
+
+from jobtrail.cli.main import worker_argv
+from jobtrail.config import Settings
+from jobtrail.jobs import JobService
+from jobtrail.store import JobStore
+from jobtrail.worker.app import create_celery_app
+from tests.helpers.processes import WorkerProcess
+from tests.helpers.waiting import wait_until
+
+TASK_EVENTS = ["task-sent", "task-received", "task-started", "task-succeeded"]
+
+
+def test_events_are_on_in_the_app_config(settings: Settings) -> None:
+    conf = create_celery_app(settings).conf
+    assert conf.worker_send_task_events is True
+    assert conf.task_send_sent_event is True
+
+
+def test_celery_options_given_to_jobtrail_worker_override_its_defaults(
+        settings: Settings) -> None:
+    # Given jobtrail's defaults followed by options a Celery operator passes
+    argv = worker_argv("jobtrail", "jobtrail-1@h", "INFO", 2,
+                       ["--pool", "threads", "-n", "mine@h", "-O", "fair",
+                        "--max-tasks-per-child", "50", "--autoscale", "4,1", "-E"])
+
+    # When Celery's own `worker` command parses them
+    ctx = celery_worker_command.make_context("worker", argv[1:], obj=CLIContext(
+        create_celery_app(settings), no_color=True, workdir=None))
+
+    # Then the operator's values win and the rest are jobtrail's defaults
+    assert ctx.params["pool"] is ThreadTaskPool
+    assert (ctx.params["hostname"], ctx.params["optimization"]) == ("mine@h", "fair")
+    assert (ctx.params["max_tasks_per_child"], ctx.params["autoscale"]) == (50, (4, 1))
+    assert ctx.params["task_events"] is True
+    assert (ctx.params["queues"], ctx.params["concurrency"]) == (["jobtrail"], 2)
+    assert not ctx.params["without_mingle"] and not ctx.params["without_gossip"]
+
+
+class EventCapture:
+    """Celery's own event Receiver (what Flower and `celery events` run), in a thread."""
+
+    def __init__(self, app: Celery) -> None:
+        self._by_task: dict[str, list[tuple[float, str]]] = defaultdict(list)
+        self.workers: set[str] = set()
+        self._conn = app.connection_for_read()
+        self._receiver = app.events.Receiver(self._conn, handlers={"*": self._on_event})
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        if event["type"].startswith("task-"):
+            self._by_task[event["uuid"]].append((float(event["timestamp"]), event["type"]))
+        else:
+            self.workers.add(str(event.get("hostname", "")))
+
+    def of_task(self, task_id: str) -> list[str]:
+        """The event types seen for *task_id*, in the order of their timestamps.
+
+        Celery publishes task-sent after the task message itself, so the worker's
+        task-received can be stamped (and arrive) before it; Flower orders by time.
+        """
+        return [kind for _, kind in sorted(self._by_task[task_id])]
+
+    def _run(self) -> None:
+        self._receiver.capture(limit=None, timeout=None, wakeup=False)
+
+    def __enter__(self) -> EventCapture:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._receiver.should_stop = True
+        self._thread.join(timeout=10)
+        self._conn.release()
+
+
+@pytest.fixture
+def events_of(settings: Settings) -> Iterator[EventCapture]:
+    with EventCapture(create_celery_app(settings)) as capture:
+        yield capture
+
+
+@pytest.mark.slow
+def test_a_plain_event_receiver_sees_a_job_from_sent_to_succeeded(
+        settings: Settings, store: JobStore, events_of: EventCapture,
+        worker_process: Callable[..., WorkerProcess],
+) -> None:
+    # Given a `jobtrail worker` started with Celery options and no remote switch (no -E,
+    # no `celery control enable_events`), and Celery's event receiver listening
+    proc = worker_process(settings, hostname="ev", celery_args=(
+        "--without-mingle", "--prefetch-multiplier", "3", "--max-tasks-per-child", "7"))
+    wait_until(lambda: any(w.startswith("ev@") for w in events_of.workers), timeout_s=60,
+               message=f"the worker's first event; log:\n{proc.log()[-2000:]}")
+
+    # When a job is submitted and solved
+    app = create_celery_app(settings)
+    job = JobService(store, app).submit("Solve x^2 - 5x + 6 = 0")
+    wait_until(lambda: len(events_of.of_task(job.id)) >= len(TASK_EVENTS), timeout_s=60,
+               message=f"the job's events; seen {events_of.of_task(job.id)}")
+
+    # Then the receiver saw every step of the job under its id, the worker's in order
+    seen = events_of.of_task(job.id)
+    assert sorted(seen) == sorted(TASK_EVENTS), seen
+    assert [e for e in seen if e != "task-sent"] == TASK_EVENTS[1:]
+    assert store.get(job.id).answer == "x = 2, x = 3"
+    # and the worker runs with the options it was given
+    stats = app.control.inspect(destination=[next(
+        w for w in events_of.workers if w.startswith("ev@"))], timeout=5).stats()
+    (node_stats,) = stats.values()
+    assert node_stats["prefetch_count"] == 3
+    assert node_stats["pool"]["max-tasks-per-child"] == 7
