@@ -15,6 +15,7 @@ from jobtrail.jobs import JobService
 from jobtrail.keys import KeySpace
 from jobtrail.models import Fate
 from jobtrail.store import JobStore
+from jobtrail.store.heartbeats import HeartbeatStore
 from jobtrail.trace import TraceSources, trace_job
 from jobtrail.worker.app import create_celery_app
 from tests.conftest import make_settings
@@ -136,3 +137,25 @@ def test_doctor_and_trace_agree_on_a_fresh_job_whose_message_is_gone(
                            capture_output=True, text=True, timeout=120, check=False)
     [line] = [x for x in shown.stdout.splitlines() if x.strip().startswith("ids:")]
     assert line.strip() == (f"ids: {', '.join(found.evidence['sample'])} (and 2 more)")
+
+
+def test_a_job_processing_on_a_gone_worker_is_a_warning_with_its_wait(
+        private_redis: EmbeddedRedis, tmp_path: Path) -> None:
+    # Given a job started by a worker that was then SIGKILLed (no heartbeat left), and
+    # one started by a worker whose heartbeat is live
+    store = JobStore(private_redis.client(10), KeySpace())
+    lost, held = store.create("1 + 1"), store.create("2 + 2")
+    assert store.start(lost.id, worker="w-killed@host") is not None
+    assert store.start(held.id, worker="w-live@host") is not None
+    HeartbeatStore(private_redis.client(10), KeySpace()).beat(
+        "w-live@host", pid=1, started_at=time.time(), jobs=[held.id], interval_s=30,
+        polled_at=time.time())
+
+    found = _check(private_redis, tmp_path, visibility_timeout_s=600)
+
+    # Then doctor names the stranded job, its gone worker and how long the broker waits
+    stranded = found["stranded-jobs"]
+    assert stranded.severity is Severity.WARNING
+    assert stranded.evidence == {"examined": 2, "stranded": {lost.id: "w-killed@host"}}
+    assert "w-killed@host (1)" in stranded.message and "600 s" in stranded.message
+    assert f"jobtrail trace {lost.id}" in stranded.message

@@ -398,6 +398,42 @@ def _replication(settings: Settings, clients: dict[str, redis.Redis]) -> Iterato
                           "acknowledged just before a failover can be lost", evidence, fix)
 
 
+def _stranded(settings: Settings, keys: KeySpace, main: redis.Redis) -> Finding:
+    """Is any job `processing` on a worker that is gone (killed, its host lost)?
+
+    Such a job waits, unacknowledged, until the broker redelivers it: once its
+    visibility timeout has passed since delivery, at the next sweep of a
+    running worker. Examines at most BATCH processing jobs.
+    """
+    beats = HeartbeatStore(main, keys).list_workers()
+    live = {b.name for b in beats if b.alive}
+    ids = cast(list[str], main.zrange(keys.jobs_by_status(JobStatus.PROCESSING), 0, BATCH - 1))
+    with main.pipeline(transaction=False) as pipe:
+        for job_id in ids:
+            pipe.hget(keys.job(job_id), "worker")
+        workers = cast(list[str | None], pipe.execute())
+    stranded = {job_id: worker for job_id, worker in zip(ids, workers, strict=True)
+                if worker and worker not in live}
+    evidence: dict[str, Any] = {"examined": len(ids), "stranded": stranded}
+    if not stranded:
+        return Finding("stranded-jobs", Severity.OK,
+                       f"every processing job is on a live worker (examined {len(ids)})",
+                       evidence)
+    by_worker: dict[str, int] = {}
+    for worker in stranded.values():
+        by_worker[worker] = by_worker.get(worker, 0) + 1
+    names = ", ".join(f"{w} ({n})" for w, n in sorted(by_worker.items()))
+    first = next(iter(stranded))
+    waits = ("at the next sweep of a running worker" if live else
+             "but only a running worker sweeps: none is live now")
+    return Finding(
+        "stranded-jobs", Severity.WARNING,
+        f"{len(stranded)} jobs are processing on workers that are gone: {names}; the broker "
+        f"redelivers each once {settings.visibility_timeout_s} s (visibility timeout) have "
+        f"passed since its delivery, {waits}; `jobtrail trace {first}` says when",
+        evidence, "keep a worker running; visibility_timeout_s bounds the wait")
+
+
 def _scan(client: redis.Redis, match: str) -> Iterator[list[str]]:
     batch: list[str] = []
     for key in client.scan_iter(match=match, count=BATCH):
@@ -547,6 +583,7 @@ def run_checks(settings: Settings, clients: dict[str, redis.Redis], keys: KeySpa
     findings += _replication(settings, clients)
     findings.append(_workers(keys, clients["main"], clients["broker"]))
     findings.append(_stale_processing(keys, clients["main"]))
+    findings.append(_stranded(settings, keys, clients["main"]))
     if consistency:
         findings += _consistency(keys, clients["main"], clients["results"], progress)
         findings.append(_lost_pending(keys, clients["main"], clients["broker"], progress))

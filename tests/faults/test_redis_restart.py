@@ -7,6 +7,7 @@ fate, a retried write never shows as a redelivery, and the worker serves on.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import pytest
@@ -16,6 +17,7 @@ from tests.faults.conftest import (
     QUICK_ANSWER,
     QUICK_PROBLEM,
     RETRY_S,
+    SLOW_PROBLEM,
     SOFT_LIMIT_S,
     TIMED_OUT,
     FaultRig,
@@ -81,3 +83,25 @@ def test_outage_past_the_retry_window_hands_the_task_back_and_the_worker_lives(
     # the worker process never died ("Unrecoverable error") and serves on
     assert_true_fates(rig, {job_id: (JobStatus.FAILED, TIMED_OUT)}, redeliveries=1)
     assert "Unrecoverable error" not in proc.log()
+
+
+def test_redis_killed_mid_solve_leaves_the_worker_consuming(
+        rig: FaultRig, worker_process: Callable[..., WorkerProcess]) -> None:
+    # Given a two-process worker 0.5 s into a solve (its message unacknowledged: late ack)
+    proc = rig.start_worker(worker_process, concurrency=2)
+    job_id = rig.service.submit(SLOW_PROBLEM).id
+    rig.wait_status(job_id, JobStatus.PROCESSING, timeout_s=30)
+    time.sleep(0.5)
+
+    # When redis-server is killed with SIGKILL, refuses connections for 2 s, and restarts
+    [server] = {id(s): s for s in rig.servers.values()}.values()
+    assert server.process is not None
+    server.process.kill()
+    server.process.wait(timeout=10)
+    time.sleep(2.0)
+    rig.start()
+
+    # Then the consumer's reconnect did not end the worker ("Unrecoverable error": kombu
+    # rebuilt a client from a detached transport to requeue the in-flight message)
+    assert_true_fates(rig, {job_id: (JobStatus.FAILED, TIMED_OUT)})
+    assert "Unrecoverable error" not in proc.log(), proc.log()[-3000:]

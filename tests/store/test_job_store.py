@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
+from typing import Any
 
 import pytest
 import redis
 
+from jobtrail.config import Settings
+from jobtrail.connections import connect
 from jobtrail.errors import (
     ConcurrentUpdateError,
     InvalidTransitionError,
@@ -18,6 +22,7 @@ from jobtrail.models import EventType, Job, JobStatus
 from jobtrail.store import EventLog, JobStore
 from jobtrail.store.codec import encode_job
 from jobtrail.store.stats import LatencyHistogram, StatsStore, quantile
+from tests.conftest import MAIN_DB
 from tests.helpers.waiting import wait_until
 
 
@@ -329,3 +334,25 @@ def test_a_start_sent_again_is_no_redelivery_but_a_new_token_is(
                                          EventType.REDELIVERED, EventType.STARTED]
     assert history[2].fields["previous_worker"] == "w1"
     assert store.count_by_status()[JobStatus.PROCESSING] == 1
+
+
+def test_a_finish_after_a_solve_longer_than_the_health_check_interval_is_sent_once(
+        redis_server: Any, settings: Settings, main_db: redis.Redis, keys: KeySpace,
+        events: EventLog) -> None:
+    # Given the worker's kind of client (redis-py PINGs a connection idle for 1 s first)
+    # and a run whose start was sent, its reply still unread, before a 1.5 s solve
+    checked = settings.model_copy(update={"redis_health_check_interval_s": 1})
+    store = JobStore(connect(redis_server.url(MAIN_DB), settings=checked), keys)
+    job = store.create("1 + 1")
+    ticket = store.send_start(job.id, worker="w1", token="T")
+    time.sleep(1.5)
+
+    # When the outcome is sent on that connection, then both replies are read on it:
+    # no health-check PING reads the start's reply as a bad PONG ("main DB unreachable")
+    started, finished = store.finish(ticket, JobStatus.COMPLETED,
+                                     fields={"result": '{"text": "2"}', "error": ""})
+    assert isinstance(started, Job) and isinstance(finished, Job)
+    assert (finished.status, finished.attempts, finished.answer) == (
+        JobStatus.COMPLETED, 1, "2")
+    assert [e.type for e in events.read(job.id)] == [
+        EventType.CREATED, EventType.STARTED, EventType.COMPLETED]

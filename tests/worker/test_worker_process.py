@@ -17,6 +17,7 @@ from jobtrail.jobs import JobService
 from jobtrail.keys import KeySpace
 from jobtrail.models import EventType, JobStatus
 from jobtrail.store import EventLog, JobStore
+from jobtrail.store.job_store import completion_fields
 from jobtrail.store.node_stats import NodeStatsStore
 from jobtrail.worker.app import TASK_SOLVE, create_celery_app
 from tests.conftest import make_settings
@@ -151,6 +152,39 @@ def test_hard_time_limit_kills_a_stuck_pool_process_and_fails_the_job(
                        and sum(s.failed_by_reason.values()) == 1 and s, timeout_s=10,
                        message="the worker to count both jobs")
     assert stats.failed_by_reason == {"timeout": 1}
+
+
+@pytest.mark.crash
+def test_a_late_hard_timeout_leaves_a_newer_delivery_of_the_job_alone(
+        redis_server, tmp_path, main_db: redis.Redis, keys: KeySpace,
+        worker_process: Callable[..., WorkerProcess]) -> None:
+    # Given a job whose first delivery's pool process is stuck past any soft limit
+    store, proc, service = _limited_worker(redis_server, tmp_path, main_db, keys,
+                                           worker_process, soft_s=1.0, hard_s=3.0)
+    job = service.submit(SLOW_PROBLEM)
+    wait_until(lambda: store.get(job.id).status is JobStatus.PROCESSING, timeout_s=30,
+               message="job to start")
+    [child] = proc.pool_children()
+    child.send_signal(signal.SIGSTOP)
+    # and a newer delivery (the broker gave the message to another worker) took it over
+    newer = store.start(job.id, worker="w2@elsewhere", token="newer-delivery")
+    assert newer is not None and newer.attempts == 2
+
+    # When the first delivery's hard limit passes and its pool process is killed
+    wait_until(lambda: "hard timeout not recorded" in proc.log()
+               or store.get(job.id).status is not JobStatus.PROCESSING, timeout_s=30,
+               message=f"hard timeout to be handled; worker log:\n{proc.log()[-2000:]}")
+
+    # Then the job is still the newer delivery's, which can record its own outcome
+    held = store.get(job.id)
+    assert (held.status, held.worker, held.attempts) == (
+        JobStatus.PROCESSING, "w2@elsewhere", 2), held
+    done = store.transition(job.id, JobStatus.COMPLETED, run="newer-delivery",
+                            fields=completion_fields({"kind": "evaluate", "text": "1"}))
+    assert done.status is JobStatus.COMPLETED
+    assert [e.type for e in EventLog(main_db, keys).read(job.id)] == [
+        EventType.CREATED, EventType.STARTED, EventType.REDELIVERED, EventType.STARTED,
+        EventType.COMPLETED]
 
 
 def test_two_workers_drain_one_queue_solving_each_job_once(

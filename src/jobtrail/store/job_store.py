@@ -279,6 +279,7 @@ class JobStore:
         event: EventType | None = None,
         event_fields: Mapping[str, str] | None = None,
         expected_version: int | None = None,
+        run: str | None = None,
         count_attempt: bool = False,
         max_attempts: int = 0,
         now: float | None = None,
@@ -295,6 +296,8 @@ class JobStore:
             event: Event type to append; defaults to the event named like *to*.
             event_fields: Extra event fields (strings).
             expected_version: Refuse unless the record's version equals this.
+            run: Refuse unless the record's `run` (the token its delivery's start
+                wrote) is this; a no-op when that run already reached *to*.
             count_attempt: Add 1 to `attempts`.
             max_attempts: With *count_attempt*, refuse when `attempts` is
                 already this many or more; 0 means no limit.
@@ -306,11 +309,12 @@ class JobStore:
         Raises:
             JobNotFoundError: No such job.
             InvalidTransitionError: The lifecycle does not allow it from the current status.
-            ConcurrentUpdateError: *expected_version* did not match.
+            ConcurrentUpdateError: *expected_version* or *run* did not match.
             AttemptsExhaustedError: The job was already started *max_attempts* times.
             RedisUnavailableError: The main DB could not be reached.
         """
-        expect = "" if expected_version is None else f"v:{expected_version}"
+        expect = ("" if expected_version is None else f"v:{expected_version}"
+                  ) if run is None else f"r:{run}"
         keys, args = self._transition_args(
             job_id, to, fields=fields, event=event, event_fields=event_fields, expect=expect,
             count_attempt=count_attempt, max_attempts=max_attempts, now=now)
@@ -468,7 +472,11 @@ class JobStore:
         pool, conn = self.client.connection_pool, ticket.conn
         replies: list[Any] = []
         try:
-            conn.send_command("EVALSHA", self._transition.sha, len(keys), *keys, *args)
+            # no health-check PING here: with the start's reply still unread it would read
+            # that reply as a bad PONG and drop a live connection (socket_timeout bounds
+            # the reads below instead)
+            conn.send_command("EVALSHA", self._transition.sha, len(keys), *keys, *args,
+                              check_health=False)
             for _ in range(1 if ticket.started is not None else 2):
                 try:
                     replies.append(conn.read_response())
@@ -554,8 +562,10 @@ class JobStore:
                                expected_version=expected_version)
 
     def fail(self, job_id: str, reason: str, *, kind: str = "",
-             expected_version: int | None = None) -> Job:
+             expected_version: int | None = None, run: str | None = None) -> Job:
         """Mark a pending or processing job failed with a reason a person reads.
+
+        With *run*, only while the job is still that delivery's (see transition).
 
         Raises:
             JobNotFoundError, InvalidTransitionError, ConcurrentUpdateError,
@@ -563,7 +573,7 @@ class JobStore:
         """
         return self.transition(job_id, JobStatus.FAILED, fields=failure_fields(reason, kind),
                                event_fields={"error": reason},
-                               expected_version=expected_version)
+                               expected_version=expected_version, run=run)
 
     def note_skipped(self, job_id: str, *, worker: str, reason: str) -> None:
         """Append a `skipped` event: a worker received the job's message and did not run it.

@@ -23,6 +23,7 @@ from jobtrail.keys import KeySpace
 from jobtrail.logconfig import log_config
 from jobtrail.store import JobStore
 from jobtrail.store.job_store import new_job_id
+from jobtrail.worker import kombu_guard
 from jobtrail.worker.liveness import BrokerPollStep
 
 __all__ = [
@@ -238,6 +239,7 @@ def create_celery_app(settings: Settings) -> Celery:
         }
     )
     app.steps["consumer"].add(BrokerPollStep)
+    kombu_guard.install()  # a broker lost mid-task must not kill the worker
     return app
 
 

@@ -3,8 +3,9 @@
 Invariant: the job record's status change and the Celery result agree; a
 second delivery of a finished job writes nothing (Celery's Ignore); a pool
 process killed by the hard time limit gets its job failed by the parent
-(Task.on_failure, which Celery calls for hard timeouts too). Every write of
-a job's start and outcome carries the delivery's run token, so it can be
+(SolveRequest.on_timeout), only while the job is still that delivery's. Every
+write of a job's start and outcome carries the delivery's run token (minted by
+the worker's main process for each delivery, SolveRequest), so it can be
 sent again after any connection error: a retried write is never recorded as
 a redelivery, and `attempts` counts broker deliveries that started the job.
 """
@@ -19,8 +20,10 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from celery import Celery, Task, shared_task
-from celery.exceptions import Ignore, Reject, SoftTimeLimitExceeded, TimeLimitExceeded
+from celery.exceptions import Ignore, Reject, SoftTimeLimitExceeded
 from celery.signals import celeryd_init, task_revoked, worker_process_init
+from celery.worker import state as worker_state
+from celery.worker.request import Request
 
 from jobtrail.clock import monotonic_s, now_s
 from jobtrail.connections import connect
@@ -31,7 +34,6 @@ from jobtrail.errors import (
     JobNotFoundError,
     JobtrailError,
     ProblemError,
-    RedisCommandError,
     RedisUnavailableError,
     SolverTimeoutError,
 )
@@ -94,22 +96,50 @@ def answer_payload(answer: Answer) -> dict[str, Any]:
             "steps": list(answer.steps), "verification": answer.verification.to_dict()}
 
 
-class SolveTask(Task):  # type: ignore[misc]  # celery ships no types
-    """Base of the solve task: fails the job when the hard time limit killed its process."""
+#: The request key the worker's main process adds to each delivery: its run token.
+RUN_KEY = "jobtrail_run"
 
-    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any,
-                   einfo: Any) -> None:
-        """Record a hard time-limit kill on the job (runs in the worker's main process)."""
-        if not isinstance(exc, TimeLimitExceeded):
+
+class SolveRequest(Request):  # type: ignore[misc]  # celery ships no types
+    """One delivery of a solve task, in the worker's main process (Celery's Task.Request).
+
+    It mints the delivery's run token before the task reaches a pool process
+    (which reads it as `self.request.jobtrail_run`), so the main process knows
+    the token too: a hard time-limit kill fails the job only while the job is
+    still this delivery's, never a newer delivery's that took it over.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.run_token = uuid.uuid4().hex
+        self._request_dict[RUN_KEY] = self.run_token
+
+    def on_timeout(self, soft: bool, timeout: float) -> None:
+        """Record a hard time-limit kill on the job, if the job is still this delivery's."""
+        super().on_timeout(soft, timeout)
+        if soft or worker_state.should_terminate or self.task.name != TASK_SOLVE:
             return
-        rt = _runtime(self.app)
+        rt = _runtime(self.task.app)
         reason = (f"timed out after {rt.hard_time_limit_s:g} s "
                   "(hard limit: the worker process was killed and replaced)")
         try:
-            rt.store.fail(task_id, reason)
-        except (InvalidTransitionError, JobNotFoundError, RedisUnavailableError,
-                RedisCommandError) as err:  # never let the worker's main process die of it
-            logger.warning("hard timeout not recorded job_id=%s reason=%s", task_id, err)
+            job = rt.store.get(self.id)
+            if job.status is JobStatus.PENDING:  # this delivery's start never landed
+                rt.store.fail(self.id, reason, expected_version=job.version)
+            else:
+                rt.store.fail(self.id, reason, run=self.run_token)
+        except ConcurrentUpdateError as err:
+            logger.warning("hard timeout not recorded: another delivery took the job over "
+                           "job_id=%s (%s)", self.id, err)
+        except JobtrailError as err:  # finished, gone, malformed, Redis down: never let
+            # the worker's main process (this runs in its event loop) die of it
+            logger.warning("hard timeout not recorded job_id=%s reason=%s", self.id, err)
+
+
+class SolveTask(Task):  # type: ignore[misc]  # celery ships no types
+    """Base of the solve task: its deliveries are SolveRequests (run token, hard timeout)."""
+
+    Request = SolveRequest
 
 
 def _kind_of(problem: str) -> str:
@@ -207,9 +237,9 @@ class _Run:
     """
 
     def __init__(self, rt: _Runtime, job_id: str, worker: str,
-                 task: SolveTask | None = None) -> None:
+                 task: SolveTask | None = None, token: str = "") -> None:
         self.rt, self.job_id, self.worker, self.task = rt, job_id, worker, task
-        self.token = uuid.uuid4().hex
+        self.token = token or uuid.uuid4().hex
         self.started_at = now_s()
         self.ticket: StartTicket | None = None
 
@@ -342,7 +372,8 @@ def solve_job(self: SolveTask, job_id: str, problem: str | None = None) -> dict[
 
 
 def _deliver(task: SolveTask, job_id: str, problem: str | None) -> dict[str, Any]:
-    run = _Run(_runtime(task.app), job_id, str(task.request.hostname or ""), task)
+    run = _Run(_runtime(task.app), job_id, str(task.request.hostname or ""), task,
+               str(getattr(task.request, RUN_KEY, None) or ""))
     if problem is None:
         problem = run.start().problem
     else:
