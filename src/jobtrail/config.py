@@ -12,7 +12,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from dotenv import dotenv_values  # pydantic-settings' own dotenv reader
 from pydantic import (
@@ -38,6 +38,7 @@ __all__ = [
     "default_state_dir",
     "get_settings",
     "load_settings",
+    "normalize_sentinel_url",
     "settings_environ",
 ]
 
@@ -99,6 +100,54 @@ class Settings(BaseSettings):
     )
     results_url: str | None = Field(
         None, description="Redis URL of Celery's result backend DB; unset: embedded server DB 12."
+    )
+    # -- high availability: Redis Sentinel, replication, embedded mode ---------------------
+    sentinel_master_name: str | None = Field(
+        None, description="Name of the master Sentinel monitors (`sentinel monitor <name> ...`) "
+        "for every sentinel:// URL; required when one is used."
+    )
+    main_sentinel_master_name: str | None = Field(
+        None, description="Master name of the main DB, when it differs from "
+        "sentinel_master_name."
+    )
+    broker_sentinel_master_name: str | None = Field(
+        None, description="Master name of the broker DB, when it differs from "
+        "sentinel_master_name."
+    )
+    results_sentinel_master_name: str | None = Field(
+        None, description="Master name of the result backend DB, when it differs from "
+        "sentinel_master_name."
+    )
+    sentinel_password: SecretStr | None = Field(
+        None, description="Password of the Sentinel processes themselves (`requirepass` of "
+        "sentinel.conf); the master's password goes in the URL."
+    )
+    sentinel_tls: bool = Field(
+        False, description="Talk TLS to the Sentinels and to the masters they name."
+    )
+    sentinel_tls_ca_file: str | None = Field(
+        None, description="CA bundle that signs the Sentinels' and masters' certificates "
+        "(with sentinel_tls); unset: the system's."
+    )
+    redis_failover_retry_s: float = Field(
+        10.0, description="Seconds a main-DB command that found its master gone or read-only "
+        "(a failover) keeps reconnecting, through Sentinel, and retrying."
+    )
+    main_min_replicas: int = Field(
+        0, description="Replicas that must hold a job's creation, outcome, purge or restore "
+        "(Redis WAIT) before it is acknowledged; 0: the master's reply suffices."
+    )
+    main_min_replicas_timeout_s: float = Field(
+        1.0, description="Seconds a write waits for main_min_replicas replicas before it "
+        "fails (ReplicationError)."
+    )
+    embedded: Literal["auto", "never"] = Field(
+        "auto", description="auto: with no Redis URL set, start the embedded server for all "
+        "three DBs; never: refuse to (production hosts)."
+    )
+    recover_dead_workers: bool = Field(
+        True, description="Live workers hand a dead worker's unacknowledged jobs back to the "
+        "queue once its heartbeat has been gone three intervals."
     )
     key_prefix: str = Field("", description="Prefix of every jobtrail key in the main DB.")
     queue: str = Field("jobtrail", min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$",
@@ -237,7 +286,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "result_expires_s", "visibility_timeout_s", "solver_memory_limit_bytes", "events_max_len",
-        "worker_concurrency", "worker_metrics_port",
+        "worker_concurrency", "worker_metrics_port", "main_min_replicas",
     )
     @classmethod
     def _not_negative(cls, value: int) -> int:
@@ -249,7 +298,8 @@ class Settings(BaseSettings):
                      "heartbeat_interval_s", "redis_socket_timeout_s", "redis_connect_timeout_s",
                      "redis_health_check_interval_s", "redis_keepalive_idle_s",
                      "redis_keepalive_interval_s", "redis_keepalive_count",
-                     "worker_stuck_after_s")
+                     "worker_stuck_after_s", "redis_failover_retry_s",
+                     "main_min_replicas_timeout_s")
     @classmethod
     def _positive(cls, value: float) -> float:
         if value <= 0:
@@ -281,7 +331,7 @@ class Settings(BaseSettings):
             raise ValueError("must be a sqlite:/// or postgresql:// URL")
         return value
 
-    @field_validator("api_token", mode="before")
+    @field_validator("api_token", "sentinel_password", mode="before")
     @classmethod
     def _empty_token_is_unset(cls, value: Any) -> Any:
         text = value.get_secret_value() if isinstance(value, SecretStr) else value
@@ -294,19 +344,28 @@ class Settings(BaseSettings):
     def _redis_url(cls, value: str | None) -> str | None:
         if value is None:
             return value
+        if value.startswith("sentinel://"):
+            return normalize_sentinel_url(value)
         if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must be a redis://, rediss:// or unix:// URL")
-        try:
-            parts = urlsplit(value)
-            _ = parts.port  # raises ValueError for a port that is not a number
-            db = parts.path.lstrip("/")
-        except ValueError as exc:
-            raise ValueError(f"is not a valid URL ({exc})") from exc
+            raise ValueError("must be a redis://, rediss://, unix:// or sentinel:// URL")
+        parts = _url_parts(value)
         if parts.scheme != "unix" and not parts.hostname:
             raise ValueError("has no host")
+        db = parts.path.lstrip("/")
         if db and not db.isdigit() and parts.scheme != "unix":
             raise ValueError(f"database {db!r} is not a number")
         return value
+
+    @model_validator(mode="after")
+    def _sentinel_has_master_name(self) -> Settings:
+        for role in ("main", "broker", "results"):
+            url = getattr(self, f"{role}_url")
+            if url and url.startswith("sentinel://") and self.master_name(role) is None:
+                raise ValueError(
+                    f"JOBTRAIL_{role.upper()}_URL is a sentinel:// URL but no master name is "
+                    "set: set JOBTRAIL_SENTINEL_MASTER_NAME (or "
+                    f"JOBTRAIL_{role.upper()}_SENTINEL_MASTER_NAME)")
+        return self
 
     @model_validator(mode="after")
     def _limits_below_visibility_timeout(self) -> Settings:
@@ -327,6 +386,17 @@ class Settings(BaseSettings):
     def uses_embedded(self) -> bool:
         """True when at least one Redis URL is left to the embedded server."""
         return None in (self.main_url, self.broker_url, self.results_url)
+
+    @property
+    def missing_urls(self) -> list[str]:
+        """The `JOBTRAIL_*_URL` variables left unset, in main, broker, results order."""
+        return [f"{_PREFIX}{role.upper()}_URL" for role in ("main", "broker", "results")
+                if getattr(self, f"{role}_url") is None]
+
+    def master_name(self, role: str) -> str | None:
+        """Return the Sentinel master name of DB *role* (main, broker or results)."""
+        own: str | None = getattr(self, f"{role}_sentinel_master_name")
+        return own or self.sentinel_master_name
 
     @property
     def archive_path(self) -> Path:
@@ -352,6 +422,55 @@ class Settings(BaseSettings):
         if self.main_url is None or self.broker_url is None or self.results_url is None:
             raise ConfigError("Redis URLs are not resolved; start the embedded server first")
         return self.main_url, self.broker_url, self.results_url
+
+
+def _url_parts(url: str) -> SplitResult:
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError for a port that is not a number
+    except ValueError as exc:
+        raise ValueError(f"is not a valid URL ({exc})") from exc
+    return parts
+
+
+def normalize_sentinel_url(url: str) -> str:
+    """Return a `sentinel://h:p;sentinel://h:p/DB` URL with its DB and password on every part.
+
+    Celery's own form names the DB (and the master's password) once, but kombu
+    and Celery's result backend read them from the first part only; written on
+    every part, each library connects to the same DB.
+
+    Raises:
+        ValueError: A part is not `sentinel://[:password@]host:port[/db]`, or
+            two parts name different DBs or passwords.
+    """
+    chunks = [c.strip() for c in url.split(";") if c.strip()]
+    hosts: list[str] = []
+    dbs: set[str] = set()
+    passwords: set[str] = set()
+    users: set[str] = set()
+    for chunk in chunks:
+        if not chunk.startswith("sentinel://"):
+            raise ValueError(f"part {chunk!r} of a Sentinel URL must start with sentinel://")
+        parts = _url_parts(chunk)
+        if not parts.hostname:
+            raise ValueError(f"part {chunk!r} has no host")
+        db = parts.path.lstrip("/")
+        if db and not db.isdigit():
+            raise ValueError(f"database {db!r} is not a number")
+        if db:
+            dbs.add(db)
+        if parts.password:
+            passwords.add(parts.password)
+            users.add(parts.username or "")
+        hosts.append(parts.netloc.rsplit("@", 1)[-1])
+    if len(dbs) > 1:
+        raise ValueError(f"names several databases ({', '.join(sorted(dbs))})")
+    if len(passwords) > 1:
+        raise ValueError("names several passwords")
+    auth = f"{users.pop()}:{passwords.pop()}@" if passwords else ""
+    suffix = f"/{dbs.pop()}" if dbs else "/0"
+    return ";".join(f"sentinel://{auth}{host}{suffix}" for host in hosts)
 
 
 def _read_env_file(path: Path) -> dict[str, str]:
@@ -422,8 +541,10 @@ def settings_environ(settings: Settings) -> dict[str, str]:
             continue
         text = json.dumps(value) if isinstance(value, dict | list) else str(value)
         env[f"{_PREFIX}{name.upper()}"] = text
-    if settings.api_token is not None:
-        env[f"{_PREFIX}API_TOKEN"] = settings.api_token.get_secret_value()
+    for name in ("api_token", "sentinel_password"):
+        secret: SecretStr | None = getattr(settings, name)
+        if secret is not None:
+            env[f"{_PREFIX}{name.upper()}"] = secret.get_secret_value()
     return env
 
 

@@ -13,15 +13,31 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.client import Pipeline
+from redis.retry import Retry
+from redis.sentinel import Sentinel
 
 from jobtrail.clock import monotonic_s
 from jobtrail.config import Settings
-from jobtrail.errors import JobtrailError, RedisCommandError, RedisUnavailableError
+from jobtrail.errors import (
+    JobtrailError,
+    RedisCommandError,
+    RedisUnavailableError,
+    ReplicationError,
+)
 
 __all__ = [
     "REDIS_ERRORS",
     "Clients",
+    "DurableRedis",
+    "Durability",
+    "SentinelTarget",
     "connect",
+    "failover_retry",
+    "parse_sentinel_url",
+    "sentinel_kwargs",
+    "wait_for_replicas",
     "keepalive_options",
     "mask_url",
     "open_clients",
@@ -46,7 +62,9 @@ def wrap_redis_error(what: str, exc: Exception) -> JobtrailError:
 
 
 def mask_url(url: str) -> str:
-    """Return *url* with any password replaced by `***`."""
+    """Return *url* with any password replaced by `***` (every part of a Sentinel URL)."""
+    if ";" in url:
+        return ";".join(mask_url(part) for part in url.split(";"))
     parts = urlsplit(url)
     if parts.password is None:
         return url
@@ -104,6 +122,173 @@ def socket_kwargs(url: str, settings: Settings | None = None) -> dict[str, Any]:
     return kwargs
 
 
+@dataclass(frozen=True, slots=True)
+class SentinelTarget:
+    """What a `sentinel://h:p;sentinel://h:p/DB` URL names."""
+
+    hosts: tuple[tuple[str, int], ...]
+    db: int
+    username: str | None
+    password: str | None
+
+
+def parse_sentinel_url(url: str) -> SentinelTarget:
+    """Return the Sentinel addresses, DB and master credentials of a `sentinel://` URL.
+
+    The DB and password may be written on any part (Celery's form names them
+    once); config.normalize_sentinel_url has already refused conflicting ones.
+    """
+    hosts: list[tuple[str, int]] = []
+    db, username, password = 0, None, None
+    for chunk in url.split(";"):
+        parts = urlsplit(chunk.strip())
+        hosts.append((parts.hostname or "localhost", parts.port or 26379))
+        if parts.path.lstrip("/"):
+            db = int(parts.path.lstrip("/"))
+        if parts.password:
+            username, password = parts.username or None, parts.password
+    return SentinelTarget(tuple(hosts), db, username, password)
+
+
+def sentinel_kwargs(settings: Settings | None) -> dict[str, Any]:
+    """Return the keywords of redis-py's connections to the Sentinels themselves.
+
+    Their socket deadlines, the Sentinels' own password (`sentinel_password`,
+    not the master's) and TLS (`sentinel_tls`, `sentinel_tls_ca_file`).
+
+    Source: redis-py Sentinel, https://redis.readthedocs.io/en/stable/connections.html#sentinel-client
+    """
+    kwargs: dict[str, Any] = {
+        "socket_timeout": float(_setting(settings, "redis_socket_timeout_s")),
+        "socket_connect_timeout": float(_setting(settings, "redis_connect_timeout_s")),
+    }
+    password = _setting(settings, "sentinel_password")
+    if password is not None:
+        kwargs["password"] = password.get_secret_value()
+    kwargs.update(_tls_kwargs(settings))
+    return kwargs
+
+
+def _tls_kwargs(settings: Settings | None) -> dict[str, Any]:
+    if not _setting(settings, "sentinel_tls"):
+        return {}
+    kwargs: dict[str, Any] = {"ssl": True, "ssl_cert_reqs": "required"}
+    ca_file = _setting(settings, "sentinel_tls_ca_file")
+    if ca_file:
+        kwargs["ssl_ca_certs"] = ca_file
+    return kwargs
+
+
+def failover_retry(settings: Settings | None) -> Retry:
+    """Return the redis-py Retry that rides out a failover for `redis_failover_retry_s`.
+
+    Exponential backoff from 0.1 s, capped at 1 s, with as many attempts as
+    fit in the window. A connection that finds its master gone (connection
+    refused, MasterNotFoundError) or read-only (redis-py's Sentinel connection
+    turns READONLY into ConnectionError) asks Sentinel for the master again.
+    """
+    window_s = float(_setting(settings, "redis_failover_retry_s"))
+    backoff = ExponentialBackoff(cap=1.0, base=0.1)
+    retries, slept_s = 0, 0.0
+    while slept_s < window_s:
+        retries += 1
+        slept_s += backoff.compute(retries)
+    return Retry(backoff, retries,
+                 supported_errors=(redis.ConnectionError, redis.TimeoutError))
+
+
+@dataclass(frozen=True, slots=True)
+class Durability:
+    """How many replicas must hold a write before it counts (Redis WAIT)."""
+
+    min_replicas: int
+    timeout_s: float
+    what: str = "main DB"
+
+
+def wait_for_replicas(client: redis.Redis, conn: Any) -> None:
+    """Issue `WAIT` on *conn* (which just wrote) when *client* is a DurableRedis that asks.
+
+    Raises:
+        ReplicationError: Fewer replicas than required acknowledged in time.
+        RedisUnavailableError: The connection failed.
+    """
+    durability = getattr(client, "durability", None)
+    if durability is None or durability.min_replicas <= 0:
+        return
+    try:
+        conn.send_command("WAIT", durability.min_replicas, int(durability.timeout_s * 1000))
+        acked = int(conn.read_response())
+    except REDIS_ERRORS as exc:
+        conn.disconnect()
+        raise wrap_redis_error(durability.what, exc) from exc
+    except BaseException:
+        # interrupted while WAIT blocks (Celery's soft time limit): its reply would be read
+        # as the next command's, so the connection must not go back to the pool as is
+        conn.disconnect()
+        raise
+    _check_acked(durability, acked)
+
+
+def _check_acked(durability: Durability, acked: int) -> None:
+    if acked < durability.min_replicas:
+        raise ReplicationError(durability.what, acked, durability.min_replicas,
+                               durability.timeout_s)
+
+
+#: Commands after which a DurableRedis waits for replicas: jobtrail's writes are Lua steps.
+_WRITES = frozenset({"EVALSHA", "EVAL"})
+
+
+class DurableRedis(redis.Redis):
+    """A redis-py client that follows each Lua step with `WAIT n timeout` on its connection.
+
+    WAIT counts the replicas that acknowledged every write this connection
+    made, so it must go on the connection that wrote: it is sent inside the
+    command's (or the non-transactional pipeline's) round trip. A shortfall
+    raises ReplicationError; the write stays on the master, unacknowledged.
+
+    Source: Redis WAIT, https://redis.io/docs/latest/commands/wait/
+    """
+
+    durability: Durability | None = None
+
+    def _send_command_parse_response(self, conn: Any, command_name: Any, *args: Any,
+                                     **options: Any) -> Any:
+        reply = super()._send_command_parse_response(  # type: ignore[no-untyped-call]
+            conn, command_name, *args, **options)
+        if self.durability is not None and str(command_name).upper() in _WRITES:
+            wait_for_replicas(self, conn)
+        return reply
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Pipeline:
+        pipe = _DurablePipeline(self.connection_pool, self.response_callbacks, transaction,
+                                shard_hint)
+        pipe.durability = self.durability
+        return pipe
+
+
+class _DurablePipeline(Pipeline):
+    """A non-transactional pipeline whose Lua steps are followed by one WAIT."""
+
+    durability: Durability | None = None
+
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
+        d = self.durability
+        writes = any(str(args[0]).upper() in _WRITES for args, _ in self.command_stack)
+        if d is None or d.min_replicas <= 0 or self.__dict__.get("transaction") or not writes:
+            return _as_list(super().execute(raise_on_error))
+        self.execute_command("WAIT", d.min_replicas, int(d.timeout_s * 1000))  # type: ignore[no-untyped-call]
+        results = _as_list(super().execute(raise_on_error))
+        _check_acked(d, int(results[-1]))
+        return results[:-1]
+
+
+def _as_list(value: Any) -> list[Any]:
+    """Return a pipeline's replies as a list."""
+    return list(value)
+
+
 def connect(url: str, *, socket_timeout_s: float | None = None,
             settings: Settings | None = None) -> redis.Redis:
     """Return a redis-py client for *url* with decoded (str) responses.
@@ -111,11 +296,46 @@ def connect(url: str, *, socket_timeout_s: float | None = None,
     The client notices a dead or half-open peer within the socket timeout
     of *settings* (socket_kwargs); *socket_timeout_s* overrides the read
     deadline. No I/O happens here; the first command connects.
+
+    A `sentinel://` URL gives a client of the master Sentinel names
+    (`Sentinel.master_for`), which asks again after a failover and retries a
+    command that found the master gone or read-only for `redis_failover_retry_s`.
+    The client of the main DB (*url* is the settings' `main_url`) waits for
+    `main_min_replicas` replicas after each Lua step (DurableRedis).
     """
     kwargs = socket_kwargs(url, settings)
     if socket_timeout_s is not None:
         kwargs["socket_timeout"] = socket_timeout_s
-    return redis.Redis.from_url(url, decode_responses=True, **kwargs)
+    durable = settings is not None and url == settings.main_url and settings.main_min_replicas > 0
+    client: redis.Redis
+    if url.startswith("sentinel://"):
+        target = parse_sentinel_url(url)
+        role = _role_of(url, settings)
+        name = settings.master_name(role) if settings is not None else None
+        if name is None:
+            raise JobtrailError(f"no Sentinel master name for {mask_url(url)}")
+        kwargs.pop("socket_keepalive_options", None)
+        sentinel = Sentinel(list(target.hosts),  # type: ignore[no-untyped-call]
+                            sentinel_kwargs=sentinel_kwargs(settings))
+        client = sentinel.master_for(  # type: ignore[no-untyped-call]
+            name, redis_class=DurableRedis if durable else redis.Redis, db=target.db,
+            username=target.username, password=target.password, decode_responses=True,
+            retry=failover_retry(settings), **_tls_kwargs(settings), **kwargs)
+    else:
+        client = (DurableRedis if durable else redis.Redis).from_url(
+            url, decode_responses=True, **kwargs)
+    if durable and isinstance(client, DurableRedis) and settings is not None:
+        client.durability = Durability(settings.main_min_replicas,
+                                       settings.main_min_replicas_timeout_s)
+    return client
+
+
+def _role_of(url: str, settings: Settings | None) -> str:
+    if settings is not None:
+        for role in ("main", "broker", "results"):
+            if getattr(settings, f"{role}_url") == url:
+                return role
+    return "main"
 
 
 def wait_until_ready(client: redis.Redis, url: str, *, timeout_s: float = 5.0) -> None:

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import kombu
 import redis
 
+from jobtrail.clock import now_s
 from jobtrail.config import Settings
 from jobtrail.connections import socket_kwargs
 from jobtrail.keys import CELERY_RESULT_PREFIX, KeyKind, KeySpace
@@ -234,12 +235,18 @@ def _connection_checks(settings: Settings, conf: Mapping[str, Any]) -> Iterator[
                   {k: v for k, v in main.items() if k != "socket_keepalive_options"})
 
 
-def _workers(keys: KeySpace, main: redis.Redis) -> Finding:
-    """Is every live worker's consumer polling the broker?"""
+#: A queue with messages and no live consumer is an error once a pending job waited this long.
+UNSERVED_GRACE_S = 60.0
+
+
+def _workers(keys: KeySpace, main: redis.Redis, broker: redis.Redis) -> Finding:
+    """Is every live worker's consumer polling the broker, and has a queue with work one?"""
     beats = [b for b in HeartbeatStore(main, keys).list_workers() if b.alive]
     stuck = [b for b in beats if b.status is WorkerStatus.STUCK]
+    queued = int(broker.llen(keys.queue()))
     evidence: dict[str, Any] = {"live": [b.name for b in beats],
-                                "stuck": {b.name: b.poll_age_s for b in stuck}}
+                                "stuck": {b.name: b.poll_age_s for b in stuck},
+                                "queue": keys.queue_name, "queued_messages": queued}
     if stuck:
         names = ", ".join(f"{b.name} (no broker poll for {b.poll_age_s or 0.0:.0f} s)"
                           for b in stuck)
@@ -247,11 +254,148 @@ def _workers(keys: KeySpace, main: redis.Redis) -> Finding:
                        f"{len(stuck)} of {len(beats)} live workers are stuck: their heartbeat "
                        f"beats but their consumer does not poll the broker: {names}", evidence,
                        "check the worker's log and its connection to the broker; restart it")
+    oldest = cast(list[tuple[str, float]], main.zrange(
+        keys.jobs_by_status(JobStatus.PENDING), 0, 0, withscores=True))
+    waiting_s = now_s() - oldest[0][1] if oldest else 0.0
+    evidence["oldest_pending_s"] = round(waiting_s, 1)
+    if not beats and queued and waiting_s > UNSERVED_GRACE_S:
+        return Finding("workers", Severity.ERROR,
+                       f"queue {keys.queue_name} has {queued} messages and no live consumer; "
+                       f"the oldest pending job has waited {waiting_s:.0f} s: nothing runs them",
+                       evidence, "start a worker: jobtrail worker")
     if not beats:
         return Finding("workers", Severity.OK, "no live worker right now (jobs wait until one "
                        "starts: jobtrail worker)", evidence)
     return Finding("workers", Severity.OK,
                    f"{len(beats)} live workers, each polling the broker", evidence)
+
+
+def _stale_processing(keys: KeySpace, main: redis.Redis) -> Finding:
+    """Processing jobs whose worker is gone: nobody is running them."""
+    beats = HeartbeatStore(main, keys).list_workers()
+    live = {b.name for b in beats if b.alive}
+    last_seen = {b.name: b.last_seen for b in beats}
+    ids = [str(m) for m in main.zrange(keys.jobs_by_status(JobStatus.PROCESSING), 0, -1)]
+    stale: dict[str, str] = {}
+    for start in range(0, len(ids), BATCH):
+        batch = ids[start:start + BATCH]
+        with main.pipeline(transaction=False) as pipe:
+            for job_id in batch:
+                pipe.hget(keys.job(job_id), "worker")
+            for job_id, worker in zip(batch, pipe.execute(), strict=True):
+                if worker is not None and str(worker) not in live:
+                    stale[job_id] = str(worker)
+    evidence: dict[str, Any] = {"processing": len(ids), "stale": len(stale),
+                                "sample": dict(list(stale.items())[:10]),
+                                "workers_gone": {w: last_seen.get(w) for w in
+                                                 sorted(set(stale.values()))}}
+    if not stale:
+        return Finding("stale-processing", Severity.OK,
+                       f"every processing job's worker is alive ({len(ids)} processing)",
+                       evidence)
+    gone = ", ".join(sorted(set(stale.values())))
+    return Finding("stale-processing", Severity.ERROR,
+                   f"{len(stale)} processing jobs belong to workers that are gone ({gone}): "
+                   "nobody runs them; live workers hand them back to the queue once the "
+                   "heartbeat has been gone three intervals, else the visibility timeout does",
+                   evidence, "start a worker, or hand them back now: jobtrail recover "
+                   "(or jobtrail requeue <id>)")
+
+
+def _server_of(role: str, client: redis.Redis, url: str, embedded_port: int | None,
+               ) -> dict[str, Any]:
+    """Where DB *role* lives: embedded, an external server, or a Sentinel master."""
+    pool = client.connection_pool
+    if url.startswith("sentinel://"):
+        service = str(getattr(pool, "service_name", ""))
+        try:
+            host, port = pool.get_master_address()  # type: ignore[attr-defined]
+        except redis.RedisError as exc:
+            return {"kind": "sentinel", "master_name": service, "master": None,
+                    "error": str(exc), "db": _db(url.split(";")[0])}
+        return {"kind": "sentinel", "master_name": service, "master": f"{host}:{port}",
+                "db": _db(url.split(";")[0])}
+    server = _server(url)
+    kind = "embedded" if embedded_port is not None and server == f"127.0.0.1:{embedded_port}" \
+        else "external"
+    return {"kind": kind, "server": server, "db": _db(url)}
+
+
+def _servers(settings: Settings, clients: dict[str, redis.Redis],
+             embedded_port: int | None) -> Finding:
+    urls = dict(zip(("main", "broker", "results"), settings.require_urls(), strict=True))
+    where = {role: _server_of(role, clients[role], url, embedded_port)
+             for role, url in urls.items()}
+    kinds = {w["kind"] for w in where.values()}
+    text = "; ".join(
+        f"{role}: {w['kind']} " + (f"master {w['master_name']} at {w.get('master')}"
+                                   if w["kind"] == "sentinel" else str(w["server"]))
+        + f" db {w['db']}" for role, w in where.items())
+    if "embedded" in kinds and len(kinds) > 1:
+        return Finding("servers", Severity.ERROR, f"the embedded server serves some DBs beside "
+                       f"external ones (split brain): {text}", where,
+                       "set JOBTRAIL_MAIN_URL, JOBTRAIL_BROKER_URL and JOBTRAIL_RESULTS_URL")
+    return Finding("servers", Severity.OK, text, where)
+
+
+def _replication(settings: Settings, clients: dict[str, redis.Redis]) -> Iterator[Finding]:
+    """Role, replicas, min-replicas-to-write and lag of each DB's server; can a failover
+    lose an acknowledged write?"""
+    for role in ("main", "broker", "results"):
+        client = clients[role]
+        info = client.info("replication")
+        replicas = []
+        for n in range(int(info.get("connected_slaves", 0))):
+            entry = info.get(f"slave{n}")
+            if isinstance(entry, dict):
+                replicas.append({"addr": f"{entry.get('ip')}:{entry.get('port')}",
+                                 "state": entry.get("state"), "lag_s": entry.get("lag")})
+        try:
+            config = cast(dict[str, str], client.config_get("min-replicas-to-write"))
+            min_to_write: int | None = int(config.get("min-replicas-to-write", 0))
+        except (redis.ResponseError, ValueError):
+            min_to_write = None
+        offset = int(info.get("master_repl_offset", 0))
+        evidence: dict[str, Any] = {
+            "role": info.get("role"), "connected_replicas": len(replicas),
+            "replicas": replicas, "min_replicas_to_write": min_to_write,
+            "master_repl_offset": offset,
+            "max_lag_s": max((int(r["lag_s"] or 0) for r in replicas), default=None)}
+        if role == "main":
+            evidence["main_min_replicas"] = settings.main_min_replicas
+        sentinel = bool(getattr(client.connection_pool, "service_name", None))
+        check = f"replication:{role}"
+        if info.get("role") != "master":
+            yield Finding(check, Severity.ERROR, f"the {role} DB's server is a "
+                          f"{info.get('role')}: writes are refused (READONLY)", evidence,
+                          "point the URL at the master, or use sentinel:// URLs")
+            continue
+        waits = role == "main" and settings.main_min_replicas > 0
+        if role == "main" and settings.main_min_replicas > len(replicas):
+            yield Finding(check, Severity.ERROR,
+                          f"JOBTRAIL_MAIN_MIN_REPLICAS={settings.main_min_replicas} but the main "
+                          f"DB's master has {len(replicas)} connected replicas: every submit "
+                          "fails", evidence, "bring the replicas back, or lower "
+                          "JOBTRAIL_MAIN_MIN_REPLICAS")
+        elif not replicas:
+            severity = Severity.WARNING if sentinel else Severity.OK
+            yield Finding(check, severity, f"the {role} DB's server has no replica: "
+                          + ("Sentinel has nothing to promote if it dies" if sentinel else
+                             "standalone; losing it stops the service until it is back"),
+                          evidence, "add a replica (replicaof) and Sentinel" if sentinel else "")
+        elif waits or (min_to_write or 0) > 0:
+            how = (f"jobtrail waits for {settings.main_min_replicas} (WAIT)" if waits
+                   else f"the server refuses writes with fewer than {min_to_write} replicas")
+            yield Finding(check, Severity.OK, f"the {role} DB's master has {len(replicas)} "
+                          f"replicas and {how}: an acknowledged write survives a failover",
+                          evidence)
+        else:
+            fix = ("JOBTRAIL_MAIN_MIN_REPLICAS=1" if role == "main" else
+                   "CONFIG SET min-replicas-to-write 1 (and min-replicas-max-lag)")
+            yield Finding(check, Severity.WARNING,
+                          f"the {role} DB's master has {len(replicas)} replicas but "
+                          "replication is asynchronous and nothing waits for it: a write "
+                          "acknowledged just before a failover can be lost", evidence, fix)
 
 
 def _stranded(settings: Settings, keys: KeySpace, main: redis.Redis) -> Finding:
@@ -405,7 +549,8 @@ def run_checks(settings: Settings, clients: dict[str, redis.Redis], keys: KeySpa
                retention_ages_s: dict[str, float] | None = None,
                progress: Callable[[int], None] = lambda _n: None,
                consistency: bool = True,
-               celery_conf: Mapping[str, Any] | None = None) -> list[Finding]:
+               celery_conf: Mapping[str, Any] | None = None,
+               embedded_port: int | None = None) -> list[Finding]:
     """Run every check against a deployment.
 
     Args:
@@ -418,6 +563,8 @@ def run_checks(settings: Settings, clients: dict[str, redis.Redis], keys: KeySpa
             (O(keys); the dashboard leaves it out).
         celery_conf: The Celery configuration workers run with (default: the one
             create_celery_app builds from *settings*); its socket settings are checked.
+        embedded_port: Port of the embedded server, if one serves this deployment
+            (the `servers` check names the DBs it serves).
 
     Returns:
         Findings in check order; severity ERROR means jobs can be lost or hidden.
@@ -432,7 +579,10 @@ def run_checks(settings: Settings, clients: dict[str, redis.Redis], keys: KeySpa
     findings += _timing(settings, retention_ages_s or {})
     conf = celery_conf if celery_conf is not None else create_celery_app(settings).conf
     findings += _connection_checks(settings, conf)
-    findings.append(_workers(keys, clients["main"]))
+    findings.append(_servers(settings, clients, embedded_port))
+    findings += _replication(settings, clients)
+    findings.append(_workers(keys, clients["main"], clients["broker"]))
+    findings.append(_stale_processing(keys, clients["main"]))
     findings.append(_stranded(settings, keys, clients["main"]))
     if consistency:
         findings += _consistency(keys, clients["main"], clients["results"], progress)

@@ -9,6 +9,8 @@ a module boundary; library errors (redis, sqlalchemy) are wrapped here with
     JobtrailError
     ├── ConfigError                      (setting)         bad or unknown setting; CLI exit 2
     ├── RedisUnavailableError            (url)             a Redis DB cannot be reached; CLI exit 1
+    │   └── ReplicationError             (acked, required) fewer replicas than MAIN_MIN_REPLICAS
+    │                                                       acknowledged a write in time
     ├── RedisCommandError                (what)            Redis refused a command (OOM, WRONGTYPE)
     ├── EmbeddedRedisError                                  embedded redis-server cannot start
     │   └── EmbeddedRedisRefusedError    (url, pid, reason) it runs but refuses us (maxclients,
@@ -78,6 +80,7 @@ __all__ = [
     "ProblemTooLargeError",
     "RedisCommandError",
     "RedisUnavailableError",
+    "ReplicationError",
     "ReproError",
     "RestoreConflictError",
     "RetentionError",
@@ -127,6 +130,24 @@ class RedisUnavailableError(JobtrailError):
         super().__init__(f"Redis at {url} is unavailable: {reason}")
         self.url = url
         self.reason = reason
+
+
+class ReplicationError(RedisUnavailableError):
+    """Raised when fewer replicas than `main_min_replicas` acknowledged a main-DB write in time.
+
+    The master holds the write, but a failover now could lose it, so the
+    operation is not acknowledged (submit exits 1, the API answers 503).
+    """
+
+    def __init__(self, url: str, acked: int, required: int, timeout_s: float) -> None:
+        super().__init__(url, f"{acked} of {required} required replicas acknowledged the write "
+                         f"within {timeout_s:g} s (JOBTRAIL_MAIN_MIN_REPLICAS)")
+        self.acked = acked
+        self.required = required
+        self.timeout_s = timeout_s
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return type(self), (self.url, self.acked, self.required, self.timeout_s)
 
 
 class RedisCommandError(JobtrailError):

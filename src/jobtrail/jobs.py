@@ -30,9 +30,11 @@ from jobtrail.errors import (
     ProblemTooLargeError,
     RedisUnavailableError,
 )
-from jobtrail.models import TERMINAL_STATUSES, Job, JobStatus
+from jobtrail.models import TERMINAL_STATUSES, EventType, Job, JobStatus
 from jobtrail.store import JobStore
+from jobtrail.store.heartbeats import HeartbeatStore
 from jobtrail.worker.app import CANCELLED_BEFORE_START, SETTINGS_KEY, TASK_SOLVE
+from jobtrail.worker.recovery import DeadWorkerSweep, RecoveryReport, gone_reason
 
 __all__ = ["MAX_SUBMIT_BYTES", "SAMPLE_PROBLEMS", "SUBMIT_CHUNK", "JobService",
            "check_problem_text"]
@@ -221,21 +223,68 @@ class JobService:
         return jobs
 
     def requeue(self, job_id: str) -> Job:
-        """Send the task of a pending job again (its message was lost).
+        """Send the task of a pending job again (its message was lost), or take back a
+        processing job whose worker is gone.
 
         A job whose message still exists is then delivered twice; the second
-        delivery finds it finished (or taken) and changes nothing.
+        delivery finds it finished (or taken) and changes nothing. A processing
+        job goes back to pending with a `redelivered` event naming its dead
+        worker, and its unacknowledged message returns to the queue at once
+        (or, if it has none left, a new one is sent).
 
         Raises:
             JobNotFoundError: No such job.
-            InvalidTransitionError: The job is not pending (nothing sent).
+            InvalidTransitionError: The job is finished, or processing on a live
+                worker (nothing sent).
             RedisUnavailableError: The main DB or the broker is down.
         """
         job = self.store.get(job_id)
+        if job.status is JobStatus.PROCESSING:
+            return self._requeue_processing(job)
         if job.status is not JobStatus.PENDING:
             raise InvalidTransitionError(job_id, job.status.value, "requeued")
         self._send([job])
         return job
+
+    def recover(self, *, gone_after_s: float) -> RecoveryReport:
+        """Take back now every message no live worker holds (`jobtrail recover`).
+
+        Raises:
+            RedisUnavailableError: The main DB or the broker is down.
+        """
+        with self.app.connection_for_write() as conn:
+            sweep = self._sweep(conn.default_channel.client, gone_after_s)
+            return sweep.sweep(lock=False)
+
+    def _sweep(self, broker: Any, gone_after_s: float) -> DeadWorkerSweep:
+        return DeadWorkerSweep(self.app, self.store, HeartbeatStore(self.store.client,
+                               self.store.keys), broker, self.store.keys,
+                               gone_after_s=gone_after_s, node="")
+
+    def _requeue_processing(self, job: Job) -> Job:
+        heartbeats = HeartbeatStore(self.store.client, self.store.keys)
+        beats = {b.name: b for b in heartbeats.list_workers()}
+        holder = beats.get(job.worker)
+        if holder is not None and holder.alive:
+            raise InvalidTransitionError(job.id, f"processing (on live worker {job.worker})",
+                                         "requeued")
+        with self.app.connection_for_write() as conn:
+            report = self._sweep(conn.default_channel.client, 0.0).sweep(
+                lock=False, only={job.id}, reason_prefix="requeued: ")
+        if report.recovered and not report.recovered[0].restored:
+            job = self.store.get(job.id)  # back to pending, but its message went meanwhile
+            self._send([job])
+            return job
+        if not report.recovered:
+            # no unacknowledged message left: back to pending and send a new one
+            reason = "requeued: " + gone_reason(job.worker, holder.last_seen if holder else None)
+            job = self.store.transition(job.id, JobStatus.PENDING, event=EventType.REDELIVERED,
+                                        event_fields={"reason": reason,
+                                                      "dead_worker": job.worker},
+                                        expected_version=job.version)
+            self._send([job])
+            return job
+        return self.store.get(job.id)
 
     def cancel(self, job_id: str, *, terminate: bool = False) -> Job:
         """Cancel a job: pending -> cancelled, or processing -> cancelled with *terminate*.

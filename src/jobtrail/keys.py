@@ -167,6 +167,10 @@ class KeySpace:
         """Return the `workers` index (node names by last heartbeat)."""
         return f"{self.prefix}workers"
 
+    def recovery_lock(self) -> str:
+        """Return `recovery:<queue>` (broker DB): held by the one worker sweeping dead ones."""
+        return f"{self.prefix}recovery:{self.queue_name}"
+
     def tombstone_pattern(self, id_prefix: str = "") -> str:
         """Return the SCAN MATCH pattern of every `tombstone:<id>` (ids starting *id_prefix*)."""
         return f"{glob_escape(self.prefix)}tombstone:{glob_escape(id_prefix)}*"

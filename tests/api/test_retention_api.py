@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
+import redis
 from pydantic import SecretStr
 
 from jobtrail.api.app import create_app
 from jobtrail.config import Settings, load_settings
+from jobtrail.jobs import JobService
+from jobtrail.keys import KeySpace
 from jobtrail.models import JobStatus
-from jobtrail.store import JobStore
+from jobtrail.store import EventLog, JobStore
 from jobtrail.store.archive import ArchiveStore
+from jobtrail.worker.app import create_celery_app
 from tests.helpers.api_server import client, serve_in_thread
 
 TOKEN = "s3cret-token"
@@ -112,3 +118,36 @@ def test_bad_selectors_are_422(guarded: httpx.Client, store: JobStore,
     resp = guarded.post("/retention/purge", json=body, headers=AUTH)
     assert resp.status_code == 422, resp.text
     assert fragment in resp.json()["error"]["message"]
+
+
+def test_recover_hands_a_gone_workers_message_back_to_the_queue(
+        settings: Settings, main_db: redis.Redis, broker_db: redis.Redis) -> None:
+    # Given a job whose message a worker took (as kombu does: popped from the queue into
+    # `unacked` and `unacked_index`) a minute ago, and whose worker then vanished; a queue
+    # of its own, so no other test's worker consumes the message given back
+    conf = settings.model_copy(update={"api_token": SecretStr(TOKEN), "queue": "jt-recover"})
+    store = JobStore(main_db, KeySpace(queue="jt-recover"))
+    events = EventLog(main_db, store.keys)
+    job = JobService(store, create_celery_app(conf)).submit("solve x - 1 = 0")
+    raw = json.loads(str(broker_db.rpop(store.keys.queue())))
+    broker_db.hset(store.keys.unacked(), "tag-1",
+                   json.dumps([raw, "jt-recover", "jt-recover"]))
+    broker_db.zadd(store.keys.unacked_index(), {"tag-1": time.time() - 60})
+    store.start(job.id, worker="ghost@host")
+
+    with serve_in_thread(create_app(conf)) as base, client(base) as http:
+        # When recovery is asked for without, then with the token
+        assert http.post("/workers/recover").status_code == 401
+        resp = http.post("/workers/recover", headers=AUTH)
+
+    # Then the message is back on the queue and the record pending, the history says why
+    assert resp.status_code == 200, resp.text
+    [item] = resp.json()["recovered"]
+    assert item == {"job_id": job.id, "status": "processing", "worker": "ghost@host",
+                    "reason": "worker ghost@host gone (no heartbeat on record)",
+                    "restored": True}
+    assert broker_db.hlen(store.keys.unacked()) == 0
+    [back] = broker_db.lrange(store.keys.queue(), 0, -1)
+    assert json.loads(back)["headers"]["id"] == job.id
+    assert store.get(job.id).status is JobStatus.PENDING
+    assert events.read(job.id)[-1].fields["dead_worker"] == "ghost@host"

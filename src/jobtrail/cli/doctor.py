@@ -7,10 +7,11 @@ from typing import Annotated
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn
 
-from jobtrail.cli.context import runtime
+from jobtrail.cli.context import runtime, settings_from
 from jobtrail.cli.output import err, escape, out, print_json
 from jobtrail.connections import REDIS_ERRORS, wrap_redis_error
 from jobtrail.doctor import Severity, run_checks
+from jobtrail.embedded import read_server_info, redis_data_dir
 from jobtrail.retention.policy import policies_from_settings
 
 __all__ = ["doctor"]
@@ -22,12 +23,14 @@ def doctor(
     ctx: typer.Context,
     json_out: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:
-    """Check Redis eviction and persistence, time limits, TTLs, connection timeouts, stuck
-    workers and index consistency.
+    """Check Redis eviction, persistence and replication, which server each DB is on, time
+    limits, TTLs, connection timeouts, stuck or dead workers and index consistency.
 
     Exit status 1 when any finding is an error.
     """
     rt = runtime(ctx)
+    info = read_server_info(redis_data_dir(rt.settings)) \
+        if settings_from(ctx).uses_embedded else None
     clients = {"main": rt.clients.main, "broker": rt.clients.broker,
                "results": rt.clients.results}
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err,
@@ -43,7 +46,8 @@ def doctor(
             ages = {name: p.older_than_s
                     for name, p in policies_from_settings(rt.settings).items()}
             findings = run_checks(rt.settings, clients, rt.keys, progress=advance,
-                                  retention_ages_s=ages)
+                                  retention_ages_s=ages,
+                                  embedded_port=info.port if info else None)
         except REDIS_ERRORS as exc:
             raise wrap_redis_error("a Redis DB", exc) from exc
     errors = sum(f.severity is Severity.ERROR for f in findings)

@@ -27,7 +27,7 @@ import typer
 from jobtrail import __version__
 from jobtrail.cli.context import CliState, runtime, settings_from, trace_sources
 from jobtrail.cli.ids import ID_HELP, resolve_id
-from jobtrail.cli.output import err, exit_with, job_table, out, print_json, render_job
+from jobtrail.cli.output import err, escape, exit_with, job_table, out, print_json, render_job
 from jobtrail.clock import monotonic_s
 from jobtrail.errors import (
     ArchivedJobNotFoundError,
@@ -272,14 +272,40 @@ def requeue(
                                                       "jobtrail doctor).")],
     json_out: JsonOpt = False,
 ) -> None:
-    """Send the task of pending jobs again (a submitter died before sending it)."""
+    """Send the task of pending jobs again (a submitter died before sending it), or hand a
+    processing job whose worker is gone back to the queue (refused while its worker lives).
+    """
     rt = runtime(ctx)
-    jobs = [rt.service.requeue(resolve_id(ctx, job_id, "JOB_IDS")) for job_id in job_ids]
+    ids = [resolve_id(ctx, job_id, "JOB_IDS") for job_id in job_ids]
+    before = {job_id: rt.store.get(job_id) for job_id in ids}
+    jobs = [rt.service.requeue(job_id) for job_id in ids]
     if json_out:
         print_json([j.to_dict() for j in jobs])
     else:
         for job in jobs:
-            out.print(f"requeued {job.id}")
+            was = before[job.id]
+            if was.status is JobStatus.PROCESSING:
+                out.print(f"requeued {job.id} (was processing on worker {was.worker}, "
+                          "which is gone)")
+            else:
+                out.print(f"requeued {job.id}")
+
+
+@app.command()
+def recover(ctx: typer.Context, json_out: JsonOpt = False) -> None:
+    """Hand every message no live worker holds back to the queue now (a dead worker's jobs).
+
+    Live workers do this on their own once a worker's heartbeat has been gone three
+    heartbeat intervals; this does it at once, for messages older than that.
+    """
+    rt = runtime(ctx)
+    report = rt.service.recover(gone_after_s=3 * rt.settings.heartbeat_interval_s)
+    if json_out:
+        print_json(report.to_dict())
+        return
+    for item in report.recovered:
+        out.print(f"requeued {item.job_id} ({item.status}): {escape(item.reason)}")
+    out.print(f"{len(report.recovered)} job(s) handed back to the queue")
 
 
 @app.command()

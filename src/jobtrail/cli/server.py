@@ -9,6 +9,7 @@ import typer
 from jobtrail.cli.context import settings_from
 from jobtrail.cli.output import exit_with, out, print_json
 from jobtrail.embedded import (
+    check_embedded_allowed,
     client_usage,
     data_dir_in_use,
     ensure_server,
@@ -29,8 +30,9 @@ def start(ctx: typer.Context, json_out: JsonOpt = False) -> None:
 
     Exit 1 when it runs but refuses connections (maxclients, LOADING, password).
     """
-    data_dir = redis_data_dir(settings_from(ctx))
-    info, started = ensure_server(data_dir)
+    settings = settings_from(ctx)
+    check_embedded_allowed(settings, explicit=True)
+    info, started = ensure_server(redis_data_dir(settings))
     if json_out:
         print_json({"running": True, "started": started, "port": info.port, "pid": info.pid,
                     "data_dir": info.data_dir, "binary": info.binary})

@@ -39,7 +39,7 @@ from jobtrail.embedded.record import (
     read_server_info,
     recorded_port,
 )
-from jobtrail.errors import EmbeddedRedisError, EmbeddedRedisRefusedError
+from jobtrail.errors import ConfigError, EmbeddedRedisError, EmbeddedRedisRefusedError
 
 __all__ = [
     "BROKER_DB",
@@ -48,6 +48,7 @@ __all__ = [
     "ClientUsage",
     "EmbeddedRedis",
     "ServerInfo",
+    "check_embedded_allowed",
     "check_serving",
     "client_usage",
     "data_dir_in_use",
@@ -147,18 +148,48 @@ def redis_data_dir(settings: Settings) -> Path:
     return settings.state_dir / "redis"
 
 
-def resolve_settings(settings: Settings) -> Settings:
-    """Return *settings* with every unset Redis URL pointed at the embedded server.
+def check_embedded_allowed(settings: Settings, *, explicit: bool = False) -> None:
+    """Refuse an embedded server beside external ones, or on a host that forbids it.
 
-    Starts the embedded server when a URL is unset and it is not running.
+    All or nothing: with every Redis URL unset the embedded server serves all
+    three DBs; with some set, the unset ones are a mistake (a private server
+    beside the external ones is a split brain), named in the error.
+    `embedded=never` refuses the embedded server altogether.
+
+    Args:
+        settings: Unresolved settings.
+        explicit: The command asked for the embedded server itself (`server start`).
+
+    Raises:
+        ConfigError: Some URLs are set and others not, or JOBTRAIL_EMBEDDED=never.
+    """
+    missing = settings.missing_urls
+    if missing and len(missing) < 3 and not explicit:
+        raise ConfigError(
+            f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} unset while the other "
+            "Redis URLs are set: set every URL, or none to use the embedded server",
+            setting=missing[0])
+    if settings.embedded == "never" and (missing or explicit):
+        raise ConfigError(
+            "JOBTRAIL_EMBEDDED=never: no embedded Redis is started; set JOBTRAIL_MAIN_URL, "
+            "JOBTRAIL_BROKER_URL and JOBTRAIL_RESULTS_URL", setting="JOBTRAIL_EMBEDDED")
+
+
+def resolve_settings(settings: Settings) -> Settings:
+    """Return *settings* with every Redis URL pointed at the embedded server when none is set.
+
+    Starts the embedded server when the URLs are unset and it is not running.
     Settings with all three URLs set are returned unchanged, without I/O.
 
     Raises:
+        ConfigError: Some URLs are set and others not, or JOBTRAIL_EMBEDDED=never
+            with none set (check_embedded_allowed).
         EmbeddedRedisRefusedError: The embedded server runs but refuses connections.
         EmbeddedRedisError: The embedded server could not be started.
     """
     if not settings.uses_embedded:
         return settings
+    check_embedded_allowed(settings)
     info, _ = ensure_server(redis_data_dir(settings))
     return settings.model_copy(update={
         "main_url": settings.main_url or info.url(MAIN_DB),

@@ -36,7 +36,13 @@ import redis
 from jobtrail.clock import monotonic_s, now_s
 from jobtrail.config import Settings
 from jobtrail.connections import connect, mask_url, wait_until_ready
-from jobtrail.embedded import BROKER_DB, MAIN_DB, RESULTS_DB, EmbeddedRedis
+from jobtrail.embedded import (
+    BROKER_DB,
+    MAIN_DB,
+    RESULTS_DB,
+    EmbeddedRedis,
+    check_embedded_allowed,
+)
 from jobtrail.errors import JobtrailError, ReproError
 from jobtrail.jobs import SAMPLE_PROBLEMS, JobService
 from jobtrail.keys import KeySpace
@@ -168,6 +174,7 @@ class _Run:
         base = self.options.settings
         update: dict[str, Any] = {"state_dir": self.dir / "state"}
         if base.uses_embedded:
+            check_embedded_allowed(base)
             self.private = EmbeddedRedis(self.dir / "state" / "redis")
             self.on_progress(Progress("setup", "starting a private redis-server"))
             self.private.start("--save", "", "--appendonly", "no",

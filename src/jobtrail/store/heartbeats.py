@@ -39,7 +39,8 @@ class HeartbeatStore:
 
     def beat(self, name: str, *, pid: int, started_at: float, jobs: Sequence[str],
              interval_s: float, polled_at: float | None = None,
-             stuck_after_s: float | None = None, queue: str | None = None) -> None:
+             stuck_after_s: float | None = None, queue: str | None = None,
+             held: Sequence[str] | None = None) -> None:
         """Record that worker *name* is alive and running *jobs* now.
 
         Args:
@@ -52,6 +53,8 @@ class HeartbeatStore:
                 (None: not yet, or not reported).
             stuck_after_s: Poll age in seconds past which the worker reads as stuck.
             queue: The queue the worker consumes.
+            held: Ids of every job whose message the worker holds unacknowledged
+                (running and prefetched); the dead-worker sweep never takes these.
 
         Raises:
             RedisUnavailableError: The main DB could not be reached.
@@ -67,6 +70,8 @@ class HeartbeatStore:
             fields["stuck_after_s"] = repr(stuck_after_s)
         if queue is not None:
             fields["queue"] = queue
+        if held is not None:
+            fields["held"] = json.dumps(list(held))
         try:
             with self.client.pipeline(transaction=True) as pipe:
                 pipe.hset(key, mapping=fields)
@@ -87,6 +92,25 @@ class HeartbeatStore:
             self.client.delete(self.keys.worker(name))
         except REDIS_ERRORS as exc:
             raise wrap_redis_error("main DB", exc) from exc
+
+    def held_by_live_workers(self, names: Sequence[str]) -> set[str]:
+        """Return the ids of the jobs the live workers *names* hold (running or prefetched).
+
+        Raises:
+            RedisUnavailableError: The main DB could not be reached.
+        """
+        try:
+            with self.client.pipeline(transaction=False) as pipe:
+                for name in names:
+                    pipe.hmget(self.keys.worker(name), ["jobs", "held"])
+                rows = cast(list[list[str | None]], pipe.execute())
+        except REDIS_ERRORS as exc:
+            raise wrap_redis_error("main DB", exc) from exc
+        held: set[str] = set()
+        for row in rows:
+            for text in row:
+                held.update(str(j) for j in json.loads(text or "[]"))
+        return held
 
     def list_workers(self) -> list[WorkerHeartbeat]:
         """Return every worker heard from in the last day, most recent first.

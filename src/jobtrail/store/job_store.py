@@ -16,7 +16,7 @@ from typing import Any, cast
 import redis
 
 from jobtrail.clock import now_s
-from jobtrail.connections import REDIS_ERRORS, wrap_redis_error
+from jobtrail.connections import REDIS_ERRORS, wait_for_replicas, wrap_redis_error
 from jobtrail.errors import (
     AttemptsExhaustedError,
     ConcurrentUpdateError,
@@ -234,7 +234,9 @@ class JobStore:
     def _read_reply(self, conn: Any) -> Any:
         """Read one reply from a connection of _send_script() and give it back to the pool."""
         try:
-            return conn.read_response()
+            reply = conn.read_response()
+            wait_for_replicas(self.client, conn)  # MAIN_MIN_REPLICAS: on the connection that wrote
+            return reply
         except REDIS_ERRORS as exc:
             if not isinstance(exc, redis.ResponseError):
                 conn.disconnect()
@@ -480,6 +482,7 @@ class JobStore:
                     replies.append(conn.read_response())
                 except redis.ResponseError as exc:
                     replies.append(exc)
+            wait_for_replicas(self.client, conn)  # MAIN_MIN_REPLICAS: on the connection that wrote
         except REDIS_ERRORS as exc:
             conn.disconnect()
             raise wrap_redis_error("main DB", exc) from exc

@@ -16,7 +16,7 @@ from celery import Celery
 from celery.signals import setup_logging
 
 from jobtrail.config import Settings, get_settings
-from jobtrail.connections import connect, socket_kwargs
+from jobtrail.connections import connect, sentinel_kwargs, socket_kwargs
 from jobtrail.embedded import resolve_settings
 from jobtrail.errors import ProblemError
 from jobtrail.keys import KeySpace
@@ -29,7 +29,7 @@ from jobtrail.worker.liveness import BrokerPollStep
 __all__ = [
     "CANCELLED_BEFORE_START", "SETTINGS_KEY", "TASK_SOLVE_PROBLEM", "JobtrailCelery",
     "TASK_SOLVE", "TASKS_MODULE", "broker_socket_options", "create_celery_app", "get_app",
-    "results_socket_options", "settings_of"]
+    "results_socket_options", "sentinel_options", "settings_of"]
 
 TASK_SOLVE = "jobtrail.solve_job"
 #: The public task: the problem text alone; its task id becomes the job id.
@@ -93,6 +93,37 @@ def results_socket_options(settings: Settings) -> dict[str, Any]:
         "result_backend_max_sleep_between_retries_ms": 2_000,
     }
 
+
+def sentinel_options(settings: Settings, role: str) -> dict[str, Any]:
+    """Return the transport options that point kombu or Celery's backend at a Sentinel master.
+
+    Empty unless the URL of *role* ("broker" or "results") is `sentinel://`:
+    then `master_name` (JOBTRAIL_SENTINEL_MASTER_NAME or its per-DB override)
+    and `sentinel_kwargs`, the Sentinels' own password, TLS and socket
+    deadlines. kombu's SentinelChannel and Celery's SentinelBackend ask the
+    Sentinels for the master on every new connection, and redis-py's
+    Sentinel connection turns a READONLY reply (the master was demoted) into
+    a connection error, so the consumer reconnects to the new master instead
+    of dying on ReadOnlyError.
+
+    Source: kombu.transport.redis.SentinelChannel; celery.backends.redis.SentinelBackend;
+    https://docs.celeryq.dev/en/stable/getting-started/backends-and-brokers/redis.html
+    """
+    url = settings.broker_url if role == "broker" else settings.results_url
+    if not url or not url.startswith("sentinel://"):
+        return {}
+    return {"master_name": settings.master_name(role),
+            "sentinel_kwargs": sentinel_kwargs(settings)}
+
+
+def _tls_options(settings: Settings) -> dict[str, Any]:
+    """Celery's broker_use_ssl and redis_backend_use_ssl when the masters talk TLS."""
+    if not settings.sentinel_tls:
+        return {}
+    ssl: dict[str, Any] = {"ssl_cert_reqs": "required"}
+    if settings.sentinel_tls_ca_file:
+        ssl["ssl_ca_certs"] = settings.sentinel_tls_ca_file
+    return {"broker_use_ssl": ssl, "redis_backend_use_ssl": ssl}
 
 class JobtrailCelery(Celery):  # type: ignore[misc]  # celery ships no types
     """jobtrail's Celery app: a `jobtrail.solve` task sent through it gets its job record first.
@@ -188,8 +219,11 @@ def create_celery_app(settings: Settings) -> Celery:
                 "unacked_restore_interval": max(1, min(10, settings.visibility_timeout_s // 10)),
                 "unacked_restore_throttle": 1,
                 **broker_socket_options(settings),
+                **sentinel_options(settings, "broker"),
             },
+            "result_backend_transport_options": sentinel_options(settings, "results"),
             **results_socket_options(settings),
+            **_tls_options(settings),
             "broker_connection_retry_on_startup": True,
             # a worker never gives up on the broker: it reconnects for as long as the
             # outage lasts (Celery's default stops after 100 tries and exits)

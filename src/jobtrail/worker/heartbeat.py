@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from celery.signals import worker_ready, worker_shutdown
@@ -28,6 +29,7 @@ from jobtrail.store.node_stats import NodeStatsStore
 from jobtrail.worker import node_metrics  # noqa: F401  (connects its task_postrun handler)
 from jobtrail.worker.app import SETTINGS_KEY
 from jobtrail.worker.liveness import PollClock, poll_clock
+from jobtrail.worker.recovery import DeadWorkerSweep
 
 __all__ = ["HeartbeatThread"]
 
@@ -44,11 +46,14 @@ class HeartbeatThread(threading.Thread):
         clock: When the consumer last polled the broker.
         stuck_after_s: Poll age in seconds past which readers show the node stuck.
         queue: The queue the node consumes.
+        after_beat: Called after each heartbeat that was written (the dead-worker
+            sweep, worker.recovery); its errors are logged, never raised.
     """
 
     def __init__(self, store: HeartbeatStore, name: str, interval_s: float, *,
                  clock: PollClock | None = None, stuck_after_s: float | None = None,
-                 queue: str | None = None) -> None:
+                 queue: str | None = None,
+                 after_beat: Callable[[], object] | None = None) -> None:
         super().__init__(name="jobtrail-heartbeat", daemon=True)
         self.store = store
         self.node = name
@@ -58,22 +63,43 @@ class HeartbeatThread(threading.Thread):
         self.queue = queue
         self.started_at = now_s()
         self.stopped = threading.Event()
+        self.after_beat = after_beat
+        self._sweeping = threading.Lock()
 
-    def beat(self) -> None:
-        """Write one heartbeat now (errors are logged, never raised)."""
+    def beat(self) -> bool:
+        """Write one heartbeat now; True if written (errors are logged, never raised)."""
         jobs = sorted(str(r.id) for r in list(worker_state.active_requests))
+        held = sorted({*jobs, *(str(r.id) for r in list(worker_state.reserved_requests))})
         try:
             self.store.beat(self.node, pid=os.getpid(), started_at=self.started_at, jobs=jobs,
                             interval_s=self.interval_s,
                             polled_at=self.clock.polled_at if self.clock else None,
-                            stuck_after_s=self.stuck_after_s, queue=self.queue)
+                            stuck_after_s=self.stuck_after_s, queue=self.queue, held=held)
         except RedisUnavailableError as exc:
             logger.warning("heartbeat not written worker=%s reason=%s", self.node, exc)
+            return False
+        return True
+
+    def _sweep(self) -> None:
+        try:
+            if self.after_beat is not None:
+                self.after_beat()
+        except Exception:  # noqa: BLE001 - the sweep must never stop the worker
+            logger.exception("dead-worker sweep failed worker=%s", self.node)
+        finally:
+            self._sweeping.release()
 
     def run(self) -> None:
-        """Beat until stop() is called."""
+        """Beat until stop() is called; after each beat written, start after_beat.
+
+        after_beat runs in a thread of its own, at most one at a time, so a
+        broker that does not answer it never delays the heartbeat (the node
+        would read dead while it lives).
+        """
         while not self.stopped.is_set():
-            self.beat()
+            if self.beat() and self.after_beat is not None \
+                    and self._sweeping.acquire(blocking=False):
+                threading.Thread(target=self._sweep, name="jobtrail-sweep", daemon=True).start()
             self.stopped.wait(self.interval_s)
 
     def stop(self) -> None:
@@ -99,9 +125,12 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
     main_url, _, _ = settings.require_urls()
     store = HeartbeatStore(connect(main_url, settings=settings),
                            KeySpace(settings.key_prefix, settings.queue))
+    sweep = None
+    if settings.recover_dead_workers:
+        sweep = DeadWorkerSweep.for_worker(sender.app, settings, node=str(sender.hostname))
     _thread = HeartbeatThread(store, str(sender.hostname), settings.heartbeat_interval_s,
                               clock=poll_clock, stuck_after_s=settings.worker_stuck_after_s,
-                              queue=settings.queue)
+                              queue=settings.queue, after_beat=sweep)
     _thread.start()
     if settings.worker_metrics_port:
         _serve_metrics(settings, str(sender.hostname))

@@ -139,3 +139,18 @@ def restore_route(job_id: Annotated[str, PathParam(pattern=JOB_ID_PATTERN.patter
     body: dict[str, Any] = report.to_dict()
     body["job"] = svc.store.get(job_id).to_dict()
     return JSONResponse(body)
+
+
+@router.post("/workers/recover", responses=_ERRORS)
+def recover_route(svc: Svc, authorization: Annotated[str | None, Header()] = None,
+                  ) -> JSONResponse:
+    """Hand every message no live worker holds back to the queue now (a dead worker's jobs).
+
+    What `jobtrail recover` does; live workers do it on their own three heartbeat
+    intervals after a worker is gone. Needs `Authorization: Bearer <api_token>`.
+    """
+    refused = check_token(svc, authorization)
+    if refused is not None:
+        return refused
+    report = svc.jobs.recover(gone_after_s=3 * svc.settings.heartbeat_interval_s)
+    return JSONResponse(report.to_dict())

@@ -1,0 +1,241 @@
+"""A dead worker's jobs back in seconds: hand its unacknowledged messages back to the queue.
+
+Invariant: a message is taken back only when no live worker holds it. Every
+live worker lists in its heartbeat the ids of all the messages it holds
+(running and prefetched: `held`), and a message is considered only once it
+has been unacknowledged for the gone threshold (three heartbeat intervals,
+the heartbeat's TTL), so a live holder has beaten at least twice since it got
+it. A worker that was only slow (its heartbeat expired while it ran) and
+comes back cannot write over the new delivery: its outcome carries its run
+token, which the new start replaced. The visibility timeout stays the
+backstop.
+
+kombu's Redis transport keeps each delivered, unacknowledged message in the
+`unacked` hash (delivery tag -> [message, exchange, routing key]) and its
+delivery time in `unacked_index`; kombu itself restores those older than the
+visibility timeout (QoS.restore_visible). This module restores the dead
+worker's ones at once, with kombu's own QoS.restore_by_tag (a WATCH
+transaction: a message acknowledged meanwhile is left alone).
+
+Exactly one worker sweeps per heartbeat interval: a lock with a TTL
+(`recovery:<queue>` in the broker DB, SET NX PX). A job found `processing`
+goes back to `pending` first, with a `redelivered` event whose reason names
+the dead worker ("worker <name> gone since <time>"), guarded by the record's
+version; its message is then restored, and the next delivery starts it anew.
+
+Source: kombu.transport.redis.QoS (unacked, unacked_index, restore_by_tag);
+BullMQ's stalled-jobs check, https://docs.bullmq.io/guide/jobs/stalled;
+Sidekiq Pro's super_fetch, https://github.com/sidekiq/sidekiq/wiki/Reliability
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import redis
+from celery import Celery
+
+from jobtrail.clock import now_s, to_ms
+from jobtrail.config import Settings
+from jobtrail.connections import REDIS_ERRORS, connect, wrap_redis_error
+from jobtrail.errors import ConcurrentUpdateError, InvalidTransitionError, JobNotFoundError
+from jobtrail.keys import KeySpace
+from jobtrail.models import EventType, Job, JobStatus
+from jobtrail.store import JobStore
+from jobtrail.store.heartbeats import HeartbeatStore
+
+__all__ = ["DeadWorkerSweep", "Recovered", "RecoveryReport", "gone_reason"]
+
+logger = logging.getLogger(__name__)
+
+#: Unacked entries read per round trip.
+BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Recovered:
+    """One message handed back to the queue."""
+
+    job_id: str
+    status: str            # the record's status when it was found
+    worker: str            # the worker that held it ("" when the record does not say)
+    reason: str
+    restored: bool         # False: the message was acknowledged meanwhile (nothing to do)
+
+
+@dataclass(slots=True)
+class RecoveryReport:
+    """What one sweep did."""
+
+    recovered: list[Recovered] = field(default_factory=list)
+    locked_out: bool = False   # another worker swept this interval
+    examined: int = 0          # unacknowledged messages old enough to be looked at
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the report as a JSON-ready dict."""
+        return {"locked_out": self.locked_out, "examined": self.examined,
+                "recovered": [asdict(r) for r in self.recovered]}
+
+
+def gone_reason(worker: str, last_seen: float | None) -> str:
+    """Return "worker <name> gone since <UTC time>" (the redelivered event's reason)."""
+    if not last_seen:
+        return f"worker {worker or '(unknown)'} gone (no heartbeat on record)"
+    at = datetime.fromtimestamp(last_seen, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"worker {worker} gone since {at}"
+
+
+def _text(value: Any) -> str:
+    """A reply as str, whether the client decodes (jobtrail's) or not (kombu's)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _task_id(raw: str) -> tuple[str | None, str]:
+    """Return (task id, routing key) of an `unacked` entry."""
+    try:
+        message, _exchange, routing_key = json.loads(raw)
+        return str(message["headers"]["id"]), str(routing_key)
+    except (ValueError, TypeError, KeyError):
+        return None, ""
+
+
+class DeadWorkerSweep:
+    """Hands the messages no live worker holds back to the queue.
+
+    Args:
+        app: The Celery app (its broker connection restores messages the kombu way).
+        store: Job store of the main DB.
+        heartbeats: Heartbeat store of the main DB.
+        broker: redis-py client of the broker DB (the unacked hash and the lock).
+        keys: Key builder.
+        gone_after_s: Seconds without a heartbeat after which a worker is gone,
+            and the least age of an unacknowledged message taken back.
+        node: Name of the sweeping worker (logged), "" for an operator.
+    """
+
+    def __init__(self, app: Celery, store: JobStore, heartbeats: HeartbeatStore,
+                 broker: redis.Redis, keys: KeySpace, *, gone_after_s: float,
+                 node: str = "") -> None:
+        self.app = app
+        self.store = store
+        self.heartbeats = heartbeats
+        self.broker = broker
+        self.keys = keys
+        self.gone_after_s = gone_after_s
+        self.node = node
+
+    @classmethod
+    def for_worker(cls, app: Celery, settings: Settings, *, node: str) -> DeadWorkerSweep:
+        """Return the sweep a worker's heartbeat thread runs (clients of its own)."""
+        main_url, broker_url, _ = settings.require_urls()
+        main = connect(main_url, settings=settings)
+        keys = KeySpace(settings.key_prefix, settings.queue)
+        return cls(app, JobStore(main, keys, events_max_len=settings.events_max_len),
+                   HeartbeatStore(main, keys), connect(broker_url, settings=settings), keys,
+                   gone_after_s=3 * settings.heartbeat_interval_s, node=node)
+
+    def __call__(self) -> RecoveryReport:
+        """Sweep once if no other worker did this interval (the lock)."""
+        return self.sweep(lock=True)
+
+    def _take_lock(self) -> bool:
+        try:
+            return bool(self.broker.set(self.keys.recovery_lock(), self.node or uuid.uuid4().hex,
+                                        nx=True, px=max(1, to_ms(self.gone_after_s / 3))))
+        except REDIS_ERRORS as exc:
+            raise wrap_redis_error("broker", exc) from exc
+
+    def _old_unacked(self, older_than: float) -> Iterator[tuple[str, str]]:
+        """Yield (delivery tag, raw entry) of messages unacknowledged since before *older_than*."""
+        try:
+            tags = [_text(t) for t in self.broker.zrangebyscore(
+                self.keys.unacked_index(), "-inf", older_than)]
+            for start in range(0, len(tags), BATCH):
+                batch = tags[start:start + BATCH]
+                rows = cast(list[Any], self.broker.hmget(self.keys.unacked(), batch))
+                for tag, raw in zip(batch, rows, strict=True):
+                    if raw is not None:
+                        yield tag, _text(raw)
+        except REDIS_ERRORS as exc:
+            raise wrap_redis_error("broker", exc) from exc
+
+    def sweep(self, *, lock: bool = True, only: set[str] | None = None,
+              reason_prefix: str = "") -> RecoveryReport:
+        """Take back every message no live worker holds that is old enough.
+
+        Args:
+            lock: Skip the sweep when another worker holds the lock this interval.
+            only: Consider only these job ids (`jobtrail requeue`).
+            reason_prefix: Put before the event's reason (e.g. "requeued: ").
+
+        Raises:
+            RedisUnavailableError: The main DB or the broker could not be reached.
+        """
+        report = RecoveryReport()
+        if lock and not self._take_lock():
+            report.locked_out = True
+            return report
+        now = now_s()
+        workers = self.heartbeats.list_workers()
+        live = {b.name for b in workers if b.alive}
+        last_seen = {b.name: b.last_seen for b in workers}
+        held = self.heartbeats.held_by_live_workers(sorted(live))
+        for tag, raw in self._old_unacked(now - self.gone_after_s):
+            job_id, routing_key = _task_id(raw)
+            if job_id is None or job_id in held or routing_key != self.keys.queue_name:
+                continue
+            if only is not None and job_id not in only:
+                continue
+            report.examined += 1
+            job = self.store.find(job_id)
+            if job is None:
+                continue  # not a job of this keyspace
+            outcome = self._recover(tag, job, live, last_seen, reason_prefix)
+            if outcome is not None:
+                report.recovered.append(outcome)
+                logger.warning("dead worker's job back to the queue job_id=%s status=%s "
+                               "reason=%s by=%s", job.id, job.status.value, outcome.reason,
+                               self.node or "operator")
+        return report
+
+    def _recover(self, tag: str, job: Job, live: set[str], last_seen: dict[str, float],
+                 reason_prefix: str) -> Recovered | None:
+        if job.worker in live:
+            # alive, but it no longer holds the message (its reject or ack was lost in a
+            # failover): the heartbeat's `held` list is the authority, not the record
+            reason = reason_prefix + f"worker {job.worker} no longer holds its message"
+        else:
+            reason = reason_prefix + gone_reason(job.worker, last_seen.get(job.worker))
+        if job.status is JobStatus.PROCESSING:
+            try:
+                self.store.transition(job.id, JobStatus.PENDING, event=EventType.REDELIVERED,
+                                      event_fields={"reason": reason, "dead_worker": job.worker},
+                                      expected_version=job.version)
+            except (ConcurrentUpdateError, InvalidTransitionError, JobNotFoundError):
+                return None  # it moved on meanwhile: whoever moved it owns it
+        elif job.status is JobStatus.PENDING:
+            reason = reason_prefix + "prefetched by a worker that is gone (no live worker " \
+                "holds its message)"
+        else:
+            reason = reason_prefix + f"already {job.status.value}; the message was never " \
+                "acknowledged (its worker is gone)"
+        return Recovered(job.id, job.status.value, job.worker, reason, self._restore(tag))
+
+    def _restore(self, tag: str) -> bool:
+        """Put the unacked message *tag* back on its queue with kombu's QoS; False if gone."""
+        try:
+            present = bool(self.broker.hexists(self.keys.unacked(), tag))
+        except REDIS_ERRORS as exc:
+            raise wrap_redis_error("broker", exc) from exc
+        if not present:
+            return False
+        with self.app.connection_for_write() as conn:
+            conn.default_channel.qos.restore_by_tag(tag)
+        return True
+

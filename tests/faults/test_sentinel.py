@@ -1,0 +1,238 @@
+"""High availability on Redis Sentinel, with real processes: master, replica, sentinel, worker.
+
+A failover (SENTINEL FAILOVER, or the master SIGKILLed) in the middle of a stream
+of submissions solved by a real prefork worker: every job whose submit returned
+success ends completed or failed with a true reason, none is unknown, the worker
+survives and new submits work on the new master.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from jobtrail.config import Settings
+from jobtrail.connections import connect
+from jobtrail.doctor import Finding, Severity, run_checks
+from jobtrail.errors import JobtrailError, ReplicationError
+from jobtrail.jobs import JobService
+from jobtrail.keys import KeySpace
+from jobtrail.models import JobStatus
+from jobtrail.store import EventLog, JobStore
+from jobtrail.trace import TraceSources, trace_job
+from jobtrail.worker.app import create_celery_app
+from tests.helpers.processes import WorkerProcess, settings_env
+from tests.helpers.sentinel import MASTER_NAME, SentinelCluster, sentinel_cluster
+from tests.helpers.waiting import wait_until
+
+__all__ = ["sentinel_cluster"]  # the fixture, imported for pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.crash]
+
+PROBLEMS = ("solve x^2 - 5x + 6 = 0", "derivative of x^3", "solve 2x + 3 = 7")
+
+
+def _settings(cluster: SentinelCluster, tmp_path: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "main_url": cluster.url(10), "broker_url": cluster.url(11),
+        "results_url": cluster.url(12), "sentinel_master_name": MASTER_NAME,
+        "state_dir": tmp_path / "state", "solver_time_limit_s": 5.0,
+        "solver_hard_time_limit_s": 8.0, "heartbeat_interval_s": 1.0,
+        "redis_failover_retry_s": 15.0, "main_min_replicas_timeout_s": 2.0}
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def _longest_outage_s(attempts: list[tuple[float, bool]]) -> float:
+    """Seconds from the first refused submit of a streak to the next accepted one (longest)."""
+    longest, since = 0.0, None
+    for at, ok in attempts:
+        if not ok and since is None:
+            since = at
+        elif ok and since is not None:
+            longest, since = max(longest, at - since), None
+    return longest
+
+
+@dataclass
+class Submitter:
+    """Submits problems in a thread until stopped; keeps what each submit answered."""
+
+    service: JobService
+    accepted: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+    attempts: list[tuple[float, bool]] = field(default_factory=list)
+
+    def run(self) -> None:
+        n = 0
+        while not self.stop.is_set():
+            try:
+                self.accepted.append(self.service.submit(PROBLEMS[n % len(PROBLEMS)]).id)
+                self.attempts.append((time.monotonic(), True))
+            except JobtrailError as exc:
+                self.refused.append(str(exc))
+                self.attempts.append((time.monotonic(), False))
+            n += 1
+            time.sleep(0.1)
+
+
+def _outcome(settings: Settings, store: JobStore, ids: list[str]) -> dict[str, list[str]]:
+    """Each accepted job's status, or what trace names it."""
+    main_url, broker_url, results_url = settings.require_urls()
+    sources = TraceSources(main=store.client, broker=connect(broker_url, settings=settings),
+                           results=connect(results_url, settings=settings), keys=store.keys,
+                           visibility_timeout_s=settings.visibility_timeout_s,
+                           result_expires_s=settings.result_expires_s)
+    found: dict[str, list[str]] = {}
+    for job_id in ids:
+        job = store.find(job_id)
+        if job is None:
+            fate = trace_job(sources, job_id).fate
+            found.setdefault(f"missing:{fate.value}", []).append(job_id)
+        elif job.status in (JobStatus.COMPLETED, JobStatus.FAILED):
+            found.setdefault(job.status.value, []).append(job_id)
+        else:
+            found.setdefault(f"{job.status.value}:{trace_job(sources, job_id).fate.value}",
+                             []).append(job_id)
+    return found
+
+
+def _run_under_failovers(cluster: SentinelCluster, tmp_path: Path,
+                         worker_process: Callable[..., WorkerProcess],
+                         disrupt: Callable[[], float], times: int) -> None:
+    settings = _settings(cluster, tmp_path, main_min_replicas=1)
+    keys = KeySpace(queue=settings.queue)
+    store = JobStore(connect(settings.main_url or "", settings=settings), keys)
+    service = JobService(store, create_celery_app(settings))
+    worker = worker_process(settings, concurrency=2)
+    first = service.submit(PROBLEMS[0])
+    wait_until(lambda: store.get(first.id).status is JobStatus.COMPLETED,
+               timeout_s=60, interval_s=0.2, message="a first job (the worker is up)")
+    submitter = Submitter(service)
+    thread = threading.Thread(target=submitter.run, daemon=True)
+    thread.start()
+    recover_s: list[float] = []
+    try:
+        for _ in range(times):
+            time.sleep(1.5)
+            recover_s.append(disrupt())
+        time.sleep(1.5)
+    finally:
+        submitter.stop.set()
+        thread.join(timeout=30)
+    accepted = list(submitter.accepted)
+    assert len(accepted) > 10, submitter.refused[:5]
+
+    deadline = time.monotonic() + 60
+    outcome = _outcome(settings, store, accepted)
+    while not set(outcome) <= {"completed", "failed"} and time.monotonic() < deadline:
+        time.sleep(1.0)
+        outcome = _outcome(settings, store, accepted)
+    counts = {k: len(v) for k, v in outcome.items()}
+    stuck = [j for k, v in outcome.items() if k not in ("completed", "failed") for j in v]
+    events = EventLog(store.client, keys)
+    assert not stuck, (f"{counts}: " + "; ".join(
+        f"{store.find(j)} {[e.fields for e in events.read(j)]}" for j in stuck[:3]))
+    failed = [store.get(j) for j in outcome.get("failed", [])]
+    print(f"\nHA: accepted={len(accepted)} refused={len(submitter.refused)} "
+          f"completed={counts.get('completed', 0)} failed={len(failed)} lost=0 "
+          f"new_master_after_s={[round(s, 2) for s in recover_s]} "
+          f"longest_submit_outage_s={_longest_outage_s(submitter.attempts):.2f} "
+          f"refusals={sorted(set(r[:90] for r in submitter.refused))[:3]}")
+    for job in failed:
+        assert job.error and "unknown" not in job.error.lower(), job
+    assert worker.proc.poll() is None, worker.log()[-3000:]
+    assert "Unrecoverable error" not in worker.log()
+    # a new submit on the new master is solved
+    fresh = service.submit(PROBLEMS[2])
+    wait_until(lambda: store.get(fresh.id).status is JobStatus.COMPLETED, timeout_s=30,
+               message="a submit after the failover to complete")
+
+
+def test_two_sentinel_failovers_under_load_lose_no_accepted_job(
+        sentinel_cluster: SentinelCluster, tmp_path: Path,
+        worker_process: Callable[..., WorkerProcess]) -> None:
+    _run_under_failovers(sentinel_cluster, tmp_path, worker_process,
+                         sentinel_cluster.failover, times=2)
+
+
+def test_master_killed_under_load_loses_no_accepted_job(
+        sentinel_cluster: SentinelCluster, tmp_path: Path,
+        worker_process: Callable[..., WorkerProcess]) -> None:
+    _run_under_failovers(sentinel_cluster, tmp_path, worker_process,
+                         sentinel_cluster.kill_master_and_bring_it_back, times=1)
+
+
+def test_min_replicas_refuses_a_submit_no_replica_holds(
+        sentinel_cluster: SentinelCluster, tmp_path: Path) -> None:
+    # Given MAIN_MIN_REPLICAS=1 on a master with one synced replica: submits are acknowledged
+    settings = _settings(sentinel_cluster, tmp_path, main_min_replicas=1,
+                         main_min_replicas_timeout_s=0.5)
+    store = JobStore(connect(settings.main_url or "", settings=settings),
+                     KeySpace(queue=settings.queue))
+    service = JobService(store, create_celery_app(settings))
+    held = service.submit(PROBLEMS[0])
+    many = service.submit_many(list(PROBLEMS))
+    replica_db = sentinel_cluster.replica().client(10)
+    assert replica_db.exists(*(store.keys.job(j.id) for j in [held, *many])) == 4
+
+    # When the replica stops acknowledging (it is paused)
+    replica = sentinel_cluster.replica()
+    replica.proc.send_signal(19)  # SIGSTOP
+    try:
+        with pytest.raises(ReplicationError) as caught:
+            service.submit(PROBLEMS[1])
+        with pytest.raises(ReplicationError):  # the pipelined path waits too
+            service.submit_many(list(PROBLEMS))
+        cli = subprocess.run([sys.executable, "-m", "jobtrail", "submit", PROBLEMS[2]],
+                             env=settings_env(settings), capture_output=True, text=True,
+                             timeout=60, check=False)
+    finally:
+        replica.proc.send_signal(18)  # SIGCONT
+    assert cli.returncode == 1, cli
+    assert cli.stderr.strip().splitlines() == [
+        "error: Redis at main DB is unavailable: 0 of 1 required replicas acknowledged the "
+        "write within 0.5 s (JOBTRAIL_MAIN_MIN_REPLICAS)"], cli.stderr
+
+    # Then the submit fails with a one-line reason naming the setting
+    assert "0 of 1 required replicas acknowledged the write within 0.5 s" in str(caught.value)
+    assert "JOBTRAIL_MAIN_MIN_REPLICAS" in str(caught.value)
+
+
+def test_doctor_reports_each_dbs_sentinel_master_and_replication(
+        sentinel_cluster: SentinelCluster, tmp_path: Path) -> None:
+    def check(**overrides: object) -> dict[str, Finding]:
+        settings = _settings(sentinel_cluster, tmp_path, **overrides)
+        main_url, broker_url, results_url = settings.require_urls()
+        clients = {role: connect(url, settings=settings) for role, url in
+                   (("main", main_url), ("broker", broker_url), ("results", results_url))}
+        return {f.check: f for f in run_checks(settings, clients, KeySpace(), consistency=False)}
+
+    # Given a master with one replica and asynchronous replication
+    found = check()
+    master = f"127.0.0.1:{sentinel_cluster.master_port()}"
+    assert found["servers"].evidence["main"] == {
+        "kind": "sentinel", "master_name": MASTER_NAME, "master": master, "db": "10"}
+    assert f"main: sentinel master {MASTER_NAME} at {master} db 10" in found["servers"].message
+    replication = found["replication:main"]
+    assert replication.severity is Severity.WARNING
+    assert "can be lost" in replication.message
+    assert replication.fix == "JOBTRAIL_MAIN_MIN_REPLICAS=1"
+    assert replication.evidence["role"] == "master"
+    assert replication.evidence["connected_replicas"] == 1
+    assert replication.evidence["min_replicas_to_write"] == 0
+    assert replication.evidence["max_lag_s"] is not None
+    assert found["replication:broker"].severity is Severity.WARNING
+
+    # When jobtrail waits for the replica, the main DB's writes survive a failover
+    assert check(main_min_replicas=1)["replication:main"].severity is Severity.OK
+    # and asking for more replicas than there are is an error (every submit would fail)
+    assert check(main_min_replicas=2)["replication:main"].severity is Severity.ERROR
