@@ -42,7 +42,7 @@ __all__ = ["TRANSPORT", "Channel", "Transport", "broker_transport"]
 TRANSPORT = "jobtrail.worker.transport:Transport"
 
 
-class Channel(kombu_redis.Channel):  # type: ignore[misc]
+class Channel(kombu_redis.Channel):
     """kombu's Redis channel whose event-loop connections never reconnect by themselves."""
 
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
@@ -54,14 +54,15 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
         Returns:
             The keyword arguments of the redis-py ConnectionPool.
         """
-        params: dict[str, Any] = super()._connparams(asynchronous=asynchronous)
+        params: dict[str, Any] = super()._connparams(  # type: ignore[no-untyped-call]
+            asynchronous=asynchronous)
         if asynchronous:
             params["retry_on_timeout"] = False
             params["retry"] = Retry(NoBackoff(), 0)
         return params
 
 
-class Transport(kombu_redis.Transport):  # type: ignore[misc]
+class Transport(kombu_redis.Transport):
     """kombu's Redis transport with jobtrail's Channel."""
 
     Channel = Channel
