@@ -34,6 +34,24 @@ def test_client_kill_while_idle_the_worker_reconnects(
     assert_true_fates(rig, {before.id: (JobStatus.COMPLETED, QUICK_ANSWER)})
 
 
+def test_client_kill_of_the_control_subscription_the_worker_reconnects(
+        rig: FaultRig, worker_process: Callable[..., WorkerProcess]) -> None:
+    # Given an idle worker that solved one job
+    rig.start_worker(worker_process)
+    before = rig.service.submit(QUICK_PROBLEM)
+    rig.wait_finished(before.id)
+
+    # When only its pub/sub connection (the control mailbox's subscription) is killed
+    subscribed = [c["id"] for c in rig.admin.client_list() if int(c.get("psub", 0)) > 0]
+    assert len(subscribed) == 1, subscribed
+    assert rig.admin.client_kill_filter(_id=subscribed[0]) == 1
+
+    # Then the consumer notices the lost broker (no blocking read of a silently
+    # reconnected subscription) and serves the next job
+    assert_true_fates(rig, {before.id: (JobStatus.COMPLETED, QUICK_ANSWER)})
+    assert "Connection to broker lost" in rig.worker_logs()
+
+
 def test_client_kill_twice_mid_job_leaves_one_true_attempt(
         rig: FaultRig, worker_process: Callable[..., WorkerProcess]) -> None:
     # Given a worker 0.5 s into a solve whose outcome is due at 3 s

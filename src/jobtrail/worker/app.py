@@ -25,6 +25,7 @@ from jobtrail.store import JobStore
 from jobtrail.store.job_store import new_job_id
 from jobtrail.worker import kombu_guard
 from jobtrail.worker.liveness import BrokerPollStep
+from jobtrail.worker.transport import broker_transport
 
 __all__ = [
     "CANCELLED_BEFORE_START", "SETTINGS_KEY", "TASK_SOLVE_PROBLEM", "JobtrailCelery",
@@ -57,7 +58,10 @@ def broker_socket_options(settings: Settings) -> dict[str, Any]:
     out once, on a fresh connection: without it, the first command on each
     pooled connection that went half-open fails, and when that command is
     kombu recording a message it just popped as unacked (BRPOP on a new
-    connection, HSET on an old one), the message is lost.
+    connection, HSET on an old one), the message is lost. The retry is for
+    commands only: the BRPOP and pub/sub connections the event loop polls get
+    none (worker/transport.py), as a transparent reconnect there hangs the
+    consumer.
 
     Source: kombu.transport.redis transport options,
     https://docs.celeryq.dev/projects/kombu/en/stable/reference/kombu.transport.redis.html
@@ -224,6 +228,9 @@ def create_celery_app(settings: Settings) -> Celery:
             "result_backend_transport_options": sentinel_options(settings, "results"),
             **results_socket_options(settings),
             **_tls_options(settings),
+            # kombu's redis transport, minus redis-py's transparent reconnect of the
+            # connections the event loop polls (worker/transport.py)
+            "broker_transport": broker_transport(broker_url),
             "broker_connection_retry_on_startup": True,
             # a worker never gives up on the broker: it reconnects for as long as the
             # outage lasts (Celery's default stops after 100 tries and exits)

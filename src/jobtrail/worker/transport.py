@@ -1,0 +1,83 @@
+"""jobtrail's kombu Redis transport: no transparent reconnect under the event loop's feet.
+
+kombu's Redis channel keeps two long-lived connections that the worker's
+event loop polls by file descriptor: the consumer's BRPOP connection and the
+pub/sub (LISTEN) connection of the control mailbox. redis-py retries a
+command that failed on a connection error on a *new* socket when the
+connection has a Retry with retries left, which `retry_on_timeout=True`
+gives it (Retry(NoBackoff(), 1), on ConnectionError and TimeoutError). On
+those two connections that retry hides the failure from kombu and leaves the
+event loop behind:
+
+- a pub/sub read of a killed connection (`CLIENT KILL`, a reset) reconnects
+  and re-subscribes, then reads the new socket again with no timeout: the
+  worker's main thread blocks there until some broadcast arrives, so the
+  consumer neither consumes nor notices the lost broker;
+- a health-check PING before a BRPOP reconnects on a new fd that kombu never
+  registered with its poller, so the BRPOP reply is never read.
+
+This transport gives the connections of the channel's asynchronous pool (the
+ones the event loop polls) no retry, so the error reaches kombu and Celery,
+which log "Connection to broker lost" and reconnect the consumer; the
+synchronous pool, which runs every other command (publish, ack, the unacked
+HSET), keeps the configured retry.
+
+Source: redis-py AbstractConnection.__init__ (retry / retry_on_timeout),
+PubSub.parse_response and _execute, AbstractConnection.check_health;
+kombu.transport.redis Channel._connparams, MultiChannelPoller._register.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from kombu.transport import redis as kombu_redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+__all__ = ["TRANSPORT", "Channel", "Transport", "broker_transport"]
+
+#: The Celery `broker_transport` naming this module's Transport.
+TRANSPORT = "jobtrail.worker.transport:Transport"
+
+
+class Channel(kombu_redis.Channel):
+    """kombu's Redis channel whose event-loop connections never reconnect by themselves."""
+
+    def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
+        """Return kombu's connection parameters, without retry for the asynchronous pool.
+
+        Args:
+            asynchronous: True for the pool of the BRPOP and pub/sub connections.
+
+        Returns:
+            The keyword arguments of the redis-py ConnectionPool.
+        """
+        params: dict[str, Any] = super()._connparams(  # type: ignore[no-untyped-call]
+            asynchronous=asynchronous)
+        if asynchronous:
+            params["retry_on_timeout"] = False
+            params["retry"] = Retry(NoBackoff(), 0)
+        return params
+
+
+class Transport(kombu_redis.Transport):
+    """kombu's Redis transport with jobtrail's Channel."""
+
+    Channel = Channel
+
+
+def broker_transport(broker_url: str) -> str | None:
+    """Return the Celery `broker_transport` for *broker_url*: this module's for redis://.
+
+    A rediss:// URL keeps kombu's own transport, which derives the TLS
+    parameters from the URL's scheme; None lets Celery pick by scheme.
+
+    Args:
+        broker_url: The broker's Redis URL.
+
+    Returns:
+        TRANSPORT for a redis:// URL, else None.
+    """
+    return TRANSPORT if urlsplit(broker_url).scheme == "redis" else None
