@@ -97,6 +97,10 @@ def answer_payload(answer: Answer) -> dict[str, Any]:
 class SolveTask(Task):  # type: ignore[misc]  # celery ships no types
     """Base of the solve task: fails the job when the hard time limit killed its process."""
 
+    #: A problem's own failure (parse, unsupported, timed out, memory, contradicted) is
+    #: an outcome, not a fault of the worker: Celery logs it at INFO, without traceback.
+    throws = (ProblemError,)
+
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any,
                    einfo: Any) -> None:
         """Record a hard time-limit kill on the job (runs in the worker's main process)."""
