@@ -119,6 +119,16 @@ def test_cli_cancel_cancels_each_id_and_reports_the_refused(
     assert store.get(pending.id).status is JobStatus.CANCELLED
 
 
+def test_cli_cancel_of_an_unknown_id_exits_3_with_traces_verdict(settings: Settings) -> None:
+    unknown = "deadbeef-0000-0000-0000-000000000000"
+    result = subprocess.run(
+        [sys.executable, "-m", "jobtrail", "cancel", unknown],
+        env=settings_env(settings), capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 3  # README: 3 for an unknown job id, as status and trace
+    assert result.stderr == f"error: job {unknown} not found: unknown: no store has ever " \
+                            "seen this id\n"
+
+
 @pytest.fixture
 def guarded(settings: Settings, store: JobStore) -> Iterator[httpx.Client]:
     conf = settings.model_copy(update={"api_token": SecretStr(TOKEN)})

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import time
-import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,11 +25,10 @@ from jobtrail.errors import (
     InvalidTransitionError,
     JobtrailError,
     NotCancellableError,
-    ProblemParseError,
-    ProblemTooLargeError,
     RedisUnavailableError,
 )
 from jobtrail.models import TERMINAL_STATUSES, EventType, Job, JobStatus
+from jobtrail.problem_text import MAX_SUBMIT_BYTES, check_problem_text
 from jobtrail.store import JobStore
 from jobtrail.store.heartbeats import HeartbeatStore
 from jobtrail.worker.app import CANCELLED_BEFORE_START, SETTINGS_KEY, TASK_SOLVE
@@ -41,13 +39,8 @@ __all__ = ["MAX_SUBMIT_BYTES", "SAMPLE_PROBLEMS", "SUBMIT_CHUNK", "JobService",
 
 logger = logging.getLogger(__name__)
 
-#: Problem text larger than this is refused at submission (the solver's own,
-#: much smaller limit fails a job cleanly; this one protects the main DB).
-MAX_SUBMIT_BYTES = 1_000_000
 #: submit_many writes records and sends tasks this many at a time.
 SUBMIT_CHUNK = 100
-#: Control characters a problem text may hold (the solver reads them as spaces).
-_SPACE_CONTROLS = frozenset("\t\n\r")
 
 #: A wait polls the record at most this often, then backs off to WAIT_POLL_MAX_S (seconds).
 WAIT_POLL_MIN_S = 0.02
@@ -62,44 +55,6 @@ SAMPLE_PROBLEMS: tuple[str, ...] = (
     "Solve the system 2x + 3y = 7, x - y = 1",
     "Find the limit of (1 + 1/n)^n as n -> infinity",
 )
-
-
-def check_problem_text(problem: str, *, max_chars: int) -> None:
-    """Refuse a problem text no job should be created for, with one line that says why.
-
-    The one door check of every submission (CLI, API, JobService): the CLI,
-    the API and the Python entry points give the same message for the same text.
-    Tab, newline and carriage return are allowed (the solver reads them as spaces).
-
-    Args:
-        problem: The untrusted problem text.
-        max_chars: Longest text accepted, characters (Settings.max_problem_chars).
-
-    Raises:
-        ProblemParseError: The text is empty or blank ("empty problem"), holds a
-            control character such as NUL, or characters UTF-8 cannot encode
-            (lone surrogates: bytes that were not UTF-8 on a command line).
-        ProblemTooLargeError: The text is longer than *max_chars* characters.
-    """
-    if len(problem) > max_chars:
-        raise ProblemTooLargeError(
-            f"problem text is {len(problem)} characters; the limit is {max_chars}", what="text")
-    if not problem.strip():
-        raise ProblemParseError("empty problem", text=problem, position=None)
-    for position, char in enumerate(problem):
-        category = unicodedata.category(char)
-        if category == "Cs":
-            raise ProblemParseError(f"problem text is not valid UTF-8 (character {position})",
-                                    text=problem.encode("utf-8", "replace").decode(),
-                                    position=position)
-        if category == "Cc" and char not in _SPACE_CONTROLS:
-            raise ProblemParseError(
-                f"problem text holds the control character U+{ord(char):04X} at character "
-                f"{position}", text=problem, position=position)
-    size = len(problem.encode("utf-8"))
-    if size > MAX_SUBMIT_BYTES:  # unreachable at the solver's limit; guards a raised setting
-        raise ProblemTooLargeError(
-            f"problem text is {size} bytes; at most {MAX_SUBMIT_BYTES} are accepted", what="text")
 
 
 class JobService:

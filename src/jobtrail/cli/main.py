@@ -321,23 +321,28 @@ def cancel(
     """Cancel jobs: a pending job never runs; a processing one only with --terminate.
 
     Each id is cancelled on its own; a job that cannot be (finished, or
-    processing without --terminate) is reported and the command exits 1.
+    processing without --terminate) is reported and the command exits 1; when
+    every refused id is unknown, with trace's verdict, it exits 3 as status does.
     """
     rt = runtime(ctx)
     cancelled, refused = [], []
+    unknown = 0
     for job_id in job_ids:
         try:
             cancelled.append(rt.service.cancel(resolve_id(ctx, job_id, "JOB_IDS"),
                                                terminate=terminate))
-        except (NotCancellableError, JobNotFoundError) as exc:
+        except NotCancellableError as exc:
             refused.append(str(exc))
+        except JobNotFoundError as exc:
+            unknown += 1
+            refused.append(f"{exc}: {trace_job(trace_sources(ctx), exc.job_id).verdict}")
     if json_out:
         print_json({"cancelled": [j.to_dict() for j in cancelled], "refused": refused})
     else:
         for job in cancelled:
             out.print(f"cancelled {job.id} ({job.error})")
     if refused:
-        exit_with("; ".join(refused))
+        exit_with("; ".join(refused), 3 if unknown == len(refused) else 1)
 
 
 @app.command(name="list")

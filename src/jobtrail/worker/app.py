@@ -21,6 +21,7 @@ from jobtrail.embedded import resolve_settings
 from jobtrail.errors import ProblemError
 from jobtrail.keys import KeySpace
 from jobtrail.logconfig import log_config
+from jobtrail.problem_text import check_problem_text
 from jobtrail.store import JobStore
 from jobtrail.store.job_store import new_job_id
 from jobtrail.worker import kombu_guard
@@ -145,13 +146,16 @@ class JobtrailCelery(Celery):  # type: ignore[misc]  # celery ships no types
         """Celery's send_task; for `jobtrail.solve`, the job record is written first.
 
         Raises:
-            ProblemError: The problem is not text (nothing written or sent).
+            ProblemError: The problem is not text, or check_problem_text() refuses it
+                (empty, blank, a control character, over MAX_PROBLEM_CHARS): nothing
+                written or sent.
             RedisUnavailableError: The main DB is down (nothing sent).
         """
         if name == TASK_SOLVE_PROBLEM:
             problem = (list(args or []) + [None])[0] if args else (kwargs or {}).get("problem")
             if not isinstance(problem, str):
                 raise ProblemError(f"the problem must be text, not {type(problem).__name__}")
+            check_problem_text(problem, max_chars=settings_of(self).max_problem_chars)
             options["task_id"] = options.get("task_id") or new_job_id()
             self._job_store().create(problem, job_id=options["task_id"])
         return super().send_task(name, args, kwargs, **options)

@@ -147,6 +147,9 @@ class SolveTask(Task):  # type: ignore[misc]  # celery ships no types
     """Base of the solve task: its deliveries are SolveRequests (run token, hard timeout)."""
 
     Request = SolveRequest
+    #: A problem's own failure (parse, unsupported, timed out, memory, contradicted) is
+    #: an outcome, not a fault of the worker: Celery logs it at INFO, without traceback.
+    throws = (ProblemError,)
 
 
 def _kind_of(problem: str) -> str:
