@@ -121,6 +121,14 @@ def test_cli_cancel_cancels_each_id_and_reports_the_refused(
     assert store.get(pending.id).status is JobStatus.CANCELLED
 
 
+def test_cli_cancel_of_an_unknown_id_exits_3_like_every_command(settings: Settings) -> None:
+    missing = "0badc0de-0000-4000-8000-000000000000"
+    result = subprocess.run([sys.executable, "-m", "jobtrail", "cancel", missing],
+                            env=settings_env(settings), capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert (result.returncode, result.stderr) == (3, f"error: job {missing} not found\n")
+
+
 @pytest.fixture
 def guarded(settings: Settings, store: JobStore) -> Iterator[httpx.Client]:
     conf = settings.model_copy(update={"api_token": SecretStr(TOKEN)})

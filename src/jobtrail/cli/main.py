@@ -295,23 +295,26 @@ def cancel(
     """Cancel jobs: a pending job never runs; a processing one only with --terminate.
 
     Each id is cancelled on its own; a job that cannot be (finished, or
-    processing without --terminate) is reported and the command exits 1.
+    processing without --terminate) is reported and the command exits 1
+    (3 when every id refused is unknown and none was cancelled).
     """
     rt = runtime(ctx)
     cancelled, refused = [], []
+    only_unknown = True  # every refusal an unknown id: exit 3, as every command does
     for job_id in job_ids:
         try:
             cancelled.append(rt.service.cancel(resolve_id(ctx, job_id, "JOB_IDS"),
                                                terminate=terminate))
         except (NotCancellableError, JobNotFoundError) as exc:
             refused.append(str(exc))
+            only_unknown = only_unknown and isinstance(exc, JobNotFoundError)
     if json_out:
         print_json({"cancelled": [j.to_dict() for j in cancelled], "refused": refused})
     else:
         for job in cancelled:
             out.print(f"cancelled {job.id} ({job.error})")
     if refused:
-        exit_with("; ".join(refused))
+        exit_with("; ".join(refused), 3 if only_unknown and not cancelled else 1)
 
 
 @app.command(name="list")
