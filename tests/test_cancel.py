@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -172,6 +174,27 @@ def test_api_long_poll_returns_when_the_job_finishes(
         body = http.get(f"/jobs/{job.id}", params={"wait": 30}).json()
         assert (body["status"], body["answer"]) == ("completed", "x = -3, x = 3")
         assert http.get(f"/jobs/{job.id}", params={"wait": 61}).status_code == 422
+
+
+def test_long_polls_hold_no_worker_thread_so_livez_and_reads_still_answer(
+        settings: Settings, service: JobService) -> None:
+    # Given more waiting long-polls than the API's worker threads (AnyIO: 40), no worker
+    job = service.submit("Solve x = 4")
+    polls = 45
+    with serve_in_thread(create_app(settings)) as base, http_client(base) as http, \
+            ThreadPoolExecutor(max_workers=polls) as pool:
+        waits = [pool.submit(httpx.get, f"{base}/jobs/{job.id}", params={"wait": 3},
+                             timeout=20) for _ in range(polls)]
+        time.sleep(1)
+        # When the liveness probe and a plain read come meanwhile
+        start = time.monotonic()
+        livez = http.get("/livez", timeout=3)
+        read = http.get(f"/jobs/{job.id}", timeout=3)
+        elapsed_s = time.monotonic() - start
+        # Then they answer at once, and every long-poll answers with the job as it is
+        assert (livez.status_code, read.json()["status"]) == (200, "pending")
+        assert elapsed_s < 2.5, f"{elapsed_s:.1f} s behind the long-polls"
+        assert {w.result().json()["status"] for w in waits} == {"pending"}
 
 
 def test_cancelled_jobs_are_purged_like_failed_ones_and_counted(

@@ -122,3 +122,24 @@ def test_a_plain_event_receiver_sees_a_job_from_sent_to_succeeded(
     (node_stats,) = stats.values()
     assert node_stats["prefetch_count"] == 3
     assert node_stats["pool"]["max-tasks-per-child"] == 7
+
+
+@pytest.mark.slow
+def test_a_worker_on_the_threads_pool_warns_that_no_solver_limit_applies_and_still_solves(
+        settings: Settings, store: JobStore, worker_process: Callable[..., WorkerProcess],
+) -> None:
+    # Given `jobtrail worker --pool threads`, where Celery enforces no time limit
+    # and no pool process gets the solver's memory limit
+    proc = worker_process(settings, hostname="thr", celery_args=(
+        "--without-mingle", "--without-gossip", "--pool", "threads"))
+
+    # When it starts and solves a job
+    job = JobService(store, create_celery_app(settings)).submit("Solve x + 1 = 3")
+    wait_until(lambda: store.get(job.id).status.value == "completed", timeout_s=60,
+               message=f"the job; log:\n{proc.log()[-2000:]}")
+
+    # Then its log says plainly which limits are off and what to use instead
+    log = proc.log()
+    assert "WARNING" in log and "pool thread enforces none of the solver's limits" in log
+    assert "SOLVER_TIME_LIMIT_S=" in log and "use --pool prefork" in log
+    assert "memory limit set" not in log

@@ -342,7 +342,7 @@ def cancel(
         for job in cancelled:
             out.print(f"cancelled {job.id} ({job.error})")
     if refused:
-        exit_with("; ".join(refused), 3 if unknown == len(refused) else 1)
+        exit_with("; ".join(refused), 3 if unknown == len(refused) and not cancelled else 1)
 
 
 @app.command(name="list")

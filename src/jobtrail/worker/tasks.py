@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from celery import Celery, Task, shared_task
+from celery.concurrency.prefork import TaskPool as PreforkPool
 from celery.exceptions import Ignore, Reject, SoftTimeLimitExceeded
-from celery.signals import celeryd_init, task_revoked, worker_process_init
+from celery.signals import celeryd_init, task_revoked, worker_process_init, worker_ready
 from celery.worker import state as worker_state
 from celery.worker.request import Request
 
@@ -469,5 +470,34 @@ def _limit_pool_process_memory(**_: Any) -> None:
     """Cap each prefork pool process's address space (Celery's worker_process_init)."""
     if _pool_memory_limit_bytes:
         set_memory_limit(_pool_memory_limit_bytes)
+
+
+def unlimited_pool_warning(pool: object, settings: Any) -> str | None:
+    """Return the warning a worker on *pool* must log, or None for the prefork pool.
+
+    Celery enforces task time limits only in the prefork pool (the threads,
+    solo, eventlet and gevent pools ignore them), and the solver's memory limit
+    is set in each prefork pool process: on any other pool a runaway problem
+    runs, and grows, until the worker is restarted.
+    """
+    if isinstance(pool, PreforkPool):
+        return None
+    name = type(pool).__module__.rsplit(".", 1)[-1]
+    return (f"pool {name} enforces none of the solver's limits: no time limit "
+            f"(SOLVER_TIME_LIMIT_S={settings.solver_time_limit_s:g}, "
+            f"SOLVER_HARD_TIME_LIMIT_S={settings.solver_hard_time_limit_s:g}) and no memory "
+            f"limit (SOLVER_MEMORY_LIMIT_BYTES={settings.solver_memory_limit_bytes}); a "
+            f"runaway problem holds its slot until the worker restarts: use --pool prefork")
+
+
+@worker_ready.connect  # type: ignore[untyped-decorator]  # celery ships no types
+def _warn_unlimited_pool(sender: Any = None, **_: Any) -> None:
+    """Warn, once the worker is up, when its pool cannot enforce the solver's limits."""
+    conf = getattr(getattr(sender, "app", None), "conf", None)
+    if conf is None or SETTINGS_KEY not in conf:
+        return
+    warning = unlimited_pool_warning(getattr(sender, "pool", None), conf[SETTINGS_KEY])
+    if warning:
+        logger.warning(warning)
 
 

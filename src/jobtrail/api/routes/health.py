@@ -35,8 +35,11 @@ def _ping(client: redis.Redis) -> dict[str, Any]:
 
 
 @router.get("/livez")
-def livez() -> dict[str, str]:
-    """Report that the process serves requests (liveness probe; touches no store)."""
+async def livez() -> dict[str, str]:
+    """Report that the process serves requests (liveness probe; touches no store).
+
+    Async, so it answers on the event loop even when every worker thread is busy.
+    """
     return {"status": "ok"}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import math
@@ -10,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Request, status
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from jobtrail.api.deps import Services, api_actor, audit_refused, check_token, get_services
 from jobtrail.api.schemas import (
@@ -21,9 +23,11 @@ from jobtrail.api.schemas import (
     MissingJobOut,
     error_body,
 )
+from jobtrail.clock import monotonic_s
 from jobtrail.errors import NotCancellableError
+from jobtrail.jobs import WAIT_POLL_MAX_S, WAIT_POLL_MIN_S
 from jobtrail.keys import JOB_ID_PATTERN
-from jobtrail.models import Fate, JobStatus
+from jobtrail.models import TERMINAL_STATUSES, Fate, JobStatus
 from jobtrail.retention.audit import record_call
 from jobtrail.store.ids import resolve_job_id
 from jobtrail.trace import trace_job
@@ -101,22 +105,32 @@ def list_jobs(
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, responses=_ERRORS)
-def get_job(job_id: JobId, svc: Svc,
-            wait: Annotated[float, Query(ge=0, le=MAX_WAIT_S, description=(
-                "Seconds to wait for the job to finish (long-poll); 0 answers at once."))] = 0,
-            ) -> JobOut | JSONResponse:
+async def get_job(job_id: JobId, svc: Svc,
+                  wait: Annotated[float, Query(ge=0, le=MAX_WAIT_S, description=(
+                      "Seconds to wait for the job to finish (long-poll); 0 answers at "
+                      "once."))] = 0,
+                  ) -> JobOut | JSONResponse:
     """Return one job (`job_id` may be a unique prefix of 8+ characters); a 404 says what
     became of it (purged, evicted, unknown, ...), a 400 that a prefix is ambiguous.
 
     With `wait`, answers as soon as the job is finished (completed, failed,
-    cancelled), or after `wait` seconds with the job as it is then.
+    cancelled), or after `wait` seconds with the job as it is then. A wait
+    sleeps on the event loop and holds a worker thread only for each read of
+    the record, so long-polls never starve other requests (/livez above all).
     """
-    job_id = resolve_job_id(svc.clients.main, svc.keys, job_id)
-    job = svc.store.find(job_id)
-    if job is not None and wait > 0:
-        job = svc.jobs.wait(job_id, wait)
+    job_id = await run_in_threadpool(resolve_job_id, svc.clients.main, svc.keys, job_id)
+    job = await run_in_threadpool(svc.store.find, job_id)
+    deadline_s = monotonic_s() + wait
+    delay_s = WAIT_POLL_MIN_S
+    while job is not None and job.status not in TERMINAL_STATUSES:
+        left_s = deadline_s - monotonic_s()
+        if left_s <= 0:
+            break
+        await asyncio.sleep(min(delay_s, left_s))
+        delay_s = min(delay_s * 2, WAIT_POLL_MAX_S)
+        job = await run_in_threadpool(svc.store.find, job_id)
     if job is None:
-        result = trace_job(svc.trace_sources(), job_id)
+        result = await run_in_threadpool(trace_job, svc.trace_sources(), job_id)
         return JSONResponse(error_body("job_not_found", f"job {job_id} not found",
                                        job_id=job_id, fate=result.fate.value,
                                        verdict=result.verdict), status_code=404)
