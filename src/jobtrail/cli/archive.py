@@ -6,9 +6,8 @@ from typing import Annotated
 
 import typer
 
-from jobtrail.cli.context import settings_from
 from jobtrail.cli.output import out, print_json
-from jobtrail.store import ArchiveStore
+from jobtrail.cli.retention import archive_store
 from jobtrail.store.archive_schema import HEAD_REVISION
 
 __all__ = ["app"]
@@ -19,18 +18,10 @@ app = typer.Typer(help="The SQL archive's schema: see its revision, upgrade it."
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 
-def _archive(ctx: typer.Context) -> ArchiveStore:
-    settings = settings_from(ctx)
-    archive = ArchiveStore(settings.effective_archive_url,
-                           table_prefix=settings.archive_table_prefix)
-    ctx.call_on_close(archive.close)
-    return archive
-
-
 @app.command()
 def upgrade(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     """Bring the archive's schema to this jobtrail's revision, every row converted."""
-    archive = _archive(ctx)
+    archive = archive_store(ctx)
     before, after = archive.upgrade()
     if json_out:
         print_json({"archive": archive.location, "from": before, "to": after})
@@ -45,7 +36,7 @@ def upgrade(ctx: typer.Context, json_out: JsonOpt = False) -> None:
 @app.command()
 def revision(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     """Print the archive's schema revision and the one this jobtrail needs."""
-    archive = _archive(ctx)
+    archive = archive_store(ctx)
     current = archive.schema_revision()
     if json_out:
         print_json({"archive": archive.location, "revision": current, "head": HEAD_REVISION})

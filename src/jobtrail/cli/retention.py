@@ -43,7 +43,7 @@ from jobtrail.retention import (
 )
 from jobtrail.store import ArchiveStore, RetentionStore
 
-__all__ = ["app", "restore"]
+__all__ = ["app", "archive_store", "restore"]
 
 app = typer.Typer(help="Purge old job records into the archive, restore them, see the audit.",
                   no_args_is_help=True)
@@ -51,7 +51,8 @@ app = typer.Typer(help="Purge old job records into the archive, restore them, se
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 
-def _archive(ctx: typer.Context) -> ArchiveStore:
+def archive_store(ctx: typer.Context) -> ArchiveStore:
+    """Return the archive of the command's settings, closed when the command ends."""
     settings = settings_from(ctx)
     archive = ArchiveStore(settings.effective_archive_url,
                            table_prefix=settings.archive_table_prefix)
@@ -63,7 +64,7 @@ def _stores(ctx: typer.Context) -> tuple[RetentionStore, ArchiveStore]:
     rt = runtime(ctx)
     store = RetentionStore(rt.clients.main, rt.clients.results, rt.keys,
                            events_max_len=rt.settings.events_max_len)
-    return store, _archive(ctx)
+    return store, archive_store(ctx)
 
 
 def _progress() -> Progress:
@@ -226,7 +227,7 @@ def history_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """List purge and restore runs: when, who, policy and selector, counts, archive."""
-    runs = history(_archive(ctx), limit=limit)
+    runs = history(archive_store(ctx), limit=limit)
     if json_out:
         print_json([r.to_dict() for r in runs])
         return
