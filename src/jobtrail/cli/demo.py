@@ -59,10 +59,11 @@ def demo(
         jobs = rt.service.submit_many(list(SAMPLE_PROBLEMS))
         ids = [j.id for j in jobs]
         deadline = monotonic_s() + timeout
-        with Live(job_table(jobs, title="jobs"), console=err, refresh_per_second=8) as live:
+        with Live(job_table(jobs, title="jobs", width=err.width), console=err,
+                  refresh_per_second=8) as live:
             while True:
                 jobs = [rt.store.get(i) for i in ids]
-                live.update(job_table(jobs, title=_progress(jobs)))
+                live.update(job_table(jobs, title=_progress(jobs), width=err.width))
                 if all(j.status in TERMINAL_STATUSES for j in jobs):
                     break
                 if proc.poll() is not None:

@@ -19,6 +19,8 @@ from jobtrail.cli.durations import duration_option, format_duration
 from jobtrail.cli.ids import check_id, resolve_id
 from jobtrail.cli.output import (
     add_id_column,
+    add_text_column,
+    data_table,
     err,
     exit_with,
     out,
@@ -43,7 +45,7 @@ from jobtrail.retention import (
 )
 from jobtrail.store import ArchiveStore, RetentionStore
 
-__all__ = ["app", "archive_store", "restore"]
+__all__ = ["app", "archive_store", "policies_table", "restore"]
 
 app = typer.Typer(help="Purge old job records into the archive, restore them, see the audit.",
                   no_args_is_help=True)
@@ -205,18 +207,32 @@ def policies(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     if not rows:
         out.print("no retention policies configured (JOBTRAIL_RETENTION_POLICIES)")
         return
-    table = Table(title="retention policies (selection as of now)")
-    for col in ("name", "status", "older than", "keep last", "max per run",
-                "would purge", "oldest finished", "stuck"):
-        table.add_column(col)
+    out.print(policies_table(rows))
+
+
+def policies_table(rows: list[dict[str, Any]]) -> Table:
+    """Return `retention policies` rows (as --json prints them) as a table that reads at 80
+    columns: names whole, each selection in words, wrapped between words."""
+    table = data_table("retention policies (selection as of now)")
+    add_id_column(table, "name", (row["name"] for row in rows))
+    for col in ("selects", "would purge", "oldest finished", "stuck, never purged"):
+        add_text_column(table, col)
     for row in rows:
-        sel = row["selector"]
-        table.add_row(row["name"], ",".join(sel["status"]),
-                      format_duration(sel["older_than_s"]),
-                      str(sel["keep_last"]), str(sel["max_per_run"] or "-"),
-                      str(row["selected"]), _when(row["oldest_finished_at"]),
+        table.add_row(row["name"], _selects(row["selector"]), str(row["selected"]),
+                      _when(row["oldest_finished_at"]),
                       ", ".join(f"{n} {s}" for s, n in row["stuck"].items() if n) or "-")
-    out.print(table)
+    return table
+
+
+def _selects(selector: dict[str, Any]) -> str:
+    """Return a policy's selector in words: `completed finished over 7d ago, keeping ...`."""
+    text = (f"{', '.join(selector['status'])} finished over "
+            f"{format_duration(selector['older_than_s'])} ago")
+    if selector["keep_last"]:
+        text += f", keeping the newest {selector['keep_last']}"
+    if selector["max_per_run"]:
+        text += f", at most {selector['max_per_run']} a run"
+    return text
 
 
 @app.command(name="history")
@@ -234,9 +250,9 @@ def history_cmd(
     if not runs:
         out.print("no retention runs recorded")
         return
-    table = Table(title="retention runs")
+    table = data_table("retention runs")
     for col in ("started", "kind", "outcome", "user@host", "policy", "counts"):
-        table.add_column(col, overflow="fold")
+        add_text_column(table, col)
     add_id_column(table, "run id", (r.run_id for r in runs))
     for run in runs:
         counts = ", ".join(f"{k} {v}" for k, v in run.counts.items())

@@ -10,14 +10,23 @@ from rich.table import Table
 
 from jobtrail.cli.context import runtime, trace_sources
 from jobtrail.cli.ids import ID_HELP, resolve_id
-from jobtrail.cli.output import escape, out, print_json
+from jobtrail.cli.output import (
+    add_id_column,
+    add_label_column,
+    add_text_column,
+    data_table,
+    escape,
+    out,
+    print_json,
+)
+from jobtrail.clock import now_s
 from jobtrail.models import Fate, JobStatus, WorkerHeartbeat, WorkerStatus
 from jobtrail.store import JobStore
 from jobtrail.store.heartbeats import HeartbeatStore
 from jobtrail.trace import TraceResult, trace_job
 from jobtrail.trace.fate import span, when
 
-__all__ = ["trace", "workers"]
+__all__ = ["trace", "workers", "workers_table"]
 
 #: Exit status of `trace` when no store has ever seen the id.
 EXIT_UNKNOWN = 3
@@ -35,9 +44,9 @@ def _render(result: TraceResult) -> None:
     for line in result.disagreements:
         out.print(f"[bold yellow]disagreement[/]: {line}")
     if result.timeline:
-        table = Table(title="timeline", title_justify="left")
+        table = data_table("timeline")
         for col in ("at", "source", "event", "details"):
-            table.add_column(col, overflow="fold")
+            add_text_column(table, col)
         for item in result.timeline:
             details = ", ".join(f"{k}={v}" for k, v in item.items()
                                 if k not in ("at", "source", "event") and v not in ("", None))
@@ -142,12 +151,40 @@ def workers(
     if not beats:
         out.print("no workers have sent a heartbeat (start one with: jobtrail worker)")
         return
-    table = Table()
-    for col in ("worker", "state", "last heartbeat", "last broker poll", "pid", "jobs"):
-        table.add_column(col, overflow="fold")
+    out.print(workers_table(beats, width=out.width))
+    running = [(b.name, job_id) for b in beats for job_id in b.jobs]
+    if running and not _jobs_fit(beats, out.width):
+        out.print("running:")
+        for name, job_id in running:
+            out.print(f"  {escape(name)}: {job_id}")
+
+
+def _jobs_fit(beats: list[WorkerHeartbeat], width: int) -> bool:
+    """True when the job ids fit in the table at *width* columns beside the other columns."""
+    longest_name = max((len(b.name) for b in beats), default=0)
+    return longest_name + 36 + 50 <= width or not any(b.jobs for b in beats)
+
+
+def workers_table(beats: list[WorkerHeartbeat], *, width: int) -> Table:
+    """Return the workers as a table that reads at *width* columns.
+
+    Node names and job ids are whole on one line; when the ids do not fit
+    beside the other columns the table leaves them out and `workers` lists
+    them under it. Ages are taken when the heartbeats were read.
+    """
+    with_jobs = _jobs_fit(beats, width)
+    table = data_table()
+    add_id_column(table, "worker", (b.name for b in beats))
+    add_label_column(table, "state")
+    add_text_column(table, "last heartbeat")
+    add_text_column(table, "last broker poll")
+    add_label_column(table, "pid")
+    if with_jobs:
+        add_id_column(table, "jobs", ("\n".join(b.jobs) for b in beats))
     for b in beats:
         status = b.status
         poll = f"{_poll_age(b)} ago" if b.alive and b.polled_at is not None else "-"
-        table.add_row(b.name, f"[{_STATUS_STYLE[status]}]{status.value}[/]",
-                      when(b.last_seen), poll, str(b.pid or "-"), ", ".join(b.jobs) or "-")
-    out.print(table)
+        beat = f"{span(max(0.0, (b.read_at or now_s()) - b.last_seen))} ago"
+        table.add_row(escape(b.name), f"[{_STATUS_STYLE[status]}]{status.value}[/]", beat, poll,
+                      str(b.pid or "-"), *(["\n".join(b.jobs) or "-"] if with_jobs else []))
+    return table
