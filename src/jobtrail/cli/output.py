@@ -15,14 +15,15 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.markup import escape as rich_escape
+from rich.padding import Padding
 from rich.table import Table
 
 from jobtrail.models import Job
 
 __all__ = ["WIDE", "add_id_column", "add_label_column", "add_text_column", "data_table", "err",
-           "escape", "exit_with", "job_table", "out", "print_json", "render_job"]
+           "escape", "exit_with", "job_table", "out", "print_json", "render_job", "wrapped"]
 
 # emoji off: `:thumbs_up:` in a problem or `:m:` in a key (`stats:m:...`) is data, not an emoji code
 out = Console(highlight=False, soft_wrap=True, emoji=False)
@@ -156,6 +157,17 @@ def add_text_column(table: Table, header: str) -> None:
     and a word longer than the column ends in `…` instead of being split."""
     table.add_column(header, overflow="ellipsis",
                      min_width=max(len(word) for word in header.split()))
+
+
+def wrapped(lines: Iterable[str], *, indent: int = 0) -> RenderableType:
+    """Return *lines* (Rich markup) as a block that wraps between words at the console's
+    width, each continuation under its line's start (*indent* columns in): a list of
+    ids breaks after a comma, never inside an id, as a terminal's own wrap would."""
+    grid = Table.grid()
+    grid.add_column(overflow="fold")  # only a word wider than the terminal folds
+    for line in lines:
+        grid.add_row(line)
+    return Padding(grid, (0, 0, 0, indent)) if indent else grid
 
 
 def job_table(jobs: Iterable[Job | tuple[str, str]], *, title: str | None = None,
