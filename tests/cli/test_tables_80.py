@@ -15,9 +15,10 @@ from collections.abc import Iterable
 
 import pytest
 import redis
-from rich.console import Console, RenderableType
+from rich.console import Console, Group, RenderableType
 
 from jobtrail.cli import output
+from jobtrail.cli.demo import answer_view
 from jobtrail.cli.doctor import findings_view
 from jobtrail.cli.monitor import diff_view
 from jobtrail.cli.output import job_table, render_job, wrapped
@@ -40,7 +41,9 @@ _RULES = re.compile(r"[│┃━╇─┼╷╵┳┻┏┓┗┛┡┩]+")
 
 def _jobs() -> list[Job | tuple[str, str]]:
     done = {"text": "right-angled: 3^2 + 4^2 = 5^2 (9 + 16 = 25)", "steps": [
-        "read as: a triangle with sides 3, 4 and 5", "3^2 + 4^2 = 9 + 16 = 25 = 5^2"],
+        "read as: a triangle with sides 3, 4 and 5", "3^2 + 4^2 = 9 + 16 = 25 = 5^2",
+        "a^2 + b^2 = c^2, so by the converse of Pythagoras' theorem the angle opposite the "
+        "longest side is a right angle"],
         "verification": {"status": "verified", "method": "exact arithmetic",
                          "detail": "the sides satisfy Pythagoras' theorem exactly"}}
     return [
@@ -58,6 +61,8 @@ def _jobs() -> list[Job | tuple[str, str]]:
 def _views(width: int) -> Iterable[tuple[str, RenderableType, set[str]]]:
     jobs = _jobs()
     yield "list", job_table(jobs, width=width), set(IDS[:4])
+    answers = [answer_view(j) for j in jobs[:3] if isinstance(j, Job)]
+    yield "demo's answers", Group(*answers), set()
     beats = [WorkerHeartbeat("jobtrail-41234@laptop", 41234, NOW - 600, NOW - 3,
                              (IDS[1], IDS[4]), True, polled_at=NOW - 1, read_at=NOW),
              WorkerHeartbeat("repro-rescuer@laptop", 5120, NOW - 900, NOW - 400, (), False)]
