@@ -12,6 +12,7 @@ from jobtrail.config import Settings
 from jobtrail.repro.evidence import NOT_SHOWN, _conclusion, unexpected_events
 from jobtrail.repro.findings import Inputs, lifecycle_ok, worker_crash
 from jobtrail.repro.harness import masked_settings
+from jobtrail.repro.render import _scenario
 from jobtrail.repro.risk import CATEGORIES, category_risk
 from jobtrail.repro.scenarios import CRASH_MARGIN_S, CRASH_PACE_S, crash_limits
 
@@ -175,6 +176,13 @@ def test_the_scenarios_own_time_out_is_not_shown_never_a_defect() -> None:
     assert verdict["reasons"] == [items[-1]["not_shown"]]
     assert verdict["reasons"][0].startswith("could not be shown")
     assert "own time limit" in verdict["reasons"][0]
+    # and the summary says so in words, not "findings ... contradict the design"
+    shown = _scenario(1, {"name": "worker-crash", "findings": items, "conclusion": verdict,
+                          "window": {"start_s": 0.0, "end_s": 1.0, "start_iso": "a",
+                                     "end_iso": "b"}})
+    assert "**Conclusion: ⚠️ not shown.** Could not be shown that the redelivered" in "\n".join(
+        shown)
+    assert "contradict" not in "\n".join(shown)
 
 
 def test_a_kill_after_the_job_finished_is_not_shown_with_the_reason() -> None:
