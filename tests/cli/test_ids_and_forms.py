@@ -113,3 +113,17 @@ def test_ids_print_whole_on_one_line(settings: Settings, store: JobStore) -> Non
     shown = run(settings, "list", env={"COLUMNS": "60"})
     assert shown.returncode == 0, shown.stderr
     assert ids <= {w.strip("│ ") for line in shown.stdout.splitlines() for w in line.split("│")}
+
+
+def test_a_prefix_of_a_live_and_a_purged_job_is_ambiguous(settings: Settings,
+                                                          store: JobStore) -> None:
+    # Given a live job and a purged one whose ids share their first 8 characters
+    store.create("x = 1", job_id=A)
+    seed_job(store, JobStatus.COMPLETED, now_s() - 86_400, job_id=B, problem="x = 3")
+    purged = run(settings, "retention", "purge", "--status", "completed", "--older-than", "1h")
+    assert purged.returncode == 0, purged.stderr
+    # Then the prefix names both, for status and restore alike, instead of picking the live one
+    for command in ("status", "restore", "trace"):
+        shown = run(settings, command, "abcdef01")
+        assert shown.returncode == 2, (command, shown.stdout, shown.stderr)
+        assert f"({A}, {B})" in shown.stderr, shown.stderr
