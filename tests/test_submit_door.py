@@ -7,6 +7,7 @@ index entry, no broker message).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -122,3 +123,23 @@ def test_protected_endpoints_check_the_token_before_the_body(
     assert resp.status_code == expected, resp.text
     assert resp.json()["error"]["type"] == ("unauthorized" if token else "forbidden")
     assert restore.status_code == expected, restore.text
+
+
+def test_cli_names_the_file_line_it_refuses(
+        settings: Settings, main_db: redis.Redis, broker_db: redis.Redis, keys: KeySpace,
+        tmp_path: Path) -> None:
+    # a bad line of --file is named by its line number (blank lines count), not by how
+    # many problems came before it
+    listing = tmp_path / "problems.txt"
+    listing.write_text("x = 1\n\n   \nsolve x\x00 = 1\n")
+    result = run(settings, "submit", "y = 2", "--file", str(listing))
+    assert result.returncode == 2
+    assert result.stderr == (f"error: Invalid value for '--file' / '-f': {listing} line 4: "
+                             "problem text holds the control character U+0000 at character 7\n")
+    # and a file without a problem says so, rather than asking for --file
+    listing.write_text("\n  \n")
+    empty = run(settings, "submit", "--file", str(listing))
+    assert empty.returncode == 2
+    assert empty.stderr == (f"error: Invalid value for '--file' / '-f': {listing} holds no "
+                            "problem (blank lines only)\n")
+    _nothing_written(main_db, broker_db, keys)

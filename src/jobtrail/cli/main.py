@@ -190,6 +190,10 @@ def _wait_for(ctx: typer.Context, ids: list[str], timeout_s: float) -> None:
             time.sleep(0.1)
 
 
+#: How click names the --file option in a usage error.
+_FILE_HINT = "'--file' / '-f'"
+
+
 @app.command()
 def submit(
     ctx: typer.Context,
@@ -208,20 +212,28 @@ def submit(
     With --json: one problem given as an argument prints one object; several
     problems or --file print a list (of one, too).
     """
-    problems = list(problems or [])
+    # (where a refusal points, the text): an argument by its place, a file line by its number
+    given = [(("PROBLEMS", f"problem {n}"), p) for n, p in enumerate(problems or [], 1)]
     if file is not None:
-        problems += [line.strip() for line in file if line.strip()]
-    if not problems:
+        name = "stdin" if file.name in ("-", "<stdin>") else file.name
+        in_file = [((_FILE_HINT, f"{name} line {n}"), line.strip())
+                   for n, line in enumerate(file, 1) if line.strip()]
+        if not in_file:
+            raise typer.BadParameter(f"{name} holds no problem (blank lines only)",
+                                     param_hint=_FILE_HINT)
+        given += in_file
+    if not given:
         raise typer.BadParameter("give at least one problem, or --file", param_hint="PROBLEMS")
-    as_list = file is not None or len(problems) > 1
+    as_list = file is not None or len(given) > 1
     from jobtrail.jobs import check_problem_text  # lazy: start-up (module docstring)
 
     max_chars = settings_from(ctx).max_problem_chars
-    for n, problem in enumerate(problems, 1):  # all or nothing: a bad one is a usage error
+    for (hint, where), problem in given:  # all or nothing: a bad one is a usage error
         try:
             check_problem_text(problem, max_chars=max_chars)
         except ProblemError as exc:
-            raise typer.BadParameter(f"problem {n}: {exc}", param_hint="PROBLEMS") from None
+            raise typer.BadParameter(f"{where}: {exc}", param_hint=hint) from None
+    problems = [problem for _, problem in given]
     rt = runtime(ctx)
     jobs = rt.service.submit_many(problems) if len(problems) > 1 else [
         rt.service.submit(problems[0])]
