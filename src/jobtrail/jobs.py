@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
@@ -154,12 +154,22 @@ class JobService:
             raise
         return job
 
-    def submit_many(self, problems: Sequence[str]) -> list[Job]:
+    def submit_many(self, problems: Sequence[str], *,
+                    stop: Callable[[], bool] | None = None) -> list[Job]:
         """Submit several problems, SUBMIT_CHUNK at a time: records, then their tasks.
 
         Chunking bounds what a submitter killed midway can leave behind: at
         most one chunk of pending records without a message, which trace
         reports as stale ("no message left") and `jobtrail requeue` resends.
+
+        Args:
+            problems: The problem texts, in order.
+            stop: Asked before each chunk; True ends the submission there (a
+                Ctrl-C the caller holds), with every chunk so far whole.
+
+        Returns:
+            The jobs submitted, in the order of *problems*: all of them, or
+            the first whole chunks when *stop* said so.
 
         Raises:
             ProblemTooLargeError: A text is too large; nothing written.
@@ -172,6 +182,8 @@ class JobService:
         jobs: list[Job] = []
         with self.app.producer_or_acquire() as producer:
             for start in range(0, len(problems), SUBMIT_CHUNK):
+                if stop is not None and stop():
+                    break
                 chunk = self.store.create_many(problems[start:start + SUBMIT_CHUNK])
                 self._send(chunk, producer)
                 jobs += chunk

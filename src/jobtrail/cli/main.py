@@ -27,7 +27,16 @@ import typer
 from jobtrail import __version__
 from jobtrail.cli.context import CliState, runtime, settings_from, trace_sources
 from jobtrail.cli.ids import ID_HELP, resolve_id
-from jobtrail.cli.output import err, escape, exit_with, job_table, out, print_json, render_job
+from jobtrail.cli.output import (
+    err,
+    escape,
+    exit_with,
+    interrupt_between_steps,
+    job_table,
+    out,
+    print_json,
+    render_job,
+)
 from jobtrail.clock import monotonic_s
 from jobtrail.errors import (
     ArchivedJobNotFoundError,
@@ -174,20 +183,25 @@ def root(
     logging.config.dictConfig(log_config(verbose=verbose, level="WARNING"))
 
 
-def _wait_for(ctx: typer.Context, ids: list[str], timeout_s: float) -> None:
+def _wait_for(ctx: typer.Context, ids: list[str], timeout_s: float) -> str | None:
+    """Wait until every job of *ids* is finished; return None, or why the wait stopped."""
     rt = runtime(ctx)
     deadline = monotonic_s() + timeout_s
-    with err.status("waiting for the worker...") as status:
-        while True:
-            jobs = [rt.store.get(i) for i in ids]
-            done = sum(j.status in TERMINAL_STATUSES for j in jobs)
-            status.update(f"waiting for the worker... {done}/{len(ids)} finished")
-            if done == len(ids):
-                return
-            if monotonic_s() > deadline:
-                exit_with(f"timed out after {timeout_s:g} s waiting for {len(ids) - done} "
-                          "job(s); is a worker running? (jobtrail worker)")
-            time.sleep(0.1)
+    done = 0
+    try:
+        with err.status("waiting for the worker...") as status:
+            while True:
+                jobs = [rt.store.get(i) for i in ids]
+                done = sum(j.status in TERMINAL_STATUSES for j in jobs)
+                status.update(f"waiting for the worker... {done}/{len(ids)} finished")
+                if done == len(ids):
+                    return None
+                if monotonic_s() > deadline:
+                    return (f"timed out after {timeout_s:g} s waiting for {len(ids) - done} "
+                            "job(s); is a worker running? (jobtrail worker)")
+                time.sleep(0.1)
+    except KeyboardInterrupt:
+        return f"interrupted while waiting for {len(ids) - done} job(s)"
 
 
 #: How click names the --file option in a usage error.
@@ -235,10 +249,13 @@ def submit(
             raise typer.BadParameter(f"{where}: {exc}", param_hint=hint) from None
     problems = [problem for _, problem in given]
     rt = runtime(ctx)
-    jobs = rt.service.submit_many(problems) if len(problems) > 1 else [
-        rt.service.submit(problems[0])]
-    if wait:
-        _wait_for(ctx, [j.id for j in jobs], timeout)
+    with interrupt_between_steps() as interrupted:  # a Ctrl-C ends the submission between chunks
+        jobs = rt.service.submit_many(problems, stop=interrupted) if len(problems) > 1 else [
+            rt.service.submit(problems[0])]
+    stopped = (f"interrupted after submitting {len(jobs)} of {len(problems)} problems"
+               if interrupted() else None)
+    if wait and stopped is None:
+        stopped = _wait_for(ctx, [j.id for j in jobs], timeout)
         jobs = [rt.store.get(j.id) for j in jobs]
     if json_out:
         print_json([j.to_dict() for j in jobs] if as_list else jobs[0].to_dict())
@@ -247,6 +264,9 @@ def submit(
     else:
         for job in jobs:
             out.print(job.id)
+    if stopped is not None:  # what was accepted is printed above: each job can be traced
+        exit_with(f"{stopped}; the jobs above were accepted (jobtrail status ID)",
+                  130 if stopped.startswith("interrupted") else 1)
     failed = [j for j in jobs if j.status is JobStatus.FAILED]
     if wait and failed:
         exit_with(f"{len(failed)} of {len(jobs)} job(s) failed: {failed[0].error}")

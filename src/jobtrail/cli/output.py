@@ -10,7 +10,7 @@ import json
 import re
 import signal
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, NoReturn
@@ -23,7 +23,8 @@ from rich.table import Table
 from jobtrail.models import Job
 
 __all__ = ["WIDE", "add_id_column", "add_label_column", "add_text_column", "data_table", "err",
-           "escape", "exit_with", "job_table", "out", "print_json", "render_job", "wrapped"]
+           "escape", "exit_with", "interrupt_between_steps", "job_table", "out", "print_json",
+           "render_job", "wrapped"]
 
 # emoji off: `:thumbs_up:` in a problem or `:m:` in a key (`stats:m:...`) is data, not an emoji code
 out = Console(highlight=False, soft_wrap=True, emoji=False)
@@ -56,6 +57,32 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def interrupt_between_steps() -> Iterator[Callable[[], bool]]:
+    """Hold Ctrl-C (SIGINT) and SIGTERM until the step in flight has ended.
+
+    Yields a function that tells whether one came; the command checks it
+    between steps (a chunk of records and their messages) and stops there,
+    so a KeyboardInterrupt never lands inside Redis or Celery code (where it
+    can be swallowed, or leave records without their messages). A second
+    signal raises KeyboardInterrupt at once, so a step that hangs can still be
+    left. The previous handlers are back afterwards. Main thread only.
+    """
+    came: list[int] = []
+
+    def hold(signum: int, _frame: object) -> None:
+        if came:
+            raise KeyboardInterrupt(f"signal {signum}")
+        came.append(signum)
+
+    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield lambda: bool(came)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def print_json(data: Any) -> None:
