@@ -6,6 +6,7 @@ index entry, no broker message).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +34,10 @@ REFUSED = [
     ("solve x\x00 = 1", "problem text holds the control character U+0000 at character 7"),
     ("x\x1b[31m = 1", "problem text holds the control character U+001B at character 1"),
     (TOO_LONG, f"problem text is {len(TOO_LONG)} characters; the limit is 2000"),
+    # invisible characters: shown as nothing, read by the solver as garbage
+    ("solve x\u200b = 1", "problem text holds the invisible character U+200B at character 7"),
+    ("solve x = 1\u202e", "problem text holds the invisible character U+202E at character 11"),
+    ("x = 1\u2028y", "problem text holds the invisible character U+2028 at character 5"),
 ]
 
 
@@ -143,3 +148,13 @@ def test_cli_names_the_file_line_it_refuses(
     assert empty.stderr == (f"error: Invalid value for '--file' / '-f': {listing} holds no "
                             "problem (blank lines only)\n")
     _nothing_written(main_db, broker_db, keys)
+
+
+def test_a_file_saved_with_a_byte_order_mark_is_read_without_it(
+        settings: Settings, store: JobStore, tmp_path: Path) -> None:
+    listing = tmp_path / "problems.txt"
+    listing.write_text("solve x = 1\n", encoding="utf-8-sig")   # Windows editors write one
+    result = run(settings, "submit", "--file", str(listing), "--json")
+    assert result.returncode == 0, result.stderr
+    [job] = json.loads(result.stdout)
+    assert store.get(job["id"]).problem == "solve x = 1"

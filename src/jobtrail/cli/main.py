@@ -215,7 +215,7 @@ def submit(
         help="Problem texts, one per argument.", show_default=False)] = None,
     file: Annotated[typer.FileText | None, typer.Option(
         "--file", "-f", help="Also submit each non-blank line of this file ('-': stdin).",
-        encoding="utf-8", errors="surrogateescape")] = None,
+        encoding="utf-8-sig", errors="surrogateescape")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait until every job finishes.")] = False,
     timeout: Annotated[float, typer.Option(help="With --wait: give up after this many "
                                                 "seconds.", min=0.1)] = 60.0,
