@@ -25,7 +25,7 @@ from typing import Annotated
 import typer
 
 from jobtrail import __version__
-from jobtrail.cli.context import CliState, runtime, settings_from, trace_sources
+from jobtrail.cli.context import CliState, check_listen, runtime, settings_from, trace_sources
 from jobtrail.cli.ids import ID_HELP, resolve_id
 from jobtrail.cli.output import (
     err,
@@ -438,6 +438,10 @@ def worker(
         if metrics_host:
             update["worker_metrics_host"] = metrics_host
         rt.celery.conf[SETTINGS_KEY] = rt.settings.model_copy(update=update)
+    conf = rt.celery.conf.get(SETTINGS_KEY, rt.settings)
+    if conf.worker_metrics_port:  # before the worker starts: its signal handler cannot refuse
+        check_listen(conf.worker_metrics_host, conf.worker_metrics_port,
+                     "'--metrics-port'" if metrics_port else "JOBTRAIL_WORKER_METRICS_PORT")
     rt.celery.worker_main(argv=worker_argv(
         rt.settings.queue, hostname or f"jobtrail-{os.getpid()}@{socket.gethostname()}",
         loglevel, concurrency or rt.settings.worker_concurrency or None, list(ctx.args)))
