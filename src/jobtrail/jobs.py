@@ -25,6 +25,7 @@ from jobtrail.errors import (
     InvalidTransitionError,
     JobtrailError,
     NotCancellableError,
+    ProblemError,
     RedisUnavailableError,
 )
 from jobtrail.models import TERMINAL_STATUSES, EventType, Job, JobStatus
@@ -172,13 +173,18 @@ class JobService:
             the first whole chunks when *stop* said so.
 
         Raises:
-            ProblemTooLargeError: A text is too large; nothing written.
-            ProblemParseError: A text is empty, blank, holds a control character or
-                is not valid UTF-8; nothing written.
+            ProblemTooLargeError: A text is too large; nothing written. The
+                message begins with its place, "problem N: " (1-based).
+            ProblemParseError: A text is empty, blank, holds a control or invisible
+                character or is not valid UTF-8; nothing written ("problem N: ...").
             RedisUnavailableError: The main DB or the broker is down.
         """
-        for problem in problems:
-            self.check_text(problem)
+        for n, problem in enumerate(problems, 1):
+            try:
+                self.check_text(problem)
+            except ProblemError as exc:  # which one of the batch: "problem 2: empty problem"
+                exc.args = (f"problem {n}: {exc}", *exc.args[1:])
+                raise
         jobs: list[Job] = []
         with self.app.producer_or_acquire() as producer:
             for start in range(0, len(problems), SUBMIT_CHUNK):
