@@ -191,3 +191,23 @@ def test_commands_read_well_at_80_columns(settings: Settings, store: JobStore,
     named = {"trace": {node}, "list": {job.id}, "workers": {node, job.id}, "doctor": set(),
              "status": {job.id, node}}[command[0]]
     _assert_reads_well(" ".join(command), narrow.stdout, named, 80, words)
+
+
+@pytest.mark.parametrize("command", [("trace", "{id}"), ("workers",), ("status", "{id}")])
+def test_a_cloud_host_name_stays_whole_at_80_columns(settings: Settings, store: JobStore,
+                                                     main_db: redis.Redis, keys: KeySpace,
+                                                     command: tuple[str, ...]) -> None:
+    # Given a job on a worker named as on a cloud host: wider than trace's details column
+    node = "jobtrail-12345@ip-172-31-45-123.eu-west-1.compute.internal"
+    job = store.create("solve x = 1")
+    store.start(job.id, worker=node)
+    HeartbeatStore(main_db, keys).beat(node, pid=12345, started_at=now_s(), jobs=[job.id],
+                                       interval_s=30, polled_at=now_s())
+    args = [a.format(id=job.id) for a in command]
+    wide = run(settings, *args, env={"COLUMNS": "4000"})
+    narrow = run(settings, *args, env={"COLUMNS": "80"})
+    # Then the node name and the id are whole on a line at 80, and no word is split
+    assert narrow.returncode == 0, narrow.stderr
+    words = _vocabulary(_RULES.sub(" ", wide.stdout + narrow.stdout))
+    named = {node} if command[0] == "trace" else {node, job.id}
+    _assert_reads_well(" ".join(command), narrow.stdout, named, 80, words)
