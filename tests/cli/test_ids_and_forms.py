@@ -127,3 +127,17 @@ def test_a_prefix_of_a_live_and_a_purged_job_is_ambiguous(settings: Settings,
         shown = run(settings, command, "abcdef01")
         assert shown.returncode == 2, (command, shown.stdout, shown.stderr)
         assert f"({A}, {B})" in shown.stderr, shown.stderr
+
+
+def test_restore_takes_a_prefix_after_the_tombstone_is_gone(settings: Settings,
+                                                            store: JobStore) -> None:
+    # Given a purged job whose tombstone has expired (TOMBSTONE_TTL_S later): only the
+    # archive still knows its id
+    seed_job(store, JobStatus.COMPLETED, now_s() - 86_400, job_id=C, problem="x = 3")
+    purged = run(settings, "retention", "purge", "--status", "completed", "--older-than", "1h")
+    assert purged.returncode == 0, purged.stderr
+    store.client.delete(store.keys.tombstone(C))
+    # Then restore finds it by its prefix, as it does by its whole id
+    restored = run(settings, "restore", "fedcba98")
+    assert restored.returncode == 0, restored.stderr
+    assert store.get(C).status is JobStatus.COMPLETED
