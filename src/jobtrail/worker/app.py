@@ -19,6 +19,7 @@ from jobtrail.config import Settings, get_settings
 from jobtrail.connections import connect, sentinel_kwargs, socket_kwargs
 from jobtrail.embedded import resolve_settings
 from jobtrail.errors import ProblemError
+from jobtrail.failover import master_check_s
 from jobtrail.keys import KeySpace
 from jobtrail.logconfig import log_config
 from jobtrail.problem_text import check_problem_text
@@ -26,7 +27,11 @@ from jobtrail.store import JobStore
 from jobtrail.store.job_store import new_job_id
 from jobtrail.worker import kombu_guard
 from jobtrail.worker.liveness import BrokerPollStep
-from jobtrail.worker.transport import broker_transport
+from jobtrail.worker.transport import (
+    FAILOVER_RETRY_OPTION,
+    MASTER_CHECK_OPTION,
+    broker_transport,
+)
 
 __all__ = [
     "CANCELLED_BEFORE_START", "SETTINGS_KEY", "TASK_SOLVE_PROBLEM", "JobtrailCelery",
@@ -119,6 +124,14 @@ def sentinel_options(settings: Settings, role: str) -> dict[str, Any]:
         return {}
     return {"master_name": settings.master_name(role),
             "sentinel_kwargs": sentinel_kwargs(settings)}
+
+
+def _broker_failover_options(settings: Settings) -> dict[str, Any]:
+    """jobtrail's SentinelChannel options: how often its pool asks Sentinel, how long it retries."""
+    if not (settings.broker_url or "").startswith("sentinel://"):
+        return {}
+    return {MASTER_CHECK_OPTION: master_check_s(settings),
+            FAILOVER_RETRY_OPTION: settings.redis_failover_retry_s}
 
 
 def _tls_options(settings: Settings) -> dict[str, Any]:
@@ -228,6 +241,7 @@ def create_celery_app(settings: Settings) -> Celery:
                 "unacked_restore_throttle": 1,
                 **broker_socket_options(settings),
                 **sentinel_options(settings, "broker"),
+                **_broker_failover_options(settings),
             },
             "result_backend_transport_options": sentinel_options(settings, "results"),
             **results_socket_options(settings),
