@@ -53,10 +53,11 @@ REDIS_ERRORS = (redis.RedisError,)
 def wrap_redis_error(what: str, exc: Exception) -> JobtrailError:
     """Return the JobtrailError for a redis-py exception raised while talking to *what*.
 
-    Connection problems and timeouts become RedisUnavailableError; error
-    replies (OOM, WRONGTYPE, NOSCRIPT...) RedisCommandError.
+    Connection problems, timeouts and READONLY (the server is a replica now:
+    a failover) become RedisUnavailableError; other error replies (OOM,
+    WRONGTYPE, NOSCRIPT...) RedisCommandError.
     """
-    if isinstance(exc, redis.ResponseError):
+    if isinstance(exc, redis.ResponseError) and not isinstance(exc, redis.ReadOnlyError):
         return RedisCommandError(what, str(exc))
     return RedisUnavailableError(what, str(exc) or type(exc).__name__)
 

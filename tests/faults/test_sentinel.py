@@ -315,3 +315,38 @@ def test_a_wrong_master_name_or_no_sentinel_is_one_short_line_within_the_window(
     assert line.startswith("error: Redis at sentinel://127.0.0.1:") and len(line) < 300, line
     assert f"Sentinel 127.0.0.1:{port}: " in line and "Connection refused" in line
     assert took_s < 12.0, took_s
+
+
+def test_a_worker_on_a_redis_url_survives_its_server_turning_replica(
+        sentinel_cluster: SentinelCluster, tmp_path: Path,
+        worker_process: Callable[..., WorkerProcess]) -> None:
+    # Given a worker pointed at the master's own address (redis://, no Sentinel), as behind
+    # a managed endpoint that moves to the new master
+    port = sentinel_cluster.master_port()
+    plain = {role: f"redis://127.0.0.1:{port}/{db}" for role, db in
+             (("main_url", 10), ("broker_url", 11), ("results_url", 12))}
+    settings = _settings(sentinel_cluster, tmp_path, **plain)
+    store = JobStore(connect(plain["main_url"], settings=settings),
+                     KeySpace(queue=settings.queue))
+    service = JobService(store, create_celery_app(settings))
+    worker = worker_process(settings, concurrency=1)
+    first = service.submit(PROBLEMS[0])
+    wait_until(lambda: store.get(first.id).status is JobStatus.COMPLETED, timeout_s=60,
+               interval_s=0.2, message="a first job (the worker is up)")
+
+    # When a failover makes that address a replica (READONLY to every write) for a while
+    sentinel_cluster.failover()
+    assert sentinel_cluster.nodes[port].client().info("replication")["role"] == "slave"
+    time.sleep(5.0)
+
+    # Then the worker is alive: READONLY is a lost connection, not "Unrecoverable error"
+    assert worker.proc.poll() is None, worker.log()[-3000:]
+    assert "Unrecoverable error" not in worker.log()
+
+    # and once the address is the master again, a new job is solved
+    sentinel_cluster.failover()
+    assert sentinel_cluster.master_port() == port
+    fresh = service.submit(PROBLEMS[2])
+    wait_until(lambda: store.get(fresh.id).status is JobStatus.COMPLETED, timeout_s=60,
+               interval_s=0.2, message="a job after the address took writes again")
+    assert worker.proc.poll() is None

@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 
 from kombu.transport import redis as kombu_redis
 from redis.backoff import NoBackoff
+from redis.exceptions import ReadOnlyError
 from redis.retry import Retry
 
 from jobtrail.failover import MASTER_CHECK_S, follow_master_switch
@@ -97,16 +98,26 @@ class SentinelChannel(_LoopWithoutRetry, kombu_redis.SentinelChannel):
             retry_window_s=options.get(FAILOVER_RETRY_OPTION))
 
 
+#: kombu's connection errors, and READONLY: the server was demoted to a replica (a failover
+#: behind a redis:// address, or an endpoint that moves to the new master, as managed Redis
+#: does). kombu calls it a channel error, so Celery ended the worker ("Unrecoverable error:
+#: ReadOnlyError"); as a connection error the consumer reconnects until the address
+#: takes writes again.
+CONNECTION_ERRORS = (*kombu_redis.Transport.connection_errors, ReadOnlyError)
+
+
 class Transport(kombu_redis.Transport):
-    """kombu's Redis transport with jobtrail's Channel."""
+    """kombu's Redis transport with jobtrail's Channel; READONLY is a lost connection."""
 
     Channel = Channel
+    connection_errors = CONNECTION_ERRORS
 
 
 class SentinelTransport(kombu_redis.SentinelTransport):
     """kombu's Redis Sentinel transport with jobtrail's SentinelChannel."""
 
     Channel = SentinelChannel
+    connection_errors = CONNECTION_ERRORS
 
 
 def broker_transport(broker_url: str) -> str | None:
