@@ -163,6 +163,10 @@ def test_pool_process_killed_mid_batch_resumes_without_solving_finished_jobs_aga
     finals = [store.get(j.id) for j in jobs]
     # the finished jobs keep their answers and were not solved again
     assert finals[:2] == before
+    log = proc.log()
+    for f in finals[:2]:
+        assert f"finished job of a redelivered batch skipped job_id={f.id}" in log
+        assert f"duplicate delivery ignored job_id={f.id}" not in log
     for f in (*finals[:2], *finals[3:]):
         assert _history(events, f.id) == [EventType.CREATED, EventType.STARTED,
                                           EventType.COMPLETED]
