@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -21,6 +22,7 @@ from jobtrail.jobs import JobService
 from jobtrail.keys import KeySpace
 from jobtrail.models import EventType, Job, JobStatus
 from jobtrail.store import EventLog, JobStore
+from jobtrail.store.node_stats import NodeStatsStore
 from jobtrail.worker.app import TASK_SOLVE, TASK_SOLVE_BATCH, create_celery_app
 from jobtrail.worker.batch import hard_limit_reason
 from tests.conftest import make_settings
@@ -265,6 +267,12 @@ def test_a_stuck_job_is_killed_by_the_hard_limit_and_its_batch_resumes(
     assert _history(events, stuck.id) == [EventType.CREATED, EventType.STARTED,
                                           EventType.REDELIVERED, EventType.STARTED,
                                           EventType.FAILED]
+    # and the worker's own statistics count it as a timeout (its main process did)
+    node = NodeStatsStore(main_db, keys)
+    stats = wait_until(lambda: (s := node.read(f"w1@{socket.gethostname()}")).completed == 2
+                       and sum(s.failed_by_reason.values()) == 1 and s, timeout_s=10,
+                       message="the worker to count the three jobs")
+    assert stats.failed_by_reason == {"timeout": 1}
     for j, n in ((jobs[0], 1), (jobs[2], 2)):
         final = store.get(j.id)
         assert (final.answer, final.attempts) == (_answer(n), 1)
