@@ -132,7 +132,7 @@ class BatchTask(SolveTask):
 #: True in a prefork pool process: only there are a job's limits armed. Elsewhere (the
 #: solo or threads pool, a worker in a test's thread) the watchdog would end the whole
 #: worker and SIGALRM cannot be handled off the main thread: those pools enforce no
-#: solver limit, for a batch as for a single job (tasks.unlimited_pool_warning).
+#: solver limit, for a batch as for a single job (pool_limits.unlimited_pool_warning).
 _limits_armed = [False]
 #: The process that imported this module: the worker's main process (Celery imports the
 #: task modules before it forks its pool), so a pool process has another pid.
