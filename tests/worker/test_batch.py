@@ -320,3 +320,17 @@ def test_cli_submit_file_from_stdin_batches_and_waits_for_all(
     batches = [store.get(j["id"]).batch for j in jobs]
     assert batches == sorted(batches, key=batches.index) and len(set(batches)) == 3
     assert all(b.startswith("batch-") for b in batches)
+
+
+def test_requeue_of_a_job_of_a_batch_sends_it_alone_under_its_own_id(
+        redis_server: Any, tmp_path: Path, main_db: redis.Redis, broker_db: redis.Redis,
+        keys: KeySpace) -> None:
+    # Given a batch whose message was lost
+    _, store, service, _ = _rig(redis_server, tmp_path, main_db, keys)
+    jobs = service.submit_many(QUICK[:3])
+    broker_db.delete(keys.queue())
+    # When one of its jobs is requeued
+    service.requeue(jobs[1].id)
+    # Then one solve_job message carries it, under the job's own id (never the batch's)
+    assert _messages(broker_db, keys) == [
+        {"task": TASK_SOLVE, "id": jobs[1].id, "args": [jobs[1].id, jobs[1].problem]}]
