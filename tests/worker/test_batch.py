@@ -334,3 +334,4 @@ def test_requeue_of_a_job_of_a_batch_sends_it_alone_under_its_own_id(
     # Then one solve_job message carries it, under the job's own id (never the batch's)
     assert _messages(broker_db, keys) == [
         {"task": TASK_SOLVE, "id": jobs[1].id, "args": [jobs[1].id, jobs[1].problem]}]
+
