@@ -129,6 +129,8 @@ class Job:
 
     Times are epoch seconds (None until reached); `result` is the solver's
     answer as a dict with `text`, `latex`, `steps` and `verification`, or None.
+    `batch` is the task id of the batch message that carries the job ("" for
+    a job sent in a message of its own).
     """
 
     id: str
@@ -143,6 +145,7 @@ class Job:
     result: dict[str, Any] | None = None
     error: str = ""
     version: int = 0
+    batch: str = ""
 
     @property
     def answer(self) -> str:
@@ -187,6 +190,7 @@ class Job:
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "version": self.version,
+            "batch": self.batch,
         }
 
 

@@ -39,6 +39,7 @@ def encode_job(job: Job) -> dict[str, str]:
         "result": dump_result(job.result),
         "error": job.error,
         "version": str(job.version),
+        "batch": job.batch,
     }
 
 
@@ -71,6 +72,7 @@ def _decode_job(fields: dict[str, str]) -> Job:
         result=json.loads(result) if result else None,
         error=fields.get("error", ""),
         version=int(fields.get("version") or 0),
+        batch=fields.get("batch", ""),
     )
 
 

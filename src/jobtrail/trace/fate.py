@@ -25,6 +25,7 @@ from jobtrail.models import (
 
 __all__ = [
     "ArchiveFacts",
+    "BatchFacts",
     "BrokerFacts",
     "Evidence",
     "MainFacts",
@@ -61,7 +62,9 @@ class MainFacts:
 class BrokerFacts:
     """Where the task's message is: `ahead` messages before it in the queue, or unacked.
 
-    `unacked_since` is the delivery time kombu recorded (epoch seconds).
+    `unacked_since` is the delivery time kombu recorded (epoch seconds);
+    `message_id` the task id of the message found (the job's own id, or its
+    batch's), None when none was found.
     """
 
     queue: str
@@ -70,6 +73,26 @@ class BrokerFacts:
     unacked_tag: str | None
     unacked_since: float | None
     examined: int = 0
+    message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchFacts:
+    """A batched job's batch message, read for a job whose record names one.
+
+    `found`: the message found in the broker is the batch's (False: none, or a
+    message of the job's own, sent by requeue). `position` is the job's place
+    in the batch (1-based) and `size` the batch's job count (0: not read);
+    `statuses` counts the batch's jobs by record status ("gone": no record);
+    `running` lists the batch-mates processing now, as (job id, worker).
+    """
+
+    batch_id: str
+    found: bool
+    position: int = 0
+    size: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+    running: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +122,8 @@ class Evidence:
 
     A store other than the main DB that could not be read is None here and
     named in `unreachable` with the reason. `workers` are the live workers
-    (heartbeat not expired) of the job's queue, read for a pending job only.
+    (heartbeat not expired) of the job's queue, read for a pending job only;
+    `batch` is read for a job whose record names a batch message.
     """
 
     job_id: str
@@ -113,6 +137,7 @@ class Evidence:
     worker: WorkerHeartbeat | None
     unreachable: dict[str, str] = field(default_factory=dict)
     workers: tuple[WorkerHeartbeat, ...] = ()
+    batch: BatchFacts | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +179,7 @@ class TraceResult:
                 "worker": None if ev.worker is None else ev.worker.to_dict(),
                 "unreachable": ev.unreachable,
                 "workers": [w.to_dict() for w in ev.workers],
+                "batch": None if ev.batch is None else asdict(ev.batch),
                 "at": ev.at,
             },
         }
@@ -187,21 +213,57 @@ def _result_note(results: ResultFacts | None) -> str:
     return f"Celery result {state} still present, expires in {span(results.ttl_s)}"
 
 
+def _in_batch(ev: Evidence) -> str:
+    """" in batch message <id> (job P of N)" when the job's message found is its batch's."""
+    bf = ev.batch
+    if bf is None or not bf.found:
+        return ""
+    place = f" (job {bf.position} of {bf.size})" if bf.size else ""
+    return f" in batch message {bf.batch_id}{place}"
+
+
+def _its_message(ev: Evidence) -> str:
+    """"its message", or "its batch message <id> (job P of N)"."""
+    inside = _in_batch(ev)
+    return "its batch message" + inside.removeprefix(" in batch message") if inside \
+        else "its message"
+
+
 def _message_note(ev: Evidence) -> str:
     b = ev.broker
+    its = _its_message(ev)
     if b is None:
         return "broker unreachable"
     if b.ahead is not None:
-        return f"its message waits in queue '{b.queue}' with {b.ahead} ahead of it"
+        return f"{its} waits in queue '{b.queue}' with {b.ahead} ahead of it"
     if b.unacked_since is None and b.examined < b.queue_length:
-        return (f"its message was not among the {b.examined} queued messages examined "
+        return (f"{its} was not among the {b.examined} queued messages examined "
                 f"(of {b.queue_length}): it may wait further back")
     if b.unacked_since is not None:
         due = b.unacked_since + ev.visibility_timeout_s
-        return (f"its message is unacknowledged since {when(b.unacked_since)}; the broker "
+        return (f"{its} is unacknowledged since {when(b.unacked_since)}; the broker "
                 f"redelivers it from {when(due)} (in {span(max(0.0, due - ev.at))}), at the "
                 "next sweep of a running worker")
+    if ev.batch is not None:
+        return (f"no message for it is left in the broker (neither its batch message "
+                f"{ev.batch.batch_id} nor one of its own): it is lost unless resubmitted")
     return "no message for it is left in the broker: it is lost unless resubmitted"
+
+
+def _batch_turn(ev: Evidence) -> str:
+    """How far the batch holding a reserved job has got ("" when it has not started)."""
+    bf = ev.batch
+    if bf is None or not bf.found:
+        return ""
+    if bf.running:
+        mate, worker = bf.running[0]
+        return (f", waiting its turn: job {mate} of its batch is processing on worker "
+                f"{worker or '?'}")
+    done = sum(n for s, n in bf.statuses.items()
+               if s in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED))
+    if done:
+        return f", waiting its turn: {done} of its batch's {bf.size} jobs are finished"
+    return ""
 
 
 def _consumers_note(ev: Evidence) -> str:
@@ -221,11 +283,12 @@ def _classify_live(ev: Evidence, job: Job) -> tuple[Fate, str]:
     if job.status is JobStatus.PENDING:
         b = ev.broker
         if b is not None and b.ahead is not None:
-            return Fate.PENDING, (f"pending: waiting in queue '{b.queue}', {b.ahead} ahead of it"
-                                  + _consumers_note(ev))
+            return Fate.PENDING, (f"pending: waiting in queue '{b.queue}'{_in_batch(ev)}, "
+                                  f"{b.ahead} ahead of it" + _consumers_note(ev))
         if b is not None and b.unacked_since is not None:
-            return Fate.PENDING, (f"pending: reserved by a worker since {when(b.unacked_since)} "
-                                  "(prefetched, not started)")
+            turn = _batch_turn(ev)
+            return Fate.PENDING, (f"pending: reserved by a worker since {when(b.unacked_since)}"
+                                  f"{_in_batch(ev)}" + (turn or " (prefetched, not started)"))
         if b is None:
             return Fate.PENDING, "pending (broker unreachable: queue position unknown)"
         if b.examined < b.queue_length:
@@ -238,7 +301,9 @@ def _classify_live(ev: Evidence, job: Job) -> tuple[Fate, str]:
         hb = ev.worker
         since = f"on worker {job.worker or '?'} since {when(started)} ({span(age)})"
         if hb is not None and hb.alive and age <= ev.visibility_timeout_s:
-            return Fate.PROCESSING, f"processing {since}, attempt {job.attempts}"
+            inside = _in_batch(ev)
+            return Fate.PROCESSING, (f"processing {since}, attempt {job.attempts}"
+                                     + ("," + inside if inside else ""))
         if hb is None or not hb.alive:
             gone = (f"worker {job.worker or '?'} is gone"
                     + (f" (last heartbeat {when(hb.last_seen)})" if hb and hb.last_seen else ""))
@@ -376,7 +441,8 @@ def _timeline(ev: Evidence) -> list[dict[str, Any]]:
         items.append({"at": e.at, "source": "events", "event": e.type.value, **extra})
     if ev.broker is not None and ev.broker.unacked_since is not None:
         items.append({"at": ev.broker.unacked_since, "source": "broker",
-                      "event": "delivered (unacked)"})
+                      "event": "delivered (unacked)",
+                      **({"message": ev.broker.message_id} if ev.batch is not None else {})})
     if ev.results is not None and ev.results.meta is not None:
         done = ev.results.meta.get("date_done")
         items.append({"at": _iso_to_s(done) if isinstance(done, str) else None,

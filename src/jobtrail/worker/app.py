@@ -30,10 +30,13 @@ from jobtrail.worker.transport import broker_transport
 
 __all__ = [
     "CANCELLED_BEFORE_START", "SETTINGS_KEY", "TASK_SOLVE_PROBLEM", "JobtrailCelery",
-    "TASK_SOLVE", "TASKS_MODULE", "broker_socket_options", "create_celery_app", "get_app",
+    "TASK_SOLVE", "TASK_SOLVE_BATCH", "TASKS_MODULE", "broker_socket_options",
+    "create_celery_app", "get_app",
     "results_socket_options", "sentinel_options", "settings_of"]
 
 TASK_SOLVE = "jobtrail.solve_job"
+#: The task of a batch message: args `[[job_id, problem], ...]`, task id "batch-<hex>".
+TASK_SOLVE_BATCH = "jobtrail.solve_batch"
 #: The public task: the problem text alone; its task id becomes the job id.
 TASK_SOLVE_PROBLEM = "jobtrail.solve"
 #: The reason (`error`) of a job cancelled while pending, and of its skipped delivery.
