@@ -129,8 +129,6 @@ class Job:
 
     Times are epoch seconds (None until reached); `result` is the solver's
     answer as a dict with `text`, `latex`, `steps` and `verification`, or None.
-    `batch` is the task id of the batch message that carries the job ("" for
-    a job sent in a message of its own).
     """
 
     id: str
@@ -145,6 +143,8 @@ class Job:
     result: dict[str, Any] | None = None
     error: str = ""
     version: int = 0
+    #: The Celery task id of the batch message that carries this job, "" for a job sent
+    #: as its own message (worker/batch.py).
     batch: str = ""
 
     @property

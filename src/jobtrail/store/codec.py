@@ -26,7 +26,7 @@ def _time(value: str | None) -> float | None:
 
 def encode_job(job: Job) -> dict[str, str]:
     """Return the hash fields of *job*."""
-    return {
+    fields = {
         "id": job.id,
         "problem": job.problem,
         "kind": job.kind,
@@ -39,8 +39,10 @@ def encode_job(job: Job) -> dict[str, str]:
         "result": dump_result(job.result),
         "error": job.error,
         "version": str(job.version),
-        "batch": job.batch,
     }
+    if job.batch:  # written only for a job of a batch: a single job's record is unchanged
+        fields["batch"] = job.batch
+    return fields
 
 
 def decode_job(fields: dict[str, str]) -> Job:

@@ -51,8 +51,8 @@ class BrokerMessage:
         task_id: Its task id (`headers.id`).
         task: Its task name (`headers.task`), "" when absent.
         routing_key: The routing key of an unacked entry ("" for a queue entry).
-        job_ids: For a message whose first argument is a list of `[job id, problem]`
-            pairs (a batch), the job ids in order; else empty.
+        job_ids: For a message whose arguments are `[job id, problem]` pairs (a
+            batch: jobtrail.solve_batch), the job ids in order; else empty.
     """
 
     task_id: str
@@ -67,7 +67,7 @@ def as_text(value: Any) -> str:
 
 
 def _batch_ids(message: dict[str, Any]) -> tuple[str, ...]:
-    """The job ids of a batch message's `[[job id, problem], ...]` argument, or ()."""
+    """The job ids of a batch message's arguments `[[job id, problem], ...]`, or ()."""
     body = message.get("body")
     if not isinstance(body, str):
         return ()
@@ -77,8 +77,7 @@ def _batch_ids(message: dict[str, Any]) -> tuple[str, ...]:
         payload = json.loads(body)
     except (ValueError, binascii.Error, UnicodeDecodeError, AttributeError):
         return ()
-    args = payload[0] if isinstance(payload, list) and payload else None
-    pairs = args[0] if isinstance(args, list) and args else None
+    pairs = payload[0] if isinstance(payload, list) and payload else None
     if not isinstance(pairs, list) or not all(
             isinstance(p, list) and p and isinstance(p[0], str) for p in pairs):
         return ()

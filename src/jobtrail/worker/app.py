@@ -35,7 +35,8 @@ __all__ = [
     "results_socket_options", "sentinel_options", "settings_of"]
 
 TASK_SOLVE = "jobtrail.solve_job"
-#: The task of a batch message: args `[[job_id, problem], ...]`, task id "batch-<hex>".
+#: Several jobs in one message: args [[job_id, problem], ...], task id "batch-<hex>"
+#: (worker/batch.py); each job's record names it in its `batch` field.
 TASK_SOLVE_BATCH = "jobtrail.solve_batch"
 #: The public task: the problem text alone; its task id becomes the job id.
 TASK_SOLVE_PROBLEM = "jobtrail.solve"

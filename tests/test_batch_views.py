@@ -1,0 +1,213 @@
+"""A job of a batch message seen by trace, doctor, recovery, requeue, cancel and restore.
+
+Real batch messages: `jobtrail.solve_batch` published through the Celery app with the
+i15 contract's args (no worker), reserved with kombu's own basic_get where a worker
+must hold them. Each test compares with what a single job gets today.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import redis
+
+from jobtrail.config import Settings
+from jobtrail.doctor import Severity, run_checks
+from jobtrail.errors import NotCancellableError
+from jobtrail.jobs import JobService
+from jobtrail.models import EventType, Fate, JobStatus
+from jobtrail.store import EventLog, JobStore
+from jobtrail.store.heartbeats import HeartbeatStore
+from jobtrail.worker.app import create_celery_app
+from tests.helpers.batches import publish_batch, reserve_next
+from tests.test_trace import trace
+
+PROBLEMS = ["solve x + 1 = 2", "solve x + 2 = 3", "solve x + 3 = 4"]
+
+
+@pytest.fixture
+def service(settings: Settings, store: JobStore) -> JobService:
+    return JobService(store, create_celery_app(settings))
+
+
+def _doctor(settings: Settings, store: JobStore, broker_db: redis.Redis,
+            results_db: redis.Redis) -> dict[str, object]:
+    clients = {"main": store.client, "broker": broker_db, "results": results_db}
+    return {f.check: f for f in run_checks(settings, clients, store.keys, consistency=True)}
+
+
+def test_trace_names_the_batch_message_of_a_queued_job_and_its_place(
+        settings: Settings, service: JobService, store: JobStore) -> None:
+    # Given a single job, then a batch of three, in the queue with no worker
+    single = service.submit("solve x = 1")
+    batch, jobs = publish_batch(store, service.app, PROBLEMS)
+
+    # When each is traced
+    one, second = trace(settings, single.id), trace(settings, jobs[1].id)
+
+    # Then the single job reads as today, the batched one names its message and place
+    assert one.verdict == "pending: waiting in queue 'jobtrail', 0 ahead of it"
+    assert second.fate is Fate.PENDING
+    assert second.verdict == (f"pending: waiting in queue 'jobtrail' in batch message {batch} "
+                              "(job 2 of 3), 1 ahead of it")
+    doc = second.to_dict()["evidence"]
+    assert doc["broker"]["message_id"] == batch
+    assert doc["batch"]["position"] == 2 and doc["batch"]["size"] == 3
+    assert doc["batch"]["statuses"] == {"pending": 3}
+    assert doc["main"]["job"]["batch"] == batch and one.to_dict()["evidence"]["main"][
+        "job"]["batch"] == ""
+
+
+def test_trace_of_a_reserved_then_running_batch(settings: Settings, service: JobService,
+                                                 store: JobStore) -> None:
+    # Given a batch a worker prefetched (unacked, none started)
+    batch, jobs = publish_batch(store, service.app, PROBLEMS)
+    reserve_next(service.app, store.keys.queue())
+    reserved = trace(settings, jobs[2].id)
+    assert reserved.fate is Fate.PENDING
+    assert reserved.verdict.startswith("pending: reserved by a worker since ")
+    assert reserved.verdict.endswith(f" in batch message {batch} (job 3 of 3) "
+                                     "(prefetched, not started)")
+
+    # When the worker, alive, starts the batch's first job
+    HeartbeatStore(store.client, store.keys).beat("wb@host", pid=1, started_at=time.time(),
+                                                  jobs=[], interval_s=30, held=[batch])
+    store.start(jobs[0].id, worker="wb@host")
+
+    # Then the running job names its batch message, the others wait their turn behind it
+    running, waiting = trace(settings, jobs[0].id), trace(settings, jobs[2].id)
+    assert running.fate is Fate.PROCESSING
+    assert running.verdict.endswith(f"attempt 1, in batch message {batch} (job 1 of 3)")
+    assert waiting.fate is Fate.PENDING
+    assert waiting.verdict.endswith(f"in batch message {batch} (job 3 of 3), waiting its "
+                                    f"turn: job {jobs[0].id} of its batch is processing on "
+                                    "worker wb@host")
+    # and once the worker is gone, the running job is stale and its batch message named
+    store.client.delete(store.keys.worker("wb@host"))
+    stale = trace(settings, jobs[0].id)
+    assert stale.fate is Fate.STALE
+    assert f"its batch message {batch} (job 1 of 3) is unacknowledged since" in stale.verdict
+
+
+def test_doctor_finds_a_batch_queued_and_its_jobs_lost_once_the_message_is(
+        settings: Settings, service: JobService, store: JobStore, broker_db: redis.Redis,
+        results_db: redis.Redis) -> None:
+    # Given a batch in the queue, its jobs pending for an hour
+    batch, jobs = publish_batch(store, service.app, PROBLEMS)
+    old = time.time() - 3600
+    store.client.zadd(store.keys.jobs_by_status("pending"), {j.id: old for j in jobs})
+
+    # Then doctor finds their message, as trace does
+    found = _doctor(settings, store, broker_db, results_db)["pending-without-message"]
+    assert found.severity is Severity.OK, found.summary  # type: ignore[attr-defined]
+
+    # When the batch message is lost (the queue deleted), every job of it is reported
+    broker_db.delete(store.keys.queue())
+    lost = _doctor(settings, store, broker_db, results_db)["pending-without-message"]
+    assert lost.severity is Severity.ERROR  # type: ignore[attr-defined]
+    assert sorted(lost.evidence["sample"]) == sorted(j.id for j in jobs)  # type: ignore[attr-defined]
+    stale = trace(settings, jobs[0].id)
+    assert stale.fate is Fate.STALE
+    assert f"neither its batch message {batch} nor one of its own" in stale.verdict
+
+    # And requeue sends the job again, in a message of its own: trace finds it, doctor too
+    service.requeue(jobs[0].id)
+    again = trace(settings, jobs[0].id)
+    assert again.verdict == "pending: waiting in queue 'jobtrail', 0 ahead of it"
+    assert again.evidence.broker is not None and again.evidence.broker.message_id == jobs[0].id
+    after = _doctor(settings, store, broker_db, results_db)["pending-without-message"]
+    assert sorted(after.evidence["sample"]) == sorted(j.id for j in jobs[1:])  # type: ignore[attr-defined]
+
+
+def _dead_batch(service: JobService, store: JobStore) -> tuple[str, list]:  # type: ignore[type-arg]
+    """A batch whose worker ghost@host died: job 1 done, job 2 running, job 3 waiting."""
+    batch, jobs = publish_batch(store, service.app, PROBLEMS)
+    reserve_next(service.app, store.keys.queue(), delivered_ago_s=60)
+    store.start(jobs[0].id, worker="ghost@host")
+    store.complete(jobs[0].id, {"text": "x = 1"})
+    store.start(jobs[1].id, worker="ghost@host")
+    return batch, jobs
+
+
+def test_recover_returns_a_dead_workers_batch_and_redelivers_each_unfinished_job(
+        settings: Settings, service: JobService, store: JobStore, events: EventLog,
+        broker_db: redis.Redis) -> None:
+    # Given a batch held by a worker that is gone, mid-way through it
+    batch, jobs = _dead_batch(service, store)
+    done_events = [e.type for e in events.read(jobs[0].id)]
+
+    # When an operator recovers
+    report = service.recover(gone_after_s=3.0)
+
+    # Then the batch message is back in the queue, once
+    assert broker_db.hlen(store.keys.unacked()) == 0
+    [back] = broker_db.lrange(store.keys.queue(), 0, -1)
+    assert json.loads(back)["headers"]["id"] == batch
+    # each unfinished job got its redelivered event naming the worker, the finished one none
+    assert {r.job_id: (r.status, r.restored) for r in report.recovered} == {
+        jobs[1].id: ("processing", True), jobs[2].id: ("pending", True)}
+    for job in jobs[1:]:
+        last = events.read(job.id)[-1]
+        assert last.type is EventType.REDELIVERED
+        assert last.fields["reason"] == "worker ghost@host gone (no heartbeat on record)"
+        assert last.fields["dead_worker"] == "ghost@host"
+        assert store.get(job.id).status is JobStatus.PENDING
+    assert [e.type for e in events.read(jobs[0].id)] == done_events
+    assert store.get(jobs[0].id).status is JobStatus.COMPLETED
+    assert trace(settings, jobs[1].id).verdict == (
+        f"pending: waiting in queue 'jobtrail' in batch message {batch} (job 2 of 3), "
+        "0 ahead of it")
+
+
+def test_a_live_worker_holding_a_batch_keeps_it(settings: Settings, service: JobService,
+                                                store: JobStore) -> None:
+    # Given the same batch, but its worker alive and holding the batch message
+    batch, jobs = _dead_batch(service, store)
+    HeartbeatStore(store.client, store.keys).beat("ghost@host", pid=1, started_at=time.time(),
+                                                  jobs=[], interval_s=30, held=[batch])
+
+    # When recovery runs, then nothing is taken
+    assert service.recover(gone_after_s=3.0).recovered == []
+    assert store.get(jobs[1].id).status is JobStatus.PROCESSING
+
+
+def test_requeue_of_a_processing_batched_job_on_a_dead_worker(
+        settings: Settings, service: JobService, store: JobStore, events: EventLog,
+        broker_db: redis.Redis) -> None:
+    # Given a batch held by a worker that is gone, mid-way through it
+    batch, jobs = _dead_batch(service, store)
+
+    # When its running job is requeued
+    job = service.requeue(jobs[1].id)
+
+    # Then it is pending again in its batch message, back in the queue with its batch-mate
+    assert job.status is JobStatus.PENDING
+    [back] = broker_db.lrange(store.keys.queue(), 0, -1)
+    assert json.loads(back)["headers"]["id"] == batch
+    assert events.read(jobs[1].id)[-1].fields["reason"] == (
+        "requeued: worker ghost@host gone (no heartbeat on record)")
+    assert events.read(jobs[2].id)[-1].type is EventType.REDELIVERED
+    assert store.get(jobs[0].id).status is JobStatus.COMPLETED
+
+
+def test_cancel_of_batched_jobs(settings: Settings, service: JobService, store: JobStore,
+                                broker_db: redis.Redis) -> None:
+    # Given a batch whose first job runs on a live worker
+    batch, jobs = publish_batch(store, service.app, PROBLEMS)
+    store.start(jobs[0].id, worker="wb@host")
+
+    # When the running job is cancelled with terminate, it is refused, naming the batch
+    with pytest.raises(NotCancellableError) as refused:
+        service.cancel(jobs[0].id, terminate=True)
+    assert f"batch message {batch}" in str(refused.value)
+    assert store.get(jobs[0].id).status is JobStatus.PROCESSING
+
+    # When a pending job of it is cancelled, it alone is: the batch message stays queued
+    cancelled = service.cancel(jobs[1].id)
+    assert cancelled.status is JobStatus.CANCELLED
+    assert store.get(jobs[2].id).status is JobStatus.PENDING
+    [queued] = broker_db.lrange(store.keys.queue(), 0, -1)
+    assert json.loads(queued)["headers"]["id"] == batch
+    assert trace(settings, jobs[1].id).fate is Fate.CANCELLED
