@@ -9,22 +9,45 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 
 import pytest
 import redis
+from pydantic import SecretStr
 
+from jobtrail.api.app import create_app
 from jobtrail.config import Settings
 from jobtrail.doctor import Severity, run_checks
 from jobtrail.errors import NotCancellableError
 from jobtrail.jobs import JobService
 from jobtrail.models import EventType, Fate, JobStatus
+from jobtrail.retention.restore import restore_ids
 from jobtrail.store import EventLog, JobStore
+from jobtrail.store.archive import ArchiveStore
 from jobtrail.store.heartbeats import HeartbeatStore
+from jobtrail.store.retention_store import RetentionStore
+from jobtrail.trace import TraceResult, trace_job
+from jobtrail.trace.gather import archive_lookup
 from jobtrail.worker.app import create_celery_app
+from tests.cli.test_cli import run
+from tests.helpers.api_server import client, serve_in_thread
 from tests.helpers.batches import publish_batch, reserve_next
-from tests.test_trace import trace
+from tests.test_trace import _purge_oldest, sources
 
 PROBLEMS = ["solve x + 1 = 2", "solve x + 2 = 3", "solve x + 3 = 4"]
+
+
+def trace(settings: Settings, job_id: str, archive: ArchiveStore | None = None) -> TraceResult:
+    """trace_job() on fresh clients of *settings*' DBs, closed afterwards."""
+    src = sources(settings)
+    if archive is not None:
+        src = replace(src, find_archived=archive_lookup(lambda: archive))
+    try:
+        return trace_job(src, job_id)
+    finally:
+        for client in (src.main, src.broker, src.results):
+            if client is not None:
+                client.close()
 
 
 @pytest.fixture
@@ -211,3 +234,70 @@ def test_cancel_of_batched_jobs(settings: Settings, service: JobService, store: 
     [queued] = broker_db.lrange(store.keys.queue(), 0, -1)
     assert json.loads(queued)["headers"]["id"] == batch
     assert trace(settings, jobs[1].id).fate is Fate.CANCELLED
+
+
+def test_a_purged_then_restored_batched_job_reads_as_a_single_one(
+        settings: Settings, service: JobService, store: JobStore) -> None:
+    # Given a batch whose first job is done while its batch message is still held (the
+    # worker runs the rest), and that job purged, then restored from the archive
+    batch, jobs = publish_batch(store, service.app, PROBLEMS)
+    reserve_next(service.app, store.keys.queue())
+    store.start(jobs[0].id, worker="wb@host")
+    store.complete(jobs[0].id, {"text": "x = 1"})
+    store.start(jobs[1].id, worker="wb@host")
+    archive = _purge_oldest(settings, keep_last=0)
+    purged = trace(settings, jobs[0].id, archive)
+    assert purged.fate is Fate.PURGED
+    main_url, _, results_url = settings.require_urls()
+    rstore = RetentionStore(redis.Redis.from_url(main_url, decode_responses=True),
+                            redis.Redis.from_url(results_url, decode_responses=True),
+                            store.keys)
+    restore_ids(rstore, archive, [jobs[0].id])
+    rstore.main.close()
+    rstore.results.close()
+
+    # When it is traced
+    back = trace(settings, jobs[0].id)
+
+    # Then it reads completed as any restored job (no worker stored a Celery result here),
+    # its batch kept on the record, and the batch message its batch-mates still ride is
+    # not taken for its own
+    assert back.fate is Fate.RESULT_EXPIRED and back.verdict.startswith("completed at ")
+    assert back.evidence.batch is None
+    assert store.get(jobs[0].id).batch == batch
+    assert back.evidence.broker is not None and back.evidence.broker.unacked_tag is None
+    assert "delivered (unacked)" not in [t["event"] for t in back.timeline]
+    assert back.disagreements == []
+    archive.close()
+
+
+def test_status_list_api_and_cancel_show_batched_jobs_as_single_ones(
+        settings: Settings, service: JobService, store: JobStore) -> None:
+    # Given a batch whose first job runs
+    batch, jobs = publish_batch(store, service.app, PROBLEMS)
+    store.start(jobs[0].id, worker="wb@host")
+
+    # Then status --json and list --json carry every field they did, plus `batch`
+    status = run(settings, "status", jobs[1].id, "--json")
+    assert status.returncode == 0, status.stderr
+    single = store.create("solve x = 5")
+    doc, plain = json.loads(status.stdout), json.loads(run(settings, "status", single.id,
+                                                           "--json").stdout)
+    assert set(doc) == set(plain) and doc["batch"] == batch and plain["batch"] == ""
+    listed = {j["id"]: j for j in json.loads(run(settings, "list", "--json").stdout)}
+    assert {listed[j.id]["batch"] for j in jobs} == {batch}
+    # and GET /jobs/{id} too
+    conf = settings.model_copy(update={"api_token": SecretStr("t0ken")})
+    with serve_in_thread(create_app(conf)) as base, client(base) as http:
+        got = http.get(f"/jobs/{jobs[2].id}").json()
+        refused = http.post(f"/jobs/{jobs[0].id}/cancel", params={"terminate": "true"},
+                            headers={"Authorization": "Bearer t0ken"})
+    assert got["batch"] == batch and got["status"] == "pending"
+    assert refused.status_code == 409, refused.text
+    assert f"batch message {batch}" in refused.json()["error"]["message"]
+    # and cancel --terminate of the running one is refused in one line, nothing changed
+    cancel = run(settings, "cancel", "--terminate", jobs[0].id)
+    assert cancel.returncode == 1
+    assert f"runs in batch message {batch} on wb@host" in cancel.stderr
+    assert "Traceback" not in cancel.stderr and len(cancel.stderr.strip().splitlines()) == 1
+    assert store.get(jobs[0].id).status is JobStatus.PROCESSING

@@ -123,7 +123,7 @@ class Evidence:
     A store other than the main DB that could not be read is None here and
     named in `unreachable` with the reason. `workers` are the live workers
     (heartbeat not expired) of the job's queue, read for a pending job only;
-    `batch` is read for a job whose record names a batch message.
+    `batch` is read for an unfinished job whose record names a batch message.
     """
 
     job_id: str
@@ -179,8 +179,9 @@ class TraceResult:
                 "worker": None if ev.worker is None else ev.worker.to_dict(),
                 "unreachable": ev.unreachable,
                 "workers": [w.to_dict() for w in ev.workers],
-                "batch": None if ev.batch is None else asdict(ev.batch),
                 "at": ev.at,
+                # a batched job's batch message (an extension: absent for a single job)
+                **({} if ev.batch is None else {"batch": asdict(ev.batch)}),
             },
         }
 

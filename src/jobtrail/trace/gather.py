@@ -22,7 +22,7 @@ from jobtrail.clock import now_s, to_s
 from jobtrail.connections import REDIS_ERRORS, wrap_redis_error
 from jobtrail.errors import JobtrailError, MalformedRecordError
 from jobtrail.keys import KeySpace
-from jobtrail.models import Job, JobStatus, WorkerHeartbeat
+from jobtrail.models import TERMINAL_STATUSES, Job, JobStatus, WorkerHeartbeat
 from jobtrail.store.codec import decode_event, decode_job
 from jobtrail.store.heartbeats import HeartbeatStore, decode_heartbeat
 from jobtrail.store.messages import find_job_message
@@ -228,7 +228,7 @@ def gather_evidence(src: TraceSources, job_id: str) -> Evidence:
             broker, job_ids = _broker_facts(src, main, job_id)
         except redis.RedisError as exc:
             unreachable["broker"] = str(exc)
-    if main.job is not None and main.job.batch:
+    if main.job is not None and main.job.batch and main.job.status not in TERMINAL_STATUSES:
         try:
             batch = _batch_facts(src, main.job, broker, job_ids)
         except redis.RedisError as exc:
