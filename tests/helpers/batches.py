@@ -1,7 +1,8 @@
 """Batch messages built the way jobtrail's submit sends them, and reserved the way kombu does.
 
-publish_batch() writes the jobs' records (each naming its batch) and publishes one
-real `jobtrail.solve_batch` message through the Celery app, no worker needed;
+publish_batch() writes the jobs' records (each naming its batch, as submit_many
+does) and publishes one real `jobtrail.solve_batch` message through the Celery
+app, no worker needed (submit_many would pick the batch size itself);
 reserve_next() takes the next message off the queue with kombu's own
 `basic_get` (no ack), which files it under `unacked` / `unacked_index` as a
 worker's prefetch does, and leaves it there as a worker that died would.
@@ -9,23 +10,19 @@ worker's prefetch does, and leaves it there as a worker that died would.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 
 from celery import Celery
 
 from jobtrail.models import Job
 from jobtrail.store import JobStore
-from jobtrail.worker.app import TASK_SOLVE_BATCH
+from jobtrail.worker.app import TASK_SOLVE_BATCH, new_batch_id
 
 
 def publish_batch(store: JobStore, app: Celery, problems: Sequence[str]) -> tuple[str, list[Job]]:
     """Create one pending job per problem, all in one batch message; return (batch id, jobs)."""
-    batch = "batch-" + uuid.uuid4().hex
-    created = store.create_many(list(problems))
-    for job in created:
-        store.client.hset(store.keys.job(job.id), "batch", batch)
-    jobs = [store.get(job.id) for job in created]
+    batch = new_batch_id()
+    jobs = store.create_many(list(problems), batches=[batch] * len(problems))
     app.send_task(TASK_SOLVE_BATCH, args=[[j.id, j.problem] for j in jobs], task_id=batch)
     return batch, jobs
 
