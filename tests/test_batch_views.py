@@ -301,3 +301,23 @@ def test_status_list_api_and_cancel_show_batched_jobs_as_single_ones(
     assert f"runs in batch message {batch} on wb@host" in cancel.stderr
     assert "Traceback" not in cancel.stderr and len(cancel.stderr.strip().splitlines()) == 1
     assert store.get(jobs[0].id).status is JobStatus.PROCESSING
+
+
+def test_trace_of_a_batch_messages_own_id_says_what_it_is(
+        settings: Settings, service: JobService, store: JobStore) -> None:
+    # Given a batch in the queue, then reserved by a worker
+    batch, jobs = publish_batch(store, service.app, PROBLEMS)
+    queued = trace(settings, batch)
+    reserve_next(service.app, store.keys.queue())
+    held = trace(settings, batch)
+
+    # Then tracing the batch's id (as a verdict names it) says it is a message, not a job
+    # deleted outside jobtrail
+    names = ", ".join(j.id for j in jobs)
+    assert queued.fate is Fate.UNKNOWN
+    assert queued.verdict == (f"unknown: {batch} is no job but the batch message of 3 jobs "
+                              f"({names}), waiting in queue 'jobtrail' with 0 ahead of it: "
+                              "trace one of them")
+    assert held.fate is Fate.UNKNOWN and "unacknowledged since" in held.verdict
+    # and an id no store has seen still reads as today
+    assert trace(settings, "no-such-job").verdict == "unknown: no store has ever seen this id"

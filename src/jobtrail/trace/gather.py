@@ -107,30 +107,34 @@ def _main_facts(src: TraceSources, job_id: str) -> MainFacts:
     )
 
 
-def _broker_facts(src: TraceSources, main: MainFacts,
-                  job_id: str) -> tuple[BrokerFacts, tuple[str, ...]]:
-    """Where the job's message is (store.messages' rule: its batch's, or its own), and
-    the job ids the message carries when it is a batch's."""
+def _broker_facts(src: TraceSources, main: MainFacts, job_id: str) -> BrokerFacts:
+    """Where the job's message is (store.messages' rule: its batch's, or its own).
+
+    The queue is scanned for a live job, and for an id with no record and no
+    tombstone (it may name a message, a batch's among them); else only kombu's
+    unacked entries are read.
+    """
     assert src.broker is not None
     job = main.job or Job(id=job_id, problem="", status=JobStatus.COMPLETED, created_at=0.0)
-    live = job.status in (JobStatus.PENDING, JobStatus.PROCESSING)
-    found = find_job_message(src.broker, src.keys, job, scan_queue=live)
+    scan = job.status in (JobStatus.PENDING, JobStatus.PROCESSING) or (
+        main.job is None and main.tombstone is None and not main.raw_job)
+    found = find_job_message(src.broker, src.keys, job, scan_queue=scan)
     message = found.message
-    facts = BrokerFacts(queue=src.keys.queue(), queue_length=found.queue_length,
-                        ahead=found.ahead, examined=found.examined,
-                        unacked_tag=found.unacked_tag, unacked_since=found.unacked_since,
-                        message_id=message.task_id if message else None)
-    return facts, message.job_ids if message else ()
+    return BrokerFacts(queue=src.keys.queue(), queue_length=found.queue_length,
+                       ahead=found.ahead, examined=found.examined,
+                       unacked_tag=found.unacked_tag, unacked_since=found.unacked_since,
+                       message_id=message.task_id if message else None,
+                       job_ids=message.job_ids if message else ())
 
 
-def _batch_facts(src: TraceSources, job: Job, broker: BrokerFacts | None,
-                 job_ids: tuple[str, ...]) -> BatchFacts:
+def _batch_facts(src: TraceSources, job: Job, broker: BrokerFacts | None) -> BatchFacts:
     """The job's place in its batch message and its batch-mates' statuses (one pipeline).
 
     Raises:
         redis.RedisError: The main DB could not be reached.
     """
     found = broker is not None and broker.message_id == job.batch
+    job_ids = broker.job_ids if broker is not None else ()
     if not found or job.id not in job_ids:
         return BatchFacts(batch_id=job.batch, found=found)
     with src.main.pipeline(transaction=False) as pipe:
@@ -222,15 +226,14 @@ def gather_evidence(src: TraceSources, job_id: str) -> Evidence:
     worker: WorkerHeartbeat | None = None
     workers: tuple[WorkerHeartbeat, ...] = ()
     batch: BatchFacts | None = None
-    job_ids: tuple[str, ...] = ()
     if src.broker is not None:
         try:
-            broker, job_ids = _broker_facts(src, main, job_id)
+            broker = _broker_facts(src, main, job_id)
         except redis.RedisError as exc:
             unreachable["broker"] = str(exc)
     if main.job is not None and main.job.batch and main.job.status not in TERMINAL_STATUSES:
         try:
-            batch = _batch_facts(src, main.job, broker, job_ids)
+            batch = _batch_facts(src, main.job, broker)
         except redis.RedisError as exc:
             unreachable["main"] = str(exc)
     if src.results is not None:
