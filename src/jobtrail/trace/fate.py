@@ -20,22 +20,9 @@ from jobtrail.models import (
     JobStatus,
     WorkerStatus,
 )
-from jobtrail.trace.facts import (
-    ArchiveFacts,
-    BatchFacts,
-    BrokerFacts,
-    Evidence,
-    MainFacts,
-    ResultFacts,
-)
+from jobtrail.trace.facts import Evidence, ResultFacts
 
 __all__ = [
-    "ArchiveFacts",
-    "BatchFacts",
-    "BrokerFacts",
-    "Evidence",
-    "MainFacts",
-    "ResultFacts",
     "TraceResult",
     "classify",
 ]

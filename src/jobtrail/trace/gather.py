@@ -26,16 +26,15 @@ from jobtrail.models import TERMINAL_STATUSES, Job, JobStatus, WorkerHeartbeat
 from jobtrail.store.codec import decode_event, decode_job
 from jobtrail.store.heartbeats import HeartbeatStore, decode_heartbeat
 from jobtrail.store.messages import find_job_message
-from jobtrail.trace.fate import (
+from jobtrail.trace.facts import (
     ArchiveFacts,
     BatchFacts,
     BrokerFacts,
     Evidence,
     MainFacts,
     ResultFacts,
-    TraceResult,
-    classify,
 )
+from jobtrail.trace.fate import TraceResult, classify
 
 if TYPE_CHECKING:  # only the CLI's/API's archive factory builds one (SQLAlchemy: start-up)
     from jobtrail.store.archive import ArchiveStore
