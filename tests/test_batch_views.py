@@ -21,6 +21,8 @@ from jobtrail.doctor import Severity, run_checks
 from jobtrail.errors import NotCancellableError
 from jobtrail.jobs import JobService
 from jobtrail.models import EventType, Fate, JobStatus
+from jobtrail.monitor.diff import diff
+from jobtrail.monitor.snapshot import take_snapshot
 from jobtrail.retention.restore import restore_ids
 from jobtrail.store import EventLog, JobStore
 from jobtrail.store.archive import ArchiveStore
@@ -321,3 +323,24 @@ def test_trace_of_a_batch_messages_own_id_says_what_it_is(
     assert held.fate is Fate.UNKNOWN and "unacknowledged since" in held.verdict
     # and an id no store has seen still reads as today
     assert trace(settings, "no-such-job").verdict == "unknown: no store has ever seen this id"
+
+
+def test_monitor_diff_sees_a_batched_jobs_changes_as_a_single_ones(
+        settings: Settings, service: JobService, store: JobStore) -> None:
+    # Given a single job and a batch, snapshotted, then each started
+    single = service.submit("solve x = 7")
+    _, jobs = publish_batch(store, service.app, PROBLEMS[:1])
+    before = take_snapshot(store.client)
+    for job in (single, jobs[0]):
+        store.start(job.id, worker="wb@host")
+
+    # When the two snapshots are compared
+    changes = diff(before, take_snapshot(store.client), keys=store.keys).changes
+
+    # Then both records show the same change, and nothing else differs between them
+    def seen(job_id: str) -> list[tuple[str, str, object, object]]:
+        return [(c.kind, c.change, c.before, c.after) for c in changes
+                if c.key in (store.keys.job(job_id), store.keys.events(job_id))]
+
+    assert seen(jobs[0].id) == seen(single.id)
+    assert ("job", "status_changed", "pending", "processing") in seen(single.id)
