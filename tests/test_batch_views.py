@@ -8,6 +8,7 @@ must hold them. Each test compares with what a single job gets today.
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import replace
 
@@ -286,6 +287,9 @@ def test_status_list_api_and_cancel_show_batched_jobs_as_single_ones(
     doc, plain = json.loads(status.stdout), json.loads(run(settings, "status", single.id,
                                                            "--json").stdout)
     assert set(doc) == set(plain) and doc["batch"] == batch and plain["batch"] == ""
+    human, alone = run(settings, "status", jobs[1].id).stdout, run(settings, "status",
+                                                                    single.id).stdout
+    assert re.search(rf"^batch\s+{batch}$", human, re.M) and "batch" not in alone
     listed = {j["id"]: j for j in json.loads(run(settings, "list", "--json").stdout)}
     assert {listed[j.id]["batch"] for j in jobs} == {batch}
     # and GET /jobs/{id} too
