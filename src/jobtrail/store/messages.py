@@ -33,9 +33,11 @@ from jobtrail.keys import KeySpace
 from jobtrail.models import TERMINAL_STATUSES, Job
 from jobtrail.store.scripts import load_script
 
-__all__ = ["MAX_QUEUE_SCAN", "MAX_UNACKED_PAGES", "BrokerMessage", "MessageSearch", "as_text",
+__all__ = ["BATCH_ID_PREFIX", "MAX_QUEUE_SCAN", "MAX_UNACKED_PAGES", "BrokerMessage", "MessageSearch", "as_text",
            "find_job_message", "find_message", "message_ids", "parse_message"]
 
+#: Task ids of batch messages start with this (worker.app.new_batch_id mints them).
+BATCH_ID_PREFIX = "batch-"
 #: At most this many queued messages are scanned for the task id (the scan runs
 #: inside Redis and blocks it: about 1 ms per 1,000 messages).
 MAX_QUEUE_SCAN = 10_000

@@ -25,7 +25,7 @@ from jobtrail.keys import KeySpace
 from jobtrail.models import TERMINAL_STATUSES, Job, JobStatus, WorkerHeartbeat
 from jobtrail.store.codec import decode_event, decode_job
 from jobtrail.store.heartbeats import HeartbeatStore, decode_heartbeat
-from jobtrail.store.messages import find_job_message
+from jobtrail.store.messages import BATCH_ID_PREFIX, find_job_message
 from jobtrail.trace.facts import (
     ArchiveFacts,
     BatchFacts,
@@ -109,14 +109,14 @@ def _main_facts(src: TraceSources, job_id: str) -> MainFacts:
 def _broker_facts(src: TraceSources, main: MainFacts, job_id: str) -> BrokerFacts:
     """Where the job's message is (store.messages' rule: its batch's, or its own).
 
-    The queue is scanned for a live job, and for an id with no record and no
-    tombstone (it may name a message, a batch's among them); else only kombu's
-    unacked entries are read.
+    The queue is scanned for a live job, and for a batch message's id with no
+    record (trace of the id a verdict names); else only kombu's unacked
+    entries are read.
     """
     assert src.broker is not None
     job = main.job or Job(id=job_id, problem="", status=JobStatus.COMPLETED, created_at=0.0)
     scan = job.status in (JobStatus.PENDING, JobStatus.PROCESSING) or (
-        main.job is None and main.tombstone is None and not main.raw_job)
+        main.job is None and not main.raw_job and job_id.startswith(BATCH_ID_PREFIX))
     found = find_job_message(src.broker, src.keys, job, scan_queue=scan)
     message = found.message
     return BrokerFacts(queue=src.keys.queue(), queue_length=found.queue_length,
