@@ -33,8 +33,9 @@ from jobtrail.keys import KeySpace
 from jobtrail.models import TERMINAL_STATUSES, Job
 from jobtrail.store.scripts import load_script
 
-__all__ = ["BATCH_ID_PREFIX", "MAX_QUEUE_SCAN", "MAX_UNACKED_PAGES", "BrokerMessage", "MessageSearch", "as_text",
-           "find_job_message", "find_message", "message_ids", "parse_message"]
+__all__ = ["BATCH_ID_PREFIX", "MAX_QUEUE_SCAN", "MAX_UNACKED_PAGES", "BrokerMessage",
+           "MessageSearch", "as_text", "find_job_message", "find_message", "message_ids",
+           "parse_message"]
 
 #: Task ids of batch messages start with this (worker.app.new_batch_id mints them).
 BATCH_ID_PREFIX = "batch-"
