@@ -1,4 +1,5 @@
-"""A worker SIGKILLed mid-batch: the sweep returns the batch in seconds; trace tells the truth.
+"""Batches on real workers: a worker SIGKILLed mid-batch (the sweep returns the batch in
+seconds; trace tells the truth at each stage), and one job of a batch cancelled.
 
 Real `jobtrail worker` processes and a real batch message (submit_many, batch_max_jobs 3).
 The node running the batch dies with its pool (SIGKILL of the process group, as a
@@ -27,6 +28,7 @@ from jobtrail.worker.app import create_celery_app
 from tests.helpers.processes import WorkerProcess, settings_env
 from tests.helpers.waiting import wait_until
 from tests.test_batch_views import trace
+from tests.test_trace import MEDIUM_PROBLEM
 from tests.worker.test_dead_worker import SLOW_PROBLEM
 
 
@@ -107,3 +109,30 @@ def test_a_batch_whose_worker_is_sigkilled_comes_back_and_trace_follows_each_job
     finals = [trace(fast, j.id) for j in jobs]
     assert [r.fate for r in finals] == [Fate.COMPLETED, Fate.FAILED, Fate.COMPLETED]
     assert all("Celery result" in r.verdict and r.disagreements == [] for r in finals)
+
+
+@pytest.mark.slow
+def test_cancelling_a_job_of_a_batch_a_live_worker_will_run_leaves_the_rest_running(
+        settings: Settings, store: JobStore, events: EventLog,
+        worker_process: Callable[..., WorkerProcess]) -> None:
+    # Given a live worker busy with a job for a few seconds, a batch of three queued behind
+    proc = worker_process(settings.model_copy(update={"batch_max_jobs": 3}), concurrency=1)
+    service = JobService(store, create_celery_app(settings.model_copy(
+        update={"batch_max_jobs": 3})))
+    busy = service.submit(MEDIUM_PROBLEM)
+    wait_until(lambda: store.get(busy.id).status is JobStatus.PROCESSING, timeout_s=60,
+               interval_s=0.05, message=f"the busy job to start; log:\n{proc.log()[-2000:]}")
+    jobs = service.submit_many(["solve x + 1 = 2", "solve x + 2 = 3", "solve x + 3 = 4"])
+
+    # When one job of the batch is cancelled while the worker (which hears the revoke) is busy
+    service.cancel(jobs[1].id)
+
+    # Then the worker skips that job alone: its batch-mates run (the batch was not revoked)
+    wait_until(lambda: all(store.get(j.id).status is JobStatus.COMPLETED
+                           for j in (jobs[0], jobs[2])), timeout_s=60, interval_s=0.2,
+               message=f"the batch-mates to complete; log:\n{proc.log()[-3000:]}")
+    cancelled = store.get(jobs[1].id)
+    assert (cancelled.status, cancelled.attempts) == (JobStatus.CANCELLED, 0)
+    assert [e.type for e in events.read(cancelled.id)][:2] == [EventType.CREATED,
+                                                               EventType.CANCELLED]
+    assert trace(settings, cancelled.id).fate is Fate.CANCELLED
