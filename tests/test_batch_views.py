@@ -348,3 +348,27 @@ def test_monitor_diff_sees_a_batched_jobs_changes_as_a_single_ones(
 
     assert seen(jobs[0].id) == seen(single.id)
     assert ("job", "status_changed", "pending", "processing") in seen(single.id)
+
+
+def test_a_redelivered_batch_prefetched_by_a_gone_worker_names_no_earlier_worker(
+        settings: Settings, service: JobService, store: JobStore, events: EventLog,
+        broker_db: redis.Redis) -> None:
+    # Given a batch whose first job a worker finished in an earlier delivery, then
+    # delivered again to a worker that vanished before starting any of it
+    batch, jobs = publish_batch(store, service.app, PROBLEMS)
+    store.start(jobs[0].id, worker="earlier@host")
+    store.complete(jobs[0].id, {"text": "x = 1"})
+    time.sleep(0.01)
+    reserve_next(service.app, store.keys.queue())
+
+    # When recovery takes it back
+    report = service.recover(gone_after_s=0.0)
+
+    # Then its waiting jobs read as a single prefetched job does: no worker is blamed
+    assert {r.job_id: r.reason for r in report.recovered} == {
+        j.id: "prefetched by a worker that is gone (no live worker holds its message)"
+        for j in jobs[1:]}
+    assert all(EventType.REDELIVERED not in [e.type for e in events.read(j.id)]
+               for j in jobs)
+    [back] = broker_db.lrange(store.keys.queue(), 0, -1)
+    assert json.loads(back)["headers"]["id"] == batch
