@@ -92,13 +92,14 @@ def gone_reason(worker: str, last_seen: float | None) -> str:
     return f"worker {worker} gone since {at}"
 
 
-def _batch_holder(jobs: list[Job]) -> str:
-    """The worker that held a batch message: the one its processing job names, else the
-    one its most recently started job names ("" when none has started)."""
+def _batch_holder(jobs: list[Job], delivered_at: float) -> str:
+    """The worker that held a batch message delivered at *delivered_at* (epoch seconds):
+    the one its processing job names, else the one its latest job started since the
+    delivery names ("" when none has: an earlier delivery's worker is not this one)."""
     running = [j for j in jobs if j.status is JobStatus.PROCESSING and j.worker]
     if running:
         return running[0].worker
-    started = [j for j in jobs if j.started_at is not None and j.worker]
+    started = [j for j in jobs if (j.started_at or 0.0) >= delivered_at and j.worker]
     return max(started, key=lambda j: j.started_at or 0.0).worker if started else ""
 
 
@@ -148,17 +149,20 @@ class DeadWorkerSweep:
         except REDIS_ERRORS as exc:
             raise wrap_redis_error("broker", exc) from exc
 
-    def _old_unacked(self, older_than: float) -> Iterator[tuple[str, str]]:
-        """Yield (delivery tag, raw entry) of messages unacknowledged since before *older_than*."""
+    def _old_unacked(self, older_than: float) -> Iterator[tuple[str, float, str]]:
+        """Yield (delivery tag, delivered at in epoch seconds, raw entry) of messages
+        unacknowledged since before *older_than*."""
         try:
-            tags = [as_text(t) for t in self.broker.zrangebyscore(
-                self.keys.unacked_index(), "-inf", older_than)]
-            for start in range(0, len(tags), BATCH):
-                batch = tags[start:start + BATCH]
-                rows = cast(list[Any], self.broker.hmget(self.keys.unacked(), batch))
-                for tag, raw in zip(batch, rows, strict=True):
+            replies = cast(list[tuple[Any, float]], self.broker.zrangebyscore(
+                self.keys.unacked_index(), "-inf", older_than, withscores=True))
+            scored = [(as_text(t), float(at)) for t, at in replies]
+            for start in range(0, len(scored), BATCH):
+                batch = scored[start:start + BATCH]
+                rows = cast(list[Any], self.broker.hmget(self.keys.unacked(),
+                                                         [tag for tag, _ in batch]))
+                for (tag, at), raw in zip(batch, rows, strict=True):
                     if raw is not None:
-                        yield tag, as_text(raw)
+                        yield tag, at, as_text(raw)
         except REDIS_ERRORS as exc:
             raise wrap_redis_error("broker", exc) from exc
 
@@ -183,7 +187,7 @@ class DeadWorkerSweep:
         live = {b.name for b in workers if b.alive}
         last_seen = {b.name: b.last_seen for b in workers}
         held = self.heartbeats.held_by_live_workers(sorted(live))
-        for tag, raw in self._old_unacked(now - self.gone_after_s):
+        for tag, delivered_at, raw in self._old_unacked(now - self.gone_after_s):
             message = parse_message(raw)
             if message is None or message.task_id in held \
                     or message.routing_key != self.keys.queue_name:
@@ -197,7 +201,7 @@ class DeadWorkerSweep:
             if not jobs:
                 continue  # not a job of this keyspace
             outcomes = self._recover_message(tag, message, jobs, live, last_seen,
-                                             reason_prefix)
+                                             reason_prefix, delivered_at=delivered_at)
             for outcome in outcomes:
                 report.recovered.append(outcome)
                 logger.warning("dead worker's job back to the queue job_id=%s status=%s "
@@ -207,19 +211,21 @@ class DeadWorkerSweep:
 
     def _recover_message(self, tag: str, message: BrokerMessage, jobs: list[Job],
                          live: set[str], last_seen: dict[str, float],
-                         reason_prefix: str) -> list[Recovered]:
+                         reason_prefix: str, *, delivered_at: float) -> list[Recovered]:
         """Send the jobs of one unacknowledged message back to pending, then restore it.
 
         A batch message's finished jobs are left as they are (the next delivery
         skips them); each unfinished one gets its `redelivered` event, naming
-        the worker that held the batch (the one its running or latest job names).
+        the worker that held the batch (the one its job running names, else the
+        one its latest job started in this delivery, since *delivered_at*,
+        epoch seconds, names).
         """
         if message.task != TASK_SOLVE_BATCH:
             outcome = self._recover(jobs[0], live, last_seen, reason_prefix)
             if outcome is None:
                 return []
             return [replace(outcome, restored=self._restore(tag))]
-        holder = _batch_holder(jobs)
+        holder = _batch_holder(jobs, delivered_at)
         outcomes = [o for job in jobs if job.status not in TERMINAL_STATUSES
                     and (o := self._recover(job, live, last_seen, reason_prefix,
                                             holder=holder)) is not None]
