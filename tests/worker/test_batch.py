@@ -206,14 +206,16 @@ def test_memory_limit_fails_one_job_of_a_batch_alone(
         redis_server: Any, tmp_path: Path, main_db: redis.Redis, keys: KeySpace,
         worker_process: Callable[..., WorkerProcess]) -> None:
     settings, store, service, events = _rig(redis_server, tmp_path, main_db, keys,
-                                            solver_memory_limit_bytes=24 * 1024 * 1024)
+                                            solver_memory_limit_bytes=16 * 1024 * 1024,
+                                            solver_time_limit_s=20.0,
+                                            solver_hard_time_limit_s=30.0)
     jobs = service.submit_many([QUICK[0], "expand (1+x+y+z+w)^40", QUICK[1]])
     proc = worker_process(settings)
     wait_until(lambda: _all_finished(store, jobs), timeout_s=60,
                message=f"jobs to finish; log:\n{proc.log()[-3000:]}")
     finals = [store.get(j.id) for j in jobs]
     assert (finals[1].status, finals[1].error) == (JobStatus.FAILED,
-                                                   "memory limit exceeded (24 MiB)")
+                                                   "memory limit exceeded (16 MiB)")
     assert [finals[0].answer, finals[2].answer] == [_answer(1), _answer(2)]
     assert all(f.attempts == 1 for f in finals)
 

@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import faulthandler
 import logging
+import os
 import signal
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import Any
@@ -127,17 +129,22 @@ class BatchTask(SolveTask):
     acks_on_failure_or_timeout = False
 
 
-#: True in a prefork pool process (worker_process_init): only there are a job's limits
-#: armed. Elsewhere (solo or threads pool, a worker in a test's thread) the watchdog
-#: would end the whole worker and SIGALRM cannot be handled off the main thread: those
-#: pools enforce no solver limit, for a batch as for a single job (tasks.unlimited_pool_warning).
+#: True in a prefork pool process: only there are a job's limits armed. Elsewhere (the
+#: solo or threads pool, a worker in a test's thread) the watchdog would end the whole
+#: worker and SIGALRM cannot be handled off the main thread: those pools enforce no
+#: solver limit, for a batch as for a single job (pool_limits.unlimited_pool_warning).
 _limits_armed = [False]
+#: The process that imported this module: the worker's main process (Celery imports the
+#: task modules before it forks its pool), so a pool process has another pid.
+_IMPORTED_IN = os.getpid()
 
 
 @worker_process_init.connect  # type: ignore[untyped-decorator]  # celery ships no types
 def _arm_limits_in_pool_process(**_: Any) -> None:
-    """Arm per-job limits in each prefork pool process (Celery's worker_process_init)."""
-    _limits_armed[0] = True
+    """Arm per-job limits in a forked pool process (Celery's worker_process_init, which
+    the solo pool sends too, in the worker's own process)."""
+    _limits_armed[0] = (os.getpid() != _IMPORTED_IN
+                        and threading.current_thread() is threading.main_thread())
 
 
 @contextmanager
