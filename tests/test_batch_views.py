@@ -372,3 +372,23 @@ def test_a_redelivered_batch_prefetched_by_a_gone_worker_names_no_earlier_worker
                for j in jobs)
     [back] = broker_db.lrange(store.keys.queue(), 0, -1)
     assert json.loads(back)["headers"]["id"] == batch
+
+
+def test_trace_command_shows_the_batch_evidence_and_traces_a_batch_id(
+        settings: Settings, service: JobService, store: JobStore) -> None:
+    # Given a batch of three in the queue, its first job started
+    batch, jobs = publish_batch(store, service.app, PROBLEMS)
+    store.start(jobs[0].id, worker="wb@host")
+
+    # When an operator traces one of its jobs, then the batch message's own id
+    job = run(settings, "trace", jobs[1].id)
+    message = run(settings, "trace", batch)
+
+    # Then the evidence names the message and the batch's progress; the batch id is no job
+    assert job.returncode == 0, job.stderr
+    assert f"message {batch} (queue length 1)" in job.stdout
+    assert f"batch: message {batch}, job 2 of 3; its jobs: 2 pending, 1 processing" in \
+        " ".join(job.stdout.split())
+    assert message.returncode == 3
+    assert f"{batch} is no job but the batch message of 3 jobs" in " ".join(
+        message.stdout.split())
