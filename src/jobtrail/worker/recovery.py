@@ -1,5 +1,8 @@
 """A dead worker's jobs back in seconds: hand its unacknowledged messages back to the queue.
 
+A batch message (jobtrail.solve_batch) is handed back whole: each of its
+unfinished jobs gets its `redelivered` event; its finished ones are left alone.
+
 Invariant: a message is taken back only when no live worker holds it. Every
 live worker lists in its heartbeat the ids of all the messages it holds
 (running and prefetched: `held`), and a message is considered only once it
@@ -172,7 +175,8 @@ class DeadWorkerSweep:
 
         Args:
             lock: Skip the sweep when another worker holds the lock this interval.
-            only: Consider only these job ids (`jobtrail requeue`).
+            only: Consider only the messages carrying these job ids (`jobtrail
+                requeue`); a batch message brings back its other unfinished jobs too.
             reason_prefix: Put before the event's reason (e.g. "requeued: ").
 
         Raises:
