@@ -232,7 +232,9 @@ class JobService:
         delivery finds it finished (or taken) and changes nothing. A processing
         job goes back to pending with a `redelivered` event naming its dead
         worker, and its unacknowledged message returns to the queue at once
-        (or, if it has none left, a new one is sent).
+        (or, if it has none left, a new one is sent). A job of a batch is sent
+        again alone (its batch-mates are not); a processing one's batch message
+        returns whole, each of its unfinished jobs with a `redelivered` event.
 
         Raises:
             JobNotFoundError: No such job.
