@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import redis
@@ -134,6 +135,12 @@ class JobService:
                 raise failure from exc
             i += len(group)
 
+    def _send_alone(self, job: Job) -> None:
+        """Send *job* again in a message of its own (task id = its id), even if a batch
+        carried it: its batch-mates are not sent twice, and trace finds either message
+        (store.messages)."""
+        self._send([replace(job, batch="")])
+
     def submit(self, problem: str) -> Job:
         """Create a pending job for *problem* and send its solve task.
 
@@ -226,7 +233,9 @@ class JobService:
         delivery finds it finished (or taken) and changes nothing. A processing
         job goes back to pending with a `redelivered` event naming its dead
         worker, and its unacknowledged message returns to the queue at once
-        (or, if it has none left, a new one is sent).
+        (or, if it has none left, a new one is sent). A job of a batch is sent
+        again alone (its batch-mates are not); a processing one's batch message
+        returns whole, each of its unfinished jobs with a `redelivered` event.
 
         Raises:
             JobNotFoundError: No such job.
@@ -239,7 +248,7 @@ class JobService:
             return self._requeue_processing(job)
         if job.status is not JobStatus.PENDING:
             raise InvalidTransitionError(job_id, job.status.value, "requeued")
-        self._send([job])
+        self._send_alone(job)
         return job
 
     def recover(self, *, gone_after_s: float) -> RecoveryReport:
@@ -267,18 +276,20 @@ class JobService:
         with self.app.connection_for_write() as conn:
             report = self._sweep(conn.default_channel.client, 0.0).sweep(
                 lock=False, only={job.id}, reason_prefix="requeued: ")
-        if report.recovered and not report.recovered[0].restored:
+        # a batch message brings back its other unfinished jobs too; this one's entry decides
+        mine = next((r for r in report.recovered if r.job_id == job.id), None)
+        if mine is not None and not mine.restored:
             job = self.store.get(job.id)  # back to pending, but its message went meanwhile
-            self._send([job])
+            self._send_alone(job)
             return job
-        if not report.recovered:
+        if mine is None:
             # no unacknowledged message left: back to pending and send a new one
             reason = "requeued: " + gone_reason(job.worker, holder.last_seen if holder else None)
             job = self.store.transition(job.id, JobStatus.PENDING, event=EventType.REDELIVERED,
                                         event_fields={"reason": reason,
                                                       "dead_worker": job.worker},
                                         expected_version=job.version)
-            self._send([job])
+            self._send_alone(job)
             return job
         return self.store.get(job.id)
 
@@ -291,13 +302,18 @@ class JobService:
         also kills the task's pool process (Celery's revoke terminate=True,
         SIGTERM) and its outcome is never recorded.
 
+        A job of a batch (`batch` set) is revoked by its own id, never by its
+        batch's: the batch's other jobs still run and this one is skipped. A
+        processing job of a batch is never terminated (its pool process runs
+        the whole batch): refused, with or without *terminate*.
+
         Returns:
             The cancelled Job; its `error` says how it was cancelled.
 
         Raises:
             JobNotFoundError: No such job.
-            NotCancellableError: The job is finished, or processing without
-                *terminate*; nothing written, nothing revoked.
+            NotCancellableError: The job is finished, processing without
+                *terminate*, or processing in a batch; nothing written, nothing revoked.
             RedisUnavailableError: The main DB or the broker is down.
         """
         for _ in range(5):
@@ -306,6 +322,12 @@ class JobService:
                 raise NotCancellableError(job_id, job.status.value,
                                           "a finished job cannot be cancelled")
             processing = job.status is JobStatus.PROCESSING
+            if processing and job.batch:
+                raise NotCancellableError(
+                    job_id, job.status.value, f"it runs in batch message {job.batch} on "
+                    f"{job.worker or 'a worker'}, and terminating its task would kill the "
+                    "rest of the batch with it: wait for it to finish (the batch's pending "
+                    "jobs can be cancelled one by one)")
             if processing and not terminate:
                 raise NotCancellableError(
                     job_id, job.status.value, f"it runs on {job.worker or 'a worker'}; "

@@ -190,6 +190,7 @@ class Job:
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "version": self.version,
+            "batch": self.batch,
         }
 
 

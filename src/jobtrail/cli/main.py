@@ -334,6 +334,9 @@ def cancel(
 ) -> None:
     """Cancel jobs: a pending job never runs; a processing one only with --terminate.
 
+    A processing job of a batch message is refused even with --terminate: its
+    pool process runs the whole batch.
+
     Each id is cancelled on its own; a job that cannot be (finished, or
     processing without --terminate) is reported and the command exits 1; when
     every refused id is unknown, with trace's verdict, it exits 3 as status does.

@@ -123,6 +123,8 @@ def render_job(job: Job) -> None:
         table.add_row("error", escape(job.error))
     table.add_row("attempts", str(job.attempts))
     table.add_row("worker", job.worker or "-")
+    if job.batch:  # the batch message that carries it (a single job's block is unchanged)
+        table.add_row("batch", job.batch)
     table.add_row("created", _when(job.created_at))
     table.add_row("started", _when(job.started_at))
     table.add_row("finished", _when(job.finished_at))

@@ -594,8 +594,19 @@ class JobStore:
         Raises:
             RedisUnavailableError: The main DB could not be reached.
         """
-        event: dict[Any, Any] = {"type": EventType.SKIPPED.value, "at": repr(now_s()),
-                                 "worker": worker, "error": reason}
+        self._note(job_id, EventType.SKIPPED, {"worker": worker, "error": reason})
+
+    def note_redelivered(self, job_id: str, *, reason: str, dead_worker: str) -> None:
+        """Append a `redelivered` event to a pending job: the batch message it waited in
+        goes back to the queue (its worker is gone); the record is left as it is.
+
+        Raises:
+            RedisUnavailableError: The main DB could not be reached.
+        """
+        self._note(job_id, EventType.REDELIVERED, {"reason": reason, "dead_worker": dead_worker})
+
+    def _note(self, job_id: str, kind: EventType, fields: Mapping[str, str]) -> None:
+        event: dict[Any, Any] = {"type": kind.value, "at": repr(now_s()), **fields}
         maxlen = self.events_max_len or None
         try:
             with self.client.pipeline(transaction=True) as pipe:

@@ -25,6 +25,7 @@ from jobtrail.logconfig import log_config
 from jobtrail.problem_text import check_problem_text
 from jobtrail.store import JobStore
 from jobtrail.store.job_store import new_job_id
+from jobtrail.store.messages import BATCH_ID_PREFIX
 from jobtrail.worker import kombu_guard
 from jobtrail.worker.liveness import BrokerPollStep
 from jobtrail.worker.transport import broker_transport
@@ -266,7 +267,7 @@ def new_batch_id() -> str:
     Never a job id (those are UUID4 strings with dashes), so a batch's
     `celery-task-meta-<id>` can never be mistaken for a job's.
     """
-    return "batch-" + uuid.uuid4().hex
+    return BATCH_ID_PREFIX + uuid.uuid4().hex
 
 
 def settings_of(app: Celery) -> Settings:
