@@ -386,7 +386,7 @@ def test_trace_command_shows_the_batch_evidence_and_traces_a_batch_id(
 
     # Then the evidence names the message and the batch's progress; the batch id is no job
     assert job.returncode == 0, job.stderr
-    assert f"message {batch} (queue length 1)" in job.stdout
+    assert f"message {batch} (queue length 1)" in " ".join(job.stdout.split())
     assert f"batch: message {batch}, job 2 of 3; its jobs: 2 pending, 1 processing" in \
         " ".join(job.stdout.split())
     assert message.returncode == 3
