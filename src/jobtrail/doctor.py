@@ -7,7 +7,6 @@ stream the keyspace with SCAN and pipelines, so memory stays O(batch).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
@@ -20,10 +19,12 @@ import redis
 from jobtrail.clock import now_s
 from jobtrail.config import Settings
 from jobtrail.connections import socket_kwargs
+from jobtrail.errors import MalformedRecordError
 from jobtrail.keys import CELERY_RESULT_PREFIX, KeyKind, KeySpace
 from jobtrail.models import JobStatus, WorkerStatus
+from jobtrail.store.codec import decode_job
 from jobtrail.store.heartbeats import HeartbeatStore
-from jobtrail.store.messages import find_message
+from jobtrail.store.messages import find_job_message, message_ids, parse_message
 from jobtrail.worker.app import create_celery_app
 
 __all__ = ["Finding", "Severity", "run_checks"]
@@ -476,17 +477,6 @@ def _consistency(keys: KeySpace, main: redis.Redis, results: redis.Redis,
                    "outside jobtrail", counts, "jobtrail trace <id>")
 
 
-def _task_id(raw: str) -> str | None:
-    try:
-        message = json.loads(raw)
-    except ValueError:
-        return None
-    if isinstance(message, list):  # unacked entries are [message, exchange, routing key]
-        message = message[0] if message else {}
-    headers = message.get("headers") if isinstance(message, dict) else None
-    return str(headers.get("id")) if isinstance(headers, dict) and headers.get("id") else None
-
-
 def _lost_pending(keys: KeySpace, main: redis.Redis, broker: redis.Redis,
                   progress: Callable[[int], None]) -> Finding:
     """Pending jobs whose task is neither queued nor unacked: trace's `stale` rule.
@@ -500,16 +490,29 @@ def _lost_pending(keys: KeySpace, main: redis.Redis, broker: redis.Redis,
     length = int(broker.llen(keys.queue()))
     for start in range(0, length, BATCH):
         for raw in cast(list[str], broker.lrange(keys.queue(), start, start + BATCH - 1)):
-            if (task := _task_id(raw)) is not None:
-                queued.add(task)
+            if (message := parse_message(raw)) is not None:
+                queued.add(message.task_id)
     for _, raw in broker.hscan_iter(keys.unacked(), count=BATCH):
-        if (task := _task_id(str(raw))) is not None:
-            queued.add(task)
+        if (message := parse_message(raw)) is not None:
+            queued.add(message.task_id)
     progress(length)
-    candidates = [str(m) for m in main.zrange(keys.jobs_by_status(JobStatus.PENDING), 0, -1)
-                  if str(m) not in queued]
-    lost = [j for j in candidates if main.hget(keys.job(j), "status") == JobStatus.PENDING.value
-            and find_message(broker, keys, j).lost]
+    ids = [str(m) for m in main.zrange(keys.jobs_by_status(JobStatus.PENDING), 0, -1)
+           if str(m) not in queued]
+    lost: list[str] = []
+    for start in range(0, len(ids), BATCH):
+        with main.pipeline(transaction=False) as pipe:
+            for job_id in ids[start:start + BATCH]:
+                pipe.hgetall(keys.job(job_id))
+            records = cast(list[dict[str, str]], pipe.execute())
+        for record in records:
+            try:
+                job = decode_job(record)
+            except MalformedRecordError:
+                continue  # no record (or not jobtrail's): the consistency checks report it
+            # a batched job's message is its batch's (store.messages' rule)
+            if job.status is JobStatus.PENDING and not set(message_ids(job)) & queued \
+                    and find_job_message(broker, keys, job).lost:
+                lost.append(job.id)
     counts = {"queued_messages": len(queued)}
     return _listing("pending-without-message", lost,
                     "pending jobs have no message in the broker: no worker will ever run "

@@ -164,7 +164,8 @@ def cancel(job_id: JobId, request: Request, svc: Svc,
            ))] = False,
            authorization: Annotated[str | None, Header()] = None) -> JobOut | JSONResponse:
     """Cancel a pending job (its message is revoked), or with `terminate=true` a processing
-    one. Needs `Authorization: Bearer <api_token>`; every call is audited."""
+    one (409 for a processing job of a batch message: its pool process runs the whole
+    batch). Needs `Authorization: Bearer <api_token>`; every call is audited."""
     selector = {"ids": [job_id], "terminate": terminate}
     refused = check_token(svc, authorization)
     if refused is not None:
