@@ -192,8 +192,9 @@ class Client:
         """Cancel a pending job, or with *terminate* a processing one (its task is killed).
 
         Raises:
-            NotCancellableError: The job is finished, or processing without
-                *terminate*; nothing changed.
+            NotCancellableError: The job is finished, processing without
+                *terminate*, or processing in a batch message (its pool process
+                runs the whole batch); nothing changed.
             JobNotFoundError: No such job.
             RedisUnavailableError: The main DB or the broker is down.
         """

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import redis
@@ -32,7 +33,13 @@ from jobtrail.models import TERMINAL_STATUSES, EventType, Job, JobStatus
 from jobtrail.problem_text import MAX_SUBMIT_BYTES, check_problem_text
 from jobtrail.store import JobStore
 from jobtrail.store.heartbeats import HeartbeatStore
-from jobtrail.worker.app import CANCELLED_BEFORE_START, SETTINGS_KEY, TASK_SOLVE
+from jobtrail.worker.app import (
+    CANCELLED_BEFORE_START,
+    SETTINGS_KEY,
+    TASK_SOLVE,
+    TASK_SOLVE_BATCH,
+    new_batch_id,
+)
 from jobtrail.worker.recovery import DeadWorkerSweep, RecoveryReport, gone_reason
 
 __all__ = ["MAX_SUBMIT_BYTES", "SAMPLE_PROBLEMS", "SUBMIT_CHUNK", "JobService",
@@ -74,6 +81,8 @@ class JobService:
         #: Longest problem text submit accepts; by default the app's settings' limit.
         self.max_problem_chars = max_problem_chars or (
             settings.max_problem_chars if settings is not None else SOLVER_MAX_PROBLEM_CHARS)
+        #: Jobs of submit_many per Celery message (1: one message per job).
+        self.batch_max_jobs = settings.batch_jobs() if settings is not None else 1
 
     def check_text(self, problem: str) -> None:
         """Refuse a problem text at the door; called by submit() before any write.
@@ -99,11 +108,24 @@ class JobService:
                                          str(exc.__cause__) or type(exc.__cause__).__name__)
         return None
 
-    def _send(self, jobs: Sequence[Job], producer: Any = None) -> None:
-        for i, job in enumerate(jobs):
+    def _send(self, jobs: Sequence[Job], producer: Any = None, *,
+              batched: bool = False) -> None:
+        """Send the messages of *jobs*: one solve_job message per job or, when *batched*,
+        one solve_batch message per run of jobs sharing a `batch` id (in order)."""
+        i = 0
+        while i < len(jobs):
+            job = jobs[i]
+            group = [job]
+            while batched and job.batch and i + len(group) < len(jobs) \
+                    and jobs[i + len(group)].batch == job.batch:
+                group.append(jobs[i + len(group)])
             try:
-                self.app.send_task(TASK_SOLVE, args=[job.id, job.problem], task_id=job.id,
-                                   producer=producer)
+                if batched and job.batch:
+                    self.app.send_task(TASK_SOLVE_BATCH, args=[[j.id, j.problem] for j in group],
+                                       task_id=job.batch, producer=producer)
+                else:
+                    self.app.send_task(TASK_SOLVE, args=[job.id, job.problem], task_id=job.id,
+                                       producer=producer)
             except (OperationalError, RuntimeError) as exc:
                 failure = self._enqueue_failure(exc)
                 if failure is None:
@@ -112,6 +134,13 @@ class JobService:
                 for unsent in jobs[i:]:
                     self.store.fail(unsent.id, f"could not enqueue the task: {failure.reason}")
                 raise failure from exc
+            i += len(group)
+
+    def _send_alone(self, job: Job) -> None:
+        """Send *job* again in a message of its own (task id = its id), even if a batch
+        carried it: its batch-mates are not sent twice, and trace finds either message
+        (store.messages)."""
+        self._send([replace(job, batch="")])
 
     def submit(self, problem: str) -> Job:
         """Create a pending job for *problem* and send its solve task.
@@ -156,8 +185,14 @@ class JobService:
         return job
 
     def submit_many(self, problems: Sequence[str], *,
+                    on_progress: Callable[[int], None] | None = None,
                     stop: Callable[[], bool] | None = None) -> list[Job]:
         """Submit several problems, SUBMIT_CHUNK at a time: records, then their tasks.
+
+        Jobs travel batch_max_jobs to a message (jobtrail.solve_batch, args
+        [[job_id, problem], ...], task id "batch-<hex>" named in each record's
+        `batch` field); with batch_max_jobs 1, or a lone job, one solve_job
+        message per job, as submit() sends.
 
         Chunking bounds what a submitter killed midway can leave behind: at
         most one chunk of pending records without a message, which trace
@@ -165,6 +200,7 @@ class JobService:
 
         Args:
             problems: The problem texts, in order.
+            on_progress: Called after each chunk with how many jobs are sent so far.
             stop: Asked before each chunk; True ends the submission there (a
                 Ctrl-C the caller holds), with every chunk so far whole.
 
@@ -185,14 +221,23 @@ class JobService:
             except ProblemError as exc:  # which one of the batch: "problem 2: empty problem"
                 exc.args = (f"problem {n}: {exc}", *exc.args[1:])
                 raise
+        size = self.batch_max_jobs
+        # a chunk holds whole batches, so a batch's records are written in one round trip
+        chunk_size = max(1, SUBMIT_CHUNK // size) * size
         jobs: list[Job] = []
         with self.app.producer_or_acquire() as producer:
-            for start in range(0, len(problems), SUBMIT_CHUNK):
+            for start in range(0, len(problems), chunk_size):
                 if stop is not None and stop():
                     break
-                chunk = self.store.create_many(problems[start:start + SUBMIT_CHUNK])
-                self._send(chunk, producer)
+                part = problems[start:start + chunk_size]
+                batches = ["" if size == 1 or len(part) == 1 else new_batch_id()
+                           for _ in range(0, len(part), size)]
+                chunk = self.store.create_many(
+                    part, batches=[batches[n // size] for n in range(len(part))])
+                self._send(chunk, producer, batched=True)
                 jobs += chunk
+                if on_progress is not None:
+                    on_progress(len(jobs))
         return jobs
 
     def requeue(self, job_id: str) -> Job:
@@ -203,7 +248,9 @@ class JobService:
         delivery finds it finished (or taken) and changes nothing. A processing
         job goes back to pending with a `redelivered` event naming its dead
         worker, and its unacknowledged message returns to the queue at once
-        (or, if it has none left, a new one is sent).
+        (or, if it has none left, a new one is sent). A job of a batch is sent
+        again alone (its batch-mates are not); a processing one's batch message
+        returns whole, each of its unfinished jobs with a `redelivered` event.
 
         Raises:
             JobNotFoundError: No such job.
@@ -216,7 +263,7 @@ class JobService:
             return self._requeue_processing(job)
         if job.status is not JobStatus.PENDING:
             raise InvalidTransitionError(job_id, job.status.value, "requeued")
-        self._send([job])
+        self._send_alone(job)
         return job
 
     def recover(self, *, gone_after_s: float) -> RecoveryReport:
@@ -244,18 +291,20 @@ class JobService:
         with self.app.connection_for_write() as conn:
             report = self._sweep(conn.default_channel.client, 0.0).sweep(
                 lock=False, only={job.id}, reason_prefix="requeued: ")
-        if report.recovered and not report.recovered[0].restored:
+        # a batch message brings back its other unfinished jobs too; this one's entry decides
+        mine = next((r for r in report.recovered if r.job_id == job.id), None)
+        if mine is not None and not mine.restored:
             job = self.store.get(job.id)  # back to pending, but its message went meanwhile
-            self._send([job])
+            self._send_alone(job)
             return job
-        if not report.recovered:
+        if mine is None:
             # no unacknowledged message left: back to pending and send a new one
             reason = "requeued: " + gone_reason(job.worker, holder.last_seen if holder else None)
             job = self.store.transition(job.id, JobStatus.PENDING, event=EventType.REDELIVERED,
                                         event_fields={"reason": reason,
                                                       "dead_worker": job.worker},
                                         expected_version=job.version)
-            self._send([job])
+            self._send_alone(job)
             return job
         return self.store.get(job.id)
 
@@ -268,13 +317,18 @@ class JobService:
         also kills the task's pool process (Celery's revoke terminate=True,
         SIGTERM) and its outcome is never recorded.
 
+        A job of a batch (`batch` set) is revoked by its own id, never by its
+        batch's: the batch's other jobs still run and this one is skipped. A
+        processing job of a batch is never terminated (its pool process runs
+        the whole batch): refused, with or without *terminate*.
+
         Returns:
             The cancelled Job; its `error` says how it was cancelled.
 
         Raises:
             JobNotFoundError: No such job.
-            NotCancellableError: The job is finished, or processing without
-                *terminate*; nothing written, nothing revoked.
+            NotCancellableError: The job is finished, processing without
+                *terminate*, or processing in a batch; nothing written, nothing revoked.
             RedisUnavailableError: The main DB or the broker is down.
         """
         for _ in range(5):
@@ -283,6 +337,12 @@ class JobService:
                 raise NotCancellableError(job_id, job.status.value,
                                           "a finished job cannot be cancelled")
             processing = job.status is JobStatus.PROCESSING
+            if processing and job.batch:
+                raise NotCancellableError(
+                    job_id, job.status.value, f"it runs in batch message {job.batch} on "
+                    f"{job.worker or 'a worker'}, and terminating its task would kill the "
+                    "rest of the batch with it: wait for it to finish (the batch's pending "
+                    "jobs can be cancelled one by one)")
             if processing and not terminate:
                 raise NotCancellableError(
                     job_id, job.status.value, f"it runs on {job.worker or 'a worker'}; "

@@ -51,6 +51,8 @@ class JobOut(BaseModel):
     created_at: float
     started_at: float | None
     finished_at: float | None
+    batch: str = Field("", description="Task id of the batch message that carries the job "
+                       "(several jobs in one Celery message); \"\" for a job sent alone.")
 
     @classmethod
     def of(cls, job: Job) -> JobOut:

@@ -28,13 +28,13 @@ from jobtrail import __version__
 from jobtrail.cli.context import CliState, check_listen, runtime, settings_from, trace_sources
 from jobtrail.cli.ids import ID_HELP, resolve_id
 from jobtrail.cli.output import (
-    err,
     escape,
     exit_with,
     interrupt_between_steps,
     job_table,
     out,
     print_json,
+    progress_bar,
     render_job,
 )
 from jobtrail.clock import monotonic_s
@@ -187,13 +187,14 @@ def _wait_for(ctx: typer.Context, ids: list[str], timeout_s: float) -> str | Non
     """Wait until every job of *ids* is finished; return None, or why the wait stopped."""
     rt = runtime(ctx)
     deadline = monotonic_s() + timeout_s
+    terminal = {s.value for s in TERMINAL_STATUSES}
     done = 0
     try:
-        with err.status("waiting for the worker...") as status:
+        with progress_bar() as bar:
+            task = bar.add_task("waiting for the worker", total=len(ids))
             while True:
-                jobs = [rt.store.get(i) for i in ids]
-                done = sum(j.status in TERMINAL_STATUSES for j in jobs)
-                status.update(f"waiting for the worker... {done}/{len(ids)} finished")
+                done = sum(row[0] in terminal for row in rt.store.read_fields(ids, ("status",)))
+                bar.update(task, completed=done)
                 if done == len(ids):
                     return None
                 if monotonic_s() > deadline:
@@ -250,8 +251,14 @@ def submit(
     problems = [problem for _, problem in given]
     rt = runtime(ctx)
     with interrupt_between_steps() as interrupted:  # a Ctrl-C ends the submission between chunks
-        jobs = rt.service.submit_many(problems, stop=interrupted) if len(problems) > 1 else [
-            rt.service.submit(problems[0])]
+        if len(problems) == 1:
+            jobs = [rt.service.submit(problems[0])]
+        else:
+            with progress_bar(disable=json_out) as bar:
+                task = bar.add_task("submitting", total=len(problems))
+                jobs = rt.service.submit_many(
+                    problems, on_progress=lambda n: bar.update(task, completed=n),
+                    stop=interrupted)
     stopped = (f"interrupted after submitting {len(jobs)} of {len(problems)} problems"
                if interrupted() else None)
     if wait and stopped is None:
@@ -351,6 +358,9 @@ def cancel(
     json_out: JsonOpt = False,
 ) -> None:
     """Cancel jobs: a pending job never runs; a processing one only with --terminate.
+
+    A processing job of a batch message is refused even with --terminate: its
+    pool process runs the whole batch.
 
     Each id is cancelled on its own; a job that cannot be (finished, or
     processing without --terminate) is reported and the command exits 1; when

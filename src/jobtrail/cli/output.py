@@ -24,11 +24,25 @@ from jobtrail.models import Job
 
 __all__ = ["WIDE", "add_id_column", "add_label_column", "add_text_column", "data_table", "err",
            "escape", "exit_with", "interrupt_between_steps", "job_table", "out", "print_json",
-           "render_job", "wrapped"]
+           "progress_bar", "render_job", "wrapped"]
 
 # emoji off: `:thumbs_up:` in a problem or `:m:` in a key (`stats:m:...`) is data, not an emoji code
 out = Console(highlight=False, soft_wrap=True, emoji=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+
+
+def progress_bar(*, disable: bool = False) -> Any:
+    """Return a Rich Progress (description, bar, done/total, elapsed) on stderr.
+
+    It shows only on a terminal (and not when *disable*), and clears itself
+    when done, so piped output and --json stay clean.
+    """
+    # lazy: rich.progress costs start-up time that commands without a bar need not pay
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=err, transient=True,
+                    disable=disable or not err.is_terminal)
 
 
 def exit_with(message: str, code: int = 1) -> NoReturn:
@@ -135,6 +149,8 @@ def render_job(job: Job) -> None:
         table.add_row("error", escape(job.error))
     table.add_row("attempts", str(job.attempts))
     table.add_row("worker", job.worker or "-")
+    if job.batch:  # the batch message that carries it (a single job's block is unchanged)
+        table.add_row("batch", job.batch)
     table.add_row("created", _when(job.created_at))
     table.add_row("started", _when(job.started_at))
     table.add_row("finished", _when(job.finished_at))

@@ -12,7 +12,6 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Group, RenderableType
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from jobtrail.cli.context import runtime, settings_from
@@ -22,10 +21,10 @@ from jobtrail.cli.output import (
     add_id_column,
     add_text_column,
     data_table,
-    err,
     exit_with,
     out,
     print_json,
+    progress_bar,
     sigterm_as_interrupt,
     wrapped,
 )
@@ -70,12 +69,6 @@ def _stores(ctx: typer.Context) -> tuple[RetentionStore, ArchiveStore]:
     store = RetentionStore(rt.clients.main, rt.clients.results, rt.keys,
                            events_max_len=rt.settings.events_max_len)
     return store, archive_store(ctx)
-
-
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=err, transient=True,
-                    disable=not err.is_terminal)
 
 
 def _when(at: float | None) -> str:
@@ -174,7 +167,7 @@ def purge_cmd(
     store, archive = _stores(ctx)
     settings = settings_from(ctx)
     at = now_s()
-    with sigterm_as_interrupt(), _progress() as progress:
+    with sigterm_as_interrupt(), progress_bar() as progress:
         task = progress.add_task("dry run" if dry_run else "purging",
                                  total=count_candidates(store, policy, at))
 
@@ -328,7 +321,7 @@ def restore(
         with sigterm_as_interrupt():
             report = restore_ids(store, archive, job_ids)
     else:
-        with sigterm_as_interrupt(), _progress() as progress:
+        with sigterm_as_interrupt(), progress_bar() as progress:
             task = progress.add_task("restoring", total=None)
             report = restore_matching(
                 store, archive, policy=policy,

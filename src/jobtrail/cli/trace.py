@@ -90,7 +90,15 @@ def _render(result: TraceResult) -> None:
         b = ev.broker
         where = (f"in queue '{b.queue}', {b.ahead} ahead" if b.ahead is not None else
                  f"unacked since {when(b.unacked_since)}" if b.unacked_since else "no message")
-        lines.append(f"broker: {where} (queue length {b.queue_length})")
+        message = f", message {b.message_id}" if b.message_id and b.message_id != ev.job_id \
+            else ""
+        lines.append(f"broker: {where}{message} (queue length {b.queue_length})")
+    if ev.batch is not None:
+        bf = ev.batch
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(bf.statuses.items()))
+        lines.append(f"batch: message {bf.batch_id}, " + (
+            f"job {bf.position} of {bf.size}; its jobs: {counts}" if bf.size else
+            "not in the broker"))
     if ev.results is not None:
         r = ev.results
         state = r.meta.get("status") if r.meta else "absent"

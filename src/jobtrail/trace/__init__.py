@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from jobtrail.trace.fate import (
+from jobtrail.trace.facts import (
     ArchiveFacts,
+    BatchFacts,
     BrokerFacts,
     Evidence,
     MainFacts,
     ResultFacts,
-    TraceResult,
-    classify,
 )
+from jobtrail.trace.fate import TraceResult, classify
 from jobtrail.trace.gather import TraceSources, gather_evidence, trace_job
 
 __all__ = [
     "ArchiveFacts",
+    "BatchFacts",
     "BrokerFacts",
     "Evidence",
     "MainFacts",

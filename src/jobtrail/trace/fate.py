@@ -1,4 +1,4 @@
-"""The facts trace gathers about a job id, and classify(): facts in, fate and verdict out.
+"""classify(): the facts trace gathered (trace/facts.py) in, fate and verdict out.
 
 Pure: no I/O. Every fate rests on the facts named in its verdict; Celery's
 PENDING state is never used as evidence (Celery reports it for any id it has
@@ -8,7 +8,7 @@ AsyncResult.state).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,18 +17,12 @@ from jobtrail.models import (
     EventType,
     Fate,
     Job,
-    JobEvent,
     JobStatus,
-    WorkerHeartbeat,
     WorkerStatus,
 )
+from jobtrail.trace.facts import Evidence, ResultFacts
 
 __all__ = [
-    "ArchiveFacts",
-    "BrokerFacts",
-    "Evidence",
-    "MainFacts",
-    "ResultFacts",
     "TraceResult",
     "classify",
 ]
@@ -36,83 +30,6 @@ __all__ = [
 
 #: Index names as MainFacts.index_scores holds them (without the key prefix).
 _INDEX_NAMES = KeySpace("")
-
-
-@dataclass(frozen=True, slots=True)
-class MainFacts:
-    """What the main DB holds about the id.
-
-    `index_scores` maps `jobs` and each `jobs:<status>` index the id is in to
-    its score (epoch seconds); `tombstone_ttl_s` is None without a TTL;
-    `evicted_keys` is the server's INFO counter since its start.
-    """
-
-    job: Job | None
-    index_scores: dict[str, float]
-    tombstone: dict[str, str] | None
-    tombstone_ttl_s: float | None
-    events: tuple[JobEvent, ...]
-    evicted_keys: int
-    maxmemory_policy: str
-    raw_job: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerFacts:
-    """Where the task's message is: `ahead` messages before it in the queue, or unacked.
-
-    `unacked_since` is the delivery time kombu recorded (epoch seconds).
-    """
-
-    queue: str
-    queue_length: int
-    ahead: int | None
-    unacked_tag: str | None
-    unacked_since: float | None
-    examined: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class ResultFacts:
-    """Celery's `celery-task-meta-<id>`: the parsed meta, and seconds to expiry (None: no TTL)."""
-
-    meta: dict[str, Any] | None
-    ttl_s: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class ArchiveFacts:
-    """The archive row of a purged job (summary)."""
-
-    location: str
-    purged_at: float
-    policy: str
-    run_id: str
-    status: str
-    had_celery_result: bool
-    restored_at: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Evidence:
-    """Everything gathered about one id, at time `at` (epoch seconds).
-
-    A store other than the main DB that could not be read is None here and
-    named in `unreachable` with the reason. `workers` are the live workers
-    (heartbeat not expired) of the job's queue, read for a pending job only.
-    """
-
-    job_id: str
-    at: float
-    visibility_timeout_s: float
-    result_expires_s: int
-    main: MainFacts
-    broker: BrokerFacts | None
-    results: ResultFacts | None
-    archive: ArchiveFacts | None
-    worker: WorkerHeartbeat | None
-    unreachable: dict[str, str] = field(default_factory=dict)
-    workers: tuple[WorkerHeartbeat, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +72,8 @@ class TraceResult:
                 "unreachable": ev.unreachable,
                 "workers": [w.to_dict() for w in ev.workers],
                 "at": ev.at,
+                # a batched job's batch message (an extension: absent for a single job)
+                **({} if ev.batch is None else {"batch": asdict(ev.batch)}),
             },
         }
 
@@ -187,21 +106,57 @@ def _result_note(results: ResultFacts | None) -> str:
     return f"Celery result {state} still present, expires in {span(results.ttl_s)}"
 
 
+def _in_batch(ev: Evidence) -> str:
+    """" in batch message <id> (job P of N)" when the job's message found is its batch's."""
+    bf = ev.batch
+    if bf is None or not bf.found:
+        return ""
+    place = f" (job {bf.position} of {bf.size})" if bf.size else ""
+    return f" in batch message {bf.batch_id}{place}"
+
+
+def _its_message(ev: Evidence) -> str:
+    """"its message", or "its batch message <id> (job P of N)"."""
+    inside = _in_batch(ev)
+    return "its batch message" + inside.removeprefix(" in batch message") if inside \
+        else "its message"
+
+
 def _message_note(ev: Evidence) -> str:
     b = ev.broker
+    its = _its_message(ev)
     if b is None:
         return "broker unreachable"
     if b.ahead is not None:
-        return f"its message waits in queue '{b.queue}' with {b.ahead} ahead of it"
+        return f"{its} waits in queue '{b.queue}' with {b.ahead} ahead of it"
     if b.unacked_since is None and b.examined < b.queue_length:
-        return (f"its message was not among the {b.examined} queued messages examined "
+        return (f"{its} was not among the {b.examined} queued messages examined "
                 f"(of {b.queue_length}): it may wait further back")
     if b.unacked_since is not None:
         due = b.unacked_since + ev.visibility_timeout_s
-        return (f"its message is unacknowledged since {when(b.unacked_since)}; the broker "
+        return (f"{its} is unacknowledged since {when(b.unacked_since)}; the broker "
                 f"redelivers it from {when(due)} (in {span(max(0.0, due - ev.at))}), at the "
                 "next sweep of a running worker")
+    if ev.batch is not None:
+        return (f"no message for it is left in the broker (neither its batch message "
+                f"{ev.batch.batch_id} nor one of its own): it is lost unless resubmitted")
     return "no message for it is left in the broker: it is lost unless resubmitted"
+
+
+def _batch_turn(ev: Evidence) -> str:
+    """How far the batch holding a reserved job has got ("" when it has not started)."""
+    bf = ev.batch
+    if bf is None or not bf.found:
+        return ""
+    if bf.running:
+        mate, worker = bf.running[0]
+        return (f", waiting its turn: job {mate} of its batch is processing on worker "
+                f"{worker or '?'}")
+    done = sum(n for s, n in bf.statuses.items()
+               if s in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED))
+    if done:
+        return f", waiting its turn: {done} of its batch's {bf.size} jobs are finished"
+    return ""
 
 
 def _consumers_note(ev: Evidence) -> str:
@@ -221,11 +176,12 @@ def _classify_live(ev: Evidence, job: Job) -> tuple[Fate, str]:
     if job.status is JobStatus.PENDING:
         b = ev.broker
         if b is not None and b.ahead is not None:
-            return Fate.PENDING, (f"pending: waiting in queue '{b.queue}', {b.ahead} ahead of it"
-                                  + _consumers_note(ev))
+            return Fate.PENDING, (f"pending: waiting in queue '{b.queue}'{_in_batch(ev)}, "
+                                  f"{b.ahead} ahead of it" + _consumers_note(ev))
         if b is not None and b.unacked_since is not None:
-            return Fate.PENDING, (f"pending: reserved by a worker since {when(b.unacked_since)} "
-                                  "(prefetched, not started)")
+            turn = _batch_turn(ev)
+            return Fate.PENDING, (f"pending: reserved by a worker since {when(b.unacked_since)}"
+                                  f"{_in_batch(ev)}" + (turn or " (prefetched, not started)"))
         if b is None:
             return Fate.PENDING, "pending (broker unreachable: queue position unknown)"
         if b.examined < b.queue_length:
@@ -238,7 +194,9 @@ def _classify_live(ev: Evidence, job: Job) -> tuple[Fate, str]:
         hb = ev.worker
         since = f"on worker {job.worker or '?'} since {when(started)} ({span(age)})"
         if hb is not None and hb.alive and age <= ev.visibility_timeout_s:
-            return Fate.PROCESSING, f"processing {since}, attempt {job.attempts}"
+            inside = _in_batch(ev)
+            return Fate.PROCESSING, (f"processing {since}, attempt {job.attempts}"
+                                     + ("," + inside if inside else ""))
         if hb is None or not hb.alive:
             gone = (f"worker {job.worker or '?'} is gone"
                     + (f" (last heartbeat {when(hb.last_seen)})" if hb and hb.last_seen else ""))
@@ -305,6 +263,14 @@ def _classify_gone(ev: Evidence) -> tuple[Fate, str]:
         a = ev.archive
         return Fate.PURGED, (f"purged at {when(a.purged_at)} by policy {a.policy}, archived in "
                              f"{a.location} (tombstone expired); {_result_note(ev.results)}")
+    b = ev.broker
+    if b is not None and b.job_ids and b.message_id == ev.job_id:
+        where = (f"waiting in queue '{b.queue}' with {b.ahead} ahead of it"
+                 if b.ahead is not None else
+                 f"unacknowledged since {when(b.unacked_since or 0.0)}")
+        names = ", ".join(b.job_ids[:3]) + (", ..." if len(b.job_ids) > 3 else "")
+        return Fate.UNKNOWN, (f"unknown: {ev.job_id} is no job but the batch message of "
+                              f"{len(b.job_ids)} jobs ({names}), {where}: trace one of them")
     seen = _seen_elsewhere(ev)
     if not seen:
         if ev.unreachable:
@@ -376,7 +342,8 @@ def _timeline(ev: Evidence) -> list[dict[str, Any]]:
         items.append({"at": e.at, "source": "events", "event": e.type.value, **extra})
     if ev.broker is not None and ev.broker.unacked_since is not None:
         items.append({"at": ev.broker.unacked_since, "source": "broker",
-                      "event": "delivered (unacked)"})
+                      "event": "delivered (unacked)",
+                      **({"message": ev.broker.message_id} if ev.batch is not None else {})})
     if ev.results is not None and ev.results.meta is not None:
         done = ev.results.meta.get("date_done")
         items.append({"at": _iso_to_s(done) if isinstance(done, str) else None,

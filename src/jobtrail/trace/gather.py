@@ -22,19 +22,19 @@ from jobtrail.clock import now_s, to_s
 from jobtrail.connections import REDIS_ERRORS, wrap_redis_error
 from jobtrail.errors import JobtrailError, MalformedRecordError
 from jobtrail.keys import KeySpace
-from jobtrail.models import JobStatus, WorkerHeartbeat
+from jobtrail.models import TERMINAL_STATUSES, Job, JobStatus, WorkerHeartbeat
 from jobtrail.store.codec import decode_event, decode_job
 from jobtrail.store.heartbeats import HeartbeatStore, decode_heartbeat
-from jobtrail.store.messages import find_message
-from jobtrail.trace.fate import (
+from jobtrail.store.messages import BATCH_ID_PREFIX, find_job_message
+from jobtrail.trace.facts import (
     ArchiveFacts,
+    BatchFacts,
     BrokerFacts,
     Evidence,
     MainFacts,
     ResultFacts,
-    TraceResult,
-    classify,
 )
+from jobtrail.trace.fate import TraceResult, classify
 
 if TYPE_CHECKING:  # only the CLI's/API's archive factory builds one (SQLAlchemy: start-up)
     from jobtrail.store.archive import ArchiveStore
@@ -106,12 +106,48 @@ def _main_facts(src: TraceSources, job_id: str) -> MainFacts:
     )
 
 
-def _broker_facts(src: TraceSources, job_id: str, scan_queue: bool) -> BrokerFacts:
+def _broker_facts(src: TraceSources, main: MainFacts, job_id: str) -> BrokerFacts:
+    """Where the job's message is (store.messages' rule: its batch's, or its own).
+
+    The queue is scanned for a live job, and for a batch message's id with no
+    record (trace of the id a verdict names); else only kombu's unacked
+    entries are read.
+    """
     assert src.broker is not None
-    found = find_message(src.broker, src.keys, job_id, scan_queue=scan_queue)
+    job = main.job or Job(id=job_id, problem="", status=JobStatus.COMPLETED, created_at=0.0)
+    scan = job.status in (JobStatus.PENDING, JobStatus.PROCESSING) or (
+        main.job is None and not main.raw_job and job_id.startswith(BATCH_ID_PREFIX))
+    found = find_job_message(src.broker, src.keys, job, scan_queue=scan)
+    message = found.message
     return BrokerFacts(queue=src.keys.queue(), queue_length=found.queue_length,
                        ahead=found.ahead, examined=found.examined,
-                       unacked_tag=found.unacked_tag, unacked_since=found.unacked_since)
+                       unacked_tag=found.unacked_tag, unacked_since=found.unacked_since,
+                       message_id=message.task_id if message else None,
+                       job_ids=message.job_ids if message else ())
+
+
+def _batch_facts(src: TraceSources, job: Job, broker: BrokerFacts | None) -> BatchFacts:
+    """The job's place in its batch message and its batch-mates' statuses (one pipeline).
+
+    Raises:
+        redis.RedisError: The main DB could not be reached.
+    """
+    found = broker is not None and broker.message_id == job.batch
+    job_ids = broker.job_ids if broker is not None else ()
+    if not found or job.id not in job_ids:
+        return BatchFacts(batch_id=job.batch, found=found)
+    with src.main.pipeline(transaction=False) as pipe:
+        for mate in job_ids:
+            pipe.hmget(src.keys.job(mate), ["status", "worker"])
+        rows = cast(list[list[str | None]], pipe.execute())
+    statuses: dict[str, int] = {}
+    running: list[tuple[str, str]] = []
+    for mate, (status, worker) in zip(job_ids, rows, strict=True):
+        statuses[status or "gone"] = statuses.get(status or "gone", 0) + 1
+        if status == JobStatus.PROCESSING.value and mate != job.id:
+            running.append((mate, worker or ""))
+    return BatchFacts(batch_id=job.batch, found=True, position=job_ids.index(job.id) + 1,
+                      size=len(job_ids), statuses=statuses, running=tuple(running))
 
 
 def _refuse_constant(name: str) -> Any:
@@ -188,13 +224,17 @@ def gather_evidence(src: TraceSources, job_id: str) -> Evidence:
     archive: ArchiveFacts | None = None
     worker: WorkerHeartbeat | None = None
     workers: tuple[WorkerHeartbeat, ...] = ()
+    batch: BatchFacts | None = None
     if src.broker is not None:
         try:
-            live = main.job is not None and main.job.status in (JobStatus.PENDING,
-                                                                JobStatus.PROCESSING)
-            broker = _broker_facts(src, job_id, scan_queue=live)
+            broker = _broker_facts(src, main, job_id)
         except redis.RedisError as exc:
             unreachable["broker"] = str(exc)
+    if main.job is not None and main.job.batch and main.job.status not in TERMINAL_STATUSES:
+        try:
+            batch = _batch_facts(src, main.job, broker)
+        except redis.RedisError as exc:
+            unreachable["main"] = str(exc)
     if src.results is not None:
         try:
             results = _result_facts(src, job_id)
@@ -218,7 +258,7 @@ def gather_evidence(src: TraceSources, job_id: str) -> Evidence:
     return Evidence(job_id=job_id, at=at, visibility_timeout_s=src.visibility_timeout_s,
                     result_expires_s=src.result_expires_s, main=main, broker=broker,
                     results=results, archive=archive, worker=worker, unreachable=unreachable,
-                    workers=workers)
+                    workers=workers, batch=batch)
 
 
 def trace_job(src: TraceSources, job_id: str) -> TraceResult:

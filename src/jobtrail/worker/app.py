@@ -10,6 +10,7 @@ get_settings() with the embedded server resolved.
 from __future__ import annotations
 
 import logging.config
+import uuid
 from typing import Any
 
 from celery import Celery
@@ -19,26 +20,37 @@ from jobtrail.config import Settings, get_settings
 from jobtrail.connections import connect, sentinel_kwargs, socket_kwargs
 from jobtrail.embedded import resolve_settings
 from jobtrail.errors import ProblemError
+from jobtrail.failover import master_check_s
 from jobtrail.keys import KeySpace
 from jobtrail.logconfig import log_config
 from jobtrail.problem_text import check_problem_text
 from jobtrail.store import JobStore
 from jobtrail.store.job_store import new_job_id
+from jobtrail.store.messages import BATCH_ID_PREFIX
 from jobtrail.worker import kombu_guard
 from jobtrail.worker.liveness import BrokerPollStep
-from jobtrail.worker.transport import broker_transport
+from jobtrail.worker.transport import (
+    FAILOVER_RETRY_OPTION,
+    MASTER_CHECK_OPTION,
+    broker_transport,
+)
 
 __all__ = [
     "CANCELLED_BEFORE_START", "SETTINGS_KEY", "TASK_SOLVE_PROBLEM", "JobtrailCelery",
-    "TASK_SOLVE", "TASKS_MODULE", "broker_socket_options", "create_celery_app", "get_app",
-    "results_socket_options", "sentinel_options", "settings_of"]
+    "TASK_SOLVE", "TASK_SOLVE_BATCH", "TASKS_MODULE", "broker_socket_options",
+    "create_celery_app", "get_app", "new_batch_id", "results_socket_options",
+    "sentinel_options", "settings_of"]
 
 TASK_SOLVE = "jobtrail.solve_job"
+#: Several jobs in one message: args [[job_id, problem], ...], task id "batch-<hex>"
+#: (worker/batch.py); each job's record names it in its `batch` field.
+TASK_SOLVE_BATCH = "jobtrail.solve_batch"
 #: The public task: the problem text alone; its task id becomes the job id.
 TASK_SOLVE_PROBLEM = "jobtrail.solve"
 #: The reason (`error`) of a job cancelled while pending, and of its skipped delivery.
 CANCELLED_BEFORE_START = "cancelled before start"
 TASKS_MODULE = "jobtrail.worker.tasks"
+BATCH_MODULE = "jobtrail.worker.batch"
 HEARTBEAT_MODULE = "jobtrail.worker.heartbeat"
 SETTINGS_KEY = "jobtrail_settings"
 #: Tries to store a Celery result while the result backend is unreachable or times out
@@ -119,6 +131,14 @@ def sentinel_options(settings: Settings, role: str) -> dict[str, Any]:
         return {}
     return {"master_name": settings.master_name(role),
             "sentinel_kwargs": sentinel_kwargs(settings)}
+
+
+def _broker_failover_options(settings: Settings) -> dict[str, Any]:
+    """jobtrail's SentinelChannel options: how often its pool asks Sentinel, how long it retries."""
+    if not (settings.broker_url or "").startswith("sentinel://"):
+        return {}
+    return {MASTER_CHECK_OPTION: master_check_s(settings),
+            FAILOVER_RETRY_OPTION: settings.redis_failover_retry_s}
 
 
 def _tls_options(settings: Settings) -> dict[str, Any]:
@@ -202,7 +222,7 @@ def create_celery_app(settings: Settings) -> Celery:
     """
     _, broker_url, results_url = settings.require_urls()
     app = JobtrailCelery("jobtrail", broker=broker_url, backend=results_url,
-                 include=[TASKS_MODULE, HEARTBEAT_MODULE], set_as_current=False)
+                 include=[TASKS_MODULE, BATCH_MODULE, HEARTBEAT_MODULE], set_as_current=False)
     app.conf.update(
         {
             SETTINGS_KEY: settings,
@@ -228,6 +248,7 @@ def create_celery_app(settings: Settings) -> Celery:
                 "unacked_restore_throttle": 1,
                 **broker_socket_options(settings),
                 **sentinel_options(settings, "broker"),
+                **_broker_failover_options(settings),
             },
             "result_backend_transport_options": sentinel_options(settings, "results"),
             **results_socket_options(settings),
@@ -252,6 +273,15 @@ def create_celery_app(settings: Settings) -> Celery:
     app.steps["consumer"].add(BrokerPollStep)
     kombu_guard.install()  # a broker lost mid-task must not kill the worker
     return app
+
+
+def new_batch_id() -> str:
+    """Return a fresh Celery task id for a batch message: "batch-" + 32 hex digits.
+
+    Never a job id (those are UUID4 strings with dashes), so a batch's
+    `celery-task-meta-<id>` can never be mistaken for a job's.
+    """
+    return BATCH_ID_PREFIX + uuid.uuid4().hex
 
 
 def settings_of(app: Celery) -> Settings:

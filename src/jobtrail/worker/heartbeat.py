@@ -4,7 +4,10 @@ Invariant: the heartbeat lists the jobs the node is running right now (Celery's
 active requests), so trace can tell a job that is being worked on from one
 whose worker is gone; and it carries when the node's consumer last polled the
 broker (worker.liveness), so a node whose heartbeat thread beats while its
-consumer is blocked reads as stuck, not alive.
+consumer is blocked reads as stuck, not alive. `held` lists the task ids of
+every message the node holds (a batch message's own id for a batch), so the
+dead-worker sweep never takes one from it; the job of a batch that runs is
+named by its record (`jobs` leaves batch ids out: they are not job ids).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from jobtrail.metrics import NodeCollector, process_registry
 from jobtrail.store.heartbeats import HeartbeatStore
 from jobtrail.store.node_stats import NodeStatsStore
 from jobtrail.worker import node_metrics  # noqa: F401  (connects its task_postrun handler)
-from jobtrail.worker.app import SETTINGS_KEY
+from jobtrail.worker.app import SETTINGS_KEY, TASK_SOLVE_BATCH
 from jobtrail.worker.liveness import PollClock, poll_clock
 from jobtrail.worker.recovery import DeadWorkerSweep
 
@@ -68,8 +71,11 @@ class HeartbeatThread(threading.Thread):
 
     def beat(self) -> bool:
         """Write one heartbeat now; True if written (errors are logged, never raised)."""
-        jobs = sorted(str(r.id) for r in list(worker_state.active_requests))
-        held = sorted({*jobs, *(str(r.id) for r in list(worker_state.reserved_requests))})
+        active = list(worker_state.active_requests)
+        # a batch request's id is its message's, not a job's: the job of it that runs is
+        # named by its record (the `workers` command and trace read it there)
+        jobs = sorted(str(r.id) for r in active if r.name != TASK_SOLVE_BATCH)
+        held = sorted({str(r.id) for r in (*active, *list(worker_state.reserved_requests))})
         try:
             self.store.beat(self.node, pid=os.getpid(), started_at=self.started_at, jobs=jobs,
                             interval_s=self.interval_s,

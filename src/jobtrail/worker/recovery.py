@@ -1,5 +1,8 @@
 """A dead worker's jobs back in seconds: hand its unacknowledged messages back to the queue.
 
+A batch message (jobtrail.solve_batch) is handed back whole: each of its
+unfinished jobs gets its `redelivered` event; its finished ones are left alone.
+
 Invariant: a message is taken back only when no live worker holds it. Every
 live worker lists in its heartbeat the ids of all the messages it holds
 (running and prefetched: `held`), and a message is considered only once it
@@ -30,11 +33,10 @@ Sidekiq Pro's super_fetch, https://github.com/sidekiq/sidekiq/wiki/Reliability
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -46,9 +48,11 @@ from jobtrail.config import Settings
 from jobtrail.connections import REDIS_ERRORS, connect, wrap_redis_error
 from jobtrail.errors import ConcurrentUpdateError, InvalidTransitionError, JobNotFoundError
 from jobtrail.keys import KeySpace
-from jobtrail.models import EventType, Job, JobStatus
+from jobtrail.models import TERMINAL_STATUSES, EventType, Job, JobStatus
 from jobtrail.store import JobStore
 from jobtrail.store.heartbeats import HeartbeatStore
+from jobtrail.store.messages import BrokerMessage, as_text, parse_message
+from jobtrail.worker.app import TASK_SOLVE_BATCH
 
 __all__ = ["DeadWorkerSweep", "Recovered", "RecoveryReport", "gone_reason"]
 
@@ -91,18 +95,15 @@ def gone_reason(worker: str, last_seen: float | None) -> str:
     return f"worker {worker} gone since {at}"
 
 
-def _text(value: Any) -> str:
-    """A reply as str, whether the client decodes (jobtrail's) or not (kombu's)."""
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _task_id(raw: str) -> tuple[str | None, str]:
-    """Return (task id, routing key) of an `unacked` entry."""
-    try:
-        message, _exchange, routing_key = json.loads(raw)
-        return str(message["headers"]["id"]), str(routing_key)
-    except (ValueError, TypeError, KeyError):
-        return None, ""
+def _batch_holder(jobs: list[Job], delivered_at: float) -> str:
+    """The worker that held a batch message delivered at *delivered_at* (epoch seconds):
+    the one its processing job names, else the one its latest job started since the
+    delivery names ("" when none has: an earlier delivery's worker is not this one)."""
+    running = [j for j in jobs if j.status is JobStatus.PROCESSING and j.worker]
+    if running:
+        return running[0].worker
+    started = [j for j in jobs if (j.started_at or 0.0) >= delivered_at and j.worker]
+    return max(started, key=lambda j: j.started_at or 0.0).worker if started else ""
 
 
 class DeadWorkerSweep:
@@ -151,17 +152,20 @@ class DeadWorkerSweep:
         except REDIS_ERRORS as exc:
             raise wrap_redis_error("broker", exc) from exc
 
-    def _old_unacked(self, older_than: float) -> Iterator[tuple[str, str]]:
-        """Yield (delivery tag, raw entry) of messages unacknowledged since before *older_than*."""
+    def _old_unacked(self, older_than: float) -> Iterator[tuple[str, float, str]]:
+        """Yield (delivery tag, delivered at in epoch seconds, raw entry) of messages
+        unacknowledged since before *older_than*."""
         try:
-            tags = [_text(t) for t in self.broker.zrangebyscore(
-                self.keys.unacked_index(), "-inf", older_than)]
-            for start in range(0, len(tags), BATCH):
-                batch = tags[start:start + BATCH]
-                rows = cast(list[Any], self.broker.hmget(self.keys.unacked(), batch))
-                for tag, raw in zip(batch, rows, strict=True):
+            replies = cast(list[tuple[Any, float]], self.broker.zrangebyscore(
+                self.keys.unacked_index(), "-inf", older_than, withscores=True))
+            scored = [(as_text(t), float(at)) for t, at in replies]
+            for start in range(0, len(scored), BATCH):
+                batch = scored[start:start + BATCH]
+                rows = cast(list[Any], self.broker.hmget(self.keys.unacked(),
+                                                         [tag for tag, _ in batch]))
+                for (tag, at), raw in zip(batch, rows, strict=True):
                     if raw is not None:
-                        yield tag, _text(raw)
+                        yield tag, at, as_text(raw)
         except REDIS_ERRORS as exc:
             raise wrap_redis_error("broker", exc) from exc
 
@@ -171,7 +175,8 @@ class DeadWorkerSweep:
 
         Args:
             lock: Skip the sweep when another worker holds the lock this interval.
-            only: Consider only these job ids (`jobtrail requeue`).
+            only: Consider only the messages carrying these job ids (`jobtrail
+                requeue`); a batch message brings back its other unfinished jobs too.
             reason_prefix: Put before the event's reason (e.g. "requeued: ").
 
         Raises:
@@ -186,46 +191,83 @@ class DeadWorkerSweep:
         live = {b.name for b in workers if b.alive}
         last_seen = {b.name: b.last_seen for b in workers}
         held = self.heartbeats.held_by_live_workers(sorted(live))
-        for tag, raw in self._old_unacked(now - self.gone_after_s):
-            job_id, routing_key = _task_id(raw)
-            if job_id is None or job_id in held or routing_key != self.keys.queue_name:
+        for tag, delivered_at, raw in self._old_unacked(now - self.gone_after_s):
+            message = parse_message(raw)
+            if message is None or message.task_id in held \
+                    or message.routing_key != self.keys.queue_name:
                 continue
-            if only is not None and job_id not in only:
+            job_ids = message.job_ids if message.task == TASK_SOLVE_BATCH else (
+                message.task_id,)
+            if only is not None and not only & set(job_ids):
                 continue
             report.examined += 1
-            job = self.store.find(job_id)
-            if job is None:
+            jobs = [j for j in (self.store.find(i) for i in job_ids) if j is not None]
+            if not jobs:
                 continue  # not a job of this keyspace
-            outcome = self._recover(tag, job, live, last_seen, reason_prefix)
-            if outcome is not None:
+            outcomes = self._recover_message(tag, message, jobs, live, last_seen,
+                                             reason_prefix, delivered_at=delivered_at)
+            for outcome in outcomes:
                 report.recovered.append(outcome)
                 logger.warning("dead worker's job back to the queue job_id=%s status=%s "
-                               "reason=%s by=%s", job.id, job.status.value, outcome.reason,
-                               self.node or "operator")
+                               "reason=%s message=%s by=%s", outcome.job_id, outcome.status,
+                               outcome.reason, message.task_id, self.node or "operator")
         return report
 
-    def _recover(self, tag: str, job: Job, live: set[str], last_seen: dict[str, float],
-                 reason_prefix: str) -> Recovered | None:
-        if job.worker in live:
+    def _recover_message(self, tag: str, message: BrokerMessage, jobs: list[Job],
+                         live: set[str], last_seen: dict[str, float],
+                         reason_prefix: str, *, delivered_at: float) -> list[Recovered]:
+        """Send the jobs of one unacknowledged message back to pending, then restore it.
+
+        A batch message's finished jobs are left as they are (the next delivery
+        skips them); each unfinished one gets its `redelivered` event, naming
+        the worker that held the batch (the one its job running names, else the
+        one its latest job started in this delivery, since *delivered_at*,
+        epoch seconds, names).
+        """
+        if message.task != TASK_SOLVE_BATCH:
+            outcome = self._recover(jobs[0], live, last_seen, reason_prefix)
+            if outcome is None:
+                return []
+            return [replace(outcome, restored=self._restore(tag))]
+        holder = _batch_holder(jobs, delivered_at)
+        outcomes = [o for job in jobs if job.status not in TERMINAL_STATUSES
+                    and (o := self._recover(job, live, last_seen, reason_prefix,
+                                            holder=holder)) is not None]
+        restored = self._restore(tag)
+        return [replace(o, restored=restored) for o in outcomes]
+
+    def _recover(self, job: Job, live: set[str], last_seen: dict[str, float],
+                 reason_prefix: str, *, holder: str | None = None) -> Recovered | None:
+        """Put *job* back to pending with its `redelivered` event (None: it moved on).
+
+        *holder* is the worker a batch message's jobs name (None: a single job's
+        message, whose record names its worker; "": a batch none of whose jobs
+        has started).
+        """
+        worker = job.worker if holder is None else holder
+        if worker in live:
             # alive, but it no longer holds the message (its reject or ack was lost in a
             # failover): the heartbeat's `held` list is the authority, not the record
-            reason = reason_prefix + f"worker {job.worker} no longer holds its message"
+            reason = reason_prefix + f"worker {worker} no longer holds its message"
         else:
-            reason = reason_prefix + gone_reason(job.worker, last_seen.get(job.worker))
+            reason = reason_prefix + gone_reason(worker, last_seen.get(worker))
         if job.status is JobStatus.PROCESSING:
             try:
                 self.store.transition(job.id, JobStatus.PENDING, event=EventType.REDELIVERED,
-                                      event_fields={"reason": reason, "dead_worker": job.worker},
+                                      event_fields={"reason": reason, "dead_worker": worker},
                                       expected_version=job.version)
             except (ConcurrentUpdateError, InvalidTransitionError, JobNotFoundError):
                 return None  # it moved on meanwhile: whoever moved it owns it
+        elif job.status is JobStatus.PENDING and holder:
+            # a batch-mate waiting its turn on the worker that is gone: it stays pending
+            self.store.note_redelivered(job.id, reason=reason, dead_worker=worker)
         elif job.status is JobStatus.PENDING:
             reason = reason_prefix + "prefetched by a worker that is gone (no live worker " \
                 "holds its message)"
         else:
             reason = reason_prefix + f"already {job.status.value}; the message was never " \
                 "acknowledged (its worker is gone)"
-        return Recovered(job.id, job.status.value, job.worker, reason, self._restore(tag))
+        return Recovered(job.id, job.status.value, worker, reason, False)
 
     def _restore(self, tag: str) -> bool:
         """Put the unacked message *tag* back on its queue with kombu's QoS; False if gone."""

@@ -16,13 +16,13 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from celery import Celery, Task, shared_task
-from celery.concurrency.prefork import TaskPool as PreforkPool
 from celery.exceptions import Ignore, Reject, SoftTimeLimitExceeded
-from celery.signals import celeryd_init, task_revoked, worker_process_init, worker_ready
+from celery.signals import task_revoked
 from celery.worker import state as worker_state
 from celery.worker.request import Request
 
@@ -41,18 +41,19 @@ from jobtrail.errors import (
 from jobtrail.keys import KeySpace
 from jobtrail.models import Job, JobStatus
 from jobtrail.solver import Answer, classify, solve
-from jobtrail.solver.limits import memory_guard, set_memory_limit
+from jobtrail.solver.limits import memory_guard
 from jobtrail.store import JobStore
 from jobtrail.store.job_store import StartTicket, completion_fields, failure_fields
+from jobtrail.worker import pool_limits  # noqa: F401  (its signal receivers, in every worker)
 from jobtrail.worker.app import (
     CANCELLED_BEFORE_START,
-    SETTINGS_KEY,
     TASK_SOLVE,
     TASK_SOLVE_PROBLEM,
     settings_of,
 )
 
-__all__ = ["SolveTask", "answer_payload", "solve_job", "solve_problem"]
+__all__ = ["RUN_KEY", "JobRun", "SolveRequest", "SolveTask", "answer_payload", "run_job",
+           "runtime", "solve_job", "solve_problem"]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -71,7 +72,8 @@ class _Runtime:
 _runtimes: dict[int, _Runtime] = {}
 
 
-def _runtime(app: Celery) -> _Runtime:
+def runtime(app: Celery) -> _Runtime:
+    """The worker's store and limits for *app*, built once per process."""
     rt = _runtimes.get(id(app))
     if rt is None:
         settings = settings_of(app)
@@ -127,7 +129,7 @@ class SolveRequest(Request):  # type: ignore[misc]  # celery ships no types
         super().on_timeout(soft, timeout)
 
     def _record_hard_timeout(self) -> None:
-        rt = _runtime(self.task.app)
+        rt = runtime(self.task.app)
         reason = (f"timed out after {rt.hard_time_limit_s:g} s "
                   "(hard limit: the worker process was killed and replaced)")
         try:
@@ -217,9 +219,12 @@ class _Outcome:
         return self.payload
 
 
-def _solve(rt: _Runtime, job_id: str, problem: str) -> _Outcome:
+def _solve(rt: _Runtime, job_id: str, problem: str,
+           limit: Callable[[], AbstractContextManager[None]] = nullcontext) -> _Outcome:
+    """Solve *problem* under *limit* (the batch's own per-job soft time limit) and the
+    memory guard; a limit reached is the job's outcome, never an exception."""
     try:
-        with memory_guard(rt.memory_limit_bytes):
+        with limit(), memory_guard(rt.memory_limit_bytes):
             answer = solve(problem)
     except SoftTimeLimitExceeded:
         return _Outcome(None, str(SolverTimeoutError(rt.time_limit_s)), _kind_of(problem))
@@ -237,7 +242,7 @@ def _solve(rt: _Runtime, job_id: str, problem: str) -> _Outcome:
 RECORD_WAIT_S = 2.0
 
 
-class _Run:
+class JobRun:
     """One broker delivery of a job: its run token, its start and its finish.
 
     The token is minted per delivery (each call of the task body is one
@@ -248,8 +253,11 @@ class _Run:
     """
 
     def __init__(self, rt: _Runtime, job_id: str, worker: str,
-                 task: SolveTask | None = None, token: str = "") -> None:
+                 task: SolveTask | None = None, token: str = "", request: Any = None) -> None:
         self.rt, self.job_id, self.worker, self.task = rt, job_id, worker, task
+        #: The request context Celery results of this job are stored with (the job's
+        #: own in a batch; by default the task's).
+        self.request = request
         self.token = token or uuid.uuid4().hex
         self.started_at = now_s()
         self.ticket: StartTicket | None = None
@@ -330,7 +338,7 @@ class _Run:
         if self.task is not None:
             self.task.backend.mark_as_revoked(self.job_id, CANCELLED_BEFORE_START
                                               if not started else "cancelled",
-                                              request=self.task.request)
+                                              request=self.request or self.task.request)
         raise Ignore()
 
     def _refused(self, err: Job | JobtrailError, deadline: float) -> None:
@@ -383,13 +391,29 @@ def solve_job(self: SolveTask, job_id: str, problem: str | None = None) -> dict[
 
 
 def _deliver(task: SolveTask, job_id: str, problem: str | None) -> dict[str, Any]:
-    run = _Run(_runtime(task.app), job_id, str(task.request.hostname or ""), task,
-               str(getattr(task.request, RUN_KEY, None) or ""))
+    return run_job(JobRun(runtime(task.app), job_id, str(task.request.hostname or ""), task,
+                        str(getattr(task.request, RUN_KEY, None) or "")), problem)
+
+
+def run_job(run: JobRun, problem: str | None,
+            limit: Callable[[], AbstractContextManager[None]] = nullcontext) -> dict[str, Any]:
+    """The one per-job step of every solve task: start, solve (under *limit*), finish.
+
+    solve_job and solve_problem run it once per delivery, solve_batch
+    (worker.batch) once per job of the batch, with the job's own soft time
+    limit as *limit*.
+
+    Returns:
+        The answer payload (see answer_payload).
+
+    Raises:
+        ProblemError, celery.exceptions.Ignore, celery.exceptions.Reject: see JobRun.finish.
+    """
     if problem is None:
         problem = run.start().problem
     else:
         run.try_send_start()
-    return run.finish(_solve(run.rt, job_id, problem))
+    return run.finish(_solve(run.rt, run.job_id, problem, limit))
 
 
 @shared_task(  # type: ignore[untyped-decorator]  # celery ships no types
@@ -413,7 +437,7 @@ def solve_problem(self: SolveTask, problem: str) -> dict[str, Any]:
     job_id = str(self.request.id)
     if not isinstance(problem, str):
         raise ProblemError(f"the problem must be text, not {type(problem).__name__}")
-    rt = _runtime(self.app)
+    rt = runtime(self.app)
 
     def create() -> None:
         try:
@@ -439,7 +463,7 @@ def _record_revoked(sender: Any = None, request: Any = None, terminated: bool = 
             TASK_SOLVE, TASK_SOLVE_PROBLEM):
         return
     why = "expired" if expired else ("terminated" if terminated else "revoked")
-    store, job_id = _runtime(sender.app).store, str(request.id)
+    store, job_id = runtime(sender.app).store, str(request.id)
     try:
         store.fail(job_id, f"task {why} before it finished")
     except InvalidTransitionError as err:
@@ -452,52 +476,3 @@ def _record_revoked(sender: Any = None, request: Any = None, terminated: bool = 
         logger.info("revocation not recorded job_id=%s reason=%s", job_id, err)
     except (JobNotFoundError, RedisUnavailableError) as err:
         logger.info("revocation not recorded job_id=%s reason=%s", job_id, err)
-
-
-_pool_memory_limit_bytes: int = 0
-
-
-@celeryd_init.connect  # type: ignore[untyped-decorator]  # celery ships no types
-def _remember_memory_limit(conf: Any = None, **_: Any) -> None:
-    """Note the solver memory limit when a worker starts (Celery's celeryd_init)."""
-    global _pool_memory_limit_bytes
-    if conf is not None and SETTINGS_KEY in conf:
-        _pool_memory_limit_bytes = conf[SETTINGS_KEY].solver_memory_limit_bytes
-
-
-@worker_process_init.connect  # type: ignore[untyped-decorator]  # celery ships no types
-def _limit_pool_process_memory(**_: Any) -> None:
-    """Cap each prefork pool process's address space (Celery's worker_process_init)."""
-    if _pool_memory_limit_bytes:
-        set_memory_limit(_pool_memory_limit_bytes)
-
-
-def unlimited_pool_warning(pool: object, settings: Any) -> str | None:
-    """Return the warning a worker on *pool* must log, or None for the prefork pool.
-
-    Celery enforces task time limits only in the prefork pool (the threads,
-    solo, eventlet and gevent pools ignore them), and the solver's memory limit
-    is set in each prefork pool process: on any other pool a runaway problem
-    runs, and grows, until the worker is restarted.
-    """
-    if isinstance(pool, PreforkPool):
-        return None
-    name = type(pool).__module__.rsplit(".", 1)[-1]
-    return (f"pool {name} enforces none of the solver's limits: no time limit "
-            f"(SOLVER_TIME_LIMIT_S={settings.solver_time_limit_s:g}, "
-            f"SOLVER_HARD_TIME_LIMIT_S={settings.solver_hard_time_limit_s:g}) and no memory "
-            f"limit (SOLVER_MEMORY_LIMIT_BYTES={settings.solver_memory_limit_bytes}); a "
-            f"runaway problem holds its slot until the worker restarts: use --pool prefork")
-
-
-@worker_ready.connect  # type: ignore[untyped-decorator]  # celery ships no types
-def _warn_unlimited_pool(sender: Any = None, **_: Any) -> None:
-    """Warn, once the worker is up, when its pool cannot enforce the solver's limits."""
-    conf = getattr(getattr(sender, "app", None), "conf", None)
-    if conf is None or SETTINGS_KEY not in conf:
-        return
-    warning = unlimited_pool_warning(getattr(sender, "pool", None), conf[SETTINGS_KEY])
-    if warning:
-        logger.warning(warning)
-
-

@@ -166,7 +166,9 @@ def cancel(job_id: JobId, request: Request, svc: Svc,
            ))] = False,
            authorization: Annotated[str | None, Header()] = None) -> JobOut | JSONResponse:
     """Cancel a pending job (its message is revoked), or with `terminate=true` a processing
-    one. Needs `Authorization: Bearer <api_token>` (checked first); every call is audited."""
+    one (409 for a processing job of a batch message: its pool process runs the whole
+    batch). Needs `Authorization: Bearer <api_token>` (checked first); every call is audited.
+    """
     job_id = resolve_job_id(svc.clients.main, svc.keys, job_id)
     selector = {"ids": [job_id], "terminate": terminate}
     try:
