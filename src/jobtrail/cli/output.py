@@ -234,11 +234,26 @@ def job_table(jobs: Iterable[Job | tuple[str, str]], *, title: str | None = None
     for job in jobs:
         if isinstance(job, tuple):
             table.add_row(job[0], "[bold red]record missing[/]", *(["-"] if wide else []), "-",
-                          escape(job[1]))
+                          escape(clipped(job[1])))
             continue
         table.add_row(job.id, status_text(job.status.value), *([job.kind or "-"] if wide else []),
-                      escape(job.problem[:80]), escape(job.answer or job.error or "-"))
+                      escape(clipped(job.problem)),
+                      escape(clipped(job.answer or job.error or "-")))
     return table
+
+
+#: A list row shows this many characters of a text; `status ID` and `trace ID` show it whole.
+ROW_TEXT_CHARS = 80
+
+
+def clipped(text: str, limit: int = ROW_TEXT_CHARS) -> str:
+    """Return *text* cut to at most *limit* characters at a word boundary, ending in `…`
+    when cut, so that one long answer or verdict does not make a table row a page tall."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit - 1]
+    head = cut.rsplit(" ", 1)[0] if " " in cut[limit // 2:] else cut
+    return head.rstrip(" ,;:") + "…"
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
