@@ -39,11 +39,13 @@ from jobtrail.errors import (
     SolverTimeoutError,
 )
 from jobtrail.keys import KeySpace
+from jobtrail.metrics import failure_reason
 from jobtrail.models import Job, JobStatus
 from jobtrail.solver import Answer, classify, solve
 from jobtrail.solver.limits import memory_guard, set_memory_limit
 from jobtrail.store import JobStore
 from jobtrail.store.job_store import StartTicket, completion_fields, failure_fields
+from jobtrail.store.node_stats import NodeCount
 from jobtrail.worker.app import (
     CANCELLED_BEFORE_START,
     SETTINGS_KEY,
@@ -51,6 +53,7 @@ from jobtrail.worker.app import (
     TASK_SOLVE_PROBLEM,
     settings_of,
 )
+from jobtrail.worker.node_metrics import kind_label
 
 __all__ = ["SolveTask", "answer_payload", "solve_job", "solve_problem"]
 
@@ -297,11 +300,14 @@ class _Run:
             celery.exceptions.Reject: The main DB stayed unreachable.
         """
         status, fields, event_fields = outcome.status_and_fields()
+        # the node's own metrics count the job in the finish's step (no round trip of its own)
+        node = NodeCount(self.worker, kind_label(outcome.kind), failure_reason(outcome.reason)
+                         ) if self.worker else None
 
         def write() -> tuple[Job | JobtrailError, Job | JobtrailError]:
             ticket, self.ticket = self.ticket or self.send_start(), None
             return self.rt.store.finish(ticket, status, fields=fields,
-                                        event_fields=event_fields)
+                                        event_fields=event_fields, node=node)
 
         deadline = monotonic_s() + RECORD_WAIT_S
         while True:
