@@ -29,6 +29,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from jobtrail.errors import ConfigError
 
 __all__ = [
+    "BATCH_MARGIN_S",
     "ENV_FILE_VAR",
     "POLICY_NAME_PATTERN",
     "SOLVER_MAX_PROBLEM_CHARS",
@@ -52,6 +53,8 @@ POLICY_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
 #: the solver, so that submit (CLI, API, JobService) can check it at the door
 #: without importing SymPy; the solver keeps its own guard on the same number.
 SOLVER_MAX_PROBLEM_CHARS = 2000
+#: Seconds a batch message's Celery time limit adds to jobs x the hard time limit.
+BATCH_MARGIN_S = 5.0
 
 
 def default_state_dir() -> Path:
@@ -182,6 +185,12 @@ class Settings(BaseSettings):
     )
     max_attempts: int = Field(
         3, description="Deliveries of one job before it is failed as 'worker lost' each time."
+    )
+    batch_max_jobs: int = Field(
+        32, ge=1,
+        description="Jobs submitted together (submit_many, POST /jobs with problems, "
+        "`jobtrail submit --file`) travel up to this many to one Celery message "
+        "(jobtrail.solve_batch); 1 sends one message per job, as single submissions are.",
     )
     # -- riding out Redis faults (issue 12) --
     redis_retry_s: float = Field(
@@ -412,6 +421,13 @@ class Settings(BaseSettings):
     def log_dir(self) -> Path:
         """Directory of jobtrail's log files."""
         return self.state_dir / "logs"
+
+    def batch_jobs(self) -> int:
+        """Jobs per batch message: batch_max_jobs, fewer if a whole batch's hard time limit
+        (jobs x solver_hard_time_limit_s + BATCH_MARGIN_S) would reach the visibility
+        timeout (the broker would then deliver a running batch a second time); at least 1."""
+        fit = int((self.visibility_timeout_s - BATCH_MARGIN_S) // self.solver_hard_time_limit_s)
+        return max(1, min(self.batch_max_jobs, fit))
 
     def require_urls(self) -> tuple[str, str, str]:
         """Return (main, broker, results) URLs.

@@ -31,7 +31,13 @@ from jobtrail.models import TERMINAL_STATUSES, EventType, Job, JobStatus
 from jobtrail.problem_text import MAX_SUBMIT_BYTES, check_problem_text
 from jobtrail.store import JobStore
 from jobtrail.store.heartbeats import HeartbeatStore
-from jobtrail.worker.app import CANCELLED_BEFORE_START, SETTINGS_KEY, TASK_SOLVE
+from jobtrail.worker.app import (
+    CANCELLED_BEFORE_START,
+    SETTINGS_KEY,
+    TASK_SOLVE,
+    TASK_SOLVE_BATCH,
+    new_batch_id,
+)
 from jobtrail.worker.recovery import DeadWorkerSweep, RecoveryReport, gone_reason
 
 __all__ = ["MAX_SUBMIT_BYTES", "SAMPLE_PROBLEMS", "SUBMIT_CHUNK", "JobService",
@@ -73,6 +79,8 @@ class JobService:
         #: Longest problem text submit accepts; by default the app's settings' limit.
         self.max_problem_chars = max_problem_chars or (
             settings.max_problem_chars if settings is not None else SOLVER_MAX_PROBLEM_CHARS)
+        #: Jobs of submit_many per Celery message (1: one message per job).
+        self.batch_max_jobs = settings.batch_jobs() if settings is not None else 1
 
     def check_text(self, problem: str) -> None:
         """Refuse a problem text at the door; called by submit() before any write.
@@ -99,10 +107,22 @@ class JobService:
         return None
 
     def _send(self, jobs: Sequence[Job], producer: Any = None) -> None:
-        for i, job in enumerate(jobs):
+        """Send the messages of *jobs*: one solve_batch message per run of jobs sharing
+        a `batch` id (in order), one solve_job message per job without one."""
+        i = 0
+        while i < len(jobs):
+            job = jobs[i]
+            group = [job]
+            while job.batch and i + len(group) < len(jobs) \
+                    and jobs[i + len(group)].batch == job.batch:
+                group.append(jobs[i + len(group)])
             try:
-                self.app.send_task(TASK_SOLVE, args=[job.id, job.problem], task_id=job.id,
-                                   producer=producer)
+                if job.batch:
+                    self.app.send_task(TASK_SOLVE_BATCH, args=[[j.id, j.problem] for j in group],
+                                       task_id=job.batch, producer=producer)
+                else:
+                    self.app.send_task(TASK_SOLVE, args=[job.id, job.problem], task_id=job.id,
+                                       producer=producer)
             except (OperationalError, RuntimeError) as exc:
                 failure = self._enqueue_failure(exc)
                 if failure is None:
@@ -111,6 +131,7 @@ class JobService:
                 for unsent in jobs[i:]:
                     self.store.fail(unsent.id, f"could not enqueue the task: {failure.reason}")
                 raise failure from exc
+            i += len(group)
 
     def submit(self, problem: str) -> Job:
         """Create a pending job for *problem* and send its solve task.
@@ -157,6 +178,11 @@ class JobService:
     def submit_many(self, problems: Sequence[str]) -> list[Job]:
         """Submit several problems, SUBMIT_CHUNK at a time: records, then their tasks.
 
+        Jobs travel batch_max_jobs to a message (jobtrail.solve_batch, args
+        [[job_id, problem], ...], task id "batch-<hex>" named in each record's
+        `batch` field); with batch_max_jobs 1, or a lone job, one solve_job
+        message per job, as submit() sends.
+
         Chunking bounds what a submitter killed midway can leave behind: at
         most one chunk of pending records without a message, which trace
         reports as stale ("no message left") and `jobtrail requeue` resends.
@@ -169,10 +195,17 @@ class JobService:
         """
         for problem in problems:
             self.check_text(problem)
+        size = self.batch_max_jobs
+        # a chunk holds whole batches, so a batch's records are written in one round trip
+        chunk_size = max(1, SUBMIT_CHUNK // size) * size
         jobs: list[Job] = []
         with self.app.producer_or_acquire() as producer:
-            for start in range(0, len(problems), SUBMIT_CHUNK):
-                chunk = self.store.create_many(problems[start:start + SUBMIT_CHUNK])
+            for start in range(0, len(problems), chunk_size):
+                part = problems[start:start + chunk_size]
+                batches = ["" if size == 1 or len(part) == 1 else new_batch_id()
+                           for _ in range(0, len(part), size)]
+                chunk = self.store.create_many(
+                    part, batches=[batches[n // size] for n in range(len(part))])
                 self._send(chunk, producer)
                 jobs += chunk
         return jobs

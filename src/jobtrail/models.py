@@ -143,6 +143,9 @@ class Job:
     result: dict[str, Any] | None = None
     error: str = ""
     version: int = 0
+    #: The Celery task id of the batch message that carries this job, "" for a job sent
+    #: as its own message (worker/batch.py).
+    batch: str = ""
 
     @property
     def answer(self) -> str:

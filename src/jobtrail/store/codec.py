@@ -26,7 +26,7 @@ def _time(value: str | None) -> float | None:
 
 def encode_job(job: Job) -> dict[str, str]:
     """Return the hash fields of *job*."""
-    return {
+    fields = {
         "id": job.id,
         "problem": job.problem,
         "kind": job.kind,
@@ -40,6 +40,9 @@ def encode_job(job: Job) -> dict[str, str]:
         "error": job.error,
         "version": str(job.version),
     }
+    if job.batch:  # written only for a job of a batch: a single job's record is unchanged
+        fields["batch"] = job.batch
+    return fields
 
 
 def decode_job(fields: dict[str, str]) -> Job:
@@ -71,6 +74,7 @@ def _decode_job(fields: dict[str, str]) -> Job:
         result=json.loads(result) if result else None,
         error=fields.get("error", ""),
         version=int(fields.get("version") or 0),
+        batch=fields.get("batch", ""),
     )
 
 

@@ -139,16 +139,16 @@ class JobStore:
 
     # -- writes -------------------------------------------------------------------------
 
-    def _new_job(self, problem: str, job_id: str | None, kind: str) -> Job:
+    def _new_job(self, problem: str, job_id: str | None, kind: str, batch: str = "") -> Job:
         return Job(id=job_id or new_job_id(), problem=problem, status=JobStatus.PENDING,
-                   created_at=now_s(), kind=kind)
+                   created_at=now_s(), kind=kind, batch=batch)
 
     def _create_args(self, job: Job) -> tuple[list[str], list[str]]:
         k = self.keys
         keys = [k.job(job.id), k.jobs(), k.jobs_by_status(JobStatus.PENDING), k.events(job.id),
                 k.stats(), k.stats_minute(int(job.created_at // 60)), k.events_feed()]
         args = [job.id, repr(job.created_at), str(self.events_max_len), job.problem, job.kind,
-                str(STATS_MINUTE_TTL_S)]
+                str(STATS_MINUTE_TTL_S), job.batch]
         return keys, args
 
     def create(self, problem: str, *, job_id: str | None = None, kind: str = "") -> Job:
@@ -245,8 +245,15 @@ class JobStore:
         finally:
             self.client.connection_pool.release(conn)
 
-    def create_many(self, problems: Sequence[str]) -> list[Job]:
+    def create_many(self, problems: Sequence[str], *,
+                    batches: Sequence[str] | None = None) -> list[Job]:
         """Create one pending job per problem in a single pipelined round trip.
+
+        Args:
+            problems: The problem texts.
+            batches: For each problem, the Celery task id of the batch message
+                that will carry it (written in the same create step as the
+                record, field `batch`), or "" for none; None means none for all.
 
         Returns:
             The jobs, in the order of *problems*.
@@ -254,7 +261,10 @@ class JobStore:
         Raises:
             RedisUnavailableError: The main DB could not be reached.
         """
-        jobs = [self._new_job(p, None, "") for p in problems]
+        batch_ids = list(batches) if batches is not None else [""] * len(problems)
+        if len(batch_ids) != len(problems):
+            raise ValueError("create_many: one batch id per problem")
+        jobs = [self._new_job(p, None, "", b) for p, b in zip(problems, batch_ids, strict=True)]
         try:
             with self.client.pipeline(transaction=False) as pipe:
                 for job in jobs:
@@ -605,6 +615,21 @@ class JobStore:
             raise wrap_redis_error("main DB", exc) from exc
 
     # -- reads --------------------------------------------------------------------------
+
+    def read_fields(self, job_ids: Sequence[str], fields: Sequence[str],
+                    ) -> list[list[str | None]]:
+        """Return *fields* of each job's hash (None where absent), in one round trip.
+
+        Raises:
+            RedisUnavailableError: The main DB could not be reached.
+        """
+        try:
+            with self.client.pipeline(transaction=False) as pipe:
+                for job_id in job_ids:
+                    pipe.hmget(self.keys.job(job_id), list(fields))
+                return cast(list[list[str | None]], pipe.execute())
+        except REDIS_ERRORS as exc:
+            raise wrap_redis_error("main DB", exc) from exc
 
     def find(self, job_id: str) -> Job | None:
         """Return the job, or None when `job:<id>` does not exist.

@@ -10,6 +10,7 @@ get_settings() with the embedded server resolved.
 from __future__ import annotations
 
 import logging.config
+import uuid
 from typing import Any
 
 from celery import Celery
@@ -30,15 +31,20 @@ from jobtrail.worker.transport import broker_transport
 
 __all__ = [
     "CANCELLED_BEFORE_START", "SETTINGS_KEY", "TASK_SOLVE_PROBLEM", "JobtrailCelery",
-    "TASK_SOLVE", "TASKS_MODULE", "broker_socket_options", "create_celery_app", "get_app",
-    "results_socket_options", "sentinel_options", "settings_of"]
+    "TASK_SOLVE", "TASK_SOLVE_BATCH", "TASKS_MODULE", "broker_socket_options",
+    "create_celery_app", "get_app", "new_batch_id", "results_socket_options",
+    "sentinel_options", "settings_of"]
 
 TASK_SOLVE = "jobtrail.solve_job"
+#: Several jobs in one message: args [[job_id, problem], ...], task id "batch-<hex>"
+#: (worker/batch.py); each job's record names it in its `batch` field.
+TASK_SOLVE_BATCH = "jobtrail.solve_batch"
 #: The public task: the problem text alone; its task id becomes the job id.
 TASK_SOLVE_PROBLEM = "jobtrail.solve"
 #: The reason (`error`) of a job cancelled while pending, and of its skipped delivery.
 CANCELLED_BEFORE_START = "cancelled before start"
 TASKS_MODULE = "jobtrail.worker.tasks"
+BATCH_MODULE = "jobtrail.worker.batch"
 HEARTBEAT_MODULE = "jobtrail.worker.heartbeat"
 SETTINGS_KEY = "jobtrail_settings"
 #: Tries to store a Celery result while the result backend is unreachable or times out
@@ -202,7 +208,7 @@ def create_celery_app(settings: Settings) -> Celery:
     """
     _, broker_url, results_url = settings.require_urls()
     app = JobtrailCelery("jobtrail", broker=broker_url, backend=results_url,
-                 include=[TASKS_MODULE, HEARTBEAT_MODULE], set_as_current=False)
+                 include=[TASKS_MODULE, BATCH_MODULE, HEARTBEAT_MODULE], set_as_current=False)
     app.conf.update(
         {
             SETTINGS_KEY: settings,
@@ -252,6 +258,15 @@ def create_celery_app(settings: Settings) -> Celery:
     app.steps["consumer"].add(BrokerPollStep)
     kombu_guard.install()  # a broker lost mid-task must not kill the worker
     return app
+
+
+def new_batch_id() -> str:
+    """Return a fresh Celery task id for a batch message: "batch-" + 32 hex digits.
+
+    Never a job id (those are UUID4 strings with dashes), so a batch's
+    `celery-task-meta-<id>` can never be mistaken for a job's.
+    """
+    return "batch-" + uuid.uuid4().hex
 
 
 def settings_of(app: Celery) -> Settings:

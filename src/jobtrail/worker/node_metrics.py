@@ -28,7 +28,7 @@ from jobtrail.solver import KINDS
 from jobtrail.store.node_stats import NodeStatsStore
 from jobtrail.worker.app import SETTINGS_KEY, TASK_SOLVE, TASK_SOLVE_PROBLEM
 
-__all__ = ["SOLVE_TASK_NAMES", "kind_label"]
+__all__ = ["SOLVE_TASK_NAMES", "count_job", "kind_label"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,8 +81,19 @@ def _count_hard_timeout(sender: Any = None, task_id: str | None = None,
 
 def _count(task: Any, task_id: str | None, node: str) -> None:
     """Read the finished job *task_id* and count it on *node*."""
-    conf = task.app.conf
-    if SETTINGS_KEY not in conf or not task_id or task.name not in SOLVE_TASK_NAMES:
+    if task.name in SOLVE_TASK_NAMES:
+        count_job(task.app.conf, task_id, node)
+
+
+def count_job(conf: Any, task_id: str | None, node: str) -> None:
+    """Read the finished job *task_id* and count it on *node* (a job of a batch, too).
+
+    Args:
+        conf: The Celery app's conf (carries the Settings).
+        task_id: The job id.
+        node: The worker node's name.
+    """
+    if SETTINGS_KEY not in conf or not task_id:
         return
     try:
         store = _store(conf)

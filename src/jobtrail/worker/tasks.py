@@ -16,6 +16,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -55,7 +56,8 @@ from jobtrail.worker.app import (
 )
 from jobtrail.worker.node_metrics import kind_label
 
-__all__ = ["SolveTask", "answer_payload", "solve_job", "solve_problem"]
+__all__ = ["RUN_KEY", "JobRun", "SolveRequest", "SolveTask", "answer_payload", "run_job",
+           "runtime", "solve_job", "solve_problem"]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -74,7 +76,8 @@ class _Runtime:
 _runtimes: dict[int, _Runtime] = {}
 
 
-def _runtime(app: Celery) -> _Runtime:
+def runtime(app: Celery) -> _Runtime:
+    """The worker's store and limits for *app*, built once per process."""
     rt = _runtimes.get(id(app))
     if rt is None:
         settings = settings_of(app)
@@ -130,7 +133,7 @@ class SolveRequest(Request):  # type: ignore[misc]  # celery ships no types
         super().on_timeout(soft, timeout)
 
     def _record_hard_timeout(self) -> None:
-        rt = _runtime(self.task.app)
+        rt = runtime(self.task.app)
         reason = (f"timed out after {rt.hard_time_limit_s:g} s "
                   "(hard limit: the worker process was killed and replaced)")
         try:
@@ -220,9 +223,12 @@ class _Outcome:
         return self.payload
 
 
-def _solve(rt: _Runtime, job_id: str, problem: str) -> _Outcome:
+def _solve(rt: _Runtime, job_id: str, problem: str,
+           limit: Callable[[], AbstractContextManager[None]] = nullcontext) -> _Outcome:
+    """Solve *problem* under *limit* (the batch's own per-job soft time limit) and the
+    memory guard; a limit reached is the job's outcome, never an exception."""
     try:
-        with memory_guard(rt.memory_limit_bytes):
+        with limit(), memory_guard(rt.memory_limit_bytes):
             answer = solve(problem)
     except SoftTimeLimitExceeded:
         return _Outcome(None, str(SolverTimeoutError(rt.time_limit_s)), _kind_of(problem))
@@ -240,7 +246,7 @@ def _solve(rt: _Runtime, job_id: str, problem: str) -> _Outcome:
 RECORD_WAIT_S = 2.0
 
 
-class _Run:
+class JobRun:
     """One broker delivery of a job: its run token, its start and its finish.
 
     The token is minted per delivery (each call of the task body is one
@@ -251,8 +257,11 @@ class _Run:
     """
 
     def __init__(self, rt: _Runtime, job_id: str, worker: str,
-                 task: SolveTask | None = None, token: str = "") -> None:
+                 task: SolveTask | None = None, token: str = "", request: Any = None) -> None:
         self.rt, self.job_id, self.worker, self.task = rt, job_id, worker, task
+        #: The request context Celery results of this job are stored with (the job's
+        #: own in a batch; by default the task's).
+        self.request = request
         self.token = token or uuid.uuid4().hex
         self.started_at = now_s()
         self.ticket: StartTicket | None = None
@@ -336,7 +345,7 @@ class _Run:
         if self.task is not None:
             self.task.backend.mark_as_revoked(self.job_id, CANCELLED_BEFORE_START
                                               if not started else "cancelled",
-                                              request=self.task.request)
+                                              request=self.request or self.task.request)
         raise Ignore()
 
     def _refused(self, err: Job | JobtrailError, deadline: float) -> None:
@@ -389,13 +398,29 @@ def solve_job(self: SolveTask, job_id: str, problem: str | None = None) -> dict[
 
 
 def _deliver(task: SolveTask, job_id: str, problem: str | None) -> dict[str, Any]:
-    run = _Run(_runtime(task.app), job_id, str(task.request.hostname or ""), task,
-               str(getattr(task.request, RUN_KEY, None) or ""))
+    return run_job(JobRun(runtime(task.app), job_id, str(task.request.hostname or ""), task,
+                        str(getattr(task.request, RUN_KEY, None) or "")), problem)
+
+
+def run_job(run: JobRun, problem: str | None,
+            limit: Callable[[], AbstractContextManager[None]] = nullcontext) -> dict[str, Any]:
+    """The one per-job step of every solve task: start, solve (under *limit*), finish.
+
+    solve_job and solve_problem run it once per delivery, solve_batch
+    (worker.batch) once per job of the batch, with the job's own soft time
+    limit as *limit*.
+
+    Returns:
+        The answer payload (see answer_payload).
+
+    Raises:
+        ProblemError, celery.exceptions.Ignore, celery.exceptions.Reject: see JobRun.finish.
+    """
     if problem is None:
         problem = run.start().problem
     else:
         run.try_send_start()
-    return run.finish(_solve(run.rt, job_id, problem))
+    return run.finish(_solve(run.rt, run.job_id, problem, limit))
 
 
 @shared_task(  # type: ignore[untyped-decorator]  # celery ships no types
@@ -419,7 +444,7 @@ def solve_problem(self: SolveTask, problem: str) -> dict[str, Any]:
     job_id = str(self.request.id)
     if not isinstance(problem, str):
         raise ProblemError(f"the problem must be text, not {type(problem).__name__}")
-    rt = _runtime(self.app)
+    rt = runtime(self.app)
 
     def create() -> None:
         try:
@@ -445,7 +470,7 @@ def _record_revoked(sender: Any = None, request: Any = None, terminated: bool = 
             TASK_SOLVE, TASK_SOLVE_PROBLEM):
         return
     why = "expired" if expired else ("terminated" if terminated else "revoked")
-    store, job_id = _runtime(sender.app).store, str(request.id)
+    store, job_id = runtime(sender.app).store, str(request.id)
     try:
         store.fail(job_id, f"task {why} before it finished")
     except InvalidTransitionError as err:

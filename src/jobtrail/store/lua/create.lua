@@ -12,6 +12,7 @@
 -- ARGV[4] = problem text
 -- ARGV[5] = kind ("" when not known yet)
 -- ARGV[6] = seconds the minute hash is kept
+-- ARGV[7] = the Celery task id of the batch message carrying the job ("" or absent: none)
 -- Returns: 1 when created, 0 when job:<id> already exists (nothing written).
 -- The field list matches store/codec.py encode_job() for a new job.
 if redis.call('EXISTS', KEYS[1]) == 1 then
@@ -20,6 +21,9 @@ end
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'problem', ARGV[4], 'kind', ARGV[5],
            'status', 'pending', 'created_at', ARGV[2], 'started_at', '', 'finished_at', '',
            'worker', '', 'attempts', '0', 'result', '', 'error', '', 'version', '0')
+if ARGV[7] and ARGV[7] ~= '' then
+  redis.call('HSET', KEYS[1], 'batch', ARGV[7])
+end
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
 redis.call('HINCRBY', KEYS[5], 'created', 1)

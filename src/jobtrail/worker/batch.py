@@ -1,0 +1,200 @@
+"""The batch task: several jobs in one Celery message, each solved as a single job is.
+
+Invariant: a job of a batch gets everything a single job gets, from the same
+per-job step (tasks.run_job): its start with the delivery's run token, its
+outcome, its own `celery-task-meta-<job id>` (stored with a request context
+shaped like a single job's, so `AsyncResult(job_id).get()` reads the same),
+its own soft time limit (an interval timer per job, SIGALRM), its own memory
+guard, its own attempt count. A job already finished is skipped without a
+write; a cancelled one is skipped as a single job is.
+
+Hard limit, two layers: each job arms a C-level watchdog
+(`faulthandler.dump_traceback_later(hard_s, exit=True)`, a thread that needs
+no GIL) that ends the pool process when the job outlives the hard limit;
+the batch's Celery time limit, n x hard + margin, is the backstop for a pool
+process that cannot run at all (stopped). Either way the message is rejected
+and requeued (reject on worker lost; on a batch time limit, no ack), and the
+redelivered batch resumes after the finished jobs. The main process's
+BatchRequest names the true reason on the job its delivery was running, and
+fails it once its attempts have run out.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import logging
+import signal
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from celery import shared_task, states
+from celery.app.task import Context
+from celery.exceptions import Ignore, SoftTimeLimitExceeded, WorkerLostError
+from celery.worker import state as worker_state
+
+from jobtrail.clock import now_s
+from jobtrail.config import BATCH_MARGIN_S
+from jobtrail.errors import JobtrailError, ProblemError
+from jobtrail.models import JobStatus
+from jobtrail.worker.app import TASK_SOLVE, TASK_SOLVE_BATCH, settings_of
+from jobtrail.worker.node_metrics import count_job
+from jobtrail.worker.tasks import RUN_KEY, JobRun, SolveRequest, SolveTask, run_job, runtime
+
+__all__ = ["BatchRequest", "BatchTask", "batch_time_limit_s", "hard_limit_reason",
+           "solve_batch"]
+
+logger = logging.getLogger(__name__)
+
+#: Statuses a job of a redelivered batch is skipped in, without a write.
+_FINISHED = frozenset({JobStatus.COMPLETED.value, JobStatus.FAILED.value})
+
+
+def batch_time_limit_s(jobs: int, hard_time_limit_s: float) -> float:
+    """The Celery hard time limit of a batch of *jobs*: each job's hard limit, plus a margin."""
+    return max(1, jobs) * hard_time_limit_s + BATCH_MARGIN_S
+
+
+def hard_limit_reason(hard_time_limit_s: float) -> str:
+    """The `error` of a job the hard time limit ended (the single job's reason)."""
+    return (f"timed out after {hard_time_limit_s:g} s "
+            "(hard limit: the worker process was killed and replaced)")
+
+
+class BatchRequest(SolveRequest):
+    """One delivery of a batch, in the worker's main process.
+
+    Its Celery time limits come from the batch's size (batch_time_limit_s;
+    the soft one is past the hard one: each job has its own). When the pool
+    process is lost (the per-job watchdog, a kill) or the batch's limit
+    passes, it finds the job this delivery was running and, when that job
+    outlived the hard limit, records the true reason once its attempts are
+    spent; otherwise the redelivery counts a new attempt.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        settings = settings_of(self.task.app)
+        limit_s = batch_time_limit_s(len(self.args or ()), settings.solver_hard_time_limit_s)
+        self.time_limits = (limit_s, limit_s + 1.0)
+
+    def on_timeout(self, soft: bool, timeout: float) -> None:
+        """Note the running job's hard limit before Celery's handling (which requeues)."""
+        if not soft and not worker_state.should_terminate:
+            self._record_lost(killed_by_limit=True)
+        super().on_timeout(soft, timeout)
+
+    def on_failure(self, exc_info: Any, send_failed_event: bool = True,
+                   return_ok: bool = False) -> Any:
+        """On a lost pool process, note the running job's hard limit if it was that."""
+        exc = getattr(exc_info.exception, "exc", exc_info.exception)
+        if isinstance(exc, WorkerLostError) and not worker_state.should_terminate:
+            self._record_lost(killed_by_limit=False)
+        return super().on_failure(exc_info, send_failed_event, return_ok)
+
+    def _record_lost(self, *, killed_by_limit: bool) -> None:
+        rt = runtime(self.task.app)
+        ids = [str(pair[0]) for pair in self.args or ()]
+        try:
+            rows = rt.store.read_fields(ids, ("status", "run", "attempts", "started_at"))
+            for job_id, (status, run, attempts, started_at) in zip(ids, rows, strict=True):
+                if status != JobStatus.PROCESSING.value or run != self.run_token:
+                    continue
+                ran_s = now_s() - float(started_at or now_s())
+                if not killed_by_limit and ran_s < rt.hard_time_limit_s * 0.9:
+                    return  # lost for another reason: the redelivery counts the attempt
+                if int(attempts or 0) >= rt.max_attempts:
+                    rt.store.fail(job_id, hard_limit_reason(rt.hard_time_limit_s),
+                                  run=self.run_token)
+                else:
+                    logger.warning("hard time limit: pool process killed, batch redelivered "
+                                   "job_id=%s batch=%s attempt=%s", job_id, self.id, attempts)
+                return
+        except JobtrailError as err:  # never let the main process's event loop die of it
+            logger.warning("hard time limit not recorded batch=%s reason=%s", self.id, err)
+
+
+class BatchTask(SolveTask):
+    """Base of the batch task: BatchRequest deliveries; a batch time limit requeues."""
+
+    Request = BatchRequest
+    #: The batch's own Celery result would be one more key no job names: none is stored.
+    ignore_result = True
+    #: A batch time limit must not ack the message: the jobs after the stuck one still run.
+    acks_on_failure_or_timeout = False
+
+
+@contextmanager
+def job_limits(soft_s: float) -> Iterator[None]:
+    """Arm one job's soft time limit: SIGALRM after *soft_s* seconds raises
+    SoftTimeLimitExceeded in the solve (as Celery's SIGUSR1 does for a single job)."""
+    def soft_limit(signum: int, frame: Any) -> None:
+        raise SoftTimeLimitExceeded(soft_s)
+
+    previous = signal.signal(signal.SIGALRM, soft_limit)
+    signal.setitimer(signal.ITIMER_REAL, soft_s)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@contextmanager
+def _watchdog(hard_s: float) -> Iterator[None]:
+    """The job's hard limit: faulthandler's C thread dumps the stacks to stderr and ends
+    the process (exit code 1) after *hard_s* seconds, even if the GIL is never released."""
+    faulthandler.dump_traceback_later(hard_s, exit=True)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
+
+def _job_request(task: BatchTask, job_id: str, problem: str) -> Context:
+    """The request context a single job's result is stored with (celery-task-meta-<id>)."""
+    req = task.request
+    return Context(id=job_id, task=TASK_SOLVE, args=[job_id, problem], kwargs={},
+                   hostname=req.hostname, retries=req.retries or 0,
+                   delivery_info=req.delivery_info, children=[])
+
+
+@shared_task(  # type: ignore[untyped-decorator]  # celery ships no types
+    name=TASK_SOLVE_BATCH, bind=True, base=BatchTask,
+)
+def solve_batch(self: BatchTask, *jobs: Sequence[str]) -> int:
+    """Solve the jobs [job_id, problem] of one message one after another.
+
+    Returns:
+        How many jobs this delivery finished (completed or failed).
+
+    Raises:
+        celery.exceptions.Reject: The main DB stayed unreachable; the message
+            goes back to the broker and its redelivery resumes after the
+            jobs finished meanwhile.
+    """
+    rt = runtime(self.app)
+    pairs = [(str(job_id), str(problem)) for job_id, problem in jobs]
+    rows = rt.store.read_fields([job_id for job_id, _ in pairs], ("status",))
+    worker, token = str(self.request.hostname or ""), str(getattr(self.request, RUN_KEY, ""))
+    finished = 0
+    for (job_id, problem), (status,) in zip(pairs, rows, strict=True):
+        if status in _FINISHED:
+            logger.info("finished job of a redelivered batch skipped job_id=%s", job_id)
+            continue
+        run = JobRun(rt, job_id, worker, self, token, _job_request(self, job_id, problem))
+        try:
+            with _watchdog(rt.hard_time_limit_s):
+                if status == JobStatus.CANCELLED.value:
+                    run.skip_cancelled(started=False)
+                payload = run_job(run, problem, lambda: job_limits(rt.time_limit_s))
+        except Ignore:
+            continue
+        except ProblemError as exc:
+            self.backend.mark_as_failure(job_id, exc, request=run.request,
+                                         call_errbacks=False)
+        else:
+            self.backend.store_result(job_id, payload, states.SUCCESS, request=run.request)
+        finished += 1
+        count_job(self.app.conf, job_id, worker)
+    return finished

@@ -1,0 +1,290 @@
+"""Batched delivery with real prefork workers: each job of a batch keeps every guarantee."""
+
+from __future__ import annotations
+
+import base64
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from jobtrail.config import Settings
+from jobtrail.jobs import JobService
+from jobtrail.keys import KeySpace
+from jobtrail.models import EventType, Job, JobStatus
+from jobtrail.store import EventLog, JobStore
+from jobtrail.worker.app import TASK_SOLVE, TASK_SOLVE_BATCH, create_celery_app
+from jobtrail.worker.batch import hard_limit_reason
+from tests.conftest import make_settings
+from tests.helpers.processes import WorkerProcess
+from tests.helpers.waiting import job_finished, wait_until
+
+pytestmark = [pytest.mark.slow]
+
+#: Takes SymPy minutes in pure Python, so only a time limit or a kill ends it.
+SLOW = "integrate exp(x^2)*sin(x)^5*cos(x)^3 dx"
+QUICK = [f"solve x^2 - {n * n} = 0" for n in range(1, 9)]
+
+
+def _answer(n: int) -> str:
+    return f"x = {-n}, x = {n}"
+
+
+def _rig(redis_server: Any, tmp_path: Path, main_db: redis.Redis, keys: KeySpace,
+         **overrides: Any) -> tuple[Settings, JobStore, JobService, EventLog]:
+    settings = make_settings(redis_server, tmp_path / "state", **overrides)
+    store = JobStore(main_db, keys)
+    return settings, store, JobService(store, create_celery_app(settings)), EventLog(main_db,
+                                                                                   keys)
+
+
+def _messages(broker: redis.Redis, keys: KeySpace) -> list[dict[str, Any]]:
+    """The broker's queued messages, oldest first: headers (task, id) and args."""
+    out = []
+    for raw in reversed(broker.lrange(keys.queue(), 0, -1)):
+        message = json.loads(raw)
+        headers = message["headers"]
+        body = json.loads(base64.b64decode(message["body"]))
+        out.append({"task": headers["task"], "id": headers["id"], "args": body[0]})
+    return out
+
+
+def _history(events: EventLog, job_id: str) -> list[EventType]:
+    return [e.type for e in events.read(job_id)]
+
+
+def _all_finished(store: JobStore, jobs: list[Job], results: redis.Redis | None = None,
+                  ) -> bool:
+    return all(job_finished(store, j.id, results) for j in jobs)
+
+
+def test_a_batch_is_one_message_and_each_job_gets_a_single_jobs_record_and_result(
+        redis_server: Any, tmp_path: Path, main_db: redis.Redis, broker_db: redis.Redis,
+        results_db: redis.Redis, keys: KeySpace,
+        worker_process: Callable[..., WorkerProcess]) -> None:
+    # Given batches of at most 4 jobs, and a single job solved the old way for comparison
+    settings, store, service, events = _rig(redis_server, tmp_path, main_db, keys,
+                                            batch_max_jobs=4)
+    single = service.submit(QUICK[0])
+    single_bad = service.submit("solve x^2 = ")
+
+    # When six problems (one of them malformed) are submitted together
+    jobs = service.submit_many([*QUICK[1:5], "solve x^2 = ", QUICK[5]])
+
+    # Then two batch messages carry them, in order, each named in its jobs' records
+    messages = _messages(broker_db, keys)
+    assert [m["task"] for m in messages] == [TASK_SOLVE, TASK_SOLVE, TASK_SOLVE_BATCH,
+                                             TASK_SOLVE_BATCH]
+    batches = messages[2:]
+    assert [m["args"] for m in batches] == [[[j.id, j.problem] for j in jobs[:4]],
+                                            [[j.id, j.problem] for j in jobs[4:]]]
+    assert all(m["id"].startswith("batch-") and m["id"] not in {j.id for j in jobs}
+               for m in batches)
+    assert [store.get(j.id).batch for j in jobs] == [batches[0]["id"]] * 4 + [
+        batches[1]["id"]] * 2
+    assert store.get(single.id).batch == "" and "batch" not in main_db.hgetall(
+        keys.job(single.id))
+
+    # When a worker runs them
+    proc = worker_process(settings)
+    wait_until(lambda: _all_finished(store, [single, single_bad, *jobs], results_db),
+               timeout_s=60, message=f"jobs to finish; log:\n{proc.log()[-3000:]}")
+
+    # Then each job has its own answer, history and attempt count
+    finals = [store.get(j.id) for j in jobs]
+    assert [f.answer for f in finals] == [_answer(n) for n in (2, 3, 4, 5)] + ["", _answer(6)]
+    assert finals[4].status is JobStatus.FAILED and finals[4].error
+    assert all(f.attempts == 1 for f in finals)
+    for f in finals:
+        assert _history(events, f.id) == [EventType.CREATED, EventType.STARTED,
+                                          EventType.COMPLETED if f.answer else EventType.FAILED]
+    # and its own Celery result, read by job id, shaped as a single job's
+    app = service.app
+    assert app.AsyncResult(jobs[0].id).get(timeout=5) == finals[0].result
+    for mine, theirs in ((jobs[0], single), (jobs[4], single_bad)):
+        batch_meta = json.loads(results_db.get(keys.celery_result(mine.id)))
+        single_meta = json.loads(results_db.get(keys.celery_result(theirs.id)))
+        assert batch_meta.keys() == single_meta.keys()
+        for key in ("status", "name", "kwargs", "worker", "retries", "queue", "children"):
+            assert batch_meta[key] == single_meta[key], key
+        assert batch_meta["args"] == [mine.id, mine.problem]
+        assert batch_meta["task_id"] == mine.id
+        assert 0 < results_db.ttl(keys.celery_result(mine.id)) <= settings.result_expires_s
+    assert json.loads(results_db.get(keys.celery_result(jobs[4].id)))["result"] == json.loads(
+        results_db.get(keys.celery_result(single_bad.id)))["result"]
+    # and no result is stored under a batch's own id
+    assert not any(results_db.exists(keys.celery_result(m["id"])) for m in batches)
+
+
+def test_batch_max_jobs_1_sends_one_solve_job_message_per_job_as_before(
+        redis_server: Any, tmp_path: Path, main_db: redis.Redis, broker_db: redis.Redis,
+        keys: KeySpace, worker_process: Callable[..., WorkerProcess]) -> None:
+    settings, store, service, events = _rig(redis_server, tmp_path, main_db, keys,
+                                            batch_max_jobs=1)
+    jobs = service.submit_many(QUICK[:3])
+    assert _messages(broker_db, keys) == [
+        {"task": TASK_SOLVE, "id": j.id, "args": [j.id, j.problem]} for j in jobs]
+    assert not any("batch" in main_db.hgetall(keys.job(j.id)) for j in jobs)
+    worker_process(settings)
+    wait_until(lambda: _all_finished(store, jobs), timeout_s=60, message="jobs to finish")
+    assert [store.get(j.id).answer for j in jobs] == [_answer(n) for n in (1, 2, 3)]
+
+
+@pytest.mark.crash
+def test_pool_process_killed_mid_batch_resumes_without_solving_finished_jobs_again(
+        redis_server: Any, tmp_path: Path, main_db: redis.Redis, keys: KeySpace,
+        worker_process: Callable[..., WorkerProcess]) -> None:
+    # Given a batch of two quick jobs, a slow one and two more quick ones, the slow one running
+    settings, store, service, events = _rig(redis_server, tmp_path, main_db, keys,
+                                            solver_time_limit_s=2.0,
+                                            solver_hard_time_limit_s=20.0)
+    jobs = service.submit_many([QUICK[0], QUICK[1], SLOW, QUICK[2], QUICK[3]])
+    proc = worker_process(settings)
+    wait_until(lambda: store.get(jobs[2].id).status is JobStatus.PROCESSING, timeout_s=30,
+               message=f"the slow job to start; log:\n{proc.log()[-2000:]}")
+    before = [store.get(j.id) for j in jobs[:2]]
+    assert all(b.status is JobStatus.COMPLETED for b in before)
+
+    # When the pool process is SIGKILLed mid-batch
+    [child] = proc.pool_children()
+    child.send_signal(signal.SIGKILL)
+
+    # Then the batch is redelivered: none lost, none left processing
+    wait_until(lambda: _all_finished(store, jobs), timeout_s=60,
+               message=f"jobs to finish; log:\n{proc.log()[-3000:]}")
+    finals = [store.get(j.id) for j in jobs]
+    # the finished jobs keep their answers and were not solved again
+    assert finals[:2] == before
+    log = proc.log()
+    for f in finals[:2]:
+        assert f"finished job of a redelivered batch skipped job_id={f.id}" in log
+        assert f"duplicate delivery ignored job_id={f.id}" not in log
+    for f in (*finals[:2], *finals[3:]):
+        assert _history(events, f.id) == [EventType.CREATED, EventType.STARTED,
+                                          EventType.COMPLETED]
+        assert f.attempts == 1
+    assert [f.answer for f in (*finals[:2], *finals[3:])] == [_answer(n) for n in (1, 2, 3, 4)]
+    # the running one counts a new attempt, and then times out at its own soft limit
+    slow = finals[2]
+    assert (slow.status, slow.attempts, slow.error) == (JobStatus.FAILED, 2,
+                                                         "timed out after 2 s")
+    assert _history(events, slow.id) == [EventType.CREATED, EventType.STARTED,
+                                         EventType.REDELIVERED, EventType.STARTED,
+                                         EventType.FAILED]
+
+
+def test_soft_time_limit_fails_one_job_of_a_batch_alone(
+        redis_server: Any, tmp_path: Path, main_db: redis.Redis, results_db: redis.Redis,
+        keys: KeySpace, worker_process: Callable[..., WorkerProcess]) -> None:
+    settings, store, service, events = _rig(redis_server, tmp_path, main_db, keys,
+                                            solver_time_limit_s=1.0,
+                                            solver_hard_time_limit_s=20.0)
+    jobs = service.submit_many([QUICK[0], SLOW, QUICK[1], SLOW, QUICK[2]])
+    proc = worker_process(settings)
+    wait_until(lambda: _all_finished(store, jobs, results_db), timeout_s=60,
+               message=f"jobs to finish; log:\n{proc.log()[-3000:]}")
+    finals = [store.get(j.id) for j in jobs]
+    assert [f.answer for f in finals[::2]] == [_answer(n) for n in (1, 2, 3)]
+    for slow in finals[1::2]:
+        assert (slow.status, slow.error, slow.attempts) == (JobStatus.FAILED,
+                                                             "timed out after 1 s", 1)
+        assert slow.finished_at - slow.started_at == pytest.approx(1.0, abs=0.5)  # type: ignore[operator]
+    assert json.loads(results_db.get(keys.celery_result(jobs[1].id)))["status"] == "FAILURE"
+
+
+def test_memory_limit_fails_one_job_of_a_batch_alone(
+        redis_server: Any, tmp_path: Path, main_db: redis.Redis, keys: KeySpace,
+        worker_process: Callable[..., WorkerProcess]) -> None:
+    settings, store, service, events = _rig(redis_server, tmp_path, main_db, keys,
+                                            solver_memory_limit_bytes=24 * 1024 * 1024)
+    jobs = service.submit_many([QUICK[0], "expand (1+x+y+z+w)^40", QUICK[1]])
+    proc = worker_process(settings)
+    wait_until(lambda: _all_finished(store, jobs), timeout_s=60,
+               message=f"jobs to finish; log:\n{proc.log()[-3000:]}")
+    finals = [store.get(j.id) for j in jobs]
+    assert (finals[1].status, finals[1].error) == (JobStatus.FAILED,
+                                                   "memory limit exceeded (24 MiB)")
+    assert [finals[0].answer, finals[2].answer] == [_answer(1), _answer(2)]
+    assert all(f.attempts == 1 for f in finals)
+
+
+def test_cancelling_one_job_of_a_pending_batch_skips_it(
+        redis_server: Any, tmp_path: Path, main_db: redis.Redis, results_db: redis.Redis,
+        keys: KeySpace, worker_process: Callable[..., WorkerProcess]) -> None:
+    settings, store, service, events = _rig(redis_server, tmp_path, main_db, keys)
+    jobs = service.submit_many(QUICK[:3])
+    service.cancel(jobs[1].id)
+    worker_process(settings)
+    wait_until(lambda: job_finished(store, jobs[0].id) and job_finished(store, jobs[2].id)
+               and results_db.exists(keys.celery_result(jobs[1].id)), timeout_s=60,
+               message="the batch to run")
+    assert [store.get(jobs[0].id).answer, store.get(jobs[2].id).answer] == [
+        _answer(1), _answer(3)]
+    cancelled = store.get(jobs[1].id)
+    assert (cancelled.status, cancelled.attempts) == (JobStatus.CANCELLED, 0)
+    assert _history(events, cancelled.id) == [EventType.CREATED, EventType.CANCELLED,
+                                              EventType.SKIPPED]
+    assert json.loads(results_db.get(keys.celery_result(jobs[1].id)))["status"] == "REVOKED"
+
+
+@pytest.mark.crash
+def test_a_stuck_job_is_killed_by_the_hard_limit_and_its_batch_resumes(
+        redis_server: Any, tmp_path: Path, main_db: redis.Redis, keys: KeySpace,
+        worker_process: Callable[..., WorkerProcess]) -> None:
+    # Given a batch [quick, slow, quick], two attempts a job, and the slow one stuck where no
+    # soft limit reaches it (its pool process stopped) on each delivery
+    settings, store, service, events = _rig(redis_server, tmp_path, main_db, keys,
+                                            solver_time_limit_s=1.0,
+                                            solver_hard_time_limit_s=2.0, max_attempts=2)
+    jobs = service.submit_many([QUICK[0], SLOW, QUICK[1]])
+    proc = worker_process(settings)
+    for attempt in (1, 2):
+        wait_until(lambda a=attempt: (j := store.get(jobs[1].id)).status
+                   is JobStatus.PROCESSING and j.attempts == a, timeout_s=60,
+                   message=f"attempt {attempt}; log:\n{proc.log()[-3000:]}")
+        [child] = proc.pool_children()
+        child.send_signal(signal.SIGSTOP)   # SIGALRM and the watchdog thread stop with it
+
+    # When the batch's hard limit passes each time
+    wait_until(lambda: _all_finished(store, jobs), timeout_s=90,
+               message=f"jobs to finish; log:\n{proc.log()[-3000:]}")
+
+    # Then the stuck job failed with the hard limit as its reason once its attempts ran out,
+    # the first job was not solved again and the last one ran once
+    stuck = store.get(jobs[1].id)
+    assert (stuck.status, stuck.attempts, stuck.error) == (
+        JobStatus.FAILED, 2, hard_limit_reason(2.0))
+    assert _history(events, stuck.id) == [EventType.CREATED, EventType.STARTED,
+                                          EventType.REDELIVERED, EventType.STARTED,
+                                          EventType.FAILED]
+    for j, n in ((jobs[0], 1), (jobs[2], 2)):
+        final = store.get(j.id)
+        assert (final.answer, final.attempts) == (_answer(n), 1)
+        assert _history(events, j.id) == [EventType.CREATED, EventType.STARTED,
+                                          EventType.COMPLETED]
+
+
+def test_the_per_job_watchdog_ends_a_process_stuck_where_the_soft_limit_cannot_reach() -> None:
+    # Given a job holding the GIL in one C call (SIGALRM's Python handler never runs)
+    script = textwrap.dedent("""
+        from jobtrail.worker.batch import _watchdog, job_limits
+        with _watchdog(1.0), job_limits(0.2):
+            sum(range(10 ** 12))
+        print("not stopped")
+    """)
+    # When it runs past the hard limit
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, check=False)
+    # Then the watchdog ended the process (exit code 1) at the hard limit, with its stack
+    assert done.returncode == 1 and "not stopped" not in done.stdout
+    assert time.monotonic() - started < 10
+    assert "Timeout" in done.stderr
