@@ -27,6 +27,7 @@ from jobtrail.store import JobStore
 from jobtrail.store.job_store import new_job_id
 from jobtrail.worker import kombu_guard
 from jobtrail.worker.liveness import BrokerPollStep
+from jobtrail.worker.results import owned_results
 from jobtrail.worker.transport import broker_transport
 
 __all__ = [
@@ -165,6 +166,13 @@ class JobtrailCelery(Celery):  # type: ignore[misc]  # celery ships no types
             options["task_id"] = options.get("task_id") or new_job_id()
             self._job_store().create(problem, job_id=options["task_id"])
         return super().send_task(name, args, kwargs, **options)
+
+    def _get_backend(self) -> Any:
+        """Celery's result backend, storing a job's own outcome in one round trip
+        (worker.results)."""
+        backend = super()._get_backend()
+        backend.__class__ = owned_results(type(backend))
+        return backend
 
     def _job_store(self) -> JobStore:
         if self._jobtrail_store is None:

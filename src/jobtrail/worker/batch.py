@@ -38,7 +38,6 @@ from jobtrail.config import BATCH_MARGIN_S
 from jobtrail.errors import JobtrailError, ProblemError
 from jobtrail.models import JobStatus
 from jobtrail.worker.app import TASK_SOLVE, TASK_SOLVE_BATCH, settings_of
-from jobtrail.worker.node_metrics import count_job
 from jobtrail.worker.tasks import RUN_KEY, JobRun, SolveRequest, SolveTask, run_job, runtime
 
 __all__ = ["BatchRequest", "BatchTask", "batch_time_limit_s", "hard_limit_reason",
@@ -195,6 +194,5 @@ def solve_batch(self: BatchTask, *jobs: Sequence[str]) -> int:
                                          call_errbacks=False)
         else:
             self.backend.store_result(job_id, payload, states.SUCCESS, request=run.request)
-        finished += 1
-        count_job(self.app.conf, job_id, worker)
+        finished += 1  # counted on this node by its finish (tasks.JobRun.finish)
     return finished

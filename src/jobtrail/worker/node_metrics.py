@@ -86,7 +86,7 @@ def _count(task: Any, task_id: str | None, node: str) -> None:
 
 
 def count_job(conf: Any, task_id: str | None, node: str) -> None:
-    """Read the finished job *task_id* and count it on *node* (a job of a batch, too).
+    """Read the finished job *task_id* and count it on *node* (one the hard limit ended).
 
     Args:
         conf: The Celery app's conf (carries the Settings).

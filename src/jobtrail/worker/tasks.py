@@ -55,6 +55,7 @@ from jobtrail.worker.app import (
     settings_of,
 )
 from jobtrail.worker.node_metrics import kind_label
+from jobtrail.worker.results import OWNED_KEY
 
 __all__ = ["RUN_KEY", "JobRun", "SolveRequest", "SolveTask", "answer_payload", "run_job",
            "runtime", "solve_job", "solve_problem"]
@@ -322,6 +323,8 @@ class JobRun:
         while True:
             started, finished = _with_main_db(self.rt, "finish", self.job_id, write)
             if isinstance(finished, Job):
+                if self.task is not None:  # the outcome is this run's: no read before the store
+                    setattr(self.request or self.task.request, OWNED_KEY, True)
                 return outcome.result(self.job_id)
             self._refused(started if not isinstance(started, Job) else finished, deadline)
 
