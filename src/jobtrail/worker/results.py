@@ -13,7 +13,6 @@ Celery's read.
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 from celery.exceptions import BackendStoreError
@@ -25,14 +24,19 @@ __all__ = ["OWNED_KEY", "owned_results"]
 OWNED_KEY = "jobtrail_owned"
 
 
-@cache
+_classes: dict[Any, type] = {}
+
+
 def owned_results(base: Any) -> type:
     """Return a subclass of the backend class *base* that stores an owned outcome directly.
 
     The meta written is Celery's own (`_get_result_meta`, `encode`,
     `_set_with_state`, as `BaseKeyValueStoreBackend._store_result` builds it),
     so `AsyncResult(job_id).get()` reads exactly what it reads otherwise.
+    One subclass per *base*, made on first use.
     """
+    if base in _classes:
+        return _classes[base]
 
     class OwnedResults(base):  # type: ignore[misc]  # celery ships no types
         def _store_result(self, task_id: str, result: Any, state: str,
@@ -51,4 +55,5 @@ def owned_results(base: Any) -> type:
 
     OwnedResults.__name__ = OwnedResults.__qualname__ = base.__name__
     OwnedResults.__module__ = base.__module__
+    _classes[base] = OwnedResults
     return OwnedResults
