@@ -26,6 +26,7 @@ from jobtrail.problem_text import check_problem_text
 from jobtrail.store import JobStore
 from jobtrail.store.job_store import new_job_id
 from jobtrail.worker import kombu_guard
+from jobtrail.worker.event_batch import EventBatchStep
 from jobtrail.worker.liveness import BrokerPollStep
 from jobtrail.worker.results import owned_results
 from jobtrail.worker.transport import broker_transport
@@ -264,6 +265,7 @@ def create_celery_app(settings: Settings) -> Celery:
         }
     )
     app.steps["consumer"].add(BrokerPollStep)
+    app.steps["consumer"].add(EventBatchStep)  # task events: a PUBLISH per few, not per one
     kombu_guard.install()  # a broker lost mid-task must not kill the worker
     return app
 
