@@ -125,6 +125,31 @@ def test_a_plain_event_receiver_sees_a_job_from_sent_to_succeeded(
 
 
 @pytest.mark.slow
+def test_a_busy_worker_publishes_every_jobs_events_a_few_at_a_time(
+        settings: Settings, store: JobStore, events_of: EventCapture,
+        worker_process: Callable[..., WorkerProcess], redis_server: Any,
+) -> None:
+    # Given forty jobs queued before a worker starts (it drains them back to back)
+    service = JobService(store, create_celery_app(settings))
+    jobs = [service.submit(f"evaluate {n} + 1") for n in range(40)]
+    broker = redis_server.client(0)
+    broker.config_resetstat()
+
+    # When the worker solves them and stops
+    proc = worker_process(settings, hostname="busy", celery_args=("--without-mingle",))
+    wait_until(lambda: all(len(events_of.of_task(j.id)) >= len(TASK_EVENTS) for j in jobs),
+               timeout_s=90, message=f"every job's events; log:\n{proc.log()[-2000:]}")
+    publishes = broker.info("commandstats")["cmdstat_publish"]["calls"]
+
+    # Then each job's four events arrived, the worker's in order, in fewer PUBLISHes than
+    # the worker sent events (3 a job, batched by EventBatchStep; 1 a job is the result's)
+    for job in jobs:
+        seen = events_of.of_task(job.id)
+        assert [e for e in seen if e != "task-sent"] == TASK_EVENTS[1:], seen
+    assert publishes < 3 * len(jobs), publishes
+
+
+@pytest.mark.slow
 def test_a_worker_on_the_threads_pool_warns_that_no_solver_limit_applies_and_still_solves(
         settings: Settings, store: JobStore, worker_process: Callable[..., WorkerProcess],
 ) -> None:
