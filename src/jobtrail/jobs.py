@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
@@ -175,7 +175,8 @@ class JobService:
             raise
         return job
 
-    def submit_many(self, problems: Sequence[str]) -> list[Job]:
+    def submit_many(self, problems: Sequence[str], *,
+                    on_progress: Callable[[int], None] | None = None) -> list[Job]:
         """Submit several problems, SUBMIT_CHUNK at a time: records, then their tasks.
 
         Jobs travel batch_max_jobs to a message (jobtrail.solve_batch, args
@@ -186,6 +187,10 @@ class JobService:
         Chunking bounds what a submitter killed midway can leave behind: at
         most one chunk of pending records without a message, which trace
         reports as stale ("no message left") and `jobtrail requeue` resends.
+
+        Args:
+            problems: The problem texts, in order.
+            on_progress: Called after each chunk with how many jobs are sent so far.
 
         Raises:
             ProblemTooLargeError: A text is too large; nothing written.
@@ -208,6 +213,8 @@ class JobService:
                     part, batches=[batches[n // size] for n in range(len(part))])
                 self._send(chunk, producer)
                 jobs += chunk
+                if on_progress is not None:
+                    on_progress(len(jobs))
         return jobs
 
     def requeue(self, job_id: str) -> Job:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -21,10 +22,11 @@ from jobtrail.jobs import JobService
 from jobtrail.keys import KeySpace
 from jobtrail.models import EventType, Job, JobStatus
 from jobtrail.store import EventLog, JobStore
+from jobtrail.store.node_stats import NodeStatsStore
 from jobtrail.worker.app import TASK_SOLVE, TASK_SOLVE_BATCH, create_celery_app
 from jobtrail.worker.batch import hard_limit_reason
 from tests.conftest import make_settings
-from tests.helpers.processes import WorkerProcess
+from tests.helpers.processes import WorkerProcess, settings_env
 from tests.helpers.waiting import job_finished, wait_until
 
 pytestmark = [pytest.mark.slow]
@@ -265,6 +267,12 @@ def test_a_stuck_job_is_killed_by_the_hard_limit_and_its_batch_resumes(
     assert _history(events, stuck.id) == [EventType.CREATED, EventType.STARTED,
                                           EventType.REDELIVERED, EventType.STARTED,
                                           EventType.FAILED]
+    # and the worker's own statistics count it as a timeout (its main process did)
+    node = NodeStatsStore(main_db, keys)
+    stats = wait_until(lambda: (s := node.read(f"w1@{socket.gethostname()}")).completed == 2
+                       and sum(s.failed_by_reason.values()) == 1 and s, timeout_s=10,
+                       message="the worker to count the three jobs")
+    assert stats.failed_by_reason == {"timeout": 1}
     for j, n in ((jobs[0], 1), (jobs[2], 2)):
         final = store.get(j.id)
         assert (final.answer, final.attempts) == (_answer(n), 1)
@@ -288,3 +296,25 @@ def test_the_per_job_watchdog_ends_a_process_stuck_where_the_soft_limit_cannot_r
     assert done.returncode == 1 and "not stopped" not in done.stdout
     assert time.monotonic() - started < 10
     assert "Timeout" in done.stderr
+
+
+def test_cli_submit_file_from_stdin_batches_and_waits_for_all(
+        settings: Settings, store: JobStore, main_db: redis.Redis, keys: KeySpace,
+        worker_process: Callable[..., WorkerProcess]) -> None:
+    # Given a worker and 70 problems on standard input (one a line, blank lines ignored)
+    worker_process(settings)
+    lines = [f"evaluate {n} + {n}" for n in range(70)]
+    # When `jobtrail submit --file - --wait --json` reads them
+    done = subprocess.run([sys.executable, "-m", "jobtrail", "submit", "--file", "-", "--wait",
+                           "--json", "--timeout", "120"], input="\n".join(lines) + "\n\n",
+                          env=settings_env(settings), capture_output=True, text=True,
+                          timeout=180, check=False)
+    # Then it prints the list of the 70 jobs, all finished, and no progress bar in the JSON
+    assert done.returncode == 0, done.stderr
+    jobs = json.loads(done.stdout)
+    assert [j["answer"] for j in jobs] == [str(2 * n) for n in range(70)]
+    assert done.stderr == ""
+    # and they went in batches of at most batch_max_jobs, in order
+    batches = [store.get(j["id"]).batch for j in jobs]
+    assert batches == sorted(batches, key=batches.index) and len(set(batches)) == 3
+    assert all(b.startswith("batch-") for b in batches)

@@ -27,7 +27,15 @@ import typer
 from jobtrail import __version__
 from jobtrail.cli.context import CliState, runtime, settings_from, trace_sources
 from jobtrail.cli.ids import ID_HELP, resolve_id
-from jobtrail.cli.output import err, escape, exit_with, job_table, out, print_json, render_job
+from jobtrail.cli.output import (
+    escape,
+    exit_with,
+    job_table,
+    out,
+    print_json,
+    progress_bar,
+    render_job,
+)
 from jobtrail.clock import monotonic_s
 from jobtrail.errors import (
     ArchivedJobNotFoundError,
@@ -177,11 +185,12 @@ def root(
 def _wait_for(ctx: typer.Context, ids: list[str], timeout_s: float) -> None:
     rt = runtime(ctx)
     deadline = monotonic_s() + timeout_s
-    with err.status("waiting for the worker...") as status:
+    terminal = {s.value for s in TERMINAL_STATUSES}
+    with progress_bar() as bar:
+        task = bar.add_task("waiting for the worker", total=len(ids))
         while True:
-            jobs = [rt.store.get(i) for i in ids]
-            done = sum(j.status in TERMINAL_STATUSES for j in jobs)
-            status.update(f"waiting for the worker... {done}/{len(ids)} finished")
+            done = sum(row[0] in terminal for row in rt.store.read_fields(ids, ("status",)))
+            bar.update(task, completed=done)
             if done == len(ids):
                 return
             if monotonic_s() > deadline:
@@ -223,8 +232,13 @@ def submit(
         except ProblemError as exc:
             raise typer.BadParameter(f"problem {n}: {exc}", param_hint="PROBLEMS") from None
     rt = runtime(ctx)
-    jobs = rt.service.submit_many(problems) if len(problems) > 1 else [
-        rt.service.submit(problems[0])]
+    if len(problems) == 1:
+        jobs = [rt.service.submit(problems[0])]
+    else:
+        with progress_bar(disable=json_out) as bar:
+            task = bar.add_task("submitting", total=len(problems))
+            jobs = rt.service.submit_many(
+                problems, on_progress=lambda n: bar.update(task, completed=n))
     if wait:
         _wait_for(ctx, [j.id for j in jobs], timeout)
         jobs = [rt.store.get(j.id) for j in jobs]

@@ -22,11 +22,25 @@ from rich.table import Table
 from jobtrail.models import Job
 
 __all__ = ["add_id_column", "err", "escape", "exit_with", "job_table", "out", "print_json",
-           "render_job"]
+           "progress_bar", "render_job"]
 
 # emoji off: `:thumbs_up:` in a problem or `:m:` in a key (`stats:m:...`) is data, not an emoji code
 out = Console(highlight=False, soft_wrap=True, emoji=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+
+
+def progress_bar(*, disable: bool = False) -> Any:
+    """Return a Rich Progress (description, bar, done/total, elapsed) on stderr.
+
+    It shows only on a terminal (and not when *disable*), and clears itself
+    when done, so piped output and --json stay clean.
+    """
+    # lazy: rich.progress costs start-up time that commands without a bar need not pay
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=err, transient=True,
+                    disable=disable or not err.is_terminal)
 
 
 def exit_with(message: str, code: int = 1) -> NoReturn:

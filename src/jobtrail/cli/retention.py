@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from jobtrail.cli.context import runtime, settings_from
@@ -19,10 +18,10 @@ from jobtrail.cli.durations import duration_option, format_duration
 from jobtrail.cli.ids import check_id, resolve_id
 from jobtrail.cli.output import (
     add_id_column,
-    err,
     exit_with,
     out,
     print_json,
+    progress_bar,
     sigterm_as_interrupt,
 )
 from jobtrail.clock import now_s
@@ -65,12 +64,6 @@ def _stores(ctx: typer.Context) -> tuple[RetentionStore, ArchiveStore]:
     store = RetentionStore(rt.clients.main, rt.clients.results, rt.keys,
                            events_max_len=rt.settings.events_max_len)
     return store, archive_store(ctx)
-
-
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=err, transient=True,
-                    disable=not err.is_terminal)
 
 
 def _when(at: float | None) -> str:
@@ -167,7 +160,7 @@ def purge_cmd(
     store, archive = _stores(ctx)
     settings = settings_from(ctx)
     at = now_s()
-    with sigterm_as_interrupt(), _progress() as progress:
+    with sigterm_as_interrupt(), progress_bar() as progress:
         task = progress.add_task("dry run" if dry_run else "purging",
                                  total=count_candidates(store, policy, at))
 
@@ -278,7 +271,7 @@ def restore(
         with sigterm_as_interrupt():
             report = restore_ids(store, archive, job_ids)
     else:
-        with sigterm_as_interrupt(), _progress() as progress:
+        with sigterm_as_interrupt(), progress_bar() as progress:
             task = progress.add_task("restoring", total=None)
             report = restore_matching(
                 store, archive, policy=policy,

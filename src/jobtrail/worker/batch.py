@@ -23,14 +23,18 @@ from __future__ import annotations
 
 import faulthandler
 import logging
+import os
 import signal
+import sys
+import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from celery import shared_task, states
 from celery.app.task import Context
 from celery.exceptions import Ignore, SoftTimeLimitExceeded, WorkerLostError
+from celery.signals import worker_process_init
 from celery.worker import state as worker_state
 
 from jobtrail.clock import now_s
@@ -105,6 +109,7 @@ class BatchRequest(SolveRequest):
                 if int(attempts or 0) >= rt.max_attempts:
                     rt.store.fail(job_id, hard_limit_reason(rt.hard_time_limit_s),
                                   run=self.run_token)
+                    count_job(self.task.app.conf, job_id, str(self.hostname or ""))
                 else:
                     logger.warning("hard time limit: pool process killed, batch redelivered "
                                    "job_id=%s batch=%s attempt=%s", job_id, self.id, attempts)
@@ -121,6 +126,24 @@ class BatchTask(SolveTask):
     ignore_result = True
     #: A batch time limit must not ack the message: the jobs after the stuck one still run.
     acks_on_failure_or_timeout = False
+
+
+#: True in a prefork pool process: only there are a job's limits armed. Elsewhere (the
+#: solo or threads pool, a worker in a test's thread) the watchdog would end the whole
+#: worker and SIGALRM cannot be handled off the main thread: those pools enforce no
+#: solver limit, for a batch as for a single job (tasks.unlimited_pool_warning).
+_limits_armed = [False]
+#: The process that imported this module: the worker's main process (Celery imports the
+#: task modules before it forks its pool), so a pool process has another pid.
+_IMPORTED_IN = os.getpid()
+
+
+@worker_process_init.connect  # type: ignore[untyped-decorator]  # celery ships no types
+def _arm_limits_in_pool_process(**_: Any) -> None:
+    """Arm per-job limits in a forked pool process (Celery's worker_process_init, which
+    the solo pool sends too, in the worker's own process)."""
+    _limits_armed[0] = (os.getpid() != _IMPORTED_IN
+                        and threading.current_thread() is threading.main_thread())
 
 
 @contextmanager
@@ -143,7 +166,8 @@ def job_limits(soft_s: float) -> Iterator[None]:
 def _watchdog(hard_s: float) -> Iterator[None]:
     """The job's hard limit: faulthandler's C thread dumps the stacks to stderr and ends
     the process (exit code 1) after *hard_s* seconds, even if the GIL is never released."""
-    faulthandler.dump_traceback_later(hard_s, exit=True)
+    # the process's own stderr (fd 2, the worker's log): Celery's LoggingProxy has no fileno
+    faulthandler.dump_traceback_later(hard_s, exit=True, file=sys.__stderr__ or sys.stderr)
     try:
         yield
     finally:
@@ -183,10 +207,11 @@ def solve_batch(self: BatchTask, *jobs: Sequence[str]) -> int:
             continue
         run = JobRun(rt, job_id, worker, self, token, _job_request(self, job_id, problem))
         try:
-            with _watchdog(rt.hard_time_limit_s):
+            with _watchdog(rt.hard_time_limit_s) if _limits_armed[0] else nullcontext():
                 if status == JobStatus.CANCELLED.value:
                     run.skip_cancelled(started=False)
-                payload = run_job(run, problem, lambda: job_limits(rt.time_limit_s))
+                payload = run_job(run, problem, (lambda: job_limits(rt.time_limit_s))
+                                  if _limits_armed[0] else nullcontext)
         except Ignore:
             continue
         except ProblemError as exc:
