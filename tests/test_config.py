@@ -72,3 +72,16 @@ def test_bad_values_are_refused_naming_the_setting(name: str, value: str, messag
         load_settings()
     assert message in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_batch_max_jobs_from_env_refused_below_1_and_capped_by_the_visibility_timeout(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().batch_max_jobs == 32
+    monkeypatch.setenv("JOBTRAIL_BATCH_MAX_JOBS", "8")
+    assert load_settings().batch_jobs() == 8
+    # a whole batch's hard limit (jobs x 15 s + 5 s) must stay below a 60 s visibility timeout
+    monkeypatch.setenv("JOBTRAIL_VISIBILITY_TIMEOUT_S", "60")
+    assert load_settings().batch_jobs() == 3
+    monkeypatch.setenv("JOBTRAIL_BATCH_MAX_JOBS", "0")
+    with pytest.raises(ConfigError, match="BATCH_MAX_JOBS"):
+        load_settings()

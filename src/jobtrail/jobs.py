@@ -106,18 +106,19 @@ class JobService:
                                          str(exc.__cause__) or type(exc.__cause__).__name__)
         return None
 
-    def _send(self, jobs: Sequence[Job], producer: Any = None) -> None:
-        """Send the messages of *jobs*: one solve_batch message per run of jobs sharing
-        a `batch` id (in order), one solve_job message per job without one."""
+    def _send(self, jobs: Sequence[Job], producer: Any = None, *,
+              batched: bool = False) -> None:
+        """Send the messages of *jobs*: one solve_job message per job or, when *batched*,
+        one solve_batch message per run of jobs sharing a `batch` id (in order)."""
         i = 0
         while i < len(jobs):
             job = jobs[i]
             group = [job]
-            while job.batch and i + len(group) < len(jobs) \
+            while batched and job.batch and i + len(group) < len(jobs) \
                     and jobs[i + len(group)].batch == job.batch:
                 group.append(jobs[i + len(group)])
             try:
-                if job.batch:
+                if batched and job.batch:
                     self.app.send_task(TASK_SOLVE_BATCH, args=[[j.id, j.problem] for j in group],
                                        task_id=job.batch, producer=producer)
                 else:
@@ -211,7 +212,7 @@ class JobService:
                            for _ in range(0, len(part), size)]
                 chunk = self.store.create_many(
                     part, batches=[batches[n // size] for n in range(len(part))])
-                self._send(chunk, producer)
+                self._send(chunk, producer, batched=True)
                 jobs += chunk
                 if on_progress is not None:
                     on_progress(len(jobs))

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from jobtrail.config import Settings
-from jobtrail.repro.evidence import unexpected_events
+from jobtrail.repro.evidence import NOT_SHOWN, _conclusion, unexpected_events
 from jobtrail.repro.findings import Inputs, lifecycle_ok, worker_crash
 from jobtrail.repro.harness import masked_settings
+from jobtrail.repro.render import _scenario
 from jobtrail.repro.risk import CATEGORIES, category_risk
-from jobtrail.repro.scenarios import crash_limits
+from jobtrail.repro.scenarios import CRASH_MARGIN_S, CRASH_PACE_S, crash_limits
 
 
 @pytest.mark.parametrize(("policy", "maxmemory", "with_ttl", "expected"), [
@@ -119,7 +121,7 @@ def test_a_record_gone_between_snapshots_is_reported_from_its_final_trace() -> N
 def _crash_inputs(after: dict[str, Any], events: list[str]) -> Inputs:
     settings = crash_limits(1.0)
     data = {
-        "job_id": "j1", "settings": settings, "calibration_solve_s": 1.0,
+        "job_id": "j1", "settings": settings, "pace_s": 1.0,
         "doomed": {"node": "doomed@h", "pid": 7, "signal": "SIGKILL", "killed_at": 10.0},
         "at_kill": {"record": {"status": "processing", "attempts": 1}},
         "after": {"record": after,
@@ -153,8 +155,54 @@ def test_a_redelivered_job_failed_for_another_reason_is_a_defect() -> None:
     assert out[1]["holds"] is False
 
 
-def test_crash_limits_scale_with_the_measured_solve() -> None:
+def test_crash_limits_follow_the_pace_the_scenario_sets_not_a_measurement() -> None:
+    # the job runs as long as its paced workers make it: limits are that plus a margin
     assert crash_limits(1.0) == {"visibility_timeout_s": 8, "solver_time_limit_s": 6.0,
                                  "solver_hard_time_limit_s": 7.0}
-    assert crash_limits(5.2) == {"visibility_timeout_s": 23, "solver_time_limit_s": 21.0,
-                                 "solver_hard_time_limit_s": 22.0}
+    assert crash_limits(CRASH_PACE_S)["solver_time_limit_s"] == CRASH_PACE_S + CRASH_MARGIN_S
+    assert "pace_s" in inspect.signature(crash_limits).parameters
+
+
+def test_the_scenarios_own_time_out_is_not_shown_never_a_defect() -> None:
+    # Given the rescuer's attempt ran past the scenario's own soft limit (a loaded machine)
+    events = ["created", "started", "redelivered", "started", "failed"]
+    after = {"status": "failed", "attempts": 2, "worker": "rescuer@h",
+             "error": f"timed out after {crash_limits(1.0)['solver_time_limit_s']:g} s"}
+    items = worker_crash(_crash_inputs(after, events))
+
+    # Then the scenario's verdict is "not shown", with the reason, and no defect
+    verdict = _conclusion({"name": "worker-crash"}, items)
+    assert verdict["verdict"] == NOT_SHOWN
+    assert verdict["reasons"] == [items[-1]["not_shown"]]
+    assert verdict["reasons"][0].startswith("could not be shown")
+    assert "own time limit" in verdict["reasons"][0]
+    # and the summary says so in words, not "findings ... contradict the design"
+    shown = _scenario(1, {"name": "worker-crash", "findings": items, "conclusion": verdict,
+                          "window": {"start_s": 0.0, "end_s": 1.0, "start_iso": "a",
+                                     "end_iso": "b"}})
+    assert "**Conclusion: ⚠️ not shown.** Could not be shown that the redelivered" in "\n".join(
+        shown)
+    assert "contradict" not in "\n".join(shown)
+
+
+def test_a_kill_after_the_job_finished_is_not_shown_with_the_reason() -> None:
+    inputs = _crash_inputs({"status": "completed", "attempts": 1}, ["created", "started",
+                                                                     "completed"])
+    inputs.data["at_kill"] = {"record": {"status": "completed", "attempts": 1}}
+
+    items = worker_crash(inputs)
+
+    verdict = _conclusion({"name": "worker-crash"}, items)
+    assert verdict["verdict"] == NOT_SHOWN
+    assert "killed the worker when the job was completed" in verdict["reasons"][0]
+
+
+def test_a_completed_redelivery_names_its_paced_attempt_time() -> None:
+    events = ["created", "started", "redelivered", "started", "completed"]
+    after = {"status": "completed", "attempts": 2, "worker": "rescuer@h",
+             "started_at": 20.0, "finished_at": 21.04}
+
+    items = worker_crash(_crash_inputs(after, events))
+
+    assert items[1]["holds"] is True
+    assert "its attempt ran 1.040 s (paced at 1 s)" in items[1]["claim"]

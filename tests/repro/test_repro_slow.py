@@ -14,6 +14,7 @@ from jobtrail.embedded import EmbeddedRedis
 from jobtrail.keys import KeySpace
 from jobtrail.models import EventType, JobStatus
 from jobtrail.repro import RunOptions, Scenario, run_reproduction
+from jobtrail.repro.scenarios import CRASH_MARGIN_S, CRASH_PACE_S
 from jobtrail.store import EventLog, JobStore
 from tests.conftest import MAIN_DB, RESULTS_DB, make_settings
 from tests.repro.test_repro_run import FAST, _assert_twins, _scenario
@@ -70,6 +71,10 @@ def test_worker_killed_mid_task_is_redelivered_with_two_attempts(
     job = JobStore(private_redis.client(MAIN_DB), KeySpace()).get(job_id)
     assert job.status is JobStatus.COMPLETED and job.attempts == 2
     assert job.worker.startswith("repro-rescuer@")
+    # the job ran as long as the scenario paced it, a trivial solve after the sleep
+    assert job.started_at is not None and job.finished_at is not None
+    assert CRASH_PACE_S <= job.finished_at - job.started_at < CRASH_PACE_S + CRASH_MARGIN_S
+    assert f"(paced at {CRASH_PACE_S:g} s)" in finished["claim"]
     assert killed["evidence"]["at_kill"]["status"] == "processing"
     assert finished["evidence"]["record"]["attempts"] == 2
     assert "with attempts = 2; redelivered" in finished["claim"]

@@ -206,14 +206,16 @@ def test_memory_limit_fails_one_job_of_a_batch_alone(
         redis_server: Any, tmp_path: Path, main_db: redis.Redis, keys: KeySpace,
         worker_process: Callable[..., WorkerProcess]) -> None:
     settings, store, service, events = _rig(redis_server, tmp_path, main_db, keys,
-                                            solver_memory_limit_bytes=24 * 1024 * 1024)
+                                            solver_memory_limit_bytes=16 * 1024 * 1024,
+                                            solver_time_limit_s=20.0,
+                                            solver_hard_time_limit_s=30.0)
     jobs = service.submit_many([QUICK[0], "expand (1+x+y+z+w)^40", QUICK[1]])
     proc = worker_process(settings)
     wait_until(lambda: _all_finished(store, jobs), timeout_s=60,
                message=f"jobs to finish; log:\n{proc.log()[-3000:]}")
     finals = [store.get(j.id) for j in jobs]
     assert (finals[1].status, finals[1].error) == (JobStatus.FAILED,
-                                                   "memory limit exceeded (24 MiB)")
+                                                   "memory limit exceeded (16 MiB)")
     assert [finals[0].answer, finals[2].answer] == [_answer(1), _answer(2)]
     assert all(f.attempts == 1 for f in finals)
 
@@ -318,6 +320,20 @@ def test_cli_submit_file_from_stdin_batches_and_waits_for_all(
     batches = [store.get(j["id"]).batch for j in jobs]
     assert batches == sorted(batches, key=batches.index) and len(set(batches)) == 3
     assert all(b.startswith("batch-") for b in batches)
+
+
+def test_requeue_of_a_job_of_a_batch_sends_it_alone_under_its_own_id(
+        redis_server: Any, tmp_path: Path, main_db: redis.Redis, broker_db: redis.Redis,
+        keys: KeySpace) -> None:
+    # Given a batch whose message was lost
+    _, store, service, _ = _rig(redis_server, tmp_path, main_db, keys)
+    jobs = service.submit_many(QUICK[:3])
+    broker_db.delete(keys.queue())
+    # When one of its jobs is requeued
+    service.requeue(jobs[1].id)
+    # Then one solve_job message carries it, under the job's own id (never the batch's)
+    assert _messages(broker_db, keys) == [
+        {"task": TASK_SOLVE, "id": jobs[1].id, "args": [jobs[1].id, jobs[1].problem]}]
 
 
 def test_the_watchdog_stays_armed_between_jobs_and_is_disarmed_when_the_batch_ends() -> None:

@@ -10,15 +10,18 @@ import time
 from typing import Annotated
 
 import typer
+from rich.console import Group, RenderableType
 from rich.live import Live
+from rich.padding import Padding
+from rich.table import Table
 
 from jobtrail.cli.context import runtime
-from jobtrail.cli.output import err, escape, exit_with, job_table, out
+from jobtrail.cli.output import err, escape, exit_with, job_table, out, wrapped
 from jobtrail.clock import monotonic_s
 from jobtrail.jobs import SAMPLE_PROBLEMS
 from jobtrail.models import TERMINAL_STATUSES, Job, JobStatus
 
-__all__ = ["SAMPLE_PROBLEMS", "demo"]
+__all__ = ["SAMPLE_PROBLEMS", "answer_view", "demo"]
 
 
 def _start_worker(ctx: typer.Context, log_path: str) -> subprocess.Popen[bytes]:
@@ -59,10 +62,11 @@ def demo(
         jobs = rt.service.submit_many(list(SAMPLE_PROBLEMS))
         ids = [j.id for j in jobs]
         deadline = monotonic_s() + timeout
-        with Live(job_table(jobs, title="jobs"), console=err, refresh_per_second=8) as live:
+        with Live(job_table(jobs, title="jobs", width=err.width), console=err,
+                  refresh_per_second=8) as live:
             while True:
                 jobs = [rt.store.get(i) for i in ids]
-                live.update(job_table(jobs, title=_progress(jobs)))
+                live.update(job_table(jobs, title=_progress(jobs), width=err.width))
                 if all(j.status in TERMINAL_STATUSES for j in jobs):
                     break
                 if proc.poll() is not None:
@@ -86,11 +90,23 @@ def _progress(jobs: list[Job]) -> str:
     return ", ".join(f"{n} {s.value}" for s, n in counts.items() if n)
 
 
-def _print_answer(job: Job) -> None:
-    out.print(f"\n[bold]{escape(job.problem)}[/]")
+def answer_view(job: Job) -> RenderableType:
+    """Return one demo job as the demo prints it: the problem, then the answer and its
+    steps (or the failure) under it, each wrapped between words under its own start."""
+    blocks: list[RenderableType] = [wrapped([f"\n[bold]{escape(job.problem)}[/]"])]
     if job.status is JobStatus.COMPLETED:
-        out.print(f"  answer: [green]{escape(job.answer or '')}[/]")
+        blocks.append(wrapped([f"answer: [green]{escape(job.answer or '')}[/]"], indent=2))
+        steps = Table.grid(padding=(0, 1))
+        steps.add_column(no_wrap=True)
+        steps.add_column(overflow="fold")
         for step in job.steps:
-            out.print(f"    - {escape(step)}")
+            steps.add_row("-", escape(step))
+        blocks.append(Padding(steps, (0, 0, 0, 4)))
     else:
-        out.print(f"  [red]{job.status.value}[/]: {escape(job.error or '')}")
+        blocks.append(wrapped([f"[red]{job.status.value}[/]: {escape(job.error or '')}"],
+                              indent=2))
+    return Group(*blocks)
+
+
+def _print_answer(job: Job) -> None:
+    out.print(answer_view(job))

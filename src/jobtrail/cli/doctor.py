@@ -6,15 +6,16 @@ from typing import Annotated
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn
+from rich.table import Table
 
 from jobtrail.cli.context import runtime, settings_from
 from jobtrail.cli.output import err, escape, out, print_json
 from jobtrail.connections import REDIS_ERRORS, wrap_redis_error
-from jobtrail.doctor import Severity, run_checks
+from jobtrail.doctor import Finding, Severity, run_checks
 from jobtrail.embedded import read_server_info, redis_data_dir
 from jobtrail.retention.policy import policies_from_settings
 
-__all__ = ["doctor"]
+__all__ = ["doctor", "findings_view"]
 
 _STYLE = {Severity.OK: "green", Severity.WARNING: "yellow", Severity.ERROR: "bold red"}
 
@@ -54,16 +55,26 @@ def doctor(
     if json_out:
         print_json({"errors": errors, "findings": [f.to_dict() for f in findings]})
     else:
-        for f in findings:
-            style = _STYLE[f.severity]
-            out.print(f"[{style}]{f.severity.value:7}[/] {f.check}: {escape(f.message)}")
-            sample = f.evidence.get("sample") if f.severity is not Severity.OK else None
-            if sample:  # name what was counted: the first ten ids, and how many more
-                more = int(f.evidence.get("count", len(sample))) - len(sample)
-                out.print(f"          ids: {escape(', '.join(sample))}"
-                          + (f" (and {more} more)" if more > 0 else ""))
-            if f.fix and f.severity is not Severity.OK:
-                out.print(f"          fix: {escape(f.fix)}")
+        out.print(findings_view(findings))
         out.print(f"\n{errors} error(s)" if errors else "\nno errors")
     if errors:
         raise typer.Exit(1)
+
+
+def findings_view(findings: list[Finding]) -> Table:
+    """Return doctor's findings as a grid: the severity, then the check and its message
+    wrapped between words under itself (ids whole), with the ids counted and the fix."""
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True, min_width=7)
+    grid.add_column(overflow="fold")  # only a word wider than the terminal folds
+    for f in findings:
+        lines = [f"{f.check}: {escape(f.message)}"]
+        sample = f.evidence.get("sample") if f.severity is not Severity.OK else None
+        if sample:  # name what was counted: the first ten ids, and how many more
+            more = int(f.evidence.get("count", len(sample))) - len(sample)
+            lines.append(f"ids: {escape(', '.join(sample))}"
+                         + (f" (and {more} more)" if more > 0 else ""))
+        if f.fix and f.severity is not Severity.OK:
+            lines.append(f"fix: {escape(f.fix)}")
+        grid.add_row(f"[{_STYLE[f.severity]}]{f.severity.value}[/]", "\n".join(lines))
+    return grid

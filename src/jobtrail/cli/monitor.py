@@ -14,11 +14,21 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import typer
+from rich.console import RenderableType
 from rich.table import Table
 
 from jobtrail.cli.context import runtime, settings_from
 from jobtrail.cli.durations import duration_option, format_duration
-from jobtrail.cli.output import add_id_column, err, escape, out, print_json
+from jobtrail.cli.output import (
+    add_id_column,
+    add_label_column,
+    add_text_column,
+    data_table,
+    err,
+    escape,
+    out,
+    print_json,
+)
 from jobtrail.connections import connect, mask_url, wait_until_ready
 from jobtrail.keys import KeySpace
 from jobtrail.monitor.diff import ChangeKind, KeyChange, SnapshotDiff, attribute, diff
@@ -26,7 +36,7 @@ from jobtrail.monitor.report import iso, read_snapshots, snapshot_record, write_
 from jobtrail.monitor.snapshot import Snapshot, take_snapshot
 from jobtrail.monitor.watch import WatchOptions, WatchProgress, WatchTarget, watch
 
-__all__ = ["app"]
+__all__ = ["app", "diff_view"]
 
 app = typer.Typer(help="Watch Redis DBs: snapshots, diffs, and the cause of every removal.",
                   no_args_is_help=True)
@@ -248,7 +258,7 @@ def diff_cmd(
         counters = ", ".join(f"{k} {v:+d}" for k, v in d.counters.items())
         out.print(f"[bold]{escape(d.db)}[/]: {counts}; {counters}")
         if d.changes:
-            out.print(_diff_table(d))
+            out.print(diff_view(d, width=out.width))
     for label in unmatched:
         out.print(f"[yellow]{escape(label)}[/]: in only one of the files")
 
@@ -264,12 +274,7 @@ def _shown_value(change: KeyChange, value: str | float | None) -> str:
 _TTL_CHANGES = frozenset({ChangeKind.TTL_SET, ChangeKind.TTL_REMOVED, ChangeKind.TTL_RESET})
 
 
-def _diff_table(d: SnapshotDiff) -> Table:
-    """Return one DB's changes as a table (keys whole on one line, like ids)."""
-    table = Table(show_edge=False, pad_edge=False)
-    add_id_column(table, "key", (c.key for c in d.changes))
-    for col in ("change", "old", "new", "cause"):
-        table.add_column(col, overflow="fold")
+def _diff_rows(d: SnapshotDiff) -> Iterator[tuple[str, str, str, str, str]]:
     for change in d.changes:
         old = change.before if change.before is not None or change.change is not (
             ChangeKind.REMOVED) else change.type
@@ -278,7 +283,31 @@ def _diff_table(d: SnapshotDiff) -> Table:
         cause = change.cause_label
         if cause and change.at is not None:
             cause += f" at {iso(change.at)}"
-        table.add_row(escape(change.key), change.change.value.replace("_", " "),
-                      _shown_value(change, old), _shown_value(change, new),
-                      escape(cause) or "-")
-    return table
+        yield (escape(change.key), change.change.value.replace("_", " "),
+               _shown_value(change, old), _shown_value(change, new), escape(cause) or "-")
+
+
+#: Columns a diff table needs beside its keys (change, old, new, cause and the rules).
+_BESIDE_KEYS = 40
+
+
+def diff_view(d: SnapshotDiff, *, width: int) -> RenderableType:
+    """Return one DB's changes for a *width*-column terminal: a table (key, change, old,
+    new, cause), keys whole on one line like ids; where the longest key leaves the other
+    columns no room, a list with each key on its own line and the change indented under it."""
+    rows = list(_diff_rows(d))
+    if max((len(c.key) for c in d.changes), default=0) + _BESIDE_KEYS <= width:
+        table = data_table()
+        add_id_column(table, "key", (c.key for c in d.changes))
+        add_label_column(table, "change", min_width=len("removed"))
+        for col in ("old", "new", "cause"):
+            add_text_column(table, col)
+        for row in rows:
+            table.add_row(*row)
+        return table
+    listing = Table.grid(padding=(0, 1))
+    listing.add_column(overflow="fold")  # only a key wider than the terminal folds
+    for key, change, old, new, cause in rows:
+        listing.add_row(key)
+        listing.add_row(f"    {change}: {old} -> {new}; cause {cause}")
+    return listing

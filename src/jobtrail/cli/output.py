@@ -15,14 +15,16 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.markup import escape as rich_escape
+from rich.padding import Padding
 from rich.table import Table
 
 from jobtrail.models import Job
 
-__all__ = ["add_id_column", "err", "escape", "exit_with", "job_table", "out", "print_json",
-           "progress_bar", "render_job"]
+__all__ = ["WIDE", "add_id_column", "add_label_column", "add_text_column", "data_table", "err",
+           "escape", "exit_with", "job_table", "out", "print_json", "progress_bar", "render_job",
+           "wrapped"]
 
 # emoji off: `:thumbs_up:` in a problem or `:m:` in a key (`stats:m:...`) is data, not an emoji code
 out = Console(highlight=False, soft_wrap=True, emoji=False)
@@ -108,8 +110,8 @@ def verification_text(verification: dict[str, Any] | None) -> str:
 def render_job(job: Job) -> None:
     """Print one job as a labelled block."""
     table = Table.grid(padding=(0, 2))
-    table.add_column(style="bold")
-    table.add_column()
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")  # wraps between words; only a word wider than it folds
     table.add_row("id", job.id)
     table.add_row("status", status_text(job.status.value))
     table.add_row("problem", escape(job.problem))
@@ -125,36 +127,88 @@ def render_job(job: Job) -> None:
     table.add_row("started", _when(job.started_at))
     table.add_row("finished", _when(job.finished_at))
     out.print(table)
-    for i, step in enumerate(job.steps, 1):
-        out.print(f"  {i}. {escape(step)}")
+    if job.steps:
+        steps = Table.grid(padding=(0, 1), pad_edge=True)
+        steps.add_column(no_wrap=True, justify="right")
+        steps.add_column(overflow="fold")
+        for i, step in enumerate(job.steps, 1):
+            steps.add_row(f"{i}.", escape(step))
+        out.print(steps)
+
+
+#: Console width from which job tables add their optional columns (kind).
+WIDE = 100
+
+
+def data_table(title: str | None = None) -> Table:
+    """Return an empty table in the CLI's style: no outer edge, `│` between columns.
+
+    Every column goes in through add_id_column(), add_label_column() or
+    add_text_column(), which say how it gives way at 80 columns: an id never,
+    a label by an ellipsis, text by wrapping between words.
+    """
+    return Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
 
 
 def add_id_column(table: Table, header: str, ids: Iterable[str]) -> None:
     """Add a column of ids that never wraps: an id is copied whole, from one line.
 
     Its minimum width is the longest id, so Rich narrows the other columns
-    (which fold) instead of cutting or wrapping an id.
+    instead of cutting or wrapping an id. A cell may hold several ids, one a line.
     """
-    table.add_column(header, no_wrap=True, min_width=max((len(i) for i in ids), default=0))
+    longest = max((len(line) for i in ids for line in i.splitlines()), default=0)
+    table.add_column(header, no_wrap=True, min_width=max(longest, len(header)))
 
 
-def job_table(jobs: Iterable[Job | tuple[str, str]], *, title: str | None = None) -> Table:
+def add_label_column(table: Table, header: str, *, min_width: int | None = None) -> None:
+    """Add a column of short values (a status, a time, a count): one line each, cut with `…`
+    when the table has no room, never folded into a second line mid-word."""
+    table.add_column(header, no_wrap=True, overflow="ellipsis",
+                     min_width=len(header) if min_width is None else min_width)
+
+
+def add_text_column(table: Table, header: str) -> None:
+    """Add a column of free text (a problem, an answer, a cause): it wraps between words,
+    and a word longer than the column ends in `…` instead of being split."""
+    table.add_column(header, overflow="ellipsis",
+                     min_width=max(len(word) for word in header.split()))
+
+
+def wrapped(lines: Iterable[str], *, indent: int = 0) -> RenderableType:
+    """Return *lines* (Rich markup) as a block that wraps between words at the console's
+    width, each continuation under its line's start (*indent* columns in): a list of
+    ids breaks after a comma, never inside an id, as a terminal's own wrap would."""
+    grid = Table.grid()
+    grid.add_column(overflow="fold")  # only a word wider than the terminal folds
+    for line in lines:
+        grid.add_row(line)
+    return Padding(grid, (0, 0, 0, indent)) if indent else grid
+
+
+def job_table(jobs: Iterable[Job | tuple[str, str]], *, title: str | None = None,
+              width: int | None = None) -> Table:
     """Return a table of jobs: id, status, kind, problem, answer or error.
 
     A row given as (id, verdict) is an index entry whose record is gone: its
     status reads "record missing" and the verdict (trace's) takes the answer's place.
+    Below WIDE columns (*width*, default the console's) the kind is left out,
+    so that problem and answer keep room to be read.
     """
     jobs = list(jobs)
-    table = Table(title=title, show_lines=False)
+    wide = (out.width if width is None else width) >= WIDE
+    table = data_table(title)
     add_id_column(table, "id", (j[0] if isinstance(j, tuple) else j.id for j in jobs))
-    table.add_column("status", no_wrap=True)
-    for col in ("kind", "problem", "answer / error"):
-        table.add_column(col, overflow="fold")
+    table.add_column("status", overflow="ellipsis", min_width=len("processing"))
+    if wide:
+        add_label_column(table, "kind")
+    for col in ("problem", "answer / error"):
+        add_text_column(table, col)
     for job in jobs:
         if isinstance(job, tuple):
-            table.add_row(job[0], "[bold red]record missing[/]", "-", "-", escape(job[1]))
+            table.add_row(job[0], "[bold red]record missing[/]", *(["-"] if wide else []), "-",
+                          escape(job[1]))
             continue
-        table.add_row(job.id, status_text(job.status.value), job.kind or "-",
+        table.add_row(job.id, status_text(job.status.value), *([job.kind or "-"] if wide else []),
                       escape(job.problem[:80]), escape(job.answer or job.error or "-"))
     return table
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, NoReturn
 
 import typer
+from rich.console import Group, RenderableType
 from rich.table import Table
 
 from jobtrail.cli.context import runtime, settings_from
@@ -18,15 +19,18 @@ from jobtrail.cli.durations import duration_option, format_duration
 from jobtrail.cli.ids import check_id, resolve_id
 from jobtrail.cli.output import (
     add_id_column,
+    add_text_column,
+    data_table,
     exit_with,
     out,
     print_json,
     progress_bar,
     sigterm_as_interrupt,
+    wrapped,
 )
 from jobtrail.clock import now_s
 from jobtrail.errors import PolicyError
-from jobtrail.models import JobStatus
+from jobtrail.models import JobStatus, RetentionRun
 from jobtrail.retention import (
     ADHOC,
     PurgeReport,
@@ -42,7 +46,7 @@ from jobtrail.retention import (
 )
 from jobtrail.store import ArchiveStore, RetentionStore
 
-__all__ = ["app", "archive_store", "restore"]
+__all__ = ["app", "archive_store", "policies_table", "restore", "runs_view"]
 
 app = typer.Typer(help="Purge old job records into the archive, restore them, see the audit.",
                   no_args_is_help=True)
@@ -122,16 +126,18 @@ def _print_purge(report: PurgeReport) -> None:
               + ("" if report.dry_run else
                  f", archived {report.archived}, skipped {report.skipped}")
               + f" in {report.elapsed_s:.2f} s")
+    lines = []
     if report.selected:
-        out.print(f"  finished between {_when(report.oldest_finished_at)} and "
-                  f"{_when(report.newest_finished_at)}")
-        out.print(f"  sample ids: {', '.join(report.sample_ids)}")
-    out.print(f"  archive: {report.archive}" + (f" (run {report.run_id})" if report.run_id
+        lines.append(f"finished between {_when(report.oldest_finished_at)} and "
+                     f"{_when(report.newest_finished_at)}")
+        lines.append(f"sample ids: {', '.join(report.sample_ids)}")
+    lines.append(f"archive: {report.archive}" + (f" (run {report.run_id})" if report.run_id
                                                   else ""))
     stuck = {k: v for k, v in report.stuck.items() if v}
     if stuck:
-        out.print("  [yellow]stuck, never purged:[/] " + ", ".join(
+        lines.append("[yellow]stuck, never purged:[/] " + ", ".join(
             f"{n} {s}" for s, n in stuck.items()))
+    out.print(wrapped(lines, indent=2))
 
 
 @app.command(name="purge")
@@ -198,18 +204,32 @@ def policies(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     if not rows:
         out.print("no retention policies configured (JOBTRAIL_RETENTION_POLICIES)")
         return
-    table = Table(title="retention policies (selection as of now)")
-    for col in ("name", "status", "older than", "keep last", "max per run",
-                "would purge", "oldest finished", "stuck"):
-        table.add_column(col)
+    out.print(policies_table(rows))
+
+
+def policies_table(rows: list[dict[str, Any]]) -> Table:
+    """Return `retention policies` rows (as --json prints them) as a table that reads at 80
+    columns: names whole, each selection in words, wrapped between words."""
+    table = data_table("retention policies (selection as of now)")
+    add_id_column(table, "name", (row["name"] for row in rows))
+    for col in ("selects", "would purge", "oldest finished", "stuck, never purged"):
+        add_text_column(table, col)
     for row in rows:
-        sel = row["selector"]
-        table.add_row(row["name"], ",".join(sel["status"]),
-                      format_duration(sel["older_than_s"]),
-                      str(sel["keep_last"]), str(sel["max_per_run"] or "-"),
-                      str(row["selected"]), _when(row["oldest_finished_at"]),
+        table.add_row(row["name"], _selects(row["selector"]), str(row["selected"]),
+                      _when(row["oldest_finished_at"]),
                       ", ".join(f"{n} {s}" for s, n in row["stuck"].items() if n) or "-")
-    out.print(table)
+    return table
+
+
+def _selects(selector: dict[str, Any]) -> str:
+    """Return a policy's selector in words: `completed finished over 7d ago, keeping ...`."""
+    text = (f"{', '.join(selector['status'])} finished over "
+            f"{format_duration(selector['older_than_s'])} ago")
+    if selector["keep_last"]:
+        text += f", keeping the newest {selector['keep_last']}"
+    if selector["max_per_run"]:
+        text += f", at most {selector['max_per_run']} a run"
+    return text
 
 
 @app.command(name="history")
@@ -227,22 +247,40 @@ def history_cmd(
     if not runs:
         out.print("no retention runs recorded")
         return
-    table = Table(title="retention runs")
-    for col in ("started", "kind", "outcome", "user@host", "policy", "counts"):
-        table.add_column(col, overflow="fold")
-    add_id_column(table, "run id", (r.run_id for r in runs))
+    out.print(runs_view(runs, width=out.width))
+
+
+def runs_view(runs: Sequence[RetentionRun], *, width: int) -> RenderableType:
+    """Return retention runs for a *width*-column terminal: a table from 120 columns,
+    else one block a run (its id whole on the first line, the rest wrapped under it)."""
+    if width >= 120:
+        table = data_table("retention runs")
+        add_id_column(table, "run id", (r.run_id for r in runs))
+        for col in ("started", "kind", "outcome", "user@host", "policy", "counts"):
+            add_text_column(table, col)
+        for run in runs:
+            table.add_row(run.run_id, _when(run.started_at), run.kind, run.outcome,
+                          f"{run.user}@{run.host}", run.policy or "-", _counts(run))
+        return table
+    blocks: list[RenderableType] = ["retention runs"]
     for run in runs:
-        counts = ", ".join(f"{k} {v}" for k, v in run.counts.items())
-        table.add_row(_when(run.started_at), run.kind, run.outcome, f"{run.user}@{run.host}",
-                      run.policy or "-", counts or "-", run.run_id)
-    out.print(table)
+        blocks += [wrapped([f"{run.run_id}  {run.kind} {run.outcome}  {_when(run.started_at)}"]),
+                   wrapped([f"by {run.user}@{run.host}, policy {run.policy or '-'}: "
+                            f"{_counts(run)}"], indent=4)]
+    return Group(*blocks)
+
+
+def _counts(run: RetentionRun) -> str:
+    return ", ".join(f"{k} {v}" for k, v in run.counts.items()) or "-"
 
 
 def _print_restore(report: RestoreReport) -> None:
-    out.print(f"restored {report.restored} of {report.selected} from {report.archive} "
-              f"(run {report.run_id})")
+    lines = [f"restored {report.restored} of {report.selected} from {report.archive} "
+             f"(run {report.run_id})"]
     if report.conflicts:
-        out.print(f"  [yellow]left alone, live in the main DB:[/] {', '.join(report.conflicts)}")
+        lines.append(f"  [yellow]left alone, live in the main DB:[/] "
+                     f"{', '.join(report.conflicts)}")
+    out.print(wrapped(lines))
 
 
 def restore(

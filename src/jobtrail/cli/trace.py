@@ -6,18 +6,28 @@ from dataclasses import replace
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.console import Group, RenderableType
 
 from jobtrail.cli.context import runtime, trace_sources
 from jobtrail.cli.ids import ID_HELP, resolve_id
-from jobtrail.cli.output import escape, out, print_json
+from jobtrail.cli.output import (
+    add_id_column,
+    add_label_column,
+    add_text_column,
+    data_table,
+    escape,
+    out,
+    print_json,
+    wrapped,
+)
+from jobtrail.clock import now_s
 from jobtrail.models import Fate, JobStatus, WorkerHeartbeat, WorkerStatus
 from jobtrail.store import JobStore
 from jobtrail.store.heartbeats import HeartbeatStore
 from jobtrail.trace import TraceResult, trace_job
 from jobtrail.trace.fate import span, when
 
-__all__ = ["trace", "workers"]
+__all__ = ["trace", "workers", "workers_table"]
 
 #: Exit status of `trace` when no store has ever seen the id.
 EXIT_UNKNOWN = 3
@@ -31,23 +41,28 @@ _FATE_STYLE = {Fate.PENDING: "yellow", Fate.PROCESSING: "cyan", Fate.COMPLETED: 
 
 def _render(result: TraceResult) -> None:
     style = _FATE_STYLE.get(result.fate, "white")
-    out.print(f"[{style}]{escape(result.verdict)}[/]")
-    for line in result.disagreements:
-        out.print(f"[bold yellow]disagreement[/]: {line}")
+    out.print(wrapped([f"[{style}]{escape(result.verdict)}[/]",
+                       *(f"[bold yellow]disagreement[/]: {line}"
+                         for line in result.disagreements)]))
     if result.timeline:
-        table = Table(title="timeline", title_justify="left")
-        for col in ("at", "source", "event", "details"):
-            table.add_column(col, overflow="fold")
+        # the time wraps under its date and the event between words, so that details
+        # (one a line, a long value under its name, never cut) keep the room for an id
+        table = data_table("timeline")
+        table.add_column("at (UTC)", max_width=len("2026-12-02"))
+        add_label_column(table, "source")
+        table.add_column("event", max_width=len("redelivered"))
+        table.add_column("details", overflow="fold")
         for item in result.timeline:
-            details = ", ".join(f"{k}={v}" for k, v in item.items()
-                                if k not in ("at", "source", "event") and v not in ("", None))
-            table.add_row(when(item["at"]) if item["at"] else "-", item["source"],
-                          item["event"], details)
+            details = "\n".join(f"{k}: {v}" for k, v in item.items()
+                                 if k not in ("at", "source", "event") and v not in ("", None))
+            at = when(item["at"]).removesuffix(" UTC") if item["at"] else "-"
+            table.add_row(at, item["source"], item["event"], escape(details))
         out.print(table)
     ev = result.evidence
     out.print("[bold]evidence[/]")
+    lines: list[str] = []
     main = ev.main
-    out.print(f"  main DB: record {'present' if main.job else 'absent'}; indexes "
+    lines.append(f"main DB: record {'present' if main.job else 'absent'}; indexes "
               f"{', '.join(sorted(main.index_scores)) or 'none'}; tombstone "
               f"{'present' if main.tombstone else 'absent'}; {len(main.events)} events; "
               f"evicted_keys={main.evicted_keys} (maxmemory-policy {main.maxmemory_policy})")
@@ -55,24 +70,25 @@ def _render(result: TraceResult) -> None:
         b = ev.broker
         where = (f"in queue '{b.queue}', {b.ahead} ahead" if b.ahead is not None else
                  f"unacked since {when(b.unacked_since)}" if b.unacked_since else "no message")
-        out.print(f"  broker: {where} (queue length {b.queue_length})")
+        lines.append(f"broker: {where} (queue length {b.queue_length})")
     if ev.results is not None:
         r = ev.results
         state = r.meta.get("status") if r.meta else "absent"
         ttl = "no TTL" if r.ttl_s is None else f"TTL {span(r.ttl_s)}"
-        out.print(f"  results: celery-task-meta {state}" + (f", {ttl}" if r.meta else ""))
+        lines.append(f"results: celery-task-meta {state}" + (f", {ttl}" if r.meta else ""))
     if ev.archive is not None:
-        out.print(f"  archive: row in {ev.archive.location}, purged {when(ev.archive.purged_at)}"
+        lines.append(f"archive: row in {ev.archive.location}, purged {when(ev.archive.purged_at)}"
                   f" by {ev.archive.policy}")
     if ev.worker is not None:
         w = ev.worker
-        out.print(f"  worker {w.name}: {'alive' if w.alive else 'gone'}, last heartbeat "
+        lines.append(f"worker {w.name}: {'alive' if w.alive else 'gone'}, last heartbeat "
                   f"{when(w.last_seen)}" + (f", last broker poll {_poll_age(w)} ago"
                                             if w.polled_at is not None else ""))
     for w in ev.workers:
-        out.print(f"  worker {w.name}: {w.status.value}, last broker poll {_poll_age(w)} ago")
+        lines.append(f"worker {w.name}: {w.status.value}, last broker poll {_poll_age(w)} ago")
     for store, reason in ev.unreachable.items():
-        out.print(f"  [red]{store} unreachable[/]: {reason}")
+        lines.append(f"[red]{store} unreachable[/]: {reason}")
+    out.print(wrapped(lines, indent=2))
 
 
 def trace(
@@ -142,12 +158,41 @@ def workers(
     if not beats:
         out.print("no workers have sent a heartbeat (start one with: jobtrail worker)")
         return
-    table = Table()
-    for col in ("worker", "state", "last heartbeat", "last broker poll", "pid", "jobs"):
-        table.add_column(col, overflow="fold")
-    for b in beats:
-        status = b.status
-        poll = f"{_poll_age(b)} ago" if b.alive and b.polled_at is not None else "-"
-        table.add_row(b.name, f"[{_STATUS_STYLE[status]}]{status.value}[/]",
-                      when(b.last_seen), poll, str(b.pid or "-"), ", ".join(b.jobs) or "-")
-    out.print(table)
+    out.print(workers_table(beats, width=out.width))
+
+
+def _jobs_fit(beats: list[WorkerHeartbeat], width: int) -> bool:
+    """True when a table row (node name, job id and the other columns) fits *width*."""
+    longest_name = max((len(b.name) for b in beats), default=0)
+    return longest_name + 36 + 50 <= width
+
+
+def workers_table(beats: list[WorkerHeartbeat], *, width: int) -> RenderableType:
+    """Return the workers for a *width*-column terminal.
+
+    A table (worker, state, last heartbeat, last broker poll, pid, jobs) where a
+    row fits; else one block a node: its name and state, then the figures and
+    its jobs' ids under it. Names and ids are whole on one line either way; ages
+    are taken when the heartbeats were read.
+    """
+    rows = [(b, f"[{_STATUS_STYLE[b.status]}]{b.status.value}[/]",
+             f"{span(max(0.0, (b.read_at or now_s()) - b.last_seen))} ago",
+             f"{_poll_age(b)} ago" if b.alive and b.polled_at is not None else "-",
+             str(b.pid or "-")) for b in beats]
+    if not _jobs_fit(beats, width):
+        blocks: list[RenderableType] = []
+        for b, state, beat, poll, pid in rows:
+            blocks.append(wrapped([f"{escape(b.name)}  {state}"]))
+            blocks.append(wrapped([f"pid {pid}, last heartbeat {beat}, last broker poll {poll}",
+                                   *(f"running {job_id}" for job_id in b.jobs)], indent=4))
+        return Group(*blocks)
+    table = data_table()
+    add_id_column(table, "worker", (b.name for b in beats))
+    add_label_column(table, "state")
+    add_text_column(table, "last heartbeat")
+    add_text_column(table, "last broker poll")
+    add_label_column(table, "pid")
+    add_id_column(table, "jobs", ("\n".join(b.jobs) for b in beats))
+    for b, state, beat, poll, pid in rows:
+        table.add_row(escape(b.name), state, beat, poll, pid, "\n".join(b.jobs) or "-")
+    return table

@@ -188,8 +188,11 @@ class RunContext:
                 raise ReproError(f"timed out after {limit:g} s waiting for {what}")
             time.sleep(0.05)
 
-    def start_worker(self, name: str, **overrides: Any) -> tuple[RunWorker, str]:
+    def start_worker(self, name: str, *, pace_s: float | None = None,
+                     **overrides: Any) -> tuple[RunWorker, str]:
         """Start a worker on the run's settings plus *overrides*; wait until it is ready.
+
+        With *pace_s*, each of its solves first sleeps that long (RunWorker).
 
         Returns:
             The worker and its node name.
@@ -198,7 +201,8 @@ class RunContext:
             ReproError: It did not become ready.
         """
         settings = self.settings.model_copy(update=overrides) if overrides else self.settings
-        worker = RunWorker(settings, name, self.out_dir / "workers" / f"{name}.log")
+        worker = RunWorker(settings, name, self.out_dir / "workers" / f"{name}.log",
+                           pace_s=pace_s)
         self.workers[name] = worker
         self.say("worker", f"starting {name}")
         return worker, worker.wait_ready(timeout_s=self.wait_timeout_s)

@@ -162,6 +162,9 @@ def _conclusion(scenario: dict[str, Any], items: list[dict[str, Any]]) -> dict[s
     if failed:
         return {"verdict": DEFECT, "findings": failed,
                 "reasons": [items[i - 1]["claim"] for i in failed]}
+    unshown = [f["not_shown"] for f in items if f.get("not_shown")]
+    if unshown:  # the scenario's own conditions, not the system, kept it from showing
+        return {"verdict": NOT_SHOWN, "reasons": unshown}
     if not any(f["holds"] for f in items):
         return {"verdict": NOT_SHOWN, "reasons": ["no finding could be checked against the "
                                                   "design"]}

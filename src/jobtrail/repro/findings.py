@@ -71,9 +71,15 @@ class Inputs:
 
 
 def finding(claim: str, holds: bool | None, evidence: dict[str, Any],
-            sources: list[str]) -> dict[str, Any]:
-    """Return one finding."""
-    return {"claim": claim, "holds": holds, "evidence": evidence, "sources": sources}
+            sources: list[str], *, not_shown: str = "") -> dict[str, Any]:
+    """Return one finding.
+
+    *not_shown* says why the run could not show what the finding is about (the
+    scenario's own timing, never the system's doing): the scenario's verdict is
+    then "not shown" with that reason, unless another finding shows a defect.
+    """
+    found = {"claim": claim, "holds": holds, "evidence": evidence, "sources": sources}
+    return {**found, "not_shown": not_shown} if not_shown else found
 
 
 def statuses_of(events: list[dict[str, Any]]) -> list[str]:
@@ -335,6 +341,14 @@ def _ran_past_scenario_limit(record: dict[str, Any], settings: dict[str, Any]) -
         for name in ("solver_time_limit_s", "solver_hard_time_limit_s"))
 
 
+def _attempt_time(record: dict[str, Any], pace_s: float | None) -> str:
+    """Return `; its attempt ran 3.04 s (paced at 3 s)` from the record, or ""."""
+    started, finished = record.get("started_at"), record.get("finished_at")
+    if started is None or finished is None or pace_s is None:
+        return ""
+    return f"; its attempt ran {_secs(finished - started)} (paced at {pace_s:g} s)"
+
+
 def worker_crash(inp: Inputs) -> list[dict[str, Any]]:
     """Killed mid-task; redelivered; attempts; lifecycle; trace."""
     d = inp.data
@@ -346,7 +360,10 @@ def worker_crash(inp: Inputs) -> list[dict[str, Any]]:
         f"{iso(doomed['killed_at'])} while job {d['job_id']} was {at_kill.get('status')} "
         f"(attempt {at_kill.get('attempts')})",
         None if not mid_task else True, {"at_kill": at_kill, "doomed": doomed},
-        [inp.src("at_kill"), inp.src("doomed")])]
+        [inp.src("at_kill"), inp.src("doomed")],
+        not_shown="" if mid_task else (
+            f"could not be shown: the harness killed the worker when the job was "
+            f"{at_kill.get('status')}, not processing (its own timing, not the system's)"))]
     if not mid_task:
         return out
     after = d["after"]["record"] or {}
@@ -358,7 +375,8 @@ def worker_crash(inp: Inputs) -> list[dict[str, Any]]:
         f"with attempts = {after.get('attempts')}"
         + (f"; redelivered {_secs(redelivered - doomed['killed_at'])} after the kill "
            f"(visibility timeout {d['settings']['visibility_timeout_s']} s)" if redelivered
-           else "; no redelivered event"),
+           else "; no redelivered event")
+        + _attempt_time(after, d.get("pace_s")),
         (after.get("status") == "completed" or timed_out) and after.get("attempts") == 2
         and redelivered is not None,
         {"record": after, "redelivered_at": redelivered}, [inp.src("after")]))
@@ -366,13 +384,17 @@ def worker_crash(inp: Inputs) -> list[dict[str, Any]]:
         "lifecycle events: " + " -> ".join(e["type"] for e in events),
         lifecycle_ok(events), {"events": events}, [inp.src("after.events")]))
     if timed_out:
+        pace = d.get("pace_s")
         out.append(finding(
-            f"the redelivered attempt {after.get('error')}: the scenario's own soft time "
-            f"limit ({d['settings']['solver_time_limit_s']:g} s: at least 6 s and four times "
-            f"the {_secs(d.get('calibration_solve_s', 0.0))} solve measured before the run) was "
-            "too short for this machine's load; the job was not lost, but the run does not "
-            "show it completed after redelivery; rerun on a quieter machine",
-            None, {"record": after, "settings": d["settings"]}, [inp.src("after")]))
+            f"the redelivered attempt {after.get('error')}: the scenario's own time limit "
+            f"({d['settings']['solver_time_limit_s']:g} s"
+            + (f" for a job it paces at {pace:g} s" if pace is not None else "")
+            + ") was too short for this machine's load; the job was not lost",
+            None, {"record": after, "settings": d["settings"], "pace_s": pace},
+            [inp.src("after")],
+            not_shown="could not be shown that the redelivered job completes: the scenario's "
+                      "own time limit ran out on this machine's load (not the system's "
+                      "doing); rerun on a quieter machine"))
         return out
     r = d["result"]
     out.append(finding(

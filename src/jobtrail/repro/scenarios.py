@@ -28,13 +28,17 @@ from jobtrail.store import TombstoneStore
 from jobtrail.store.retention_store import RetentionStore
 from jobtrail.trace import trace_job
 
-__all__ = ["MEDIUM_PROBLEM", "ORDER", "RUNNERS", "Scenario", "crash_limits", "job_observation",
-           "result_observation"]
+__all__ = ["CRASH_PACE_S", "CRASH_PROBLEM", "ORDER", "RUNNERS", "Scenario", "crash_limits",
+           "job_observation", "result_observation"]
 
 logger = logging.getLogger(__name__)
 
-#: About 2 s of SymPy work in a fresh pool process: long enough to be killed mid-way.
-MEDIUM_PROBLEM = "integrate exp(x)*sin(x)^3*cos(x)^2 dx"
+#: The worker-crash job: solved in milliseconds, run for CRASH_PACE_S by its paced workers.
+CRASH_PROBLEM = "solve x + 1 = 3"
+#: How long the worker-crash job runs (seconds): the sleep its workers put before the solve.
+CRASH_PACE_S = 3.0
+#: Room above the pace for the solve and a loaded machine before the soft limit (seconds).
+CRASH_MARGIN_S = 5.0
 #: Name of the retention policy the purge scenario applies (archive rows, tombstones).
 PURGE_POLICY = "repro-purge"
 
@@ -181,49 +185,37 @@ def ttl_expiry(ctx: RunContext) -> dict[str, Any]:
     }
 
 
-def crash_limits(solve_s: float) -> dict[str, Any]:
-    """Return the worker-crash scenario's time limits for a machine that solves MEDIUM_PROBLEM
-    in *solve_s* seconds (wall time, measured in this run).
+def crash_limits(pace_s: float = CRASH_PACE_S) -> dict[str, Any]:
+    """Return the worker-crash scenario's time limits for a job paced at *pace_s* seconds.
 
-    The soft limit is four times that solve, at least 6 s, so a loaded machine's slow
-    solve is not mistaken for a defect; the visibility timeout stays just above the hard
-    limit, so the rescuer's delivery is not restored again while it still solves.
+    The job's run time is the scenario's own choice (a sleep, not a measured solve),
+    so the soft limit is that plus CRASH_MARGIN_S for the solve itself and a loaded
+    machine; the visibility timeout stays just above the hard limit, so the rescuer's
+    delivery is not restored again while it still solves.
 
     Returns:
         Settings overrides: visibility_timeout_s (whole seconds), solver_time_limit_s
         and solver_hard_time_limit_s (seconds).
     """
-    soft_s = float(max(6, math.ceil(4 * solve_s)))
+    soft_s = float(math.ceil(pace_s + CRASH_MARGIN_S))
     return {"visibility_timeout_s": int(soft_s) + 2, "solver_time_limit_s": soft_s,
             "solver_hard_time_limit_s": soft_s + 1}
 
 
-def _time_medium_solve(ctx: RunContext) -> float:
-    """Solve MEDIUM_PROBLEM once on the run's running worker; return its solve time (s).
-
-    Measured from the record (started_at to finished_at), on the same machine and
-    under the same load as the scenario's own workers. A calibration job that fails
-    (it ran past the run's own limit) counts as that limit.
-    """
-    probe = ctx.service.submit(MEDIUM_PROBLEM)
-    ctx.wait_for(lambda: _finished(ctx, [probe.id]), "the calibration job to finish")
-    job = ctx.store.get(probe.id)
-    if job.status is not JobStatus.COMPLETED or job.started_at is None \
-            or job.finished_at is None:
-        return ctx.settings.solver_time_limit_s
-    return job.finished_at - job.started_at
-
-
 def worker_crash(ctx: RunContext) -> dict[str, Any]:
-    """SIGKILL a worker mid-task; a second worker gets the job after the visibility timeout."""
-    calibration_s = _time_medium_solve(ctx)
-    overrides = crash_limits(calibration_s)
-    ctx.say("worker-crash", f"this machine solves the problem in {calibration_s:.1f} s; "
-            f"soft time limit {overrides['solver_time_limit_s']:g} s")
+    """SIGKILL a worker mid-task; a second worker gets the job after the visibility timeout.
+
+    Both workers pace their solves (CRASH_PACE_S), so the job runs as long as the
+    scenario says on any machine: the kill lands inside it, and only a machine
+    too loaded to wake from a sleep in CRASH_MARGIN_S can push it past the limit.
+    """
+    overrides = crash_limits(CRASH_PACE_S)
+    ctx.say("worker-crash", f"the job runs {CRASH_PACE_S:g} s (paced); soft time limit "
+            f"{overrides['solver_time_limit_s']:g} s")
     ctx.stop_workers()
-    doomed, doomed_node = ctx.start_worker("repro-doomed", **overrides)
+    doomed, doomed_node = ctx.start_worker("repro-doomed", pace_s=CRASH_PACE_S, **overrides)
     service = ctx.service_for(**overrides)
-    job = service.submit(MEDIUM_PROBLEM)
+    job = service.submit(CRASH_PROBLEM)
     ctx.say("worker-crash", f"job {job.id} on {doomed_node}")
 
     def started() -> bool:
@@ -231,17 +223,17 @@ def worker_crash(ctx: RunContext) -> dict[str, Any]:
         return found is not None and found.status is not JobStatus.PENDING
 
     ctx.wait_for(started, "the crash job to start")
-    time.sleep(0.5)  # well inside the ~2 s solve
+    time.sleep(CRASH_PACE_S / 6)  # well inside the paced solve
     at_kill = job_observation(ctx, job.id)
     killed_at = doomed.kill_group()
     ctx.say("worker-crash", f"killed {doomed_node} (pid {doomed.pid}) with SIGKILL")
-    _, rescuer_node = ctx.start_worker("repro-rescuer", **overrides)
+    _, rescuer_node = ctx.start_worker("repro-rescuer", pace_s=CRASH_PACE_S, **overrides)
     ctx.wait_for(lambda: _finished(ctx, [job.id]), "the redelivered job to finish",
                  timeout_s=overrides["visibility_timeout_s"] + ctx.wait_timeout_s)
     trace = trace_job(ctx.trace_sources(), job.id)
     return {
-        "job_id": job.id, "problem": MEDIUM_PROBLEM, "settings": overrides,
-        "calibration_solve_s": round(calibration_s, 3),
+        "job_id": job.id, "problem": CRASH_PROBLEM, "settings": overrides,
+        "pace_s": CRASH_PACE_S,
         "doomed": {"node": doomed_node, "pid": doomed.pid, "signal": "SIGKILL",
                    "killed_at": killed_at},
         "rescuer": rescuer_node, "at_kill": at_kill, "after": job_observation(ctx, job.id),

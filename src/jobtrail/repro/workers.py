@@ -36,15 +36,21 @@ class RunWorker:
         settings: Resolved settings the worker runs on.
         name: Node name before the `@`; the node is `<name>@<host>`.
         log_path: File receiving the worker's stdout and stderr.
+        pace_s: When set, every solve of the worker first sleeps this long (seconds;
+            repro/paced_worker.py), so a job's run time is the scenario's choice.
     """
 
-    def __init__(self, settings: Settings, name: str, log_path: Path) -> None:
+    def __init__(self, settings: Settings, name: str, log_path: Path, *,
+                 pace_s: float | None = None) -> None:
         self.settings = settings
         self.name = name
         self.log_path = log_path
+        self.pace_s = pace_s
         self.started_at = now_s()
         self.killed_at: float | None = None
-        cmd = [sys.executable, "-m", "jobtrail", "worker", "--concurrency", "1",
+        program = ["jobtrail", "worker"] if pace_s is None else [
+            "jobtrail.repro.paced_worker", f"{pace_s:g}"]
+        cmd = [sys.executable, "-m", *program, "--concurrency", "1",
                "--hostname", f"{name}@%h", "--loglevel", "INFO",
                # a run's workers start at once and share no revoked ids: mingle's
                # 1 s inspect at startup would only delay the run

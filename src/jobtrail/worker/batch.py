@@ -33,7 +33,7 @@ from typing import Any
 
 from celery import shared_task, states
 from celery.app.task import Context
-from celery.exceptions import Ignore, SoftTimeLimitExceeded, WorkerLostError
+from celery.exceptions import Ignore, Reject, SoftTimeLimitExceeded, WorkerLostError
 from celery.signals import task_postrun, worker_process_init
 from celery.worker import state as worker_state
 
@@ -43,7 +43,15 @@ from jobtrail.errors import JobtrailError, ProblemError
 from jobtrail.models import JobStatus
 from jobtrail.worker.app import TASK_SOLVE, TASK_SOLVE_BATCH, settings_of
 from jobtrail.worker.node_metrics import count_job
-from jobtrail.worker.tasks import RUN_KEY, JobRun, SolveRequest, SolveTask, run_job, runtime
+from jobtrail.worker.tasks import (
+    RUN_KEY,
+    JobRun,
+    SolveRequest,
+    SolveTask,
+    _with_main_db,
+    run_job,
+    runtime,
+)
 
 __all__ = ["BatchRequest", "BatchTask", "batch_time_limit_s", "hard_limit_reason",
            "solve_batch"]
@@ -132,7 +140,7 @@ class BatchTask(SolveTask):
 #: True in a prefork pool process: only there are a job's limits armed. Elsewhere (the
 #: solo or threads pool, a worker in a test's thread) the watchdog would end the whole
 #: worker and SIGALRM cannot be handled off the main thread: those pools enforce no
-#: solver limit, for a batch as for a single job (tasks.unlimited_pool_warning).
+#: solver limit, for a batch as for a single job (pool_limits.unlimited_pool_warning).
 _limits_armed = [False]
 #: The process that imported this module: the worker's main process (Celery imports the
 #: task modules before it forks its pool), so a pool process has another pid.
@@ -218,13 +226,15 @@ def solve_batch(self: BatchTask, *jobs: Sequence[str]) -> int:
         How many jobs this delivery finished (completed or failed).
 
     Raises:
-        celery.exceptions.Reject: The main DB stayed unreachable; the message
-            goes back to the broker and its redelivery resumes after the
-            jobs finished meanwhile.
+        celery.exceptions.Reject: The main DB stayed unreachable, or a job's
+            step raised something that is not the problem's failure: the
+            message goes back to the broker and its redelivery resumes after
+            the jobs finished meanwhile.
     """
     rt = runtime(self.app)
     pairs = [(str(job_id), str(problem)) for job_id, problem in jobs]
-    rows = rt.store.read_fields([job_id for job_id, _ in pairs], ("status",))
+    rows = _with_main_db(rt, "batch start", self.request.id, lambda: rt.store.read_fields(
+        [job_id for job_id, _ in pairs], ("status",)))
     worker, token = str(self.request.hostname or ""), str(getattr(self.request, RUN_KEY, ""))
     finished = 0
     for (job_id, problem), (status,) in zip(pairs, rows, strict=True):
@@ -240,9 +250,16 @@ def solve_batch(self: BatchTask, *jobs: Sequence[str]) -> int:
                                   if _limits_armed[0] else nullcontext)
         except Ignore:
             continue
+        except Reject:
+            raise
         except ProblemError as exc:
             self.backend.mark_as_failure(job_id, exc, request=run.request,
                                          call_errbacks=False)
+        except Exception as exc:
+            # a fault of ours, not of the problem: hand the batch back rather than drop the
+            # jobs after this one (the job at fault counts an attempt on each delivery)
+            logger.exception("batch handed back job_id=%s batch=%s", job_id, self.request.id)
+            raise Reject(f"{type(exc).__name__}: {exc}", requeue=True) from exc
         else:
             self.backend.store_result(job_id, payload, states.SUCCESS, request=run.request)
         finished += 1  # counted on this node by its finish (tasks.JobRun.finish)
