@@ -28,7 +28,9 @@ from jobtrail.store import JobStore
 from jobtrail.store.job_store import new_job_id
 from jobtrail.store.messages import BATCH_ID_PREFIX
 from jobtrail.worker import kombu_guard
+from jobtrail.worker.event_batch import EventBatchStep
 from jobtrail.worker.liveness import BrokerPollStep
+from jobtrail.worker.results import owned_results
 from jobtrail.worker.transport import (
     FAILOVER_RETRY_OPTION,
     MASTER_CHECK_OPTION,
@@ -180,6 +182,13 @@ class JobtrailCelery(Celery):  # type: ignore[misc]  # celery ships no types
             self._job_store().create(problem, job_id=options["task_id"])
         return super().send_task(name, args, kwargs, **options)
 
+    def _get_backend(self) -> Any:
+        """Celery's result backend, storing a job's own outcome in one round trip
+        (worker.results)."""
+        backend = super()._get_backend()
+        backend.__class__ = owned_results(type(backend))
+        return backend
+
     def _job_store(self) -> JobStore:
         if self._jobtrail_store is None:
             settings = settings_of(self)
@@ -271,6 +280,7 @@ def create_celery_app(settings: Settings) -> Celery:
         }
     )
     app.steps["consumer"].add(BrokerPollStep)
+    app.steps["consumer"].add(EventBatchStep)  # task events: a PUBLISH per few, not per one
     kombu_guard.install()  # a broker lost mid-task must not kill the worker
     return app
 

@@ -29,7 +29,7 @@ from jobtrail.keys import KeySpace
 from jobtrail.metrics import NodeCollector, process_registry
 from jobtrail.store.heartbeats import HeartbeatStore
 from jobtrail.store.node_stats import NodeStatsStore
-from jobtrail.worker import node_metrics  # noqa: F401  (connects its task_postrun handler)
+from jobtrail.worker import node_metrics  # noqa: F401  (connects its task_failure handler)
 from jobtrail.worker.app import SETTINGS_KEY, TASK_SOLVE_BATCH
 from jobtrail.worker.liveness import PollClock, poll_clock
 from jobtrail.worker.recovery import DeadWorkerSweep
