@@ -122,7 +122,9 @@ class FailoverSentinel(Sentinel):
     the switch, within redis_failover_retry_s). redis-py's "no master found"
     embeds the repr of each Sentinel client; this one names each Sentinel by
     address. A name no reachable Sentinel monitors raises UnknownMasterError
-    at once instead of being retried as a failover.
+    at once instead of being retried as a failover. When no Sentinel answers,
+    the master last named keeps serving (discover_master). Safe to share
+    between threads: each checkout of a FreshMasterPool may ask at once.
     """
 
     def check_master_state(self, state: dict[str, Any], service_name: str) -> bool:
@@ -131,14 +133,26 @@ class FailoverSentinel(Sentinel):
         return bool(super().check_master_state(state, service_name))  # type: ignore[no-untyped-call]
 
     def discover_master(self, service_name: str) -> Any:
-        try:
-            return super().discover_master(service_name)  # type: ignore[no-untyped-call]
-        except MasterNotFoundError:
-            pass
+        """Return the (host, port) Sentinel names master of *service_name*, asking each once.
+
+        When no Sentinel answers at all (refused, timed out) the master last
+        named is returned, and no Sentinel is asked again for
+        MASTER_CHECK_BACKOFF_S: a Sentinel outage must not stop a client whose
+        master is fine (a node Sentinel demoted answers READONLY; one it
+        cannot reach is the failover risk MAIN_MIN_REPLICAS's WAIT covers).
+
+        Raises:
+            UnknownMasterError: Every Sentinel answered; none monitors the name.
+            FailoverInProgressError: A Sentinel is switching the master.
+            MasterNotFoundError: No usable master, and none named before.
+        """
+        known_master = self._known_masters().get(service_name)
+        if known_master is not None and monotonic_s() < self._unreachable_until():
+            return known_master
         failures: list[str] = []
         known: set[str] = set()
-        switching = False
-        for sentinel in self.sentinels:
+        switching = answered = False
+        for sentinel in list(self.sentinels):
             kwargs = sentinel.connection_pool.connection_kwargs
             where = f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 26379)}"
             try:
@@ -146,17 +160,50 @@ class FailoverSentinel(Sentinel):
             except redis.RedisError as exc:
                 failures.append(f"Sentinel {where}: {str(exc) or type(exc).__name__}")
                 continue
-            if service_name in masters:
-                switching |= "failover_in_progress" in str(masters[service_name].get("flags"))
+            answered = True
+            state = masters.get(service_name)
+            if state and self.check_master_state(state, service_name):
+                return self._found(sentinel, service_name, (state["ip"], state["port"]))
+            if state:
+                switching |= "failover_in_progress" in str(state.get("flags"))
                 failures.append(f"Sentinel {where} has no usable master for it "
-                                f"(flags {masters[service_name].get('flags', '?')})")
+                                f"(flags {state.get('flags', '?')})")
             known.update(masters)
+        if not answered and known_master is not None:
+            self.__dict__["_unreachable_until_s"] = monotonic_s() + MASTER_CHECK_BACKOFF_S
+            return known_master
         if not failures:
             raise UnknownMasterError(
                 f"no Sentinel monitors a master named {service_name!r} (they monitor: "
                 f"{', '.join(sorted(known)) or 'none'}); check JOBTRAIL_SENTINEL_MASTER_NAME")
         cls = FailoverInProgressError if switching else MasterNotFoundError
         raise cls(f"no master found for {service_name!r}: " + "; ".join(failures))
+
+    def _found(self, sentinel: Any, service_name: str, address: tuple[str, Any]) -> Any:
+        """Remember *address*, put *sentinel* first (under a lock: threads ask at once)."""
+        if self._force_master_ip is not None:
+            address = (self._force_master_ip, address[1])
+        self._known_masters()[service_name] = address
+        self.__dict__["_unreachable_until_s"] = 0.0
+        with self._reorder_lock():
+            if self.sentinels and self.sentinels[0] is not sentinel and sentinel in self.sentinels:
+                at = self.sentinels.index(sentinel)
+                self.sentinels[0], self.sentinels[at] = sentinel, self.sentinels[0]
+        return address
+
+    # kombu builds redis-py's Sentinel and follow_master_switch changes its class, so
+    # these attributes are made on first use rather than in __init__
+    def _known_masters(self) -> dict[str, Any]:
+        return cast(dict[str, Any], self.__dict__.setdefault("_known_masters_by_name", {}))
+
+    def _unreachable_until(self) -> float:
+        return float(self.__dict__.get("_unreachable_until_s", 0.0))
+
+    def _reorder_lock(self) -> threading.Lock:
+        lock = self.__dict__.get("_reorder_lock_obj")
+        if lock is None:
+            lock = self.__dict__.setdefault("_reorder_lock_obj", threading.Lock())
+        return cast(threading.Lock, lock)
 
 
 #: Seconds between two questions to Sentinel about which node is master (per pool).
@@ -201,7 +248,8 @@ class FreshMasterPool(SentinelConnectionPool):
             except redis.RedisError:
                 # no Sentinel answered: the connection's own retry meets it if the
                 # master is gone too; do not make every checkout wait for Sentinel
-                self._next_check_at = now + MASTER_CHECK_BACKOFF_S
+                # (counted from now: the question itself may have taken a timeout)
+                self._next_check_at = monotonic_s() + MASTER_CHECK_BACKOFF_S
         conn = super().get_connection(*args, **kwargs)
         address = self.master_address
         if (self.is_master and address is not None and conn._sock is not None

@@ -24,7 +24,7 @@ from jobtrail.config import Settings
 from jobtrail.doctor import Severity, run_checks
 from jobtrail.errors import InvalidTransitionError
 from jobtrail.jobs import JobService
-from jobtrail.models import EventType, JobStatus
+from jobtrail.models import EventType, Job, JobStatus
 from jobtrail.store import EventLog, JobStore
 from jobtrail.store.heartbeats import HeartbeatStore
 from jobtrail.worker.app import create_celery_app
@@ -33,6 +33,50 @@ from tests.helpers.waiting import wait_until
 
 #: Takes SymPy minutes in pure Python, so only a time limit or a kill ends it.
 SLOW_PROBLEM = "integrate exp(x^2)*sin(x)^5*cos(x)^3 dx"
+
+
+def _slow_job_running(settings: Settings, store: JobStore) -> tuple[Job, Job]:
+    """Submit SLOW_PROBLEM; return the job as submitted and as a worker runs it."""
+    job = JobService(store, create_celery_app(settings)).submit(SLOW_PROBLEM)
+    running = wait_until(lambda: store.get(job.id) if store.get(job.id).status is
+                         JobStatus.PROCESSING else None, timeout_s=60, interval_s=0.1,
+                         message="the slow job to start")
+    return job, running
+
+
+def _kill_and_wait_for_rerun(victim: WorkerProcess, store: JobStore, running: Job, *,
+                             timeout_s: float) -> tuple[Job, float]:
+    """SIGKILL *victim*'s process group; return the job running elsewhere and the seconds."""
+    killed_at = time.monotonic()
+    os.killpg(victim.proc.pid, signal.SIGKILL)
+    victim.proc.wait(timeout=10)
+    survivor = wait_until(lambda: (j := store.get(running.id)).status is JobStatus.PROCESSING
+                          and j.worker != running.worker and j, timeout_s=timeout_s,
+                          interval_s=0.2, message="the job to start again on the survivor")
+    return survivor, time.monotonic() - killed_at
+
+
+@pytest.mark.slow
+@pytest.mark.crash
+def test_with_the_default_heartbeat_a_sigkilled_workers_job_runs_again_within_60_s(
+        settings: Settings, store: JobStore, events: EventLog,
+        worker_process: Callable[..., WorkerProcess]) -> None:
+    # Given two workers on the default 10 s heartbeat (issue 13's figure) and a slow job
+    assert settings.heartbeat_interval_s == Settings.model_fields["heartbeat_interval_s"].default
+    assert settings.heartbeat_interval_s == 10.0
+    workers = {name: worker_process(settings, concurrency=1, hostname=name)
+               for name in ("wa", "wb")}
+    job, running = _slow_job_running(settings, store)
+    victim = workers[running.worker.split("@")[0]]
+    time.sleep(2.0)  # its heartbeat is on record
+
+    # When its node dies at once
+    # Then the job runs again on the survivor within 60 s, long before the visibility timeout
+    survivor, back_after_s = _kill_and_wait_for_rerun(victim, store, running, timeout_s=90)
+    print(f"\ndead worker (heartbeat 10 s): job back on {survivor.worker} "
+          f"{back_after_s:.1f} s after SIGKILL")
+    assert back_after_s < 60
+    assert [e.type for e in events.read(job.id)].count(EventType.REDELIVERED) == 1
 
 
 @pytest.mark.slow
@@ -46,11 +90,7 @@ def test_a_sigkilled_workers_job_runs_again_on_a_survivor_within_seconds(
     assert fast.visibility_timeout_s == 3600
     workers = {name: worker_process(fast, concurrency=1, hostname=name)
                for name in ("wa", "wb", "wc")}
-    service = JobService(store, create_celery_app(fast))
-    job = service.submit(SLOW_PROBLEM)
-    running = wait_until(lambda: store.get(job.id) if store.get(job.id).status is
-                         JobStatus.PROCESSING else None, timeout_s=60, interval_s=0.1,
-                         message="the slow job to start")
+    job, running = _slow_job_running(fast, store)
     victim_name = running.worker.split("@")[0]
     victim = workers[victim_name]
     # a job whose worker lives is never taken from it, however long it runs (> gone after)
@@ -59,15 +99,8 @@ def test_a_sigkilled_workers_job_runs_again_on_a_survivor_within_seconds(
     assert EventType.REDELIVERED not in [e.type for e in events.read(job.id)]
 
     # When its node dies at once (main process and pool, SIGKILL)
-    killed_at = time.monotonic()
-    os.killpg(victim.proc.pid, signal.SIGKILL)
-    victim.proc.wait(timeout=10)
-
     # Then the survivor starts it again within seconds, and the history says why
-    survivor = wait_until(lambda: (j := store.get(job.id)).status is JobStatus.PROCESSING
-                          and j.worker != running.worker and j, timeout_s=45,
-                          interval_s=0.2, message="the job to start again on the survivor")
-    back_after_s = time.monotonic() - killed_at
+    survivor, back_after_s = _kill_and_wait_for_rerun(victim, store, running, timeout_s=45)
     print(f"\ndead worker: job back on {survivor.worker} {back_after_s:.1f} s after SIGKILL")
     assert back_after_s < 30
     kinds = [e.type for e in events.read(job.id)]

@@ -152,6 +152,10 @@ def _tls_options(settings: Settings) -> dict[str, Any]:
         ssl["ssl_ca_certs"] = settings.sentinel_tls_ca_file
     return {"broker_use_ssl": ssl, "redis_backend_use_ssl": ssl}
 
+def _no_subscription(producer: Any, task_id: str) -> None:
+    """A backend's on_task_call that subscribes to nothing (JobtrailCelery._get_backend)."""
+
+
 class JobtrailCelery(Celery):  # type: ignore[misc]  # celery ships no types
     """jobtrail's Celery app: a `jobtrail.solve` task sent through it gets its job record first.
 
@@ -183,10 +187,22 @@ class JobtrailCelery(Celery):  # type: ignore[misc]  # celery ships no types
         return super().send_task(name, args, kwargs, **options)
 
     def _get_backend(self) -> Any:
-        """Celery's result backend, storing a job's own outcome in one round trip
-        (worker.results)."""
+        """Celery's result backend: a job's own outcome stored in one round trip
+        (worker.results), minus the subscription to each sent task's result.
+
+        Celery's Redis backend subscribes a pub/sub connection of the results DB
+        to every task it sends (on_task_call) and unsubscribes when the
+        AsyncResult is collected, so each submit made two results-DB round trips
+        it never needed (jobtrail reads outcomes from the main DB), and a submit
+        waited on, or failed with, the results DB or its Sentinel (a Sentinel
+        that hangs held it for minutes, though the record and the message were
+        written). AsyncResult.get() still subscribes when it waits, then reads
+        the stored result (no outcome is missed).
+        """
         backend = super()._get_backend()
         backend.__class__ = owned_results(type(backend))
+        if hasattr(backend, "on_task_call"):
+            backend.on_task_call = _no_subscription
         return backend
 
     def _job_store(self) -> JobStore:
