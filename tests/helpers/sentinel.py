@@ -142,12 +142,23 @@ class SentinelCluster:
         return time.monotonic() - started
 
     def restart(self, port: int) -> None:
-        """Start the killed node on *port* again; Sentinel makes it a replica of the master."""
+        """Start the killed node on *port* again, as a replica of the master Sentinel names.
+
+        A node without persistence comes back empty: started as a master, it could
+        win the role back if Sentinel's failover is aborted (a loaded machine, the
+        4 s failover-timeout), and every replica would then resync from it empty,
+        losing acknowledged writes. Redis's replication docs ("Safety of replication
+        when master has persistence turned off") say to never restart it as a
+        master; operators (and docs/operations.md's runbook) start it with
+        --replicaof the current master, as done here.
+        """
         old = self.nodes[port]
         data = self.tmp / f"{'master' if 'master' in old.log.name else 'replica'}-{port}"
+        master = self.master_port()
         proc = subprocess.Popen(
             [find_redis_server(), "--port", str(port), "--bind", "127.0.0.1", "--dir",
-             str(data), "--logfile", str(old.log), "--save", "", "--appendonly", "no"],
+             str(data), "--logfile", str(old.log), "--save", "", "--appendonly", "no",
+             "--replicaof", "127.0.0.1", str(master)],
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         self.nodes[port] = Node(port, proc, old.log)
         self.killed.remove(port)
