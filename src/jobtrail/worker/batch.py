@@ -6,7 +6,8 @@ outcome, its own `celery-task-meta-<job id>` (stored with a request context
 shaped like a single job's, so `AsyncResult(job_id).get()` reads the same),
 its own soft time limit (an interval timer per job, SIGALRM), its own memory
 guard, its own attempt count. A job already finished is skipped without a
-write; a cancelled one is skipped as a single job is.
+write; a cancelled one is skipped as a single job is, and so is one revoked
+through Celery by its job id (worker.batch_revoke, in the main process).
 
 Hard limit, two layers: each job arms a C-level watchdog
 (`faulthandler.dump_traceback_later(hard_s, exit=True)`, a thread that needs
@@ -41,7 +42,8 @@ from jobtrail.clock import now_s
 from jobtrail.config import BATCH_MARGIN_S
 from jobtrail.errors import JobtrailError, ProblemError
 from jobtrail.models import JobStatus
-from jobtrail.worker.app import TASK_SOLVE, TASK_SOLVE_BATCH, settings_of
+from jobtrail.worker.app import TASK_SOLVE_BATCH, settings_of
+from jobtrail.worker.batch_revoke import job_context, skip_revoked
 from jobtrail.worker.node_metrics import count_job
 from jobtrail.worker.tasks import (
     RUN_KEY,
@@ -89,6 +91,7 @@ class BatchRequest(SolveRequest):
         settings = settings_of(self.task.app)
         limit_s = batch_time_limit_s(len(self.args or ()), settings.solver_hard_time_limit_s)
         self.time_limits = (limit_s, limit_s + 1.0)
+        skip_revoked(self)  # jobs revoked before the batch arrived (batch_revoke)
 
     def on_timeout(self, soft: bool, timeout: float) -> None:
         """Note the running job's hard limit before Celery's handling (which requeues)."""
@@ -186,9 +189,8 @@ def _watchdog(hard_s: float) -> Iterator[None]:
 def _job_request(task: BatchTask, job_id: str, problem: str) -> Context:
     """The request context a single job's result is stored with (celery-task-meta-<id>)."""
     req = task.request
-    return Context(id=job_id, task=TASK_SOLVE, args=[job_id, problem], kwargs={},
-                   hostname=req.hostname, retries=req.retries or 0,
-                   delivery_info=req.delivery_info, children=[])
+    return job_context(job_id, problem, hostname=req.hostname, retries=req.retries or 0,
+                       delivery_info=req.delivery_info)
 
 
 @shared_task(  # type: ignore[untyped-decorator]  # celery ships no types

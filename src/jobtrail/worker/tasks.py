@@ -52,8 +52,8 @@ from jobtrail.worker.app import (
     settings_of,
 )
 
-__all__ = ["RUN_KEY", "JobRun", "SolveRequest", "SolveTask", "answer_payload", "run_job",
-           "runtime", "solve_job", "solve_problem"]
+__all__ = ["RUN_KEY", "JobRun", "SolveRequest", "SolveTask", "answer_payload",
+           "revoked_reason", "run_job", "runtime", "solve_job", "solve_problem"]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -449,6 +449,11 @@ def solve_problem(self: SolveTask, problem: str) -> dict[str, Any]:
     return _deliver(self, job_id, problem)
 
 
+def revoked_reason(why: str) -> str:
+    """The `error` of a job whose task was *why* ("revoked", "terminated", "expired")."""
+    return f"task {why} before it finished"
+
+
 @task_revoked.connect  # type: ignore[untyped-decorator]  # celery ships no types
 def _record_revoked(sender: Any = None, request: Any = None, terminated: bool = False,
                     expired: bool = False, **_: Any) -> None:
@@ -465,7 +470,7 @@ def _record_revoked(sender: Any = None, request: Any = None, terminated: bool = 
     why = "expired" if expired else ("terminated" if terminated else "revoked")
     store, job_id = runtime(sender.app).store, str(request.id)
     try:
-        store.fail(job_id, f"task {why} before it finished")
+        store.fail(job_id, revoked_reason(why))
     except InvalidTransitionError as err:
         if err.from_ == JobStatus.CANCELLED.value and not terminated:
             try:
