@@ -203,18 +203,27 @@ def solve_batch(self: BatchTask, *jobs: Sequence[str]) -> int:
         How many jobs this delivery finished (completed or failed).
 
     Raises:
-        celery.exceptions.Reject: The main DB stayed unreachable, or a job's
-            step raised something that is not the problem's failure: the
-            message goes back to the broker and its redelivery resumes after
-            the jobs finished meanwhile.
+        celery.exceptions.Reject: The main DB stayed unreachable, a job's step
+            raised something that is not the problem's failure, or another
+            delivery took one of the jobs over (this one's batch was taken
+            back): the message goes back to the broker (a no-op when it is
+            back already) and its redelivery resumes after the jobs finished
+            meanwhile.
     """
     rt = runtime(self.app)
     pairs = [(str(job_id), str(problem)) for job_id, problem in jobs]
-    rows = _with_main_db(rt, "batch start", self.request.id, lambda: rt.store.read_fields(
-        [job_id for job_id, _ in pairs], ("status",)))
+
+    def statuses(start: int) -> list[str]:
+        ids = [job_id for job_id, _ in pairs[start:]]
+        rows = _with_main_db(rt, "batch read" if start else "batch start", self.request.id,
+                             lambda: rt.store.read_fields(ids, ("status",)))
+        return [str(status or "") for (status,) in rows]
+
+    status_of = statuses(0)
     worker, token = str(self.request.hostname or ""), str(getattr(self.request, RUN_KEY, ""))
     finished = 0
-    for (job_id, problem), (status,) in zip(pairs, rows, strict=True):
+    for n, (job_id, problem) in enumerate(pairs):
+        status = status_of[n]
         if status in _FINISHED:
             logger.info("finished job of a redelivered batch skipped job_id=%s", job_id)
             continue
@@ -226,6 +235,16 @@ def solve_batch(self: BatchTask, *jobs: Sequence[str]) -> int:
                 payload = run_job(run, problem, (lambda: job_limits(rt.time_limit_s))
                                   if _limits_armed[0] else nullcontext)
         except Ignore:
+            if run.refused == "taken over":
+                # another delivery started this job since ours did: our batch was taken
+                # back (a sweep or requeue found this worker gone). The jobs after it are
+                # that delivery's: hand the message back (a no-op if it was already) rather
+                # than start them again over it
+                logger.warning("batch given up: another delivery took job_id=%s over "
+                               "batch=%s", job_id, self.request.id)
+                raise Reject("another delivery took the batch over", requeue=True) from None
+            if run.refused == "finished":  # another delivery is ahead: skip what it did
+                status_of[n + 1:] = statuses(n + 1)
             continue
         except Reject:
             raise

@@ -261,6 +261,9 @@ class JobRun:
         self.token = token or uuid.uuid4().hex
         self.started_at = now_s()
         self.ticket: StartTicket | None = None
+        #: Why the delivery was refused, once it was: "finished" (the job was finished
+        #: already, a duplicate) or "taken over" (another delivery started it since).
+        self.refused = ""
 
     def send_start(self) -> StartTicket:
         """Send (or send again) this run's start; its reply is read later."""
@@ -356,7 +359,9 @@ class JobRun:
             self.skip_cancelled(started=err.to != JobStatus.PROCESSING.value)
         if isinstance(err, InvalidTransitionError) and err.to == JobStatus.PROCESSING.value:
             logger.info("duplicate delivery ignored job_id=%s", self.job_id)
+            self.refused = "finished"
             raise Ignore()
+        self.refused = "taken over"
         logger.warning("outcome dropped: another delivery took the job over job_id=%s (%s)",
                        self.job_id, err)
         raise Ignore()
