@@ -1,14 +1,23 @@
-"""A Celery-level revoke of a job of a batch (`app.control.revoke(job_id)`, an operator's
+"""Two ways a job of a batch was treated unlike a single job, with real processes.
+
+A Celery-level revoke of a job of a batch (`app.control.revoke(job_id)`, an operator's
 natural move, or Flower's) skips that job alone, exactly as it skips a single job.
 
 Real `jobtrail worker` processes (prefork): the revoke reaches the worker's main process
 while a batch runs (one job of the running batch revoked) and while batches still wait
 in the queue (the revoke is known before their message arrives).
+
+A job whose per-job watchdog thread cannot start (no address space left under the
+memory limit) still runs, as a single job would, instead of its batch being handed
+back forever.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
 from collections.abc import Callable
 
 import pytest
@@ -68,3 +77,25 @@ def test_revoking_a_job_of_a_batch_skips_it_as_a_single_job(
     assert trace(settings, running[1].id).fate is trace(settings, single.id).fate
     log = proc.log()
     assert all(f"job completed job_id={j.id}" not in log for j in (running[1], queued[0]))
+
+
+def test_a_job_whose_watchdog_cannot_start_still_runs() -> None:
+    # Given a pool process whose address space is spent (the memory limit, SymPy's cache
+    # grown by earlier jobs): faulthandler cannot start its watchdog thread
+    script = textwrap.dedent("""
+        import logging, resource
+        logging.basicConfig()
+        from jobtrail.solver.limits import current_virtual_size_bytes
+        from jobtrail.worker.batch import _watchdog
+        size = current_virtual_size_bytes()
+        resource.setrlimit(resource.RLIMIT_AS, (size + 64 * 1024, resource.RLIM_INFINITY))
+        with _watchdog(5.0):
+            print("ran")
+    """)
+    # When a job of a batch is run under it
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, check=False)
+    # Then the job runs (the batch's own time limit stays its hard limit), said in the log,
+    # instead of the batch being handed back on every delivery without an attempt counted
+    assert done.returncode == 0 and "ran" in done.stdout, done.stderr[-2000:]
+    assert "per-job hard limit not armed" in done.stderr

@@ -43,6 +43,7 @@ from jobtrail.config import BATCH_MARGIN_S
 from jobtrail.errors import JobtrailError, ProblemError
 from jobtrail.models import JobStatus
 from jobtrail.worker.app import TASK_SOLVE_BATCH, settings_of
+from jobtrail.worker.batch_events import BatchEvents, batch_events
 from jobtrail.worker.batch_revoke import job_context, skip_revoked
 from jobtrail.worker.node_metrics import count_job
 from jobtrail.worker.tasks import (
@@ -177,9 +178,22 @@ def job_limits(soft_s: float) -> Iterator[None]:
 @contextmanager
 def _watchdog(hard_s: float) -> Iterator[None]:
     """The job's hard limit: faulthandler's C thread dumps the stacks to stderr and ends
-    the process (exit code 1) after *hard_s* seconds, even if the GIL is never released."""
-    # the process's own stderr (fd 2, the worker's log): Celery's LoggingProxy has no fileno
-    faulthandler.dump_traceback_later(hard_s, exit=True, file=sys.__stderr__ or sys.stderr)
+    the process (exit code 1) after *hard_s* seconds, even if the GIL is never released.
+
+    A watchdog that cannot start (its thread's stack finds no address space under the
+    memory limit, once SymPy's cache has grown) leaves the job to the batch's Celery
+    time limit, logged: the job runs, as a single job under Celery's limit would,
+    rather than its batch being handed back on every delivery with no attempt counted.
+    """
+    try:
+        # the process's own stderr (fd 2, the worker's log): Celery's LoggingProxy has no
+        # fileno
+        faulthandler.dump_traceback_later(hard_s, exit=True, file=sys.__stderr__ or sys.stderr)
+    except RuntimeError as exc:
+        logger.warning("per-job hard limit not armed (%s): the batch's time limit remains",
+                       exc)
+        yield
+        return
     try:
         yield
     finally:
@@ -220,44 +234,63 @@ def solve_batch(self: BatchTask, *jobs: Sequence[str]) -> int:
         return [str(status or "") for (status,) in rows]
 
     status_of = statuses(0)
-    worker, token = str(self.request.hostname or ""), str(getattr(self.request, RUN_KEY, ""))
-    finished = 0
-    for n, (job_id, problem) in enumerate(pairs):
-        status = status_of[n]
-        if status in _FINISHED:
-            logger.info("finished job of a redelivered batch skipped job_id=%s", job_id)
-            continue
-        run = JobRun(rt, job_id, worker, self, token, _job_request(self, job_id, problem))
-        try:
-            with _watchdog(rt.hard_time_limit_s) if _limits_armed[0] else nullcontext():
-                if status == JobStatus.CANCELLED.value:
-                    run.skip_cancelled(started=False)
-                payload = run_job(run, problem, (lambda: job_limits(rt.time_limit_s))
-                                  if _limits_armed[0] else nullcontext)
-        except Ignore:
-            if run.refused == "taken over":
-                # another delivery started this job since ours did: our batch was taken
-                # back (a sweep or requeue found this worker gone). The jobs after it are
-                # that delivery's: hand the message back (a no-op if it was already) rather
-                # than start them again over it
-                logger.warning("batch given up: another delivery took job_id=%s over "
-                               "batch=%s", job_id, self.request.id)
-                raise Reject("another delivery took the batch over", requeue=True) from None
-            if run.refused == "finished":  # another delivery is ahead: skip what it did
+    with batch_events(self) as events:
+        events.received([pair for pair, status in zip(pairs, status_of, strict=True)
+                         if status not in _FINISHED], int(self.request.retries or 0))
+        finished = 0
+        for n, (job_id, problem) in enumerate(pairs):
+            if status_of[n] in _FINISHED:
+                logger.info("finished job of a redelivered batch skipped job_id=%s", job_id)
+                continue
+            if _run_one(self, rt, job_id, problem, status_of[n], events):
+                finished += 1
+            elif status_of[n] != JobStatus.CANCELLED.value:
+                # refused: another delivery is ahead (it finished the job): skip what it did
                 status_of[n + 1:] = statuses(n + 1)
-            continue
-        except Reject:
-            raise
-        except ProblemError as exc:
-            self.backend.mark_as_failure(job_id, exc, request=run.request,
-                                         call_errbacks=False)
-        except Exception as exc:
-            # a fault of ours, not of the problem: hand the batch back rather than drop the
-            # jobs after this one (the job at fault counts an attempt on each delivery)
-            logger.exception("batch handed back job_id=%s batch=%s", job_id, self.request.id)
-            raise Reject(f"{type(exc).__name__}: {exc}", requeue=True) from exc
-        else:
-            self.backend.store_result(job_id, payload, states.SUCCESS, request=run.request)
-        finished += 1
-        count_job(self.app.conf, job_id, worker)
     return finished
+
+
+def _run_one(task: BatchTask, rt: Any, job_id: str, problem: str, status: str,
+             events: BatchEvents) -> bool:
+    """Run one job of the batch; True if this delivery finished it, False if it skipped it.
+
+    Raises:
+        celery.exceptions.Reject: as solve_batch.
+    """
+    worker, token = str(task.request.hostname or ""), str(getattr(task.request, RUN_KEY, ""))
+    run = JobRun(rt, job_id, worker, task, token, _job_request(task, job_id, problem))
+    try:
+        with _watchdog(rt.hard_time_limit_s) if _limits_armed[0] else nullcontext():
+            if status == JobStatus.CANCELLED.value:
+                run.skip_cancelled(started=False)
+            events.started(job_id)
+            payload = run_job(run, problem, (lambda: job_limits(rt.time_limit_s))
+                              if _limits_armed[0] else nullcontext)
+    except Ignore:
+        if status == JobStatus.CANCELLED.value:
+            events.revoked(job_id)
+            return False
+        if run.refused == "taken over":
+            # another delivery started this job since ours did: our batch was taken
+            # back (a sweep or requeue found this worker gone). The jobs after it are
+            # that delivery's: hand the message back (a no-op if it was already) rather
+            # than start them again over it
+            logger.warning("batch given up: another delivery took job_id=%s over "
+                           "batch=%s", job_id, task.request.id)
+            raise Reject("another delivery took the batch over", requeue=True) from None
+        return False
+    except Reject:
+        raise
+    except ProblemError as exc:
+        task.backend.mark_as_failure(job_id, exc, request=run.request, call_errbacks=False)
+        events.failed(job_id, exc)
+    except Exception as exc:
+        # a fault of ours, not of the problem: hand the batch back rather than drop the
+        # jobs after this one (the job at fault counts an attempt on each delivery)
+        logger.exception("batch handed back job_id=%s batch=%s", job_id, task.request.id)
+        raise Reject(f"{type(exc).__name__}: {exc}", requeue=True) from exc
+    else:
+        task.backend.store_result(job_id, payload, states.SUCCESS, request=run.request)
+        events.succeeded(job_id, payload)
+    count_job(task.app.conf, job_id, worker)
+    return True
