@@ -8,7 +8,7 @@ history (no phantom redelivery, every start counted) and that the worker serves 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -22,14 +22,31 @@ from tests.worker.test_batch_stale_worker import PROBLEMS
 pytestmark = [pytest.mark.slow, pytest.mark.crash]
 
 
-def _batch_running(rig: FaultRig, worker_process: Callable[..., WorkerProcess],
-                   ) -> list[Job]:
-    """A worker on its second job of a batch of PROBLEMS (about 0.4 s each)."""
-    # room under the visibility timeout for a batch of them (Settings.batch_jobs)
+def _batched(rig: FaultRig) -> Iterator[FaultRig]:
+    # room under the visibility timeout for a batch of PROBLEMS (Settings.batch_jobs)
     rig.settings = rig.settings.model_copy(update={
         "batch_max_jobs": len(PROBLEMS), "visibility_timeout_s": 60,
         "solver_hard_time_limit_s": 5.0})
     rig.service = JobService(rig.store, create_celery_app(rig.settings))
+    yield rig
+    rig.service.app.close()
+
+
+@pytest.fixture
+def batch_rig(rig: FaultRig) -> Iterator[FaultRig]:
+    """The rig, its settings and service sending every PROBLEMS in one batch."""
+    yield from _batched(rig)
+
+
+@pytest.fixture
+def batch_split_rig(split_rig: FaultRig) -> Iterator[FaultRig]:
+    """The split rig (one server per DB), sending every PROBLEMS in one batch."""
+    yield from _batched(split_rig)
+
+
+def _batch_running(rig: FaultRig, worker_process: Callable[..., WorkerProcess],
+                   ) -> list[Job]:
+    """A worker on its second job of a batch of PROBLEMS (about 0.4 s each)."""
     rig.start_worker(worker_process)
     jobs = rig.service.submit_many(PROBLEMS)
     assert len({j.batch for j in jobs}) == 1
@@ -42,22 +59,25 @@ def _completed(jobs: list[Job]) -> dict[str, tuple[JobStatus, str]]:
 
 
 def test_main_db_down_mid_batch_inside_the_retry_window(
-        split_rig: FaultRig, worker_process: Callable[..., WorkerProcess]) -> None:
-    jobs = _batch_running(split_rig, worker_process)
-    split_rig.outage(2.0, "main")
-    assert_true_fates(split_rig, _completed(jobs))
-    assert [split_rig.job(j.id).attempts for j in jobs] == [1] * len(jobs)
+        batch_split_rig: FaultRig, worker_process: Callable[..., WorkerProcess]) -> None:
+    rig = batch_split_rig
+    jobs = _batch_running(rig, worker_process)
+    rig.outage(2.0, "main")
+    assert_true_fates(rig, _completed(jobs))
+    assert [rig.job(j.id).attempts for j in jobs] == [1] * len(jobs)
 
 
 def test_all_dbs_down_mid_batch_past_the_retry_window(
-        rig: FaultRig, worker_process: Callable[..., WorkerProcess]) -> None:
+        batch_rig: FaultRig, worker_process: Callable[..., WorkerProcess]) -> None:
+    rig = batch_rig
     jobs = _batch_running(rig, worker_process)
     rig.outage(RETRY_S + 7.0)
     assert_true_fates(rig, _completed(jobs), redeliveries=1)
 
 
-def test_client_kill_mid_batch(rig: FaultRig,
+def test_client_kill_mid_batch(batch_rig: FaultRig,
                                worker_process: Callable[..., WorkerProcess]) -> None:
+    rig = batch_rig
     jobs = _batch_running(rig, worker_process)
     for n in (2, 4):
         rig.kill_clients()

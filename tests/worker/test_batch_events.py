@@ -23,11 +23,14 @@ def _capture(service: JobService, seen: list[dict[str, Any]], stop: threading.Ev
              ready: threading.Event) -> None:
     with service.app.connection_for_read() as conn:
         receiver = service.app.events.Receiver(conn, handlers={"*": seen.append})
-        events = receiver.itercapture(limit=None, timeout=None, wakeup=False)
         ready.set()
-        for _ in events:
-            if stop.is_set():
-                return
+        while not stop.is_set():
+            try:
+                for _ in receiver.itercapture(limit=None, timeout=0.5, wakeup=False):
+                    if stop.is_set():
+                        return
+            except TimeoutError:  # idle for 0.5 s: look at *stop* again
+                continue
 
 
 def test_a_job_of_a_batch_sends_the_task_events_of_a_single_job(
@@ -68,3 +71,4 @@ def test_a_job_of_a_batch_sends_the_task_events_of_a_single_job(
               and e["type"] == "task-succeeded"]
     assert "x = 1" in done["result"] and done["runtime"] >= 0
     thread.join(timeout=10)
+    assert not thread.is_alive()
