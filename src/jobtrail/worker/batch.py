@@ -65,9 +65,20 @@ logger = logging.getLogger(__name__)
 _FINISHED = frozenset({JobStatus.COMPLETED.value, JobStatus.FAILED.value})
 
 
-def batch_time_limit_s(jobs: int, hard_time_limit_s: float) -> float:
-    """The Celery hard time limit of a batch of *jobs*: each job's hard limit, plus a margin."""
-    return max(1, jobs) * hard_time_limit_s + BATCH_MARGIN_S
+def batch_time_limit_s(jobs: int, hard_time_limit_s: float,
+                       visibility_timeout_s: float) -> float:
+    """The Celery hard time limit of a batch of *jobs*: each job's hard limit, plus a
+    margin, in seconds; capped at the visibility timeout less the margin (never below
+    one job's hard limit).
+
+    The submitter sizes batches so that the cap is not reached (Settings.batch_jobs);
+    a worker whose hard limit is longer than the submitter's (settings drift) would
+    otherwise hold a batch past the visibility timeout, and kombu would deliver it to
+    a second worker while this one runs it. Reaching the cap ends the pool process
+    and the batch resumes on its next delivery, as at a hard limit.
+    """
+    whole = max(1, jobs) * hard_time_limit_s + BATCH_MARGIN_S
+    return min(whole, max(hard_time_limit_s, visibility_timeout_s - BATCH_MARGIN_S))
 
 
 def hard_limit_reason(hard_time_limit_s: float) -> str:
@@ -90,7 +101,8 @@ class BatchRequest(SolveRequest):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         settings = settings_of(self.task.app)
-        limit_s = batch_time_limit_s(len(self.args or ()), settings.solver_hard_time_limit_s)
+        limit_s = batch_time_limit_s(len(self.args or ()), settings.solver_hard_time_limit_s,
+                                     settings.visibility_timeout_s)
         self.time_limits = (limit_s, limit_s + 1.0)
         skip_revoked(self)  # jobs revoked before the batch arrived (batch_revoke)
 
@@ -117,8 +129,14 @@ class BatchRequest(SolveRequest):
                 if status != JobStatus.PROCESSING.value or run != self.run_token:
                     continue
                 ran_s = now_s() - float(started_at or now_s())
-                if not killed_by_limit and ran_s < rt.hard_time_limit_s * 0.9:
-                    return  # lost for another reason: the redelivery counts the attempt
+                if ran_s < rt.hard_time_limit_s * 0.9:
+                    # lost for another reason (a kill; the batch's limit capped below the
+                    # visibility timeout): the redelivery counts the attempt
+                    if killed_by_limit:
+                        logger.warning("batch time limit reached, batch redelivered "
+                                       "job_id=%s batch=%s ran_s=%.1f", job_id, self.id,
+                                       ran_s)
+                    return
                 if int(attempts or 0) >= rt.max_attempts:
                     rt.store.fail(job_id, hard_limit_reason(rt.hard_time_limit_s),
                                   run=self.run_token)
