@@ -1,6 +1,6 @@
 """Benchmark: jobtrail submission, draining and solving against bare Celery and pure SymPy.
 
-Run: .venv/bin/python bench/bench_jobs.py [--jobs 20000] [--solve-jobs 500]
+Run: .venv/bin/python bench/bench_jobs.py [--jobs 20000] [--solve-jobs 2000] [--runs 3] [--batch N]
 
 Three ratios, each against a baseline measured in the same run on the same
 private redis-server (no persistence, so the disk is not measured):
@@ -9,10 +9,27 @@ private redis-server (no persistence, so the disk is not measured):
    second / bare `apply_async` of a no-op task per second. Target >= 0.8.
 2. drain: trivial problems ("1 + 1") completed per second by one jobtrail
    worker / no-op tasks completed per second by one bare Celery worker, both
-   prefork with the same concurrency. Target >= 0.7.
+   prefork with the same concurrency. Target >= 0.7. Every drain is timed from
+   its 5th percent of completions to the last (start-up and cold solves left out).
 3. five kinds: the demo's five problems, repeated, completed per second by a
    jobtrail worker / the same problems solved in a loop by as many plain
    processes calling jobtrail.solver.solve (the pure-SymPy limit). Target >= 0.7.
+
+Issue 15 adds, in the same run, a bare Celery worker solving the same
+problems one task per problem (bench/bare_app.py `bare.solve`: same prefork
+pool, concurrency, broker server and late acks) and jobtrail's batched path
+(`submit_many` with `batch_max_jobs` = --batch, default the setting's):
+
+4. five_kind_batched_ratio: batched five-kind jobs/s / the pure-SymPy limit.
+   Target >= 0.85.
+5. five_kind_batched_vs_bare_celery: the same / the bare worker's solves/s.
+   Target >= 1.3.
+6. drain_batched_ratio: batched trivial jobs/s / the bare worker's no-op
+   tasks/s. Target >= 2.
+
+The single-job figures (1-3) run with batch_max_jobs = 1. With --runs N every
+figure is the median of N runs (each run measures all of them); the machine's
+load average is recorded at the start and the end.
 """
 
 from __future__ import annotations
@@ -22,6 +39,7 @@ import json
 import multiprocessing
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -61,10 +79,16 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
+#: The clock of a drain starts once this share of the jobs completed: the worker's start-up
+#: and its pool processes' first, cold solves (SymPy's caches, lazy imports) are left out,
+#: as the pure-SymPy loop leaves out its warm-up.
+WARM_SHARE = 0.05
+
+
 def _drain_rate(count_done: callable, total: int, timeout_s: float = 600) -> float:  # type: ignore[valid-type]
-    """Jobs/s between the first completion and the last (worker start-up excluded)."""
+    """Jobs/s from the WARM_SHARE-th completion to the last (start-up and cold solves excluded)."""
     deadline = time.monotonic() + timeout_s
-    while count_done() == 0:
+    while count_done() < max(1, int(total * WARM_SHARE)):
         if time.monotonic() > deadline:
             raise RuntimeError("no job completed")
         time.sleep(0.01)
@@ -76,10 +100,19 @@ def _drain_rate(count_done: callable, total: int, timeout_s: float = 600) -> flo
     return (total - n0) / (time.monotonic() - t0)
 
 
+def with_batch(settings: Settings, batch: int | None) -> Settings:
+    """*settings* with batch_max_jobs = *batch* (None: as they are; unchanged before issue 15)."""
+    if batch is None or "batch_max_jobs" not in type(settings).model_fields:
+        return settings
+    return settings.model_copy(update={"batch_max_jobs": batch})
+
+
 def _jobtrail_drain(settings: Settings, server: EmbeddedRedis, problems: list[str],
                     log: Path) -> float:
     """Queue *problems* as jobs, start one jobtrail worker, return its completion rate."""
     main = server.client(10)
+    for db in (10, 11, 12):
+        server.client(db).flushdb()
     service = JobService(JobStore(server.client(10), KeySpace()), create_celery_app(settings))
     for start in range(0, len(problems), 1000):
         service.submit_many(problems[start:start + 1000])
@@ -87,7 +120,31 @@ def _jobtrail_drain(settings: Settings, server: EmbeddedRedis, problems: list[st
                    "--loglevel", "WARNING"], child_environ(settings), log)
     done_key = KeySpace().jobs_by_status(JobStatus.COMPLETED)
     try:
-        return _drain_rate(lambda: main.zcard(done_key), len(problems))
+        rate = _drain_rate(lambda: main.zcard(done_key), len(problems))
+    finally:
+        _stop(proc)
+    failed = main.zcard(KeySpace().jobs_by_status(JobStatus.FAILED))
+    if failed:
+        raise RuntimeError(f"{failed} jobs failed (see {log})")
+    return rate
+
+
+def _bare_drain(server: EmbeddedRedis, task: str, args: list[str], log: Path) -> float:
+    """Queue one bare *task* per argument, start one bare worker, return its completion rate."""
+    results = server.client(12)
+    for db in (10, 11, 12):
+        server.client(db).flushdb()
+    from bench.bare_app import app as bare  # noqa: PLC0415 - reads BENCH_* set by main()
+
+    with bare.producer_or_acquire() as producer:
+        for arg in args:
+            bare.send_task(task, args=[arg], producer=producer)
+    proc = _spawn([sys.executable, "-m", "celery", "-A", "bench.bare_app", "worker",
+                   "--pool", "prefork", "-c", str(CONCURRENCY), "-Q", "bare",
+                   "--loglevel", "WARNING", "--without-mingle", "--without-gossip"],
+                  dict(os.environ), log)
+    try:
+        return _drain_rate(lambda: results.dbsize(), len(args))
     finally:
         _stop(proc)
 
@@ -95,8 +152,10 @@ def _jobtrail_drain(settings: Settings, server: EmbeddedRedis, problems: list[st
 def bench_submission(settings: Settings, n: int) -> dict[str, float]:
     from bench.bare_app import app as bare  # noqa: PLC0415 - reads BENCH_* set by main()
 
-    store = JobStore(redis.Redis.from_url(settings.main_url or "", decode_responses=True),
-                     KeySpace())
+    main = redis.Redis.from_url(settings.main_url or "", decode_responses=True)
+    for url in (settings.main_url, settings.broker_url, settings.results_url):
+        redis.Redis.from_url(url or "").flushdb()
+    store = JobStore(main, KeySpace())
     service = JobService(store, create_celery_app(settings))
     service.submit("warm up")
     bare.send_task("bare.noop", args=["warm"])
@@ -121,33 +180,17 @@ def bench_submission(settings: Settings, n: int) -> dict[str, float]:
 
 
 def bench_drain(settings: Settings, server: EmbeddedRedis, n: int, logs: Path,
-                ) -> dict[str, float]:
+                batch: int | None) -> dict[str, float]:
     """Queue n jobs of each kind first, then time one worker of each kind draining them."""
-    main = server.client(10)
-    results = server.client(12)
-    broker = server.client(11)
-    for c in (main, results, broker):
-        c.flushdb()
-    from bench.bare_app import app as bare  # noqa: PLC0415
-
-    with bare.producer_or_acquire() as producer:
-        for i in range(n):
-            bare.send_task("bare.noop", args=[f"b{i}"], producer=producer)
-    env = dict(os.environ)
-    proc = _spawn([sys.executable, "-m", "celery", "-A", "bench.bare_app", "worker",
-                   "--pool", "prefork", "-c", str(CONCURRENCY), "-Q", "bare",
-                   "--loglevel", "WARNING", "--without-mingle", "--without-gossip"],
-                  env, logs / "bare-worker.log")
-    try:
-        bare_rate = _drain_rate(lambda: results.dbsize(), n)
-    finally:
-        _stop(proc)
-
-    for c in (main, results, broker):
-        c.flushdb()
-    jt_rate = _jobtrail_drain(settings, server, ["1 + 1"] * n, logs / "jt-worker.log")
+    bare_rate = _bare_drain(server, "bare.noop", [f"b{i}" for i in range(n)],
+                            logs / "bare-worker.log")
+    jt_rate = _jobtrail_drain(with_batch(settings, 1), server, ["1 + 1"] * n,
+                              logs / "jt-worker.log")
+    batched = _jobtrail_drain(with_batch(settings, batch), server, ["1 + 1"] * n,
+                              logs / "jt-batched.log")
     return {"bare_worker_tasks_per_s": bare_rate, "jobtrail_worker_jobs_per_s": jt_rate,
-            "drain_ratio": jt_rate / bare_rate}
+            "drain_ratio": jt_rate / bare_rate, "jobtrail_batched_jobs_per_s": batched,
+            "drain_batched_ratio": batched / bare_rate}
 
 
 def _solve_loop(problems: list[str]) -> int:
@@ -159,7 +202,7 @@ def _solve_loop(problems: list[str]) -> int:
 
 
 def bench_five_kinds(settings: Settings, server: EmbeddedRedis, n: int, logs: Path,
-                     ) -> dict[str, float]:
+                     batch: int | None) -> dict[str, float]:
     problems = [SAMPLE_PROBLEMS[i % len(SAMPLE_PROBLEMS)] for i in range(n)]
     chunks = [problems[i::CONCURRENCY] for i in range(CONCURRENCY)]
     ctx = multiprocessing.get_context("fork")
@@ -169,43 +212,84 @@ def bench_five_kinds(settings: Settings, server: EmbeddedRedis, n: int, logs: Pa
         pool.map(_solve_loop, chunks)
         sympy_rate = n / (time.perf_counter() - t)
 
-    main = server.client(10)
-    for db in (10, 11, 12):
-        server.client(db).flushdb()
-    jt_rate = _jobtrail_drain(settings, server, problems, logs / "jt-five.log")
-    failed = main.zcard(KeySpace().jobs_by_status(JobStatus.FAILED))
-    if failed:
-        raise RuntimeError(f"{failed} five-kind jobs failed")
-    return {"pure_sympy_problems_per_s": sympy_rate, "jobtrail_five_kind_jobs_per_s": jt_rate,
-            "five_kind_ratio": jt_rate / sympy_rate}
+    bare_rate = _bare_drain(server, "bare.solve", problems, logs / "bare-five.log")
+    jt_rate = _jobtrail_drain(with_batch(settings, 1), server, problems, logs / "jt-five.log")
+    batched = _jobtrail_drain(with_batch(settings, batch), server, problems,
+                              logs / "jt-five-batched.log")
+    return {"pure_sympy_problems_per_s": sympy_rate, "bare_celery_solves_per_s": bare_rate,
+            "bare_celery_solve_ratio": bare_rate / sympy_rate,
+            "jobtrail_five_kind_jobs_per_s": jt_rate, "five_kind_ratio": jt_rate / sympy_rate,
+            "five_kind_vs_bare_celery": jt_rate / bare_rate,
+            "jobtrail_five_kind_batched_jobs_per_s": batched,
+            "five_kind_batched_ratio": batched / sympy_rate,
+            "five_kind_batched_vs_bare_celery": batched / bare_rate}
+
+
+def one_run(settings: Settings, server: EmbeddedRedis, args: argparse.Namespace,
+            work: Path) -> dict[str, float]:
+    """Every figure once (the single-job submission runs with batch_max_jobs = 1)."""
+    run = bench_submission(with_batch(settings, 1), args.jobs)
+    print(json.dumps(run, indent=2), flush=True)
+    run |= bench_drain(settings, server, args.jobs, work, args.batch)
+    print(json.dumps(run, indent=2), flush=True)
+    run |= bench_five_kinds(settings, server, args.solve_jobs, work, args.batch)
+    print(json.dumps(run, indent=2), flush=True)
+    return run
+
+
+#: (label, field, target) of the summary lines: every figure as a ratio.
+SUMMARY = (
+    ("submission, submit", "submit_ratio", "x bare apply_async (target >= 0.8)"),
+    ("submission, submit_many", "submit_many_ratio", "x bare apply_async"),
+    ("drain, single", "drain_ratio", "x bare worker no-op (target >= 0.7)"),
+    ("drain, batched", "drain_batched_ratio", "x bare worker no-op (target >= 2)"),
+    ("five kinds, bare Celery", "bare_celery_solve_ratio", "x pure SymPy"),
+    ("five kinds, single", "five_kind_ratio", "x pure SymPy (target >= 0.7)"),
+    ("five kinds, single", "five_kind_vs_bare_celery", "x bare Celery same solves"),
+    ("five kinds, batched", "five_kind_batched_ratio", "x pure SymPy (target >= 0.85)"),
+    ("five kinds, batched", "five_kind_batched_vs_bare_celery",
+     "x bare Celery same solves (target >= 1.3)"),
+)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=20_000, help="trivial jobs (default 20000)")
-    parser.add_argument("--solve-jobs", type=int, default=500, help="five-kind jobs")
+    parser.add_argument("--solve-jobs", type=int, default=2000, help="five-kind jobs")
+    parser.add_argument("--runs", type=int, default=1, help="runs; figures are their medians")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="batch_max_jobs of the batched path (default: the setting's)")
     args = parser.parse_args()
+    if args.runs < 1 or args.jobs < 1 or args.solve_jobs < 1 or (args.batch or 1) < 1:
+        parser.error("--runs, --jobs, --solve-jobs and --batch must be at least 1")
 
     work = Path(tempfile.mkdtemp(prefix="jobtrail-bench-"))
     server = EmbeddedRedis(work / "redis")
     server.start("--appendonly", "no", "--save", "")
+    load_start = os.getloadavg()
+    print(f"load average at start: {load_start[0]:.2f} {load_start[1]:.2f} "
+          f"{load_start[2]:.2f}", flush=True)
     try:
         settings = private_settings(server, work)
         os.environ["BENCH_BROKER_URL"] = server.url(11)
         os.environ["BENCH_RESULTS_URL"] = server.url(12)
-        report: dict[str, float | int] = {"jobs": args.jobs, "solve_jobs": args.solve_jobs,
-                                          "concurrency": CONCURRENCY}
-        report |= bench_submission(settings, args.jobs)
-        print(json.dumps(report, indent=2), flush=True)
-        report |= bench_drain(settings, server, args.jobs, work)
-        print(json.dumps(report, indent=2), flush=True)
-        report |= bench_five_kinds(settings, server, args.solve_jobs, work)
+        runs = [one_run(settings, server, args, work) for _ in range(args.runs)]
     finally:
         server.stop()
+    load_end = os.getloadavg()
+    batched = with_batch(settings, args.batch)
+    report: dict[str, object] = {
+        "jobs": args.jobs, "solve_jobs": args.solve_jobs, "concurrency": CONCURRENCY,
+        "runs": args.runs, "batch_max_jobs": getattr(batched, "batch_max_jobs", 1),
+        "load_average_start": list(load_start), "load_average_end": list(load_end)}
+    report |= {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+    report["per_run"] = runs
     write_report("bench_jobs", report)
-    print(f"\nsubmission {report['submit_ratio']:.2f}x bare apply_async (target >= 0.8)\n"
-          f"drain      {report['drain_ratio']:.2f}x bare worker (target >= 0.7)\n"
-          f"five kinds {report['five_kind_ratio']:.2f}x pure SymPy (target >= 0.7)")
+    print(f"\nmedians of {args.runs} run(s); load average start "
+          f"{load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f}, end "
+          f"{load_end[0]:.2f} {load_end[1]:.2f} {load_end[2]:.2f}")
+    for label, key, target in SUMMARY:
+        print(f"{label:26s} {report[key]:.2f}{target}")
 
 
 if __name__ == "__main__":

@@ -139,7 +139,7 @@ def test_doctor_and_trace_agree_on_a_fresh_job_whose_message_is_gone(
     assert line.strip() == (f"ids: {', '.join(found.evidence['sample'])} (and 2 more)")
 
 
-def test_a_job_processing_on_a_gone_worker_is_a_warning_with_its_wait(
+def test_a_job_processing_on_a_gone_worker_is_one_stale_processing_error(
         private_redis: EmbeddedRedis, tmp_path: Path) -> None:
     # Given a job started by a worker that was then SIGKILLed (no heartbeat left), and
     # one started by a worker whose heartbeat is live
@@ -153,9 +153,18 @@ def test_a_job_processing_on_a_gone_worker_is_a_warning_with_its_wait(
 
     found = _check(private_redis, tmp_path, visibility_timeout_s=600)
 
-    # Then doctor names the stranded job, its gone worker and how long the broker waits
-    stranded = found["stranded-jobs"]
-    assert stranded.severity is Severity.WARNING
-    assert stranded.evidence == {"examined": 2, "stranded": {lost.id: "w-killed@host"}}
-    assert "w-killed@host (1)" in stranded.message and "600 s" in stranded.message
-    assert f"jobtrail trace {lost.id}" in stranded.message
+    # Then one check, an error, names the stale job, its gone worker and who hands it back
+    assert [name for name in found if name in ("stale-processing", "stranded-jobs")] == [
+        "stale-processing"]
+    stale = found["stale-processing"]
+    assert stale.severity is Severity.ERROR
+    assert stale.evidence["sample"] == {lost.id: "w-killed@host"}
+    assert stale.evidence["count"] == 1 and stale.evidence["processing"] == 2
+    assert "w-killed@host (1)" in stale.message and "live worker's sweep" in stale.message
+    assert f"jobtrail trace {lost.id}" in stale.message
+
+    # and with no live worker left, it says nothing hands the job back before the timeout
+    HeartbeatStore(private_redis.client(10), KeySpace()).stop("w-live@host")
+    alone = _check(private_redis, tmp_path, visibility_timeout_s=600)["stale-processing"]
+    assert alone.severity is Severity.ERROR and alone.evidence["count"] == 2
+    assert "no live worker sweeps" in alone.message and "600 s" in alone.message

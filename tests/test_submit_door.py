@@ -6,7 +6,9 @@ index entry, no broker message).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -32,6 +34,10 @@ REFUSED = [
     ("solve x\x00 = 1", "problem text holds the control character U+0000 at character 7"),
     ("x\x1b[31m = 1", "problem text holds the control character U+001B at character 1"),
     (TOO_LONG, f"problem text is {len(TOO_LONG)} characters; the limit is 2000"),
+    # invisible characters: shown as nothing, read by the solver as garbage
+    ("solve x\u200b = 1", "problem text holds the invisible character U+200B at character 7"),
+    ("solve x = 1\u202e", "problem text holds the invisible character U+202E at character 11"),
+    ("x = 1\u2028y", "problem text holds the invisible character U+2028 at character 5"),
 ]
 
 
@@ -54,7 +60,9 @@ def test_job_service_refuses_before_any_write(
         service.submit(text)
     with pytest.raises(ProblemError) as many:
         service.submit_many(["1 + 1", text])
-    assert str(one.value) == str(many.value) == message
+    assert str(one.value) == message
+    assert str(many.value) == f"problem 2: {message}"   # which one of the batch, as the CLI says
+    assert type(many.value) is type(one.value)
     _nothing_written(main_db, broker_db, keys)
 
 
@@ -97,11 +105,12 @@ def test_api_refuses_with_422_and_the_same_message(
         api: httpx.Client, main_db: redis.Redis, broker_db: redis.Redis, keys: KeySpace,
         text: str, message: str) -> None:
     kind = "problem_too_large" if text is TOO_LONG else "problem_parse"
-    for body in ({"problem": text}, {"problems": ["1 + 1", text]}):
+    for body, said in (({"problem": text}, message),
+                       ({"problems": ["1 + 1", text]}, f"problem 2: {message}")):
         resp = api.post("/jobs", json=body)
         assert resp.status_code == 422, resp.text
         error = resp.json()["error"]
-        assert (error["type"], error["message"]) == (kind, message)
+        assert (error["type"], error["message"]) == (kind, said)
     _nothing_written(main_db, broker_db, keys)
 
 
@@ -122,3 +131,33 @@ def test_protected_endpoints_check_the_token_before_the_body(
     assert resp.status_code == expected, resp.text
     assert resp.json()["error"]["type"] == ("unauthorized" if token else "forbidden")
     assert restore.status_code == expected, restore.text
+
+
+def test_cli_names_the_file_line_it_refuses(
+        settings: Settings, main_db: redis.Redis, broker_db: redis.Redis, keys: KeySpace,
+        tmp_path: Path) -> None:
+    # a bad line of --file is named by its line number (blank lines count), not by how
+    # many problems came before it
+    listing = tmp_path / "problems.txt"
+    listing.write_text("x = 1\n\n   \nsolve x\x00 = 1\n")
+    result = run(settings, "submit", "y = 2", "--file", str(listing))
+    assert result.returncode == 2
+    assert result.stderr == (f"error: Invalid value for '--file' / '-f': {listing} line 4: "
+                             "problem text holds the control character U+0000 at character 7\n")
+    # and a file without a problem says so, rather than asking for --file
+    listing.write_text("\n  \n")
+    empty = run(settings, "submit", "--file", str(listing))
+    assert empty.returncode == 2
+    assert empty.stderr == (f"error: Invalid value for '--file' / '-f': {listing} holds no "
+                            "problem (blank lines only)\n")
+    _nothing_written(main_db, broker_db, keys)
+
+
+def test_a_file_saved_with_a_byte_order_mark_is_read_without_it(
+        settings: Settings, store: JobStore, tmp_path: Path) -> None:
+    listing = tmp_path / "problems.txt"
+    listing.write_text("solve x = 1\n", encoding="utf-8-sig")   # Windows editors write one
+    result = run(settings, "submit", "--file", str(listing), "--json")
+    assert result.returncode == 0, result.stderr
+    [job] = json.loads(result.stdout)
+    assert store.get(job["id"]).problem == "solve x = 1"

@@ -13,10 +13,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
-from redis.backoff import ExponentialBackoff
+from redis.backoff import NoBackoff
 from redis.client import Pipeline
 from redis.retry import Retry
-from redis.sentinel import Sentinel
 
 from jobtrail.clock import monotonic_s
 from jobtrail.config import Settings
@@ -26,6 +25,7 @@ from jobtrail.errors import (
     RedisUnavailableError,
     ReplicationError,
 )
+from jobtrail.failover import FailoverSentinel, FreshMasterPool, master_check_s, window_retry
 
 __all__ = [
     "REDIS_ERRORS",
@@ -53,10 +53,11 @@ REDIS_ERRORS = (redis.RedisError,)
 def wrap_redis_error(what: str, exc: Exception) -> JobtrailError:
     """Return the JobtrailError for a redis-py exception raised while talking to *what*.
 
-    Connection problems and timeouts become RedisUnavailableError; error
-    replies (OOM, WRONGTYPE, NOSCRIPT...) RedisCommandError.
+    Connection problems, timeouts and READONLY (the server is a replica now:
+    a failover) become RedisUnavailableError; other error replies (OOM,
+    WRONGTYPE, NOSCRIPT...) RedisCommandError.
     """
-    if isinstance(exc, redis.ResponseError):
+    if isinstance(exc, redis.ResponseError) and not isinstance(exc, redis.ReadOnlyError):
         return RedisCommandError(what, str(exc))
     return RedisUnavailableError(what, str(exc) or type(exc).__name__)
 
@@ -161,6 +162,9 @@ def sentinel_kwargs(settings: Settings | None) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "socket_timeout": float(_setting(settings, "redis_socket_timeout_s")),
         "socket_connect_timeout": float(_setting(settings, "redis_connect_timeout_s")),
+        # one try per query: a Sentinel that does not answer passes the question to the
+        # next one at once (redis-py's default retries each three times, with backoff)
+        "retry": Retry(NoBackoff(), 0),
     }
     password = _setting(settings, "sentinel_password")
     if password is not None:
@@ -182,19 +186,12 @@ def _tls_kwargs(settings: Settings | None) -> dict[str, Any]:
 def failover_retry(settings: Settings | None) -> Retry:
     """Return the redis-py Retry that rides out a failover for `redis_failover_retry_s`.
 
-    Exponential backoff from 0.1 s, capped at 1 s, with as many attempts as
-    fit in the window. A connection that finds its master gone (connection
+    Exponential backoff from 0.1 s, capped at 1 s, for at most the window in
+    all (WindowRetry). A connection that finds its master gone (connection
     refused, MasterNotFoundError) or read-only (redis-py's Sentinel connection
     turns READONLY into ConnectionError) asks Sentinel for the master again.
     """
-    window_s = float(_setting(settings, "redis_failover_retry_s"))
-    backoff = ExponentialBackoff(cap=1.0, base=0.1)
-    retries, slept_s = 0, 0.0
-    while slept_s < window_s:
-        retries += 1
-        slept_s += backoff.compute(retries)
-    return Retry(backoff, retries,
-                 supported_errors=(redis.ConnectionError, redis.TimeoutError))
+    return window_retry(float(_setting(settings, "redis_failover_retry_s")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,15 +312,19 @@ def connect(url: str, *, socket_timeout_s: float | None = None,
         if name is None:
             raise JobtrailError(f"no Sentinel master name for {mask_url(url)}")
         kwargs.pop("socket_keepalive_options", None)
-        sentinel = Sentinel(list(target.hosts),  # type: ignore[no-untyped-call]
+        sentinel = FailoverSentinel(list(target.hosts),  # type: ignore[no-untyped-call]
                             sentinel_kwargs=sentinel_kwargs(settings))
         client = sentinel.master_for(  # type: ignore[no-untyped-call]
-            name, redis_class=DurableRedis if durable else redis.Redis, db=target.db,
+            name, redis_class=DurableRedis if durable else redis.Redis,
+            connection_pool_class=FreshMasterPool, db=target.db,
             username=target.username, password=target.password, decode_responses=True,
             retry=failover_retry(settings), **_tls_kwargs(settings), **kwargs)
     else:
         client = (DurableRedis if durable else redis.Redis).from_url(
             url, decode_responses=True, **kwargs)
+    if isinstance(client.connection_pool, FreshMasterPool):
+        # a write that must reach a replica never goes out to a master Sentinel demoted
+        client.connection_pool.check_s = master_check_s(settings)
     if durable and isinstance(client, DurableRedis) and settings is not None:
         client.durability = Durability(settings.main_min_replicas,
                                        settings.main_min_replicas_timeout_s)

@@ -271,8 +271,17 @@ def _workers(keys: KeySpace, main: redis.Redis, broker: redis.Redis) -> Finding:
                    f"{len(beats)} live workers, each polling the broker", evidence)
 
 
-def _stale_processing(keys: KeySpace, main: redis.Redis) -> Finding:
-    """Processing jobs whose worker is gone: nobody is running them."""
+def _stale_processing(settings: Settings, keys: KeySpace, main: redis.Redis) -> Finding:
+    """Processing jobs whose worker is gone (heartbeat expired): nobody is running them.
+
+    A worker's heartbeat hash lives three intervals (the gone threshold), so a
+    killed worker's jobs read as stale within that time. An error: a live
+    worker's dead-worker sweep hands them back, else the visibility timeout
+    does, and with no live worker at all nothing does. Evidence: `processing`
+    (examined), `stale` and `count` (stale jobs), `sample` (first ten, job id ->
+    worker), `workers_gone` (name -> last heartbeat, epoch seconds, or None),
+    `live_workers`.
+    """
     beats = HeartbeatStore(main, keys).list_workers()
     live = {b.name for b in beats if b.alive}
     last_seen = {b.name: b.last_seen for b in beats}
@@ -284,21 +293,29 @@ def _stale_processing(keys: KeySpace, main: redis.Redis) -> Finding:
             for job_id in batch:
                 pipe.hget(keys.job(job_id), "worker")
             for job_id, worker in zip(batch, pipe.execute(), strict=True):
-                if worker is not None and str(worker) not in live:
+                if worker and str(worker) not in live:
                     stale[job_id] = str(worker)
     evidence: dict[str, Any] = {"processing": len(ids), "stale": len(stale),
-                                "sample": dict(list(stale.items())[:10]),
+                                "count": len(stale), "sample": dict(list(stale.items())[:10]),
                                 "workers_gone": {w: last_seen.get(w) for w in
-                                                 sorted(set(stale.values()))}}
+                                                 sorted(set(stale.values()))},
+                                "live_workers": len(live)}
     if not stale:
         return Finding("stale-processing", Severity.OK,
                        f"every processing job's worker is alive ({len(ids)} processing)",
                        evidence)
-    gone = ", ".join(sorted(set(stale.values())))
+    by_worker: dict[str, int] = {}
+    for worker in stale.values():
+        by_worker[worker] = by_worker.get(worker, 0) + 1
+    gone = ", ".join(f"{w} ({n})" for w, n in sorted(by_worker.items()))
+    waits = ("a live worker's sweep hands them back to the queue within a heartbeat "
+             "interval" if live else "no live worker sweeps: nothing hands them back "
+             f"before the visibility timeout ({settings.visibility_timeout_s:g} s since "
+             "delivery) and a worker to run them")
+    first = next(iter(stale))
     return Finding("stale-processing", Severity.ERROR,
                    f"{len(stale)} processing jobs belong to workers that are gone ({gone}): "
-                   "nobody runs them; live workers hand them back to the queue once the "
-                   "heartbeat has been gone three intervals, else the visibility timeout does",
+                   f"nobody runs them; {waits}; `jobtrail trace {first}` says when",
                    evidence, "start a worker, or hand them back now: jobtrail recover "
                    "(or jobtrail requeue <id>)")
 
@@ -397,42 +414,6 @@ def _replication(settings: Settings, clients: dict[str, redis.Redis]) -> Iterato
                           f"the {role} DB's master has {len(replicas)} replicas but "
                           "replication is asynchronous and nothing waits for it: a write "
                           "acknowledged just before a failover can be lost", evidence, fix)
-
-
-def _stranded(settings: Settings, keys: KeySpace, main: redis.Redis) -> Finding:
-    """Is any job `processing` on a worker that is gone (killed, its host lost)?
-
-    Such a job waits, unacknowledged, until the broker redelivers it: once its
-    visibility timeout has passed since delivery, at the next sweep of a
-    running worker. Examines at most BATCH processing jobs.
-    """
-    beats = HeartbeatStore(main, keys).list_workers()
-    live = {b.name for b in beats if b.alive}
-    ids = cast(list[str], main.zrange(keys.jobs_by_status(JobStatus.PROCESSING), 0, BATCH - 1))
-    with main.pipeline(transaction=False) as pipe:
-        for job_id in ids:
-            pipe.hget(keys.job(job_id), "worker")
-        workers = cast(list[str | None], pipe.execute())
-    stranded = {job_id: worker for job_id, worker in zip(ids, workers, strict=True)
-                if worker and worker not in live}
-    evidence: dict[str, Any] = {"examined": len(ids), "stranded": stranded}
-    if not stranded:
-        return Finding("stranded-jobs", Severity.OK,
-                       f"every processing job is on a live worker (examined {len(ids)})",
-                       evidence)
-    by_worker: dict[str, int] = {}
-    for worker in stranded.values():
-        by_worker[worker] = by_worker.get(worker, 0) + 1
-    names = ", ".join(f"{w} ({n})" for w, n in sorted(by_worker.items()))
-    first = next(iter(stranded))
-    waits = ("at the next sweep of a running worker" if live else
-             "but only a running worker sweeps: none is live now")
-    return Finding(
-        "stranded-jobs", Severity.WARNING,
-        f"{len(stranded)} jobs are processing on workers that are gone: {names}; the broker "
-        f"redelivers each once {settings.visibility_timeout_s} s (visibility timeout) have "
-        f"passed since its delivery, {waits}; `jobtrail trace {first}` says when",
-        evidence, "keep a worker running; visibility_timeout_s bounds the wait")
 
 
 def _scan(client: redis.Redis, match: str) -> Iterator[list[str]]:
@@ -585,8 +566,7 @@ def run_checks(settings: Settings, clients: dict[str, redis.Redis], keys: KeySpa
     findings.append(_servers(settings, clients, embedded_port))
     findings += _replication(settings, clients)
     findings.append(_workers(keys, clients["main"], clients["broker"]))
-    findings.append(_stale_processing(keys, clients["main"]))
-    findings.append(_stranded(settings, keys, clients["main"]))
+    findings.append(_stale_processing(settings, keys, clients["main"]))
     if consistency:
         findings += _consistency(keys, clients["main"], clients["results"], progress)
         findings.append(_lost_pending(keys, clients["main"], clients["broker"], progress))

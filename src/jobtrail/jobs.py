@@ -26,6 +26,7 @@ from jobtrail.errors import (
     InvalidTransitionError,
     JobtrailError,
     NotCancellableError,
+    ProblemError,
     RedisUnavailableError,
 )
 from jobtrail.models import TERMINAL_STATUSES, EventType, Job, JobStatus
@@ -184,7 +185,8 @@ class JobService:
         return job
 
     def submit_many(self, problems: Sequence[str], *,
-                    on_progress: Callable[[int], None] | None = None) -> list[Job]:
+                    on_progress: Callable[[int], None] | None = None,
+                    stop: Callable[[], bool] | None = None) -> list[Job]:
         """Submit several problems, SUBMIT_CHUNK at a time: records, then their tasks.
 
         Jobs travel batch_max_jobs to a message (jobtrail.solve_batch, args
@@ -199,21 +201,34 @@ class JobService:
         Args:
             problems: The problem texts, in order.
             on_progress: Called after each chunk with how many jobs are sent so far.
+            stop: Asked before each chunk; True ends the submission there (a
+                Ctrl-C the caller holds), with every chunk so far whole.
+
+        Returns:
+            The jobs submitted, in the order of *problems*: all of them, or
+            the first whole chunks when *stop* said so.
 
         Raises:
-            ProblemTooLargeError: A text is too large; nothing written.
-            ProblemParseError: A text is empty, blank, holds a control character or
-                is not valid UTF-8; nothing written.
+            ProblemTooLargeError: A text is too large; nothing written. The
+                message begins with its place, "problem N: " (1-based).
+            ProblemParseError: A text is empty, blank, holds a control or invisible
+                character or is not valid UTF-8; nothing written ("problem N: ...").
             RedisUnavailableError: The main DB or the broker is down.
         """
-        for problem in problems:
-            self.check_text(problem)
+        for n, problem in enumerate(problems, 1):
+            try:
+                self.check_text(problem)
+            except ProblemError as exc:  # which one of the batch: "problem 2: empty problem"
+                exc.args = (f"problem {n}: {exc}", *exc.args[1:])
+                raise
         size = self.batch_max_jobs
         # a chunk holds whole batches, so a batch's records are written in one round trip
         chunk_size = max(1, SUBMIT_CHUNK // size) * size
         jobs: list[Job] = []
         with self.app.producer_or_acquire() as producer:
             for start in range(0, len(problems), chunk_size):
+                if stop is not None and stop():
+                    break
                 part = problems[start:start + chunk_size]
                 batches = ["" if size == 1 or len(part) == 1 else new_batch_id()
                            for _ in range(0, len(part), size)]

@@ -18,6 +18,10 @@ __all__ = ["MAX_SUBMIT_BYTES", "check_problem_text"]
 MAX_SUBMIT_BYTES = 1_000_000
 #: Control characters a problem text may hold (the solver reads them as spaces).
 _SPACE_CONTROLS = frozenset("\t\n\r")
+#: Unicode categories that print as nothing, or move or break the text around them: format
+#: characters (zero-width space U+200B, bidi overrides U+202E, soft hyphen, BOM) and the line
+#: and paragraph separators. No problem needs them; the solver cannot read them.
+_INVISIBLE = frozenset({"Cf", "Zl", "Zp"})
 
 
 def check_problem_text(problem: str, *, max_chars: int) -> None:
@@ -33,8 +37,10 @@ def check_problem_text(problem: str, *, max_chars: int) -> None:
 
     Raises:
         ProblemParseError: The text is empty or blank ("empty problem"), holds a
-            control character such as NUL, or characters UTF-8 cannot encode
-            (lone surrogates: bytes that were not UTF-8 on a command line).
+            control character such as NUL, an invisible one (zero-width space,
+            bidi override, line separator: what a display would hide), or
+            characters UTF-8 cannot encode (lone surrogates: bytes that were
+            not UTF-8 on a command line).
         ProblemTooLargeError: The text is longer than *max_chars* characters.
     """
     if len(problem) > max_chars:
@@ -51,6 +57,10 @@ def check_problem_text(problem: str, *, max_chars: int) -> None:
         if category == "Cc" and char not in _SPACE_CONTROLS:
             raise ProblemParseError(
                 f"problem text holds the control character U+{ord(char):04X} at character "
+                f"{position}", text=problem, position=position)
+        if category in _INVISIBLE:
+            raise ProblemParseError(
+                f"problem text holds the invisible character U+{ord(char):04X} at character "
                 f"{position}", text=problem, position=position)
     size = len(problem.encode("utf-8"))
     if size > MAX_SUBMIT_BYTES:  # unreachable at the solver's limit; guards a raised setting

@@ -151,3 +151,19 @@ def test_recover_hands_a_gone_workers_message_back_to_the_queue(
     assert json.loads(back)["headers"]["id"] == job.id
     assert store.get(job.id).status is JobStatus.PENDING
     assert events.read(job.id)[-1].fields["dead_worker"] == "ghost@host"
+
+
+@pytest.mark.parametrize("path", ["/jobs/abcdef0123456789/cancel?terminate=banana",
+                                  "/jobs/bad!id/cancel", "/jobs/bad!id/restore",
+                                  "/workers/recover"])
+def test_every_protected_endpoint_checks_the_token_before_its_parameters(
+        guarded: httpx.Client, settings: Settings, path: str) -> None:
+    # a bad path or query parameter without the token is a 401, never a 422 with the schema
+    resp = guarded.post(path)
+    assert resp.status_code == 401, resp.text
+    assert resp.json()["error"]["type"] == "unauthorized"
+    # and the refused call is audited as what it was (a recover is not a purge)
+    [run] = ArchiveStore(settings.effective_archive_url).history(limit=5)
+    kind = path.split("?")[0].rsplit("/", 1)[1]
+    assert (run.kind, run.outcome) == (kind, "refused")
+    assert run.selector != {"body": "not a valid purge request"}

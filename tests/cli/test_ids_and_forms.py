@@ -64,6 +64,11 @@ def test_every_id_command_takes_a_unique_prefix(settings: Settings, store: JobSt
     assert run(settings, "trace", "abcdef01").returncode == 2
     # and a prefix nothing matches is an unknown job
     assert run(settings, "status", "00000000").returncode == 3
+    # and a text too short to be a prefix says so in trace's unknown verdict (still exit 3)
+    short = run(settings, "trace", "fedcba9")
+    assert short.returncode == 3
+    assert ("unknown: no store has ever seen this id; 'fedcba9' is shorter than the 8 "
+            "characters an id prefix needs") in " ".join(short.stdout.split())
 
     # When the finished job is purged
     purged = run(settings, "retention", "purge", "--status", "completed", "--older-than", "1h")
@@ -113,3 +118,31 @@ def test_ids_print_whole_on_one_line(settings: Settings, store: JobStore) -> Non
     shown = run(settings, "list", env={"COLUMNS": "60"})
     assert shown.returncode == 0, shown.stderr
     assert ids <= {w.strip("│ ") for line in shown.stdout.splitlines() for w in line.split("│")}
+
+
+def test_a_prefix_of_a_live_and_a_purged_job_is_ambiguous(settings: Settings,
+                                                          store: JobStore) -> None:
+    # Given a live job and a purged one whose ids share their first 8 characters
+    store.create("x = 1", job_id=A)
+    seed_job(store, JobStatus.COMPLETED, now_s() - 86_400, job_id=B, problem="x = 3")
+    purged = run(settings, "retention", "purge", "--status", "completed", "--older-than", "1h")
+    assert purged.returncode == 0, purged.stderr
+    # Then the prefix names both, for status and restore alike, instead of picking the live one
+    for command in ("status", "restore", "trace"):
+        shown = run(settings, command, "abcdef01")
+        assert shown.returncode == 2, (command, shown.stdout, shown.stderr)
+        assert f"({A}, {B})" in shown.stderr, shown.stderr
+
+
+def test_restore_takes_a_prefix_after_the_tombstone_is_gone(settings: Settings,
+                                                            store: JobStore) -> None:
+    # Given a purged job whose tombstone has expired (TOMBSTONE_TTL_S later): only the
+    # archive still knows its id
+    seed_job(store, JobStatus.COMPLETED, now_s() - 86_400, job_id=C, problem="x = 3")
+    purged = run(settings, "retention", "purge", "--status", "completed", "--older-than", "1h")
+    assert purged.returncode == 0, purged.stderr
+    store.client.delete(store.keys.tombstone(C))
+    # Then restore finds it by its prefix, as it does by its whole id
+    restored = run(settings, "restore", "fedcba98")
+    assert restored.returncode == 0, restored.stderr
+    assert store.get(C).status is JobStatus.COMPLETED

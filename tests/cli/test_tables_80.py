@@ -191,3 +191,39 @@ def test_commands_read_well_at_80_columns(settings: Settings, store: JobStore,
     named = {"trace": {node}, "list": {job.id}, "workers": {node, job.id}, "doctor": set(),
              "status": {job.id, node}}[command[0]]
     _assert_reads_well(" ".join(command), narrow.stdout, named, 80, words)
+
+
+@pytest.mark.parametrize("command", [("trace", "{id}"), ("workers",), ("status", "{id}")])
+def test_a_cloud_host_name_stays_whole_at_80_columns(settings: Settings, store: JobStore,
+                                                     main_db: redis.Redis, keys: KeySpace,
+                                                     command: tuple[str, ...]) -> None:
+    # Given a job on a worker named as on a cloud host: wider than trace's details column
+    node = "jobtrail-12345@ip-172-31-45-123.eu-west-1.compute.internal"
+    job = store.create("solve x = 1")
+    store.start(job.id, worker=node)
+    HeartbeatStore(main_db, keys).beat(node, pid=12345, started_at=now_s(), jobs=[job.id],
+                                       interval_s=30, polled_at=now_s())
+    args = [a.format(id=job.id) for a in command]
+    wide = run(settings, *args, env={"COLUMNS": "4000"})
+    narrow = run(settings, *args, env={"COLUMNS": "80"})
+    # Then the node name and the id are whole on a line at 80, and no word is split
+    assert narrow.returncode == 0, narrow.stderr
+    words = _vocabulary(_RULES.sub(" ", wide.stdout + narrow.stdout))
+    named = {node} if command[0] == "trace" else {node, job.id}
+    _assert_reads_well(" ".join(command), narrow.stdout, named, 80, words)
+
+
+def test_a_long_answer_or_verdict_keeps_its_list_row_short_at_80_columns() -> None:
+    # Given a failed job with a long error and an orphan index entry with trace's long verdict
+    long_text = " ".join(["the record is gone and no tombstone says why, nor does the archive"] * 6)
+    jobs: list[Job | tuple[str, str]] = [
+        Job(IDS[0], "x = 1", JobStatus.FAILED, NOW - 3, finished_at=NOW - 2, error=long_text),
+        (IDS[1], "deleted_externally: " + long_text)]
+    # When the list table is printed at 80 columns
+    shown = _render(job_table(jobs, width=80), 80)
+    # Then each row is a few lines (the table: its header, two rows and its rule), cut with an
+    # ellipsis at a word, the ids whole
+    lines = shown.splitlines()
+    assert len(lines) <= 4 + 2 * 8, shown
+    assert all(any(id_ in line for line in lines) for id_ in IDS[:2])
+    assert shown.count("…") >= 2 and "tombstone says" in shown

@@ -21,6 +21,7 @@ import pytest
 from jobtrail.config import Settings
 from jobtrail.connections import connect
 from jobtrail.doctor import Finding, Severity, run_checks
+from jobtrail.embedded import free_port
 from jobtrail.errors import JobtrailError, ReplicationError
 from jobtrail.jobs import JobService
 from jobtrail.keys import KeySpace
@@ -70,6 +71,7 @@ class Submitter:
     refused: list[str] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
     attempts: list[tuple[float, bool]] = field(default_factory=list)
+    cli_accepted: list[str] = field(default_factory=list)
 
     def run(self) -> None:
         n = 0
@@ -82,6 +84,19 @@ class Submitter:
                 self.attempts.append((time.monotonic(), False))
             n += 1
             time.sleep(0.1)
+
+    def run_cli(self, settings: Settings) -> None:
+        """Submit through `jobtrail submit` processes until stopped (exit 0: the id printed)."""
+        env = settings_env(settings)
+        while not self.stop.is_set():
+            done = subprocess.run([sys.executable, "-m", "jobtrail", "submit", PROBLEMS[1]],
+                                  env=env, capture_output=True, text=True, timeout=120,
+                                  check=False)
+            if done.returncode == 0:
+                self.cli_accepted.append(done.stdout.strip())
+                self.accepted.append(done.stdout.strip())
+            else:
+                self.refused.append(done.stderr.strip())
 
 
 def _outcome(settings: Settings, store: JobStore, ids: list[str]) -> dict[str, list[str]]:
@@ -107,8 +122,14 @@ def _outcome(settings: Settings, store: JobStore, ids: list[str]) -> dict[str, l
 
 def _run_under_failovers(cluster: SentinelCluster, tmp_path: Path,
                          worker_process: Callable[..., WorkerProcess],
-                         disrupt: Callable[[], float], times: int) -> None:
-    settings = _settings(cluster, tmp_path, main_min_replicas=1)
+                         disrupt: Callable[[], float], times: int,
+                         min_replicas: int = 1, cli: bool = False) -> Submitter:
+    """Submit a stream (in process, and through the CLI when *cli*) through *times* disruptions.
+
+    Every accepted job must end completed or failed; with *min_replicas* 0 a job
+    whose message was lost with the old master may stay pending, named stale by trace.
+    """
+    settings = _settings(cluster, tmp_path, main_min_replicas=min_replicas)
     keys = KeySpace(queue=settings.queue)
     store = JobStore(connect(settings.main_url or "", settings=settings), keys)
     service = JobService(store, create_celery_app(settings))
@@ -117,8 +138,11 @@ def _run_under_failovers(cluster: SentinelCluster, tmp_path: Path,
     wait_until(lambda: store.get(first.id).status is JobStatus.COMPLETED,
                timeout_s=60, interval_s=0.2, message="a first job (the worker is up)")
     submitter = Submitter(service)
-    thread = threading.Thread(target=submitter.run, daemon=True)
-    thread.start()
+    threads = [threading.Thread(target=submitter.run, daemon=True)]
+    if cli:
+        threads.append(threading.Thread(target=submitter.run_cli, args=(settings,), daemon=True))
+    for thread in threads:
+        thread.start()
     recover_s: list[float] = []
     try:
         for _ in range(times):
@@ -127,17 +151,26 @@ def _run_under_failovers(cluster: SentinelCluster, tmp_path: Path,
         time.sleep(1.5)
     finally:
         submitter.stop.set()
-        thread.join(timeout=30)
+        for thread in threads:
+            thread.join(timeout=60)
     accepted = list(submitter.accepted)
     assert len(accepted) > 10, submitter.refused[:5]
+    assert not cli or submitter.cli_accepted, submitter.refused[:5]
 
+    final = {"completed", "failed"}
+    allowed = final if min_replicas else final | {"pending:stale"}
     deadline = time.monotonic() + 60
     outcome = _outcome(settings, store, accepted)
-    while not set(outcome) <= {"completed", "failed"} and time.monotonic() < deadline:
+    settled_at = None
+    while not set(outcome) <= final and time.monotonic() < deadline:
+        if set(outcome) <= allowed:  # only lost messages left: give the worker 10 s more
+            settled_at = settled_at or time.monotonic()
+            if time.monotonic() - settled_at > 10:
+                break
         time.sleep(1.0)
         outcome = _outcome(settings, store, accepted)
     counts = {k: len(v) for k, v in outcome.items()}
-    stuck = [j for k, v in outcome.items() if k not in ("completed", "failed") for j in v]
+    stuck = [j for k, v in outcome.items() if k not in allowed for j in v]
     events = EventLog(store.client, keys)
     assert not stuck, (f"{counts}: " + "; ".join(
         f"{store.find(j)} {[e.fields for e in events.read(j)]}" for j in stuck[:3]))
@@ -155,6 +188,7 @@ def _run_under_failovers(cluster: SentinelCluster, tmp_path: Path,
     fresh = service.submit(PROBLEMS[2])
     wait_until(lambda: store.get(fresh.id).status is JobStatus.COMPLETED, timeout_s=30,
                message="a submit after the failover to complete")
+    return submitter
 
 
 def test_two_sentinel_failovers_under_load_lose_no_accepted_job(
@@ -162,6 +196,19 @@ def test_two_sentinel_failovers_under_load_lose_no_accepted_job(
         worker_process: Callable[..., WorkerProcess]) -> None:
     _run_under_failovers(sentinel_cluster, tmp_path, worker_process,
                          sentinel_cluster.failover, times=2)
+
+
+def test_two_failovers_without_min_replicas_refuse_no_submit(
+        sentinel_cluster: SentinelCluster, tmp_path: Path,
+        worker_process: Callable[..., WorkerProcess]) -> None:
+    # MAIN_MIN_REPLICAS=0, submits in process and through the CLI: no write goes to the old
+    # master after Sentinel switched (redis-py's pool kept writing there until Sentinel
+    # demoted it, 10 s later: 210 of 444 accepted jobs were unknown), none waits for a
+    # replica, so every submit rides out the switch and no accepted job is unknown
+    submitter = _run_under_failovers(sentinel_cluster, tmp_path, worker_process,
+                                     sentinel_cluster.failover, times=2, min_replicas=0,
+                                     cli=True)
+    assert submitter.refused == []
 
 
 def test_master_killed_under_load_loses_no_accepted_job(
@@ -236,3 +283,70 @@ def test_doctor_reports_each_dbs_sentinel_master_and_replication(
     assert check(main_min_replicas=1)["replication:main"].severity is Severity.OK
     # and asking for more replicas than there are is an error (every submit would fail)
     assert check(main_min_replicas=2)["replication:main"].severity is Severity.ERROR
+
+
+def _cli_submit(settings: Settings) -> tuple[subprocess.CompletedProcess[str], float]:
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "jobtrail", "submit", PROBLEMS[0]],
+                          env=settings_env(settings), capture_output=True, text=True,
+                          timeout=300, check=False)
+    return done, time.monotonic() - started
+
+
+def test_a_wrong_master_name_or_no_sentinel_is_one_short_line_within_the_window(
+        sentinel_cluster: SentinelCluster, tmp_path: Path) -> None:
+    # Given a master name no Sentinel monitors: the submit stops at once (not a failover)
+    wrong, took_s = _cli_submit(_settings(sentinel_cluster, tmp_path,
+                                          sentinel_master_name="nosuch"))
+    assert wrong.returncode == 1, wrong
+    [line] = wrong.stderr.strip().splitlines()
+    assert "no Sentinel monitors a master named 'nosuch' (they monitor: mymaster)" in line
+    assert took_s < 8.0
+
+    # And with no Sentinel listening, the submit gives up once the failover window is over
+    # (redis-py nests its retries three deep: a count-bounded retry waited minutes)
+    port = free_port()
+    nobody = {role: f"sentinel://127.0.0.1:{port}/{db}" for role, db in
+              (("main_url", 10), ("broker_url", 11), ("results_url", 12))}
+    dead, took_s = _cli_submit(_settings(sentinel_cluster, tmp_path, redis_failover_retry_s=2.0,
+                                         **nobody))
+    assert dead.returncode == 1, dead
+    [line] = dead.stderr.strip().splitlines()
+    assert line.startswith("error: Redis at sentinel://127.0.0.1:") and len(line) < 300, line
+    assert f"Sentinel 127.0.0.1:{port}: " in line and "Connection refused" in line
+    assert took_s < 12.0, took_s
+
+
+def test_a_worker_on_a_redis_url_survives_its_server_turning_replica(
+        sentinel_cluster: SentinelCluster, tmp_path: Path,
+        worker_process: Callable[..., WorkerProcess]) -> None:
+    # Given a worker pointed at the master's own address (redis://, no Sentinel), as behind
+    # a managed endpoint that moves to the new master
+    port = sentinel_cluster.master_port()
+    plain = {role: f"redis://127.0.0.1:{port}/{db}" for role, db in
+             (("main_url", 10), ("broker_url", 11), ("results_url", 12))}
+    settings = _settings(sentinel_cluster, tmp_path, **plain)
+    store = JobStore(connect(plain["main_url"], settings=settings),
+                     KeySpace(queue=settings.queue))
+    service = JobService(store, create_celery_app(settings))
+    worker = worker_process(settings, concurrency=1)
+    first = service.submit(PROBLEMS[0])
+    wait_until(lambda: store.get(first.id).status is JobStatus.COMPLETED, timeout_s=60,
+               interval_s=0.2, message="a first job (the worker is up)")
+
+    # When a failover makes that address a replica (READONLY to every write) for a while
+    sentinel_cluster.failover()
+    assert sentinel_cluster.nodes[port].client().info("replication")["role"] == "slave"
+    time.sleep(5.0)
+
+    # Then the worker is alive: READONLY is a lost connection, not "Unrecoverable error"
+    assert worker.proc.poll() is None, worker.log()[-3000:]
+    assert "Unrecoverable error" not in worker.log()
+
+    # and once the address is the master again, a new job is solved
+    sentinel_cluster.failover()
+    assert sentinel_cluster.master_port() == port
+    fresh = service.submit(PROBLEMS[2])
+    wait_until(lambda: store.get(fresh.id).status is JobStatus.COMPLETED, timeout_s=60,
+               interval_s=0.2, message="a job after the address took writes again")
+    assert worker.proc.poll() is None

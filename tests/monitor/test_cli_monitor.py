@@ -73,6 +73,22 @@ def test_bad_options_are_usage_errors(tmp_path: Path) -> None:
     assert missing.returncode == 2
 
 
+def test_diff_of_files_that_are_no_snapshots_is_one_plain_line(tmp_path: Path) -> None:
+    # Given JSON files that are not snapshot files: an object without snapshots, a list
+    other, listed = tmp_path / "other.json", tmp_path / "list.json"
+    other.write_text('{"rounds": 3}')
+    listed.write_text("[1, 2]")
+    for path in (other, listed):
+        # When they are diffed
+        result = run("diff", str(path), str(path))
+        # Then one line names the file and how to make a snapshot; no Python error text
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 1 and len(lines) == 1, result.stderr
+        assert f"{path} is not a jobtrail snapshot file (it holds no snapshots" in " ".join(
+            result.stderr.split())
+        assert "'snapshots'" not in result.stderr and "Traceback" not in result.stderr
+
+
 def test_diff_is_a_table_with_the_causes_watch_reports(
         settings: Settings, store: JobStore, main_db: redis.Redis, tmp_path: Path) -> None:
     # Given a completed job and a key about to expire, snapshotted

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -195,3 +196,29 @@ def test_env_file_dbs_must_be_empty(private_redis: EmbeddedRedis, tmp_path: Path
     with pytest.raises(ReproError, match="holds 1 keys; a reproduction needs empty"):
         run_reproduction(RunOptions(settings=settings, out_dir=tmp_path / "out", **FAST))
     assert private_redis.client(MAIN_DB).get("someone-elses") == "data"
+
+
+def test_an_interrupted_run_says_so_and_where_its_partial_evidence_is(tmp_path: Path) -> None:
+    # Given a run on its own private server, interrupted with Ctrl-C once its worker runs
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBTRAIL_")}
+    env["JOBTRAIL_STATE_DIR"] = str(tmp_path / "state")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jobtrail", "repro", "run", "--scenario", "processing",
+         "--jobs", "2", "--interval", "0.5s", "--duration", "1m", "--out", str(tmp_path / "out")],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert proc.stderr is not None
+    for line in proc.stderr:  # progress lines, one a step
+        if line.startswith("processing "):
+            break
+    proc.send_signal(signal.SIGINT)
+    _, error = proc.communicate(timeout=60)
+    # Then it stops with one line naming the directory, and recording.json says it was cut
+    [run_dir] = (tmp_path / "out").iterdir()
+    assert proc.returncode == 130
+    assert "Traceback" not in error
+    last = error.strip().splitlines()[-1]
+    assert last == (f"error: interrupted; the partial evidence (no summary) is in {run_dir}"), error
+    recording = json.loads((run_dir / "recording.json").read_text())
+    assert recording["interrupted"]["during"].startswith("processing")
+    assert not (run_dir / "REPRODUCTION_SUMMARY.md").exists()

@@ -335,3 +335,24 @@ def test_requeue_of_a_job_of_a_batch_sends_it_alone_under_its_own_id(
     assert _messages(broker_db, keys) == [
         {"task": TASK_SOLVE, "id": jobs[1].id, "args": [jobs[1].id, jobs[1].problem]}]
 
+
+def test_the_watchdog_stays_armed_between_jobs_and_is_disarmed_when_the_batch_ends() -> None:
+    # Given jobs of a batch arming the watchdog one after another (a hard limit of 1 s)
+    script = textwrap.dedent("""
+        import time
+        from types import SimpleNamespace
+        from jobtrail.worker.app import TASK_SOLVE_BATCH
+        from jobtrail.worker.batch import _armed_at, _disarm_after_batch, _watchdog
+        for _ in range(500):
+            with _watchdog(1.0):
+                pass
+        first = _armed_at[0]
+        # When the batch task ends (task_postrun) and the process idles past the limit
+        _disarm_after_batch(task=SimpleNamespace(name=TASK_SOLVE_BATCH))
+        time.sleep(1.5)
+        print("alive", first is not None and _armed_at[0] is None)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, check=False)
+    # Then the process lives on: the arm was kept across the jobs and cancelled at the end
+    assert (done.returncode, done.stdout.strip()) == (0, "alive True"), done.stderr

@@ -125,6 +125,34 @@ def test_a_plain_event_receiver_sees_a_job_from_sent_to_succeeded(
 
 
 @pytest.mark.slow
+def test_a_busy_worker_publishes_every_jobs_events_a_few_at_a_time(
+        settings: Settings, store: JobStore, events_of: EventCapture,
+        worker_process: Callable[..., WorkerProcess], redis_server: Any,
+) -> None:
+    # Given forty jobs queued before a worker starts (it drains them back to back)
+    service = JobService(store, create_celery_app(settings))
+    jobs = [service.submit(f"evaluate {n} + 1") for n in range(40)]
+    listener = redis_server.client(0).pubsub()
+    listener.psubscribe("*celeryev*")  # kombu's fanout channels of the celeryev exchange
+
+    # When the worker solves them and stops
+    proc = worker_process(settings, hostname="busy", celery_args=("--without-mingle",))
+    wait_until(lambda: all(len(events_of.of_task(j.id)) >= len(TASK_EVENTS) for j in jobs),
+               timeout_s=90, message=f"every job's events; log:\n{proc.log()[-2000:]}")
+    publishes = 0
+    while (message := listener.get_message(timeout=1.0)) is not None:
+        publishes += message["type"] == "pmessage"
+    listener.close()
+
+    # Then each job's four events arrived, the worker's in order, in fewer event PUBLISHes
+    # than jobs (the worker sends 3 a job: EventBatchStep publishes them a few at a time)
+    for job in jobs:
+        seen = events_of.of_task(job.id)
+        assert [e for e in seen if e != "task-sent"] == TASK_EVENTS[1:], seen
+    assert 0 < publishes < len(jobs), publishes
+
+
+@pytest.mark.slow
 def test_a_worker_on_the_threads_pool_warns_that_no_solver_limit_applies_and_still_solves(
         settings: Settings, store: JobStore, worker_process: Callable[..., WorkerProcess],
 ) -> None:

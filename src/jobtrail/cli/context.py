@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from jobtrail.jobs import JobService
     from jobtrail.store.archive import ArchiveStore
 
-__all__ = ["CliState", "runtime", "settings_from", "trace_sources"]
+__all__ = ["CliState", "check_listen", "runtime", "settings_from", "trace_sources"]
 
 
 @dataclass
@@ -132,3 +133,26 @@ def trace_sources(ctx: typer.Context) -> TraceSources:
                         visibility_timeout_s=rt.settings.visibility_timeout_s,
                         result_expires_s=rt.settings.result_expires_s,
                         find_archived=archive_lookup(open_archive))
+
+
+def check_listen(host: str, port: int, param_hint: str) -> None:
+    """Refuse a server's address before anything starts if nothing can listen on it.
+
+    Binds and closes a socket as the servers do (SO_REUSEADDR): uvicorn would
+    print its own error and exit 3 (the CLI's unknown-job code), and a
+    worker's metrics server would fail in a Celery signal handler, leaving the
+    worker running without its metrics. The port can still be taken between
+    this check and the server's own bind.
+
+    Raises:
+        typer.BadParameter: The address is in use, not this host's, or not an address.
+    """
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        why = (exc.strerror or str(exc)).lower()
+        raise typer.BadParameter(f"cannot listen on {host}:{port}: {why}",
+                                 param_hint=param_hint) from None

@@ -25,11 +25,12 @@ from typing import Annotated
 import typer
 
 from jobtrail import __version__
-from jobtrail.cli.context import CliState, runtime, settings_from, trace_sources
+from jobtrail.cli.context import CliState, check_listen, runtime, settings_from, trace_sources
 from jobtrail.cli.ids import ID_HELP, resolve_id
 from jobtrail.cli.output import (
     escape,
     exit_with,
+    interrupt_between_steps,
     job_table,
     out,
     print_json,
@@ -182,21 +183,30 @@ def root(
     logging.config.dictConfig(log_config(verbose=verbose, level="WARNING"))
 
 
-def _wait_for(ctx: typer.Context, ids: list[str], timeout_s: float) -> None:
+def _wait_for(ctx: typer.Context, ids: list[str], timeout_s: float) -> str | None:
+    """Wait until every job of *ids* is finished; return None, or why the wait stopped."""
     rt = runtime(ctx)
     deadline = monotonic_s() + timeout_s
     terminal = {s.value for s in TERMINAL_STATUSES}
-    with progress_bar() as bar:
-        task = bar.add_task("waiting for the worker", total=len(ids))
-        while True:
-            done = sum(row[0] in terminal for row in rt.store.read_fields(ids, ("status",)))
-            bar.update(task, completed=done)
-            if done == len(ids):
-                return
-            if monotonic_s() > deadline:
-                exit_with(f"timed out after {timeout_s:g} s waiting for {len(ids) - done} "
-                          "job(s); is a worker running? (jobtrail worker)")
-            time.sleep(0.1)
+    done = 0
+    try:
+        with progress_bar() as bar:
+            task = bar.add_task("waiting for the worker", total=len(ids))
+            while True:
+                done = sum(row[0] in terminal for row in rt.store.read_fields(ids, ("status",)))
+                bar.update(task, completed=done)
+                if done == len(ids):
+                    return None
+                if monotonic_s() > deadline:
+                    return (f"timed out after {timeout_s:g} s waiting for {len(ids) - done} "
+                            "job(s); is a worker running? (jobtrail worker)")
+                time.sleep(0.1)
+    except KeyboardInterrupt:
+        return f"interrupted while waiting for {len(ids) - done} job(s)"
+
+
+#: How click names the --file option in a usage error.
+_FILE_HINT = "'--file' / '-f'"
 
 
 @app.command()
@@ -206,7 +216,7 @@ def submit(
         help="Problem texts, one per argument.", show_default=False)] = None,
     file: Annotated[typer.FileText | None, typer.Option(
         "--file", "-f", help="Also submit each non-blank line of this file ('-': stdin).",
-        encoding="utf-8", errors="surrogateescape")] = None,
+        encoding="utf-8-sig", errors="surrogateescape")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait until every job finishes.")] = False,
     timeout: Annotated[float, typer.Option(help="With --wait: give up after this many "
                                                 "seconds.", min=0.1)] = 60.0,
@@ -217,30 +227,42 @@ def submit(
     With --json: one problem given as an argument prints one object; several
     problems or --file print a list (of one, too).
     """
-    problems = list(problems or [])
+    # (where a refusal points, the text): an argument by its place, a file line by its number
+    given = [(("PROBLEMS", f"problem {n}"), p) for n, p in enumerate(problems or [], 1)]
     if file is not None:
-        problems += [line.strip() for line in file if line.strip()]
-    if not problems:
+        name = "stdin" if file.name in ("-", "<stdin>") else file.name
+        in_file = [((_FILE_HINT, f"{name} line {n}"), line.strip())
+                   for n, line in enumerate(file, 1) if line.strip()]
+        if not in_file:
+            raise typer.BadParameter(f"{name} holds no problem (blank lines only)",
+                                     param_hint=_FILE_HINT)
+        given += in_file
+    if not given:
         raise typer.BadParameter("give at least one problem, or --file", param_hint="PROBLEMS")
-    as_list = file is not None or len(problems) > 1
+    as_list = file is not None or len(given) > 1
     from jobtrail.jobs import check_problem_text  # lazy: start-up (module docstring)
 
     max_chars = settings_from(ctx).max_problem_chars
-    for n, problem in enumerate(problems, 1):  # all or nothing: a bad one is a usage error
+    for (hint, where), problem in given:  # all or nothing: a bad one is a usage error
         try:
             check_problem_text(problem, max_chars=max_chars)
         except ProblemError as exc:
-            raise typer.BadParameter(f"problem {n}: {exc}", param_hint="PROBLEMS") from None
+            raise typer.BadParameter(f"{where}: {exc}", param_hint=hint) from None
+    problems = [problem for _, problem in given]
     rt = runtime(ctx)
-    if len(problems) == 1:
-        jobs = [rt.service.submit(problems[0])]
-    else:
-        with progress_bar(disable=json_out) as bar:
-            task = bar.add_task("submitting", total=len(problems))
-            jobs = rt.service.submit_many(
-                problems, on_progress=lambda n: bar.update(task, completed=n))
-    if wait:
-        _wait_for(ctx, [j.id for j in jobs], timeout)
+    with interrupt_between_steps() as interrupted:  # a Ctrl-C ends the submission between chunks
+        if len(problems) == 1:
+            jobs = [rt.service.submit(problems[0])]
+        else:
+            with progress_bar(disable=json_out) as bar:
+                task = bar.add_task("submitting", total=len(problems))
+                jobs = rt.service.submit_many(
+                    problems, on_progress=lambda n: bar.update(task, completed=n),
+                    stop=interrupted)
+    stopped = (f"interrupted after submitting {len(jobs)} of {len(problems)} problems"
+               if interrupted() else None)
+    if wait and stopped is None:
+        stopped = _wait_for(ctx, [j.id for j in jobs], timeout)
         jobs = [rt.store.get(j.id) for j in jobs]
     if json_out:
         print_json([j.to_dict() for j in jobs] if as_list else jobs[0].to_dict())
@@ -249,6 +271,9 @@ def submit(
     else:
         for job in jobs:
             out.print(job.id)
+    if stopped is not None:  # what was accepted is printed above: each job can be traced
+        exit_with(f"{stopped}; the jobs above were accepted (jobtrail status ID)",
+                  130 if stopped.startswith("interrupted") else 1)
     failed = [j for j in jobs if j.status is JobStatus.FAILED]
     if wait and failed:
         exit_with(f"{len(failed)} of {len(jobs)} job(s) failed: {failed[0].error}")
@@ -423,6 +448,10 @@ def worker(
         if metrics_host:
             update["worker_metrics_host"] = metrics_host
         rt.celery.conf[SETTINGS_KEY] = rt.settings.model_copy(update=update)
+    conf = rt.celery.conf.get(SETTINGS_KEY, rt.settings)
+    if conf.worker_metrics_port:  # before the worker starts: its signal handler cannot refuse
+        check_listen(conf.worker_metrics_host, conf.worker_metrics_port,
+                     "'--metrics-port'" if metrics_port else "JOBTRAIL_WORKER_METRICS_PORT")
     rt.celery.worker_main(argv=worker_argv(
         rt.settings.queue, hostname or f"jobtrail-{os.getpid()}@{socket.gethostname()}",
         loglevel, concurrency or rt.settings.worker_concurrency or None, list(ctx.args)))

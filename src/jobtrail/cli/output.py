@@ -10,7 +10,7 @@ import json
 import re
 import signal
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, NoReturn
@@ -23,8 +23,8 @@ from rich.table import Table
 from jobtrail.models import Job
 
 __all__ = ["WIDE", "add_id_column", "add_label_column", "add_text_column", "data_table", "err",
-           "escape", "exit_with", "job_table", "out", "print_json", "progress_bar", "render_job",
-           "wrapped"]
+           "escape", "exit_with", "interrupt_between_steps", "job_table", "out", "print_json",
+           "progress_bar", "render_job", "wrapped"]
 
 # emoji off: `:thumbs_up:` in a problem or `:m:` in a key (`stats:m:...`) is data, not an emoji code
 out = Console(highlight=False, soft_wrap=True, emoji=False)
@@ -71,6 +71,32 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def interrupt_between_steps() -> Iterator[Callable[[], bool]]:
+    """Hold Ctrl-C (SIGINT) and SIGTERM until the step in flight has ended.
+
+    Yields a function that tells whether one came; the command checks it
+    between steps (a chunk of records and their messages) and stops there,
+    so a KeyboardInterrupt never lands inside Redis or Celery code (where it
+    can be swallowed, or leave records without their messages). A second
+    signal raises KeyboardInterrupt at once, so a step that hangs can still be
+    left. The previous handlers are back afterwards. Main thread only.
+    """
+    came: list[int] = []
+
+    def hold(signum: int, _frame: object) -> None:
+        if came:
+            raise KeyboardInterrupt(f"signal {signum}")
+        came.append(signum)
+
+    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield lambda: bool(came)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def print_json(data: Any) -> None:
@@ -208,11 +234,26 @@ def job_table(jobs: Iterable[Job | tuple[str, str]], *, title: str | None = None
     for job in jobs:
         if isinstance(job, tuple):
             table.add_row(job[0], "[bold red]record missing[/]", *(["-"] if wide else []), "-",
-                          escape(job[1]))
+                          escape(clipped(job[1])))
             continue
         table.add_row(job.id, status_text(job.status.value), *([job.kind or "-"] if wide else []),
-                      escape(job.problem[:80]), escape(job.answer or job.error or "-"))
+                      escape(clipped(job.problem)),
+                      escape(clipped(job.answer or job.error or "-")))
     return table
+
+
+#: A list row shows this many characters of a text; `status ID` and `trace ID` show it whole.
+ROW_TEXT_CHARS = 80
+
+
+def clipped(text: str, limit: int = ROW_TEXT_CHARS) -> str:
+    """Return *text* cut to at most *limit* characters at a word boundary, ending in `…`
+    when cut, so that one long answer or verdict does not make a table row a page tall."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit - 1]
+    head = cut.rsplit(" ", 1)[0] if " " in cut[limit // 2:] else cut
+    return head.rstrip(" ,;:") + "…"
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")

@@ -10,9 +10,10 @@ import typer
 
 from jobtrail.cli.context import settings_from
 from jobtrail.cli.durations import duration_option
-from jobtrail.cli.output import err, escape, out, print_json, sigterm_as_interrupt
+from jobtrail.cli.output import err, escape, exit_with, out, print_json, sigterm_as_interrupt
 from jobtrail.config import load_settings
 from jobtrail.repro import ORDER, Progress, RunOptions, Scenario, run_reproduction
+from jobtrail.repro.harness import ReproInterrupted
 
 __all__ = ["app"]
 
@@ -82,7 +83,14 @@ def run(
 
         # SIGTERM must stop the run's worker and private redis-server, not orphan them
         with sigterm_as_interrupt():
-            result = run_reproduction(options, on_progress=progress)
+            try:
+                result = run_reproduction(options, on_progress=progress)
+            except ReproInterrupted as exc:
+                stopped: ReproInterrupted | None = exc
+            else:
+                stopped = None
+    if stopped is not None:  # after the status line is gone, so that nothing overwrites it
+        exit_with(str(stopped), 130)
     summary = result.summary
     if json_out:
         print_json(summary)

@@ -29,7 +29,7 @@ from jobtrail.cli.output import (
     wrapped,
 )
 from jobtrail.clock import now_s
-from jobtrail.errors import PolicyError
+from jobtrail.errors import AmbiguousJobIdError, PolicyError
 from jobtrail.models import JobStatus, RetentionRun
 from jobtrail.retention import (
     ADHOC,
@@ -45,6 +45,7 @@ from jobtrail.retention import (
     restore_matching,
 )
 from jobtrail.store import ArchiveStore, RetentionStore
+from jobtrail.store.ids import MIN_PREFIX_CHARS
 
 __all__ = ["app", "archive_store", "policies_table", "restore", "runs_view"]
 
@@ -283,6 +284,17 @@ def _print_restore(report: RestoreReport) -> None:
     out.print(wrapped(lines))
 
 
+def _archived_id(archive: ArchiveStore, text: str) -> str:
+    """Return the archived job id *text* begins, when Redis knew none (a tombstone gone)."""
+    if len(text) < MIN_PREFIX_CHARS or archive.find(text) is not None:
+        return text
+    matches = archive.ids_starting(text)
+    if len(matches) > 1:
+        raise typer.BadParameter(str(AmbiguousJobIdError(text, matches[:3], len(matches) > 3)),
+                                 param_hint="JOB_IDS")
+    return matches[0] if matches else text
+
+
 def restore(
     ctx: typer.Context,
     job_ids: Annotated[list[str] | None, typer.Argument(
@@ -300,7 +312,7 @@ def restore(
         raise typer.BadParameter("give job ids, or --policy/--since", param_hint="JOB_IDS")
     job_ids = [check_id(job_id, "JOB_IDS") for job_id in job_ids or []]
     store, archive = _stores(ctx)
-    job_ids = [resolve_id(ctx, job_id, "JOB_IDS") for job_id in job_ids]
+    job_ids = [_archived_id(archive, resolve_id(ctx, job_id, "JOB_IDS")) for job_id in job_ids]
     if policy is not None:  # a policy since removed from the settings still names its rows
         policies = _policies(ctx)
         if policy not in policies and not archive.count(policy=policy):

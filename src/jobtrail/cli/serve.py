@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from jobtrail.cli.context import runtime
-from jobtrail.cli.output import err
+from jobtrail.cli.context import check_listen, runtime
+from jobtrail.cli.output import err, exit_with
 from jobtrail.errors import ConfigError
 
 __all__ = ["serve"]
@@ -29,7 +29,13 @@ def serve(
         raise ConfigError(f"jobtrail serve needs the API extra ({exc.name} is not installed): "
                           "pip install 'jobtrail[api]'") from exc
 
+    check_listen(host, port, "'--port'")
     rt = runtime(ctx)
     app = create_app(rt.settings)
     err.print(f"jobtrail API on http://{host}:{port}/ (docs at /docs, metrics at /metrics)")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+    except SystemExit as exc:  # uvicorn's own 3 (startup failed) is not the unknown-job code
+        if exc.code not in (None, 0):
+            exit_with("the API did not start (uvicorn's error is above)", 1)
+        raise

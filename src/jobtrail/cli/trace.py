@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Group, RenderableType
@@ -39,25 +39,45 @@ _FATE_STYLE = {Fate.PENDING: "yellow", Fate.PROCESSING: "cyan", Fate.COMPLETED: 
                Fate.CANCELLED: "bright_black"}
 
 
+#: Width of the timeline's columns before details: at (10), source, event (11), rules.
+_TIMELINE_FIXED = len("2026-12-02") + len("results") + len("redelivered") + 3 * len(" │ ")
+
+
+def _timeline(timeline: list[dict[str, Any]], *, width: int) -> RenderableType:
+    """Return the timeline as a table, or as blocks when a detail (a cloud host's node
+    name) is wider than the table's details column: either way a value is whole on a line.
+    """
+    rows = []
+    for item in timeline:
+        details = [f"{k}: {v}" for k, v in item.items()
+                   if k not in ("at", "source", "event") and v not in ("", None)]
+        at = when(item["at"]).removesuffix(" UTC") if item["at"] else "-"
+        rows.append((at, str(item["source"]), str(item["event"]), details))
+    if any(len(line) > width - _TIMELINE_FIXED for *_, details in rows for line in details):
+        blocks = ["[bold]timeline[/] (UTC)"]
+        for at, source, event, details in rows:
+            blocks.append(escape(f"{at}  {source}  {event}"))
+            blocks += [escape(f"    {line}") for line in details]
+        return wrapped(blocks)
+    # the time wraps under its date and the event between words, so that details
+    # (one a line, a long value under its name, never cut) keep the room for an id
+    table = data_table("timeline")
+    table.add_column("at (UTC)", max_width=len("2026-12-02"))
+    add_label_column(table, "source")
+    table.add_column("event", max_width=len("redelivered"))
+    table.add_column("details", overflow="fold")
+    for at, source, event, details in rows:
+        table.add_row(at, source, event, escape("\n".join(details)))
+    return table
+
+
 def _render(result: TraceResult) -> None:
     style = _FATE_STYLE.get(result.fate, "white")
     out.print(wrapped([f"[{style}]{escape(result.verdict)}[/]",
                        *(f"[bold yellow]disagreement[/]: {line}"
                          for line in result.disagreements)]))
     if result.timeline:
-        # the time wraps under its date and the event between words, so that details
-        # (one a line, a long value under its name, never cut) keep the room for an id
-        table = data_table("timeline")
-        table.add_column("at (UTC)", max_width=len("2026-12-02"))
-        add_label_column(table, "source")
-        table.add_column("event", max_width=len("redelivered"))
-        table.add_column("details", overflow="fold")
-        for item in result.timeline:
-            details = "\n".join(f"{k}: {v}" for k, v in item.items()
-                                 if k not in ("at", "source", "event") and v not in ("", None))
-            at = when(item["at"]).removesuffix(" UTC") if item["at"] else "-"
-            table.add_row(at, item["source"], item["event"], escape(details))
-        out.print(table)
+        out.print(_timeline(result.timeline, width=out.width))
     ev = result.evidence
     out.print("[bold]evidence[/]")
     lines: list[str] = []

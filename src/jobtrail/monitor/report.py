@@ -177,10 +177,17 @@ def read_snapshots(path: Path) -> list[Snapshot]:
     try:
         with open(path, encoding="utf-8") as fp:
             data = json.load(fp)
-        records = [r for r in data["snapshots"] if "entries" in r]
-        return [Snapshot.from_dict(r) for r in records]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise MonitorError(f"{path} is not a jobtrail snapshot file: {exc}") from exc
+    except (OSError, ValueError) as exc:
+        raise MonitorError(f"cannot read snapshot file {path}: {exc}") from exc
+    snapshots = data.get("snapshots") if isinstance(data, dict) else None
+    if not isinstance(snapshots, list):
+        raise MonitorError(f"{path} is not a jobtrail snapshot file (it holds no snapshots; "
+                           "write one with `jobtrail monitor snapshot --out FILE`)")
+    try:
+        return [Snapshot.from_dict(r) for r in snapshots if isinstance(r, dict) and "entries" in r]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MonitorError(f"{path} is not a jobtrail snapshot file (a snapshot lacks "
+                           f"{exc!s})") from exc
 
 
 def read_report(path: Path) -> dict[str, Any]:

@@ -57,9 +57,24 @@ from jobtrail.store.archive import ArchiveStore
 from jobtrail.trace import trace_job
 from jobtrail.worker.app import create_celery_app
 
-__all__ = ["RECORDING_FORMAT", "RunOptions", "RunResult", "masked_settings", "run_reproduction"]
+__all__ = ["RECORDING_FORMAT", "ReproInterrupted", "RunOptions", "RunResult", "masked_settings",
+           "run_reproduction"]
 
 logger = logging.getLogger(__name__)
+
+
+class ReproInterrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C or SIGTERM, after its workers and server were stopped.
+
+    Attributes:
+        out_dir: The run's directory: recording.json (with `interrupted`: the
+            step it was in and when), settings.json and the monitor's files so
+            far; no summary.
+    """
+
+    def __init__(self, out_dir: Path) -> None:
+        super().__init__(f"interrupted; the partial evidence (no summary) is in {out_dir}")
+        self.out_dir = out_dir
 
 RECORDING_FORMAT = "jobtrail.repro.recording/1"
 _PACKAGES = ("jobtrail", "celery", "kombu", "redis", "sympy", "sqlalchemy")
@@ -278,6 +293,8 @@ def run_reproduction(options: RunOptions, *,
         The directory, the summary document and the paths of the files.
 
     Raises:
+        ReproInterrupted: Ctrl-C (KeyboardInterrupt) during the run; its workers and
+            server are stopped and recording.json is written, with no summary.
         ReproError: The env file's DBs are not empty, or the directory exists.
         EmbeddedRedisError: The private server did not start.
         RedisUnavailableError: A DB became unreachable outside a scenario.
@@ -285,7 +302,13 @@ def run_reproduction(options: RunOptions, *,
     """
     if options.jobs < 1:
         raise ReproError("at least one job must be seeded")
-    run = _Run(options, on_progress)
+    last: list[Progress] = []
+
+    def progress(p: Progress) -> None:
+        last[:] = [p]
+        on_progress(p)
+
+    run = _Run(options, progress)
     recording: dict[str, Any] = {
         "format": RECORDING_FORMAT, "started_at": run.started_at,
         "options": {"scenarios": [s.value for s in _plan(options.scenarios)],
@@ -313,10 +336,18 @@ def run_reproduction(options: RunOptions, *,
                 after_scenario(scenario, ctx)
         _wait_out(ctx, started, options.duration_s)
         recording["final"] = _final(ctx)
+    except KeyboardInterrupt:  # the step it was in, in the recording and the one-line error
+        recording["interrupted"] = {"at": now_s(), "during": " ".join(
+            (last[0].step, last[0].detail)) if last else "setup"}
+        interrupted = True
+    else:
+        interrupted = False
     finally:
         recording["monitor"] = run.close()
         recording["ended_at"] = now_s()
         files["recording"] = _write_json(run.dir / "recording.json", recording)
+    if interrupted:
+        raise ReproInterrupted(run.dir)
     report_path = Path(recording["monitor"]["files"]["report"])
     summary = build_summary(recording, read_report(report_path), run.dir)
     files["summary_json"] = _write_json(run.dir / "REPRODUCTION_SUMMARY.json", summary)

@@ -446,6 +446,28 @@ class ArchiveStore:
             raise self._fail("reading a row", exc, job_id) from exc
         return None if row is None else self._decode(row)
 
+    def ids_starting(self, prefix: str, *, limit: int = 4) -> list[str]:
+        """Return up to *limit* archived job ids that begin with *prefix*, sorted.
+
+        A range on the primary key (ids from *prefix* to just past it), so no
+        LIKE escaping of `_` and no scan of the table.
+
+        Raises:
+            ArchiveError: The archive cannot be read.
+        """
+        if not prefix:
+            return []
+        self.ensure_schema()
+        t = self.jobs_table
+        past = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        query = (sa.select(t.c.job_id).where(t.c.job_id >= prefix, t.c.job_id < past)
+                 .order_by(t.c.job_id).limit(limit))
+        try:
+            with self.engine.connect() as conn:
+                return [str(row.job_id) for row in conn.execute(query)]
+        except SQLAlchemyError as exc:
+            raise self._fail("reading ids", exc) from exc
+
     def get(self, job_id: str) -> ArchivedJob:
         """Return the archived record of *job_id*.
 

@@ -2,14 +2,17 @@
 
 Invariant: the one place an id prefix is turned into an id, for the CLI and the
 API alike. A text that is already a job's id (record or tombstone) is returned
-as is without a scan; a prefix is looked up in the `jobs` index first (ZSCAN,
-live jobs and orphan index entries), then among tombstones (SCAN, purged
-jobs). Both scans are O(index) on the server, in COUNT-sized steps.
+as is without a scan; a prefix is looked up in the `jobs` index (ZSCAN, live
+jobs and orphan index entries) and among tombstones (SCAN, purged jobs): a
+live and a purged job sharing it make it ambiguous, as two live ones do. The
+scans are O(index) and O(keyspace) on the server, in COUNT-sized steps; the
+keyspace scan is skipped once the index alone holds more than the shown ids.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import chain
 from typing import cast
 
 import redis
@@ -51,13 +54,11 @@ def resolve_job_id(client: redis.Redis, keys: KeySpace, text: str) -> str:
         exists, score = pipe.execute()
         if exists or score is not None or len(text) < MIN_PREFIX_CHARS:
             return text
-        matches = _first_matches(
-            cast(str, m) for m, _ in client.zscan_iter(
-                keys.jobs(), match=id_prefix_pattern(text), count=_SCAN_COUNT))
-        if not matches:
-            matches = _first_matches(
-                keys.tombstone_id(cast(str, k)) for k in client.scan_iter(
-                    match=keys.tombstone_pattern(text), count=_SCAN_COUNT))
+        matches = _first_matches(chain(
+            (cast(str, m) for m, _ in client.zscan_iter(
+                keys.jobs(), match=id_prefix_pattern(text), count=_SCAN_COUNT)),
+            (keys.tombstone_id(cast(str, k)) for k in client.scan_iter(
+                match=keys.tombstone_pattern(text), count=_SCAN_COUNT))))
     except REDIS_ERRORS as exc:
         raise wrap_redis_error("main DB", exc) from exc
     if len(matches) > 1:

@@ -36,6 +36,7 @@ from jobtrail.models import (
     allowed_sources,
 )
 from jobtrail.store.codec import decode_job, dump_result
+from jobtrail.store.node_stats import NODE_STATS_TTL_S, NodeCount
 from jobtrail.store.scripts import load_script
 
 __all__ = [
@@ -334,12 +335,14 @@ class JobStore:
                          fields: Mapping[str, str] | None, event: EventType | None,
                          event_fields: Mapping[str, str] | None, expect: str,
                          count_attempt: bool, max_attempts: int, now: float | None,
-                         ) -> tuple[list[str], list[str]]:
+                         node: NodeCount | None = None) -> tuple[list[str], list[str]]:
         at = now_s() if now is None else now
         k = self.keys
         sources = sorted(allowed_sources(to))
+        counted = node is not None and to in _TIMED
         keys = [k.job(job_id), k.events(job_id), k.jobs_by_status(to), k.stats(),
                 k.stats_minute(int(at // 60)), k.events_feed(),
+                k.node_stats(node.node) if node is not None and counted else "",
                 *(k.jobs_by_status(s) for s in sources)]
         extra = dict(fields or {})
         ev = event or TRANSITION_EVENTS[to]
@@ -347,6 +350,8 @@ class JobStore:
             job_id, to.value, ",".join(sources), repr(at), expect,
             str(max_attempts) if count_attempt else "", str(self.events_max_len), ev.value,
             LATENCY_BOUNDS_CSV if to in _TIMED else "", str(STATS_MINUTE_TTL_S),
+            str(NODE_STATS_TTL_S) if counted else "", node.kind if node else "",
+            node.reason if node else "",
             str(len(extra)), *_pairs(extra), *_pairs(event_fields or {}),
         ]
         return keys, args
@@ -440,7 +445,7 @@ class JobStore:
             return exc
 
     def finish(self, ticket: StartTicket, to: JobStatus, *, fields: Mapping[str, str],
-               event_fields: Mapping[str, str] | None = None,
+               event_fields: Mapping[str, str] | None = None, node: NodeCount | None = None,
                ) -> tuple[Job | JobtrailError, Job | JobtrailError]:
         """Send the outcome of a send_start() run, then read the replies.
 
@@ -448,7 +453,9 @@ class JobStore:
         token (never over a later delivery's start), and is idempotent for it:
         sent again after a connection error, it changes nothing if it was
         applied already. A server that lost its scripts (NOSCRIPT: nothing was
-        written) gets both steps again.
+        written) gets both steps again. With *node*, a completed or failed job
+        is counted in that worker node's statistics in the same atomic step
+        (store.node_stats; once, however often the finish is sent).
 
         Returns:
             (start outcome, finish outcome): each the Job after the change, or
@@ -463,7 +470,8 @@ class JobStore:
         """
         keys, args = self._transition_args(
             ticket.job_id, to, fields=fields, event=None, event_fields=event_fields,
-            expect=f"r:{ticket.token}", count_attempt=False, max_attempts=0, now=None)
+            expect=f"r:{ticket.token}", count_attempt=False, max_attempts=0, now=None,
+            node=node)
         try:
             replies = self._send_finish(ticket, keys, args)
         except redis.exceptions.NoScriptError:

@@ -17,12 +17,27 @@ from jobtrail.connections import REDIS_ERRORS, wrap_redis_error
 from jobtrail.keys import KeySpace
 from jobtrail.models import LATENCY_BOUNDS_S
 
-__all__ = ["NODE_STATS_TTL_S", "NodeStats", "NodeStatsStore"]
+__all__ = ["NODE_STATS_TTL_S", "NodeCount", "NodeStats", "NodeStatsStore"]
 
 #: Seconds a node's counters are kept after its last finished job (30 days).
 NODE_STATS_TTL_S = 30 * 24 * 3600
 
 Buckets = tuple[tuple[float, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeCount:
+    """The node that finishes a job, with the job's bounded labels.
+
+    Handed to JobStore.finish(), which counts the job on `stats:node:<node>`
+    in the finish's own atomic step (transition.lua; the same fields record()
+    writes): no round trip of its own, and a retried finish counts nothing
+    again.
+    """
+
+    node: str
+    kind: str    # one of solver.KINDS or "other"
+    reason: str  # metrics.failure_reason() of the error; ignored for a completed job
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from jobtrail.models import (
     JobStatus,
     WorkerStatus,
 )
+from jobtrail.store.ids import MIN_PREFIX_CHARS
 from jobtrail.trace.facts import Evidence, ResultFacts
 
 __all__ = [
@@ -279,7 +280,9 @@ def _classify_gone(ev: Evidence) -> tuple[Fate, str]:
         if main.raw_job:
             return Fate.UNKNOWN, (f"unknown: job:{ev.job_id} exists but was not written by "
                                   f"jobtrail (fields: {', '.join(sorted(main.raw_job))[:200]})")
-        return Fate.UNKNOWN, "unknown: no store has ever seen this id"
+        short = (f"; {ev.job_id!r} is shorter than the {MIN_PREFIX_CHARS} characters an id "
+                 "prefix needs" if len(ev.job_id) < MIN_PREFIX_CHARS else "")
+        return Fate.UNKNOWN, "unknown: no store has ever seen this id" + short
     last = main.events[-1].type.value if main.events else "unknown"
     evidence = "; ".join(seen)
     restored = (f"; it had been restored from the archive at {when(ev.archive.restored_at)}"

@@ -20,6 +20,7 @@ from jobtrail.config import Settings, get_settings
 from jobtrail.connections import connect, sentinel_kwargs, socket_kwargs
 from jobtrail.embedded import resolve_settings
 from jobtrail.errors import ProblemError
+from jobtrail.failover import master_check_s
 from jobtrail.keys import KeySpace
 from jobtrail.logconfig import log_config
 from jobtrail.problem_text import check_problem_text
@@ -27,8 +28,14 @@ from jobtrail.store import JobStore
 from jobtrail.store.job_store import new_job_id
 from jobtrail.store.messages import BATCH_ID_PREFIX
 from jobtrail.worker import kombu_guard
+from jobtrail.worker.event_batch import EventBatchStep
 from jobtrail.worker.liveness import BrokerPollStep
-from jobtrail.worker.transport import broker_transport
+from jobtrail.worker.results import owned_results
+from jobtrail.worker.transport import (
+    FAILOVER_RETRY_OPTION,
+    MASTER_CHECK_OPTION,
+    broker_transport,
+)
 
 __all__ = [
     "CANCELLED_BEFORE_START", "SETTINGS_KEY", "TASK_SOLVE_PROBLEM", "JobtrailCelery",
@@ -128,6 +135,14 @@ def sentinel_options(settings: Settings, role: str) -> dict[str, Any]:
             "sentinel_kwargs": sentinel_kwargs(settings)}
 
 
+def _broker_failover_options(settings: Settings) -> dict[str, Any]:
+    """jobtrail's SentinelChannel options: how often its pool asks Sentinel, how long it retries."""
+    if not (settings.broker_url or "").startswith("sentinel://"):
+        return {}
+    return {MASTER_CHECK_OPTION: master_check_s(settings),
+            FAILOVER_RETRY_OPTION: settings.redis_failover_retry_s}
+
+
 def _tls_options(settings: Settings) -> dict[str, Any]:
     """Celery's broker_use_ssl and redis_backend_use_ssl when the masters talk TLS."""
     if not settings.sentinel_tls:
@@ -166,6 +181,13 @@ class JobtrailCelery(Celery):  # type: ignore[misc]  # celery ships no types
             options["task_id"] = options.get("task_id") or new_job_id()
             self._job_store().create(problem, job_id=options["task_id"])
         return super().send_task(name, args, kwargs, **options)
+
+    def _get_backend(self) -> Any:
+        """Celery's result backend, storing a job's own outcome in one round trip
+        (worker.results)."""
+        backend = super()._get_backend()
+        backend.__class__ = owned_results(type(backend))
+        return backend
 
     def _job_store(self) -> JobStore:
         if self._jobtrail_store is None:
@@ -235,6 +257,7 @@ def create_celery_app(settings: Settings) -> Celery:
                 "unacked_restore_throttle": 1,
                 **broker_socket_options(settings),
                 **sentinel_options(settings, "broker"),
+                **_broker_failover_options(settings),
             },
             "result_backend_transport_options": sentinel_options(settings, "results"),
             **results_socket_options(settings),
@@ -257,6 +280,7 @@ def create_celery_app(settings: Settings) -> Celery:
         }
     )
     app.steps["consumer"].add(BrokerPollStep)
+    app.steps["consumer"].add(EventBatchStep)  # task events: a PUBLISH per few, not per one
     kombu_guard.install()  # a broker lost mid-task must not kill the worker
     return app
 

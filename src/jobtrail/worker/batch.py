@@ -35,10 +35,10 @@ from typing import Any
 from celery import shared_task, states
 from celery.app.task import Context
 from celery.exceptions import Ignore, Reject, SoftTimeLimitExceeded, WorkerLostError
-from celery.signals import worker_process_init
+from celery.signals import task_postrun, worker_process_init
 from celery.worker import state as worker_state
 
-from jobtrail.clock import now_s
+from jobtrail.clock import monotonic_s, now_s
 from jobtrail.config import BATCH_MARGIN_S
 from jobtrail.errors import JobtrailError, ProblemError
 from jobtrail.models import JobStatus
@@ -193,29 +193,53 @@ def job_limits(soft_s: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+#: Seconds an armed watchdog is kept before a job re-arms it (at most a tenth of hard_s).
+WATCHDOG_SLACK_S = 1.0
+#: When this process's watchdog was last armed (clock.monotonic_s), None while disarmed.
+_armed_at: list[float | None] = [None]
+
+
 @contextmanager
 def _watchdog(hard_s: float) -> Iterator[None]:
     """The job's hard limit: faulthandler's C thread dumps the stacks to stderr and ends
     the process (exit code 1) after *hard_s* seconds, even if the GIL is never released.
+
+    Arming starts a thread and disarming joins it (about 0.5 ms, a tenth of a trivial
+    job's cost in a batch), so a job re-arms only an arm older than the slack
+    (WATCHDOG_SLACK_S, at most hard_s / 10), armed for hard_s + slack: a job is ended
+    between hard_s and hard_s + slack after it began. The arm stays between the jobs of
+    a batch (a result store still hanging when it fires ends the process too: the
+    redelivered batch skips the finished job) and is disarmed when the batch task
+    ends (task_postrun).
 
     A watchdog that cannot start (its thread's stack finds no address space under the
     memory limit, once SymPy's cache has grown) leaves the job to the batch's Celery
     time limit, logged: the job runs, as a single job under Celery's limit would,
     rather than its batch being handed back on every delivery with no attempt counted.
     """
-    try:
-        # the process's own stderr (fd 2, the worker's log): Celery's LoggingProxy has no
-        # fileno
-        faulthandler.dump_traceback_later(hard_s, exit=True, file=sys.__stderr__ or sys.stderr)
-    except RuntimeError as exc:
-        logger.warning("per-job hard limit not armed (%s): the batch's time limit remains",
-                       exc)
-        yield
-        return
-    try:
-        yield
-    finally:
+    slack_s, now = min(WATCHDOG_SLACK_S, hard_s / 10), monotonic_s()
+    armed_at = _armed_at[0]
+    if armed_at is None or now - armed_at >= slack_s:
+        try:
+            # the process's own stderr (fd 2, the worker's log): Celery's LoggingProxy has
+            # no fileno
+            faulthandler.dump_traceback_later(hard_s + slack_s, exit=True,
+                                              file=sys.__stderr__ or sys.stderr)
+        except RuntimeError as exc:
+            logger.warning("per-job hard limit not armed (%s): the batch's time limit "
+                           "remains", exc)
+            _armed_at[0] = None
+        else:
+            _armed_at[0] = now
+    yield
+
+
+@task_postrun.connect  # type: ignore[untyped-decorator]  # celery ships no types
+def _disarm_after_batch(task: Any = None, **_: Any) -> None:
+    """Disarm the watchdog when a batch task ends in this process (Celery's task_postrun)."""
+    if _armed_at[0] is not None and getattr(task, "name", None) == TASK_SOLVE_BATCH:
         faulthandler.cancel_dump_traceback_later()
+        _armed_at[0] = None
 
 
 def _job_request(task: BatchTask, job_id: str, problem: str) -> Context:
@@ -310,5 +334,4 @@ def _run_one(task: BatchTask, rt: Any, job_id: str, problem: str, status: str,
     else:
         task.backend.store_result(job_id, payload, states.SUCCESS, request=run.request)
         events.succeeded(job_id, payload)
-    count_job(task.app.conf, job_id, worker)
-    return True
+    return True  # counted on this node by its finish (tasks.JobRun.finish)

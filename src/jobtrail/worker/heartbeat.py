@@ -29,7 +29,7 @@ from jobtrail.keys import KeySpace
 from jobtrail.metrics import NodeCollector, process_registry
 from jobtrail.store.heartbeats import HeartbeatStore
 from jobtrail.store.node_stats import NodeStatsStore
-from jobtrail.worker import node_metrics  # noqa: F401  (connects its task_postrun handler)
+from jobtrail.worker import node_metrics  # noqa: F401  (connects its task_failure handler)
 from jobtrail.worker.app import SETTINGS_KEY, TASK_SOLVE_BATCH
 from jobtrail.worker.liveness import PollClock, poll_clock
 from jobtrail.worker.recovery import DeadWorkerSweep
@@ -155,7 +155,12 @@ def _serve_metrics(settings: Any, node: str) -> None:
     registry.register(NodeCollector(node, lambda: stats.read(node),
                                     lambda: len(worker_state.active_requests)))
     host = settings.worker_metrics_host
-    start_http_server(settings.worker_metrics_port, addr=host, registry=registry)
+    try:
+        start_http_server(settings.worker_metrics_port, addr=host, registry=registry)
+    except OSError as exc:  # one line: the worker runs on, its jobs are not at stake
+        logger.error("worker metrics not served: cannot listen on %s:%s: %s", host,
+                     settings.worker_metrics_port, exc.strerror or exc)
+        return
     logger.info("worker metrics on %s port=%s", host, settings.worker_metrics_port)
 
 

@@ -1,11 +1,13 @@
 """Counts each job a worker node finished into that node's own statistics.
 
-Invariant: Celery's task_postrun runs in the pool process right after the
-solve task returned or raised; a job counts once, on the node that finished
-it (a duplicate delivery ends IGNORED and counts nothing). A pool process the
-hard time limit killed runs no task_postrun: the main process counts that job
-on Celery's task_failure (sent there, after SolveTask.on_failure failed it). The figures are read
-back by the node's metrics server (worker.heartbeat) from store.node_stats.
+Invariant: a job counts once, on the node that finished it. A job the solve
+task finished is counted by the finish itself (worker.tasks hands
+JobStore.finish a store.node_stats.NodeCount: the same atomic step, no round
+trip of its own; a duplicate delivery writes nothing and counts nothing). A
+pool process the hard time limit killed finishes nothing: the main process
+counts that job here, on Celery's task_failure (sent there, after
+SolveRequest.on_timeout failed it). The figures are read back by the node's
+metrics server (worker.heartbeat) from store.node_stats.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import os
 from typing import Any, cast
 
 from celery.exceptions import TimeLimitExceeded
-from celery.signals import task_failure, task_postrun, worker_ready
+from celery.signals import task_failure, worker_ready
 
 from jobtrail.connections import REDIS_ERRORS, connect
 from jobtrail.errors import RedisUnavailableError
@@ -77,15 +79,6 @@ def _count_hard_timeout(sender: Any = None, task_id: str | None = None,
         _count(sender, task_id, _main_process_node[0])
 
 
-@task_postrun.connect  # type: ignore[untyped-decorator]  # celery ships no types
-def _count_finished_job(task: Any = None, task_id: str | None = None, state: str | None = None,
-                        **_: Any) -> None:
-    """Count the job of a solve task that ended SUCCESS or FAILURE on this node."""
-    if task is None or task.name not in SOLVE_TASK_NAMES or state not in ("SUCCESS", "FAILURE"):
-        return
-    _count(task, task_id, str(task.request.hostname or ""))
-
-
 def _count(task: Any, task_id: str | None, node: str) -> None:
     """Read the finished job *task_id* and count it on *node*."""
     if task.name in SOLVE_TASK_NAMES:
@@ -93,7 +86,7 @@ def _count(task: Any, task_id: str | None, node: str) -> None:
 
 
 def count_job(conf: Any, task_id: str | None, node: str) -> None:
-    """Read the finished job *task_id* and count it on *node* (a job of a batch, too).
+    """Read the finished job *task_id* and count it on *node* (one the hard limit ended).
 
     Args:
         conf: The Celery app's conf (carries the Settings).

@@ -39,11 +39,13 @@ from jobtrail.errors import (
     SolverTimeoutError,
 )
 from jobtrail.keys import KeySpace
+from jobtrail.metrics import failure_reason
 from jobtrail.models import Job, JobStatus
 from jobtrail.solver import Answer, classify, solve
 from jobtrail.solver.limits import memory_guard
 from jobtrail.store import JobStore
 from jobtrail.store.job_store import StartTicket, completion_fields, failure_fields
+from jobtrail.store.node_stats import NodeCount
 from jobtrail.worker import pool_limits  # noqa: F401  (its signal receivers, in every worker)
 from jobtrail.worker.app import (
     CANCELLED_BEFORE_START,
@@ -51,6 +53,8 @@ from jobtrail.worker.app import (
     TASK_SOLVE_PROBLEM,
     settings_of,
 )
+from jobtrail.worker.node_metrics import kind_label
+from jobtrail.worker.results import OWNED_KEY
 
 __all__ = ["RUN_KEY", "JobRun", "SolveRequest", "SolveTask", "answer_payload",
            "revoked_reason", "run_job", "runtime", "solve_job", "solve_problem"]
@@ -308,16 +312,21 @@ class JobRun:
             celery.exceptions.Reject: The main DB stayed unreachable.
         """
         status, fields, event_fields = outcome.status_and_fields()
+        # the node's own metrics count the job in the finish's step (no round trip of its own)
+        node = NodeCount(self.worker, kind_label(outcome.kind), failure_reason(outcome.reason)
+                         ) if self.worker else None
 
         def write() -> tuple[Job | JobtrailError, Job | JobtrailError]:
             ticket, self.ticket = self.ticket or self.send_start(), None
             return self.rt.store.finish(ticket, status, fields=fields,
-                                        event_fields=event_fields)
+                                        event_fields=event_fields, node=node)
 
         deadline = monotonic_s() + RECORD_WAIT_S
         while True:
             started, finished = _with_main_db(self.rt, "finish", self.job_id, write)
             if isinstance(finished, Job):
+                if self.task is not None:  # the outcome is this run's: no read before the store
+                    setattr(self.request or self.task.request, OWNED_KEY, True)
                 return outcome.result(self.job_id)
             self._refused(started if not isinstance(started, Job) else finished, deadline)
 

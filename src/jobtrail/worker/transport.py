@@ -34,16 +34,26 @@ from urllib.parse import urlsplit
 
 from kombu.transport import redis as kombu_redis
 from redis.backoff import NoBackoff
+from redis.exceptions import ReadOnlyError
 from redis.retry import Retry
 
-__all__ = ["TRANSPORT", "Channel", "Transport", "broker_transport"]
+from jobtrail.failover import MASTER_CHECK_S, follow_master_switch
+
+__all__ = ["FAILOVER_RETRY_OPTION", "MASTER_CHECK_OPTION", "SENTINEL_TRANSPORT",
+           "TRANSPORT", "Channel", "SentinelChannel",
+           "SentinelTransport", "Transport", "broker_transport"]
 
 #: The Celery `broker_transport` naming this module's Transport.
 TRANSPORT = "jobtrail.worker.transport:Transport"
+#: The Celery `broker_transport` naming this module's SentinelTransport.
+SENTINEL_TRANSPORT = "jobtrail.worker.transport:SentinelTransport"
+#: broker_transport_options read by SentinelChannel (kombu keeps options it does not know).
+MASTER_CHECK_OPTION = "jobtrail_master_check_s"
+FAILOVER_RETRY_OPTION = "jobtrail_failover_retry_s"
 
 
-class Channel(kombu_redis.Channel):
-    """kombu's Redis channel whose event-loop connections never reconnect by themselves."""
+class _LoopWithoutRetry:
+    """Gives kombu's event-loop connections no redis-py retry (a mixin of both channels)."""
 
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
         """Return kombu's connection parameters, without retry for the asynchronous pool.
@@ -54,7 +64,7 @@ class Channel(kombu_redis.Channel):
         Returns:
             The keyword arguments of the redis-py ConnectionPool.
         """
-        params: dict[str, Any] = super()._connparams(  # type: ignore[no-untyped-call]
+        params: dict[str, Any] = super()._connparams(  # type: ignore[misc]
             asynchronous=asynchronous)
         if asynchronous:
             params["retry_on_timeout"] = False
@@ -62,10 +72,52 @@ class Channel(kombu_redis.Channel):
         return params
 
 
+class Channel(_LoopWithoutRetry, kombu_redis.Channel):
+    """kombu's Redis channel whose event-loop connections never reconnect by themselves."""
+
+
+class SentinelChannel(_LoopWithoutRetry, kombu_redis.SentinelChannel):
+    """kombu's Sentinel channel, as Channel, that also follows a switch of master at once.
+
+    kombu's pool asks Sentinel only when a connection connects, so after a
+    failover its publishes and acks go on to the old master until Sentinel
+    demotes it (10 s later), and those writes are discarded (a submitted job's
+    message lost). connections.follow_master_switch makes the synchronous pool
+    (publish, ack, the unacked hash) ask again.
+    """
+
+    def _sentinel_managed_pool(self, asynchronous: bool = False) -> Any:
+        pool = super()._sentinel_managed_pool(asynchronous)  # type: ignore[no-untyped-call]
+        # the event loop's BRPOP and pub/sub connections are registered with kombu's
+        # poller by file descriptor: they must not be closed on checkout
+        if asynchronous:
+            return pool
+        options = self.connection.client.transport_options
+        return follow_master_switch(
+            pool, check_s=float(options.get(MASTER_CHECK_OPTION, MASTER_CHECK_S)),
+            retry_window_s=options.get(FAILOVER_RETRY_OPTION))
+
+
+#: kombu's connection errors, and READONLY: the server was demoted to a replica (a failover
+#: behind a redis:// address, or an endpoint that moves to the new master, as managed Redis
+#: does). kombu calls it a channel error, so Celery ended the worker ("Unrecoverable error:
+#: ReadOnlyError"); as a connection error the consumer reconnects until the address
+#: takes writes again.
+CONNECTION_ERRORS = (*kombu_redis.Transport.connection_errors, ReadOnlyError)
+
+
 class Transport(kombu_redis.Transport):
-    """kombu's Redis transport with jobtrail's Channel."""
+    """kombu's Redis transport with jobtrail's Channel; READONLY is a lost connection."""
 
     Channel = Channel
+    connection_errors = CONNECTION_ERRORS
+
+
+class SentinelTransport(kombu_redis.SentinelTransport):
+    """kombu's Redis Sentinel transport with jobtrail's SentinelChannel."""
+
+    Channel = SentinelChannel
+    connection_errors = CONNECTION_ERRORS
 
 
 def broker_transport(broker_url: str) -> str | None:
@@ -78,6 +130,7 @@ def broker_transport(broker_url: str) -> str | None:
         broker_url: The broker's Redis URL.
 
     Returns:
-        TRANSPORT for a redis:// URL, else None.
+        TRANSPORT for a redis:// URL, SENTINEL_TRANSPORT for sentinel://, else None.
     """
-    return TRANSPORT if urlsplit(broker_url).scheme == "redis" else None
+    scheme = urlsplit(broker_url).scheme
+    return {"redis": TRANSPORT, "sentinel": SENTINEL_TRANSPORT}.get(scheme)

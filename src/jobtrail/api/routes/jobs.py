@@ -13,7 +13,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from jobtrail.api.deps import Services, api_actor, audit_refused, check_token, get_services
+from jobtrail.api.deps import Services, TokenFirstRoute, api_actor, get_services
 from jobtrail.api.schemas import (
     ErrorBody,
     JobIn,
@@ -35,6 +35,8 @@ from jobtrail.trace import trace_job
 __all__ = ["router"]
 
 router = APIRouter(tags=["jobs"])
+#: The write endpoints: the token is checked before their parameters (included into router).
+_protected = APIRouter(tags=["jobs"], route_class=TokenFirstRoute)
 Svc = Annotated[Services, Depends(get_services)]
 JobId = Annotated[str, PathParam(pattern=JOB_ID_PATTERN.pattern, max_length=128)]
 
@@ -154,7 +156,7 @@ def trace(job_id: JobId, svc: Svc) -> dict[str, object] | JSONResponse:
     return result.to_dict()
 
 
-@router.post("/jobs/{job_id}/cancel", response_model=JobOut, responses={
+@_protected.post("/jobs/{job_id}/cancel", response_model=JobOut, responses={
     **_ERRORS, 401: {"model": ErrorBody, "description": "Missing or wrong bearer token"},
     403: {"model": ErrorBody, "description": "Write endpoints disabled (no api_token)"},
     409: {"model": ErrorBody, "description": "Finished, or processing without terminate"}})
@@ -165,13 +167,10 @@ def cancel(job_id: JobId, request: Request, svc: Svc,
            authorization: Annotated[str | None, Header()] = None) -> JobOut | JSONResponse:
     """Cancel a pending job (its message is revoked), or with `terminate=true` a processing
     one (409 for a processing job of a batch message: its pool process runs the whole
-    batch). Needs `Authorization: Bearer <api_token>`; every call is audited."""
-    selector = {"ids": [job_id], "terminate": terminate}
-    refused = check_token(svc, authorization)
-    if refused is not None:
-        return audit_refused(svc, request, refused, "cancel", selector)
+    batch). Needs `Authorization: Bearer <api_token>` (checked first); every call is audited.
+    """
     job_id = resolve_job_id(svc.clients.main, svc.keys, job_id)
-    selector["ids"] = [job_id]
+    selector = {"ids": [job_id], "terminate": terminate}
     try:
         job = svc.jobs.cancel(job_id, terminate=terminate)
     except NotCancellableError as exc:
@@ -181,3 +180,6 @@ def cancel(job_id: JobId, request: Request, svc: Svc,
     record_call(svc.archive(), kind="cancel", policy="", selector=selector,
                 actor=api_actor(request), outcome="done", counts={"cancelled": 1})
     return JobOut.of(job)
+
+
+router.include_router(_protected)

@@ -8,17 +8,14 @@ the caller's address.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi import Path as PathParam
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from jobtrail.api.deps import Services, api_actor, audit_refused, check_token, get_services
+from jobtrail.api.deps import Services, TokenFirstRoute, api_actor, get_services
 from jobtrail.api.schemas import ErrorBody
 from jobtrail.errors import PolicyError
 from jobtrail.keys import JOB_ID_PATTERN
@@ -72,40 +69,20 @@ def _policy(svc: Services, body: PurgeIn) -> RetentionPolicy:
                            max_per_run=body.max_per_run)
 
 
-class _TokenFirst(APIRoute):
-    """A route that checks the bearer token before FastAPI reads or validates the body.
+class _PurgeTokenFirst(TokenFirstRoute):
+    """The token-first route of these endpoints: a refused purge's audit row names its body."""
 
-    FastAPI parses and validates the body before any Header parameter or
-    dependency, so a request without the token but with a bad body would get
-    a 422 that describes the schema; here it gets the 401/403 (audited). The
-    OpenAPI schema is unchanged: the endpoint still declares its body.
-    """
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        """Wrap FastAPI's handler with the token check."""
-        handler = super().get_route_handler()
-        kind = "restore" if self.path.endswith("/restore") else "purge"
-
-        async def token_first(request: Request) -> Response:
-            svc = get_services(request)
-            refused = check_token(svc, request.headers.get("authorization"))
-            if refused is None:
-                return await handler(request)
-            selector: dict[str, Any]
-            if kind == "restore":
-                selector = {"ids": [str(request.path_params.get("job_id", ""))]}
-            else:
-                try:
-                    selector = PurgeIn.model_validate_json(await request.body()).model_dump(
-                        mode="json")
-                except ValidationError:
-                    selector = {"body": "not a valid purge request"}
-            return await run_in_threadpool(audit_refused, svc, request, refused, kind, selector)
-
-        return token_first
+    async def refused_selector(self, request: Request) -> dict[str, Any]:
+        """Return the selector of a refused call; a purge's is the body it sent."""
+        if self.audit_kind != "purge":
+            return await super().refused_selector(request)
+        try:
+            return PurgeIn.model_validate_json(await request.body()).model_dump(mode="json")
+        except ValidationError:
+            return {"body": "not a valid purge request"}
 
 
-router = APIRouter(tags=["retention"], route_class=_TokenFirst)
+router = APIRouter(tags=["retention"], route_class=_PurgeTokenFirst)
 
 
 @router.post("/retention/purge", responses=_ERRORS)
@@ -149,8 +126,5 @@ def recover_route(svc: Svc, authorization: Annotated[str | None, Header()] = Non
     What `jobtrail recover` does; live workers do it on their own three heartbeat
     intervals after a worker is gone. Needs `Authorization: Bearer <api_token>`.
     """
-    refused = check_token(svc, authorization)
-    if refused is not None:
-        return refused
     report = svc.jobs.recover(gone_after_s=3 * svc.settings.heartbeat_interval_s)
     return JSONResponse(report.to_dict())

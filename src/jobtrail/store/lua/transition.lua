@@ -6,7 +6,8 @@
 -- KEYS[4] = stats hash (lifetime counters and latency histogram)
 -- KEYS[5] = stats:m:<minute> hash (this minute's counters and latency histogram)
 -- KEYS[6] = the events feed stream (recent events of all jobs)
--- KEYS[7..] = jobs:<s> index of every status the job may be leaving (its entry is removed)
+-- KEYS[7] = stats:node:<name> hash of the worker node finishing the job (see ARGV[11]), or ""
+-- KEYS[8..] = jobs:<s> index of every status the job may be leaving (its entry is removed)
 -- ARGV[1] = job id
 -- ARGV[2] = target status
 -- ARGV[3] = allowed source statuses, comma separated (from models.TRANSITIONS)
@@ -24,8 +25,14 @@
 -- ARGV[9] = latency histogram upper bounds in seconds, comma separated, ascending; when
 --           set, (now - started_at) is counted in the first bucket it fits ("inf" last)
 -- ARGV[10] = seconds the minute hash is kept
--- ARGV[11] = n, the number of hash field/value pairs that follow
--- ARGV[12 .. 11+2n] = hash field, value pairs; the rest = extra event field, value pairs
+-- ARGV[11] = "" to count nothing on a node; else the seconds KEYS[7] is kept, and a job
+--            this step finishes (with ARGV[9] set) is counted there: `completed` or
+--            `failed:<ARGV[13]>`, its queue wait (started_at - created_at) and its solve time
+--            (finished_at - started_at, under kind ARGV[12]) in the histograms; a retried
+--            step ("same") counts nothing again (store.node_stats reads the hash)
+-- ARGV[12] = the job's bounded kind label; ARGV[13] = its bounded failure reason label
+-- ARGV[14] = n, the number of hash field/value pairs that follow
+-- ARGV[15 .. 14+2n] = hash field, value pairs; the rest = extra event field, value pairs
 -- Returns: {"ok", <HGETALL after>} | {"same", <HGETALL>} | {"missing"}
 --          | {"invalid", <status>} | {"conflict", <version>} | {"exhausted", <attempts>}
 if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -94,26 +101,47 @@ if ARGV[6] ~= '' then
   end
   redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 end
-local n = tonumber(ARGV[11])
+local n = tonumber(ARGV[14])
 local fields = {'status', ARGV[2], 'version', tostring(tonumber(version) + 1)}
-for i = 12, 11 + 2 * n do
+for i = 15, 14 + 2 * n do
   fields[#fields + 1] = ARGV[i]
 end
 redis.call('HSET', KEYS[1], unpack(fields))
-for i = 7, #KEYS do
+for i = 8, #KEYS do
   redis.call('ZREM', KEYS[i], ARGV[1])
 end
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
 -- statistics: counts per event type, and for finished jobs the processing latency
 count(ARGV[8])
+local function bucket_of(seconds)
+  for b in string.gmatch(ARGV[9], '[^,]+') do
+    if seconds <= tonumber(b) then return b end
+  end
+  return 'inf'
+end
+if ARGV[9] ~= '' and ARGV[11] ~= '' then
+  local node = KEYS[7]
+  redis.call('HINCRBY', node, ARGV[2] == 'completed' and 'completed' or ('failed:' .. ARGV[13]), 1)
+  local at = redis.call('HMGET', KEYS[1], 'created_at', 'started_at', 'finished_at')
+  local created, started, finished = tonumber(at[1] or ''), tonumber(at[2] or ''),
+                                     tonumber(at[3] or '')
+  if created and started then
+    local wait = math.max(0, started - created)
+    redis.call('HINCRBY', node, 'wait:le:' .. bucket_of(wait), 1)
+    redis.call('HINCRBYFLOAT', node, 'wait:sum_s', wait)
+  end
+  if started and finished then
+    local solve = math.max(0, finished - started)
+    redis.call('HINCRBY', node, 'solve:' .. ARGV[12] .. ':le:' .. bucket_of(solve), 1)
+    redis.call('HINCRBYFLOAT', node, 'solve:' .. ARGV[12] .. ':sum_s', solve)
+  end
+  redis.call('EXPIRE', node, tonumber(ARGV[11]))
+end
 if ARGV[9] ~= '' then
   local started = tonumber(redis.call('HGET', KEYS[1], 'started_at') or '')
   if started then
     local latency = tonumber(ARGV[4]) - started
-    local bucket = 'inf'
-    for b in string.gmatch(ARGV[9], '[^,]+') do
-      if latency <= tonumber(b) then bucket = b break end
-    end
+    local bucket = bucket_of(latency)
     redis.call('HINCRBY', KEYS[4], 'latency_le_' .. bucket, 1)
     redis.call('HINCRBYFLOAT', KEYS[4], 'latency_sum_s', latency)
     redis.call('HINCRBY', KEYS[5], 'latency_le_' .. bucket, 1)
@@ -121,7 +149,7 @@ if ARGV[9] ~= '' then
 end
 local event = {'type', ARGV[8], 'at', ARGV[4], 'from', status, 'status', ARGV[2],
                'attempt', redis.call('HGET', KEYS[1], 'attempts') or '0'}
-for i = 12 + 2 * n, #ARGV do
+for i = 15 + 2 * n, #ARGV do
   event[#event + 1] = ARGV[i]
 end
 append_event(event)

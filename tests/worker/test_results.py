@@ -1,0 +1,67 @@
+"""A job's own outcome stored in one round trip (worker.results), as Celery would store it."""
+
+from __future__ import annotations
+
+import json
+
+import redis
+from celery import states
+from celery.app.task import Context
+from celery.backends.redis import RedisBackend
+
+from jobtrail.config import Settings
+from jobtrail.worker.app import TASK_SOLVE, create_celery_app
+from jobtrail.worker.results import OWNED_KEY
+
+
+def _request(job_id: str, *, owned: bool) -> Context:
+    request = Context(id=job_id, task=TASK_SOLVE, args=[job_id, "1 + 1"], kwargs={},
+                      hostname="w1@host", retries=0, delivery_info={"routing_key": "jobtrail"})
+    if owned:
+        setattr(request, OWNED_KEY, True)
+    return request
+
+
+def _meta(results_db: redis.Redis, job_id: str) -> dict[str, object]:
+    raw = results_db.get(f"celery-task-meta-{job_id}")
+    assert raw is not None, job_id
+    meta: dict[str, object] = json.loads(raw)
+    return meta
+
+
+def test_an_owned_outcome_is_stored_without_the_read_and_reads_the_same(
+        settings: Settings, results_db: redis.Redis) -> None:
+    # Given jobtrail's result backend (still Celery's Redis backend)
+    backend = create_celery_app(settings).backend
+    assert isinstance(backend, RedisBackend)
+    payload = {"kind": "arithmetic", "text": "2"}
+
+    # When one job's outcome is stored as its run's own, another's the ordinary way
+    results_db.config_resetstat()
+    backend.store_result("owned", payload, states.SUCCESS, request=_request("owned", owned=True))
+    reads = results_db.info("commandstats").get("cmdstat_get", {}).get("calls", 0)
+    backend.store_result("plain", payload, states.SUCCESS, request=_request("plain", owned=False))
+
+    # Then the owned store read nothing first, and both metas say the same but for the id
+    assert reads == 0
+    owned, plain = _meta(results_db, "owned"), _meta(results_db, "plain")
+    assert (owned.pop("task_id"), owned.pop("args")) == ("owned", ["owned", "1 + 1"])
+    assert (plain.pop("task_id"), plain.pop("args")) == ("plain", ["plain", "1 + 1"])
+    owned.pop("date_done"), plain.pop("date_done")
+    assert owned == plain and owned["result"] == payload and owned["status"] == "SUCCESS"
+    assert 0 < results_db.ttl("celery-task-meta-owned") <= settings.result_expires_s
+    assert backend.get_task_meta("owned")["result"] == payload
+
+
+def test_a_store_not_owned_keeps_celerys_guard_of_a_success(
+        settings: Settings, results_db: redis.Redis) -> None:
+    # Given a job whose SUCCESS is stored
+    backend = create_celery_app(settings).backend
+    backend.store_result("j", {"text": "2"}, states.SUCCESS, request=_request("j", owned=True))
+
+    # When a store that is not the job's run's own (a late hard-limit failure) follows
+    backend.store_result("j", {"exc_type": "TimeLimitExceeded", "exc_message": ["x"]},
+                         states.FAILURE, request=_request("j", owned=False))
+
+    # Then Celery's read kept the SUCCESS
+    assert _meta(results_db, "j")["status"] == "SUCCESS"
