@@ -6,7 +6,8 @@ outcome, its own `celery-task-meta-<job id>` (stored with a request context
 shaped like a single job's, so `AsyncResult(job_id).get()` reads the same),
 its own soft time limit (an interval timer per job, SIGALRM), its own memory
 guard, its own attempt count. A job already finished is skipped without a
-write; a cancelled one is skipped as a single job is.
+write; a cancelled one is skipped as a single job is, and so is one revoked
+through Celery by its job id (worker.batch_revoke, in the main process).
 
 Hard limit, two layers: each job arms a C-level watchdog
 (`faulthandler.dump_traceback_later(hard_s, exit=True)`, a thread that needs
@@ -41,7 +42,9 @@ from jobtrail.clock import monotonic_s, now_s
 from jobtrail.config import BATCH_MARGIN_S
 from jobtrail.errors import JobtrailError, ProblemError
 from jobtrail.models import JobStatus
-from jobtrail.worker.app import TASK_SOLVE, TASK_SOLVE_BATCH, settings_of
+from jobtrail.worker.app import TASK_SOLVE_BATCH, settings_of
+from jobtrail.worker.batch_events import BatchEvents, batch_events
+from jobtrail.worker.batch_revoke import job_context, skip_revoked
 from jobtrail.worker.node_metrics import count_job
 from jobtrail.worker.tasks import (
     RUN_KEY,
@@ -62,9 +65,20 @@ logger = logging.getLogger(__name__)
 _FINISHED = frozenset({JobStatus.COMPLETED.value, JobStatus.FAILED.value})
 
 
-def batch_time_limit_s(jobs: int, hard_time_limit_s: float) -> float:
-    """The Celery hard time limit of a batch of *jobs*: each job's hard limit, plus a margin."""
-    return max(1, jobs) * hard_time_limit_s + BATCH_MARGIN_S
+def batch_time_limit_s(jobs: int, hard_time_limit_s: float,
+                       visibility_timeout_s: float) -> float:
+    """The Celery hard time limit of a batch of *jobs*: each job's hard limit, plus a
+    margin, in seconds; capped at the visibility timeout less the margin (never below
+    one job's hard limit).
+
+    The submitter sizes batches so that the cap is not reached (Settings.batch_jobs);
+    a worker whose hard limit is longer than the submitter's (settings drift) would
+    otherwise hold a batch past the visibility timeout, and kombu would deliver it to
+    a second worker while this one runs it. Reaching the cap ends the pool process
+    and the batch resumes on its next delivery, as at a hard limit.
+    """
+    whole = max(1, jobs) * hard_time_limit_s + BATCH_MARGIN_S
+    return min(whole, max(hard_time_limit_s, visibility_timeout_s - BATCH_MARGIN_S))
 
 
 def hard_limit_reason(hard_time_limit_s: float) -> str:
@@ -87,8 +101,10 @@ class BatchRequest(SolveRequest):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         settings = settings_of(self.task.app)
-        limit_s = batch_time_limit_s(len(self.args or ()), settings.solver_hard_time_limit_s)
+        limit_s = batch_time_limit_s(len(self.args or ()), settings.solver_hard_time_limit_s,
+                                     settings.visibility_timeout_s)
         self.time_limits = (limit_s, limit_s + 1.0)
+        skip_revoked(self)  # jobs revoked before the batch arrived (batch_revoke)
 
     def on_timeout(self, soft: bool, timeout: float) -> None:
         """Note the running job's hard limit before Celery's handling (which requeues)."""
@@ -113,8 +129,14 @@ class BatchRequest(SolveRequest):
                 if status != JobStatus.PROCESSING.value or run != self.run_token:
                     continue
                 ran_s = now_s() - float(started_at or now_s())
-                if not killed_by_limit and ran_s < rt.hard_time_limit_s * 0.9:
-                    return  # lost for another reason: the redelivery counts the attempt
+                if ran_s < rt.hard_time_limit_s * 0.9:
+                    # lost for another reason (a kill; the batch's limit capped below the
+                    # visibility timeout): the redelivery counts the attempt
+                    if killed_by_limit:
+                        logger.warning("batch time limit reached, batch redelivered "
+                                       "job_id=%s batch=%s ran_s=%.1f", job_id, self.id,
+                                       ran_s)
+                    return
                 if int(attempts or 0) >= rt.max_attempts:
                     rt.store.fail(job_id, hard_limit_reason(rt.hard_time_limit_s),
                                   run=self.run_token)
@@ -189,14 +211,26 @@ def _watchdog(hard_s: float) -> Iterator[None]:
     a batch (a result store still hanging when it fires ends the process too: the
     redelivered batch skips the finished job) and is disarmed when the batch task
     ends (task_postrun).
+
+    A watchdog that cannot start (its thread's stack finds no address space under the
+    memory limit, once SymPy's cache has grown) leaves the job to the batch's Celery
+    time limit, logged: the job runs, as a single job under Celery's limit would,
+    rather than its batch being handed back on every delivery with no attempt counted.
     """
     slack_s, now = min(WATCHDOG_SLACK_S, hard_s / 10), monotonic_s()
     armed_at = _armed_at[0]
     if armed_at is None or now - armed_at >= slack_s:
-        # the process's own stderr (fd 2, the worker's log): Celery's LoggingProxy has no fileno
-        faulthandler.dump_traceback_later(hard_s + slack_s, exit=True,
-                                          file=sys.__stderr__ or sys.stderr)
-        _armed_at[0] = now
+        try:
+            # the process's own stderr (fd 2, the worker's log): Celery's LoggingProxy has
+            # no fileno
+            faulthandler.dump_traceback_later(hard_s + slack_s, exit=True,
+                                              file=sys.__stderr__ or sys.stderr)
+        except RuntimeError as exc:
+            logger.warning("per-job hard limit not armed (%s): the batch's time limit "
+                           "remains", exc)
+            _armed_at[0] = None
+        else:
+            _armed_at[0] = now
     yield
 
 
@@ -211,9 +245,8 @@ def _disarm_after_batch(task: Any = None, **_: Any) -> None:
 def _job_request(task: BatchTask, job_id: str, problem: str) -> Context:
     """The request context a single job's result is stored with (celery-task-meta-<id>)."""
     req = task.request
-    return Context(id=job_id, task=TASK_SOLVE, args=[job_id, problem], kwargs={},
-                   hostname=req.hostname, retries=req.retries or 0,
-                   delivery_info=req.delivery_info, children=[])
+    return job_context(job_id, problem, hostname=req.hostname, retries=req.retries or 0,
+                       delivery_info=req.delivery_info)
 
 
 @shared_task(  # type: ignore[untyped-decorator]  # celery ships no types
@@ -226,41 +259,79 @@ def solve_batch(self: BatchTask, *jobs: Sequence[str]) -> int:
         How many jobs this delivery finished (completed or failed).
 
     Raises:
-        celery.exceptions.Reject: The main DB stayed unreachable, or a job's
-            step raised something that is not the problem's failure: the
-            message goes back to the broker and its redelivery resumes after
-            the jobs finished meanwhile.
+        celery.exceptions.Reject: The main DB stayed unreachable, a job's step
+            raised something that is not the problem's failure, or another
+            delivery took one of the jobs over (this one's batch was taken
+            back): the message goes back to the broker (a no-op when it is
+            back already) and its redelivery resumes after the jobs finished
+            meanwhile.
     """
     rt = runtime(self.app)
     pairs = [(str(job_id), str(problem)) for job_id, problem in jobs]
-    rows = _with_main_db(rt, "batch start", self.request.id, lambda: rt.store.read_fields(
-        [job_id for job_id, _ in pairs], ("status",)))
-    worker, token = str(self.request.hostname or ""), str(getattr(self.request, RUN_KEY, ""))
-    finished = 0
-    for (job_id, problem), (status,) in zip(pairs, rows, strict=True):
-        if status in _FINISHED:
-            logger.info("finished job of a redelivered batch skipped job_id=%s", job_id)
-            continue
-        run = JobRun(rt, job_id, worker, self, token, _job_request(self, job_id, problem))
-        try:
-            with _watchdog(rt.hard_time_limit_s) if _limits_armed[0] else nullcontext():
-                if status == JobStatus.CANCELLED.value:
-                    run.skip_cancelled(started=False)
-                payload = run_job(run, problem, (lambda: job_limits(rt.time_limit_s))
-                                  if _limits_armed[0] else nullcontext)
-        except Ignore:
-            continue
-        except Reject:
-            raise
-        except ProblemError as exc:
-            self.backend.mark_as_failure(job_id, exc, request=run.request,
-                                         call_errbacks=False)
-        except Exception as exc:
-            # a fault of ours, not of the problem: hand the batch back rather than drop the
-            # jobs after this one (the job at fault counts an attempt on each delivery)
-            logger.exception("batch handed back job_id=%s batch=%s", job_id, self.request.id)
-            raise Reject(f"{type(exc).__name__}: {exc}", requeue=True) from exc
-        else:
-            self.backend.store_result(job_id, payload, states.SUCCESS, request=run.request)
-        finished += 1  # counted on this node by its finish (tasks.JobRun.finish)
+
+    def statuses(start: int) -> list[str]:
+        ids = [job_id for job_id, _ in pairs[start:]]
+        rows = _with_main_db(rt, "batch read" if start else "batch start", self.request.id,
+                             lambda: rt.store.read_fields(ids, ("status",)))
+        return [str(status or "") for (status,) in rows]
+
+    status_of = statuses(0)
+    with batch_events(self) as events:
+        events.received([pair for pair, status in zip(pairs, status_of, strict=True)
+                         if status not in _FINISHED], int(self.request.retries or 0))
+        finished = 0
+        for n, (job_id, problem) in enumerate(pairs):
+            if status_of[n] in _FINISHED:
+                logger.info("finished job of a redelivered batch skipped job_id=%s", job_id)
+                continue
+            if _run_one(self, rt, job_id, problem, status_of[n], events):
+                finished += 1
+            elif status_of[n] != JobStatus.CANCELLED.value:
+                # refused: another delivery is ahead (it finished the job): skip what it did
+                status_of[n + 1:] = statuses(n + 1)
     return finished
+
+
+def _run_one(task: BatchTask, rt: Any, job_id: str, problem: str, status: str,
+             events: BatchEvents) -> bool:
+    """Run one job of the batch; True if this delivery finished it, False if it skipped it.
+
+    Raises:
+        celery.exceptions.Reject: as solve_batch.
+    """
+    worker, token = str(task.request.hostname or ""), str(getattr(task.request, RUN_KEY, ""))
+    run = JobRun(rt, job_id, worker, task, token, _job_request(task, job_id, problem))
+    try:
+        with _watchdog(rt.hard_time_limit_s) if _limits_armed[0] else nullcontext():
+            if status == JobStatus.CANCELLED.value:
+                run.skip_cancelled(started=False)
+            events.started(job_id)
+            payload = run_job(run, problem, (lambda: job_limits(rt.time_limit_s))
+                              if _limits_armed[0] else nullcontext)
+    except Ignore:
+        if status == JobStatus.CANCELLED.value:
+            events.revoked(job_id)
+            return False
+        if run.refused == "taken over":
+            # another delivery started this job since ours did: our batch was taken
+            # back (a sweep or requeue found this worker gone). The jobs after it are
+            # that delivery's: hand the message back (a no-op if it was already) rather
+            # than start them again over it
+            logger.warning("batch given up: another delivery took job_id=%s over "
+                           "batch=%s", job_id, task.request.id)
+            raise Reject("another delivery took the batch over", requeue=True) from None
+        return False
+    except Reject:
+        raise
+    except ProblemError as exc:
+        task.backend.mark_as_failure(job_id, exc, request=run.request, call_errbacks=False)
+        events.failed(job_id, exc)
+    except Exception as exc:
+        # a fault of ours, not of the problem: hand the batch back rather than drop the
+        # jobs after this one (the job at fault counts an attempt on each delivery)
+        logger.exception("batch handed back job_id=%s batch=%s", job_id, task.request.id)
+        raise Reject(f"{type(exc).__name__}: {exc}", requeue=True) from exc
+    else:
+        task.backend.store_result(job_id, payload, states.SUCCESS, request=run.request)
+        events.succeeded(job_id, payload)
+    return True  # counted on this node by its finish (tasks.JobRun.finish)

@@ -33,6 +33,7 @@ Sidekiq Pro's super_fetch, https://github.com/sidekiq/sidekiq/wiki/Reliability
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Iterator
@@ -270,14 +271,35 @@ class DeadWorkerSweep:
         return Recovered(job.id, job.status.value, worker, reason, False)
 
     def _restore(self, tag: str) -> bool:
-        """Put the unacked message *tag* back on its queue with kombu's QoS; False if gone."""
-        try:
-            present = bool(self.broker.hexists(self.keys.unacked(), tag))
-        except REDIS_ERRORS as exc:
-            raise wrap_redis_error("broker", exc) from exc
-        if not present:
-            return False
+        """Put the unacked message *tag* back on its queue under a new delivery tag; False
+        if gone.
+
+        kombu's QoS.restore_by_tag pushes the message back with its delivery tag, so
+        the next delivery holds the same tag as the one taken back: a worker that was
+        only stopped and comes back would then acknowledge (or reject) the new
+        delivery's message on finishing its own, and a batch it gave up would go back
+        to the queue while the new delivery runs it. A fresh tag makes the old
+        delivery's ack a no-op. The same WATCH transaction as kombu's (a message
+        acknowledged meanwhile is left alone).
+        """
         with self.app.connection_for_write() as conn:
-            conn.default_channel.qos.restore_by_tag(tag)
-        return True
+            channel = conn.default_channel
+            qos, unacked = channel.qos, self.keys.unacked()
+
+            def restore(pipe: Any) -> None:
+                raw = pipe.hget(unacked, tag)
+                pipe.multi()
+                qos._remove_from_indices(tag, pipe)
+                if raw:
+                    payload, exchange, routing_key = json.loads(raw)
+                    payload["properties"]["delivery_tag"] = channel._next_delivery_tag()
+                    channel._do_restore_message(payload, exchange, routing_key, pipe)
+                found.append(bool(raw))
+
+            found: list[bool] = []
+            try:
+                channel.client.transaction(restore, unacked)
+            except REDIS_ERRORS as exc:
+                raise wrap_redis_error("broker", exc) from exc
+        return found[-1] if found else False
 

@@ -56,8 +56,8 @@ from jobtrail.worker.app import (
 from jobtrail.worker.node_metrics import kind_label
 from jobtrail.worker.results import OWNED_KEY
 
-__all__ = ["RUN_KEY", "JobRun", "SolveRequest", "SolveTask", "answer_payload", "run_job",
-           "runtime", "solve_job", "solve_problem"]
+__all__ = ["RUN_KEY", "JobRun", "SolveRequest", "SolveTask", "answer_payload",
+           "revoked_reason", "run_job", "runtime", "solve_job", "solve_problem"]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -265,6 +265,9 @@ class JobRun:
         self.token = token or uuid.uuid4().hex
         self.started_at = now_s()
         self.ticket: StartTicket | None = None
+        #: Why the delivery was refused, once it was: "finished" (the job was finished
+        #: already, a duplicate) or "taken over" (another delivery started it since).
+        self.refused = ""
 
     def send_start(self) -> StartTicket:
         """Send (or send again) this run's start; its reply is read later."""
@@ -365,7 +368,9 @@ class JobRun:
             self.skip_cancelled(started=err.to != JobStatus.PROCESSING.value)
         if isinstance(err, InvalidTransitionError) and err.to == JobStatus.PROCESSING.value:
             logger.info("duplicate delivery ignored job_id=%s", self.job_id)
+            self.refused = "finished"
             raise Ignore()
+        self.refused = "taken over"
         logger.warning("outcome dropped: another delivery took the job over job_id=%s (%s)",
                        self.job_id, err)
         raise Ignore()
@@ -458,6 +463,11 @@ def solve_problem(self: SolveTask, problem: str) -> dict[str, Any]:
     return _deliver(self, job_id, problem)
 
 
+def revoked_reason(why: str) -> str:
+    """The `error` of a job whose task was *why* ("revoked", "terminated", "expired")."""
+    return f"task {why} before it finished"
+
+
 @task_revoked.connect  # type: ignore[untyped-decorator]  # celery ships no types
 def _record_revoked(sender: Any = None, request: Any = None, terminated: bool = False,
                     expired: bool = False, **_: Any) -> None:
@@ -474,7 +484,7 @@ def _record_revoked(sender: Any = None, request: Any = None, terminated: bool = 
     why = "expired" if expired else ("terminated" if terminated else "revoked")
     store, job_id = runtime(sender.app).store, str(request.id)
     try:
-        store.fail(job_id, f"task {why} before it finished")
+        store.fail(job_id, revoked_reason(why))
     except InvalidTransitionError as err:
         if err.from_ == JobStatus.CANCELLED.value and not terminated:
             try:

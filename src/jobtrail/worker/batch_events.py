@@ -1,0 +1,140 @@
+"""Celery task events under each job's id, sent by the pool process that runs a batch.
+
+Celery sends task-received/started/succeeded/failed for a message, so a batch
+shows in Flower and `celery events` as one jobtrail.solve_batch task, and its
+jobs not at all. An operator who looks a job id up there (task events are on,
+worker.app, for Flower and celery-exporter) would find no such task. So the
+batch sends, under each job's id and as jobtrail.solve_job, the events a single
+job's delivery sends: task-received for each job it will run, task-started
+when the job starts, task-succeeded (result, runtime) or task-failed
+(exception) when it ends, task-revoked for a cancelled one it skips.
+
+Cost: Celery's own buffering of task events (the worker's dispatcher does the
+same): an event is appended to a buffer (about 15 us a job), and the buffer is
+published in one message when a job starts or ends FLUSH_S or more after the
+last publish, after a job that ran FLUSH_S or more, and at the batch's end (a
+message per job would cost about 150 us, more than a trivial job's solve; a
+thread to publish would take address space the memory limit counts). So a
+quick job's events reach Flower at most about FLUSH_S late; a long job's
+task-started is late only when it follows quick ones within FLUSH_S of a
+publish. Every event carries the time it happened. Invariant: an event that
+cannot be sent is dropped (logged at DEBUG); it never fails a job or its batch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from celery import Task
+from celery.utils.saferepr import saferepr
+
+from jobtrail.clock import monotonic_s
+from jobtrail.worker.app import TASK_SOLVE
+
+__all__ = ["FLUSH_S", "BatchEvents", "batch_events"]
+
+logger = logging.getLogger(__name__)
+
+#: Seconds between publishes of a batch's buffered task events.
+FLUSH_S = 0.2
+
+
+class BatchEvents:
+    """The task events of the jobs of one batch delivery (in its pool process).
+
+    Args:
+        dispatcher: A Celery EventDispatcher buffering the `task` group, or None
+            when task events are off (then every method does nothing).
+    """
+
+    def __init__(self, dispatcher: Any) -> None:
+        self._dispatcher = dispatcher
+        self._started: dict[str, float] = {}
+        self._flushed_at = monotonic_s()
+        self._last_ran_s = 0.0
+
+    def _send(self, type_: str, job_id: str, **fields: Any) -> None:
+        if self._dispatcher is None:
+            return
+        try:
+            self._dispatcher.send(type_, uuid=job_id, **fields)
+        except Exception as exc:  # an event must never fail a job
+            logger.debug("task event not sent type=%s job_id=%s (%s)", type_, job_id, exc)
+
+    def _maybe_flush(self) -> None:
+        if monotonic_s() - self._flushed_at >= FLUSH_S or self._last_ran_s >= FLUSH_S:
+            self.flush()
+
+    def flush(self) -> None:
+        """Publish the buffered events (one message)."""
+        if self._dispatcher is None:
+            return
+        self._flushed_at = monotonic_s()
+        try:
+            self._dispatcher.flush()
+        except Exception as exc:
+            logger.debug("task events not sent (%s)", exc)
+
+    def received(self, jobs: Sequence[tuple[str, str]], retries: int) -> None:
+        """task-received for each [job_id, problem] this delivery will run."""
+        for job_id, problem in jobs:
+            self._send("task-received", job_id, name=TASK_SOLVE,
+                       args=saferepr([job_id, problem]), kwargs="{}", root_id=job_id,
+                       parent_id=None, retries=retries, eta=None, expires=None)
+        self.flush()
+
+    def started(self, job_id: str) -> None:
+        """task-started of *job_id*."""
+        self._started[job_id] = monotonic_s()
+        self._send("task-started", job_id)  # the dispatcher adds its pid: this process
+        self._maybe_flush()
+
+    def succeeded(self, job_id: str, payload: Any) -> None:
+        """task-succeeded of *job_id*, with its result and runtime in seconds."""
+        self._last_ran_s = monotonic_s() - self._started.pop(job_id, monotonic_s())
+        self._send("task-succeeded", job_id, result=saferepr(payload), runtime=self._last_ran_s)
+        self._maybe_flush()
+
+    def failed(self, job_id: str, exc: BaseException) -> None:
+        """task-failed of *job_id*, with the problem's failure as its exception."""
+        self._last_ran_s = monotonic_s() - self._started.pop(job_id, monotonic_s())
+        self._send("task-failed", job_id, exception=saferepr(exc), traceback="")
+        self._maybe_flush()
+
+    def revoked(self, job_id: str) -> None:
+        """task-revoked of *job_id* (a cancelled job skipped)."""
+        self._started.pop(job_id, None)
+        self._send("task-revoked", job_id, terminated=False, signum=None, expired=False)
+        self._maybe_flush()
+
+
+@contextmanager
+def batch_events(task: Task) -> Iterator[BatchEvents]:
+    """The task events of *task*'s current batch delivery, on a producer connection of
+    its own (published as BatchEvents says, and at the end; then closed); events off
+    when the worker sends no task events."""
+    if not (task.app.conf.worker_send_task_events and task.send_events):
+        yield BatchEvents(None)
+        return
+    conn = task.app.connection_for_write()
+    try:
+        dispatcher = task.app.events.Dispatcher(
+            conn, hostname=str(task.request.hostname or ""), buffer_group=["task"],
+            buffer_limit=1_000_000)
+    except Exception as exc:
+        logger.debug("task events off for this batch (%s)", exc)
+        conn.release()
+        yield BatchEvents(None)
+        return
+    events = BatchEvents(dispatcher)
+    try:
+        yield events
+    finally:
+        events.flush()
+        try:
+            dispatcher.close()
+        finally:
+            conn.release()

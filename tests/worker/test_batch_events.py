@@ -1,0 +1,74 @@
+"""Flower's view: a job of a batch sends the Celery task events a single job sends, under
+its own id (task events are on for Flower, `celery events` and celery-exporter)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from jobtrail.config import Settings
+from jobtrail.jobs import JobService
+from jobtrail.store import JobStore
+from jobtrail.worker.app import TASK_SOLVE, create_celery_app
+from tests.helpers.processes import WorkerProcess
+from tests.helpers.waiting import job_finished, wait_until
+
+pytestmark = [pytest.mark.slow]
+
+
+def _capture(service: JobService, seen: list[dict[str, Any]], stop: threading.Event,
+             ready: threading.Event) -> None:
+    with service.app.connection_for_read() as conn:
+        receiver = service.app.events.Receiver(conn, handlers={"*": seen.append})
+        ready.set()
+        while not stop.is_set():
+            try:
+                for _ in receiver.itercapture(limit=None, timeout=0.5, wakeup=False):
+                    if stop.is_set():
+                        return
+            except TimeoutError:  # idle for 0.5 s: look at *stop* again
+                continue
+
+
+def test_a_job_of_a_batch_sends_the_task_events_of_a_single_job(
+        settings: Settings, store: JobStore,
+        worker_process: Callable[..., WorkerProcess]) -> None:
+    # Given a worker, and an event receiver (as Flower runs one)
+    service = JobService(store, create_celery_app(settings))
+    seen: list[dict[str, Any]] = []
+    stop, ready = threading.Event(), threading.Event()
+    thread = threading.Thread(target=_capture, args=(service, seen, stop, ready), daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    proc = worker_process(settings)
+
+    # When a single job and a batch of a good and a bad problem run
+    single, single_bad = service.submit("solve x + 1 = 2"), service.submit("solve x^2 = ")
+    batched = service.submit_many(["solve x + 2 = 3", "solve x^2 = "])
+    assert batched[0].batch
+    jobs = [single, single_bad, *batched]
+    wait_until(lambda: all(job_finished(store, j.id) for j in jobs), timeout_s=60,
+               message=f"the jobs to finish; log:\n{proc.log()[-3000:]}")
+
+    # Then each batched job's events, by its id, are the single job's in kind and order
+    def kinds(job_id: str) -> list[str]:
+        return [e["type"] for e in seen if e.get("uuid") == job_id and e["type"] != "task-sent"]
+
+    wait_until(lambda: len(kinds(batched[1].id)) >= 3 and len(kinds(single_bad.id)) >= 3,
+               timeout_s=15, message=f"the events; seen {[e['type'] for e in seen]}")
+    stop.set()
+    assert kinds(single.id) == ["task-received", "task-started", "task-succeeded"]
+    assert kinds(batched[0].id) == kinds(single.id)
+    assert kinds(single_bad.id) == ["task-received", "task-started", "task-failed"]
+    assert kinds(batched[1].id) == kinds(single_bad.id)
+    [received] = [e for e in seen if e.get("uuid") == batched[0].id
+                  and e["type"] == "task-received"]
+    assert received["name"] == TASK_SOLVE
+    [done] = [e for e in seen if e.get("uuid") == batched[0].id
+              and e["type"] == "task-succeeded"]
+    assert "x = 1" in done["result"] and done["runtime"] >= 0
+    thread.join(timeout=10)
+    assert not thread.is_alive()
