@@ -32,8 +32,20 @@ ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 UNITS = sorted((DEPLOY / "systemd").glob("*.service"))
 ENV_EXAMPLE = DEPLOY / "jobtrail.env.example"
-ROUTES = {route.path for module in (dashboard, health, jobs, metrics, retention)
-          for route in module.router.routes}  # type: ignore[attr-defined]
+
+
+def _paths(routes: list[Any]) -> set[str]:
+    """The paths of *routes*, with those of routers included in them (FastAPI keeps an
+    included router as one entry that holds the original router)."""
+    found: set[str] = set()
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        found |= _paths(included.routes) if included is not None else {route.path}
+    return found
+
+
+ROUTES = _paths([route for module in (dashboard, health, jobs, metrics, retention)
+                 for route in module.router.routes])  # type: ignore[attr-defined]
 
 
 def check_cli(argv: list[str]) -> Any:
