@@ -50,12 +50,17 @@ def test_celery_options_given_to_jobtrail_worker_override_its_defaults(
     assert not ctx.params["without_mingle"] and not ctx.params["without_gossip"]
 
 
+#: The hostname of the probe event EventCapture sends until its receiver sees one.
+_PROBE = "probe@capture"
+
+
 class EventCapture:
     """Celery's own event Receiver (what Flower and `celery events` run), in a thread."""
 
     def __init__(self, app: Celery) -> None:
         self._by_task: dict[str, list[tuple[float, str]]] = defaultdict(list)
         self.workers: set[str] = set()
+        self._app = app
         self._conn = app.connection_for_read()
         self._receiver = app.events.Receiver(self._conn, handlers={"*": self._on_event})
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -79,6 +84,11 @@ class EventCapture:
 
     def __enter__(self) -> EventCapture:
         self._thread.start()
+        # events are Redis pub/sub: any published before the receiver has subscribed are
+        # gone, so a probe event is sent until the receiver sees it
+        with self._app.events.default_dispatcher(hostname=_PROBE) as dispatcher:
+            wait_until(lambda: dispatcher.send("worker-heartbeat") or _PROBE in self.workers,
+                       timeout_s=30, interval_s=0.2, message="the event receiver to subscribe")
         return self
 
     def __exit__(self, *_: object) -> None:
