@@ -168,3 +168,19 @@ def test_a_job_processing_on_a_gone_worker_is_one_stale_processing_error(
     alone = _check(private_redis, tmp_path, visibility_timeout_s=600)["stale-processing"]
     assert alone.severity is Severity.ERROR and alone.evidence["count"] == 2
     assert "no live worker sweeps" in alone.message and "600 s" in alone.message
+
+
+def test_the_workers_check_counts_one_live_worker_in_the_singular(
+        private_redis: EmbeddedRedis, tmp_path: Path) -> None:
+    # Given one live worker polling the broker, then a second
+    beats = HeartbeatStore(private_redis.client(10), KeySpace())
+    beats.beat("w-one@host", pid=1, started_at=time.time(), jobs=[], interval_s=30,
+               polled_at=time.time())
+    one = _check(private_redis, tmp_path)["workers"]
+    beats.beat("w-two@host", pid=2, started_at=time.time(), jobs=[], interval_s=30,
+               polled_at=time.time())
+    two = _check(private_redis, tmp_path)["workers"]
+
+    # Then doctor reads as English in both cases
+    assert (one.severity, one.message) == (Severity.OK, "1 live worker, polling the broker")
+    assert two.message == "2 live workers, each polling the broker"

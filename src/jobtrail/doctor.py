@@ -267,8 +267,8 @@ def _workers(keys: KeySpace, main: redis.Redis, broker: redis.Redis) -> Finding:
     if not beats:
         return Finding("workers", Severity.OK, "no live worker right now (jobs wait until one "
                        "starts: jobtrail worker)", evidence)
-    return Finding("workers", Severity.OK,
-                   f"{len(beats)} live workers, each polling the broker", evidence)
+    return Finding("workers", Severity.OK, "1 live worker, polling the broker" if len(beats) == 1
+                   else f"{len(beats)} live workers, each polling the broker", evidence)
 
 
 def _stale_processing(settings: Settings, keys: KeySpace, main: redis.Redis) -> Finding:
