@@ -19,6 +19,7 @@ a module boundary; library errors (redis, sqlalchemy) are wrapped here with
     │   ├── JobNotFoundError             (job_id)          no job:<id> hash
     │   ├── AmbiguousJobIdError          (prefix, matches) an id prefix names several jobs
     │   ├── InvalidTransitionError       (job_id, from_, to) transition not in TRANSITIONS
+    │   │   └── MessageStillQueuedError  (job_id, message_id, where) requeue refused
     │   ├── MalformedRecordError         (job_id, reason)  job:<id> was not written by jobtrail
     │   ├── ConcurrentUpdateError        (job_id, version) the record changed under us
     │   ├── NotCancellableError          (job_id, status, reason) finished, or processing
@@ -65,6 +66,7 @@ __all__ = [
     "EmbeddedRedisError",
     "EmbeddedRedisRefusedError",
     "InvalidTransitionError",
+    "MessageStillQueuedError",
     "JobCancelledError",
     "JobFailed",
     "NotCancellableError",
@@ -213,6 +215,28 @@ class InvalidTransitionError(StoreError):
         self.job_id = job_id
         self.from_ = from_
         self.to = to
+
+
+class MessageStillQueuedError(InvalidTransitionError):
+    """Raised when a pending job is requeued while its message is still in the broker.
+
+    Sending it again would deliver it twice: two workers could run it at
+    once (the second start takes the first over), so nothing is sent.
+
+    Attributes:
+        job_id: The job.
+        message_id: The task id of the message that carries it (the job's
+            own id, or its batch's `batch-<hex>`).
+        where: Where that message is, for a person ("queued, 3 ahead",
+            "held by worker delivery 5 since ...").
+    """
+
+    def __init__(self, job_id: str, message_id: str, where: str) -> None:
+        super().__init__(job_id, "pending", "requeued")
+        self.args = (f"job {job_id} not requeued: its message {message_id} is still in the "
+                     f"broker ({where}); it will run from there",)
+        self.message_id = message_id
+        self.where = where
 
 
 class MalformedRecordError(StoreError):

@@ -25,6 +25,7 @@ from jobtrail.errors import (
     ConcurrentUpdateError,
     InvalidTransitionError,
     JobtrailError,
+    MessageStillQueuedError,
     NotCancellableError,
     ProblemError,
     RedisUnavailableError,
@@ -33,6 +34,7 @@ from jobtrail.models import TERMINAL_STATUSES, EventType, Job, JobStatus
 from jobtrail.problem_text import MAX_SUBMIT_BYTES, check_problem_text
 from jobtrail.store import JobStore
 from jobtrail.store.heartbeats import HeartbeatStore
+from jobtrail.store.messages import find_job_message, message_ids
 from jobtrail.worker.app import (
     CANCELLED_BEFORE_START,
     SETTINGS_KEY,
@@ -244,8 +246,10 @@ class JobService:
         """Send the task of a pending job again (its message was lost), or take back a
         processing job whose worker is gone.
 
-        A job whose message still exists is then delivered twice; the second
-        delivery finds it finished (or taken) and changes nothing. A processing
+        A pending job whose message is still in the broker (queued, or held
+        unacknowledged by a worker; its batch's message for a job of a batch)
+        is refused and nothing is sent: a second message could start it on a
+        second worker while the first runs it. A processing
         job goes back to pending with a `redelivered` event naming its dead
         worker, and its unacknowledged message returns to the queue at once
         (or, if it has none left, a new one is sent). A job of a batch is sent
@@ -256,6 +260,8 @@ class JobService:
             JobNotFoundError: No such job.
             InvalidTransitionError: The job is finished, or processing on a live
                 worker (nothing sent).
+            MessageStillQueuedError: The job is pending and its message is still
+                in the broker (nothing sent).
             RedisUnavailableError: The main DB or the broker is down.
         """
         job = self.store.get(job_id)
@@ -263,8 +269,27 @@ class JobService:
             return self._requeue_processing(job)
         if job.status is not JobStatus.PENDING:
             raise InvalidTransitionError(job_id, job.status.value, "requeued")
+        self._refuse_if_its_message_exists(job)
         self._send_alone(job)
         return job
+
+    def _refuse_if_its_message_exists(self, job: Job) -> None:
+        """Raise MessageStillQueuedError when *job*'s message (its own or its batch's) is
+        queued or unacked in the broker; a queue longer than the scan (MAX_QUEUE_SCAN)
+        whose examined part lacks it lets the requeue go on (it may be lost)."""
+        try:
+            with self.app.connection_for_write() as conn:
+                search = find_job_message(conn.default_channel.client, self.store.keys, job)
+        except (redis.RedisError, OperationalError) as exc:
+            raise RedisUnavailableError(mask_url(str(self.app.conf.broker_url)),
+                                        str(exc)) from exc
+        if search.ahead is None and search.unacked_tag is None:
+            return
+        message_id = search.message.task_id if search.message else message_ids(job)[0]
+        where = (f"queued, {search.ahead} ahead" if search.ahead is not None
+                 else "held unacknowledged by a worker, delivery tag "
+                      f"{search.unacked_tag}")
+        raise MessageStillQueuedError(job.id, message_id, where)
 
     def recover(self, *, gone_after_s: float) -> RecoveryReport:
         """Take back now every message no live worker holds (`jobtrail recover`).

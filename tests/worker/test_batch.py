@@ -18,6 +18,7 @@ import pytest
 import redis
 
 from jobtrail.config import Settings
+from jobtrail.errors import MessageStillQueuedError
 from jobtrail.jobs import JobService
 from jobtrail.keys import KeySpace
 from jobtrail.models import EventType, Job, JobStatus
@@ -25,6 +26,7 @@ from jobtrail.store import EventLog, JobStore
 from jobtrail.store.node_stats import NodeStatsStore
 from jobtrail.worker.app import TASK_SOLVE, TASK_SOLVE_BATCH, create_celery_app
 from jobtrail.worker.batch import hard_limit_reason
+from tests.cli.test_cli import run
 from tests.conftest import make_settings
 from tests.helpers.processes import WorkerProcess, settings_env
 from tests.helpers.waiting import job_finished, wait_until
@@ -334,6 +336,55 @@ def test_requeue_of_a_job_of_a_batch_sends_it_alone_under_its_own_id(
     # Then one solve_job message carries it, under the job's own id (never the batch's)
     assert _messages(broker_db, keys) == [
         {"task": TASK_SOLVE, "id": jobs[1].id, "args": [jobs[1].id, jobs[1].problem]}]
+
+
+def test_requeue_of_a_pending_job_whose_message_is_still_queued_is_refused_and_runs_once(
+        redis_server: Any, tmp_path: Path, main_db: redis.Redis, broker_db: redis.Redis,
+        keys: KeySpace, worker_process: Callable[..., WorkerProcess]) -> None:
+    # Given a batch and a single job whose messages are queued (no worker yet)
+    settings, store, service, events = _rig(redis_server, tmp_path, main_db, keys)
+    jobs = service.submit_many(QUICK[:3])
+    single = service.submit(QUICK[3])
+    queued = _messages(broker_db, keys)
+    # When a job of the batch and the single job are requeued (Python, then the CLI)
+    for job, message_id, ahead in ((jobs[1], jobs[0].batch, 0), (single, single.id, 1)):
+        with pytest.raises(MessageStillQueuedError) as refused:
+            service.requeue(job.id)
+        # Then each is refused, naming the message that will run it, and nothing is sent
+        assert str(refused.value) == (
+            f"job {job.id} not requeued: its message {message_id} is still in the broker "
+            f"(queued, {ahead} ahead); it will run from there")
+    cli = run(settings, "requeue", jobs[2].id)
+    assert cli.returncode != 0 and cli.stdout == ""
+    assert f"job {jobs[2].id} not requeued: its message {jobs[0].batch}" in cli.stderr
+    assert len(cli.stderr.strip().splitlines()) == 1, cli.stderr
+    assert _messages(broker_db, keys) == queued
+    # and once a worker runs them, each job started exactly once, from its own message
+    worker_process(settings)
+    wait_until(lambda: _all_finished(store, [*jobs, single]), timeout_s=120)
+    for job in [*jobs, single]:
+        assert store.get(job.id).status is JobStatus.COMPLETED
+        history = _history(events, job.id)
+        assert history.count(EventType.STARTED) == 1, history
+        assert EventType.REDELIVERED not in history, history
+
+
+def test_requeue_of_a_pending_job_whose_batch_a_worker_holds_is_refused(
+        redis_server: Any, tmp_path: Path, main_db: redis.Redis, broker_db: redis.Redis,
+        keys: KeySpace, worker_process: Callable[..., WorkerProcess]) -> None:
+    # Given a batch whose first job runs for minutes on a live worker (message unacked)
+    settings, store, service, _ = _rig(redis_server, tmp_path, main_db, keys)
+    jobs = service.submit_many([SLOW, QUICK[0]])
+    worker_process(settings)
+    wait_until(lambda: store.get(jobs[0].id).status is JobStatus.PROCESSING, timeout_s=60)
+    # When its second, still pending job is requeued
+    with pytest.raises(MessageStillQueuedError) as refused:
+        service.requeue(jobs[1].id)
+    # Then it is refused (the worker holding the batch will run it) and nothing is sent
+    assert refused.value.message_id == jobs[0].batch
+    assert refused.value.where.startswith("held unacknowledged by a worker")
+    assert broker_db.llen(keys.queue()) == 0
+    assert store.get(jobs[1].id).status is JobStatus.PENDING
 
 
 def test_the_watchdog_stays_armed_between_jobs_and_is_disarmed_when_the_batch_ends() -> None:
