@@ -170,12 +170,23 @@ def bench_submission(settings: Settings, n: int) -> dict[str, float]:
         service.submit("1 + 1")
     jt_rate = n / (time.perf_counter() - t)
 
+    # the same without Celery's task-sent event (JOBTRAIL_TASK_SENT_EVENT=false), as bare sends
+    quiet = JobService(store, create_celery_app(settings.model_copy(
+        update={"task_sent_event": False})))
+    quiet.submit("warm up")
+    t = time.perf_counter()
+    for _ in range(n):
+        quiet.submit("1 + 1")
+    quiet_rate = n / (time.perf_counter() - t)
+
     t = time.perf_counter()
     for start in range(0, n, 1000):
         service.submit_many(["1 + 1"] * min(1000, n - start))
     batch_rate = n / (time.perf_counter() - t)
     return {"bare_apply_async_per_s": bare_rate, "jobtrail_submit_per_s": jt_rate,
             "jobtrail_submit_many_per_s": batch_rate, "submit_ratio": jt_rate / bare_rate,
+            "jobtrail_submit_no_sent_event_per_s": quiet_rate,
+            "submit_no_sent_event_ratio": quiet_rate / bare_rate,
             "submit_many_ratio": batch_rate / bare_rate}
 
 
@@ -240,6 +251,8 @@ def one_run(settings: Settings, server: EmbeddedRedis, args: argparse.Namespace,
 #: (label, field, target) of the summary lines: every figure as a ratio.
 SUMMARY = (
     ("submission, submit", "submit_ratio", "x bare apply_async (target >= 0.8)"),
+    ("submission, no task-sent", "submit_no_sent_event_ratio",
+     "x bare apply_async (TASK_SENT_EVENT=false, target >= 0.8)"),
     ("submission, submit_many", "submit_many_ratio", "x bare apply_async"),
     ("drain, single", "drain_ratio", "x bare worker no-op (target >= 0.7)"),
     ("drain, batched", "drain_batched_ratio", "x bare worker no-op (target >= 2)"),

@@ -18,6 +18,14 @@ def test_defaults(tmp_path: Path) -> None:
     assert settings.solver_hard_time_limit_s < settings.visibility_timeout_s
 
 
+@pytest.mark.parametrize(("value", "expected"), [(None, True), ("false", False), ("true", True)])
+def test_task_sent_event_is_on_unless_switched_off(value: str | None, expected: bool,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    if value is not None:
+        monkeypatch.setenv("JOBTRAIL_TASK_SENT_EVENT", value)
+    assert load_settings().task_sent_event is expected
+
+
 @pytest.mark.parametrize("value", ["0", "never", "NEVER"])
 def test_result_expires_zero_or_never_keeps_forever(value: str,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:

@@ -163,6 +163,11 @@ class Settings(BaseSettings):
         86_400,
         description="TTL of celery-task-meta-<id> in seconds; 0 or 'never' keeps results forever.",
     )
+    task_sent_event: bool = Field(
+        True,
+        description="Send Celery's task-sent event with each task (Flower, `celery events`); "
+                    "false saves a broker round trip a submit, the record's `created` event stays.",
+    )
     visibility_timeout_s: int = Field(
         3_600,
         description="Seconds before the broker redelivers an unacknowledged task (kombu).",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import redis
 from celery import Celery
 from celery.bin.base import CLIContext
 from celery.bin.worker import worker as celery_worker_command
@@ -17,6 +19,7 @@ from jobtrail.cli.main import worker_argv
 from jobtrail.config import Settings
 from jobtrail.jobs import JobService
 from jobtrail.store import JobStore
+from jobtrail.store.event_log import EventLog
 from jobtrail.worker.app import create_celery_app
 from tests.helpers.processes import WorkerProcess
 from tests.helpers.waiting import wait_until
@@ -28,6 +31,12 @@ def test_events_are_on_in_the_app_config(settings: Settings) -> None:
     conf = create_celery_app(settings).conf
     assert conf.worker_send_task_events is True
     assert conf.task_send_sent_event is True
+
+
+def test_the_task_sent_event_can_be_switched_off_in_the_app_config(settings: Settings) -> None:
+    conf = create_celery_app(settings.model_copy(update={"task_sent_event": False})).conf
+    assert conf.task_send_sent_event is False
+    assert conf.worker_send_task_events is True  # the workers' events stay
 
 
 def test_celery_options_given_to_jobtrail_worker_override_its_defaults(
@@ -101,6 +110,30 @@ class EventCapture:
 def events_of(settings: Settings) -> Iterator[EventCapture]:
     with EventCapture(create_celery_app(settings)) as capture:
         yield capture
+
+
+def test_a_submit_without_the_task_sent_event_still_writes_its_record_and_message(
+        settings: Settings, store: JobStore, events: EventLog, broker_db: redis.Redis,
+        events_of: EventCapture) -> None:
+    # Given one app with the task-sent event (the default) and one with it switched off
+    with_sent = JobService(store, create_celery_app(settings))
+    without = JobService(store, create_celery_app(
+        settings.model_copy(update={"task_sent_event": False})))
+
+    # When each submits a job (the one with the event last, so its event marks the end)
+    quiet = without.submit("1 + 1")
+    loud = with_sent.submit("1 + 2")
+    wait_until(lambda: events_of.of_task(loud.id) == ["task-sent"], timeout_s=30,
+               message=f"the task-sent event of {loud.id}")
+
+    # Then only the default app's job has a task-sent event, and both have their
+    # record with its `created` event and their message on the queue
+    assert events_of.of_task(quiet.id) == []
+    for job in (quiet, loud):
+        assert store.get(job.id).status.value == "pending"
+        assert [str(e.type) for e in events.read(job.id)] == ["created"]
+    queued = [json.loads(m)["headers"]["id"] for m in broker_db.lrange(settings.queue, 0, -1)]
+    assert sorted(queued) == sorted([quiet.id, loud.id])
 
 
 @pytest.mark.slow

@@ -289,9 +289,10 @@ def create_celery_app(settings: Settings) -> Celery:
             "worker_hijack_root_logger": False,
             "worker_concurrency": settings.worker_concurrency or None,
             # task events on, as Flower, `celery events` and celery-exporter expect:
-            # task-sent from every producer, task-received/started/succeeded from workers
+            # task-sent from every producer (a PUBLISH a task: JOBTRAIL_TASK_SENT_EVENT=false
+            # saves it), task-received/started/succeeded from workers
             "worker_send_task_events": True,
-            "task_send_sent_event": True,
+            "task_send_sent_event": settings.task_sent_event,
             "enable_utc": True,
         }
     )
