@@ -204,9 +204,11 @@ def test_two_failovers_without_min_replicas_refuse_no_submit(
     # MAIN_MIN_REPLICAS=0, submits in process and through the CLI: no write goes to the old
     # master after Sentinel switched (redis-py's pool kept writing there until Sentinel
     # demoted it, 10 s later: 210 of 444 accepted jobs were unknown), none waits for a
-    # replica, so every submit rides out the switch and no accepted job is unknown
+    # replica, so every submit rides out the switch and no accepted job is unknown. The old
+    # master is left for Sentinel to demote (demote=False): that window is what this guards.
     submitter = _run_under_failovers(sentinel_cluster, tmp_path, worker_process,
-                                     sentinel_cluster.failover, times=2, min_replicas=0,
+                                     lambda: sentinel_cluster.failover(demote=False),
+                                     times=2, min_replicas=0,
                                      cli=True)
     assert submitter.refused == []
 
