@@ -42,6 +42,7 @@ from jobtrail.store.scripts import load_script
 __all__ = [
     "STATS_MINUTE_TTL_S",
     "JobStore",
+    "PendingFinish",
     "StartTicket",
     "completion_fields",
     "failure_fields",
@@ -99,6 +100,18 @@ class StartTicket:
     keys: list[str]
     args: list[str]
     started: Job | JobtrailError | None = None
+
+
+@dataclass(slots=True)
+class PendingFinish:
+    """A finish sent by JobStore.send_finish() whose replies are still on its ticket's
+    connection; *keys* and *args* are the finish's script call (sent again after a
+    NOSCRIPT), *to* its target status."""
+
+    ticket: StartTicket
+    to: JobStatus
+    keys: list[str]
+    args: list[str]
 
 
 def _entries(ids: Sequence[str], rows: list[dict[str, str]]) -> list[tuple[str, Job | None]]:
@@ -457,6 +470,8 @@ class JobStore:
         is counted in that worker node's statistics in the same atomic step
         (store.node_stats; once, however often the finish is sent).
 
+        The same as read_finish(send_finish(...)).
+
         Returns:
             (start outcome, finish outcome): each the Job after the change, or
             the error that refused it (InvalidTransitionError, ConcurrentUpdateError
@@ -468,33 +483,78 @@ class JobStore:
                 was applied is unknown: send both again with the same token.
             RedisCommandError: Redis refused the script (out of memory...).
         """
+        return self.read_finish(self.send_finish(ticket, to, fields=fields,
+                                                 event_fields=event_fields, node=node))
+
+    def send_finish(self, ticket: StartTicket, to: JobStatus, *, fields: Mapping[str, str],
+                    event_fields: Mapping[str, str] | None = None,
+                    node: NodeCount | None = None) -> PendingFinish:
+        """Send the outcome of a send_start() run on the ticket's connection, unread.
+
+        Redis applies it as soon as it arrives (see finish()); the replies of
+        the start and of the finish stay on the connection, which stays out of
+        the pool, until read_finish() reads them. A batch sends one job's
+        finish and solves the next job meanwhile (worker.batch, group commit).
+
+        Returns:
+            The handle for read_finish().
+
+        Raises:
+            RedisUnavailableError: The finish could not be sent (the connection is
+                dropped and given back; whether the start was applied is unknown:
+                send both again with the same token).
+        """
         keys, args = self._transition_args(
             ticket.job_id, to, fields=fields, event=None, event_fields=event_fields,
             expect=f"r:{ticket.token}", count_attempt=False, max_attempts=0, now=None,
             node=node)
+        self._send_finish(ticket, keys, args)
+        return PendingFinish(ticket, to, keys, args)
+
+    def read_finish(self, pending: PendingFinish,
+                    ) -> tuple[Job | JobtrailError, Job | JobtrailError]:
+        """Read the replies of a send_finish() (the start's, if unread, and the finish's),
+        then the replica WAIT (MAIN_MIN_REPLICAS); the connection goes back to the pool.
+
+        Returns and raises as finish().
+        """
+        ticket = pending.ticket
         try:
-            replies = self._send_finish(ticket, keys, args)
+            replies = self._read_finish(ticket)
         except redis.exceptions.NoScriptError:
             self._loaded.discard(self._transition.sha)  # nothing was written: load, resend
             ticket.conn, ticket.started = self._send_script(
                 self._transition, ticket.keys, ticket.args), None
-            replies = self._send_finish(ticket, keys, args)
+            self._send_finish(ticket, pending.keys, pending.args)
+            try:
+                replies = self._read_finish(ticket)
+            except redis.ResponseError as exc:
+                raise wrap_redis_error("main DB", exc) from exc
         except redis.ResponseError as exc:
             raise wrap_redis_error("main DB", exc) from exc
         started = ticket.started if ticket.started is not None else \
             self._outcome(ticket.job_id, JobStatus.PROCESSING, replies[0])
-        return started, self._outcome(ticket.job_id, to, replies[-1])
+        return started, self._outcome(ticket.job_id, pending.to, replies[-1])
 
-    def _send_finish(self, ticket: StartTicket, keys: list[str], args: list[str]) -> list[Any]:
-        """Send the finish on the ticket's connection and read the outstanding replies."""
-        pool, conn = self.client.connection_pool, ticket.conn
-        replies: list[Any] = []
+    def _send_finish(self, ticket: StartTicket, keys: list[str], args: list[str]) -> None:
+        """Send the finish on the ticket's connection (on failure: dropped, given back)."""
+        conn = ticket.conn
         try:
             # no health-check PING here: with the start's reply still unread it would read
             # that reply as a bad PONG and drop a live connection (socket_timeout bounds
-            # the reads below instead)
+            # the reads instead)
             conn.send_command("EVALSHA", self._transition.sha, len(keys), *keys, *args,
                               check_health=False)
+        except REDIS_ERRORS as exc:
+            conn.disconnect()
+            self.client.connection_pool.release(conn)
+            raise wrap_redis_error("main DB", exc) from exc
+
+    def _read_finish(self, ticket: StartTicket) -> list[Any]:
+        """Read the outstanding replies on the ticket's connection and give it back."""
+        pool, conn = self.client.connection_pool, ticket.conn
+        replies: list[Any] = []
+        try:
             for _ in range(1 if ticket.started is not None else 2):
                 try:
                     replies.append(conn.read_response())

@@ -1,7 +1,7 @@
 """The batch task: several jobs in one Celery message, each solved as a single job is.
 
 Invariant: a job of a batch gets everything a single job gets, from the same
-per-job step (tasks.run_job): its start with the delivery's run token, its
+per-job steps (tasks.solve_run, then JobRun's finish): its start with the delivery's run token, its
 outcome, its own `celery-task-meta-<job id>` (stored with a request context
 shaped like a single job's, so `AsyncResult(job_id).get()` reads the same),
 its own soft time limit (an interval timer per job, SIGALRM), its own memory
@@ -30,6 +30,7 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 from celery import shared_task, states
@@ -51,13 +52,14 @@ from jobtrail.worker.tasks import (
     JobRun,
     SolveRequest,
     SolveTask,
+    _Outcome,
     _with_main_db,
-    run_job,
     runtime,
+    solve_run,
 )
 
-__all__ = ["BatchRequest", "BatchTask", "batch_time_limit_s", "hard_limit_reason",
-           "solve_batch"]
+__all__ = ["GROUP_COMMIT_MAX", "GROUP_COMMIT_S", "BatchRequest", "BatchTask",
+           "batch_time_limit_s", "hard_limit_reason", "solve_batch"]
 
 logger = logging.getLogger(__name__)
 
@@ -266,52 +268,189 @@ def solve_batch(self: BatchTask, *jobs: Sequence[str]) -> int:
             back already) and its redelivery resumes after the jobs finished
             meanwhile.
     """
-    rt = runtime(self.app)
     pairs = [(str(job_id), str(problem)) for job_id, problem in jobs]
+    return _Delivery(self, runtime(self.app), pairs).run()
 
-    def statuses(start: int) -> list[str]:
-        ids = [job_id for job_id, _ in pairs[start:]]
-        rows = _with_main_db(rt, "batch read" if start else "batch start", self.request.id,
-                             lambda: rt.store.read_fields(ids, ("status",)))
+
+class _Delivery:
+    """One delivery of a batch in its pool process: its jobs, their statuses as last read,
+    and the jobs solved whose finish is not read yet (group commit, GROUP_COMMIT_S)."""
+
+    def __init__(self, task: BatchTask, rt: Any, pairs: list[tuple[str, str]]) -> None:
+        self.task, self.rt, self.pairs = task, rt, pairs
+        self.buffer: list[_Solved] = []
+        self.finished = 0
+
+    def statuses(self, start: int) -> list[str]:
+        """The statuses of the jobs from index *start* on, in one round trip."""
+        ids = [job_id for job_id, _ in self.pairs[start:]]
+        rows = _with_main_db(self.rt, "batch read" if start else "batch start",
+                             self.task.request.id,
+                             lambda: self.rt.store.read_fields(ids, ("status",)))
         return [str(status or "") for (status,) in rows]
 
-    status_of = statuses(0)
-    with batch_events(self) as events:
-        events.received([pair for pair, status in zip(pairs, status_of, strict=True)
-                         if status not in _FINISHED], int(self.request.retries or 0))
-        finished = 0
-        for n, (job_id, problem) in enumerate(pairs):
-            if status_of[n] in _FINISHED:
-                logger.info("finished job of a redelivered batch skipped job_id=%s", job_id)
-                continue
-            if _run_one(self, rt, job_id, problem, status_of[n], events):
-                finished += 1
-            elif status_of[n] != JobStatus.CANCELLED.value:
-                # refused: another delivery is ahead (it finished the job): skip what it did
-                status_of[n + 1:] = statuses(n + 1)
-    return finished
+    def run(self) -> int:
+        """Run the jobs; return how many this delivery finished (see solve_batch)."""
+        self.status_of = self.statuses(0)
+        self._restore_results([n for n, status in enumerate(self.status_of)
+                               if status in _FINISHED])
+        with batch_events(self.task) as self.events:
+            self.events.received(
+                [pair for pair, status in zip(self.pairs, self.status_of, strict=True)
+                 if status not in _FINISHED], int(self.task.request.retries or 0))
+            try:
+                for n, (job_id, problem) in enumerate(self.pairs):
+                    self._run(n, job_id, problem)
+            except Reject:
+                self.flush()  # the jobs solved before the fault are committed before it
+                raise
+            self.flush()
+        return self.finished
+
+    def _restore_results(self, finished: list[int]) -> None:
+        """Store the Celery result of each finished job (by index) that has none, from its
+        record: a delivery lost after a group commit's finishes and before their results
+        (GROUP_COMMIT_S) left the record as the truth. Celery's own store (it reads
+        first: a result already there is kept); a result that cannot be stored is logged.
+        """
+        if not finished:
+            return
+        backend = self.task.backend
+        try:
+            ids = [self.pairs[n][0] for n in finished]
+            metas = backend.mget([backend.get_key_for_task(i) for i in ids])
+            for n, meta in zip(finished, metas, strict=True):
+                if meta is None:
+                    self._restore_result(*self.pairs[n])
+        except Exception as exc:  # the record stays the truth: never fail the batch here
+            logger.warning("Celery results of finished jobs not checked batch=%s (%s)",
+                           self.task.request.id, exc)
+
+    def _restore_result(self, job_id: str, problem: str) -> None:
+        job = _with_main_db(self.rt, "batch read", job_id, lambda: self.rt.store.get(job_id))
+        request = _job_request(self.task, job_id, problem)
+        if job.status is JobStatus.COMPLETED:
+            self.task.backend.store_result(job_id, job.result, states.SUCCESS, request=request)
+        elif job.status is JobStatus.FAILED:
+            self.task.backend.mark_as_failure(job_id, ProblemError(job.error),
+                                              request=request, call_errbacks=False)
+        else:
+            return
+        logger.info("Celery result of a finished job restored from its record job_id=%s",
+                    job_id)
+
+    def _aged(self) -> bool:
+        return bool(self.buffer) and (len(self.buffer) >= GROUP_COMMIT_MAX or
+                                      monotonic_s() - self.buffer[0].began >= GROUP_COMMIT_S)
+
+    def _run(self, n: int, job_id: str, problem: str) -> None:
+        if self._aged():
+            self.flush()
+        if self.status_of[n] in _FINISHED:
+            logger.info("finished job of a redelivered batch skipped job_id=%s", job_id)
+            return
+        solved = _solve_one(self.task, self.rt, n, job_id, problem, self.status_of[n],
+                            self.events)
+        if solved is not None:
+            self.buffer.append(solved)
+            if self._aged():
+                self.flush()  # a slow job ages past the bound: it is committed at once
+
+    def flush(self) -> None:
+        """Commit the buffered jobs: read their finishes, store their results and events.
+
+        Raises:
+            celery.exceptions.Reject: A job's commit raised it (the first such); the
+                finishes sent after it are still read once, without retry, so that an
+                applied one gets its result.
+        """
+        entries, self.buffer = self.buffer, []
+        refused, reject = False, None
+        for entry in entries:
+            try:
+                if _commit_one(self.task, entry, self.events, retry=reject is None):
+                    self.finished += 1
+                else:
+                    refused = True
+            except Reject as exc:
+                reject = reject or exc
+        if reject is not None:
+            raise reject
+        after = entries[-1].n + 1 if entries else len(self.pairs)
+        if refused and after < len(self.pairs):
+            # refused: another delivery is ahead (it finished the job): skip what it did
+            self.status_of[after:] = self.statuses(after)
 
 
-def _run_one(task: BatchTask, rt: Any, job_id: str, problem: str, status: str,
-             events: BatchEvents) -> bool:
-    """Run one job of the batch; True if this delivery finished it, False if it skipped it.
+#: Group commit: the jobs of a batch send their finish without reading its reply, and
+#: the replies are read (and the Celery results and events of the jobs written) together
+#: once the oldest of them began this many seconds ago, before the next job starts (a
+#: slow job is therefore committed alone, right after its solve), after
+#: GROUP_COMMIT_MAX of them, before the batch hands its message back, and at the batch's
+#: end. The record of a job is written when its finish reaches Redis, as without group
+#: commit; its Celery result and task events wait at most GROUP_COMMIT_S plus the solve
+#: of the job after it. A worker lost meanwhile loses no record: the redelivery skips
+#: the jobs whose finish was applied and solves the others again.
+GROUP_COMMIT_S = 0.005
+#: At most this many finishes wait unread (each keeps a main-DB connection out of the pool).
+GROUP_COMMIT_MAX = 16
+
+
+@dataclass(slots=True)
+class _Solved:
+    """A job solved, its finish sent and unread: its index in the batch, its run,
+    its outcome and when it began (clock.monotonic_s)."""
+
+    n: int
+    run: JobRun
+    outcome: _Outcome
+    began: float
+
+
+def _solve_one(task: BatchTask, rt: Any, n: int, job_id: str, problem: str, status: str,
+               events: BatchEvents) -> _Solved | None:
+    """Start and solve one job of the batch and send its finish; None if it was skipped
+    (cancelled).
 
     Raises:
         celery.exceptions.Reject: as solve_batch.
     """
     worker, token = str(task.request.hostname or ""), str(getattr(task.request, RUN_KEY, ""))
     run = JobRun(rt, job_id, worker, task, token, _job_request(task, job_id, problem))
+    began = monotonic_s()
     try:
         with _watchdog(rt.hard_time_limit_s) if _limits_armed[0] else nullcontext():
             if status == JobStatus.CANCELLED.value:
                 run.skip_cancelled(started=False)
             events.started(job_id)
-            payload = run_job(run, problem, (lambda: job_limits(rt.time_limit_s))
-                              if _limits_armed[0] else nullcontext)
+            outcome = solve_run(run, problem, (lambda: job_limits(rt.time_limit_s))
+                                if _limits_armed[0] else nullcontext)
+            run.send_finish(outcome)
     except Ignore:
-        if status == JobStatus.CANCELLED.value:
-            events.revoked(job_id)
-            return False
+        events.revoked(job_id)  # only a cancelled job is ignored before its finish
+        return None
+    except Reject:
+        raise
+    except Exception as exc:
+        # a fault of ours, not of the problem: hand the batch back rather than drop the
+        # jobs after this one (the job at fault counts an attempt on each delivery)
+        logger.exception("batch handed back job_id=%s batch=%s", job_id, task.request.id)
+        raise Reject(f"{type(exc).__name__}: {exc}", requeue=True) from exc
+    return _Solved(n, run, outcome, began)
+
+
+def _commit_one(task: BatchTask, solved: _Solved, events: BatchEvents, *,
+                retry: bool = True) -> bool:
+    """Read one job's finish and store its Celery result; True if this delivery finished
+    it, False if it was refused (see JobRun.read_finish for *retry*).
+
+    Raises:
+        celery.exceptions.Reject: as solve_batch.
+    """
+    run, job_id = solved.run, solved.run.job_id
+    try:
+        payload = run.read_finish(solved.outcome, retry=retry)
+    except Ignore:
         if run.refused == "taken over":
             # another delivery started this job since ours did: our batch was taken
             # back (a sweep or requeue found this worker gone). The jobs after it are
@@ -327,8 +466,6 @@ def _run_one(task: BatchTask, rt: Any, job_id: str, problem: str, status: str,
         task.backend.mark_as_failure(job_id, exc, request=run.request, call_errbacks=False)
         events.failed(job_id, exc)
     except Exception as exc:
-        # a fault of ours, not of the problem: hand the batch back rather than drop the
-        # jobs after this one (the job at fault counts an attempt on each delivery)
         logger.exception("batch handed back job_id=%s batch=%s", job_id, task.request.id)
         raise Reject(f"{type(exc).__name__}: {exc}", requeue=True) from exc
     else:

@@ -44,7 +44,12 @@ from jobtrail.models import Job, JobStatus
 from jobtrail.solver import Answer, classify, solve
 from jobtrail.solver.limits import memory_guard
 from jobtrail.store import JobStore
-from jobtrail.store.job_store import StartTicket, completion_fields, failure_fields
+from jobtrail.store.job_store import (
+    PendingFinish,
+    StartTicket,
+    completion_fields,
+    failure_fields,
+)
 from jobtrail.store.node_stats import NodeCount
 from jobtrail.worker import pool_limits  # noqa: F401  (its signal receivers, in every worker)
 from jobtrail.worker.app import (
@@ -57,7 +62,7 @@ from jobtrail.worker.node_metrics import kind_label
 from jobtrail.worker.results import OWNED_KEY
 
 __all__ = ["RUN_KEY", "JobRun", "SolveRequest", "SolveTask", "answer_payload",
-           "revoked_reason", "run_job", "runtime", "solve_job", "solve_problem"]
+           "revoked_reason", "run_job", "runtime", "solve_job", "solve_problem", "solve_run"]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -265,6 +270,8 @@ class JobRun:
         self.token = token or uuid.uuid4().hex
         self.started_at = now_s()
         self.ticket: StartTicket | None = None
+        #: A finish sent by send_finish() whose reply read_finish() reads.
+        self.pending: PendingFinish | None = None
         #: Why the delivery was refused, once it was: "finished" (the job was finished
         #: already, a duplicate) or "taken over" (another delivery started it since).
         self.refused = ""
@@ -311,10 +318,7 @@ class JobRun:
                 or another delivery took the job over).
             celery.exceptions.Reject: The main DB stayed unreachable.
         """
-        status, fields, event_fields = outcome.status_and_fields()
-        # the node's own metrics count the job in the finish's step (no round trip of its own)
-        node = NodeCount(self.worker, kind_label(outcome.kind), failure_reason(outcome.reason)
-                         ) if self.worker else None
+        status, fields, event_fields, node = self._finish_args(outcome)
 
         def write() -> tuple[Job | JobtrailError, Job | JobtrailError]:
             ticket, self.ticket = self.ticket or self.send_start(), None
@@ -325,10 +329,67 @@ class JobRun:
         while True:
             started, finished = _with_main_db(self.rt, "finish", self.job_id, write)
             if isinstance(finished, Job):
-                if self.task is not None:  # the outcome is this run's: no read before the store
-                    setattr(self.request or self.task.request, OWNED_KEY, True)
-                return outcome.result(self.job_id)
+                return self._applied(outcome)
             self._refused(started if not isinstance(started, Job) else finished, deadline)
+
+    def _finish_args(self, outcome: _Outcome,
+                     ) -> tuple[JobStatus, dict[str, str], dict[str, str], NodeCount | None]:
+        status, fields, event_fields = outcome.status_and_fields()
+        # the node's own metrics count the job in the finish's step (no round trip of its own)
+        node = NodeCount(self.worker, kind_label(outcome.kind), failure_reason(outcome.reason)
+                         ) if self.worker else None
+        return status, fields, event_fields, node
+
+    def _applied(self, outcome: _Outcome) -> dict[str, Any]:
+        if self.task is not None:  # the outcome is this run's: no read before the store
+            setattr(self.request or self.task.request, OWNED_KEY, True)
+        return outcome.result(self.job_id)
+
+    def send_finish(self, outcome: _Outcome) -> None:
+        """Send *outcome* on the start's connection without reading the reply (group
+        commit, worker.batch); read_finish() reads it. Without a sent start, or when
+        the send fails, nothing is pending and read_finish() writes both the usual way
+        (finish(): the same token, so a step applied already changes nothing)."""
+        ticket, self.ticket = self.ticket, None
+        if ticket is None:
+            return
+        status, fields, event_fields, node = self._finish_args(outcome)
+        try:
+            self.pending = self.rt.store.send_finish(ticket, status, fields=fields,
+                                                     event_fields=event_fields, node=node)
+        except RedisUnavailableError as exc:
+            logger.warning("main DB unreachable at finish, retrying job_id=%s (%s)",
+                           self.job_id, exc.reason)
+
+    def read_finish(self, outcome: _Outcome, *, retry: bool = True) -> dict[str, Any]:
+        """Read the finish send_finish() sent (else write it: finish()); as finish().
+
+        With *retry* False, nothing is sent again: a finish not sent, unread
+        (the main DB unreachable) or refused raises Ignore.
+
+        Raises:
+            ProblemError, celery.exceptions.Ignore, celery.exceptions.Reject: as finish().
+        """
+        pending, self.pending = self.pending, None
+        if pending is None:
+            if not retry:
+                raise Ignore()
+            return self.finish(outcome)
+        try:
+            started, finished = self.rt.store.read_finish(pending)
+        except RedisUnavailableError as exc:
+            if not retry:
+                raise Ignore() from exc
+            logger.warning("main DB unreachable at finish, retrying job_id=%s (%s)",
+                           self.job_id, exc.reason)
+            return self.finish(outcome)  # both sent again with the same token
+        if isinstance(finished, Job):
+            return self._applied(outcome)
+        if not retry:
+            raise Ignore()
+        self._refused(started if not isinstance(started, Job) else finished,
+                      monotonic_s() + RECORD_WAIT_S)
+        return self.finish(outcome)  # the record was missing: wait for it as finish() does
 
     def skip_cancelled(self, *, started: bool) -> None:
         """End a delivery of a cancelled job: Celery's result says REVOKED, the run is ignored.
@@ -423,11 +484,21 @@ def run_job(run: JobRun, problem: str | None,
     Raises:
         ProblemError, celery.exceptions.Ignore, celery.exceptions.Reject: see JobRun.finish.
     """
+    return run.finish(solve_run(run, problem, limit))
+
+
+def solve_run(run: JobRun, problem: str | None,
+              limit: Callable[[], AbstractContextManager[None]] = nullcontext) -> _Outcome:
+    """run_job's start and solve, without the finish: the outcome to finish.
+
+    Raises:
+        ProblemError, celery.exceptions.Ignore, celery.exceptions.Reject: see JobRun.start.
+    """
     if problem is None:
         problem = run.start().problem
     else:
         run.try_send_start()
-    return run.finish(_solve(run.rt, run.job_id, problem, limit))
+    return _solve(run.rt, run.job_id, problem, limit)
 
 
 @shared_task(  # type: ignore[untyped-decorator]  # celery ships no types
