@@ -35,15 +35,25 @@ pytestmark = [pytest.mark.slow, pytest.mark.crash]
 SLOW = "integrate exp(x^2)*sin(x)^5*cos(x)^3 dx"
 
 
+@pytest.mark.parametrize("kind", ["single", "batch"])
 def test_a_resumed_worker_leaves_the_new_delivery_of_its_restored_message_alone(
         redis_server: Any, tmp_path: Path, main_db: redis.Redis, broker_db: redis.Redis,
-        store: JobStore, keys: KeySpace, worker_process: Callable[..., WorkerProcess]) -> None:
-    # Given a job running on worker wa, with a 6 s visibility timeout (no heartbeat sweep
-    # within the test: a worker is gone after 30 s)
-    settings = make_settings(redis_server, tmp_path / "state", solver_time_limit_s=4.0,
-                             solver_hard_time_limit_s=5.0, visibility_timeout_s=6)
+        store: JobStore, keys: KeySpace, worker_process: Callable[..., WorkerProcess],
+        kind: str) -> None:
+    # Given a job (alone, or first of a batch of two) running on worker wa, with a short
+    # visibility timeout (no heartbeat sweep within the test: a worker is gone after 30 s)
+    limits: dict[str, Any] = (
+        {"solver_time_limit_s": 3.0, "solver_hard_time_limit_s": 3.5,
+         "visibility_timeout_s": 6} if kind == "single" else
+        {"solver_time_limit_s": 3.0, "solver_hard_time_limit_s": 3.5,
+         "visibility_timeout_s": 12, "batch_max_jobs": 2})
+    settings = make_settings(redis_server, tmp_path / "state", **limits)
     service = JobService(store, create_celery_app(settings))
-    job = service.submit(SLOW)
+    if kind == "single":
+        job = service.submit(SLOW)
+    else:
+        job, mate = service.submit_many([SLOW, "solve x^2 - 4 = 0"])
+        assert job.batch and mate.batch == job.batch
     stale = worker_process(settings, hostname="wa")
     wait_until(lambda: store.get(job.id).status is JobStatus.PROCESSING, timeout_s=60)
     [tag] = broker_db.hkeys(keys.unacked())
@@ -64,7 +74,7 @@ def test_a_resumed_worker_leaves_the_new_delivery_of_its_restored_message_alone(
 
     # Then whatever wa does with its delivery (its pool process is past the hard limit:
     # lost, rejected with requeue), wb's entry stays as wb wrote it and nothing is queued
-    deadline = time.monotonic() + 2.5
+    deadline = time.monotonic() + 2.0
     while time.monotonic() < deadline:
         assert broker_db.llen(keys.queue()) == 0
         assert broker_db.zscore(keys.unacked_index(), tag) == second
@@ -77,4 +87,10 @@ def test_a_resumed_worker_leaves_the_new_delivery_of_its_restored_message_alone(
                        timeout_s=60, interval_s=0.1, message="the job to end")
     time.sleep(1.0)
     assert (store.get(job.id).attempts, final.worker[:2]) == (2, "wb")
-    assert broker_db.llen(keys.queue()) == 0 and broker_db.hlen(keys.unacked()) == 0
+    assert broker_db.llen(keys.queue()) == 0
+    if kind == "batch":
+        done = wait_until(lambda: (j := store.get(mate.id)).status is JobStatus.COMPLETED
+                          and j, timeout_s=60, interval_s=0.1, message="the batch-mate")
+        assert (done.attempts, done.worker[:2]) == (1, "wb")
+    wait_until(lambda: broker_db.hlen(keys.unacked()) == 0, timeout_s=10,
+               message="wb's ack")
