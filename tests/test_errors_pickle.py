@@ -27,7 +27,9 @@ def _sample_args(cls: type[Exception]) -> tuple[list[Any], dict[str, Any]]:
     for name, param in inspect.signature(cls.__init__).parameters.items():
         if name == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
-        value: Any = 7 if name.endswith(("_s", "_bytes", "attempts", "version", "position")) \
+        value: Any = 7 if name.endswith(("_s", "_bytes", "attempts", "version", "position",
+                                          "unsubmitted")) \
+            else [f"{name}-1", f"{name}-2"] if name in ("accepted", "failed") \
             else f"{name}-value"
         if param.kind is param.KEYWORD_ONLY:
             kwargs[name] = value

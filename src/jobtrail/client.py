@@ -141,9 +141,16 @@ class Client:
 
         Raises:
             ProblemTooLargeError, ProblemParseError: A text is refused; nothing written.
-            RedisUnavailableError: The main DB or the broker is down.
+            PartialSubmitError: Redis failed partway: ``accepted`` (ids that will run),
+                ``failed`` (ids marked failed) and ``unsubmitted`` (how many never written);
+                ``handles(exc.accepted)`` gives handles of the accepted ones.
+            RedisUnavailableError: The main DB or the broker is down; nothing accepted.
         """
         return [JobHandle(job.id, self) for job in self.jobs.submit_many(list(problems))]
+
+    def handles(self, job_ids: Sequence[str]) -> list[JobHandle]:
+        """Handles of jobs by id (e.g. a PartialSubmitError's ``accepted``); nothing is read."""
+        return [JobHandle(job_id, self) for job_id in job_ids]
 
     def get(self, job_id: str) -> Job:
         """Return the job's record.

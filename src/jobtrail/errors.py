@@ -9,8 +9,10 @@ a module boundary; library errors (redis, sqlalchemy) are wrapped here with
     JobtrailError
     ├── ConfigError                      (setting)         bad or unknown setting; CLI exit 2
     ├── RedisUnavailableError            (url)             a Redis DB cannot be reached; CLI exit 1
-    │   └── ReplicationError             (acked, required) fewer replicas than MAIN_MIN_REPLICAS
-    │                                                       acknowledged a write in time
+    │   ├── ReplicationError             (acked, required) fewer replicas than MAIN_MIN_REPLICAS
+    │   │                                                   acknowledged a write in time
+    │   └── PartialSubmitError           (accepted, failed, unsubmitted) submit_many lost Redis
+    │                                                       partway: some jobs accepted, some not
     ├── RedisCommandError                (what)            Redis refused a command (OOM, WRONGTYPE)
     ├── EmbeddedRedisError                                  embedded redis-server cannot start
     │   └── EmbeddedRedisRefusedError    (url, pid, reason) it runs but refuses us (maxclients,
@@ -70,6 +72,7 @@ __all__ = [
     "JobCancelledError",
     "JobFailed",
     "NotCancellableError",
+    "PartialSubmitError",
     "WaitTimeoutError",
     "PolicyError",
     "JobNotFoundError",
@@ -152,6 +155,34 @@ class ReplicationError(RedisUnavailableError):
         return type(self), (self.url, self.acked, self.required, self.timeout_s)
 
 
+class PartialSubmitError(RedisUnavailableError):
+    """Raised when submit_many lost the broker (or the main DB) partway through.
+
+    The jobs before the fault are accepted: their messages are in the broker
+    and they will run. The jobs whose records were written but whose message
+    could not be sent are `failed` ("could not enqueue the task: ..."). The
+    problems after them were never written. CLI exit 1, API 503.
+
+    Attributes:
+        url: The Redis that failed, password masked.
+        reason: Why, as Redis or kombu said it.
+        accepted: Ids of the accepted jobs (pending, each with its message), in order.
+        failed: Ids of the jobs written and then marked failed, in order.
+        unsubmitted: How many problems (after the failed ones) were never written.
+    """
+
+    def __init__(self, url: str, reason: str, accepted: list[str], failed: list[str],
+                 unsubmitted: int) -> None:
+        super().__init__(url, reason)
+        total = len(accepted) + len(failed) + unsubmitted
+        self.args = (f"{self.args[0]}; {len(accepted)} of {total} problems were accepted "
+                     f"and will run, {len(failed)} could not be enqueued (marked failed), "
+                     f"{unsubmitted} were not submitted",)
+        self.accepted = accepted
+        self.failed = failed
+        self.unsubmitted = unsubmitted
+
+
 class RedisCommandError(JobtrailError):
     """Raised when Redis answers a command with an error (out of memory, wrong key type)."""
 
@@ -229,14 +260,19 @@ class MessageStillQueuedError(InvalidTransitionError):
             own id, or its batch's `batch-<hex>`).
         where: Where that message is, for a person ("queued, 3 ahead",
             "held by worker delivery 5 since ...").
+        outlook: What becomes of it: "it will run from there" (queued, or held by a
+            live worker), or, when no live worker holds it, when the dead-worker
+            sweep takes it back and the command that does it sooner.
     """
 
-    def __init__(self, job_id: str, message_id: str, where: str) -> None:
+    def __init__(self, job_id: str, message_id: str, where: str, *,
+                 outlook: str = "it will run from there") -> None:
         super().__init__(job_id, "pending", "requeued")
         self.args = (f"job {job_id} not requeued: its message {message_id} is still in the "
-                     f"broker ({where}); it will run from there",)
+                     f"broker ({where}); {outlook}",)
         self.message_id = message_id
         self.where = where
+        self.outlook = outlook
 
 
 class MalformedRecordError(StoreError):

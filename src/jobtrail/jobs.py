@@ -19,7 +19,7 @@ from celery import Celery
 from kombu.exceptions import OperationalError
 
 from jobtrail.clock import monotonic_s, now_s
-from jobtrail.config import SOLVER_MAX_PROBLEM_CHARS
+from jobtrail.config import SOLVER_MAX_PROBLEM_CHARS, Settings
 from jobtrail.connections import mask_url
 from jobtrail.errors import (
     ConcurrentUpdateError,
@@ -27,6 +27,7 @@ from jobtrail.errors import (
     JobtrailError,
     MessageStillQueuedError,
     NotCancellableError,
+    PartialSubmitError,
     ProblemError,
     RedisUnavailableError,
 )
@@ -85,6 +86,9 @@ class JobService:
             settings.max_problem_chars if settings is not None else SOLVER_MAX_PROBLEM_CHARS)
         #: Jobs of submit_many per Celery message (1: one message per job).
         self.batch_max_jobs = settings.batch_jobs() if settings is not None else 1
+        #: Seconds without a heartbeat after which a worker is gone (3 heartbeat intervals).
+        self.gone_after_s = 3 * (settings.heartbeat_interval_s if settings is not None
+                                 else Settings.model_fields["heartbeat_interval_s"].default)
 
     def check_text(self, problem: str) -> None:
         """Refuse a problem text at the door; called by submit() before any write.
@@ -111,9 +115,14 @@ class JobService:
         return None
 
     def _send(self, jobs: Sequence[Job], producer: Any = None, *,
-              batched: bool = False) -> None:
+              batched: bool = False, sent: list[Job] | None = None) -> None:
         """Send the messages of *jobs*: one solve_job message per job or, when *batched*,
-        one solve_batch message per run of jobs sharing a `batch` id (in order)."""
+        one solve_batch message per run of jobs sharing a `batch` id (in order).
+
+        Each job whose message went out is appended to *sent* (when given) as it
+        goes, so a caller whose send failed partway knows which jobs will run; the
+        jobs from the failed message on are marked failed and RedisUnavailableError
+        is raised."""
         i = 0
         while i < len(jobs):
             job = jobs[i]
@@ -136,6 +145,8 @@ class JobService:
                 for unsent in jobs[i:]:
                     self.store.fail(unsent.id, f"could not enqueue the task: {failure.reason}")
                 raise failure from exc
+            if sent is not None:
+                sent += group
             i += len(group)
 
     def _send_alone(self, job: Job) -> None:
@@ -215,7 +226,13 @@ class JobService:
                 message begins with its place, "problem N: " (1-based).
             ProblemParseError: A text is empty, blank, holds a control or invisible
                 character or is not valid UTF-8; nothing written ("problem N: ...").
-            RedisUnavailableError: The main DB or the broker is down.
+            PartialSubmitError: The broker (or the main DB) failed partway: the
+                error names the accepted jobs' ids (they will run), the ids
+                marked failed ("could not enqueue the task: ...") and how many
+                problems were never written. Raised whenever a job was marked
+                failed, or some were accepted before the fault.
+            RedisUnavailableError: The main DB or the broker is down before any
+                job was accepted or marked failed (nothing written).
         """
         for n, problem in enumerate(problems, 1):
             try:
@@ -234,10 +251,22 @@ class JobService:
                 part = problems[start:start + chunk_size]
                 batches = ["" if size == 1 or len(part) == 1 else new_batch_id()
                            for _ in range(0, len(part), size)]
-                chunk = self.store.create_many(
-                    part, batches=[batches[n // size] for n in range(len(part))])
-                self._send(chunk, producer, batched=True)
-                jobs += chunk
+                try:
+                    chunk = self.store.create_many(
+                        part, batches=[batches[n // size] for n in range(len(part))])
+                except RedisUnavailableError as exc:
+                    if not jobs:
+                        raise
+                    raise PartialSubmitError(exc.url, exc.reason, [j.id for j in jobs], [],
+                                             len(problems) - start) from exc
+                before = len(jobs)
+                try:
+                    self._send(chunk, producer, batched=True, sent=jobs)
+                except RedisUnavailableError as exc:
+                    raise PartialSubmitError(
+                        exc.url, exc.reason, [j.id for j in jobs],
+                        [j.id for j in chunk[len(jobs) - before:]],
+                        len(problems) - start - len(chunk)) from exc
                 if on_progress is not None:
                     on_progress(len(jobs))
         return jobs
@@ -247,9 +276,14 @@ class JobService:
         processing job whose worker is gone.
 
         A pending job whose message is still in the broker (queued, or held
-        unacknowledged by a worker; its batch's message for a job of a batch)
+        unacknowledged by a live worker; its batch's message for a job of a batch)
         is refused and nothing is sent: a second message could start it on a
-        second worker while the first runs it. A processing
+        second worker while the first runs it. A pending job whose message is
+        held unacknowledged by no live worker (its worker is gone) has that
+        message taken back to the queue the dead-worker sweep's way (only
+        once it is unacknowledged past the gone threshold; a batch message
+        returns whole) and nothing new is sent; younger, it is refused with
+        when the sweep takes it back (`jobtrail recover` then). A processing
         job goes back to pending with a `redelivered` event naming its dead
         worker, and its unacknowledged message returns to the queue at once
         (or, if it has none left, a new one is sent). A job of a batch is sent
@@ -261,7 +295,8 @@ class JobService:
             InvalidTransitionError: The job is finished, or processing on a live
                 worker (nothing sent).
             MessageStillQueuedError: The job is pending and its message is still
-                in the broker (nothing sent).
+                queued, held by a live worker, or held by a gone worker for less
+                than the gone threshold (nothing sent).
             RedisUnavailableError: The main DB or the broker is down.
         """
         job = self.store.get(job_id)
@@ -269,14 +304,17 @@ class JobService:
             return self._requeue_processing(job)
         if job.status is not JobStatus.PENDING:
             raise InvalidTransitionError(job_id, job.status.value, "requeued")
-        self._refuse_if_its_message_exists(job)
+        if self._refuse_if_its_message_exists(job):
+            return self.store.get(job.id)  # its message is back in the queue
         self._send_alone(job)
         return job
 
-    def _refuse_if_its_message_exists(self, job: Job) -> None:
+    def _refuse_if_its_message_exists(self, job: Job) -> bool:
         """Raise MessageStillQueuedError when *job*'s message (its own or its batch's) is
-        queued or unacked in the broker; a queue longer than the scan (MAX_QUEUE_SCAN)
-        whose examined part lacks it lets the requeue go on (it may be lost)."""
+        queued in the broker, or unacked by a live worker; a queue longer than the scan
+        (MAX_QUEUE_SCAN) whose examined part lacks it lets the requeue go on (False: it
+        may be lost). An unacked message no live worker holds is taken back as the
+        dead-worker sweep does (True) once past the gone threshold, else refused."""
         try:
             with self.app.connection_for_write() as conn:
                 search = find_job_message(conn.default_channel.client, self.store.keys, job)
@@ -284,12 +322,29 @@ class JobService:
             raise RedisUnavailableError(mask_url(str(self.app.conf.broker_url)),
                                         str(exc)) from exc
         if search.ahead is None and search.unacked_tag is None:
-            return
+            return False
         message_id = search.message.task_id if search.message else message_ids(job)[0]
-        where = (f"queued, {search.ahead} ahead" if search.ahead is not None
-                 else "held unacknowledged by a worker, delivery tag "
-                      f"{search.unacked_tag}")
-        raise MessageStillQueuedError(job.id, message_id, where)
+        if search.ahead is not None:
+            raise MessageStillQueuedError(job.id, message_id, f"queued, {search.ahead} ahead")
+        where = f"held unacknowledged by a worker, delivery tag {search.unacked_tag}"
+        heartbeats = HeartbeatStore(self.store.client, self.store.keys)
+        live = sorted(b.name for b in heartbeats.list_workers() if b.alive)
+        if message_id in heartbeats.held_by_live_workers(live):
+            raise MessageStillQueuedError(job.id, message_id, where)
+        # no live worker lists it: the sweep's own rule (unacked past the gone threshold,
+        # held by no live worker), so a worker that got it since its last beat keeps it
+        with self.app.connection_for_write() as conn:
+            report = self._sweep(conn.default_channel.client, self.gone_after_s).sweep(
+                lock=False, only={job.id}, reason_prefix="requeued: ")
+        if any(r.job_id == job.id and r.restored for r in report.recovered):
+            logger.info("requeue took back a gone worker's message job_id=%s message=%s",
+                        job.id, message_id)
+            return True
+        raise MessageStillQueuedError(
+            job.id, message_id, f"{where}, which no live worker lists",
+            outlook="it does not run from there if its worker is gone: the dead-worker "
+                    f"sweep takes it back once unacknowledged for {self.gone_after_s:g} s "
+                    "(then `jobtrail recover`, or requeue again)")
 
     def recover(self, *, gone_after_s: float) -> RecoveryReport:
         """Take back now every message no live worker holds (`jobtrail recover`).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -48,6 +49,12 @@ def _rig(redis_server: Any, tmp_path: Path, main_db: redis.Redis, keys: KeySpace
     store = JobStore(main_db, keys)
     return settings, store, JobService(store, create_celery_app(settings)), EventLog(main_db,
                                                                                    keys)
+
+
+def _heartbeats(store: JobStore) -> list[Any]:
+    from jobtrail.store.heartbeats import HeartbeatStore
+
+    return HeartbeatStore(store.client, store.keys).list_workers()
 
 
 def _messages(broker: redis.Redis, keys: KeySpace) -> list[dict[str, Any]]:
@@ -385,6 +392,48 @@ def test_requeue_of_a_pending_job_whose_batch_a_worker_holds_is_refused(
     assert refused.value.where.startswith("held unacknowledged by a worker")
     assert broker_db.llen(keys.queue()) == 0
     assert store.get(jobs[1].id).status is JobStatus.PENDING
+
+
+def test_requeue_of_a_pending_job_whose_batch_a_gone_worker_holds_takes_the_batch_back(
+        redis_server: Any, tmp_path: Path, main_db: redis.Redis, broker_db: redis.Redis,
+        keys: KeySpace, worker_process: Callable[..., WorkerProcess]) -> None:
+    # Given a batch whose first job runs on a worker, its second pending behind it
+    settings, store, service, events = _rig(redis_server, tmp_path, main_db, keys,
+                                            heartbeat_interval_s=1.0)
+    jobs = service.submit_many([SLOW, QUICK[0]])
+    worker = worker_process(settings)
+    wait_until(lambda: store.get(jobs[0].id).status is JobStatus.PROCESSING, timeout_s=60)
+    # When that worker dies (main process and pool) and is gone past the threshold (3 s),
+    # no other worker running to sweep
+    os.killpg(worker.proc.pid, signal.SIGKILL)
+    worker.proc.wait(timeout=10)
+    gone = time.monotonic()
+    wait_until(lambda: not any(b.alive for b in _heartbeats(store)), timeout_s=30,
+               message="the heartbeat to expire")
+    time.sleep(max(0.0, 3.5 - (time.monotonic() - gone)))
+    assert broker_db.hlen(keys.unacked()) == 1 and broker_db.llen(keys.queue()) == 0
+    # and its pending job is requeued
+    back = service.requeue(jobs[1].id)
+    # Then the batch message itself is back in the queue (no second message), whole,
+    # the running job back to pending, each with a redelivered event naming the worker
+    assert back.status is JobStatus.PENDING
+    assert broker_db.hlen(keys.unacked()) == 0
+    [message] = _messages(broker_db, keys)
+    assert (message["task"], message["id"]) == (TASK_SOLVE_BATCH, jobs[0].batch)
+    assert store.get(jobs[0].id).status is JobStatus.PENDING
+    for job in jobs:
+        [redelivered] = [e for e in events.read(job.id) if e.type is EventType.REDELIVERED]
+        assert redelivered.fields["reason"].startswith("requeued: worker ")
+
+
+def test_requeue_refusal_of_a_message_a_gone_worker_holds_names_the_sweep() -> None:
+    refused = MessageStillQueuedError(
+        "j1", "batch-1", "held unacknowledged by a worker, delivery tag t, which no live "
+        "worker lists", outlook="it does not run from there if its worker is gone: the "
+        "dead-worker sweep takes it back once unacknowledged for 30 s (then `jobtrail "
+        "recover`, or requeue again)")
+    assert "it will run from there" not in str(refused)
+    assert "`jobtrail recover`" in str(refused)
 
 
 def test_the_watchdog_stays_armed_between_jobs_and_is_disarmed_when_the_batch_ends() -> None:

@@ -64,7 +64,9 @@ def _status_of(exc: JobtrailError) -> int:
 
 async def _jobtrail_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, JobtrailError)
-    extra = {k: v for k, v in vars(exc).items() if isinstance(v, str | int | float)}
+    # scalars, and lists of ids (PartialSubmitError's accepted and failed jobs)
+    extra = {k: v for k, v in vars(exc).items() if isinstance(v, str | int | float)
+             or (isinstance(v, list) and all(isinstance(x, str) for x in v))}
     return JSONResponse(error_body(_type_name(exc), str(exc), **extra),
                         status_code=_status_of(exc))
 

@@ -20,7 +20,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -44,11 +44,15 @@ from jobtrail.errors import (
     JobNotFoundError,
     JobtrailError,
     NotCancellableError,
+    PartialSubmitError,
     ProblemError,
 )
 from jobtrail.logconfig import log_config
-from jobtrail.models import TERMINAL_STATUSES, Fate, JobStatus
+from jobtrail.models import TERMINAL_STATUSES, Fate, Job, JobStatus
 from jobtrail.trace import trace_job
+
+if TYPE_CHECKING:
+    from jobtrail.jobs import JobService
 
 __all__ = ["app", "main"]
 
@@ -209,6 +213,34 @@ def _wait_for(ctx: typer.Context, ids: list[str], timeout_s: float) -> str | Non
 _FILE_HINT = "'--file' / '-f'"
 
 
+def _partial_submit(exc: PartialSubmitError, *, json_out: bool) -> NoReturn:
+    """Name what a submission cut short by Redis left: the accepted ids on stdout (--json:
+    a list of ids), then one line on stderr counting the failed ones; exit 1."""
+    if json_out:
+        print_json(exc.accepted)
+    else:
+        for job_id in exc.accepted:
+            out.print(job_id)
+    failed = (f"{len(exc.failed)} could not be enqueued and are marked failed "
+              "(jobtrail list --status failed)" if exc.failed else "none marked failed")
+    exit_with(f"Redis at {exc.url} became unavailable after {len(exc.accepted)} of "
+              f"{len(exc.accepted) + len(exc.failed) + exc.unsubmitted} problems were "
+              f"submitted; the jobs above were accepted and will run; {failed}; "
+              f"{exc.unsubmitted} were not submitted: {exc.reason}", 1)
+
+
+def _submit_many(service: JobService, problems: list[str], *, json_out: bool,
+                 stop: Callable[[], bool]) -> list[Job]:
+    """submit_many under a progress bar; a PartialSubmitError ends the command there."""
+    try:
+        with progress_bar(disable=json_out) as bar:
+            task = bar.add_task("submitting", total=len(problems))
+            return service.submit_many(
+                problems, on_progress=lambda n: bar.update(task, completed=n), stop=stop)
+    except PartialSubmitError as exc:
+        _partial_submit(exc, json_out=json_out)
+
+
 @app.command()
 def submit(
     ctx: typer.Context,
@@ -254,11 +286,7 @@ def submit(
         if len(problems) == 1:
             jobs = [rt.service.submit(problems[0])]
         else:
-            with progress_bar(disable=json_out) as bar:
-                task = bar.add_task("submitting", total=len(problems))
-                jobs = rt.service.submit_many(
-                    problems, on_progress=lambda n: bar.update(task, completed=n),
-                    stop=interrupted)
+            jobs = _submit_many(rt.service, problems, json_out=json_out, stop=interrupted)
     stopped = (f"interrupted after submitting {len(jobs)} of {len(problems)} problems"
                if interrupted() else None)
     if wait and stopped is None:

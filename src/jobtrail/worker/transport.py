@@ -29,10 +29,14 @@ kombu.transport.redis Channel._connparams, MultiChannelPoller._register.
 
 from __future__ import annotations
 
+import json
+import logging
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
 from kombu.transport import redis as kombu_redis
+from kombu.transport import virtual
 from redis.backoff import NoBackoff
 from redis.exceptions import ReadOnlyError
 from redis.retry import Retry
@@ -40,7 +44,7 @@ from redis.retry import Retry
 from jobtrail.failover import MASTER_CHECK_S, follow_master_switch
 
 __all__ = ["FAILOVER_RETRY_OPTION", "MASTER_CHECK_OPTION", "SENTINEL_TRANSPORT",
-           "TRANSPORT", "Channel", "SentinelChannel",
+           "TRANSPORT", "Channel", "OwnDeliveryQoS", "SentinelChannel",
            "SentinelTransport", "Transport", "broker_transport"]
 
 #: The Celery `broker_transport` naming this module's Transport.
@@ -50,6 +54,114 @@ SENTINEL_TRANSPORT = "jobtrail.worker.transport:SentinelTransport"
 #: broker_transport_options read by SentinelChannel (kombu keeps options it does not know).
 MASTER_CHECK_OPTION = "jobtrail_master_check_s"
 FAILOVER_RETRY_OPTION = "jobtrail_failover_retry_s"
+
+logger = logging.getLogger(__name__)
+
+#: kombu's virtual QoS (untyped): the local prefetch bookkeeping under the Redis one.
+_VIRTUAL_QOS: Any = virtual.QoS
+
+
+#: Acknowledge a delivery tag's unacked entry only if its unacked_index score is the
+#: arrival this consumer recorded (ARGV[2]; "" when unknown: as kombu, unconditionally).
+#: KEYS: unacked_index, unacked. Returns 1 when removed or absent, 0 when a newer
+#: delivery holds the tag (left alone).
+_ACK_IF_MINE = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and ARGV[2] ~= '' and tonumber(score) ~= tonumber(ARGV[2]) then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+return 1
+"""
+
+
+class OwnDeliveryQoS(kombu_redis.QoS):
+    """kombu's Redis QoS whose ack and reject act only on this consumer's own delivery.
+
+    kombu's visibility-timeout restore (QoS.restore_visible -> restore_by_tag)
+    pushes a message back under its delivery tag, so the next delivery's
+    unacked entry has the old one's tag. A worker stopped past the visibility
+    timeout (SIGSTOP, a long GC or swap) that resumes and then acks its
+    message would remove the new delivery's entry (the message lost if that
+    worker dies), and a reject with requeue (a batch handed back, a pool
+    process lost) would queue the message again while the new delivery runs
+    it (a third delivery). This QoS remembers the `unacked_index` score (epoch
+    seconds) it wrote when the message arrived; an ack, a reject or the
+    restore at shutdown whose tag now bears another score belongs to a newer
+    delivery: it only frees the local prefetch slot. The check and the write
+    are one step (a script; for a requeue, a WATCH transaction as kombu's).
+
+    Source: kombu.transport.redis.QoS append, ack, reject, restore_by_tag,
+    restore_visible (kombu 5.7).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
+        #: delivery tag -> the unacked_index score this consumer wrote on arrival
+        self._arrived: dict[str, float] = {}
+
+    def append(self, message: Any, delivery_tag: str) -> None:
+        """Record the delivery as kombu does (unacked_index, unacked), remembering its score."""
+        delivery = message.delivery_info
+        arrived = time.time()
+        with self.pipe_or_acquire() as pipe:
+            pipe.zadd(self.unacked_index_key, {delivery_tag: arrived}).hset(
+                self.unacked_key, delivery_tag,
+                json.dumps([message._raw, delivery["exchange"], delivery["routing_key"]])).execute()
+        self._arrived[delivery_tag] = arrived
+        _VIRTUAL_QOS.append(self, message, delivery_tag)
+
+    def ack(self, delivery_tag: str) -> None:
+        """Remove the unacked entry if it is still this delivery's; free the slot."""
+        arrived = self._arrived.pop(delivery_tag, None)
+        with self.channel.conn_or_acquire() as client:
+            mine = client.eval(_ACK_IF_MINE, 2, self.unacked_index_key, self.unacked_key,
+                               delivery_tag, "" if arrived is None else repr(arrived))
+        if not mine:
+            logger.warning("ack of a delivery restored and delivered again left alone tag=%s",
+                           delivery_tag)
+        _VIRTUAL_QOS.ack(self, delivery_tag)
+
+    def reject(self, delivery_tag: str, requeue: bool = False) -> None:
+        """Reject this delivery (requeue: back to the head of its queue) if it is still this
+        delivery's; free the slot either way."""
+        if requeue:
+            self._restore_if_mine(delivery_tag, leftmost=True)
+            _VIRTUAL_QOS.ack(self, delivery_tag)
+        else:
+            self.ack(delivery_tag)
+
+    def restore_unacked(self, client: Any = None) -> None:
+        """At shutdown, put back this consumer's own unacknowledged deliveries only."""
+        with self.channel.conn_or_acquire(client) as conn:
+            for tag in list(self._delivered):
+                self._restore_if_mine(tag, leftmost=False, client=conn)
+        self._delivered.clear()
+        self._arrived.clear()
+
+    def _restore_if_mine(self, tag: str, *, leftmost: bool, client: Any = None) -> None:
+        arrived = self._arrived.pop(tag, None)
+
+        def restore(pipe: Any) -> None:
+            raw = pipe.hget(self.unacked_key, tag)
+            score = pipe.zscore(self.unacked_index_key, tag)
+            pipe.multi()
+            if arrived is not None and score is not None and float(score) != arrived:
+                pipe.zscore(self.unacked_index_key, tag)  # a newer delivery's: no write
+                skipped.append(tag)
+                return
+            qos: Any = self
+            qos._remove_from_indices(tag, pipe)
+            if raw:
+                payload, exchange, routing_key = json.loads(raw)
+                self.channel._do_restore_message(payload, exchange, routing_key, pipe,
+                                                 leftmost)
+
+        skipped: list[str] = []
+        with self.channel.conn_or_acquire(client) as conn:
+            conn.transaction(restore, self.unacked_key, self.unacked_index_key)
+        if skipped:
+            logger.warning("requeue of a delivery restored and delivered again left alone "
+                           "tag=%s", tag)
 
 
 class _LoopWithoutRetry:
@@ -73,7 +185,10 @@ class _LoopWithoutRetry:
 
 
 class Channel(_LoopWithoutRetry, kombu_redis.Channel):
-    """kombu's Redis channel whose event-loop connections never reconnect by themselves."""
+    """kombu's Redis channel whose event-loop connections never reconnect by themselves,
+    and whose acks and rejects touch only their own delivery (OwnDeliveryQoS)."""
+
+    QoS = OwnDeliveryQoS
 
 
 class SentinelChannel(_LoopWithoutRetry, kombu_redis.SentinelChannel):
@@ -83,8 +198,10 @@ class SentinelChannel(_LoopWithoutRetry, kombu_redis.SentinelChannel):
     failover its publishes and acks go on to the old master until Sentinel
     demotes it (10 s later), and those writes are discarded (a submitted job's
     message lost). connections.follow_master_switch makes the synchronous pool
-    (publish, ack, the unacked hash) ask again.
+    (publish, ack, the unacked hash) ask again. Acks and rejects as Channel's.
     """
+
+    QoS = OwnDeliveryQoS
 
     def _sentinel_managed_pool(self, asynchronous: bool = False) -> Any:
         pool = super()._sentinel_managed_pool(asynchronous)  # type: ignore[no-untyped-call]

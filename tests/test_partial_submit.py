@@ -1,0 +1,143 @@
+"""The broker going down in the middle of submit_many: the caller learns which jobs were
+accepted (they will run) and which were marked failed, from the service, the client, the
+CLI and the API.
+
+The broker is a real redis-server of its own (private_redis), killed between two
+chunks (SIGKILL); the main DB stays on the session server. No mocks.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from jobtrail import Client
+from jobtrail.config import Settings
+from jobtrail.embedded import EmbeddedRedis
+from jobtrail.errors import PartialSubmitError
+from jobtrail.jobs import SUBMIT_CHUNK
+from jobtrail.keys import KeySpace
+from jobtrail.models import JobStatus
+from jobtrail.store import JobStore
+from tests.conftest import BROKER_DB, make_settings
+from tests.helpers.api_server import client, serve_in_thread
+from tests.helpers.processes import settings_env
+from tests.helpers.waiting import wait_until
+
+
+@pytest.fixture
+def split_settings(redis_server: EmbeddedRedis, private_redis: EmbeddedRedis,
+                   main_db: redis.Redis, tmp_path: Path) -> Settings:
+    """Main DB and result backend on the session server, the broker on private_redis."""
+    base = make_settings(redis_server, tmp_path / "state", batch_max_jobs=10)
+    return base.model_copy(update={"broker_url": private_redis.url(BROKER_DB)})
+
+
+def _by_status(store: JobStore, keys: KeySpace, main_db: redis.Redis) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for job_id in main_db.zrange(keys.jobs(), 0, -1):
+        found.setdefault(store.get(job_id).status.value, set()).add(job_id)
+    return found
+
+
+def _kill_when(main_db: redis.Redis, keys: KeySpace, server: EmbeddedRedis,
+               records: int) -> threading.Thread:
+    """Kill *server* (SIGKILL) once the main DB holds *records* job records."""
+    def run() -> None:
+        wait_until(lambda: main_db.zcard(keys.jobs()) >= records, timeout_s=60, interval_s=0.001)
+        server.kill()
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_broker_lost_after_the_first_chunk_names_accepted_and_failed_ids(
+        split_settings: Settings, private_redis: EmbeddedRedis, main_db: redis.Redis,
+        keys: KeySpace, store: JobStore) -> None:
+    problems = [f"solve x + {i} = 0" for i in range(2 * SUBMIT_CHUNK + 50)]
+    with Client(split_settings) as jt:
+        with pytest.raises(PartialSubmitError) as caught:
+            jt.jobs.submit_many(problems, on_progress=lambda n: private_redis.kill())
+        exc = caught.value
+        handles = jt.handles(exc.accepted)
+
+    by_status = _by_status(store, keys, main_db)
+    # chunk 1 went out whole, chunk 2's records were written and failed, chunk 3 never written
+    assert len(exc.accepted) == SUBMIT_CHUNK and len(exc.failed) == SUBMIT_CHUNK
+    assert exc.unsubmitted == 50
+    assert set(exc.accepted) == by_status["pending"]
+    assert set(exc.failed) == by_status["failed"]
+    assert set(by_status) == {"pending", "failed"}
+    assert [store.get(i).problem for i in exc.accepted] == problems[:SUBMIT_CHUNK]
+    assert store.get(exc.failed[0]).error.startswith("could not enqueue the task: ")
+    assert [h.id for h in handles] == exc.accepted
+    assert (f"{SUBMIT_CHUNK} of {len(problems)} problems were accepted and will run, "
+            f"{SUBMIT_CHUNK} could not be enqueued (marked failed), 50 were not submitted"
+            in str(exc))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("json_out", [False, True], ids=["plain", "json"])
+def test_cli_submit_names_the_accepted_ids_and_counts_the_failed(
+        split_settings: Settings, private_redis: EmbeddedRedis, main_db: redis.Redis,
+        keys: KeySpace, store: JobStore, tmp_path: Path, json_out: bool) -> None:
+    listing = tmp_path / "problems.txt"
+    listing.write_text("".join(f"solve x + {i} = 0\n" for i in range(20_000)))
+    killer = _kill_when(main_db, keys, private_redis, 3 * SUBMIT_CHUNK)
+    proc = subprocess.run(
+        [sys.executable, "-m", "jobtrail", "submit", "--file", str(listing),
+         *(["--json"] if json_out else [])],
+        env=settings_env(split_settings), capture_output=True, text=True, timeout=120)
+    killer.join(timeout=5)
+
+    by_status = _by_status(store, keys, main_db)
+    accepted = json.loads(proc.stdout) if json_out else proc.stdout.split()
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert set(accepted) == by_status["pending"] and len(accepted) >= 3 * SUBMIT_CHUNK - 100
+    failed = len(by_status["failed"])
+    assert failed >= 1
+    assert proc.stderr.startswith("error: Redis at ")
+    assert (f"became unavailable after {len(accepted)} of 20000 problems were submitted; the "
+            f"jobs above were accepted and will run; {failed} could not be enqueued and are "
+            "marked failed (jobtrail list --status failed)") in proc.stderr
+
+
+@pytest.fixture
+def split_api(split_settings: Settings) -> Iterator[object]:
+    from jobtrail.api.app import create_app
+
+    # one message per job: a chunk's sends take long enough for the kill to land among them
+    one_per_message = split_settings.model_copy(update={"batch_max_jobs": 1})
+    with serve_in_thread(create_app(one_per_message)) as base, client(base) as http:
+        yield http
+
+
+def test_api_batch_submit_answers_503_with_accepted_and_failed_ids(
+        split_api: object, private_redis: EmbeddedRedis, main_db: redis.Redis,
+        keys: KeySpace, store: JobStore) -> None:
+    import httpx
+
+    assert isinstance(split_api, httpx.Client)
+    problems = [f"solve x + {i} = 0" for i in range(1000)]
+    killer = _kill_when(main_db, keys, private_redis, 2 * SUBMIT_CHUNK)  # chunk 1 sent
+    response = split_api.post("/jobs", json={"problems": problems}, timeout=60)
+    killer.join(timeout=5)
+
+    body = response.json()["error"]
+    by_status = _by_status(store, keys, main_db)
+    assert response.status_code == 503
+    assert body["type"] == "partial_submit"
+    assert set(body["accepted"]) == by_status["pending"]
+    assert len(body["accepted"]) >= SUBMIT_CHUNK
+    assert set(body["failed"]) == by_status.get(JobStatus.FAILED.value, set())
+    assert len(body["failed"]) >= 1
+    assert len(body["accepted"]) + len(body["failed"]) + body["unsubmitted"] == 1000
+    assert "problems were accepted and will run" in body["message"]
