@@ -47,9 +47,24 @@ class Node:
     port: int
     proc: subprocess.Popen[bytes]
     log: Path
+    clients: dict[int, redis.Redis] = field(default_factory=dict)
 
     def client(self, db: int = 0) -> redis.Redis:
-        return redis.Redis(port=self.port, db=db, decode_responses=True, socket_timeout=2)
+        """This node's client for *db*, one per db, closed by `close_clients`.
+
+        Polling helpers call this many times a second: a client a call left sockets
+        for the garbage collector, and a ResourceWarning at the session's end made
+        pytest exit 1 (`filterwarnings = error`) with every test passed.
+        """
+        if db not in self.clients:
+            self.clients[db] = redis.Redis(port=self.port, db=db, decode_responses=True,
+                                           socket_timeout=2)
+        return self.clients[db]
+
+    def close_clients(self) -> None:
+        for client in self.clients.values():
+            client.close()
+        self.clients.clear()
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -151,24 +166,23 @@ class SentinelCluster:
         # only once the failover ended (switch-master): during it Sentinel already names
         # the promoted replica, and a master demoted under it can flip the roles back
         def switched() -> bool:
-            with self.sentinel_client() as sentinel:
-                state = sentinel.sentinel_master(MASTER_NAME)
+            state = self.sentinel_client().sentinel_master(MASTER_NAME)
             return (int(state["port"]) != port
                     and "failover_in_progress" not in str(state.get("flags", "")))
         _wait("the end of the failover", switched)
         if not node.alive():
             return
         new_master = self.master_port()
-        with node.client() as client:
-            if client.info("replication")["role"] != "master":
-                return
-            # Sentinel's own reconfiguration: REPLICAOF and CLIENT KILL TYPE normal in one
-            # MULTI, so a client blocked in BRPOP sees its connection closed (the
-            # UNBLOCKED reply of a bare REPLICAOF would reach it as a ResponseError)
-            with client.pipeline(transaction=True) as pipe:
-                pipe.replicaof("127.0.0.1", str(new_master))
-                pipe.client_kill_filter(_type="normal")
-                pipe.execute()
+        client = node.client()
+        if client.info("replication")["role"] != "master":
+            return
+        # Sentinel's own reconfiguration: REPLICAOF and CLIENT KILL TYPE normal in one
+        # MULTI, so a client blocked in BRPOP sees its connection closed (the
+        # UNBLOCKED reply of a bare REPLICAOF would reach it as a ResponseError)
+        with client.pipeline(transaction=True) as pipe:
+            pipe.replicaof("127.0.0.1", str(new_master))
+            pipe.client_kill_filter(_type="normal")
+            pipe.execute()
 
     def kill_master(self) -> float:
         """SIGKILL the master; return the seconds until Sentinel's new master took a write."""
@@ -192,6 +206,7 @@ class SentinelCluster:
         --replicaof the current master, as done here.
         """
         old = self.nodes[port]
+        old.close_clients()
         data = self.tmp / f"{'master' if 'master' in old.log.name else 'replica'}-{port}"
         master = self.master_port()
         proc = subprocess.Popen(
@@ -228,6 +243,7 @@ class SentinelCluster:
 
     def stop(self) -> None:
         for node in [*self.nodes.values(), *([self.sentinel] if self.sentinel else [])]:
+            node.close_clients()
             if node.alive():
                 node.proc.terminate()
                 try:
