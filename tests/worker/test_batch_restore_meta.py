@@ -31,16 +31,17 @@ def test_a_restored_result_keeps_the_finish_time_and_the_rest_of_its_ttl(
         worker_process: Callable[..., WorkerProcess]) -> None:
     # Given a batch of three jobs run by a worker (results kept 30 s), its message kept
     settings = make_settings(redis_server, tmp_path / "state", result_expires_s=30,
-                             batch_max_jobs=3)
+                             batch_max_jobs=4)
     store = JobStore(main_db, keys)
     service = JobService(store, create_celery_app(settings))
-    jobs = service.submit_many(["1 + 1", "2 + 1", "3 + 1"])
+    jobs = service.submit_many(["1 + 1", "2 + 1", "3 + 1", "solve x^2 = "])
     [message] = broker_db.lrange(keys.queue(), 0, -1)
     proc = worker_process(settings)
     wait_until(lambda: all(job_finished(store, j.id, results_db) for j in jobs),
                timeout_s=60, message=f"jobs to finish; log:\n{proc.log()[-2000:]}")
     finals = [store.get(j.id) for j in jobs]
     first = json.loads(results_db.get(keys.celery_result(jobs[0].id)))
+    failed = json.loads(results_db.get(keys.celery_result(jobs[3].id)))
 
     # When the three results are lost, the second's record says it finished 25 s ago and
     # the third's 40 s ago (the first's its true time), and 3 s later the batch message
@@ -69,3 +70,36 @@ def test_a_restored_result_keeps_the_finish_time_and_the_rest_of_its_ttl(
     ttl2 = results_db.ttl(keys.celery_result(jobs[1].id))
     assert 0 < ttl2 <= 30 - 25 - 3 + 1, ttl2
     assert not results_db.exists(keys.celery_result(jobs[2].id))
+    # and the failed job's is the FAILURE first written, its date_done the finish's
+    again = json.loads(results_db.get(keys.celery_result(jobs[3].id)))
+    assert {**again, "date_done": ""} == {**failed, "date_done": ""}
+    assert abs(datetime.fromisoformat(again["date_done"]).timestamp() -
+               datetime.fromisoformat(failed["date_done"]).timestamp()) < 1.0
+
+
+def test_a_result_kept_forever_is_restored_forever(
+        redis_server: Any, tmp_path: Path, main_db: redis.Redis, broker_db: redis.Redis,
+        results_db: redis.Redis, keys: KeySpace,
+        worker_process: Callable[..., WorkerProcess]) -> None:
+    # Given a batch of two jobs run with results kept forever (RESULT_EXPIRES_S=never)
+    settings = make_settings(redis_server, tmp_path / "state", result_expires_s="never",
+                             batch_max_jobs=2)
+    store = JobStore(main_db, keys)
+    service = JobService(store, create_celery_app(settings))
+    jobs = service.submit_many(["1 + 1", "2 + 1"])
+    [message] = broker_db.lrange(keys.queue(), 0, -1)
+    proc = worker_process(settings)
+    wait_until(lambda: all(job_finished(store, j.id, results_db) for j in jobs),
+               timeout_s=60, message=f"jobs to finish; log:\n{proc.log()[-2000:]}")
+    assert [results_db.ttl(keys.celery_result(j.id)) for j in jobs] == [-1, -1]
+
+    # When both results are lost (the second job finished a day ago) and the batch
+    # message is delivered again
+    results_db.delete(*(keys.celery_result(j.id) for j in jobs))
+    main_db.hset(keys.job(jobs[1].id), "finished_at", repr(time.time() - 86_400))
+    broker_db.lpush(keys.queue(), message)
+
+    # Then both are restored without a TTL
+    wait_until(lambda: all(results_db.exists(keys.celery_result(j.id)) for j in jobs),
+               timeout_s=60, message=f"the results to be restored; log:\n{proc.log()[-2000:]}")
+    assert [results_db.ttl(keys.celery_result(j.id)) for j in jobs] == [-1, -1]
