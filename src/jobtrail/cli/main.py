@@ -41,6 +41,7 @@ from jobtrail.clock import monotonic_s
 from jobtrail.errors import (
     ArchivedJobNotFoundError,
     ConfigError,
+    InvalidTransitionError,
     JobNotFoundError,
     JobtrailError,
     NotCancellableError,
@@ -341,11 +342,20 @@ def requeue(
 ) -> None:
     """Send the task of pending jobs again (a submitter died before sending it), or hand a
     processing job whose worker is gone back to the queue (refused while its worker lives).
+
+    Each id is requeued on its own; a job that cannot be (finished, processing on a
+    live worker, or its message still in the broker) is reported and the command
+    exits 1 after the others (those requeued are listed first).
     """
     rt = runtime(ctx)
     ids = [resolve_id(ctx, job_id, "JOB_IDS") for job_id in job_ids]
     before = {job_id: rt.store.get(job_id) for job_id in ids}
-    jobs = [rt.service.requeue(job_id) for job_id in ids]
+    jobs, refused = [], []
+    for job_id in ids:
+        try:
+            jobs.append(rt.service.requeue(job_id))
+        except InvalidTransitionError as exc:  # MessageStillQueuedError among them
+            refused.append(str(exc))
     if json_out:
         print_json([j.to_dict() for j in jobs])
     else:
@@ -356,6 +366,8 @@ def requeue(
                           "which is gone)")
             else:
                 out.print(f"requeued {job.id}")
+    if refused:
+        exit_with("; ".join(refused), 1)
 
 
 @app.command()

@@ -47,6 +47,7 @@ from jobtrail.worker.app import TASK_SOLVE_BATCH, settings_of
 from jobtrail.worker.batch_events import BatchEvents, batch_events
 from jobtrail.worker.batch_revoke import job_context, skip_revoked
 from jobtrail.worker.node_metrics import count_job
+from jobtrail.worker.results import restore_result
 from jobtrail.worker.tasks import (
     RUN_KEY,
     JobRun,
@@ -330,14 +331,17 @@ class _Delivery:
         job = _with_main_db(self.rt, "batch read", job_id, lambda: self.rt.store.get(job_id))
         request = _job_request(self.task, job_id, problem)
         if job.status is JobStatus.COMPLETED:
-            self.task.backend.store_result(job_id, job.result, states.SUCCESS, request=request)
+            value, state = job.result, states.SUCCESS
         elif job.status is JobStatus.FAILED:
-            self.task.backend.mark_as_failure(job_id, ProblemError(job.error),
-                                              request=request, call_errbacks=False)
+            value, state = ProblemError(job.error), states.FAILURE
         else:
             return
-        logger.info("Celery result of a finished job restored from its record job_id=%s",
-                    job_id)
+        # as Celery stored it at the finish: its date_done, the rest of its TTL
+        done_at = job.finished_at if job.finished_at is not None else now_s()
+        if restore_result(self.task.backend, job_id, value, state, request,
+                          done_at=done_at, now=now_s()):
+            logger.info("Celery result of a finished job restored from its record "
+                        "job_id=%s", job_id)
 
     def _aged(self) -> bool:
         return bool(self.buffer) and (len(self.buffer) >= GROUP_COMMIT_MAX or

@@ -13,12 +13,14 @@ Celery's read.
 
 from __future__ import annotations
 
+import math
+from datetime import UTC, datetime
 from typing import Any
 
 from celery.exceptions import BackendStoreError
 from kombu.utils.encoding import bytes_to_str
 
-__all__ = ["OWNED_KEY", "owned_results"]
+__all__ = ["OWNED_KEY", "owned_results", "restore_result"]
 
 #: The request-context attribute JobRun.finish sets once the job's outcome is its run's.
 OWNED_KEY = "jobtrail_owned"
@@ -57,3 +59,32 @@ def owned_results(base: Any) -> type:
     OwnedResults.__module__ = base.__module__
     _classes[base] = OwnedResults
     return OwnedResults
+
+
+def restore_result(backend: Any, task_id: str, result: Any, state: str, request: Any, *,
+                   done_at: float, now: float) -> bool:
+    """Store the Celery result of a task that finished at *done_at* (epoch seconds) as
+    Celery stored it then: its meta's date_done *done_at*, its TTL what is left at *now*
+    of the backend's `expires` (seconds; 0 or None: kept forever).
+
+    *result* is the return value, or the exception of a FAILURE (encoded as Celery
+    encodes it). The caller checked that no result is stored.
+
+    Returns:
+        True if stored; False if the result would have expired already (nothing written).
+
+    Raises:
+        BackendStoreError, redis errors: as the backend's own set().
+    """
+    expires = backend.expires or 0
+    left_s = expires - (now - done_at)
+    if expires and left_s <= 0:
+        return False
+    meta = backend._get_result_meta(result=backend.encode_result(result, state), state=state,
+                                    traceback=None, request=request)
+    meta["task_id"] = bytes_to_str(task_id)  # type: ignore[no-untyped-call]
+    meta["date_done"] = datetime.fromtimestamp(done_at, UTC).astimezone(
+        backend.app.timezone).isoformat()
+    backend.set(backend.get_key_for_task(task_id), backend.encode(meta),
+                expires=max(1, math.ceil(left_s)) if expires else None)
+    return True
