@@ -436,11 +436,16 @@ def _solve_one(task: BatchTask, rt: Any, n: int, job_id: str, problem: str, stat
     except Reject:
         raise
     except Exception as exc:
-        # a fault of ours, not of the problem: hand the batch back rather than drop the
-        # jobs after this one (the job at fault counts an attempt on each delivery)
-        logger.exception("batch handed back job_id=%s batch=%s", job_id, task.request.id)
-        raise Reject(f"{type(exc).__name__}: {exc}", requeue=True) from exc
+        raise _hand_back(task, job_id, exc) from exc
     return _Solved(n, run, outcome, began)
+
+
+def _hand_back(task: BatchTask, job_id: str, exc: Exception) -> Reject:
+    """The Reject that hands the batch back for a fault of ours, not of the problem
+    (rather than drop the jobs after this one; the job at fault counts an attempt on
+    each delivery), logged with its traceback."""
+    logger.exception("batch handed back job_id=%s batch=%s", job_id, task.request.id)
+    return Reject(f"{type(exc).__name__}: {exc}", requeue=True)
 
 
 def _commit_one(task: BatchTask, solved: _Solved, events: BatchEvents, *,
@@ -470,8 +475,7 @@ def _commit_one(task: BatchTask, solved: _Solved, events: BatchEvents, *,
         task.backend.mark_as_failure(job_id, exc, request=run.request, call_errbacks=False)
         events.failed(job_id, exc)
     except Exception as exc:
-        logger.exception("batch handed back job_id=%s batch=%s", job_id, task.request.id)
-        raise Reject(f"{type(exc).__name__}: {exc}", requeue=True) from exc
+        raise _hand_back(task, job_id, exc) from exc
     else:
         task.backend.store_result(job_id, payload, states.SUCCESS, request=run.request)
         events.succeeded(job_id, payload)

@@ -98,6 +98,7 @@ class OwnDeliveryQoS(kombu_redis.QoS):
         super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
         #: delivery tag -> the unacked_index score this consumer wrote on arrival
         self._arrived: dict[str, float] = {}
+        self._ack_script: Any = None
 
     def append(self, message: Any, delivery_tag: str) -> None:
         """Record the delivery as kombu does (unacked_index, unacked), remembering its score."""
@@ -114,8 +115,11 @@ class OwnDeliveryQoS(kombu_redis.QoS):
         """Remove the unacked entry if it is still this delivery's; free the slot."""
         arrived = self._arrived.pop(delivery_tag, None)
         with self.channel.conn_or_acquire() as client:
-            mine = client.eval(_ACK_IF_MINE, 2, self.unacked_index_key, self.unacked_key,
-                               delivery_tag, "" if arrived is None else repr(arrived))
+            if self._ack_script is None:  # EVALSHA an ack, the text sent once (NOSCRIPT: again)
+                self._ack_script = client.register_script(_ACK_IF_MINE)
+            mine = self._ack_script(keys=[self.unacked_index_key, self.unacked_key],
+                                    args=[delivery_tag, "" if arrived is None else repr(arrived)],
+                                    client=client)
         if not mine:
             logger.warning("ack of a delivery restored and delivered again left alone tag=%s",
                            delivery_tag)
