@@ -141,3 +141,59 @@ def test_api_batch_submit_answers_503_with_accepted_and_failed_ids(
     assert len(body["failed"]) >= 1
     assert len(body["accepted"]) + len(body["failed"]) + body["unsubmitted"] == 1000
     assert "problems were accepted and will run" in body["message"]
+
+
+@pytest.fixture
+def one_server_settings(private_redis: EmbeddedRedis, tmp_path: Path) -> Settings:
+    """Main DB, broker and result backend on one killable server (the embedded default)."""
+    return make_settings(private_redis, tmp_path / "state", batch_max_jobs=10)
+
+
+def test_a_chunk_whose_records_write_is_cut_off_is_named_uncertain_not_unsubmitted(
+        one_server_settings: Settings, private_redis: EmbeddedRedis) -> None:
+    # the one server dies after chunk 1 went out: chunk 2's records' write fails, and a
+    # write cut off may have been applied, so its ids are named, not counted as never written
+    problems = [f"solve x + {i} = 0" for i in range(2 * SUBMIT_CHUNK + 50)]
+    with Client(one_server_settings) as jt:
+        with pytest.raises(PartialSubmitError) as caught:
+            jt.jobs.submit_many(problems, on_progress=lambda n: private_redis.kill())
+    exc = caught.value
+    assert len(exc.accepted) == SUBMIT_CHUNK and exc.failed == []
+    assert len(exc.uncertain) == SUBMIT_CHUNK and exc.unsubmitted == 50
+    assert not set(exc.uncertain) & set(exc.accepted)
+    assert (f"{SUBMIT_CHUNK} of {len(problems)} problems were accepted and will run, 0 could "
+            f"not be enqueued (marked failed), {SUBMIT_CHUNK} may be pending without a message, "
+            "50 were not submitted") in str(exc)
+
+
+def test_jobs_whose_failed_mark_cannot_be_written_are_uncertain_not_failed(
+        one_server_settings: Settings, private_redis: EmbeddedRedis) -> None:
+    # the one server dies between chunk 2's records and its first message: the messages
+    # cannot go out and the failed marks cannot be written either; those jobs are pending
+    # without a message, and the error must not call them "marked failed"
+    from jobtrail.jobs import JobService
+    from jobtrail.worker.app import create_celery_app
+
+    settings = one_server_settings
+    store = JobStore(redis.Redis.from_url(settings.main_url or "", decode_responses=True),
+                     KeySpace(queue=settings.queue))
+    service = JobService(store, create_celery_app(settings))
+    real_send = service.app.send_task
+    calls = {"n": 0}
+    per_chunk = SUBMIT_CHUNK // 10  # batch_max_jobs 10: messages a chunk
+
+    def send_task(*args: object, **kwargs: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == per_chunk + 1:  # chunk 2's first message: its records are written
+            private_redis.kill()
+        return real_send(*args, **kwargs)  # the real Celery send, to the real dead broker
+
+    service.app.send_task = send_task  # type: ignore[method-assign]
+    problems = [f"solve x + {i} = 0" for i in range(2 * SUBMIT_CHUNK + 50)]
+    with pytest.raises(PartialSubmitError) as caught:
+        service.submit_many(problems)
+    exc = caught.value
+    assert len(exc.accepted) == SUBMIT_CHUNK
+    assert exc.failed == [] and len(exc.uncertain) == SUBMIT_CHUNK
+    assert exc.unsubmitted == 50
+    assert "0 could not be enqueued (marked failed)" in str(exc)

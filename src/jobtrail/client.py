@@ -142,7 +142,8 @@ class Client:
         Raises:
             ProblemTooLargeError, ProblemParseError: A text is refused; nothing written.
             PartialSubmitError: Redis failed partway: ``accepted`` (ids that will run),
-                ``failed`` (ids marked failed) and ``unsubmitted`` (how many never written);
+                ``failed`` (ids marked failed), ``uncertain`` (ids that may be pending without a
+                message) and ``unsubmitted`` (how many never written);
                 ``handles(exc.accepted)`` gives handles of the accepted ones.
             RedisUnavailableError: The main DB or the broker is down; nothing accepted.
         """

@@ -160,23 +160,33 @@ class PartialSubmitError(RedisUnavailableError):
 
     The jobs before the fault are accepted: their messages are in the broker
     and they will run. The jobs whose records were written but whose message
-    could not be sent are `failed` ("could not enqueue the task: ..."). The
-    problems after them were never written. CLI exit 1, API 503.
+    could not be sent are `failed` ("could not enqueue the task: ..."). Jobs
+    whose state is not known are `uncertain`: their failed mark could not be
+    written (the main DB went down too), or their records' write was cut off
+    (it may have been applied, e.g. on a lost reply or too few replicas): each
+    is pending without a message or was never written; `jobtrail doctor` names
+    the first kind (pending-without-message), `jobtrail trace ID` says which,
+    and `jobtrail requeue ID` resends one that exists. The problems after them
+    were never written. CLI exit 1, API 503.
 
     Attributes:
         url: The Redis that failed, password masked.
         reason: Why, as Redis or kombu said it.
         accepted: Ids of the accepted jobs (pending, each with its message), in order.
         failed: Ids of the jobs written and then marked failed, in order.
-        unsubmitted: How many problems (after the failed ones) were never written.
+        unsubmitted: How many problems (after the failed and uncertain ones) were
+            never written.
+        uncertain: Ids that may be pending without a message, in order.
     """
 
     def __init__(self, url: str, reason: str, accepted: list[str], failed: list[str],
-                 unsubmitted: int) -> None:
+                 unsubmitted: int, uncertain: list[str] | None = None) -> None:
         super().__init__(url, reason)
-        total = len(accepted) + len(failed) + unsubmitted
+        self.uncertain = list(uncertain or [])
+        total = len(accepted) + len(failed) + len(self.uncertain) + unsubmitted
         self.args = (f"{self.args[0]}; {len(accepted)} of {total} problems were accepted "
                      f"and will run, {len(failed)} could not be enqueued (marked failed), "
+                     f"{len(self.uncertain)} may be pending without a message, "
                      f"{unsubmitted} were not submitted",)
         self.accepted = accepted
         self.failed = failed

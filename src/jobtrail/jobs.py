@@ -30,6 +30,7 @@ from jobtrail.errors import (
     PartialSubmitError,
     ProblemError,
     RedisUnavailableError,
+    ReplicationError,
 )
 from jobtrail.models import TERMINAL_STATUSES, EventType, Job, JobStatus
 from jobtrail.problem_text import MAX_SUBMIT_BYTES, check_problem_text
@@ -115,14 +116,17 @@ class JobService:
         return None
 
     def _send(self, jobs: Sequence[Job], producer: Any = None, *,
-              batched: bool = False, sent: list[Job] | None = None) -> None:
+              batched: bool = False, sent: list[Job] | None = None,
+              unmarked: list[Job] | None = None) -> None:
         """Send the messages of *jobs*: one solve_job message per job or, when *batched*,
         one solve_batch message per run of jobs sharing a `batch` id (in order).
 
         Each job whose message went out is appended to *sent* (when given) as it
         goes, so a caller whose send failed partway knows which jobs will run; the
         jobs from the failed message on are marked failed and RedisUnavailableError
-        is raised."""
+        is raised. A job whose failed mark could not be written either (the main DB
+        down too) is appended to *unmarked* when given (it stays pending without a
+        message), else that error is raised."""
         i = 0
         while i < len(jobs):
             job = jobs[i]
@@ -142,8 +146,14 @@ class JobService:
                 if failure is None:
                     raise
                 logger.info("enqueue failed job_id=%s reason=%s", job.id, failure.reason)
-                for unsent in jobs[i:]:
-                    self.store.fail(unsent.id, f"could not enqueue the task: {failure.reason}")
+                for n, unsent in enumerate(jobs[i:], i):
+                    try:
+                        self.store.fail(unsent.id, f"could not enqueue the task: {failure.reason}")
+                    except RedisUnavailableError:
+                        if unmarked is None:
+                            raise
+                        unmarked += jobs[n:]  # the main DB is gone too: no use asking per job
+                        break
                 raise failure from exc
             if sent is not None:
                 sent += group
@@ -228,11 +238,15 @@ class JobService:
                 character or is not valid UTF-8; nothing written ("problem N: ...").
             PartialSubmitError: The broker (or the main DB) failed partway: the
                 error names the accepted jobs' ids (they will run), the ids
-                marked failed ("could not enqueue the task: ...") and how many
-                problems were never written. Raised whenever a job was marked
-                failed, or some were accepted before the fault.
+                marked failed ("could not enqueue the task: ..."), the ids that
+                may be pending without a message (`uncertain`: their failed mark
+                or their records' write was cut off) and how many problems were
+                never written. Raised whenever a job was marked failed or is
+                uncertain, or some were accepted before the fault.
             RedisUnavailableError: The main DB or the broker is down before any
-                job was accepted or marked failed (nothing written).
+                job was accepted or marked failed (nothing written, unless the
+                first write's reply was lost: trace and doctor name such a
+                record pending-without-message).
         """
         for n, problem in enumerate(problems, 1):
             try:
@@ -251,22 +265,27 @@ class JobService:
                 part = problems[start:start + chunk_size]
                 batches = ["" if size == 1 or len(part) == 1 else new_batch_id()
                            for _ in range(0, len(part), size)]
+                chunk = self.store.new_jobs(
+                    part, batches=[batches[n // size] for n in range(len(part))])
                 try:
-                    chunk = self.store.create_many(
-                        part, batches=[batches[n // size] for n in range(len(part))])
+                    self.store.write_jobs(chunk)
                 except RedisUnavailableError as exc:
-                    if not jobs:
+                    # a write cut off may have been applied (a lost reply; too few replicas)
+                    if not jobs and not isinstance(exc, ReplicationError):
                         raise
                     raise PartialSubmitError(exc.url, exc.reason, [j.id for j in jobs], [],
-                                             len(problems) - start) from exc
+                                             len(problems) - start - len(chunk),
+                                             [j.id for j in chunk]) from exc
                 before = len(jobs)
+                unmarked: list[Job] = []
                 try:
-                    self._send(chunk, producer, batched=True, sent=jobs)
+                    self._send(chunk, producer, batched=True, sent=jobs, unmarked=unmarked)
                 except RedisUnavailableError as exc:
+                    lost = {j.id for j in unmarked}
                     raise PartialSubmitError(
                         exc.url, exc.reason, [j.id for j in jobs],
-                        [j.id for j in chunk[len(jobs) - before:]],
-                        len(problems) - start - len(chunk)) from exc
+                        [j.id for j in chunk[len(jobs) - before:] if j.id not in lost],
+                        len(problems) - start - len(chunk), [j.id for j in unmarked]) from exc
                 if on_progress is not None:
                     on_progress(len(jobs))
         return jobs

@@ -224,10 +224,12 @@ def _partial_submit(exc: PartialSubmitError, *, json_out: bool) -> NoReturn:
             out.print(job_id)
     failed = (f"{len(exc.failed)} could not be enqueued and are marked failed "
               "(jobtrail list --status failed)" if exc.failed else "none marked failed")
+    uncertain = (f"; {len(exc.uncertain)} may be pending without a message (jobtrail doctor "
+                 "names them, jobtrail requeue resends them)" if exc.uncertain else "")
+    total = len(exc.accepted) + len(exc.failed) + len(exc.uncertain) + exc.unsubmitted
     exit_with(f"Redis at {exc.url} became unavailable after {len(exc.accepted)} of "
-              f"{len(exc.accepted) + len(exc.failed) + exc.unsubmitted} problems were "
-              f"submitted; the jobs above were accepted and will run; {failed}; "
-              f"{exc.unsubmitted} were not submitted: {exc.reason}", 1)
+              f"{total} problems were submitted; the jobs above were accepted and will run; "
+              f"{failed}{uncertain}; {exc.unsubmitted} were not submitted: {exc.reason}", 1)
 
 
 def _submit_many(service: JobService, problems: list[str], *, json_out: bool,

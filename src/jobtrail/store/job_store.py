@@ -274,10 +274,30 @@ class JobStore:
         Raises:
             RedisUnavailableError: The main DB could not be reached.
         """
+        jobs = self.new_jobs(problems, batches=batches)
+        self.write_jobs(jobs)
+        return jobs
+
+    def new_jobs(self, problems: Sequence[str], *,
+                 batches: Sequence[str] | None = None) -> list[Job]:
+        """The pending jobs create_many would write (fresh ids, now as created_at); nothing
+        is written. *batches* as for create_many.
+
+        Raises:
+            ValueError: *batches* does not give one batch id per problem.
+        """
         batch_ids = list(batches) if batches is not None else [""] * len(problems)
         if len(batch_ids) != len(problems):
             raise ValueError("create_many: one batch id per problem")
-        jobs = [self._new_job(p, None, "", b) for p, b in zip(problems, batch_ids, strict=True)]
+        return [self._new_job(p, None, "", b) for p, b in zip(problems, batch_ids, strict=True)]
+
+    def write_jobs(self, jobs: Sequence[Job]) -> None:
+        """Write the records of *jobs* (from new_jobs) in one pipelined round trip.
+
+        Raises:
+            RedisUnavailableError: The main DB could not be reached; the records
+                may or may not have been written (a lost reply).
+        """
         try:
             with self.client.pipeline(transaction=False) as pipe:
                 for job in jobs:
@@ -286,7 +306,6 @@ class JobStore:
                 pipe.execute()
         except REDIS_ERRORS as exc:
             raise wrap_redis_error("main DB", exc) from exc
-        return jobs
 
     def _run(self, script: Any, keys: list[str], args: list[str]) -> Any:
         try:
