@@ -186,8 +186,9 @@ class PartialSubmitError(RedisUnavailableError):
         total = len(accepted) + len(failed) + len(self.uncertain) + unsubmitted
         self.args = (f"{self.args[0]}; {len(accepted)} of {total} problems were accepted "
                      f"and will run, {len(failed)} could not be enqueued (marked failed), "
-                     f"{len(self.uncertain)} may be pending without a message, "
-                     f"{unsubmitted} were not submitted",)
+                     + (f"{len(self.uncertain)} may be pending without a message, "
+                        if self.uncertain else "")
+                     + f"{unsubmitted} were not submitted",)
         self.accepted = accepted
         self.failed = failed
         self.unsubmitted = unsubmitted
