@@ -30,7 +30,6 @@ from jobtrail.errors import (
     PartialSubmitError,
     ProblemError,
     RedisUnavailableError,
-    ReplicationError,
 )
 from jobtrail.models import TERMINAL_STATUSES, EventType, Job, JobStatus
 from jobtrail.problem_text import MAX_SUBMIT_BYTES, check_problem_text
@@ -246,7 +245,8 @@ class JobService:
             RedisUnavailableError: The main DB or the broker is down before any
                 job was accepted or marked failed (nothing written, unless the
                 first write's reply was lost: trace and doctor name such a
-                record pending-without-message).
+                record pending-without-message). ReplicationError (one of them)
+                when too few replicas held the first chunk's records.
         """
         for n, problem in enumerate(problems, 1):
             try:
@@ -270,8 +270,10 @@ class JobService:
                 try:
                     self.store.write_jobs(chunk)
                 except RedisUnavailableError as exc:
-                    # a write cut off may have been applied (a lost reply; too few replicas)
-                    if not jobs and not isinstance(exc, ReplicationError):
+                    # a write cut off may have been applied (a lost reply; too few replicas);
+                    # before anything was accepted the error is the store's own (ReplicationError
+                    # says the master holds the write)
+                    if not jobs:
                         raise
                     raise PartialSubmitError(exc.url, exc.reason, [j.id for j in jobs], [],
                                              len(problems) - start - len(chunk),
