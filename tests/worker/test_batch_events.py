@@ -3,6 +3,8 @@ its own id (task events are on for Flower, `celery events` and celery-exporter).
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -10,6 +12,7 @@ from typing import Any
 import pytest
 
 from jobtrail.config import Settings
+from jobtrail.embedded import EmbeddedRedis
 from jobtrail.jobs import JobService
 from jobtrail.store import JobStore
 from jobtrail.worker.app import TASK_SOLVE, create_celery_app
@@ -72,3 +75,54 @@ def test_a_job_of_a_batch_sends_the_task_events_of_a_single_job(
     assert "x = 1" in done["result"] and done["runtime"] >= 0
     thread.join(timeout=10)
     assert not thread.is_alive()
+
+
+def _succeeded_ids(pubsub: Any, seen: set[str]) -> set[str]:
+    """The job ids of the task-succeeded events read so far from *pubsub* (psubscribed to
+    the events exchange: kombu's envelope, a base64 JSON body of buffered events)."""
+    while (message := pubsub.get_message(timeout=0.05)) is not None:
+        if message["type"] != "pmessage":
+            continue
+        body = json.loads(base64.b64decode(json.loads(message["data"])["body"]))
+        for event in body if isinstance(body, list) else [body]:
+            if event.get("type") == "task-succeeded":
+                seen.add(event["uuid"])
+    return seen
+
+
+def test_a_pool_process_keeps_its_event_connection_from_batch_to_batch(
+        settings: Settings, store: JobStore, private_redis: EmbeddedRedis,
+        worker_process: Callable[..., WorkerProcess]) -> None:
+    # Given a broker on a server of its own (its connection count is the broker's), one
+    # connection that reads the task events there, and a worker with one pool process
+    # that has run a batch (its first connections are made)
+    settings = settings.model_copy(update={"broker_url": private_redis.url(1)})
+    broker = private_redis.client(1)
+    pubsub = broker.pubsub(ignore_subscribe_messages=True)
+    pubsub.psubscribe("*celeryev*")
+    service = JobService(store, create_celery_app(settings))
+    proc = worker_process(settings, concurrency=1)
+    succeeded: set[str] = set()
+
+    def run_batch() -> None:
+        jobs = service.submit_many(["1 + 1", "2 + 2", "3 + 3"])
+        assert jobs[0].batch
+        wait_until(lambda: all(job_finished(store, j.id) for j in jobs), timeout_s=60,
+                   message=f"the batch to finish; log:\n{proc.log()[-3000:]}")
+        wait_until(lambda: _succeeded_ids(pubsub, succeeded) >= {j.id for j in jobs},
+                   timeout_s=15, message="the batch's task events")
+
+    try:
+        run_batch()
+        connections = broker.info("stats")["total_connections_received"]
+
+        # When three more batches run in the same pool process
+        for _ in range(3):
+            run_batch()
+
+        # Then their events arrived (run_batch waited for them) and the broker saw no
+        # new connection (before, each batch opened one for its events and closed it)
+        assert broker.info("stats")["total_connections_received"] == connections
+    finally:
+        pubsub.close()
+        broker.close()

@@ -10,8 +10,9 @@ from celery.app.task import Context
 from celery.backends.redis import RedisBackend
 
 from jobtrail.config import Settings
+from jobtrail.errors import ProblemError
 from jobtrail.worker.app import TASK_SOLVE, create_celery_app
-from jobtrail.worker.results import OWNED_KEY
+from jobtrail.worker.results import OWNED_KEY, store_owned_results
 
 
 def _request(job_id: str, *, owned: bool) -> Context:
@@ -65,3 +66,40 @@ def test_a_store_not_owned_keeps_celerys_guard_of_a_success(
 
     # Then Celery's read kept the SUCCESS
     assert _meta(results_db, "j")["status"] == "SUCCESS"
+
+
+def test_a_group_of_owned_outcomes_is_stored_in_one_round_trip_as_celery_stores_each(
+        settings: Settings, results_db: redis.Redis) -> None:
+    # Given jobtrail's result backend, a success and a failure that their runs own, and
+    # one outcome that is not owned
+    backend = create_celery_app(settings).backend
+    payload = {"kind": "arithmetic", "text": "2"}
+    failure = ProblemError("could not read the problem")
+    results_db.config_resetstat()
+
+    # When the three are stored as a batch's group commit stores them
+    store_owned_results(backend, [
+        ("ok", payload, states.SUCCESS, _request("ok", owned=True)),
+        ("bad", failure, states.FAILURE, _request("bad", owned=True)),
+        ("other", payload, states.SUCCESS, _request("other", owned=False)),
+    ])
+
+    # Then the owned two took one pipeline of SETEX + PUBLISH each and no read; the other
+    # was read first, as Celery stores it
+    stats = results_db.info("commandstats")
+    assert stats["cmdstat_setex"]["calls"] == 3
+    assert stats["cmdstat_publish"]["calls"] == 3
+    assert stats["cmdstat_get"]["calls"] == 1
+    # and each meta is the one Celery's own store_result writes
+    for job_id, value, state in (("ok", payload, states.SUCCESS),
+                                 ("bad", failure, states.FAILURE)):
+        ours = _meta(results_db, job_id)
+        backend.store_result(f"{job_id}-celery", value, state,
+                             request=_request(f"{job_id}-celery", owned=False))
+        celerys = _meta(results_db, f"{job_id}-celery")
+        for meta in (ours, celerys):
+            meta.pop("task_id"), meta.pop("args"), meta.pop("date_done")
+        assert ours == celerys
+        assert 0 < results_db.ttl(f"celery-task-meta-{job_id}") <= settings.result_expires_s
+    assert backend.get_task_meta("ok")["result"] == payload
+    assert backend.get_task_meta("bad")["status"] == "FAILURE"

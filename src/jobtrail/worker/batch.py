@@ -47,7 +47,7 @@ from jobtrail.worker.app import TASK_SOLVE_BATCH, settings_of
 from jobtrail.worker.batch_events import BatchEvents, batch_events
 from jobtrail.worker.batch_revoke import job_context, skip_revoked
 from jobtrail.worker.node_metrics import count_job
-from jobtrail.worker.results import restore_result
+from jobtrail.worker.results import restore_result, store_owned_results
 from jobtrail.worker.tasks import (
     RUN_KEY,
     JobRun,
@@ -361,23 +361,42 @@ class _Delivery:
                 self.flush()  # a slow job ages past the bound: it is committed at once
 
     def flush(self) -> None:
-        """Commit the buffered jobs: read their finishes, store their results and events.
+        """Commit the buffered jobs: read their finishes, then store their Celery results
+        in one round trip (results.store_owned_results) and publish their events.
 
         Raises:
             celery.exceptions.Reject: A job's commit raised it (the first such); the
                 finishes sent after it are still read once, without retry, so that an
-                applied one gets its result.
+                applied one gets its result. Also when the results cannot be stored:
+                the records are written, and the redelivery skips these jobs and
+                restores their results from them (_restore_results).
         """
         entries, self.buffer = self.buffer, []
         refused, reject = False, None
+        committed: list[tuple[_Solved, Any, str]] = []
         for entry in entries:
             try:
-                if _commit_one(self.task, entry, self.events, retry=reject is None):
-                    self.finished += 1
-                else:
-                    refused = True
+                read = _read_one(self.task, entry, retry=reject is None)
             except Reject as exc:
                 reject = reject or exc
+                continue
+            if read is None:
+                refused = True
+            else:
+                committed.append((entry, *read))
+        self.finished += len(committed)
+        if committed:
+            try:
+                store_owned_results(self.task.backend, [
+                    (entry.run.job_id, value, state, entry.run.request)
+                    for entry, value, state in committed])
+            except Exception as exc:
+                raise _hand_back(self.task, committed[0][0].run.job_id, exc) from exc
+            for entry, value, state in committed:
+                if state == states.SUCCESS:
+                    self.events.succeeded(entry.run.job_id, value)
+                else:
+                    self.events.failed(entry.run.job_id, value)
         if reject is not None:
             raise reject
         after = entries[-1].n + 1 if entries else len(self.pairs)
@@ -448,10 +467,10 @@ def _hand_back(task: BatchTask, job_id: str, exc: Exception) -> Reject:
     return Reject(f"{type(exc).__name__}: {exc}", requeue=True)
 
 
-def _commit_one(task: BatchTask, solved: _Solved, events: BatchEvents, *,
-                retry: bool = True) -> bool:
-    """Read one job's finish and store its Celery result; True if this delivery finished
-    it, False if it was refused (see JobRun.read_finish for *retry*).
+def _read_one(task: BatchTask, solved: _Solved, *,
+              retry: bool = True) -> tuple[Any, str] | None:
+    """Read one job's finish: (payload, SUCCESS) or (ProblemError, FAILURE) if this
+    delivery finished it, None if it was refused (see JobRun.read_finish for *retry*).
 
     Raises:
         celery.exceptions.Reject: as solve_batch.
@@ -468,15 +487,11 @@ def _commit_one(task: BatchTask, solved: _Solved, events: BatchEvents, *,
             logger.warning("batch given up: another delivery took job_id=%s over "
                            "batch=%s", job_id, task.request.id)
             raise Reject("another delivery took the batch over", requeue=True) from None
-        return False
+        return None
     except Reject:
         raise
     except ProblemError as exc:
-        task.backend.mark_as_failure(job_id, exc, request=run.request, call_errbacks=False)
-        events.failed(job_id, exc)
+        return exc, states.FAILURE
     except Exception as exc:
         raise _hand_back(task, job_id, exc) from exc
-    else:
-        task.backend.store_result(job_id, payload, states.SUCCESS, request=run.request)
-        events.succeeded(job_id, payload)
-    return True  # counted on this node by its finish (tasks.JobRun.finish)
+    return payload, states.SUCCESS  # counted on this node by its finish (JobRun.finish)

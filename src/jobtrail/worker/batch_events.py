@@ -24,6 +24,7 @@ cannot be sent is dropped (logged at DEBUG); it never fails a job or its batch.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -34,7 +35,7 @@ from celery.utils.saferepr import saferepr
 from jobtrail.clock import monotonic_s
 from jobtrail.worker.app import TASK_SOLVE
 
-__all__ = ["FLUSH_S", "BatchEvents", "batch_events"]
+__all__ = ["FLUSH_S", "BatchEvents", "batch_events", "drop_dispatcher"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +76,12 @@ class BatchEvents:
         self._flushed_at = monotonic_s()
         try:
             self._dispatcher.flush()
-        except Exception as exc:
+        except Exception as exc:  # dropped, with the dispatcher: the next batch makes one
             logger.debug("task events not sent (%s)", exc)
+            for buffered in self._dispatcher._group_buffer.values():
+                buffered.clear()
+            self._dispatcher = None
+            drop_dispatcher()
 
     def received(self, jobs: Sequence[tuple[str, str]], retries: int) -> None:
         """task-received for each [job_id, problem] this delivery will run."""
@@ -111,22 +116,61 @@ class BatchEvents:
         self._maybe_flush()
 
 
+#: The pool process's task-event dispatcher, kept from batch to batch: (pid, hostname,
+#: connection, dispatcher). A dispatcher and its broker connection a batch opened and
+#: closed again cost two connects (the channel's PING, the first PUBLISH), about 5% of a
+#: pool process's time in a drain of trivial jobs; Celery's worker, too, keeps one
+#: dispatcher for its life. One whose publish failed is dropped and made anew.
+_kept: list[tuple[int, str, Any, Any]] = []
+
+
+def _dispatcher(task: Task) -> Any:
+    hostname = str(task.request.hostname or "")
+    if _kept and _kept[0][:2] == (os.getpid(), hostname):
+        return _kept[0][3]
+    drop_dispatcher()
+    conn = task.app.connection_for_write()
+    try:
+        # buffer_while_offline=False: a publish that fails raises (BatchEvents drops
+        # the events and this dispatcher) instead of growing a buffer kept forever
+        dispatcher = task.app.events.Dispatcher(
+            conn, hostname=hostname, buffer_group=["task"], buffer_limit=1_000_000,
+            buffer_while_offline=False)
+    except BaseException:
+        conn.release()
+        raise
+    _kept.append((os.getpid(), hostname, conn, dispatcher))
+    return dispatcher
+
+
+def drop_dispatcher() -> None:
+    """Close and forget the kept dispatcher (none kept, or one inherited from another
+    process by fork: only forgotten, its socket is the parent's)."""
+    if not _kept:
+        return
+    pid, _, conn, dispatcher = _kept.pop()
+    if pid != os.getpid():
+        return
+    try:
+        dispatcher.close()
+    except Exception as exc:
+        logger.debug("task-event dispatcher not closed (%s)", exc)
+    finally:
+        conn.release()
+
+
 @contextmanager
 def batch_events(task: Task) -> Iterator[BatchEvents]:
-    """The task events of *task*'s current batch delivery, on a producer connection of
-    its own (published as BatchEvents says, and at the end; then closed); events off
-    when the worker sends no task events."""
+    """The task events of *task*'s current batch delivery, on the pool process's kept
+    dispatcher (published as BatchEvents says, and at the end); events off when the
+    worker sends no task events or no dispatcher can be made."""
     if not (task.app.conf.worker_send_task_events and task.send_events):
         yield BatchEvents(None)
         return
-    conn = task.app.connection_for_write()
     try:
-        dispatcher = task.app.events.Dispatcher(
-            conn, hostname=str(task.request.hostname or ""), buffer_group=["task"],
-            buffer_limit=1_000_000)
+        dispatcher = _dispatcher(task)
     except Exception as exc:
         logger.debug("task events off for this batch (%s)", exc)
-        conn.release()
         yield BatchEvents(None)
         return
     events = BatchEvents(dispatcher)
@@ -134,7 +178,3 @@ def batch_events(task: Task) -> Iterator[BatchEvents]:
         yield events
     finally:
         events.flush()
-        try:
-            dispatcher.close()
-        finally:
-            conn.release()

@@ -14,13 +14,16 @@ Celery's read.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
+from celery import states
 from celery.exceptions import BackendStoreError
 from kombu.utils.encoding import bytes_to_str
 
-__all__ = ["OWNED_KEY", "owned_results", "restore_result"]
+__all__ = ["OWNED_KEY", "owned_results", "restore_result", "store_owned_results"]
 
 #: The request-context attribute JobRun.finish sets once the job's outcome is its run's.
 OWNED_KEY = "jobtrail_owned"
@@ -88,3 +91,61 @@ def restore_result(backend: Any, task_id: str, result: Any, state: str, request:
     backend.set(backend.get_key_for_task(task_id), backend.encode(meta),
                 expires=max(1, math.ceil(left_s)) if expires else None)
     return True
+
+
+def store_owned_results(backend: Any, outcomes: Sequence[tuple[str, Any, str, Any]]) -> None:
+    """Store the Celery results of several jobs whose runs own their outcomes, in one
+    round trip to the results DB (a batch's group commit, worker.batch).
+
+    Each item of *outcomes* is (task_id, result, state, request): the return value
+    of a SUCCESS or the exception of a FAILURE, and the request context the job's
+    result is stored with. The meta of each is Celery's own, as
+    `BaseKeyValueStoreBackend._store_result` builds it, and each is written as
+    `RedisBackend._set` writes one (SETEX with `result_expires`, or
+    `result_failure_expires` for a FAILURE, then PUBLISH to the key's channel for
+    a client waiting in `AsyncResult.get()`), all in one non-transactional
+    pipeline. A result whose request is not marked owned (OWNED_KEY), and every
+    result on a backend that is not Redis's, is stored the backend's own way.
+
+    Retries are the backend's: a connection error is retried by its retry
+    policy (`ensure`), and a recoverable error by `result_backend_always_retry`.
+
+    Raises:
+        BackendStoreError: A value over the backend's size limit, or the results
+            DB still failing after the retries (naming the first job).
+    """
+    direct = hasattr(backend, "_set_with_state") and hasattr(backend, "client")
+    owned = [item for item in outcomes if direct and getattr(item[3], OWNED_KEY, False)]
+    for task_id, result, state, request in outcomes:
+        if not (direct and getattr(request, OWNED_KEY, False)):
+            backend.store_result(task_id, result, state, request=request)
+    if not owned:
+        return
+    writes = []
+    for task_id, result, state, request in owned:
+        meta = backend._get_result_meta(result=backend.encode_result(result, state),
+                                        state=state, traceback=None, request=request)
+        meta["task_id"] = bytes_to_str(task_id)  # type: ignore[no-untyped-call]
+        value = backend.encode(meta)
+        if isinstance(value, str) and len(value) > backend._MAX_STR_VALUE_SIZE:
+            raise BackendStoreError("value too large for Redis backend", state=state,
+                                    task_id=task_id)
+        expires = (getattr(backend, "failure_expires", backend.expires)
+                   if state == states.FAILURE else backend.expires)
+        writes.append((backend.get_key_for_task(task_id), value, expires))
+
+    def write() -> None:
+        with backend.client.pipeline(transaction=False) as pipe:
+            for key, value, expires in writes:
+                if expires:
+                    pipe.setex(key, expires, value)
+                else:
+                    pipe.set(key, value)
+                pipe.publish(key, value)
+            pipe.execute()
+
+    first_id, _, first_state, _ = owned[0]
+    backend._ensure_retryable(
+        lambda: backend.ensure(write, ()),
+        fallback_exc=partial(BackendStoreError, task_id=first_id, state=first_state),
+        fallback_msg="failed to store results on the backend")
