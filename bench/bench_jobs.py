@@ -199,9 +199,16 @@ def bench_drain(settings: Settings, server: EmbeddedRedis, n: int, logs: Path,
                               logs / "jt-worker.log")
     batched = _jobtrail_drain(with_batch(settings, batch), server, ["1 + 1"] * n,
                               logs / "jt-batched.log")
+    # like for like with the bare worker, which sends no task events (no -E):
+    # JOBTRAIL_WORKER_TASK_EVENTS=false
+    quiet = settings.model_copy(update={"worker_task_events": False})
+    jt_quiet = _jobtrail_drain(with_batch(quiet, 1), server, ["1 + 1"] * n,
+                               logs / "jt-worker-no-events.log")
     return {"bare_worker_tasks_per_s": bare_rate, "jobtrail_worker_jobs_per_s": jt_rate,
             "drain_ratio": jt_rate / bare_rate, "jobtrail_batched_jobs_per_s": batched,
-            "drain_batched_ratio": batched / bare_rate}
+            "drain_batched_ratio": batched / bare_rate,
+            "jobtrail_worker_no_task_events_jobs_per_s": jt_quiet,
+            "drain_no_task_events_ratio": jt_quiet / bare_rate}
 
 
 def _solve_loop(problems: list[str]) -> int:
@@ -255,6 +262,8 @@ SUMMARY = (
      "x bare apply_async (TASK_SENT_EVENT=false, target >= 0.8)"),
     ("submission, submit_many", "submit_many_ratio", "x bare apply_async"),
     ("drain, single", "drain_ratio", "x bare worker no-op (target >= 0.7)"),
+    ("drain, single, no events", "drain_no_task_events_ratio",
+     "x bare worker no-op (WORKER_TASK_EVENTS=false, target >= 0.7)"),
     ("drain, batched", "drain_batched_ratio", "x bare worker no-op (target >= 2)"),
     ("five kinds, bare Celery", "bare_celery_solve_ratio", "x pure SymPy"),
     ("five kinds, single", "five_kind_ratio", "x pure SymPy (target >= 0.7)"),

@@ -26,6 +26,14 @@ def test_task_sent_event_is_on_unless_switched_off(value: str | None, expected: 
     assert load_settings().task_sent_event is expected
 
 
+@pytest.mark.parametrize(("value", "expected"), [(None, True), ("false", False), ("1", True)])
+def test_worker_task_events_are_on_unless_switched_off(value: str | None, expected: bool,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    if value is not None:
+        monkeypatch.setenv("JOBTRAIL_WORKER_TASK_EVENTS", value)
+    assert load_settings().worker_task_events is expected
+
+
 @pytest.mark.parametrize("value", ["0", "never", "NEVER"])
 def test_result_expires_zero_or_never_keeps_forever(value: str,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:

@@ -168,6 +168,12 @@ class Settings(BaseSettings):
         description="Send Celery's task-sent event with each task (Flower, `celery events`); "
                     "false saves a broker round trip a submit, the record's `created` event stays.",
     )
+    worker_task_events: bool = Field(
+        True,
+        description="Workers send Celery's task events (task-received/started/succeeded/"
+                    "failed; Flower, `celery events`); false sends none, as a bare Celery "
+                    "worker without -E. Job records and their events do not depend on them.",
+    )
     visibility_timeout_s: int = Field(
         3_600,
         description="Seconds before the broker redelivers an unacknowledged task (kombu).",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -123,6 +124,43 @@ def test_a_pool_process_keeps_its_event_connection_from_batch_to_batch(
         # Then their events arrived (run_batch waited for them) and the broker saw no
         # new connection (before, each batch opened one for its events and closed it)
         assert broker.info("stats")["total_connections_received"] == connections
+    finally:
+        pubsub.close()
+        broker.close()
+
+
+def test_a_worker_with_task_events_off_sends_none_and_still_runs_every_job(
+        settings: Settings, store: JobStore, private_redis: EmbeddedRedis,
+        worker_process: Callable[..., WorkerProcess]) -> None:
+    # Given a worker started with JOBTRAIL_WORKER_TASK_EVENTS=false (the broker on a
+    # server of its own, its events read on one connection), no task-sent events either
+    settings = settings.model_copy(update={"broker_url": private_redis.url(1),
+                                           "worker_task_events": False,
+                                           "task_sent_event": False})
+    broker = private_redis.client(1)
+    pubsub = broker.pubsub(ignore_subscribe_messages=True)
+    pubsub.psubscribe("*celeryev*")
+    service = JobService(store, create_celery_app(settings))
+    proc = worker_process(settings)
+    try:
+        # When a single job and a batch run
+        jobs = [service.submit("1 + 1"), *service.submit_many(["2 + 2", "solve x^2 = "])]
+        wait_until(lambda: all(job_finished(store, j.id) for j in jobs), timeout_s=60,
+                   message=f"the jobs to finish; log:\n{proc.log()[-3000:]}")
+
+        # Then every job ended as it would with events on, and no task event was
+        # published (the worker's own heartbeats may be)
+        assert [store.get(j.id).status.value for j in jobs] == ["completed", "completed",
+                                                                 "failed"]
+        events: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 2.5  # past a worker heartbeat (2 s) and FLUSH_S
+        while time.monotonic() < deadline:
+            message = pubsub.get_message(timeout=0.1)  # None also for the psubscribe reply
+            if message is not None and message["type"] == "pmessage":
+                body = json.loads(base64.b64decode(json.loads(message["data"])["body"]))
+                events.extend(body if isinstance(body, list) else [body])
+        assert any(e.get("type") == "worker-heartbeat" for e in events)  # the reader reads
+        assert [e for e in events if str(e.get("type", "")).startswith("task-")] == []
     finally:
         pubsub.close()
         broker.close()

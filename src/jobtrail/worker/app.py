@@ -290,8 +290,9 @@ def create_celery_app(settings: Settings) -> Celery:
             "worker_concurrency": settings.worker_concurrency or None,
             # task events on, as Flower, `celery events` and celery-exporter expect:
             # task-sent from every producer (a PUBLISH a task: JOBTRAIL_TASK_SENT_EVENT=false
-            # saves it), task-received/started/succeeded from workers
-            "worker_send_task_events": True,
+            # saves it), task-received/started/succeeded from workers (a buffered PUBLISH
+            # per few: JOBTRAIL_WORKER_TASK_EVENTS=false saves them, as a worker without -E)
+            "worker_send_task_events": settings.worker_task_events,
             "task_send_sent_event": settings.task_sent_event,
             "enable_utc": True,
         }
