@@ -18,20 +18,14 @@ def test_defaults(tmp_path: Path) -> None:
     assert settings.solver_hard_time_limit_s < settings.visibility_timeout_s
 
 
-@pytest.mark.parametrize(("value", "expected"), [(None, True), ("false", False), ("true", True)])
-def test_task_sent_event_is_on_unless_switched_off(value: str | None, expected: bool,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("field", ["task_sent_event", "worker_task_events"])
+@pytest.mark.parametrize(("value", "expected"), [(None, True), ("false", False), ("true", True),
+                                                 ("1", True)])
+def test_task_events_are_on_unless_switched_off(field: str, value: str | None, expected: bool,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
     if value is not None:
-        monkeypatch.setenv("JOBTRAIL_TASK_SENT_EVENT", value)
-    assert load_settings().task_sent_event is expected
-
-
-@pytest.mark.parametrize(("value", "expected"), [(None, True), ("false", False), ("1", True)])
-def test_worker_task_events_are_on_unless_switched_off(value: str | None, expected: bool,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    if value is not None:
-        monkeypatch.setenv("JOBTRAIL_WORKER_TASK_EVENTS", value)
-    assert load_settings().worker_task_events is expected
+        monkeypatch.setenv(f"JOBTRAIL_{field.upper()}", value)
+    assert getattr(load_settings(), field) is expected
 
 
 @pytest.mark.parametrize("value", ["0", "never", "NEVER"])
