@@ -286,7 +286,7 @@ def _stale_processing(settings: Settings, keys: KeySpace, main: redis.Redis) -> 
     live = {b.name for b in beats if b.alive}
     last_seen = {b.name: b.last_seen for b in beats}
     ids = [str(m) for m in main.zrange(keys.jobs_by_status(JobStatus.PROCESSING), 0, -1)]
-    stale: dict[str, str] = {}
+    candidates: dict[str, str] = {}
     for start in range(0, len(ids), BATCH):
         batch = ids[start:start + BATCH]
         with main.pipeline(transaction=False) as pipe:
@@ -294,7 +294,17 @@ def _stale_processing(settings: Settings, keys: KeySpace, main: redis.Redis) -> 
                 pipe.hget(keys.job(job_id), "worker")
             for job_id, worker in zip(batch, pipe.execute(), strict=True):
                 if worker and str(worker) not in live:
-                    stale[job_id] = str(worker)
+                    candidates[job_id] = str(worker)
+
+    def read(pipe: Any, job_id: str) -> None:
+        pipe.hmget(keys.job(job_id), ["status", "worker"])
+        pipe.exists(keys.worker(candidates[job_id]))
+
+    # read again in one step: a worker started since the heartbeats were read, or a job
+    # finished or moved to another worker since, is not stale
+    stale = {j: candidates[j] for j, [(status, worker), beating] in _atomic_reread(
+        main, list(candidates), read)
+        if status == JobStatus.PROCESSING.value and worker == candidates[j] and not beating}
     evidence: dict[str, Any] = {"processing": len(ids), "stale": len(stale),
                                 "count": len(stale), "sample": dict(list(stale.items())[:10]),
                                 "workers_gone": {w: last_seen.get(w) for w in
@@ -427,6 +437,64 @@ def _scan(client: redis.Redis, match: str) -> Iterator[list[str]]:
         yield batch
 
 
+def _atomic_reread(main: redis.Redis, ids: list[str],
+                   read: Callable[[Any, str], None]) -> Iterator[tuple[str, list[Any]]]:
+    """Re-read each candidate of a check in one atomic step (MULTI) per BATCH of them.
+
+    The checks' first pass reads a record and its index entries (or its worker's
+    heartbeat) in separate round trips, so a record moving between them (a
+    status transition, a purge) looks inconsistent; every write of jobtrail's
+    keys is one atomic step, so what is still inconsistent when read in one
+    MULTI is. *read* queues a candidate's commands on the pipeline; yields each
+    id with its replies, in order.
+
+    Raises:
+        redis.RedisError: The main DB could not be reached.
+    """
+    for start in range(0, len(ids), BATCH):
+        batch = ids[start:start + BATCH]
+        with main.pipeline(transaction=True) as pipe:
+            sizes = []
+            for job_id in batch:
+                before = len(pipe.command_stack)
+                read(pipe, job_id)
+                sizes.append(len(pipe.command_stack) - before)
+            replies = pipe.execute()
+        at = 0
+        for job_id, size in zip(batch, sizes, strict=True):
+            yield job_id, replies[at:at + size]
+            at += size
+
+
+def _still_unindexed(keys: KeySpace, main: redis.Redis, ids: list[str]) -> list[str]:
+    """The records of *ids* that, read atomically, lack a valid status or an index entry."""
+    indexes = [keys.jobs(), *(keys.jobs_by_status(s) for s in JobStatus)]
+
+    def read(pipe: Any, job_id: str) -> None:
+        pipe.exists(keys.job(job_id))
+        pipe.hget(keys.job(job_id), "status")
+        for name in indexes:
+            pipe.zscore(name, job_id)
+
+    out = []
+    for job_id, (exists, status, in_all, *by_status) in _atomic_reread(main, ids, read):
+        in_status = dict(zip((s.value for s in JobStatus), by_status, strict=True))
+        if exists and (status not in _STATUSES or in_all is None or in_status[status] is None):
+            out.append(job_id)
+    return out
+
+
+def _still_orphaned(keys: KeySpace, main: redis.Redis, ids: list[str]) -> list[str]:
+    """The ids that, read atomically, are in the `jobs` index with no record."""
+
+    def read(pipe: Any, job_id: str) -> None:
+        pipe.zscore(keys.jobs(), job_id)
+        pipe.exists(keys.job(job_id))
+
+    return [j for j, (score, exists) in _atomic_reread(main, ids, read)
+            if score is not None and not exists]
+
+
 def _consistency(keys: KeySpace, main: redis.Redis, results: redis.Redis,
                  progress: Callable[[int], None]) -> Iterator[Finding]:
     orphans: list[str] = []          # index entries without a hash
@@ -456,7 +524,7 @@ def _consistency(keys: KeySpace, main: redis.Redis, results: redis.Redis,
         for job_id, status, in_all, in_status in zip(ids, statuses, replies[::2], replies[1::2],
                                                      strict=True):
             if status is None or in_all is None or in_status is None:
-                unindexed.append(job_id)
+                unindexed.append(job_id)  # a candidate: re-read atomically below
         counts["records"] += len(ids)
         progress(len(ids))
     for batch in _scan(results, f"{CELERY_RESULT_PREFIX}*"):
@@ -467,6 +535,8 @@ def _consistency(keys: KeySpace, main: redis.Redis, results: redis.Redis,
             results_alone += [j for j, n in zip(ids, pipe.execute(), strict=True) if not n]
         counts["results"] += len(ids)
         progress(len(ids))
+    orphans = _still_orphaned(keys, main, orphans)
+    unindexed = _still_unindexed(keys, main, unindexed)
     yield _listing("orphan-index-entries", orphans, "index entries point to no job record",
                    counts, "jobtrail trace <id> tells what became of each")
     yield _listing("unindexed-records", unindexed,
@@ -498,7 +568,7 @@ def _lost_pending(keys: KeySpace, main: redis.Redis, broker: redis.Redis,
     progress(length)
     ids = [str(m) for m in main.zrange(keys.jobs_by_status(JobStatus.PENDING), 0, -1)
            if str(m) not in queued]
-    lost: list[str] = []
+    seen: dict[str, str] = {}  # id -> version of the pending record whose message is gone
     for start in range(0, len(ids), BATCH):
         with main.pipeline(transaction=False) as pipe:
             for job_id in ids[start:start + BATCH]:
@@ -512,7 +582,13 @@ def _lost_pending(keys: KeySpace, main: redis.Redis, broker: redis.Redis,
             # a batched job's message is its batch's (store.messages' rule)
             if job.status is JobStatus.PENDING and not set(message_ids(job)) & queued \
                     and find_job_message(broker, keys, job).lost:
-                lost.append(job.id)
+                seen[job.id] = str(job.version)
+    # read again after the broker: a job started, finished and acknowledged between its
+    # record's read and the broker's moved on (its version changed); one still pending
+    # with the same version was pending, without a message, when the broker was read
+    lost = [j for j, [(status, version)] in _atomic_reread(
+        main, list(seen), lambda pipe, j: pipe.hmget(keys.job(j), ["status", "version"]))
+        if status == JobStatus.PENDING.value and version == seen[j]]
     counts = {"queued_messages": len(queued)}
     return _listing("pending-without-message", lost,
                     "pending jobs have no message in the broker: no worker will ever run "
