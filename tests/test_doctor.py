@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -22,9 +23,10 @@ from jobtrail.store import JobStore
 from jobtrail.store.archive import ArchiveStore
 from jobtrail.store.heartbeats import HeartbeatStore
 from jobtrail.trace import TraceSources, trace_job
-from jobtrail.worker.app import create_celery_app
+from jobtrail.worker.app import TASK_SOLVE, create_celery_app
 from tests.conftest import make_settings
 from tests.helpers.processes import WorkerProcess, settings_env
+from tests.helpers.waiting import wait_until
 from tests.retention.test_crash import seed
 
 
@@ -198,11 +200,14 @@ CONSISTENCY_CHECKS = ("unindexed-records", "orphan-index-entries", "pending-with
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("batch_max_jobs", [32, 1])
 def test_doctor_reports_nothing_false_while_a_worker_drains_jobs(
         settings: Settings, store: JobStore, main_db: redis.Redis, broker_db: redis.Redis,
         results_db: redis.Redis, keys: KeySpace,
-        worker_process: Callable[..., WorkerProcess]) -> None:
-    # Given 300 queued jobs and a real worker draining them
+        worker_process: Callable[..., WorkerProcess], batch_max_jobs: int) -> None:
+    # Given 300 queued jobs (in batch messages, or a message each) and a real worker
+    # draining them
+    settings = settings.model_copy(update={"batch_max_jobs": batch_max_jobs})
     jobs = JobService(store, create_celery_app(settings)).submit_many(
         [f"{n} + 1" for n in range(300)])
     worker_process(settings, concurrency=2)
@@ -258,3 +263,29 @@ def test_doctor_reports_nothing_false_while_a_purge_runs(
     assert proc.returncode == 0 and archive.count() == len(old)
     assert moving >= 3
     assert false == []
+
+
+def test_a_job_whose_submit_is_sending_its_message_is_not_reported_lost(
+        settings: Settings, store: JobStore, main_db: redis.Redis, broker_db: redis.Redis,
+        results_db: redis.Redis, keys: KeySpace) -> None:
+    # Given a submit that wrote its job's record and sends the message a moment later
+    # (0.2 s after doctor read the empty queue: the record first, as submit does)
+    app = create_celery_app(settings)
+    job = store.create("solve x + 1 = 2")
+    sent = threading.Event()
+
+    def send_late(n: int) -> None:
+        if n == 0 and not sent.is_set():  # the pending check's pass over the empty queue
+            sent.set()
+            threading.Timer(0.2, lambda: app.send_task(
+                TASK_SOLVE, args=[job.id, job.problem], task_id=job.id)).start()
+
+    # When doctor runs through that moment
+    clients = {"main": main_db, "broker": broker_db, "results": results_db}
+    found = {f.check: f for f in run_checks(settings, clients, keys, progress=send_late)}
+
+    # Then the job is not reported without a message: its message arrived
+    assert sent.is_set()
+    assert wait_until(lambda: broker_db.llen(keys.queue()) == 1, timeout_s=5)
+    assert found["pending-without-message"].severity is Severity.OK, \
+        found["pending-without-message"].message

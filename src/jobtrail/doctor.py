@@ -7,6 +7,7 @@ stream the keyspace with SCAN and pipelines, so memory stays O(batch).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
@@ -21,7 +22,7 @@ from jobtrail.config import Settings
 from jobtrail.connections import socket_kwargs
 from jobtrail.errors import MalformedRecordError
 from jobtrail.keys import CELERY_RESULT_PREFIX, KeyKind, KeySpace
-from jobtrail.models import JobStatus, WorkerStatus
+from jobtrail.models import Job, JobStatus, WorkerStatus
 from jobtrail.store.codec import decode_job
 from jobtrail.store.heartbeats import HeartbeatStore
 from jobtrail.store.messages import find_job_message, message_ids, parse_message
@@ -547,6 +548,34 @@ def _consistency(keys: KeySpace, main: redis.Redis, results: redis.Redis,
                    "outside jobtrail", counts, "jobtrail trace <id>")
 
 
+#: Seconds after which a pending job found without a message is looked for once more.
+SETTLE_S = 0.5
+
+
+def _still_lost(keys: KeySpace, main: redis.Redis, broker: redis.Redis,
+                seen: dict[str, Job]) -> list[str]:
+    """The jobs of *seen* (pending, no message found) still pending without a message.
+
+    A pending job is without a message for a moment while it moves: a submit
+    writes the record before it sends the message, and kombu pops a message
+    from the queue before it writes its unacked entry (QoS.append, not one
+    step with the BRPOP). So each is looked for again SETTLE_S later, then its
+    record is read again in one step: one started, finished and acknowledged
+    meanwhile moved on (its version changed); one still pending with the same
+    version was pending, with no message at either look, all along.
+
+    Raises:
+        redis.RedisError: A DB could not be reached.
+    """
+    if not seen:
+        return []
+    time.sleep(SETTLE_S)
+    gone = [j for j, job in seen.items() if find_job_message(broker, keys, job).lost]
+    return [j for j, [(status, version)] in _atomic_reread(
+        main, gone, lambda pipe, j: pipe.hmget(keys.job(j), ["status", "version"]))
+        if status == JobStatus.PENDING.value and version == str(seen[j].version)]
+
+
 def _lost_pending(keys: KeySpace, main: redis.Redis, broker: redis.Redis,
                   progress: Callable[[int], None]) -> Finding:
     """Pending jobs whose task is neither queued nor unacked: trace's `stale` rule.
@@ -554,7 +583,8 @@ def _lost_pending(keys: KeySpace, main: redis.Redis, broker: redis.Redis,
     One pass over the queue and the unacked hash finds the candidates; each is
     then looked up again with trace's own atomic lookup (store.messages), so a
     message delivered between the two reads is not reported lost, and doctor
-    and trace never disagree about a job.
+    and trace never disagree about a job; a job reported is still without a
+    message, its record unchanged, SETTLE_S later (_still_lost).
     """
     queued: set[str] = set()
     length = int(broker.llen(keys.queue()))
@@ -568,7 +598,7 @@ def _lost_pending(keys: KeySpace, main: redis.Redis, broker: redis.Redis,
     progress(length)
     ids = [str(m) for m in main.zrange(keys.jobs_by_status(JobStatus.PENDING), 0, -1)
            if str(m) not in queued]
-    seen: dict[str, str] = {}  # id -> version of the pending record whose message is gone
+    seen: dict[str, Job] = {}  # the pending records whose message is gone
     for start in range(0, len(ids), BATCH):
         with main.pipeline(transaction=False) as pipe:
             for job_id in ids[start:start + BATCH]:
@@ -582,13 +612,8 @@ def _lost_pending(keys: KeySpace, main: redis.Redis, broker: redis.Redis,
             # a batched job's message is its batch's (store.messages' rule)
             if job.status is JobStatus.PENDING and not set(message_ids(job)) & queued \
                     and find_job_message(broker, keys, job).lost:
-                seen[job.id] = str(job.version)
-    # read again after the broker: a job started, finished and acknowledged between its
-    # record's read and the broker's moved on (its version changed); one still pending
-    # with the same version was pending, without a message, when the broker was read
-    lost = [j for j, [(status, version)] in _atomic_reread(
-        main, list(seen), lambda pipe, j: pipe.hmget(keys.job(j), ["status", "version"]))
-        if status == JobStatus.PENDING.value and version == seen[j]]
+                seen[job.id] = job
+    lost = _still_lost(keys, main, broker, seen)
     counts = {"queued_messages": len(queued)}
     return _listing("pending-without-message", lost,
                     "pending jobs have no message in the broker: no worker will ever run "
