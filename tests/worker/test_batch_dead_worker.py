@@ -165,6 +165,7 @@ def test_trace_of_a_job_waiting_behind_a_sigkilled_batch_mate_says_its_worker_is
     assert mine.fate is Fate.STALE and gone in mine.verdict, mine.verdict
     assert mate.fate is Fate.STALE, mate.verdict
     assert "waiting its turn" not in mate.verdict and "is processing on" not in mate.verdict
-    assert f"job {jobs[1].id} of its batch was processing there, but {gone}" in mate.verdict
+    assert (f"its batch is held by worker {running.worker}, where job {jobs[1].id} of it was "
+            f"processing, but {gone}") in mate.verdict
     assert "the broker redelivers it from" in mate.verdict
     assert "`jobtrail recover`" in mate.verdict

@@ -168,13 +168,19 @@ def run_gone(hb: WorkerHeartbeat | None, worker: str, started_at: float, ev: Evi
 
 
 def _mate_gone(ev: Evidence) -> str | None:
-    """run_gone() of the batch-mate a reserved job waits behind (None: none, or it runs)."""
+    """Why the batch-mate a reserved job waits behind does not run, by run_gone(), and
+    what becomes of the batch's message (None: no mate runs, or it runs)."""
     bf = ev.batch
     if bf is None or not bf.found or not bf.running:
         return None
     mate, worker = bf.running[0]
     gone = run_gone(bf.mate_worker, worker, bf.mate_started_at or ev.at, ev)
-    return None if gone is None else f"job {mate} of its batch was processing there, but {gone}"
+    if gone is None:
+        return None
+    recover = "" if bf.mate_worker is not None and bf.mate_worker.alive else \
+        ", or at once by `jobtrail recover`"
+    return (f"its batch is held by worker {worker or '?'}, where job {mate} of it was "
+            f"processing, but {gone}; {_message_note(ev)}{recover}")
 
 
 def _batch_turn(ev: Evidence) -> str:
@@ -216,9 +222,7 @@ def _classify_live(ev: Evidence, job: Job) -> tuple[Fate, str]:
             mate_gone = _mate_gone(ev)
             if mate_gone is not None:
                 return Fate.STALE, (f"stale: pending{_in_batch(ev)}, reserved since "
-                                    f"{when(b.unacked_since)} by the worker of its batch; "
-                                    f"{mate_gone}; {_message_note(ev)}, or at once by "
-                                    "`jobtrail recover`")
+                                    f"{when(b.unacked_since)}; {mate_gone}")
             turn = _batch_turn(ev)
             return Fate.PENDING, (f"pending: reserved by a worker since {when(b.unacked_since)}"
                                   f"{_in_batch(ev)}" + (turn or " (prefetched, not started)"))
