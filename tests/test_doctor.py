@@ -4,22 +4,30 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import redis
 
+from jobtrail.config import Settings
 from jobtrail.doctor import Finding, Severity, run_checks
 from jobtrail.embedded import EmbeddedRedis
 from jobtrail.jobs import JobService
 from jobtrail.keys import KeySpace
-from jobtrail.models import Fate
+from jobtrail.models import Fate, JobStatus
 from jobtrail.store import JobStore
+from jobtrail.store.archive import ArchiveStore
 from jobtrail.store.heartbeats import HeartbeatStore
 from jobtrail.trace import TraceSources, trace_job
-from jobtrail.worker.app import create_celery_app
+from jobtrail.worker.app import TASK_SOLVE, create_celery_app
 from tests.conftest import make_settings
-from tests.helpers.processes import settings_env
+from tests.helpers.processes import WorkerProcess, settings_env
+from tests.helpers.waiting import wait_until
+from tests.retention.test_crash import seed
 
 
 def _check(private_redis: EmbeddedRedis, tmp_path: Path, **overrides: object,
@@ -184,3 +192,100 @@ def test_the_workers_check_counts_one_live_worker_in_the_singular(
     # Then doctor reads as English in both cases
     assert (one.severity, one.message) == (Severity.OK, "1 live worker, polling the broker")
     assert two.message == "2 live workers, each polling the broker"
+
+
+#: The checks that compare records, indexes, messages, heartbeats and results.
+CONSISTENCY_CHECKS = ("unindexed-records", "orphan-index-entries", "pending-without-message",
+                      "stale-processing", "results-without-record")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("batch_max_jobs", [32, 1])
+def test_doctor_reports_nothing_false_while_a_worker_drains_jobs(
+        settings: Settings, store: JobStore, main_db: redis.Redis, broker_db: redis.Redis,
+        results_db: redis.Redis, keys: KeySpace,
+        worker_process: Callable[..., WorkerProcess], batch_max_jobs: int) -> None:
+    # Given 300 queued jobs (in batch messages, or a message each) and a real worker
+    # draining them
+    settings = settings.model_copy(update={"batch_max_jobs": batch_max_jobs})
+    jobs = JobService(store, create_celery_app(settings)).submit_many(
+        [f"{n} + 1" for n in range(300)])
+    worker_process(settings, concurrency=2)
+    clients = {"main": main_db, "broker": broker_db, "results": results_db}
+
+    # When doctor runs again and again while the jobs move between statuses
+    runs, moving, false = 0, 0, []
+    while (left := store.count_by_status()) and (
+            left[JobStatus.PENDING] + left[JobStatus.PROCESSING]):
+        found = {f.check: f for f in run_checks(settings, clients, keys)}
+        runs += 1
+        moving += 0 < left[JobStatus.PENDING] < len(jobs)
+        false += [(c, found[c].message) for c in CONSISTENCY_CHECKS
+                  if found[c].severity is not Severity.OK]
+    print(f"\n{runs} doctor runs, {moving} while jobs moved; false findings by check:",
+          Counter(c for c, _ in false))
+
+    # Then no run reported an inconsistency: every record was moving, none was lost
+    assert moving >= 3
+    assert false == []
+    # and a record truly missing from its index is still reported
+    main_db.zrem(keys.jobs_by_status(store.get(jobs[7].id).status), jobs[7].id)
+    found = {f.check: f for f in run_checks(settings, clients, keys)}
+    assert found["unindexed-records"].severity is Severity.ERROR
+    assert found["unindexed-records"].evidence["sample"] == [jobs[7].id]
+
+
+@pytest.mark.slow
+def test_doctor_reports_nothing_false_while_a_purge_runs(
+        store: JobStore, archive: ArchiveStore, archive_settings: Settings,
+        main_db: redis.Redis, broker_db: redis.Redis, results_db: redis.Redis,
+        keys: KeySpace) -> None:
+    # Given 400 old completed jobs purged ten a batch by `jobtrail retention purge`
+    old, _ = seed(store, results_db, keys, 400)
+    cmd = [sys.executable, "-m", "jobtrail", "retention", "purge", "--status", "completed",
+           "--older-than", "1d", "--batch-size", "10", "--json"]
+    clients = {"main": main_db, "broker": broker_db, "results": results_db}
+    proc = subprocess.Popen(cmd, env=settings_env(archive_settings),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    # When doctor runs again and again while records leave the main DB
+    runs, moving, false = 0, 0, []
+    while proc.poll() is None:
+        found = {f.check: f for f in run_checks(archive_settings, clients, keys)}
+        runs += 1
+        moving += 0 < archive.count() < len(old)
+        false += [(c, found[c].message) for c in CONSISTENCY_CHECKS
+                  if found[c].severity is not Severity.OK]
+    print(f"\n{runs} doctor runs, {moving} while the purge ran; false findings by check:",
+          Counter(c for c, _ in false))
+
+    # Then no run reported a record the purge was removing as an orphan or unindexed
+    assert proc.returncode == 0 and archive.count() == len(old)
+    assert moving >= 3
+    assert false == []
+
+
+def test_a_job_whose_submit_is_sending_its_message_is_not_reported_lost(
+        settings: Settings, store: JobStore, main_db: redis.Redis, broker_db: redis.Redis,
+        results_db: redis.Redis, keys: KeySpace) -> None:
+    # Given a submit that wrote its job's record and sends the message a moment later
+    # (0.2 s after doctor read the empty queue: the record first, as submit does)
+    app = create_celery_app(settings)
+    job = store.create("solve x + 1 = 2")
+    sent = threading.Event()
+
+    def send_late(n: int) -> None:
+        if n == 0 and not sent.is_set():  # the pending check's pass over the empty queue
+            sent.set()
+            threading.Timer(0.2, lambda: app.send_task(
+                TASK_SOLVE, args=[job.id, job.problem], task_id=job.id)).start()
+
+    # When doctor runs through that moment
+    clients = {"main": main_db, "broker": broker_db, "results": results_db}
+    found = {f.check: f for f in run_checks(settings, clients, keys, progress=send_late)}
+
+    # Then the job is not reported without a message: its message arrived
+    assert sent.is_set()
+    assert wait_until(lambda: broker_db.llen(keys.queue()) == 1, timeout_s=5)
+    assert found["pending-without-message"].severity is Severity.OK, \
+        found["pending-without-message"].message

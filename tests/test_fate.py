@@ -8,6 +8,7 @@ import pytest
 
 from jobtrail.models import EventType, Fate, Job, JobEvent, JobStatus, WorkerHeartbeat
 from jobtrail.trace import ArchiveFacts, BrokerFacts, Evidence, MainFacts, ResultFacts, classify
+from jobtrail.trace.facts import BatchFacts
 
 NOW = 1_800_000_000.0
 
@@ -149,3 +150,35 @@ def test_long_queue_is_not_called_lost() -> None:
     result = classify(ev)
     assert result.fate is Fate.PENDING
     assert "not among the 10000 messages next in queue" in result.verdict
+
+
+def _behind_mate(mate_worker: WorkerHeartbeat | None, mate_started_at: float,
+                 visibility_timeout_s: float = 3600) -> Evidence:
+    """A reserved job (3 of 3) of batch b1 whose mate j2 is processing on w1@h."""
+    waiting = job(JobStatus.PENDING, started_at=None, worker="", attempts=0, batch="b1")
+    return evidence(main(waiting), visibility_timeout_s=visibility_timeout_s,
+                    broker=BrokerFacts("jobtrail", 0, None, "7", NOW - 50, message_id="b1",
+                                       job_ids=("j0", "j2", "j1")),
+                    batch=BatchFacts("b1", True, 3, 3, {"completed": 1, "processing": 1,
+                                                        "pending": 1},
+                                     (("j2", "w1@h"),), mate_worker, mate_started_at))
+
+
+@pytest.mark.parametrize(("ev", "fate", "fragment"), [
+    (_behind_mate(ALIVE, NOW - 20), Fate.PENDING,
+     "waiting its turn: job j2 of its batch is processing on worker w1@h"),
+    (_behind_mate(GONE, NOW - 20), Fate.STALE,
+     "its batch is held by worker w1@h, where job j2 of it was processing, but worker w1@h "
+     "is gone (last heartbeat"),
+    (_behind_mate(None, NOW - 20), Fate.STALE, "but worker w1@h is gone; its batch message"),
+    (_behind_mate(ALIVE, NOW - 20, visibility_timeout_s=10), Fate.STALE,
+     "but running 20 s, longer than the visibility timeout (10 s)"),
+])
+def test_a_job_behind_a_batch_mate_follows_the_mates_worker(ev: Evidence, fate: Fate,
+                                                             fragment: str) -> None:
+    # the same rule as for the mate's own trace (fate.run_gone)
+    result = classify(ev)
+    assert result.fate is fate, result.verdict
+    assert fragment in result.verdict
+    assert ("`jobtrail recover`" in result.verdict) is (ev.batch is not None and (
+        ev.batch.mate_worker is None or not ev.batch.mate_worker.alive))

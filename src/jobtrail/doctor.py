@@ -7,6 +7,7 @@ stream the keyspace with SCAN and pipelines, so memory stays O(batch).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
@@ -21,7 +22,7 @@ from jobtrail.config import Settings
 from jobtrail.connections import socket_kwargs
 from jobtrail.errors import MalformedRecordError
 from jobtrail.keys import CELERY_RESULT_PREFIX, KeyKind, KeySpace
-from jobtrail.models import JobStatus, WorkerStatus
+from jobtrail.models import Job, JobStatus, WorkerStatus
 from jobtrail.store.codec import decode_job
 from jobtrail.store.heartbeats import HeartbeatStore
 from jobtrail.store.messages import find_job_message, message_ids, parse_message
@@ -286,7 +287,7 @@ def _stale_processing(settings: Settings, keys: KeySpace, main: redis.Redis) -> 
     live = {b.name for b in beats if b.alive}
     last_seen = {b.name: b.last_seen for b in beats}
     ids = [str(m) for m in main.zrange(keys.jobs_by_status(JobStatus.PROCESSING), 0, -1)]
-    stale: dict[str, str] = {}
+    candidates: dict[str, str] = {}
     for start in range(0, len(ids), BATCH):
         batch = ids[start:start + BATCH]
         with main.pipeline(transaction=False) as pipe:
@@ -294,7 +295,17 @@ def _stale_processing(settings: Settings, keys: KeySpace, main: redis.Redis) -> 
                 pipe.hget(keys.job(job_id), "worker")
             for job_id, worker in zip(batch, pipe.execute(), strict=True):
                 if worker and str(worker) not in live:
-                    stale[job_id] = str(worker)
+                    candidates[job_id] = str(worker)
+
+    def read(pipe: Any, job_id: str) -> None:
+        pipe.hmget(keys.job(job_id), ["status", "worker"])
+        pipe.exists(keys.worker(candidates[job_id]))
+
+    # read again in one step: a worker started since the heartbeats were read, or a job
+    # finished or moved to another worker since, is not stale
+    stale = {j: candidates[j] for j, [(status, worker), beating] in _atomic_reread(
+        main, list(candidates), read)
+        if status == JobStatus.PROCESSING.value and worker == candidates[j] and not beating}
     evidence: dict[str, Any] = {"processing": len(ids), "stale": len(stale),
                                 "count": len(stale), "sample": dict(list(stale.items())[:10]),
                                 "workers_gone": {w: last_seen.get(w) for w in
@@ -427,6 +438,64 @@ def _scan(client: redis.Redis, match: str) -> Iterator[list[str]]:
         yield batch
 
 
+def _atomic_reread(main: redis.Redis, ids: list[str],
+                   read: Callable[[Any, str], None]) -> Iterator[tuple[str, list[Any]]]:
+    """Re-read each candidate of a check in one atomic step (MULTI) per BATCH of them.
+
+    The checks' first pass reads a record and its index entries (or its worker's
+    heartbeat) in separate round trips, so a record moving between them (a
+    status transition, a purge) looks inconsistent; every write of jobtrail's
+    keys is one atomic step, so what is still inconsistent when read in one
+    MULTI is. *read* queues a candidate's commands on the pipeline; yields each
+    id with its replies, in order.
+
+    Raises:
+        redis.RedisError: The main DB could not be reached.
+    """
+    for start in range(0, len(ids), BATCH):
+        batch = ids[start:start + BATCH]
+        with main.pipeline(transaction=True) as pipe:
+            sizes = []
+            for job_id in batch:
+                before = len(pipe.command_stack)
+                read(pipe, job_id)
+                sizes.append(len(pipe.command_stack) - before)
+            replies = pipe.execute()
+        at = 0
+        for job_id, size in zip(batch, sizes, strict=True):
+            yield job_id, replies[at:at + size]
+            at += size
+
+
+def _still_unindexed(keys: KeySpace, main: redis.Redis, ids: list[str]) -> list[str]:
+    """The records of *ids* that, read atomically, lack a valid status or an index entry."""
+    indexes = [keys.jobs(), *(keys.jobs_by_status(s) for s in JobStatus)]
+
+    def read(pipe: Any, job_id: str) -> None:
+        pipe.exists(keys.job(job_id))
+        pipe.hget(keys.job(job_id), "status")
+        for name in indexes:
+            pipe.zscore(name, job_id)
+
+    out = []
+    for job_id, (exists, status, in_all, *by_status) in _atomic_reread(main, ids, read):
+        in_status = dict(zip((s.value for s in JobStatus), by_status, strict=True))
+        if exists and (status not in _STATUSES or in_all is None or in_status[status] is None):
+            out.append(job_id)
+    return out
+
+
+def _still_orphaned(keys: KeySpace, main: redis.Redis, ids: list[str]) -> list[str]:
+    """The ids that, read atomically, are in the `jobs` index with no record."""
+
+    def read(pipe: Any, job_id: str) -> None:
+        pipe.zscore(keys.jobs(), job_id)
+        pipe.exists(keys.job(job_id))
+
+    return [j for j, (score, exists) in _atomic_reread(main, ids, read)
+            if score is not None and not exists]
+
+
 def _consistency(keys: KeySpace, main: redis.Redis, results: redis.Redis,
                  progress: Callable[[int], None]) -> Iterator[Finding]:
     orphans: list[str] = []          # index entries without a hash
@@ -456,7 +525,7 @@ def _consistency(keys: KeySpace, main: redis.Redis, results: redis.Redis,
         for job_id, status, in_all, in_status in zip(ids, statuses, replies[::2], replies[1::2],
                                                      strict=True):
             if status is None or in_all is None or in_status is None:
-                unindexed.append(job_id)
+                unindexed.append(job_id)  # a candidate: re-read atomically below
         counts["records"] += len(ids)
         progress(len(ids))
     for batch in _scan(results, f"{CELERY_RESULT_PREFIX}*"):
@@ -467,6 +536,8 @@ def _consistency(keys: KeySpace, main: redis.Redis, results: redis.Redis,
             results_alone += [j for j, n in zip(ids, pipe.execute(), strict=True) if not n]
         counts["results"] += len(ids)
         progress(len(ids))
+    orphans = _still_orphaned(keys, main, orphans)
+    unindexed = _still_unindexed(keys, main, unindexed)
     yield _listing("orphan-index-entries", orphans, "index entries point to no job record",
                    counts, "jobtrail trace <id> tells what became of each")
     yield _listing("unindexed-records", unindexed,
@@ -477,6 +548,34 @@ def _consistency(keys: KeySpace, main: redis.Redis, results: redis.Redis,
                    "outside jobtrail", counts, "jobtrail trace <id>")
 
 
+#: Seconds after which a pending job found without a message is looked for once more.
+SETTLE_S = 0.5
+
+
+def _still_lost(keys: KeySpace, main: redis.Redis, broker: redis.Redis,
+                seen: dict[str, Job]) -> list[str]:
+    """The jobs of *seen* (pending, no message found) still pending without a message.
+
+    A pending job is without a message for a moment while it moves: a submit
+    writes the record before it sends the message, and kombu pops a message
+    from the queue before it writes its unacked entry (QoS.append, not one
+    step with the BRPOP). So each is looked for again SETTLE_S later, then its
+    record is read again in one step: one started, finished and acknowledged
+    meanwhile moved on (its version changed); one still pending with the same
+    version was pending, with no message at either look, all along.
+
+    Raises:
+        redis.RedisError: A DB could not be reached.
+    """
+    if not seen:
+        return []
+    time.sleep(SETTLE_S)
+    gone = [j for j, job in seen.items() if find_job_message(broker, keys, job).lost]
+    return [j for j, [(status, version)] in _atomic_reread(
+        main, gone, lambda pipe, j: pipe.hmget(keys.job(j), ["status", "version"]))
+        if status == JobStatus.PENDING.value and version == str(seen[j].version)]
+
+
 def _lost_pending(keys: KeySpace, main: redis.Redis, broker: redis.Redis,
                   progress: Callable[[int], None]) -> Finding:
     """Pending jobs whose task is neither queued nor unacked: trace's `stale` rule.
@@ -484,7 +583,8 @@ def _lost_pending(keys: KeySpace, main: redis.Redis, broker: redis.Redis,
     One pass over the queue and the unacked hash finds the candidates; each is
     then looked up again with trace's own atomic lookup (store.messages), so a
     message delivered between the two reads is not reported lost, and doctor
-    and trace never disagree about a job.
+    and trace never disagree about a job; a job reported is still without a
+    message, its record unchanged, SETTLE_S later (_still_lost).
     """
     queued: set[str] = set()
     length = int(broker.llen(keys.queue()))
@@ -498,7 +598,7 @@ def _lost_pending(keys: KeySpace, main: redis.Redis, broker: redis.Redis,
     progress(length)
     ids = [str(m) for m in main.zrange(keys.jobs_by_status(JobStatus.PENDING), 0, -1)
            if str(m) not in queued]
-    lost: list[str] = []
+    seen: dict[str, Job] = {}  # the pending records whose message is gone
     for start in range(0, len(ids), BATCH):
         with main.pipeline(transaction=False) as pipe:
             for job_id in ids[start:start + BATCH]:
@@ -512,7 +612,8 @@ def _lost_pending(keys: KeySpace, main: redis.Redis, broker: redis.Redis,
             # a batched job's message is its batch's (store.messages' rule)
             if job.status is JobStatus.PENDING and not set(message_ids(job)) & queued \
                     and find_job_message(broker, keys, job).lost:
-                lost.append(job.id)
+                seen[job.id] = job
+    lost = _still_lost(keys, main, broker, seen)
     counts = {"queued_messages": len(queued)}
     return _listing("pending-without-message", lost,
                     "pending jobs have no message in the broker: no worker will ever run "

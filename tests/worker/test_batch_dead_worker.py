@@ -136,3 +136,36 @@ def test_cancelling_a_job_of_a_batch_a_live_worker_will_run_leaves_the_rest_runn
     assert [e.type for e in events.read(cancelled.id)][:2] == [EventType.CREATED,
                                                                EventType.CANCELLED]
     assert trace(settings, cancelled.id).fate is Fate.CANCELLED
+
+
+@pytest.mark.slow
+@pytest.mark.crash
+def test_trace_of_a_job_waiting_behind_a_sigkilled_batch_mate_says_its_worker_is_gone(
+        settings: Settings, store: JobStore,
+        worker_process: Callable[..., WorkerProcess]) -> None:
+    # Given a batch of three on the only worker, its second job running, the third waiting
+    fast = settings.model_copy(update={"heartbeat_interval_s": 1.0, "batch_max_jobs": 3})
+    jobs = JobService(store, create_celery_app(fast)).submit_many(
+        ["solve x + 1 = 2", SLOW_PROBLEM, "solve x + 3 = 4"])
+    proc = worker_process(fast, concurrency=1, hostname="lone")
+    running = wait_until(lambda: (j := store.get(jobs[1].id)).status is JobStatus.PROCESSING
+                         and j, timeout_s=60, interval_s=0.05, message="the slow job to start")
+    assert "waiting its turn" in trace(fast, jobs[2].id).verdict
+
+    # When the node dies at once (main process and pool), and its heartbeat expires
+    os.killpg(proc.proc.pid, signal.SIGKILL)
+    proc.proc.wait(timeout=10)
+    wait_until(lambda: not store.client.exists(store.keys.worker(running.worker)),
+               timeout_s=30, interval_s=0.1, message="the heartbeat to expire")
+
+    # Then trace of the running job and of its waiting batch-mate apply the same rule:
+    # the worker is gone; the mate's message is held by it until redelivered or recovered
+    mine, mate = trace(fast, jobs[1].id), trace(fast, jobs[2].id)
+    gone = f"worker {running.worker} is gone (last heartbeat "
+    assert mine.fate is Fate.STALE and gone in mine.verdict, mine.verdict
+    assert mate.fate is Fate.STALE, mate.verdict
+    assert "waiting its turn" not in mate.verdict and "is processing on" not in mate.verdict
+    assert (f"its batch is held by worker {running.worker}, where job {jobs[1].id} of it was "
+            f"processing, but {gone}") in mate.verdict
+    assert "the broker redelivers it from" in mate.verdict
+    assert "`jobtrail recover`" in mate.verdict

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Annotated, Any
 
 import typer
@@ -21,8 +20,7 @@ from jobtrail.cli.output import (
     wrapped,
 )
 from jobtrail.clock import now_s
-from jobtrail.models import Fate, JobStatus, WorkerHeartbeat, WorkerStatus
-from jobtrail.store import JobStore
+from jobtrail.models import Fate, WorkerHeartbeat, WorkerStatus
 from jobtrail.store.heartbeats import HeartbeatStore
 from jobtrail.trace import TraceResult, trace_job
 from jobtrail.trace.fate import span, when
@@ -148,26 +146,6 @@ def _poll_age(beat: WorkerHeartbeat) -> str:
     return "-" if age is None else span(age)
 
 
-#: Processing records read to name the jobs a node started since its last heartbeat.
-_PROCESSING_READ = 10_000
-
-
-def _with_started_jobs(store: JobStore, beats: list[WorkerHeartbeat]) -> list[WorkerHeartbeat]:
-    """Return *beats* with the processing jobs each live node's record names added.
-
-    A heartbeat lists a node's jobs as they were when it beat (up to one
-    interval ago); a job started since, a redelivery's second attempt among
-    them, is named by its record, which trace reads too.
-    """
-    if not any(b.alive for b in beats):
-        return beats
-    running: dict[str, set[str]] = {}
-    for job in store.list_jobs(status=JobStatus.PROCESSING, limit=_PROCESSING_READ):
-        running.setdefault(job.worker, set()).add(job.id)
-    return [replace(b, jobs=tuple(sorted(set(b.jobs) | running.get(b.name, set()))))
-            if b.alive and b.name in running else b for b in beats]
-
-
 def workers(
     ctx: typer.Context,
     json_out: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
@@ -179,7 +157,7 @@ def workers(
     its bound (JOBTRAIL_WORKER_STUCK_AFTER_S), `dead` once its heartbeat expired.
     """
     rt = runtime(ctx)
-    beats = _with_started_jobs(rt.store, HeartbeatStore(rt.clients.main, rt.keys).list_workers())
+    beats = HeartbeatStore(rt.clients.main, rt.keys).list_running()
     if json_out:
         print_json([b.to_dict() for b in beats])
         return

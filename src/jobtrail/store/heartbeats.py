@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, cast
 
 import redis
@@ -17,12 +18,14 @@ import redis
 from jobtrail.clock import now_s, to_ms
 from jobtrail.connections import REDIS_ERRORS, wrap_redis_error
 from jobtrail.keys import KeySpace
-from jobtrail.models import WorkerHeartbeat
+from jobtrail.models import JobStatus, WorkerHeartbeat
 
-__all__ = ["FORGET_AFTER_S", "HeartbeatStore"]
+__all__ = ["FORGET_AFTER_S", "PROCESSING_READ", "HeartbeatStore"]
 
 #: Names of workers silent for longer than this leave the `workers` index.
 FORGET_AFTER_S = 86_400.0
+#: At most this many `jobs:processing` ids are read to name the jobs nodes run.
+PROCESSING_READ = 10_000
 
 
 class HeartbeatStore:
@@ -99,18 +102,27 @@ class HeartbeatStore:
         Raises:
             RedisUnavailableError: The main DB could not be reached.
         """
-        try:
-            with self.client.pipeline(transaction=False) as pipe:
-                for name in names:
-                    pipe.hmget(self.keys.worker(name), ["jobs", "held"])
-                rows = cast(list[list[str | None]], pipe.execute())
-        except REDIS_ERRORS as exc:
-            raise wrap_redis_error("main DB", exc) from exc
+        rows = self._hmget([self.keys.worker(name) for name in names], ["jobs", "held"])
         held: set[str] = set()
         for row in rows:
             for text in row:
                 held.update(str(j) for j in json.loads(text or "[]"))
         return held
+
+    def _hmget(self, names: Sequence[str], fields: Sequence[str], *,
+               atomic: bool = False) -> list[list[str | None]]:
+        """HMGET *fields* of each hash *names* in one round trip (*atomic*: one MULTI).
+
+        Raises:
+            RedisUnavailableError: The main DB could not be reached.
+        """
+        try:
+            with self.client.pipeline(transaction=atomic) as pipe:
+                for name in names:
+                    pipe.hmget(name, list(fields))
+                return cast(list[list[str | None]], pipe.execute())
+        except REDIS_ERRORS as exc:
+            raise wrap_redis_error("main DB", exc) from exc
 
     def list_workers(self) -> list[WorkerHeartbeat]:
         """Return every worker heard from in the last day, most recent first.
@@ -130,6 +142,41 @@ class HeartbeatStore:
         at = now_s()
         return [decode_heartbeat(name, score, row, at=at)
                 for (name, score), row in zip(names, rows, strict=True)]
+
+
+    def list_running(self) -> list[WorkerHeartbeat]:
+        """Return list_workers(), each live node's `jobs` the ones its job records say it runs.
+
+        The one rule of every view that names a node's jobs (`jobtrail workers`,
+        the dashboard): a heartbeat lists the node's jobs as they were when it
+        beat, up to one interval ago, so a job finished since (or redelivered to
+        another node) would still read as running there, and one started since
+        would be missing. A job is listed under node N when, read in one atomic
+        step, its record is processing with worker N; the candidates are the
+        heartbeat's jobs and the first PROCESSING_READ ids of `jobs:processing`.
+        A dead node lists none.
+
+        Raises:
+            RedisUnavailableError: The main DB could not be reached.
+        """
+        beats = self.list_workers()
+        if not any(b.alive for b in beats):
+            return [replace(b, jobs=()) for b in beats]
+        try:
+            ids = {str(j) for j in self.client.zrange(
+                self.keys.jobs_by_status(JobStatus.PROCESSING), 0, PROCESSING_READ - 1)}
+        except REDIS_ERRORS as exc:
+            raise wrap_redis_error("main DB", exc) from exc
+        ids.update(j for b in beats if b.alive for j in b.jobs)
+        order = sorted(ids)
+        rows = self._hmget([self.keys.job(j) for j in order], ["status", "worker"],
+                           atomic=True)
+        running: dict[str, list[str]] = {}
+        for job_id, (status, worker) in zip(order, rows, strict=True):
+            if status == JobStatus.PROCESSING.value and worker:
+                running.setdefault(worker, []).append(job_id)
+        return [replace(b, jobs=tuple(running.get(b.name, ())) if b.alive else ())
+                for b in beats]
 
 
 def _float_or_none(text: str | None) -> float | None:

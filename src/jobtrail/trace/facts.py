@@ -60,7 +60,9 @@ class BatchFacts:
     message of the job's own, sent by requeue). `position` is the job's place
     in the batch (1-based) and `size` the batch's job count (0: not read);
     `statuses` counts the batch's jobs by record status ("gone": no record);
-    `running` lists the batch-mates processing now, as (job id, worker).
+    `running` lists the batch-mates processing now, as (job id, worker);
+    `mate_worker` is the heartbeat of the first one's worker (None: never heard
+    of, or none running) and `mate_started_at` when that job started (epoch s).
     """
 
     batch_id: str
@@ -69,6 +71,8 @@ class BatchFacts:
     size: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
     running: tuple[tuple[str, str], ...] = ()
+    mate_worker: WorkerHeartbeat | None = None
+    mate_started_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from jobtrail.models import (
     Fate,
     Job,
     JobStatus,
+    WorkerHeartbeat,
     WorkerStatus,
 )
 from jobtrail.store.ids import MIN_PREFIX_CHARS
@@ -26,6 +27,7 @@ from jobtrail.trace.facts import Evidence, ResultFacts
 __all__ = [
     "TraceResult",
     "classify",
+    "run_gone",
 ]
 
 
@@ -144,6 +146,43 @@ def _message_note(ev: Evidence) -> str:
     return "no message for it is left in the broker: it is lost unless resubmitted"
 
 
+def run_gone(hb: WorkerHeartbeat | None, worker: str, started_at: float, ev: Evidence,
+             ) -> str | None:
+    """Why the run of a job started at *started_at* (epoch s) on *worker* is not going on.
+
+    The one liveness rule of trace, for a processing job and for the batch-mate
+    a reserved job waits behind: the run goes on while the worker's heartbeat
+    (*hb*, None: never heard of) has not expired and the run has not outlived
+    the visibility timeout. Returns None while it goes on, else the reason
+    ("worker W is gone (last heartbeat T)" or "running D, longer than the
+    visibility timeout (V)").
+    """
+    age = ev.at - started_at
+    if hb is not None and hb.alive and age <= ev.visibility_timeout_s:
+        return None
+    if hb is None or not hb.alive:
+        return (f"worker {worker or '?'} is gone"
+                + (f" (last heartbeat {when(hb.last_seen)})" if hb and hb.last_seen else ""))
+    return (f"running {span(age)}, longer than the visibility timeout "
+            f"({span(ev.visibility_timeout_s)})")
+
+
+def _mate_gone(ev: Evidence) -> str | None:
+    """Why the batch-mate a reserved job waits behind does not run, by run_gone(), and
+    what becomes of the batch's message (None: no mate runs, or it runs)."""
+    bf = ev.batch
+    if bf is None or not bf.found or not bf.running:
+        return None
+    mate, worker = bf.running[0]
+    gone = run_gone(bf.mate_worker, worker, bf.mate_started_at or ev.at, ev)
+    if gone is None:
+        return None
+    recover = "" if bf.mate_worker is not None and bf.mate_worker.alive else \
+        ", or at once by `jobtrail recover`"
+    return (f"its batch is held by worker {worker or '?'}, where job {mate} of it was "
+            f"processing, but {gone}; {_message_note(ev)}{recover}")
+
+
 def _batch_turn(ev: Evidence) -> str:
     """How far the batch holding a reserved job has got ("" when it has not started)."""
     bf = ev.batch
@@ -180,6 +219,10 @@ def _classify_live(ev: Evidence, job: Job) -> tuple[Fate, str]:
             return Fate.PENDING, (f"pending: waiting in queue '{b.queue}'{_in_batch(ev)}, "
                                   f"{b.ahead} ahead of it" + _consumers_note(ev))
         if b is not None and b.unacked_since is not None:
+            mate_gone = _mate_gone(ev)
+            if mate_gone is not None:
+                return Fate.STALE, (f"stale: pending{_in_batch(ev)}, reserved since "
+                                    f"{when(b.unacked_since)}; {mate_gone}")
             turn = _batch_turn(ev)
             return Fate.PENDING, (f"pending: reserved by a worker since {when(b.unacked_since)}"
                                   f"{_in_batch(ev)}" + (turn or " (prefetched, not started)"))
@@ -191,19 +234,12 @@ def _classify_live(ev: Evidence, job: Job) -> tuple[Fate, str]:
         return Fate.STALE, "stale: pending, but " + _message_note(ev)
     if job.status is JobStatus.PROCESSING:
         started = job.started_at or job.created_at
-        age = ev.at - started
-        hb = ev.worker
-        since = f"on worker {job.worker or '?'} since {when(started)} ({span(age)})"
-        if hb is not None and hb.alive and age <= ev.visibility_timeout_s:
+        since = f"on worker {job.worker or '?'} since {when(started)} ({span(ev.at - started)})"
+        gone = run_gone(ev.worker, job.worker, started, ev)
+        if gone is None:
             inside = _in_batch(ev)
             return Fate.PROCESSING, (f"processing {since}, attempt {job.attempts}"
                                      + ("," + inside if inside else ""))
-        if hb is None or not hb.alive:
-            gone = (f"worker {job.worker or '?'} is gone"
-                    + (f" (last heartbeat {when(hb.last_seen)})" if hb and hb.last_seen else ""))
-        else:
-            gone = (f"running {span(age)}, longer than the visibility timeout "
-                    f"({span(ev.visibility_timeout_s)})")
         return Fate.STALE, f"stale: processing {since}, but {gone}; {_message_note(ev)}"
     if job.status is JobStatus.CANCELLED:
         return Fate.CANCELLED, _cancelled_verdict(ev, job)

@@ -138,16 +138,21 @@ def _batch_facts(src: TraceSources, job: Job, broker: BrokerFacts | None) -> Bat
         return BatchFacts(batch_id=job.batch, found=found)
     with src.main.pipeline(transaction=False) as pipe:
         for mate in job_ids:
-            pipe.hmget(src.keys.job(mate), ["status", "worker"])
+            pipe.hmget(src.keys.job(mate), ["status", "worker", "started_at"])
         rows = cast(list[list[str | None]], pipe.execute())
     statuses: dict[str, int] = {}
     running: list[tuple[str, str]] = []
-    for mate, (status, worker) in zip(job_ids, rows, strict=True):
+    started: list[float] = []
+    for mate, (status, worker, started_at) in zip(job_ids, rows, strict=True):
         statuses[status or "gone"] = statuses.get(status or "gone", 0) + 1
         if status == JobStatus.PROCESSING.value and mate != job.id:
             running.append((mate, worker or ""))
+            started.append(float(started_at) if started_at else 0.0)
+    # the worker a reserved job waits on is judged by trace's one rule (fate.run_gone)
+    mate_worker = _worker_facts(src, running[0][1]) if running and running[0][1] else None
     return BatchFacts(batch_id=job.batch, found=True, position=job_ids.index(job.id) + 1,
-                      size=len(job_ids), statuses=statuses, running=tuple(running))
+                      size=len(job_ids), statuses=statuses, running=tuple(running),
+                      mate_worker=mate_worker, mate_started_at=started[0] if started else None)
 
 
 def _refuse_constant(name: str) -> Any:

@@ -79,7 +79,7 @@ def data(svc: Svc, minutes: Annotated[int, Query(ge=5, le=10_080)] = 60) -> dict
         "redis": _redis(svc),
         "findings": [f.to_dict() for f in findings],
         "workers": [w.to_dict() for w in
-                    HeartbeatStore(svc.clients.main, svc.keys).list_workers()],
+                    HeartbeatStore(svc.clients.main, svc.keys).list_running()],
         "queue_length": int(svc.clients.broker.llen(svc.keys.queue())),
         "retention_runs": _runs(svc),
     }
