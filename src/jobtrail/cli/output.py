@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import IO, Any, NoReturn, cast
 
 from rich.console import Console, RenderableType
 from rich.markup import escape as rich_escape
@@ -28,8 +28,51 @@ __all__ = ["WIDE", "Interrupts", "add_id_column", "add_label_column", "add_text_
            "data_table", "err", "escape", "exit_with", "interrupt_between_steps", "job_table",
            "out", "print_json", "progress_bar", "render_job", "wrapped", "write_lines"]
 
+class _BlanksAtLineEndsDropped:
+    """stdout (as it is at each write) without the spaces that end a line.
+
+    Rich pads every cell of a table or grid to its column's width, so a block
+    printed through it (`status`, `list`, `demo`'s answers) ended its lines in
+    spaces, which land in a file or a pipe. Spaces are held until a character
+    that is not a space follows on the same line; a newline drops them.
+    """
+
+    def __init__(self) -> None:
+        self._held = ""
+
+    def write(self, text: str) -> int:
+        kept: list[str] = []
+        for n, part in enumerate(text.split("\n")):
+            if n:
+                kept.append("\n")
+                self._held = ""
+            body = part.rstrip(" ")
+            if body:
+                kept.append(self._held + body)
+                self._held = part[len(body):]
+            else:
+                self._held += part
+        sys.stdout.write("".join(kept))
+        return len(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+    def isatty(self) -> bool:
+        return sys.stdout.isatty()
+
+    def fileno(self) -> int:
+        return sys.stdout.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(sys.stdout, "encoding", None) or "utf-8"
+
+
 # emoji off: `:thumbs_up:` in a problem or `:m:` in a key (`stats:m:...`) is data, not an emoji code
-out = Console(highlight=False, soft_wrap=True, emoji=False)
+# (the cast: Rich uses write, flush, isatty, fileno and encoding of its file, all here)
+out = Console(file=cast("IO[str]", _BlanksAtLineEndsDropped()), highlight=False, soft_wrap=True,
+              emoji=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
