@@ -308,7 +308,7 @@ def submit(
             out.print(job_table(jobs))
         else:
             interrupted.raise_again = False  # write_lines leaves a write that waits itself
-            _print_ids(ctx, [j.id for j in jobs], interrupted)
+            _print_ids(ctx, [j.id for j in jobs], interrupted, stopped)
     if stopped is not None:  # what was accepted is printed above: each job can be traced
         exit_with(f"{stopped}; the jobs above were accepted (jobtrail status ID)",
                   interrupted.exit_code if interrupted() else 1)
@@ -320,18 +320,21 @@ def submit(
         exit_with(f"{len(failed)} of {len(jobs)} job(s) failed: {failed[0].error}")
 
 
-def _print_ids(ctx: typer.Context, ids: list[str], interrupted: Interrupts) -> None:
+def _print_ids(ctx: typer.Context, ids: list[str], interrupted: Interrupts,
+               stopped: str | None) -> None:
     """Print the accepted *ids*, one a line; when stdout stops taking them (a closed pipe, a
-    second signal), end the command with one line that counts them and names a file that
-    holds the ids not printed (exit 1, or 128 + the signal)."""
+    second signal), end the command with one line that says why the submission *stopped*
+    (if it did), counts them and names a file that holds the ids not printed (exit 1, or
+    128 + the signal)."""
     printed, cut = write_lines(ids, give_up=lambda: interrupted.count > 1)
     if cut is None:
         return
     rest = ids[printed:]
     where = _save_ids(settings_from(ctx).state_dir, rest)
-    exit_with(f"{cut}: {len(ids)} jobs were accepted and will run, {printed} ids printed; "
+    exit_with(f"{f'{stopped}; ' if stopped else ''}{cut}: {len(ids)} jobs were accepted and "
+              f"will run, {printed} ids printed; "
               + (f"the other {len(rest)} ids are in {where}" if where else
-                 f"the other {len(rest)} could not be saved (jobtrail list names them)"),
+                 f"the other {len(rest)} could not be saved (jobtrail list shows the newest)"),
               interrupted.exit_code if interrupted() else 1)
 
 
