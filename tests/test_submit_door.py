@@ -15,6 +15,7 @@ import pytest
 import redis
 from pydantic import SecretStr
 
+from jobtrail import Client
 from jobtrail.api.app import create_app
 from jobtrail.config import SOLVER_MAX_PROBLEM_CHARS, Settings
 from jobtrail.errors import ProblemError, ProblemTooLargeError
@@ -22,7 +23,7 @@ from jobtrail.jobs import JobService
 from jobtrail.keys import KeySpace
 from jobtrail.solver import MAX_PROBLEM_CHARS
 from jobtrail.store import JobStore
-from jobtrail.worker.app import create_celery_app
+from jobtrail.worker.app import TASK_SOLVE_PROBLEM, create_celery_app
 from tests.cli.test_cli import run
 from tests.helpers.api_server import client, serve_in_thread
 
@@ -33,6 +34,14 @@ REFUSED = [
     ("  \t \n ", "empty problem"),
     ("solve x\x00 = 1", "problem text holds the control character U+0000 at character 7"),
     ("x\x1b[31m = 1", "problem text holds the control character U+001B at character 1"),
+    # whitespace controls too: a problem is one line (as a line of --file is), a tab no column
+    ("solve x^2\t= 4", "problem text holds the control character U+0009 (tab) at character 9: "
+                       "write a space"),
+    ("x + y = 1\nx - y = 0", "problem text holds the control character U+000A (line feed) at "
+                             "character 9: a problem is one line"),
+    ("x = 1\r", "problem text holds the control character U+000D (carriage return) at "
+                "character 5: a problem is one line"),
+    ("x = 1\x85", "problem text holds the control character U+0085 at character 5"),
     (TOO_LONG, f"problem text is {len(TOO_LONG)} characters; the limit is 2000"),
     # invisible characters: shown as nothing, read by the solver as garbage
     ("solve x\u200b = 1", "problem text holds the invisible character U+200B at character 7"),
@@ -63,6 +72,18 @@ def test_job_service_refuses_before_any_write(
     assert str(one.value) == message
     assert str(many.value) == f"problem 2: {message}"   # which one of the batch, as the CLI says
     assert type(many.value) is type(one.value)
+    _nothing_written(main_db, broker_db, keys)
+
+
+@pytest.mark.parametrize(("text", "message"), REFUSED)
+def test_the_client_and_plain_celery_refuse_the_same_way(
+        settings: Settings, main_db: redis.Redis, broker_db: redis.Redis, keys: KeySpace,
+        text: str, message: str) -> None:
+    with Client(settings) as client, pytest.raises(ProblemError) as through_client:
+        client.submit(text)
+    with pytest.raises(ProblemError) as through_celery:
+        create_celery_app(settings).send_task(TASK_SOLVE_PROBLEM, args=[text])
+    assert str(through_client.value) == str(through_celery.value) == message
     _nothing_written(main_db, broker_db, keys)
 
 
@@ -151,6 +172,27 @@ def test_cli_names_the_file_line_it_refuses(
     assert empty.stderr == (f"error: Invalid value for '--file' / '-f': {listing} holds no "
                             "problem (blank lines only)\n")
     _nothing_written(main_db, broker_db, keys)
+
+
+def test_a_file_line_holding_a_tab_is_refused_and_crlf_line_ends_are_not(
+        settings: Settings, store: JobStore, main_db: redis.Redis, broker_db: redis.Redis,
+        keys: KeySpace, tmp_path: Path) -> None:
+    # Given a file saved with Windows line ends whose second line holds a tab
+    listing = tmp_path / "problems.txt"
+    listing.write_bytes(b"x = 1\r\nsolve x^2\t= 4\r\n")
+    # Then that line is refused as an argument would be, and nothing is written
+    result = run(settings, "submit", "--file", str(listing))
+    assert result.returncode == 2
+    assert result.stderr == (f"error: Invalid value for '--file' / '-f': {listing} line 2: "
+                             "problem text holds the control character U+0009 (tab) at "
+                             "character 9: write a space\n")
+    _nothing_written(main_db, broker_db, keys)
+    # and the line ends alone are not part of a problem
+    listing.write_bytes(b"x = 1\r\nsolve x^2 = 4\r\n")
+    result = run(settings, "submit", "--file", str(listing), "--json")
+    assert result.returncode == 0, result.stderr
+    assert [store.get(j["id"]).problem for j in json.loads(result.stdout)] == [
+        "x = 1", "solve x^2 = 4"]
 
 
 def test_a_file_saved_with_a_byte_order_mark_is_read_without_it(

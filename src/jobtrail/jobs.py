@@ -50,7 +50,8 @@ __all__ = ["MAX_SUBMIT_BYTES", "SAMPLE_PROBLEMS", "SUBMIT_CHUNK", "JobService",
 
 logger = logging.getLogger(__name__)
 
-#: submit_many writes records and sends tasks this many at a time.
+#: submit_many writes records and sends tasks about this many at a time: the whole batches
+#: (Settings.batch_jobs() each) that fit in it, at least one; 96 at the default 32.
 SUBMIT_CHUNK = 100
 
 #: A wait polls the record at most this often, then backs off to WAIT_POLL_MAX_S (seconds).

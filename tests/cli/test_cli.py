@@ -142,6 +142,21 @@ def test_demo_exits_zero_with_the_five_answers(tmp_path: Path) -> None:
     for fragment in ("x = 2, x = 3", "right-angled", "x = 2, y = 1", "answer: E"):
         assert fragment in out
     assert "x**3*cos(x) + 3*x**2*sin(x)" in out
+    # piped, no line ends in blanks (Rich pads the cells of its grids)
+    assert [line for line in out.splitlines() if line != line.rstrip()] == []
+
+
+def test_piped_tables_and_blocks_end_no_line_in_blanks(settings: Settings,
+                                                       store: JobStore) -> None:
+    # Given jobs whose texts differ in length (Rich pads each cell to its column's width)
+    store.create("solve x^2 - 5x + 6 = 0")
+    job = store.create("1 + 1")
+    # Then a block (status) and a table (list) print no line ending in blanks
+    for args in (("status", job.id), ("list",)):
+        result = run(settings, *args)
+        assert result.returncode == 0, result.stderr
+        assert job.id in result.stdout
+        assert [line for line in result.stdout.splitlines() if line != line.rstrip()] == [], args
 
 
 def test_trace_cli_unknown_and_malformed(settings: Settings, store: JobStore) -> None:

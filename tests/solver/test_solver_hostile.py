@@ -21,7 +21,7 @@ from jobtrail.solver import MAX_PROBLEM_CHARS, Answer, classify, solve
 TIME_LIMIT_S = 2.0
 
 HOSTILE = [
-    ("__import__('os').system('id')", ProblemParseError, "could not parse near '__import__"),
+    ("__import__('os').system('id')", ProblemParseError, 'could not parse near "__import__'),
     ("x**(10**10**10)", ProblemTooLargeError, "number too large"),
     ("9^9^9", ProblemTooLargeError, "number too large"),
     ("10**10**10", ProblemTooLargeError, "number too large"),

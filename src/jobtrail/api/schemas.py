@@ -19,8 +19,9 @@ class JobIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    # the text itself (length, blank, control characters) is checked by JobService
-    # with the same rule and message as the CLI: a 422 `problem_too_large`/`problem_parse`
+    # the text itself (length, blank, control characters: tab and line breaks too) is checked
+    # by JobService with the same rule and message as the CLI: a 422
+    # `problem_too_large`/`problem_parse`
     problem: str | None = Field(None, examples=["solve x^2 - 5x + 6 = 0"])
     problems: list[str] | None = Field(None, min_length=1, max_length=MAX_BATCH)
 

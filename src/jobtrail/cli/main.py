@@ -28,6 +28,7 @@ from jobtrail import __version__
 from jobtrail.cli.context import CliState, check_listen, runtime, settings_from, trace_sources
 from jobtrail.cli.ids import ID_HELP, resolve_id
 from jobtrail.cli.output import (
+    Interrupts,
     escape,
     exit_with,
     interrupt_between_steps,
@@ -36,6 +37,7 @@ from jobtrail.cli.output import (
     print_json,
     progress_bar,
     render_job,
+    write_lines,
 )
 from jobtrail.clock import monotonic_s
 from jobtrail.errors import (
@@ -188,8 +190,10 @@ def root(
     logging.config.dictConfig(log_config(verbose=verbose, level="WARNING"))
 
 
-def _wait_for(ctx: typer.Context, ids: list[str], timeout_s: float) -> str | None:
-    """Wait until every job of *ids* is finished; return None, or why the wait stopped."""
+def _wait_for(ctx: typer.Context, ids: list[str], timeout_s: float,
+              stop: Callable[[], bool]) -> str | None:
+    """Wait until every job of *ids* is finished or *stop* says so (a signal held by
+    interrupt_between_steps); return None, or why the wait stopped."""
     rt = runtime(ctx)
     deadline = monotonic_s() + timeout_s
     terminal = {s.value for s in TERMINAL_STATUSES}
@@ -202,6 +206,8 @@ def _wait_for(ctx: typer.Context, ids: list[str], timeout_s: float) -> str | Non
                 bar.update(task, completed=done)
                 if done == len(ids):
                     return None
+                if stop():
+                    return f"interrupted while waiting for {len(ids) - done} job(s)"
                 if monotonic_s() > deadline:
                     return (f"timed out after {timeout_s:g} s waiting for {len(ids) - done} "
                             "job(s); is a worker running? (jobtrail worker)")
@@ -220,8 +226,7 @@ def _partial_submit(exc: PartialSubmitError, *, json_out: bool) -> NoReturn:
     if json_out:
         print_json(exc.accepted)
     else:
-        for job_id in exc.accepted:
-            out.print(job_id)
+        write_lines(exc.accepted)
     failed = (f"{len(exc.failed)} could not be enqueued and are marked failed "
               "(jobtrail list --status failed)" if exc.failed else "none marked failed")
     uncertain = (f"; {len(exc.uncertain)} may be pending without a message (jobtrail doctor "
@@ -285,29 +290,63 @@ def submit(
             raise typer.BadParameter(f"{where}: {exc}", param_hint=hint) from None
     problems = [problem for _, problem in given]
     rt = runtime(ctx)
-    with interrupt_between_steps() as interrupted:  # a Ctrl-C ends the submission between chunks
+    # a Ctrl-C or SIGTERM ends the submission between chunks, and the ids accepted are printed
+    # before the command ends: the handlers hold the signal until the output is written
+    with interrupt_between_steps() as interrupted:
         if len(problems) == 1:
             jobs = [rt.service.submit(problems[0])]
         else:
             jobs = _submit_many(rt.service, problems, json_out=json_out, stop=interrupted)
-    stopped = (f"interrupted after submitting {len(jobs)} of {len(problems)} problems"
-               if interrupted() else None)
-    if wait and stopped is None:
-        stopped = _wait_for(ctx, [j.id for j in jobs], timeout)
-        jobs = [rt.store.get(j.id) for j in jobs]
-    if json_out:
-        print_json([j.to_dict() for j in jobs] if as_list else jobs[0].to_dict())
-    elif wait:
-        out.print(job_table(jobs))
-    else:
-        for job in jobs:
-            out.print(job.id)
+        stopped = (f"interrupted after submitting {len(jobs)} of {len(problems)} problems"
+                   if interrupted() else None)
+        if wait and stopped is None:
+            stopped = _wait_for(ctx, [j.id for j in jobs], timeout, stop=interrupted)
+            jobs = [rt.store.get(j.id) for j in jobs]
+        if json_out:
+            print_json([j.to_dict() for j in jobs] if as_list else jobs[0].to_dict())
+        elif wait:
+            out.print(job_table(jobs))
+        else:
+            interrupted.raise_again = False  # write_lines leaves a write that waits itself
+            _print_ids(ctx, [j.id for j in jobs], interrupted, stopped)
     if stopped is not None:  # what was accepted is printed above: each job can be traced
         exit_with(f"{stopped}; the jobs above were accepted (jobtrail status ID)",
-                  130 if stopped.startswith("interrupted") else 1)
+                  interrupted.exit_code if interrupted() else 1)
+    if interrupted():  # after the last chunk: everything was submitted and printed
+        exit_with(f"interrupted; all {len(jobs)} problems were submitted and their ids printed",
+                  interrupted.exit_code)
     failed = [j for j in jobs if j.status is JobStatus.FAILED]
     if wait and failed:
         exit_with(f"{len(failed)} of {len(jobs)} job(s) failed: {failed[0].error}")
+
+
+def _print_ids(ctx: typer.Context, ids: list[str], interrupted: Interrupts,
+               stopped: str | None) -> None:
+    """Print the accepted *ids*, one a line; when stdout stops taking them (a closed pipe, a
+    second signal), end the command with one line that says why the submission *stopped*
+    (if it did), counts them and names a file that holds the ids not printed (exit 1, or
+    128 + the signal)."""
+    printed, cut = write_lines(ids, give_up=lambda: interrupted.count > 1)
+    if cut is None:
+        return
+    rest = ids[printed:]
+    where = _save_ids(settings_from(ctx).state_dir, rest)
+    exit_with(f"{f'{stopped}; ' if stopped else ''}{cut}: {len(ids)} jobs were accepted and "
+              f"will run, {printed} ids printed; "
+              + (f"the other {len(rest)} ids are in {where}" if where else
+                 f"the other {len(rest)} could not be saved (jobtrail list shows the newest)"),
+              interrupted.exit_code if interrupted() else 1)
+
+
+def _save_ids(state_dir: Path, ids: list[str]) -> Path | None:
+    """Write *ids* one a line to a new file in *state_dir*; return its path, None if it failed."""
+    path = state_dir / f"submitted-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.ids"
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(f"{job_id}\n" for job_id in ids), encoding="utf-8")
+    except OSError:
+        return None
+    return path
 
 
 @app.command()

@@ -7,13 +7,15 @@ shows a traceback for a JobtrailError or a usage error.
 from __future__ import annotations
 
 import json
+import os
 import re
+import select
 import signal
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import IO, Any, NoReturn, cast
 
 from rich.console import Console, RenderableType
 from rich.markup import escape as rich_escape
@@ -22,12 +24,55 @@ from rich.table import Table
 
 from jobtrail.models import Job
 
-__all__ = ["WIDE", "add_id_column", "add_label_column", "add_text_column", "data_table", "err",
-           "escape", "exit_with", "interrupt_between_steps", "job_table", "out", "print_json",
-           "progress_bar", "render_job", "wrapped"]
+__all__ = ["WIDE", "Interrupts", "add_id_column", "add_label_column", "add_text_column",
+           "data_table", "err", "escape", "exit_with", "interrupt_between_steps", "job_table",
+           "out", "print_json", "progress_bar", "render_job", "wrapped", "write_lines"]
+
+class _BlanksAtLineEndsDropped:
+    """stdout (as it is at each write) without the spaces that end a line.
+
+    Rich pads every cell of a table or grid to its column's width, so a block
+    printed through it (`status`, `list`, `demo`'s answers) ended its lines in
+    spaces, which land in a file or a pipe. Spaces are held until a character
+    that is not a space follows on the same line; a newline drops them.
+    """
+
+    def __init__(self) -> None:
+        self._held = ""
+
+    def write(self, text: str) -> int:
+        kept: list[str] = []
+        for n, part in enumerate(text.split("\n")):
+            if n:
+                kept.append("\n")
+                self._held = ""
+            body = part.rstrip(" ")
+            if body:
+                kept.append(self._held + body)
+                self._held = part[len(body):]
+            else:
+                self._held += part
+        sys.stdout.write("".join(kept))
+        return len(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+    def isatty(self) -> bool:
+        return sys.stdout.isatty()
+
+    def fileno(self) -> int:
+        return sys.stdout.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(sys.stdout, "encoding", None) or "utf-8"
+
 
 # emoji off: `:thumbs_up:` in a problem or `:m:` in a key (`stats:m:...`) is data, not an emoji code
-out = Console(highlight=False, soft_wrap=True, emoji=False)
+# (the cast: Rich uses write, flush, isatty, fileno and encoding of its file, all here)
+out = Console(file=cast("IO[str]", _BlanksAtLineEndsDropped()), highlight=False, soft_wrap=True,
+              emoji=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
@@ -73,30 +118,120 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+class Interrupts:
+    """The signals interrupt_between_steps() holds: call it to ask whether one came.
+
+    Attributes:
+        signum: The first held signal's number (SIGINT 2, SIGTERM 15); 0 before one came.
+        count: How many came.
+        raise_again: Whether a second one raises KeyboardInterrupt (the default), or is
+            only counted, for a step that checks `count` itself (write_lines' give_up).
+    """
+
+    def __init__(self) -> None:
+        self.signum = 0
+        self.count = 0
+        self.raise_again = True
+
+    def __call__(self) -> bool:
+        return self.count > 0
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal's number, the shell's convention: 130 for SIGINT, 143 for SIGTERM."""
+        return 128 + self.signum
+
+
 @contextmanager
-def interrupt_between_steps() -> Iterator[Callable[[], bool]]:
+def interrupt_between_steps() -> Iterator[Interrupts]:
     """Hold Ctrl-C (SIGINT) and SIGTERM until the step in flight has ended.
 
-    Yields a function that tells whether one came; the command checks it
-    between steps (a chunk of records and their messages) and stops there,
-    so a KeyboardInterrupt never lands inside Redis or Celery code (where it
-    can be swallowed, or leave records without their messages). A second
-    signal raises KeyboardInterrupt at once, so a step that hangs can still be
-    left. The previous handlers are back afterwards. Main thread only.
+    Yields an Interrupts that tells whether one came (and which); the command
+    checks it between steps (a chunk of records and their messages) and stops
+    there, so a KeyboardInterrupt never lands inside Redis or Celery code
+    (where it can be swallowed, or leave records without their messages), and
+    SIGTERM no longer ends the process before it has printed what it did. A
+    second signal raises KeyboardInterrupt at once (unless `raise_again` is
+    off), so a step that hangs can still be left. The previous handlers are
+    back afterwards. Main thread only.
     """
-    came: list[int] = []
+    came = Interrupts()
 
     def hold(signum: int, _frame: object) -> None:
-        if came:
+        came.count += 1
+        if came.signum and came.raise_again:
             raise KeyboardInterrupt(f"signal {signum}")
-        came.append(signum)
+        came.signum = came.signum or signum
 
     previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield lambda: bool(came)
+        yield came
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+#: Bytes a pipe takes whole, without blocking once poll() says it is writable (POSIX
+#: PIPE_BUF is at least 512; Linux says writable with a free 4 KiB page).
+_ATOMIC_WRITE = 512
+#: How often a write that waits for stdout asks give_up, seconds.
+_GIVE_UP_POLL_S = 0.1
+
+
+def write_lines(lines: Sequence[str], *,
+                give_up: Callable[[], bool] = lambda: False) -> tuple[int, str | None]:
+    """Write *lines* to stdout, one a line, as they are (no markup), and count what got there.
+
+    They go straight to stdout's file descriptor (after what Python holds for it
+    is flushed), in writes of whole lines of at most _ATOMIC_WRITE bytes, each
+    made once poll() says stdout takes it: a pipe takes such a write whole and
+    at once, so the count is exactly the lines the pipe, the file or the
+    terminal holds, even when the writing is cut off. No signal handler has to
+    raise to leave a write that waits (a reader that stopped reading): *give_up*
+    is asked while it waits.
+
+    Args:
+        lines: Texts without a newline (job ids).
+        give_up: Asked every _GIVE_UP_POLL_S while stdout takes nothing; True ends
+            the writing there (interrupt_between_steps' second signal).
+
+    Returns:
+        (how many of *lines* were written, in order; None when all were, else why
+        the writing stopped: "stdout was closed (broken pipe)", after which stdout
+        points at /dev/null so that Python's exit flush is silent, or "interrupted
+        while printing" when *give_up* said so).
+    """
+    written = 0
+    try:
+        sys.stdout.flush()
+        fd = sys.stdout.fileno()
+        ready = select.poll()
+        ready.register(fd, select.POLLOUT)
+        for done, piece in _pieces([(line + "\n").encode("utf-8", "surrogateescape")
+                                    for line in lines]):
+            while piece:
+                while not ready.poll(_GIVE_UP_POLL_S * 1000):
+                    if give_up():
+                        return written, "interrupted while printing"
+                piece = piece[os.write(fd, piece):]  # a file or a tty may take part of a piece
+            written = done
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return written, "stdout was closed (broken pipe)"
+    return written, None
+
+
+def _pieces(lines: list[bytes]) -> Iterator[tuple[int, bytes]]:
+    """Yield (lines written once this piece is, piece): whole lines, _ATOMIC_WRITE bytes at most
+    each unless one line alone is longer."""
+    start = size = 0
+    for n, line in enumerate(lines):
+        if n > start and size + len(line) > _ATOMIC_WRITE:
+            yield n, b"".join(lines[start:n])
+            start, size = n, 0
+        size += len(line)
+    if start < len(lines):
+        yield len(lines), b"".join(lines[start:])
 
 
 def print_json(data: Any) -> None:

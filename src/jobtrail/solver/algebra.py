@@ -23,6 +23,7 @@ from jobtrail.solver.render import (
     split_top_level,
     strip_filler,
 )
+from jobtrail.solver.text import excerpt
 from jobtrail.solver.verify import (
     check_arithmetic,
     check_equation,
@@ -380,7 +381,7 @@ def solve_system(text: str) -> Answer:
     for part in parts:
         if "=" not in part:
             raise ProblemParseError(
-                f"could not parse near '{part[:20]}': expected an equation with '='",
+                f"could not parse near {excerpt(part, 0)}: expected an equation with '='",
                 text=text,
                 position=None,
             )

@@ -15,6 +15,7 @@ from jobtrail.errors import ProblemParseError, UnsupportedProblemError
 from jobtrail.solver.answer import Answer
 from jobtrail.solver.parse import parse_expression
 from jobtrail.solver.render import choose_variable, strip_filler
+from jobtrail.solver.text import excerpt
 from jobtrail.solver.verify import (
     check_antiderivative,
     check_definite_integral,
@@ -104,7 +105,7 @@ def _split_derivative(body: str) -> tuple[str, int, str | None]:
     verb = _DIFFERENTIATE.match(body)
     if verb is not None:
         return body[verb.end() :], order, named
-    raise ProblemParseError(f"could not parse near '{body[:20]}'", text=body, position=0)
+    raise ProblemParseError(f"could not parse near {excerpt(body, 0)}", text=body, position=0)
 
 
 def _rule_steps(expr: sympy.Expr, variable: sympy.Symbol) -> list[str]:
@@ -178,7 +179,7 @@ def solve_derivative(text: str) -> Answer:
 def _split_integral(body: str) -> tuple[str, str | None, tuple[str, str] | None]:
     words = _INTEGRAL_WORDS.match(body)
     if words is None:
-        raise ProblemParseError(f"could not parse near '{body[:20]}'", text=body, position=0)
+        raise ProblemParseError(f"could not parse near {excerpt(body, 0)}", text=body, position=0)
     body = body[words.end() :]
     named: str | None = None
     respect = _WITH_RESPECT.search(body)
@@ -254,7 +255,7 @@ def _split_limit(body: str) -> tuple[str, str, str]:
     if words is not None:
         return words.group(1), words.group(2), words.group(3)
     raise ProblemParseError(
-        f"could not parse near '{body[:20]}': write e.g. 'lim x->0 sin(x)/x'",
+        f"could not parse near {excerpt(body, 0)}: write e.g. 'lim x->0 sin(x)/x'",
         text=body,
         position=0,
     )

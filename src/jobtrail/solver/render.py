@@ -16,6 +16,7 @@ import sympy  # type: ignore[import-untyped]  # sympy 1.14 ships no py.typed
 from jobtrail.errors import ProblemParseError
 from jobtrail.solver.answer import Answer
 from jobtrail.solver.parse import Readings, note_reading, read_expression
+from jobtrail.solver.text import excerpt
 
 __all__ = [
     "choose_variable",
@@ -101,8 +102,17 @@ def parse_equation(text: str) -> tuple[sympy.Expr, sympy.Expr]:
     sides = text.split("=")
     if len(sides) > 2:
         raise ProblemParseError(
-            f"could not parse near '{text[:20]}': more than one '='", text=text, position=None
+            f"could not parse near {excerpt(text.strip(), 0)}: more than one '='",
+            text=text,
+            position=None,
         )
+    for side, where in zip(sides, ("before", "after"), strict=False):
+        if len(sides) == 2 and not side.strip():
+            raise ProblemParseError(
+                f"could not parse {excerpt(text.strip(), 0)}: nothing {where} '='",
+                text=text,
+                position=None,
+            )
     left = read_expression(sides[0].strip())
     if len(sides) == 1:
         note_reading(text.strip(), left.text, left.notes, left.decimal)

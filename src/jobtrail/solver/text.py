@@ -16,7 +16,8 @@ import unicodedata
 from jobtrail.config import SOLVER_MAX_PROBLEM_CHARS
 from jobtrail.errors import ProblemParseError, ProblemTooLargeError
 
-__all__ = ["MAX_PROBLEM_CHARS", "fragment_at", "normalize", "rewritten_characters"]
+__all__ = ["EXCERPT_CHARS", "MAX_PROBLEM_CHARS", "excerpt", "normalize", "quoted",
+           "rewritten_characters"]
 
 MAX_PROBLEM_CHARS = SOLVER_MAX_PROBLEM_CHARS
 """Longest problem text accepted, in characters (before normalization)."""
@@ -90,19 +91,65 @@ _HINTS = {
 _SPACES = re.compile(r" {2,}")
 
 
-def fragment_at(text: str, position: int, width: int = 12) -> str:
-    """Return up to *width* characters of *text* from *position*, control characters escaped.
+#: Longest excerpt of a problem an error message quotes, in characters (before `…`).
+EXCERPT_CHARS = 20
+
+
+def quoted(text: str) -> str:
+    """Return *text* between quotes that cannot be mistaken for part of it, control characters
+    escaped: `'x+1'`; `"'x+1"` when it holds a `'` (and no `"`); else `'...'` with each `'`
+    written `\\'`.
+
+    Args:
+        text: A piece of untrusted problem text.
+
+    Returns:
+        The quoted text, e.g. for an error message.
+    """
+    shown = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+    if "'" in shown and '"' not in shown:
+        return f'"{shown}"'
+    return "'" + shown.replace("'", "\\'") + "'"
+
+
+def _word_boundary(text: str, cut: int) -> bool:
+    """Whether cutting *text* at *cut* keeps every word and number whole."""
+    return not (text[cut - 1].isalnum() and text[cut].isalnum())
+
+
+def excerpt(text: str, position: int, width: int = EXCERPT_CHARS) -> str:
+    """Return the quoted piece of *text* an error at *position* points at, marked as an excerpt.
+
+    The piece runs from *position* to the end of *text*, or is cut at a word
+    boundary at most *width* characters in and ends with `…`, so a quote never
+    ends inside a word or number, and a cut never passes for the user's own
+    text (`'(x+1'` is the whole unclosed bracket; `'(3x + 4y…'` says more
+    follows). At or past the end of *text* it is the end of the text,
+    `the end of '…+ 3x +'` (whole words, up to twice *width*); an empty text is `''`.
 
     Args:
         text: The text the position refers to.
-        position: 0-based index into *text*.
-        width: Maximum fragment length, in characters.
+        position: 0-based index into *text* (len(text) for "at its end").
+        width: Longest piece, in characters (a single longer word is cut).
 
     Returns:
-        A printable fragment suitable for an error message.
+        A phrase for a message: the quoted piece (see quoted()), or `the end of ...`.
     """
-    piece = text[position : position + width]
-    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in piece)
+    if text and position >= len(text):
+        tail = text.rstrip()
+        start = max(0, len(tail) - width)
+        while start > max(0, len(tail) - 2 * width) and not _word_boundary(tail, start):
+            start -= 1  # the whole last word, up to twice the width; else cut inside it
+        return "the end of " + quoted(("…" if start > 0 else "") + tail[start:].lstrip())
+    piece = text[position:]
+    if len(piece) <= width:
+        return quoted(piece)
+    cut = width
+    while cut > 1 and not _word_boundary(piece, cut):
+        cut -= 1
+    if cut == 1 and not _word_boundary(piece, 1):
+        cut = width  # one word longer than the excerpt: cut inside it, marked
+    return quoted(piece[:cut].rstrip() + "…")
 
 
 def _superscript(match: re.Match[str]) -> str:
@@ -155,7 +202,7 @@ def normalize(problem: str) -> str:
         if mapped is None:
             hint = f": {_HINTS[char]}" if char in _HINTS else ""
             raise ProblemParseError(
-                f"could not parse near '{fragment_at(problem, position)}'{hint}",
+                f"could not parse near {excerpt(problem, position)}{hint}",
                 text=problem,
                 position=position,
             )

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 
 from jobtrail.errors import ProblemParseError, ProblemTooLargeError
-from jobtrail.solver.text import fragment_at
+from jobtrail.solver.text import excerpt
 
 __all__ = [
     "CONSTANTS",
@@ -134,13 +134,15 @@ def parse_error(fragment: str, position: int, reason: str = "") -> ProblemParseE
 
     Args:
         fragment: The text being read.
-        position: 0-based index of the offending character.
+        position: 0-based index of the offending character (len(fragment): its end).
         reason: Optional explanation appended after a colon.
 
     Returns:
-        The error, message ``could not parse near '<fragment>'[: reason]``.
+        The error, message ``could not parse near '<excerpt>'[: reason]`` (see
+        text.excerpt(): the piece from *position*, cut at a word with ``…``; at
+        the end, ``near the end of '<tail>'``).
     """
-    message = f"could not parse near '{fragment_at(fragment, position)}'"
+    message = f"could not parse near {excerpt(fragment, position)}"
     if reason:
         message = f"{message}: {reason}"
     return ProblemParseError(message, text=fragment, position=position)
