@@ -128,7 +128,8 @@ def test_cli_cancel_of_an_unknown_id_exits_3_with_traces_verdict(settings: Setti
         env=settings_env(settings), capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 3  # README: 3 for an unknown job id, as status and trace
     assert result.stderr == f"error: job {unknown} not found: unknown: no store has ever " \
-                            "seen this id\n"
+                            "seen this id (trace looked in the main DB, the broker, the " \
+                            "results and the archive of purged jobs)\n"
 
 
 @pytest.fixture

@@ -121,8 +121,10 @@ def test_restore_of_an_unknown_id_or_policy(settings: Settings, store: JobStore)
     # An id the archive does not hold is an unknown job (exit 3, as `status` says)
     missing = run(settings, "restore", "00000000-0000-0000-0000-000000000000")
     assert missing.returncode == 3
-    assert missing.stderr == ("error: job 00000000-0000-0000-0000-000000000000 is not in the "
-                              "archive\n")
+    assert missing.stderr == ("error: job 00000000-0000-0000-0000-000000000000 not found: "
+                              "unknown: no store has ever seen this id (trace looked in the "
+                              "main DB, the broker, the results and the archive of purged "
+                              "jobs)\n")
     # A policy that is neither configured nor named by any archived row is a typo
     typo = run(settings, "restore", "--policy", "nosuch")
     assert typo.returncode == 2, typo.stderr
