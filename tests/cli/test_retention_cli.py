@@ -60,8 +60,9 @@ def test_purge_history_and_restore(settings: Settings, store: JobStore) -> None:
     assert json.loads(one.stdout)["restored"] == 1 and store.get(old[0]).id == old[0]
     again = run(settings, "restore", old[0])
     assert again.returncode == 1
-    assert again.stderr == f"error: job {old[0]} is live in the main DB; refusing to restore " \
-                           "over it\n"
+    assert again.stderr == f"error: job {old[0]} is completed in the main DB, not purged; " \
+                           "only a purged job can be restored (its record is in the " \
+                           f"archive); see it with: jobtrail status {old[0]}\n"
     rest = run(settings, "retention", "restore", "--policy", "adhoc", "--json")
     assert json.loads(rest.stdout)["restored"] == 2 and all(store.find(j) for j in old)
     assert ArchiveStore(settings.effective_archive_url).count() == 3
