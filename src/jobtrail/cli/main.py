@@ -184,8 +184,9 @@ def root(
 ) -> None:
     """jobtrail: submit math problems, solve them on Celery workers, trace every job."""
     ctx.obj = CliState(env_file=env_file)
-    # commands report errors as one line themselves; logs are for -v
-    logging.config.dictConfig(log_config(verbose=verbose, level="WARNING"))
+    # commands report errors as one line themselves, and what they did on stdout: logs are
+    # for -v, and a record of a fact the command prints is not echoed (logconfig.REPORTED)
+    logging.config.dictConfig(log_config(verbose=verbose, level="WARNING", echo_reported=False))
 
 
 def _wait_for(ctx: typer.Context, ids: list[str], timeout_s: float) -> str | None:
