@@ -7,15 +7,12 @@ trace's verdict and where to look). Subprocesses of the real CLI on real Redis.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-import typer
 
-from jobtrail.cli.main import app, load_commands
 from jobtrail.config import Settings
 from jobtrail.store import JobStore
 from tests.cli.test_cli import run
+from tests.helpers.cli_commands import command_tree
 
 pytestmark = [pytest.mark.slow]
 
@@ -27,23 +24,9 @@ ID_COMMANDS = [("status",), ("trace",), ("cancel",), ("requeue",), ("restore",),
                ("retention", "restore")]
 
 
-def _commands(group: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
-    """Return (name path, command) of every leaf command under *group* (Typer's own click)."""
-    found = []
-    for name, command in group.commands.items():
-        if hasattr(command, "commands"):
-            found += _commands(command, (*path, name))
-        else:
-            found.append(((*path, name), command))
-    return found
-
-
 def test_the_list_names_every_command_taking_a_job_id() -> None:
-    # Given every command registered (as --help registers them)
-    load_commands(["--help"])
-    root = typer.main.get_command(app)
-    # Then those with a job id argument are the ones the tests below run
-    taking_ids = {path for path, command in _commands(root)
+    # Given every command, those with a job id argument are the ones the tests below run
+    taking_ids = {path for path, command in command_tree()
                   if any(p.param_type_name == "argument" and p.name in ("job_id", "job_ids")
                          for p in command.params)}
     assert taking_ids == set(ID_COMMANDS)

@@ -35,6 +35,7 @@ from jobtrail.cli.output import (
     out,
     print_json,
     progress_bar,
+    reflow_help,
     render_job,
 )
 from jobtrail.clock import monotonic_s
@@ -531,6 +532,7 @@ def main() -> None:
     """Entry point: run the Typer app with errors turned into one line and an exit code."""
     load_commands(sys.argv[1:])
     command = typer.main.get_command(app)
+    reflow_help(command)
     try:
         rc = command.main(prog_name="jobtrail", standalone_mode=False)
     except typer.Abort:

@@ -6,6 +6,7 @@ shows a traceback for a JobtrailError or a usage error.
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import signal
@@ -24,7 +25,7 @@ from jobtrail.models import Job
 
 __all__ = ["WIDE", "add_id_column", "add_label_column", "add_text_column", "data_table", "err",
            "escape", "exit_with", "interrupt_between_steps", "job_table", "out", "print_json",
-           "progress_bar", "render_job", "wrapped"]
+           "progress_bar", "reflow_help", "render_job", "wrapped"]
 
 # emoji off: `:thumbs_up:` in a problem or `:m:` in a key (`stats:m:...`) is data, not an emoji code
 out = Console(highlight=False, soft_wrap=True, emoji=False)
@@ -50,6 +51,24 @@ def exit_with(message: str, code: int = 1) -> NoReturn:
     line = " ".join(_shown(message).split())
     sys.stderr.write(f"error: {line}\n")
     raise SystemExit(code)
+
+
+def reflow_help(command: Any) -> None:
+    """Put each paragraph of *command*'s help, and of every command under it, on one line.
+
+    Typer joins a docstring's first paragraph but keeps the hard wraps of the
+    others, so a docstring wrapped at 100 columns showed broken lines at any
+    other width; one line a paragraph, Rich wraps it at the terminal's edge.
+    A paragraph marked ``\\b`` (click's "keep as written") and what follows
+    ``\\f`` (left out of the help) stay as they are.
+    """
+    if command.help:
+        shown, cut, rest = inspect.cleandoc(command.help).partition("\f")
+        command.help = "\n\n".join(
+            p if p.startswith("\b") else " ".join(p.split())
+            for p in shown.split("\n\n")) + cut + rest
+    for sub in getattr(command, "commands", {}).values():
+        reflow_help(sub)
 
 
 def _interrupt(signum: int, _frame: object) -> None:
