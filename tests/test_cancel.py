@@ -95,7 +95,7 @@ def test_a_pending_job_cancelled_is_skipped_by_the_worker_that_gets_its_message(
 def test_finished_and_processing_jobs_are_refused_with_a_clear_error(
         service: JobService, store: JobStore) -> None:
     done = _finished(store)
-    with pytest.raises(NotCancellableError, match="is completed: a finished job cannot be"):
+    with pytest.raises(NotCancellableError, match="is completed; only a pending job"):
         service.cancel(done)
     running = store.create("2 + 2")
     store.start(running.id, worker="w9@host")
@@ -116,8 +116,9 @@ def test_cli_cancel_cancels_each_id_and_reports_the_refused(
     body = json.loads(result.stdout)
     assert [j["id"] for j in body["cancelled"]] == [pending.id]
     assert body["cancelled"][0]["status"] == "cancelled"
-    assert result.stderr == f"error: job {done} is completed: a finished job cannot be " \
-                            "cancelled\n"
+    assert result.stderr == f"error: job {done} is completed; only a pending job, or a " \
+                            "processing job with terminate (--terminate), can be " \
+                            "cancelled; a finished job has nothing left to stop\n"
     assert store.get(pending.id).status is JobStatus.CANCELLED
 
 
@@ -128,7 +129,8 @@ def test_cli_cancel_of_an_unknown_id_exits_3_with_traces_verdict(settings: Setti
         env=settings_env(settings), capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 3  # README: 3 for an unknown job id, as status and trace
     assert result.stderr == f"error: job {unknown} not found: unknown: no store has ever " \
-                            "seen this id\n"
+                            "seen this id (trace looked in the main DB, the broker, the " \
+                            "results and the archive of purged jobs)\n"
 
 
 @pytest.fixture
@@ -151,7 +153,7 @@ def test_api_cancel_needs_the_token_and_every_call_is_audited(
                                                              "cancelled before start")
     again = guarded.post(f"/jobs/{job.id}/cancel", headers=AUTH)
     assert again.status_code == 409
-    assert "a finished job cannot be cancelled" in again.json()["error"]["message"]
+    assert "a finished job has nothing left to stop" in again.json()["error"]["message"]
     # a long-poll on a finished job answers at once
     assert guarded.get(f"/jobs/{job.id}", params={"wait": 30}).json()["status"] == "cancelled"
 

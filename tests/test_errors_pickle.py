@@ -29,7 +29,8 @@ def _sample_args(cls: type[Exception]) -> tuple[list[Any], dict[str, Any]]:
             continue
         value: Any = 7 if name.endswith(("_s", "_bytes", "attempts", "version", "position",
                                           "unsubmitted")) \
-            else [f"{name}-1", f"{name}-2"] if name in ("accepted", "failed", "uncertain") \
+            else [f"{name}-1", f"{name}-2"] if name in ("accepted", "failed", "uncertain",
+                                                         "allowed") \
             else f"{name}-value"
         if param.kind is param.KEYWORD_ONLY:
             kwargs[name] = value

@@ -16,7 +16,8 @@ def test_lifecycle_table() -> None:
     assert allowed_sources(JobStatus.COMPLETED) == {JobStatus.PROCESSING}
     assert allowed_sources(JobStatus.FAILED) == {JobStatus.PENDING, JobStatus.PROCESSING}
     check_transition("j", JobStatus.PENDING, JobStatus.PROCESSING)
-    with pytest.raises(InvalidTransitionError, match="completed -> pending"):
+    with pytest.raises(InvalidTransitionError,
+                       match="j is completed; only a processing job can become pending"):
         check_transition("j", JobStatus.COMPLETED, JobStatus.PENDING)
 
 

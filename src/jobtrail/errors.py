@@ -54,6 +54,7 @@ a module boundary; library errors (redis, sqlalchemy) are wrapped here with
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
@@ -250,13 +251,34 @@ class AmbiguousJobIdError(StoreError):
 
 
 class InvalidTransitionError(StoreError):
-    """Raised when a status change is not in the lifecycle; nothing was written."""
+    """Raised when a status change (or an action: requeue) is refused; nothing was written.
 
-    def __init__(self, job_id: str, from_: str, to: str) -> None:
-        super().__init__(f"job {job_id}: transition {from_} -> {to} is not allowed")
+    The message says the state the job is in, what the change needs and, when
+    given, what to do instead: "job ID is completed; only a pending job can
+    become processing".
+
+    Attributes:
+        job_id: The job.
+        from_: The state it is in, as a person reads it ("completed",
+            "processing (on live worker w1@host)").
+        to: The status it was to move to, or the action ("requeued").
+        allowed: The statuses *to* may be reached from (may be empty).
+        needs: What the change needs, in words (default: from *allowed*).
+        hint: What to do instead, or "".
+    """
+
+    def __init__(self, job_id: str, from_: str, to: str, *, allowed: Sequence[str] = (),
+                 needs: str = "", hint: str = "") -> None:
+        self.allowed = list(allowed)
+        if not needs:
+            sources = " or ".join(self.allowed) or "no other"
+            needs = f"only a {sources} job can become {to}"
+        super().__init__(f"job {job_id} is {from_}; {needs}" + (f"; {hint}" if hint else ""))
         self.job_id = job_id
         self.from_ = from_
         self.to = to
+        self.needs = needs
+        self.hint = hint
 
 
 class MessageStillQueuedError(InvalidTransitionError):
@@ -308,11 +330,12 @@ class NotCancellableError(StoreError):
     """Raised when a job cannot be cancelled as asked; nothing was written.
 
     A finished job (completed, failed, cancelled) is never cancelled; a
-    processing one only with terminate (its task is killed).
+    processing one only with terminate (its task is killed). The message is
+    "job ID is STATUS; " and *reason*: what cancelling needs, what to do instead.
     """
 
     def __init__(self, job_id: str, status: str, reason: str) -> None:
-        super().__init__(f"job {job_id} is {status}: {reason}")
+        super().__init__(f"job {job_id} is {status}; {reason}")
         self.job_id = job_id
         self.status = status
         self.reason = reason
@@ -468,16 +491,25 @@ class ArchivedJobNotFoundError(RetentionError):
     """Raised when the archive has no row for the job id."""
 
     def __init__(self, job_id: str) -> None:
-        super().__init__(f"job {job_id} is not in the archive")
+        super().__init__(f"job {job_id} is not in the archive; only a purged job can be "
+                         "restored, and none with this id was archived")
         self.job_id = job_id
 
 
 class RestoreConflictError(RetentionError):
-    """Raised when a restore would overwrite a live `job:<id>`; nothing was written."""
+    """Raised when a restore would overwrite a live `job:<id>`; nothing was written.
 
-    def __init__(self, job_id: str) -> None:
-        super().__init__(f"job {job_id} is live in the main DB; refusing to restore over it")
+    ``status`` is the live record's status ("" when not read): the message
+    says the job is in the main DB in that state, that only a purged job can
+    be restored, and how to see the job instead.
+    """
+
+    def __init__(self, job_id: str, status: str = "") -> None:
+        super().__init__(f"job {job_id} is {status or 'live'} in the main DB, not purged; only "
+                         "a purged job can be restored (its record is in the archive); see it "
+                         f"with: jobtrail status {job_id}")
         self.job_id = job_id
+        self.status = status
 
 
 class MonitorError(JobtrailError):

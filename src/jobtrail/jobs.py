@@ -50,6 +50,9 @@ __all__ = ["MAX_SUBMIT_BYTES", "SAMPLE_PROBLEMS", "SUBMIT_CHUNK", "JobService",
 
 logger = logging.getLogger(__name__)
 
+#: What a requeue needs, in a refusal's words.
+REQUEUE_NEEDS = ("only a pending job whose message was lost, or a processing job whose worker "
+                 "is gone, can be requeued")
 #: submit_many writes records and sends tasks about this many at a time: the whole batches
 #: (Settings.batch_jobs() each) that fit in it, at least one; 96 at the default 32.
 SUBMIT_CHUNK = 100
@@ -325,7 +328,9 @@ class JobService:
         if job.status is JobStatus.PROCESSING:
             return self._requeue_processing(job)
         if job.status is not JobStatus.PENDING:
-            raise InvalidTransitionError(job_id, job.status.value, "requeued")
+            raise InvalidTransitionError(
+                job_id, job.status.value, "requeued", needs=REQUEUE_NEEDS,
+                hint="a finished job does not run again: submit its problem again as a new job")
         if self._refuse_if_its_message_exists(job):
             return self.store.get(job.id)  # its message is back in the queue
         self._send_alone(job)
@@ -388,8 +393,10 @@ class JobService:
         beats = {b.name: b for b in heartbeats.list_workers()}
         holder = beats.get(job.worker)
         if holder is not None and holder.alive:
-            raise InvalidTransitionError(job.id, f"processing (on live worker {job.worker})",
-                                         "requeued")
+            raise InvalidTransitionError(
+                job.id, f"processing (on live worker {job.worker})", "requeued",
+                needs=REQUEUE_NEEDS, hint="it finishes there; to stop it, cancel it with "
+                "terminate (--terminate)")
         with self.app.connection_for_write() as conn:
             report = self._sweep(conn.default_channel.client, 0.0).sweep(
                 lock=False, only={job.id}, reason_prefix="requeued: ")
@@ -436,8 +443,10 @@ class JobService:
         for _ in range(5):
             job = self.store.get(job_id)
             if job.status in TERMINAL_STATUSES:
-                raise NotCancellableError(job_id, job.status.value,
-                                          "a finished job cannot be cancelled")
+                raise NotCancellableError(
+                    job_id, job.status.value, "only a pending job, or a processing job with "
+                    "terminate (--terminate), can be cancelled; a finished job has nothing left "
+                    "to stop")
             processing = job.status is JobStatus.PROCESSING
             if processing and job.batch:
                 raise NotCancellableError(

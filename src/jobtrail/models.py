@@ -120,7 +120,8 @@ def check_transition(job_id: str, from_: JobStatus, to: JobStatus) -> None:
         InvalidTransitionError: *to* is not reachable from *from_*.
     """
     if to not in TRANSITIONS[from_]:
-        raise InvalidTransitionError(job_id, from_.value, to.value)
+        raise InvalidTransitionError(job_id, from_.value, to.value,
+                                     allowed=sorted(s.value for s in allowed_sources(to)))
 
 
 @dataclass(frozen=True, slots=True)

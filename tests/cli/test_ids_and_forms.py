@@ -64,11 +64,11 @@ def test_every_id_command_takes_a_unique_prefix(settings: Settings, store: JobSt
     assert run(settings, "trace", "abcdef01").returncode == 2
     # and a prefix nothing matches is an unknown job
     assert run(settings, "status", "00000000").returncode == 3
-    # and a text too short to be a prefix says so in trace's unknown verdict (still exit 3)
+    # and a text too short to be a prefix, and no job's id, is a usage error saying so
     short = run(settings, "trace", "fedcba9")
-    assert short.returncode == 3
-    assert ("unknown: no store has ever seen this id; 'fedcba9' is shorter than the 8 "
-            "characters an id prefix needs") in " ".join(short.stdout.split())
+    assert short.returncode == 2
+    assert short.stderr == ("error: Invalid value for JOB_ID: no job has the id 'fedcba9', "
+                            "and an id prefix needs at least 8 characters\n")
 
     # When the finished job is purged
     purged = run(settings, "retention", "purge", "--status", "completed", "--older-than", "1h")

@@ -60,8 +60,9 @@ def test_purge_history_and_restore(settings: Settings, store: JobStore) -> None:
     assert json.loads(one.stdout)["restored"] == 1 and store.get(old[0]).id == old[0]
     again = run(settings, "restore", old[0])
     assert again.returncode == 1
-    assert again.stderr == f"error: job {old[0]} is live in the main DB; refusing to restore " \
-                           "over it\n"
+    assert again.stderr == f"error: job {old[0]} is completed in the main DB, not purged; " \
+                           "only a purged job can be restored (its record is in the " \
+                           f"archive); see it with: jobtrail status {old[0]}\n"
     rest = run(settings, "retention", "restore", "--policy", "adhoc", "--json")
     assert json.loads(rest.stdout)["restored"] == 2 and all(store.find(j) for j in old)
     assert ArchiveStore(settings.effective_archive_url).count() == 3
@@ -121,8 +122,10 @@ def test_restore_of_an_unknown_id_or_policy(settings: Settings, store: JobStore)
     # An id the archive does not hold is an unknown job (exit 3, as `status` says)
     missing = run(settings, "restore", "00000000-0000-0000-0000-000000000000")
     assert missing.returncode == 3
-    assert missing.stderr == ("error: job 00000000-0000-0000-0000-000000000000 is not in the "
-                              "archive\n")
+    assert missing.stderr == ("error: job 00000000-0000-0000-0000-000000000000 not found: "
+                              "unknown: no store has ever seen this id (trace looked in the "
+                              "main DB, the broker, the results and the archive of purged "
+                              "jobs)\n")
     # A policy that is neither configured nor named by any archived row is a typo
     typo = run(settings, "restore", "--policy", "nosuch")
     assert typo.returncode == 2, typo.stderr

@@ -78,7 +78,7 @@ def test_a_live_id_is_refused_and_an_unknown_one_too(store: JobStore, rstore: Re
     purged, live = (seed_job(store, C, now_s() - 10 * DAY) for _ in range(2))
     purge(rstore, archive, RetentionPolicy("p", (C,), DAY), tombstone_ttl_s=3600)
     restore_ids(rstore, archive, [live])  # now both ids are live again
-    with pytest.raises(RestoreConflictError, match=f"job {live} is live"):
+    with pytest.raises(RestoreConflictError, match=f"job {live} is completed in the main DB"):
         restore_ids(rstore, archive, [live])
     with pytest.raises(ArchivedJobNotFoundError):
         restore_ids(rstore, archive, ["never-seen"])

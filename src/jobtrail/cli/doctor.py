@@ -35,7 +35,7 @@ def doctor(
     clients = {"main": rt.clients.main, "broker": rt.clients.broker,
                "results": rt.clients.results}
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err,
-                  transient=True, disable=json_out) as bar:
+                  transient=True, disable=json_out or not err.is_terminal) as bar:
         task = bar.add_task("examining keys: 0", total=None)
         seen = [0]
 

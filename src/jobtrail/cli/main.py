@@ -26,7 +26,7 @@ import typer
 
 from jobtrail import __version__
 from jobtrail.cli.context import CliState, check_listen, runtime, settings_from, trace_sources
-from jobtrail.cli.ids import ID_HELP, resolve_id
+from jobtrail.cli.ids import EXIT_NOT_FOUND, ID_HELP, not_found_line, resolve_id, resolve_ids
 from jobtrail.cli.output import (
     Interrupts,
     escape,
@@ -36,6 +36,7 @@ from jobtrail.cli.output import (
     out,
     print_json,
     progress_bar,
+    reflow_help,
     render_job,
     write_lines,
 )
@@ -51,7 +52,7 @@ from jobtrail.errors import (
     ProblemError,
 )
 from jobtrail.logconfig import log_config
-from jobtrail.models import TERMINAL_STATUSES, Fate, Job, JobStatus
+from jobtrail.models import TERMINAL_STATUSES, Job, JobStatus
 from jobtrail.trace import trace_job
 
 if TYPE_CHECKING:
@@ -186,8 +187,9 @@ def root(
 ) -> None:
     """jobtrail: submit math problems, solve them on Celery workers, trace every job."""
     ctx.obj = CliState(env_file=env_file)
-    # commands report errors as one line themselves; logs are for -v
-    logging.config.dictConfig(log_config(verbose=verbose, level="WARNING"))
+    # commands report errors as one line themselves, and what they did on stdout: logs are
+    # for -v, and a record of a fact the command prints is not echoed (logconfig.REPORTED)
+    logging.config.dictConfig(log_config(verbose=verbose, level="WARNING", echo_reported=False))
 
 
 def _wait_for(ctx: typer.Context, ids: list[str], timeout_s: float,
@@ -362,11 +364,8 @@ def status(
     """
     job_id = resolve_id(ctx, job_id)
     job = runtime(ctx).store.find(job_id)
-    if job is None:
-        result = trace_job(trace_sources(ctx), job_id)
-        hint = f"; restore it with: jobtrail restore {job_id}" if result.fate is Fate.PURGED \
-            else ""
-        exit_with(f"job {job_id} not found: {result.verdict}{hint}", 3)
+    if job is None:  # its tombstone or index entry named it
+        exit_with(not_found_line(ctx, job_id), EXIT_NOT_FOUND)
     if json_out:
         print_json(job.to_dict())
     else:
@@ -389,26 +388,37 @@ def requeue(
     exits 1 after the others (those requeued are listed first).
     """
     rt = runtime(ctx)
-    ids = [resolve_id(ctx, job_id, "JOB_IDS") for job_id in job_ids]
-    before = {job_id: rt.store.get(job_id) for job_id in ids}
-    jobs, refused = [], []
+    ids, missing = resolve_ids(ctx, job_ids)
+    before = {job_id: rt.store.find(job_id) for job_id in ids}
+    jobs: list[Job] = []
+    refused = [not_found_line(ctx, job_id) for job_id in missing]
+    unknown = len(refused)
     for job_id in ids:
         try:
             jobs.append(rt.service.requeue(job_id))
         except InvalidTransitionError as exc:  # MessageStillQueuedError among them
             refused.append(str(exc))
+        except JobNotFoundError:  # its tombstone or index entry named it
+            unknown += 1
+            refused.append(not_found_line(ctx, job_id))
     if json_out:
         print_json([j.to_dict() for j in jobs])
     else:
         for job in jobs:
             was = before[job.id]
-            if was.status is JobStatus.PROCESSING:
+            if was is not None and was.status is JobStatus.PROCESSING:
                 out.print(f"requeued {job.id} (was processing on worker {was.worker}, "
                           "which is gone)")
             else:
                 out.print(f"requeued {job.id}")
     if refused:
-        exit_with("; ".join(refused), 1)
+        exit_with("; ".join(refused), refusal_exit(len(refused), unknown, done=len(jobs)))
+
+
+def refusal_exit(refused: int, unknown: int, *, done: int) -> int:
+    """Return the exit status of a command that refused *refused* of its ids: 3 (not
+    found, as status) when every refused id is unknown and none was acted on, else 1."""
+    return EXIT_NOT_FOUND if unknown == refused and not done else 1
 
 
 @app.command()
@@ -448,24 +458,25 @@ def cancel(
     every refused id is unknown, with trace's verdict, it exits 3 as status does.
     """
     rt = runtime(ctx)
-    cancelled, refused = [], []
-    unknown = 0
-    for job_id in job_ids:
+    ids, missing = resolve_ids(ctx, job_ids)
+    cancelled: list[Job] = []
+    refused = [not_found_line(ctx, job_id) for job_id in missing]
+    unknown = len(refused)
+    for job_id in ids:
         try:
-            cancelled.append(rt.service.cancel(resolve_id(ctx, job_id, "JOB_IDS"),
-                                               terminate=terminate))
+            cancelled.append(rt.service.cancel(job_id, terminate=terminate))
         except NotCancellableError as exc:
             refused.append(str(exc))
-        except JobNotFoundError as exc:
+        except JobNotFoundError:  # its tombstone or index entry named it
             unknown += 1
-            refused.append(f"{exc}: {trace_job(trace_sources(ctx), exc.job_id).verdict}")
+            refused.append(not_found_line(ctx, job_id))
     if json_out:
         print_json({"cancelled": [j.to_dict() for j in cancelled], "refused": refused})
     else:
         for job in cancelled:
             out.print(f"cancelled {job.id} ({job.error})")
     if refused:
-        exit_with("; ".join(refused), 3 if unknown == len(refused) and not cancelled else 1)
+        exit_with("; ".join(refused), refusal_exit(len(refused), unknown, done=len(cancelled)))
 
 
 @app.command(name="list")
@@ -560,6 +571,7 @@ def main() -> None:
     """Entry point: run the Typer app with errors turned into one line and an exit code."""
     load_commands(sys.argv[1:])
     command = typer.main.get_command(app)
+    reflow_help(command)
     try:
         rc = command.main(prog_name="jobtrail", standalone_mode=False)
     except typer.Abort:

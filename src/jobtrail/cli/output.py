@@ -6,6 +6,7 @@ shows a traceback for a JobtrailError or a usage error.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import re
@@ -26,7 +27,8 @@ from jobtrail.models import Job
 
 __all__ = ["WIDE", "Interrupts", "add_id_column", "add_label_column", "add_text_column",
            "data_table", "err", "escape", "exit_with", "interrupt_between_steps", "job_table",
-           "out", "print_json", "progress_bar", "render_job", "wrapped", "write_lines"]
+           "out", "print_json", "progress_bar", "reflow_help", "render_job", "wrapped",
+           "write_lines"]
 
 class _BlanksAtLineEndsDropped:
     """stdout (as it is at each write) without the spaces that end a line.
@@ -95,6 +97,24 @@ def exit_with(message: str, code: int = 1) -> NoReturn:
     line = " ".join(_shown(message).split())
     sys.stderr.write(f"error: {line}\n")
     raise SystemExit(code)
+
+
+def reflow_help(command: Any) -> None:
+    """Put each paragraph of *command*'s help, and of every command under it, on one line.
+
+    Typer joins a docstring's first paragraph but keeps the hard wraps of the
+    others, so a docstring wrapped at 100 columns showed broken lines at any
+    other width; one line a paragraph, Rich wraps it at the terminal's edge.
+    A paragraph marked ``\\b`` (click's "keep as written") and what follows
+    ``\\f`` (left out of the help) stay as they are.
+    """
+    if command.help:
+        shown, cut, rest = inspect.cleandoc(command.help).partition("\f")
+        command.help = "\n\n".join(
+            p if p.startswith("\b") else " ".join(p.split())
+            for p in shown.split("\n\n")) + cut + rest
+    for sub in getattr(command, "commands", {}).values():
+        reflow_help(sub)
 
 
 def _interrupt(signum: int, _frame: object) -> None:

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from jobtrail.cli.context import runtime, settings_from
 from jobtrail.cli.durations import duration_option, format_duration
-from jobtrail.cli.ids import check_id, resolve_id
+from jobtrail.cli.ids import EXIT_NOT_FOUND, not_found_line, resolve_ids
 from jobtrail.cli.output import (
     add_id_column,
     add_text_column,
@@ -29,7 +29,7 @@ from jobtrail.cli.output import (
     wrapped,
 )
 from jobtrail.clock import now_s
-from jobtrail.errors import AmbiguousJobIdError, PolicyError
+from jobtrail.errors import PolicyError
 from jobtrail.models import JobStatus, RetentionRun
 from jobtrail.retention import (
     ADHOC,
@@ -284,15 +284,11 @@ def _print_restore(report: RestoreReport) -> None:
     out.print(wrapped(lines))
 
 
-def _archived_id(archive: ArchiveStore, text: str) -> str:
-    """Return the archived job id *text* begins, when Redis knew none (a tombstone gone)."""
-    if len(text) < MIN_PREFIX_CHARS or archive.find(text) is not None:
-        return text
-    matches = archive.ids_starting(text)
-    if len(matches) > 1:
-        raise typer.BadParameter(str(AmbiguousJobIdError(text, matches[:3], len(matches) > 3)),
-                                 param_hint="JOB_IDS")
-    return matches[0] if matches else text
+def _archived_ids(archive: ArchiveStore, text: str) -> list[str]:
+    """Return the archived job ids *text* is or begins (Redis knew none: a tombstone gone)."""
+    if archive.find(text) is not None:
+        return [text]
+    return archive.ids_starting(text) if len(text) >= MIN_PREFIX_CHARS else []
 
 
 def restore(
@@ -310,9 +306,11 @@ def restore(
     since_s = duration_option(since, "--since")
     if bool(job_ids) == (policy is not None or since_s is not None):
         raise typer.BadParameter("give job ids, or --policy/--since", param_hint="JOB_IDS")
-    job_ids = [check_id(job_id, "JOB_IDS") for job_id in job_ids or []]
     store, archive = _stores(ctx)
-    job_ids = [_archived_id(archive, resolve_id(ctx, job_id, "JOB_IDS")) for job_id in job_ids]
+    job_ids, missing = resolve_ids(ctx, job_ids or [],
+                                   archived=lambda text: _archived_ids(archive, text))
+    if missing:  # all or nothing, as restore_ids
+        exit_with("; ".join(not_found_line(ctx, text) for text in missing), EXIT_NOT_FOUND)
     if policy is not None:  # a policy since removed from the settings still names its rows
         policies = _policies(ctx)
         if policy not in policies and not archive.count(policy=policy):

@@ -126,7 +126,7 @@ def trace(
 
     Exit status: 0 when any store knows the id, 3 when none has ever seen it.
     """
-    job_id = resolve_id(ctx, job_id)
+    job_id = resolve_id(ctx, job_id, missing_ok=True)  # other stores may know it
     result = trace_job(trace_sources(ctx), job_id)
     if json_out:
         print_json(result.to_dict())

@@ -91,11 +91,11 @@ def restore_ids(store: RetentionStore, archive: ArchiveStore, job_ids: Sequence[
         RedisUnavailableError: The main DB could not be reached.
     """
     started = monotonic_s()
-    records = [archive.get(job_id) for job_id in dict.fromkeys(job_ids)]
-    live = store.read_records([r.job_id for r in records])
-    for record, raw in zip(records, live, strict=True):
-        if raw is not None:
-            raise RestoreConflictError(record.job_id)
+    ids = list(dict.fromkeys(job_ids))
+    for job_id, raw in zip(ids, store.read_records(ids), strict=True):
+        if raw is not None:  # live: say so, whether or not it was ever archived
+            raise RestoreConflictError(job_id, raw.job.get("status", ""))
+    records = [archive.get(job_id) for job_id in ids]
     selector: dict[str, Any] = {"ids": [r.job_id for r in records]}
     run = begin_run(archive, kind="restore", policy="", selector=selector, actor=actor)
     conflicts: list[str] = []

@@ -21,7 +21,7 @@ from jobtrail.connections import REDIS_ERRORS, wrap_redis_error
 from jobtrail.errors import AmbiguousJobIdError
 from jobtrail.keys import KeySpace, id_prefix_pattern
 
-__all__ = ["MIN_PREFIX_CHARS", "resolve_job_id"]
+__all__ = ["MIN_PREFIX_CHARS", "match_job_id", "resolve_job_id"]
 
 #: Shorter texts are taken as whole ids only (a short prefix would match many jobs).
 MIN_PREFIX_CHARS = 8
@@ -47,13 +47,29 @@ def resolve_job_id(client: redis.Redis, keys: KeySpace, text: str) -> str:
         AmbiguousJobIdError: The prefix begins more than one job's id.
         RedisUnavailableError: The main DB could not be reached.
     """
+    return match_job_id(client, keys, text) or text
+
+
+def match_job_id(client: redis.Redis, keys: KeySpace, text: str) -> str | None:
+    """Return the id of the job *text* names in the main DB, or None when none matches.
+
+    *text* names a job when it is its id (a record, an index entry or a
+    tombstone has it), or, from MIN_PREFIX_CHARS characters on, the start of
+    exactly one such id. A shorter text is never looked up as a prefix.
+
+    Raises:
+        AmbiguousJobIdError: The prefix begins more than one job's id.
+        RedisUnavailableError: The main DB could not be reached.
+    """
     try:
         pipe = client.pipeline(transaction=False)
         pipe.exists(keys.job(text), keys.tombstone(text))
         pipe.zscore(keys.jobs(), text)
         exists, score = pipe.execute()
-        if exists or score is not None or len(text) < MIN_PREFIX_CHARS:
+        if exists or score is not None:
             return text
+        if len(text) < MIN_PREFIX_CHARS:
+            return None
         matches = _first_matches(chain(
             (cast(str, m) for m, _ in client.zscan_iter(
                 keys.jobs(), match=id_prefix_pattern(text), count=_SCAN_COUNT)),
@@ -63,7 +79,7 @@ def resolve_job_id(client: redis.Redis, keys: KeySpace, text: str) -> str:
         raise wrap_redis_error("main DB", exc) from exc
     if len(matches) > 1:
         raise AmbiguousJobIdError(text, sorted(matches)[:_SHOWN], more=len(matches) > _SHOWN)
-    return matches[0] if matches else text
+    return matches[0] if matches else None
 
 
 def _first_matches(ids: Iterable[str]) -> list[str]:

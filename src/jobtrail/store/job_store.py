@@ -394,7 +394,8 @@ class JobStore:
         if outcome == "missing":
             raise JobNotFoundError(job_id)
         if outcome == "invalid":
-            raise InvalidTransitionError(job_id, str(reply[1]), to.value)
+            raise InvalidTransitionError(job_id, str(reply[1]), to.value,
+                                         allowed=sorted(s.value for s in allowed_sources(to)))
         if outcome == "conflict":
             raise ConcurrentUpdateError(job_id, int(reply[1] or 0))
         if outcome == "exhausted":

@@ -49,6 +49,7 @@ from jobtrail.config import Settings
 from jobtrail.connections import REDIS_ERRORS, connect, wrap_redis_error
 from jobtrail.errors import ConcurrentUpdateError, InvalidTransitionError, JobNotFoundError
 from jobtrail.keys import KeySpace
+from jobtrail.logconfig import REPORTED
 from jobtrail.models import TERMINAL_STATUSES, EventType, Job, JobStatus
 from jobtrail.store import JobStore
 from jobtrail.store.heartbeats import HeartbeatStore
@@ -211,7 +212,8 @@ class DeadWorkerSweep:
                 report.recovered.append(outcome)
                 logger.warning("dead worker's job back to the queue job_id=%s status=%s "
                                "reason=%s message=%s by=%s", outcome.job_id, outcome.status,
-                               outcome.reason, message.task_id, self.node or "operator")
+                               outcome.reason, message.task_id, self.node or "operator",
+                               extra=REPORTED)  # in the report too: recover, requeue print it
         return report
 
     def _recover_message(self, tag: str, message: BrokerMessage, jobs: list[Job],
