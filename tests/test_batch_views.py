@@ -208,14 +208,24 @@ def test_requeue_of_a_processing_batched_job_on_a_dead_worker(
     # When its running job is requeued
     job = service.requeue(jobs[1].id)
 
-    # Then it is pending again in its batch message, back in the queue with its batch-mate
-    assert job.status is JobStatus.PENDING
+    # Then it alone is pending again, out of its batch, sent in a message of its own; the
+    # batch message stays unacknowledged (the sweep's to take back), its waiting job
+    # untouched
+    assert job.status is JobStatus.PENDING and job.batch == ""
     [back] = broker_db.lrange(store.keys.queue(), 0, -1)
-    assert json.loads(back)["headers"]["id"] == batch
-    assert events.read(jobs[1].id)[-1].fields["reason"] == (
-        "requeued: worker ghost@host gone (no heartbeat on record)")
-    assert events.read(jobs[2].id)[-1].type is EventType.REDELIVERED
+    assert json.loads(back)["headers"]["id"] == jobs[1].id
+    assert broker_db.hlen(store.keys.unacked()) == 1
+    last = events.read(jobs[1].id)[-1]
+    assert (last.type, last.fields["reason"], last.fields["left_batch"]) == (
+        EventType.REDELIVERED, "requeued: worker ghost@host gone (no heartbeat on record)",
+        batch)
+    assert EventType.REDELIVERED not in [e.type for e in events.read(jobs[2].id)]
     assert store.get(jobs[0].id).status is JobStatus.COMPLETED
+
+    # When the sweep takes the batch back, then only its waiting job is redelivered
+    report = service.recover(gone_after_s=3.0)
+    assert [r.job_id for r in report.recovered] == [jobs[2].id]
+    assert store.get(jobs[1].id).status is JobStatus.PENDING
 
 
 def test_cancel_of_batched_jobs(settings: Settings, service: JobService, store: JobStore,

@@ -77,7 +77,9 @@ SUCCESS = ResultFacts({"status": "SUCCESS", "result": {"text": "2"}}, 3600.0)
     (evidence(main(job(JobStatus.COMPLETED, finished_at=NOW - 90_000))), Fate.RESULT_EXPIRED,
      "result expired"),
     (evidence(main(job(JobStatus.COMPLETED, finished_at=NOW - 10))), Fate.RESULT_EXPIRED,
-     "stored with a shorter TTL by its worker, or deleted by another client"),
+     "result not stored: there is no celery-task-meta-j1, although result_expires_s = "
+     "86400 would keep it until 2027-01-16 07:59:50 UTC, and nothing records its deletion; "
+     "its worker wrote the record and no result"),
     (evidence(main(tombstone={"purged_at": str(NOW - 5), "policy": "weekly",
                               "archive": "sqlite:///a.db"}, tombstone_ttl_s=99.0),
               results=SUCCESS),
@@ -104,6 +106,19 @@ def test_each_fate(ev: Evidence, fate: Fate, fragment: str) -> None:
     result = classify(ev)
     assert result.fate is fate
     assert fragment in result.verdict
+
+
+def test_a_given_up_job_without_a_result_is_never_called_deleted() -> None:
+    # Given a job given up after its last attempt, whose result no worker stored
+    ev = evidence(main(job(JobStatus.FAILED, finished_at=NOW - 10, attempts=3,
+                           error="gave up after 3 attempts: the worker was lost each time")))
+    # When it is classified, then no deletion is claimed: the result was never stored
+    result = classify(ev)
+    assert result.fate is Fate.RESULT_EXPIRED
+    assert "deleted" not in result.verdict and "expired" not in result.verdict
+    assert result.verdict.endswith(
+        "and nothing records its deletion; the job was given up on a delivery after its "
+        "last attempt, which solved nothing and stored no result")
 
 
 def test_pending_in_celery_is_never_evidence() -> None:

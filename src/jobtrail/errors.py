@@ -24,6 +24,7 @@ a module boundary; library errors (redis, sqlalchemy) are wrapped here with
     │   │   └── MessageStillQueuedError  (job_id, message_id, where) requeue refused
     │   ├── MalformedRecordError         (job_id, reason)  job:<id> was not written by jobtrail
     │   ├── ConcurrentUpdateError        (job_id, version) the record changed under us
+    │   │   └── JobLeftBatchError        (job_id, batch)   a batch's start of a job that left it
     │   ├── NotCancellableError          (job_id, status, reason) finished, or processing
     │   │                                                   without terminate; nothing written
     │   └── AttemptsExhaustedError       (job_id, attempts) started max_attempts times already
@@ -72,6 +73,7 @@ __all__ = [
     "MessageStillQueuedError",
     "JobCancelledError",
     "JobFailed",
+    "JobLeftBatchError",
     "NotCancellableError",
     "PartialSubmitError",
     "WaitTimeoutError",
@@ -324,6 +326,16 @@ class ConcurrentUpdateError(StoreError):
         super().__init__(f"job {job_id} changed concurrently (expected version {version})")
         self.job_id = job_id
         self.version = version
+
+
+class JobLeftBatchError(ConcurrentUpdateError):
+    """Raised when a batch message's delivery starts a job that left that batch: `jobtrail
+    requeue` sent the job alone since (its record no longer names batch *batch*)."""
+
+    def __init__(self, job_id: str, batch: str) -> None:
+        super().__init__(job_id, 0)
+        self.batch = batch
+        self.args = (f"job {job_id} left batch {batch}: it was requeued alone",)
 
 
 class NotCancellableError(StoreError):

@@ -162,11 +162,22 @@ class JobService:
                 sent += group
             i += len(group)
 
-    def _send_alone(self, job: Job) -> None:
-        """Send *job* again in a message of its own (task id = its id), even if a batch
-        carried it: its batch-mates are not sent twice, and trace finds either message
-        (store.messages)."""
+    def _send_alone(self, job: Job, *, reason: str = "requeued: sent alone",
+                    dead_worker: str = "") -> Job:
+        """Send *job* again in a message of its own (task id = its id); a job of a batch
+        leaves its batch first (JobStore.leave_batch: its batch message's delivery then
+        leaves it), so it runs once, and its batch-mates are not touched.
+
+        Returns:
+            The job as sent (pending; batch "").
+
+        Raises:
+            ConcurrentUpdateError: The record changed since *job* was read (nothing sent).
+        """
+        if job.batch:
+            job = self.store.leave_batch(job, reason=reason, dead_worker=dead_worker)
         self._send([replace(job, batch="")])
+        return job
 
     def submit(self, problem: str) -> Job:
         """Create a pending job for *problem* and send its solve task.
@@ -303,17 +314,22 @@ class JobService:
         A pending job whose message is still in the broker (queued, or held
         unacknowledged by a live worker; its batch's message for a job of a batch)
         is refused and nothing is sent: a second message could start it on a
-        second worker while the first runs it. A pending job whose message is
-        held unacknowledged by no live worker (its worker is gone) has that
+        second worker while the first runs it. A pending job whose own message
+        is held unacknowledged by no live worker (its worker is gone) has that
         message taken back to the queue the dead-worker sweep's way (only
-        once it is unacknowledged past the gone threshold; a batch message
-        returns whole) and nothing new is sent; younger, it is refused with
-        when the sweep takes it back (`jobtrail recover` then). A processing
-        job goes back to pending with a `redelivered` event naming its dead
-        worker, and its unacknowledged message returns to the queue at once
-        (or, if it has none left, a new one is sent). A job of a batch is sent
-        again alone (its batch-mates are not); a processing one's batch message
-        returns whole, each of its unfinished jobs with a `redelivered` event.
+        once it is unacknowledged past the gone threshold) and nothing new is
+        sent; younger, it is refused with when the sweep takes it back
+        (`jobtrail recover` then). A processing job goes back to pending with
+        a `redelivered` event naming its dead worker, and its unacknowledged
+        message returns to the queue at once (or, if it has none left, a new
+        one is sent).
+
+        A job of a batch is requeued alone, and nothing else is: it leaves its
+        batch (JobStore.leave_batch: pending, its record no longer naming the
+        batch, with a `redelivered` event) and is sent in a message of its own;
+        the batch message stays where it is (a gone holder's is taken back by
+        the dead-worker sweep), its delivery leaves the job, and its other
+        jobs, the one processing too, are not touched.
 
         Raises:
             JobNotFoundError: No such job.
@@ -333,15 +349,16 @@ class JobService:
                 hint="a finished job does not run again: submit its problem again as a new job")
         if self._refuse_if_its_message_exists(job):
             return self.store.get(job.id)  # its message is back in the queue
-        self._send_alone(job)
-        return job
+        return self._send_alone(job)
 
     def _refuse_if_its_message_exists(self, job: Job) -> bool:
         """Raise MessageStillQueuedError when *job*'s message (its own or its batch's) is
         queued in the broker, or unacked by a live worker; a queue longer than the scan
         (MAX_QUEUE_SCAN) whose examined part lacks it lets the requeue go on (False: it
-        may be lost). An unacked message no live worker holds is taken back as the
-        dead-worker sweep does (True) once past the gone threshold, else refused."""
+        may be lost). An unacked message no live worker holds, once past the gone
+        threshold, is taken back as the dead-worker sweep does (True), or, a batch's,
+        left in place (False: the job leaves the batch and is sent alone); younger, it
+        is refused."""
         try:
             with self.app.connection_for_write() as conn:
                 search = find_job_message(conn.default_channel.client, self.store.keys, job)
@@ -360,13 +377,17 @@ class JobService:
             raise MessageStillQueuedError(job.id, message_id, where)
         # no live worker lists it: the sweep's own rule (unacked past the gone threshold,
         # held by no live worker), so a worker that got it since its last beat keeps it
-        with self.app.connection_for_write() as conn:
-            report = self._sweep(conn.default_channel.client, self.gone_after_s).sweep(
-                lock=False, only={job.id}, reason_prefix="requeued: ")
-        if any(r.job_id == job.id and r.restored for r in report.recovered):
-            logger.info("requeue took back a gone worker's message job_id=%s message=%s",
-                        job.id, message_id)
-            return True
+        if job.batch and message_id == job.batch:
+            if (search.unacked_since or now_s()) <= now_s() - self.gone_after_s:
+                return False  # the job alone leaves its batch (_send_alone); the rest stay
+        else:
+            with self.app.connection_for_write() as conn:
+                report = self._sweep(conn.default_channel.client, self.gone_after_s).sweep(
+                    lock=False, only={job.id}, reason_prefix="requeued: ")
+            if any(r.job_id == job.id and r.restored for r in report.recovered):
+                logger.info("requeue took back a gone worker's message job_id=%s message=%s",
+                            job.id, message_id)
+                return True
         raise MessageStillQueuedError(
             job.id, message_id, f"{where}, which no live worker lists",
             outlook="it does not run from there if its worker is gone: the dead-worker "
@@ -397,15 +418,19 @@ class JobService:
                 job.id, f"processing (on live worker {job.worker})", "requeued",
                 needs=REQUEUE_NEEDS, hint="it finishes there; to stop it, cancel it with "
                 "terminate (--terminate)")
+        if job.batch:
+            # the job alone: back to pending out of its batch, sent in a message of its own;
+            # the batch message (and every batch-mate, the one running too) stays as it is
+            reason = "requeued: " + gone_reason(job.worker, holder.last_seen if holder else None)
+            return self._send_alone(job, reason=reason, dead_worker=job.worker)
         with self.app.connection_for_write() as conn:
             report = self._sweep(conn.default_channel.client, 0.0).sweep(
                 lock=False, only={job.id}, reason_prefix="requeued: ")
         # a batch message brings back its other unfinished jobs too; this one's entry decides
         mine = next((r for r in report.recovered if r.job_id == job.id), None)
         if mine is not None and not mine.restored:
-            job = self.store.get(job.id)  # back to pending, but its message went meanwhile
-            self._send_alone(job)
-            return job
+            # back to pending, but its message went meanwhile
+            return self._send_alone(self.store.get(job.id))
         if mine is None:
             # no unacknowledged message left: back to pending and send a new one
             reason = "requeued: " + gone_reason(job.worker, holder.last_seen if holder else None)
@@ -413,8 +438,7 @@ class JobService:
                                         event_fields={"reason": reason,
                                                       "dead_worker": job.worker},
                                         expected_version=job.version)
-            self._send_alone(job)
-            return job
+            return self._send_alone(job)
         return self.store.get(job.id)
 
     def cancel(self, job_id: str, *, terminate: bool = False) -> Job:

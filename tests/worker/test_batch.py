@@ -19,7 +19,7 @@ import pytest
 import redis
 
 from jobtrail.config import Settings
-from jobtrail.errors import MessageStillQueuedError
+from jobtrail.errors import JobLeftBatchError, MessageStillQueuedError
 from jobtrail.jobs import JobService
 from jobtrail.keys import KeySpace
 from jobtrail.models import EventType, Job, JobStatus
@@ -394,7 +394,7 @@ def test_requeue_of_a_pending_job_whose_batch_a_worker_holds_is_refused(
     assert store.get(jobs[1].id).status is JobStatus.PENDING
 
 
-def test_requeue_of_a_pending_job_whose_batch_a_gone_worker_holds_takes_the_batch_back(
+def test_requeue_of_a_pending_job_whose_batch_a_gone_worker_holds_sends_it_alone(
         redis_server: Any, tmp_path: Path, main_db: redis.Redis, broker_db: redis.Redis,
         keys: KeySpace, worker_process: Callable[..., WorkerProcess]) -> None:
     # Given a batch whose first job runs on a worker, its second pending behind it
@@ -414,16 +414,17 @@ def test_requeue_of_a_pending_job_whose_batch_a_gone_worker_holds_takes_the_batc
     assert broker_db.hlen(keys.unacked()) == 1 and broker_db.llen(keys.queue()) == 0
     # and its pending job is requeued
     back = service.requeue(jobs[1].id)
-    # Then the batch message itself is back in the queue (no second message), whole,
-    # the running job back to pending, each with a redelivered event naming the worker
-    assert back.status is JobStatus.PENDING
-    assert broker_db.hlen(keys.unacked()) == 0
-    [message] = _messages(broker_db, keys)
-    assert (message["task"], message["id"]) == (TASK_SOLVE_BATCH, jobs[0].batch)
-    assert store.get(jobs[0].id).status is JobStatus.PENDING
-    for job in jobs:
-        [redelivered] = [e for e in events.read(job.id) if e.type is EventType.REDELIVERED]
-        assert redelivered.fields["reason"].startswith("requeued: worker ")
+    # Then that job alone leaves the batch and is sent under its own id; the batch
+    # message stays unacknowledged (the dead-worker sweep's to take back), the running
+    # job as it was
+    assert back.status is JobStatus.PENDING and back.batch == ""
+    assert broker_db.hlen(keys.unacked()) == 1
+    assert _messages(broker_db, keys) == [
+        {"task": TASK_SOLVE, "id": jobs[1].id, "args": [jobs[1].id, jobs[1].problem]}]
+    assert store.get(jobs[0].id).status is JobStatus.PROCESSING
+    assert EventType.REDELIVERED not in _history(events, jobs[0].id)
+    [left] = [e for e in events.read(jobs[1].id) if e.type is EventType.REDELIVERED]
+    assert left.fields["left_batch"] == jobs[0].batch
 
 
 def test_requeue_refusal_of_a_message_a_gone_worker_holds_names_the_sweep() -> None:
@@ -456,3 +457,72 @@ def test_the_watchdog_stays_armed_between_jobs_and_is_disarmed_when_the_batch_en
                           timeout=60, check=False)
     # Then the process lives on: the arm was kept across the jobs and cancelled at the end
     assert (done.returncode, done.stdout.strip()) == (0, "alive True"), done.stderr
+
+
+@pytest.mark.crash
+def test_requeue_of_one_job_of_a_batch_leaves_its_processing_batch_mate_alone(
+        redis_server: Any, tmp_path: Path, main_db: redis.Redis, broker_db: redis.Redis,
+        keys: KeySpace, worker_process: Callable[..., WorkerProcess]) -> None:
+    # Given a batch whose first job a worker's pool process solves right now, while the
+    # worker's main process is stopped: its heartbeat expires, the solve goes on
+    settings, store, service, events = _rig(redis_server, tmp_path, main_db, keys,
+                                            heartbeat_interval_s=1.0,
+                                            solver_time_limit_s=60.0,
+                                            solver_hard_time_limit_s=80.0)
+    jobs = service.submit_many([SLOW, QUICK[0], QUICK[1]])
+    holder = worker_process(settings, hostname="w1")
+    wait_until(lambda: store.get(jobs[0].id).status is JobStatus.PROCESSING, timeout_s=60)
+    [child] = holder.pool_children()
+    os.kill(holder.proc.pid, signal.SIGSTOP)
+    try:
+        wait_until(lambda: not any(b.alive for b in _heartbeats(store)), timeout_s=30,
+                   message="the heartbeat to expire")
+        time.sleep(3.5)  # the batch message unacknowledged past the gone threshold
+        assert child.is_running() and child.status() != "stopped"
+        # When one pending job of the batch is requeued
+        back = service.requeue(jobs[1].id)
+        # Then that job alone is sent, under its own id; the batch message stays with
+        # its holder, the processing job and the other pending one untouched
+        assert back.status is JobStatus.PENDING
+        assert _messages(broker_db, keys) == [
+            {"task": TASK_SOLVE, "id": jobs[1].id, "args": [jobs[1].id, jobs[1].problem]}]
+        assert broker_db.hlen(keys.unacked()) == 1
+        running = store.get(jobs[0].id)
+        assert (running.status, running.worker.split("@")[0]) == (JobStatus.PROCESSING, "w1")
+        for job in (jobs[0], jobs[2]):
+            assert EventType.REDELIVERED not in _history(events, job.id)
+        assert store.get(jobs[2].id).status is JobStatus.PENDING
+        # and a second worker (no sweep of its own) runs the requeued job once, and not
+        # the batch
+        other = worker_process(settings.model_copy(update={"recover_dead_workers": False}),
+                               hostname="w2")
+        wait_until(lambda: job_finished(store, jobs[1].id), timeout_s=60,
+                   message=f"the requeued job; log:\n{other.log()[-3000:]}")
+        assert store.get(jobs[1].id).answer == _answer(1)
+        assert _history(events, jobs[1].id).count(EventType.STARTED) == 1
+        assert store.get(jobs[0].id).status is JobStatus.PROCESSING
+        assert _history(events, jobs[0].id).count(EventType.STARTED) == 1
+        assert store.get(jobs[2].id).status is JobStatus.PENDING
+    finally:
+        os.kill(holder.proc.pid, signal.SIGCONT)
+
+
+def test_a_batch_delivery_leaves_the_job_requeued_alone_and_runs_the_rest(
+        redis_server: Any, tmp_path: Path, main_db: redis.Redis, broker_db: redis.Redis,
+        keys: KeySpace, worker_process: Callable[..., WorkerProcess]) -> None:
+    # Given a queued batch, one of whose jobs left it (as requeue does before it sends the
+    # job alone), and a start by that batch's delivery sent after the job left
+    settings, store, service, events = _rig(redis_server, tmp_path, main_db, keys)
+    jobs = service.submit_many(QUICK[:3])
+    left = store.leave_batch(store.get(jobs[1].id), reason="requeued: sent alone")
+    assert (left.status, left.batch) == (JobStatus.PENDING, "")
+    ticket = store.send_start(jobs[1].id, worker="w9@host", token="t9", batch=jobs[0].batch)
+    refused = store.read_start(ticket)
+    assert isinstance(refused, JobLeftBatchError) and refused.batch == ""
+    # When a worker runs the batch
+    worker_process(settings)
+    wait_until(lambda: _all_finished(store, [jobs[0], jobs[2]]), timeout_s=60)
+    # Then its other jobs ran, and the job that left it did not (its own message would)
+    assert [store.get(j.id).answer for j in (jobs[0], jobs[2])] == [_answer(1), _answer(3)]
+    assert store.get(jobs[1].id).status is JobStatus.PENDING
+    assert EventType.STARTED not in _history(events, jobs[1].id)

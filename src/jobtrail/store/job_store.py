@@ -21,6 +21,7 @@ from jobtrail.errors import (
     AttemptsExhaustedError,
     ConcurrentUpdateError,
     InvalidTransitionError,
+    JobLeftBatchError,
     JobNotFoundError,
     JobtrailError,
     MalformedRecordError,
@@ -46,6 +47,7 @@ __all__ = [
     "StartTicket",
     "completion_fields",
     "failure_fields",
+    "give_up_reason",
     "new_job_id",
 ]
 
@@ -67,6 +69,11 @@ def new_job_id() -> str:
 
 def _pairs(mapping: Mapping[str, str]) -> list[str]:
     return [item for pair in mapping.items() for item in pair]
+
+
+def give_up_reason(attempts: int) -> str:
+    """The `error` of a job failed after *attempts* deliveries each lost their worker."""
+    return f"gave up after {attempts} attempts: the worker was lost each time"
 
 
 def completion_fields(result: dict[str, Any], kind: str = "") -> dict[str, str]:
@@ -367,10 +374,11 @@ class JobStore:
                          fields: Mapping[str, str] | None, event: EventType | None,
                          event_fields: Mapping[str, str] | None, expect: str,
                          count_attempt: bool, max_attempts: int, now: float | None,
-                         node: NodeCount | None = None) -> tuple[list[str], list[str]]:
+                         node: NodeCount | None = None, also_from: JobStatus | None = None,
+                         ) -> tuple[list[str], list[str]]:
         at = now_s() if now is None else now
         k = self.keys
-        sources = sorted(allowed_sources(to))
+        sources = sorted(allowed_sources(to) | ({also_from} if also_from else set()))
         counted = node is not None and to in _TIMED
         keys = [k.job(job_id), k.events(job_id), k.jobs_by_status(to), k.stats(),
                 k.stats_minute(int(at // 60)), k.events_feed(),
@@ -400,6 +408,8 @@ class JobStore:
             raise ConcurrentUpdateError(job_id, int(reply[1] or 0))
         if outcome == "exhausted":
             raise AttemptsExhaustedError(job_id, int(reply[1]))
+        if outcome == "moved":
+            raise JobLeftBatchError(job_id, str(reply[1]))
         flat = reply[1]  # "ok", or "same": this run's own step, applied already
         job = decode_job(dict(zip(flat[::2], flat[1::2], strict=True)))
         logger.debug("job transitioned job_id=%s to=%s version=%s", job_id, to.value, job.version)
@@ -409,7 +419,7 @@ class JobStore:
 
     def send_start(self, job_id: str, *, worker: str, max_attempts: int = 0,
                    token: str | None = None, started_at: float | None = None,
-                   ) -> StartTicket:
+                   batch: str = "") -> StartTicket:
         """Send the start of one delivery's run without waiting for the reply.
 
         The start is applied by Redis as soon as it arrives (the job reads
@@ -431,6 +441,9 @@ class JobStore:
             token: The delivery's run token; None mints one.
             started_at: When the delivery started, epoch seconds (stored as
                 `started_at`); None means now.
+            batch: For a batch message's delivery, its task id: the start is
+                refused (JobLeftBatchError) when the record no longer names it
+                (`jobtrail requeue` sent the job alone since); "" for none.
 
         Raises:
             RedisUnavailableError: The main DB could not be reached (nothing sent).
@@ -440,17 +453,21 @@ class JobStore:
         keys, args = self._transition_args(
             job_id, JobStatus.PROCESSING, event=None, event_fields={"worker": worker},
             fields={"worker": worker, "started_at": repr(at), "run": token},
-            expect=f"s:{token}", count_attempt=True, max_attempts=max_attempts, now=None)
+            expect=f"s:{token}|{batch}" if batch else f"s:{token}", count_attempt=True,
+            max_attempts=max_attempts, now=None)
         return StartTicket(job_id, token, self._send_script(self._transition, keys, args),
                            keys, args)
 
-    def read_start(self, ticket: StartTicket) -> Job | JobtrailError:
+    def read_start(self, ticket: StartTicket, *, resend: bool = True) -> Job | JobtrailError:
         """Read the reply of a send_start() (for a caller that needs the record first).
 
         Returns:
             The Job after the start (send its finish() next), or the error that
             refused it (JobNotFoundError, InvalidTransitionError,
             AttemptsExhaustedError; the connection is then given back).
+
+        A server that lost its scripts (NOSCRIPT: nothing was written) gets the
+        start again, once, with the script loaded first.
 
         Raises:
             RedisUnavailableError: The connection failed; send the start again.
@@ -463,8 +480,10 @@ class JobStore:
             if not isinstance(exc, redis.ResponseError):
                 conn.disconnect()
             self.client.connection_pool.release(conn)
-            if isinstance(exc, redis.exceptions.NoScriptError):
+            if isinstance(exc, redis.exceptions.NoScriptError) and resend:
                 self._loaded.discard(self._transition.sha)
+                ticket.conn = self._send_script(self._transition, ticket.keys, ticket.args)
+                return self.read_start(ticket, resend=False)
             raise wrap_redis_error("main DB", exc) from exc
         ticket.started = self._outcome(ticket.job_id, JobStatus.PROCESSING, reply)
         if not isinstance(ticket.started, Job):  # refused: no finish follows
@@ -626,6 +645,32 @@ class JobStore:
             return None  # completed or failed: a duplicate delivery changes nothing
         raise outcome
 
+    def leave_batch(self, job: Job, *, reason: str, dead_worker: str = "") -> Job:
+        """Take *job* out of the batch message it rides: its record no longer names the
+        batch, so that message's delivery leaves it (send_start's *batch*); `jobtrail
+        requeue` then sends it alone. Its batch-mates are not touched.
+
+        A pending job stays pending (re-entering `jobs:pending` now); a processing one
+        (its worker gone) goes back to pending. Either way in one atomic step
+        (transition.lua; pending -> pending is allowed for this step only), with a
+        `redelivered` event (fields reason, dead_worker, left_batch), and only while
+        the record's version is *job*'s.
+
+        Returns:
+            The Job after the change (batch "").
+
+        Raises:
+            JobNotFoundError, InvalidTransitionError (finished), ConcurrentUpdateError
+            (the record changed since *job* was read), RedisUnavailableError.
+        """
+        keys, args = self._transition_args(
+            job.id, JobStatus.PENDING, fields={"batch": ""}, event=EventType.REDELIVERED,
+            event_fields={"reason": reason, "dead_worker": dead_worker, "left_batch": job.batch},
+            expect=f"v:{job.version}", count_attempt=False, max_attempts=0, now=None,
+            also_from=JobStatus.PENDING)
+        return self._decode_reply(job.id, JobStatus.PENDING,
+                                  self._run(self._transition, keys, args))
+
     def give_up(self, job_id: str, attempts: int) -> None:
         """Fail a job whose every one of *attempts* starts lost its worker.
 
@@ -635,8 +680,7 @@ class JobStore:
             RedisUnavailableError: The main DB could not be reached.
         """
         try:
-            self.fail(job_id, f"gave up after {attempts} attempts: the worker was lost "
-                              "each time")
+            self.fail(job_id, give_up_reason(attempts))
         except (InvalidTransitionError, JobNotFoundError) as exc:
             logger.info("job not given up job_id=%s reason=%s", job_id, exc)
 

@@ -6,8 +6,10 @@ in one place or the other, never missed.
 
 The rule that names a job's message (message_ids): a job sent alone rides
 the message whose task id is the job id; a job of a batch rides its batch's
-message (task id = the record's `batch`), or, once `requeue` sent it again,
-a message of its own, so both are looked for while the job is unfinished. A
+message (task id = the record's `batch`), or a message of its own (requeued
+alone by an earlier jobtrail, which left `batch` on the record), so both are
+looked for while the job is unfinished; a job `requeue` sent alone has left its batch (its record
+names none: JobStore.leave_batch) and rides its own message only. A
 finished job is looked for under its own id only: its batch's message stays
 unacknowledged while its batch-mates run, and says nothing about it.
 

@@ -252,14 +252,28 @@ def _classify_live(ev: Evidence, job: Job) -> tuple[Fate, str]:
     if ev.results is not None and ev.results.meta is None and ev.result_expires_s > 0:
         due = (job.finished_at or job.created_at) + ev.result_expires_s
         if ev.at < due - 60:  # a minute of slack for clocks and Celery's own write
-            # the TTL was set by the worker that stored it, whose settings may differ
-            return Fate.RESULT_EXPIRED, (
-                f"{done}; result gone: celery-task-meta-{job.id} is gone although "
-                f"result_expires_s = {ev.result_expires_s} would keep it until {when(due)}: "
-                "stored with a shorter TTL by its worker, or deleted by another client")
+            return Fate.RESULT_EXPIRED, f"{done}; " + _result_not_stored(job, due, ev)
         return Fate.RESULT_EXPIRED, (f"{done}; result expired: celery-task-meta-{job.id} "
                                      f"is gone (result_expires_s = {ev.result_expires_s})")
     return fate, f"{done}; {_result_note(ev.results)}"
+
+
+def _result_not_stored(job: Job, due: float, ev: Evidence) -> str:
+    """Why a finished job has no Celery result before its TTL would have ended.
+
+    No fact trace gathers records a deletion of a result (a keyspace event, or a
+    record saying the result was written), so none is claimed: the result was
+    not stored, and the record tells why when it can.
+    """
+    absent = (f"result not stored: there is no celery-task-meta-{job.id}, although "
+              f"result_expires_s = {ev.result_expires_s} would keep it until {when(due)}, "
+              "and nothing records its deletion")
+    if job.error.startswith("gave up after"):
+        return (f"{absent}; the job was given up on a delivery after its last attempt, "
+                "which solved nothing and stored no result")
+    # the TTL was set by the worker that stored it, whose settings may differ
+    return (f"{absent}; its worker wrote the record and no result (its result store "
+            "failed or was cut off), or stored it with a shorter TTL")
 
 
 def _cancelled_verdict(ev: Evidence, job: Job) -> str:

@@ -47,7 +47,7 @@ from jobtrail.worker.app import TASK_SOLVE_BATCH, settings_of
 from jobtrail.worker.batch_events import BatchEvents, batch_events
 from jobtrail.worker.batch_revoke import job_context, skip_revoked
 from jobtrail.worker.node_metrics import count_job
-from jobtrail.worker.results import restore_result, store_owned_results
+from jobtrail.worker.results import store_owned_results
 from jobtrail.worker.tasks import (
     RUN_KEY,
     JobRun,
@@ -55,6 +55,7 @@ from jobtrail.worker.tasks import (
     SolveTask,
     _Outcome,
     _with_main_db,
+    result_from_record,
     runtime,
     solve_run,
 )
@@ -66,6 +67,9 @@ logger = logging.getLogger(__name__)
 
 #: Statuses a job of a redelivered batch is skipped in, without a write.
 _FINISHED = frozenset({JobStatus.COMPLETED.value, JobStatus.FAILED.value})
+#: The status statuses() gives a job whose record no longer names this batch: `jobtrail
+#: requeue` sent it alone (JobStore.leave_batch); skipped without a write.
+_LEFT = "left the batch"
 
 
 def batch_time_limit_s(jobs: int, hard_time_limit_s: float,
@@ -283,12 +287,14 @@ class _Delivery:
         self.finished = 0
 
     def statuses(self, start: int) -> list[str]:
-        """The statuses of the jobs from index *start* on, in one round trip."""
+        """The statuses of the jobs from index *start* on, in one round trip (_LEFT for a
+        job that left this batch)."""
         ids = [job_id for job_id, _ in self.pairs[start:]]
-        rows = _with_main_db(self.rt, "batch read" if start else "batch start",
-                             self.task.request.id,
-                             lambda: self.rt.store.read_fields(ids, ("status",)))
-        return [str(status or "") for (status,) in rows]
+        batch = str(self.task.request.id)
+        rows = _with_main_db(self.rt, "batch read" if start else "batch start", batch,
+                             lambda: self.rt.store.read_fields(ids, ("status", "batch")))
+        return [str(status or "") if status is None or named == batch else _LEFT
+                for status, named in rows]
 
     def run(self) -> int:
         """Run the jobs; return how many this delivery finished (see solve_batch)."""
@@ -298,7 +304,8 @@ class _Delivery:
         with batch_events(self.task) as self.events:
             self.events.received(
                 [pair for pair, status in zip(self.pairs, self.status_of, strict=True)
-                 if status not in _FINISHED], int(self.task.request.retries or 0))
+                 if status not in _FINISHED and status != _LEFT],
+                int(self.task.request.retries or 0))
             try:
                 for n, (job_id, problem) in enumerate(self.pairs):
                     self._run(n, job_id, problem)
@@ -322,26 +329,12 @@ class _Delivery:
             metas = backend.mget([backend.get_key_for_task(i) for i in ids])
             for n, meta in zip(finished, metas, strict=True):
                 if meta is None:
-                    self._restore_result(*self.pairs[n])
+                    job_id, problem = self.pairs[n]
+                    result_from_record(self.rt, backend, job_id,
+                                       _job_request(self.task, job_id, problem))
         except Exception as exc:  # the record stays the truth: never fail the batch here
             logger.warning("Celery results of finished jobs not checked batch=%s (%s)",
                            self.task.request.id, exc)
-
-    def _restore_result(self, job_id: str, problem: str) -> None:
-        job = _with_main_db(self.rt, "batch read", job_id, lambda: self.rt.store.get(job_id))
-        request = _job_request(self.task, job_id, problem)
-        if job.status is JobStatus.COMPLETED:
-            value, state = job.result, states.SUCCESS
-        elif job.status is JobStatus.FAILED:
-            value, state = ProblemError(job.error), states.FAILURE
-        else:
-            return
-        # as Celery stored it at the finish: its date_done, the rest of its TTL
-        done_at = job.finished_at if job.finished_at is not None else now_s()
-        if restore_result(self.task.backend, job_id, value, state, request,
-                          done_at=done_at, now=now_s()):
-            logger.info("Celery result of a finished job restored from its record "
-                        "job_id=%s", job_id)
 
     def _aged(self) -> bool:
         return bool(self.buffer) and (len(self.buffer) >= GROUP_COMMIT_MAX or
@@ -352,6 +345,10 @@ class _Delivery:
             self.flush()
         if self.status_of[n] in _FINISHED:
             logger.info("finished job of a redelivered batch skipped job_id=%s", job_id)
+            return
+        if self.status_of[n] == _LEFT:
+            logger.info("job requeued alone skipped by its former batch job_id=%s batch=%s",
+                        job_id, self.task.request.id)
             return
         solved = _solve_one(self.task, self.rt, n, job_id, problem, self.status_of[n],
                             self.events)
@@ -439,7 +436,8 @@ def _solve_one(task: BatchTask, rt: Any, n: int, job_id: str, problem: str, stat
         celery.exceptions.Reject: as solve_batch.
     """
     worker, token = str(task.request.hostname or ""), str(getattr(task.request, RUN_KEY, ""))
-    run = JobRun(rt, job_id, worker, task, token, _job_request(task, job_id, problem))
+    run = JobRun(rt, job_id, worker, task, token, _job_request(task, job_id, problem),
+                 batch=str(task.request.id))
     began = monotonic_s()
     try:
         with _watchdog(rt.hard_time_limit_s) if _limits_armed[0] else nullcontext():
@@ -450,7 +448,12 @@ def _solve_one(task: BatchTask, rt: Any, n: int, job_id: str, problem: str, stat
                                 if _limits_armed[0] else nullcontext)
             run.send_finish(outcome)
     except Ignore:
-        events.revoked(job_id)  # only a cancelled job is ignored before its finish
+        # refused at its start, before any solve: cancelled, given up after its last
+        # attempt (failed, its Celery result stored), or finished by another delivery
+        if run.refused == "spent":
+            events.failed(job_id, ProblemError(run.error))
+        elif run.refused not in ("finished", "left batch"):
+            events.revoked(job_id)
         return None
     except Reject:
         raise
@@ -467,6 +470,14 @@ def _hand_back(task: BatchTask, job_id: str, exc: Exception) -> Reject:
     return Reject(f"{type(exc).__name__}: {exc}", requeue=True)
 
 
+def _left_batch(task: BatchTask, job_id: str) -> bool:
+    """True when the record of *job_id* no longer names this batch (requeued alone)."""
+    rt = runtime(task.app)
+    [(named,)] = _with_main_db(rt, "batch read", job_id,
+                               lambda: rt.store.read_fields([job_id], ("batch",)))
+    return named != str(task.request.id)
+
+
 def _read_one(task: BatchTask, solved: _Solved, *,
               retry: bool = True) -> tuple[Any, str] | None:
     """Read one job's finish: (payload, SUCCESS) or (ProblemError, FAILURE) if this
@@ -479,6 +490,12 @@ def _read_one(task: BatchTask, solved: _Solved, *,
     try:
         payload = run.read_finish(solved.outcome, retry=retry)
     except Ignore:
+        if run.refused == "taken over" and _left_batch(task, job_id):
+            # requeued alone while this delivery solved it: its own message runs it; the
+            # batch's other jobs are still this delivery's
+            logger.warning("outcome dropped: the job was requeued alone job_id=%s batch=%s",
+                           job_id, task.request.id)
+            return None
         if run.refused == "taken over":
             # another delivery started this job since ours did: our batch was taken
             # back (a sweep or requeue found this worker gone). The jobs after it are

@@ -1,7 +1,8 @@
 """A dead worker's jobs back in seconds: hand its unacknowledged messages back to the queue.
 
 A batch message (jobtrail.solve_batch) is handed back whole: each of its
-unfinished jobs gets its `redelivered` event; its finished ones are left alone.
+unfinished jobs gets its `redelivered` event; its finished ones, and the ones
+requeued alone since (their record no longer names the batch), are left alone.
 
 Invariant: a message is taken back only when no live worker holds it. Every
 live worker lists in its heartbeat the ids of all the messages it holds
@@ -232,6 +233,9 @@ class DeadWorkerSweep:
             if outcome is None:
                 return []
             return [replace(outcome, restored=self._restore(tag))]
+        # a job requeued alone since (its record no longer names the batch) rides its
+        # own message: the batch's redelivery leaves it, and so does this
+        jobs = [job for job in jobs if job.batch == message.task_id]
         holder = _batch_holder(jobs, delivered_at)
         outcomes = [o for job in jobs if job.status not in TERMINAL_STATUSES
                     and (o := self._recover(job, live, last_seen, reason_prefix,

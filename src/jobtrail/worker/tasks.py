@@ -1,7 +1,9 @@
 """The solve task: mark processing, solve with SymPy, record the answer or the reason.
 
 Invariant: the job record's status change and the Celery result agree; a
-second delivery of a finished job writes nothing (Celery's Ignore); a pool
+second delivery of a finished job, or one after the job's last attempt, is
+refused by the start's own atomic step before any solve (Celery's Ignore; the
+Celery result is stored from the record when none is); a pool
 process killed by the hard time limit gets its job failed by the parent
 (SolveRequest.on_timeout), only while the job is still that delivery's. Every
 write of a job's start and outcome carries the delivery's run token (minted by
@@ -20,7 +22,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from celery import Celery, Task, shared_task
+from celery import Celery, Task, shared_task, states
 from celery.exceptions import Ignore, Reject, SoftTimeLimitExceeded
 from celery.signals import task_revoked
 from celery.worker import state as worker_state
@@ -32,6 +34,7 @@ from jobtrail.errors import (
     AttemptsExhaustedError,
     ConcurrentUpdateError,
     InvalidTransitionError,
+    JobLeftBatchError,
     JobNotFoundError,
     JobtrailError,
     ProblemError,
@@ -49,6 +52,7 @@ from jobtrail.store.job_store import (
     StartTicket,
     completion_fields,
     failure_fields,
+    give_up_reason,
 )
 from jobtrail.store.node_stats import NodeCount
 from jobtrail.worker import pool_limits  # noqa: F401  (its signal receivers, in every worker)
@@ -59,10 +63,11 @@ from jobtrail.worker.app import (
     settings_of,
 )
 from jobtrail.worker.node_metrics import kind_label
-from jobtrail.worker.results import OWNED_KEY
+from jobtrail.worker.results import OWNED_KEY, restore_result
 
 __all__ = ["RUN_KEY", "JobRun", "SolveRequest", "SolveTask", "answer_payload",
-           "revoked_reason", "run_job", "runtime", "solve_job", "solve_problem", "solve_run"]
+           "result_from_record", "revoked_reason", "run_job", "runtime", "solve_job",
+           "solve_problem", "solve_run"]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -251,6 +256,29 @@ def _solve(rt: _Runtime, job_id: str, problem: str,
 RECORD_WAIT_S = 2.0
 
 
+def result_from_record(rt: _Runtime, backend: Any, job_id: str, request: Any) -> None:
+    """Store the Celery result of finished job *job_id* from its record (the caller found
+    none stored), as Celery stored it at the finish (results.restore_result: date_done =
+    finished_at, the TTL left of result_expires_s); nothing for an unfinished job.
+
+    Raises:
+        celery.exceptions.Reject: The main DB stayed unreachable.
+        BackendStoreError, redis errors: as the backend's own set().
+    """
+    job = _with_main_db(rt, "read", job_id, lambda: rt.store.get(job_id))
+    value: Any
+    if job.status is JobStatus.COMPLETED:
+        value, state = job.result, states.SUCCESS
+    elif job.status is JobStatus.FAILED:
+        value, state = ProblemError(job.error), states.FAILURE
+    else:
+        return
+    done_at = job.finished_at if job.finished_at is not None else now_s()
+    if restore_result(backend, job_id, value, state, request, done_at=done_at, now=now_s()):
+        logger.info("Celery result of a finished job stored from its record job_id=%s",
+                    job_id)
+
+
 class JobRun:
     """One broker delivery of a job: its run token, its start and its finish.
 
@@ -262,8 +290,12 @@ class JobRun:
     """
 
     def __init__(self, rt: _Runtime, job_id: str, worker: str,
-                 task: SolveTask | None = None, token: str = "", request: Any = None) -> None:
+                 task: SolveTask | None = None, token: str = "", request: Any = None,
+                 batch: str = "") -> None:
         self.rt, self.job_id, self.worker, self.task = rt, job_id, worker, task
+        #: The batch message this delivery runs the job from ("" for the job's own): a
+        #: job requeued alone since has left it, and its start is refused.
+        self.batch = batch
         #: The request context Celery results of this job are stored with (the job's
         #: own in a batch; by default the task's).
         self.request = request
@@ -273,23 +305,18 @@ class JobRun:
         #: A finish sent by send_finish() whose reply read_finish() reads.
         self.pending: PendingFinish | None = None
         #: Why the delivery was refused, once it was: "finished" (the job was finished
-        #: already, a duplicate) or "taken over" (another delivery started it since).
+        #: already, a duplicate), "spent" (its attempts were used up: given up), "left
+        #: batch" (requeued alone since) or "taken over" (another delivery started it).
         self.refused = ""
+        #: The job's failure when this delivery gave it up ("spent"), else "".
+        self.error = ""
 
     def send_start(self) -> StartTicket:
         """Send (or send again) this run's start; its reply is read later."""
         self.ticket = self.rt.store.send_start(
             self.job_id, worker=self.worker, max_attempts=self.rt.max_attempts,
-            token=self.token, started_at=self.started_at)
+            token=self.token, started_at=self.started_at, batch=self.batch)
         return self.ticket
-
-    def try_send_start(self) -> None:
-        """Send the start now if the main DB answers; otherwise finish() sends it."""
-        try:
-            self.send_start()
-        except RedisUnavailableError as exc:
-            logger.warning("main DB unreachable at start, solving meanwhile job_id=%s (%s)",
-                           self.job_id, exc.reason)
 
     def start(self) -> Job:
         """Start and wait for the record (for a message without the problem text).
@@ -414,6 +441,30 @@ class JobRun:
                                               request=self.request or self.task.request)
         raise Ignore()
 
+    def store_missing_result(self) -> None:
+        """Store the Celery result of this finished job from its record, if none is stored.
+
+        A delivery refused because the job is finished (a duplicate, or given
+        up after its last attempt) runs nothing, and Celery stores nothing for
+        an ignored task: without this, a client waiting on
+        `AsyncResult(job_id).get()` would wait for ever. The result is stored
+        as Celery stores it at a finish (results.restore_result: date_done =
+        finished_at, the TTL left of result_expires_s). A result that cannot
+        be read or stored is logged: the record stays the truth.
+        """
+        if self.task is None:
+            return
+        backend = self.task.backend
+        try:
+            if backend.get(backend.get_key_for_task(self.job_id)) is not None:
+                return
+            result_from_record(self.rt, backend, self.job_id, self.request or self.task.request)
+        except Reject:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the record stays the truth
+            logger.warning("Celery result of a finished job not stored job_id=%s (%s)",
+                           self.job_id, exc)
+
     def _refused(self, err: Job | JobtrailError, deadline: float) -> None:
         """Act on a refused step: wait for a missing record, else end the delivery."""
         if isinstance(err, JobNotFoundError):
@@ -422,14 +473,24 @@ class JobRun:
             time.sleep(0.05)
             return
         if isinstance(err, AttemptsExhaustedError):
+            logger.warning("delivery after the last attempt: job given up, not solved "
+                           "job_id=%s attempts=%s", self.job_id, err.attempts)
             _with_main_db(self.rt, "give up", self.job_id,
                           lambda: self.rt.store.give_up(self.job_id, err.attempts))
+            self.refused, self.error = "spent", give_up_reason(err.attempts)
+            self.store_missing_result()
+            raise Ignore()
+        if isinstance(err, JobLeftBatchError):
+            logger.info("job left its batch (requeued alone): not started from it job_id=%s "
+                        "batch=%s", self.job_id, self.batch)
+            self.refused = "left batch"
             raise Ignore()
         if isinstance(err, InvalidTransitionError) and err.from_ == JobStatus.CANCELLED.value:
             self.skip_cancelled(started=err.to != JobStatus.PROCESSING.value)
         if isinstance(err, InvalidTransitionError) and err.to == JobStatus.PROCESSING.value:
             logger.info("duplicate delivery ignored job_id=%s", self.job_id)
             self.refused = "finished"
+            self.store_missing_result()
             raise Ignore()
         self.refused = "taken over"
         logger.warning("outcome dropped: another delivery took the job over job_id=%s (%s)",
@@ -443,14 +504,15 @@ class JobRun:
 def solve_job(self: SolveTask, job_id: str, problem: str | None = None) -> dict[str, Any]:
     """Solve job *job_id*: processing -> completed (answer) | failed (reason).
 
-    One path for every delivery: the start is sent without waiting (Redis
-    applies it, and any `redelivered` event, before the solve begins), the
-    problem solved meanwhile, and the outcome sent on the same connection:
-    about one round trip to the main DB per job. Both writes carry the
-    delivery's run token, so after a connection error both are simply sent
-    again: a write already applied changes nothing, and the outcome is never
-    written over another delivery's start. A message without the problem text
-    waits for its start's reply to read the problem from the record.
+    One path for every delivery: the start (with any `redelivered` event) is
+    one atomic step that also checks the attempts, and its reply is read
+    before the solve begins, so a delivery refused (the job finished, or its
+    attempts used up: then failed "gave up after N attempts") solves
+    nothing, and gets its Celery result from the record. The outcome goes on
+    the start's connection: two round trips to the main DB per job. Both
+    writes carry the delivery's run token, so after a connection error both
+    are simply sent again: a write already applied changes nothing, and the
+    outcome is never written over another delivery's start.
 
     Returns:
         The answer payload (see answer_payload); Celery stores it as the result.
@@ -458,7 +520,8 @@ def solve_job(self: SolveTask, job_id: str, problem: str | None = None) -> dict[
     Raises:
         ProblemError: The problem failed; its message is the job's `error`.
         celery.exceptions.Ignore: The job had already finished (duplicate
-            delivery), or another delivery took it over meanwhile.
+            delivery), its attempts were used up (given up, not solved), or
+            another delivery took it over meanwhile.
         celery.exceptions.Reject: The main DB stayed unreachable; the task goes
             back to the broker (requeue).
     """
@@ -494,11 +557,8 @@ def solve_run(run: JobRun, problem: str | None,
     Raises:
         ProblemError, celery.exceptions.Ignore, celery.exceptions.Reject: see JobRun.start.
     """
-    if problem is None:
-        problem = run.start().problem
-    else:
-        run.try_send_start()
-    return _solve(run.rt, run.job_id, problem, limit)
+    job = run.start()  # read before the solve: a refused delivery solves nothing
+    return _solve(run.rt, run.job_id, job.problem if problem is None else problem, limit)
 
 
 @shared_task(  # type: ignore[untyped-decorator]  # celery ships no types

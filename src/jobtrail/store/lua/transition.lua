@@ -17,7 +17,9 @@
 --           no-op ("same") when that run already moved the job to the target status;
 --           "s:<token>" is a delivery's start: a no-op ("same") when run <token> started
 --           the job already, and when another run left it processing (its worker was
---           lost: the broker redelivered), a `redelivered` event first, in the same step
+--           lost: the broker redelivered), a `redelivered` event first, in the same step;
+--           "s:<token>|<batch>" is a start by batch message <batch>'s delivery: refused
+--           ("moved") when the record no longer names that batch (requeued alone)
 -- ARGV[6] = "" to leave attempts alone; "0" to add 1 to attempts; n > 0 to add 1 unless
 --           attempts >= n already (then nothing is written: exhausted)
 -- ARGV[7] = events stream MAXLEN (approximate; 0 = uncapped); the feed keeps 100 times more
@@ -35,16 +37,28 @@
 -- ARGV[15 .. 14+2n] = hash field, value pairs; the rest = extra event field, value pairs
 -- Returns: {"ok", <HGETALL after>} | {"same", <HGETALL>} | {"missing"}
 --          | {"invalid", <status>} | {"conflict", <version>} | {"exhausted", <attempts>}
+--          | {"moved", <the batch the record names, or "">}
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {'missing'}
 end
 local status = redis.call('HGET', KEYS[1], 'status')
 local expect = ARGV[5]
 local kind, want = string.sub(expect, 1, 1), string.sub(expect, 3)
+local batch = nil
+local bar = string.find(want, '|', 1, true)
+if kind == 's' and bar then
+  batch, want = string.sub(want, bar + 1), string.sub(want, 1, bar - 1)
+end
 local run = redis.call('HGET', KEYS[1], 'run') or ''
 if (kind == 'r' or kind == 's') and want == run
     and (status == ARGV[2] or (kind == 's' and status ~= 'pending')) then
   return {'same', redis.call('HGETALL', KEYS[1])}  -- a retried write of this run's own step
+end
+if batch then
+  local named = redis.call('HGET', KEYS[1], 'batch') or ''
+  if named ~= batch then
+    return {'moved', named}  -- requeued alone: the batch's delivery leaves it
+  end
 end
 local maxlen = tonumber(ARGV[7])
 local function append_event(event)
