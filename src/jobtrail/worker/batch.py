@@ -67,9 +67,11 @@ logger = logging.getLogger(__name__)
 
 #: Statuses a job of a redelivered batch is skipped in, without a write.
 _FINISHED = frozenset({JobStatus.COMPLETED.value, JobStatus.FAILED.value})
-#: The status statuses() gives a job whose record no longer names this batch: `jobtrail
+#: The status _Delivery.read() gives a job whose record no longer names this batch: `jobtrail
 #: requeue` sent it alone (JobStore.leave_batch); skipped without a write.
 _LEFT = "left the batch"
+#: Statuses a job of a batch can be started in.
+_STARTABLE = frozenset({JobStatus.PENDING.value, JobStatus.PROCESSING.value})
 
 
 def batch_time_limit_s(jobs: int, hard_time_limit_s: float,
@@ -285,20 +287,28 @@ class _Delivery:
         self.task, self.rt, self.pairs = task, rt, pairs
         self.buffer: list[_Solved] = []
         self.finished = 0
+        self.status_of: list[str] = []
+        self.startable: list[bool] = []
 
-    def statuses(self, start: int) -> list[str]:
-        """The statuses of the jobs from index *start* on, in one round trip (_LEFT for a
-        job that left this batch)."""
+    def read(self, start: int) -> None:
+        """Read the jobs from index *start* on, in one round trip: their statuses
+        (status_of; _LEFT for a job that left this batch) and whether each is known
+        startable (startable: pending or processing, attempts left; its start is then
+        sent without waiting, solve_run)."""
         ids = [job_id for job_id, _ in self.pairs[start:]]
         batch = str(self.task.request.id)
-        rows = _with_main_db(self.rt, "batch read" if start else "batch start", batch,
-                             lambda: self.rt.store.read_fields(ids, ("status", "batch")))
-        return [str(status or "") if status is None or named == batch else _LEFT
-                for status, named in rows]
+        rows = _with_main_db(
+            self.rt, "batch read" if start else "batch start", batch,
+            lambda: self.rt.store.read_fields(ids, ("status", "batch", "attempts")))
+        status_of = [str(status or "") if status is None or named == batch else _LEFT
+                     for status, named, _ in rows]
+        startable = [status in _STARTABLE and int(attempts or 0) < self.rt.max_attempts
+                     for status, (_, _, attempts) in zip(status_of, rows, strict=True)]
+        self.status_of[start:], self.startable[start:] = status_of, startable
 
     def run(self) -> int:
         """Run the jobs; return how many this delivery finished (see solve_batch)."""
-        self.status_of = self.statuses(0)
+        self.read(0)
         self._restore_results([n for n, status in enumerate(self.status_of)
                                if status in _FINISHED])
         with batch_events(self.task) as self.events:
@@ -351,7 +361,7 @@ class _Delivery:
                         job_id, self.task.request.id)
             return
         solved = _solve_one(self.task, self.rt, n, job_id, problem, self.status_of[n],
-                            self.events)
+                            self.events, known_startable=self.startable[n])
         if solved is not None:
             self.buffer.append(solved)
             if self._aged():
@@ -399,7 +409,7 @@ class _Delivery:
         after = entries[-1].n + 1 if entries else len(self.pairs)
         if refused and after < len(self.pairs):
             # refused: another delivery is ahead (it finished the job): skip what it did
-            self.status_of[after:] = self.statuses(after)
+            self.read(after)
 
 
 #: Group commit: the jobs of a batch send their finish without reading its reply, and
@@ -428,9 +438,9 @@ class _Solved:
 
 
 def _solve_one(task: BatchTask, rt: Any, n: int, job_id: str, problem: str, status: str,
-               events: BatchEvents) -> _Solved | None:
+               events: BatchEvents, *, known_startable: bool = False) -> _Solved | None:
     """Start and solve one job of the batch and send its finish; None if it was skipped
-    (cancelled).
+    (cancelled, or refused at its start). *known_startable*: see solve_run.
 
     Raises:
         celery.exceptions.Reject: as solve_batch.
@@ -445,7 +455,8 @@ def _solve_one(task: BatchTask, rt: Any, n: int, job_id: str, problem: str, stat
                 run.skip_cancelled(started=False)
             events.started(job_id)
             outcome = solve_run(run, problem, (lambda: job_limits(rt.time_limit_s))
-                                if _limits_armed[0] else nullcontext)
+                                if _limits_armed[0] else nullcontext,
+                                known_startable=known_startable)
             run.send_finish(outcome)
     except Ignore:
         # refused at its start, before any solve: cancelled, given up after its last

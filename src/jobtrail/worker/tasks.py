@@ -551,14 +551,31 @@ def run_job(run: JobRun, problem: str | None,
 
 
 def solve_run(run: JobRun, problem: str | None,
-              limit: Callable[[], AbstractContextManager[None]] = nullcontext) -> _Outcome:
+              limit: Callable[[], AbstractContextManager[None]] = nullcontext, *,
+              known_startable: bool = False) -> _Outcome:
     """run_job's start and solve, without the finish: the outcome to finish.
+
+    The start's reply is read before the solve, so a refused delivery solves
+    nothing, unless *known_startable*: the caller read the record in this
+    delivery (a batch reads all its jobs at its start) and found it startable
+    (not finished, attempts left, still in its batch). Then the start is sent
+    and the problem solved meanwhile, saving a round trip; a start refused all
+    the same (another delivery started the job since) is read with the finish,
+    whose outcome is then dropped. A start that cannot be sent is sent again
+    with the finish.
 
     Raises:
         ProblemError, celery.exceptions.Ignore, celery.exceptions.Reject: see JobRun.start.
     """
-    job = run.start()  # read before the solve: a refused delivery solves nothing
-    return _solve(run.rt, run.job_id, job.problem if problem is None else problem, limit)
+    if problem is None or not known_startable:
+        job = run.start()  # read before the solve: a refused delivery solves nothing
+        return _solve(run.rt, run.job_id, job.problem if problem is None else problem, limit)
+    try:
+        run.send_start()
+    except RedisUnavailableError as exc:
+        logger.warning("main DB unreachable at start, solving meanwhile job_id=%s (%s)",
+                       run.job_id, exc.reason)
+    return _solve(run.rt, run.job_id, problem, limit)
 
 
 @shared_task(  # type: ignore[untyped-decorator]  # celery ships no types
