@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -166,6 +168,31 @@ def test_a_job_whose_submit_is_sending_its_message_reads_pending_not_lost(
     assert result.fate is Fate.PENDING, result.verdict
     assert result.evidence.broker is not None and result.evidence.broker.ahead == 0
     assert "lost" not in result.verdict
+
+
+def test_a_message_kombu_popped_but_not_yet_filed_as_unacked_reads_reserved_not_lost(
+        settings: Settings, store: JobStore, broker_db: redis.Redis, keys: KeySpace) -> None:
+    # Given a job's message popped from the queue (BRPOP) and filed under kombu's
+    # unacked hash 0.2 s later (QoS.append), as a worker fetching it does
+    job = store.create("solve x + 1 = 2")
+    send_message_later(settings, job, delay_s=0).join()
+    raw = broker_db.rpop(keys.queue())
+    assert raw is not None
+
+    def file_unacked() -> None:
+        broker_db.hset(keys.unacked(), "tag-1", json.dumps([json.loads(raw), "", keys.queue()]))
+        broker_db.zadd(keys.unacked_index(), {"tag-1": time.time()})
+
+    filing = threading.Timer(0.2, file_unacked)
+    filing.start()
+
+    # When trace runs through that moment
+    result = trace(settings, job.id)
+    filing.join()
+
+    # Then the job is reserved by a worker, not lost
+    assert result.fate is Fate.PENDING, result.verdict
+    assert result.evidence.broker is not None and result.evidence.broker.unacked_tag == "tag-1"
 
 
 def test_a_pending_job_whose_message_is_gone_is_lost_after_a_second_look(
