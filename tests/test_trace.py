@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,7 @@ from jobtrail.retention.policy import RetentionPolicy
 from jobtrail.retention.purge import purge
 from jobtrail.store import EventLog, JobStore
 from jobtrail.store.archive import ArchiveStore
+from jobtrail.store.messages import SETTLE_S
 from jobtrail.store.retention_store import RetentionStore
 from jobtrail.trace import TraceResult, TraceSources, trace_job
 from jobtrail.trace.gather import archive_lookup
@@ -29,6 +33,7 @@ from jobtrail.worker import tasks
 from jobtrail.worker.app import create_celery_app
 from tests.conftest import make_settings
 from tests.helpers.processes import WorkerProcess
+from tests.helpers.submits import send_message_later
 from tests.helpers.waiting import job_finished, wait_until
 
 #: About 2 s of SymPy work in a fresh process: long enough to be killed mid-way.
@@ -147,6 +152,62 @@ def test_deleted_outside_jobtrail(settings: Settings, service: JobService, store
     assert "no tombstone, and no eviction counted" in result.verdict
     assert "last known event: completed" in result.verdict
     assert "a Celery result" in result.verdict
+
+
+def test_a_job_whose_submit_is_sending_its_message_reads_pending_not_lost(
+        settings: Settings, store: JobStore) -> None:
+    # Given a submit that wrote its job's record and sends the message 0.2 s later
+    job = store.create("solve x + 1 = 2")
+    sending = send_message_later(settings, job, delay_s=0.2)
+
+    # When trace runs through that moment
+    result = trace(settings, job.id)
+    sending.join()
+
+    # Then the job waits in the queue: its message arrived, it was never lost
+    assert result.fate is Fate.PENDING, result.verdict
+    assert result.evidence.broker is not None and result.evidence.broker.ahead == 0
+    assert "lost" not in result.verdict
+
+
+def test_a_message_kombu_popped_but_not_yet_filed_as_unacked_reads_reserved_not_lost(
+        settings: Settings, store: JobStore, broker_db: redis.Redis, keys: KeySpace) -> None:
+    # Given a job's message popped from the queue (BRPOP) and filed under kombu's
+    # unacked hash 0.2 s later (QoS.append), as a worker fetching it does
+    job = store.create("solve x + 1 = 2")
+    send_message_later(settings, job, delay_s=0).join()
+    raw = broker_db.rpop(keys.queue())
+    assert raw is not None
+
+    def file_unacked() -> None:
+        broker_db.hset(keys.unacked(), "tag-1", json.dumps([json.loads(raw), "", keys.queue()]))
+        broker_db.zadd(keys.unacked_index(), {"tag-1": time.time()})
+
+    filing = threading.Timer(0.2, file_unacked)
+    filing.start()
+
+    # When trace runs through that moment
+    result = trace(settings, job.id)
+    filing.join()
+
+    # Then the job is reserved by a worker, not lost
+    assert result.fate is Fate.PENDING, result.verdict
+    assert result.evidence.broker is not None and result.evidence.broker.unacked_tag == "tag-1"
+
+
+def test_a_pending_job_whose_message_is_gone_is_lost_after_a_second_look(
+        settings: Settings, store: JobStore) -> None:
+    # Given a pending job whose message no one will ever send
+    job = store.create("solve x + 1 = 2")
+
+    # When trace looks
+    started = time.monotonic()
+    result = trace(settings, job.id)
+
+    # Then it is stale, lost unless resubmitted, and only after a second look SETTLE_S later
+    assert result.fate is Fate.STALE
+    assert "no message for it is left in the broker" in result.verdict
+    assert time.monotonic() - started >= SETTLE_S
 
 
 def test_unknown_id(settings: Settings, main_db: redis.Redis) -> None:

@@ -16,6 +16,7 @@ from jobtrail.config import Settings
 from jobtrail.store import JobStore
 from jobtrail.worker import tasks
 from tests.helpers.api_server import client, serve_in_thread
+from tests.helpers.submits import send_message_later
 from tests.helpers.waiting import wait_until
 
 
@@ -157,6 +158,21 @@ def test_api_process_never_imports_sympy() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_trace_of_a_job_whose_submit_is_sending_its_message_reads_pending(
+        api: httpx.Client, settings: Settings, store: JobStore) -> None:
+    # Given a submit that wrote its job's record and sends the message 0.2 s later
+    job = store.create("solve x + 1 = 2")
+    sending = send_message_later(settings, job, delay_s=0.2)
+
+    # When the trace endpoint answers through that moment
+    trace = api.get(f"/jobs/{job.id}/trace").json()
+    sending.join()
+
+    # Then the job is pending in the queue, not stale and lost (trace_job's second look)
+    assert trace["fate"] == "pending", trace["verdict"]
+    assert "lost" not in trace["verdict"]
 
 
 def test_trace_of_an_id_no_store_has_seen_is_404_with_the_trace(api: httpx.Client) -> None:

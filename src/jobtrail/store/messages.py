@@ -26,18 +26,20 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 
 from jobtrail.keys import KeySpace
-from jobtrail.models import TERMINAL_STATUSES, Job
+from jobtrail.models import TERMINAL_STATUSES, Job, JobStatus
 from jobtrail.store.scripts import load_script
 
-__all__ = ["BATCH_ID_PREFIX", "MAX_QUEUE_SCAN", "MAX_UNACKED_PAGES", "BrokerMessage",
-           "MessageSearch", "as_text", "find_job_message", "find_message", "message_ids",
-           "parse_message"]
+__all__ = ["BATCH_ID_PREFIX", "MAX_QUEUE_SCAN", "MAX_UNACKED_PAGES", "SETTLE_S", "BrokerMessage",
+           "MessageSearch", "as_text", "confirm_lost", "find_job_message", "find_message",
+           "message_ids", "parse_message"]
 
 #: Task ids of batch messages start with this (worker.app.new_batch_id mints them).
 BATCH_ID_PREFIX = "batch-"
@@ -46,6 +48,10 @@ BATCH_ID_PREFIX = "batch-"
 MAX_QUEUE_SCAN = 10_000
 #: At most this many HSCAN pages of kombu's `unacked` hash are scanned.
 MAX_UNACKED_PAGES = 10
+#: Seconds after which a pending job found without a message is looked for once more.
+SETTLE_S = 0.5
+#: Records re-read per MULTI by confirm_lost.
+_REREAD_BATCH = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,3 +183,49 @@ def find_job_message(broker: redis.Redis, keys: KeySpace, job: Job, *,
     ids = message_ids(job)
     return find_message(broker, keys, ids[0], scan_queue=scan_queue,
                         also=ids[1] if len(ids) > 1 else "")
+
+
+def confirm_lost(main: redis.Redis, broker: redis.Redis, keys: KeySpace,
+                 seen: Mapping[str, Job]) -> list[str]:
+    """The jobs of *seen* (read pending, no message found) still pending without a message.
+
+    A pending job is without a message for a moment while it moves: a submit
+    (or requeue) writes the record before it sends the message, and kombu pops
+    a message from the queue before it writes its unacked entry (QoS.append,
+    not one step with the BRPOP). So each job is looked for again SETTLE_S
+    later, then its record is read again in one MULTI: one that started,
+    finished and was acknowledged meanwhile moved on (its version changed);
+    one still pending with the same version was pending, with no message at
+    either look, all along: its message is lost. Doctor's pending-without-message
+    check and trace's `stale` verdict both decide by this function.
+
+    Args:
+        main: The main DB.
+        broker: The broker DB.
+        keys: The key space.
+        seen: Job id -> the record as read when its message was not found.
+
+    Returns:
+        The ids of *seen* whose message is lost, in *seen*'s order; [] at once
+        (no sleep) when *seen* is empty.
+
+    Raises:
+        redis.RedisError: A DB could not be reached (callers wrap it).
+
+    Source: kombu/transport/redis.py (Channel._brpop_read, QoS.append).
+    """
+    if not seen:
+        return []
+    time.sleep(SETTLE_S)
+    gone = [j for j, job in seen.items() if find_job_message(broker, keys, job).lost]
+    lost: list[str] = []
+    for start in range(0, len(gone), _REREAD_BATCH):
+        batch = gone[start:start + _REREAD_BATCH]
+        with main.pipeline(transaction=True) as pipe:
+            for job_id in batch:
+                pipe.hmget(keys.job(job_id), ["status", "version"])
+            rows = cast(list[list[str | None]], pipe.execute())
+        lost += [j for j, (status, version) in zip(batch, rows, strict=True)
+                 if as_text(status or "") == JobStatus.PENDING.value
+                 and as_text(version or "") == str(seen[j].version)]
+    return lost

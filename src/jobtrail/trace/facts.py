@@ -51,6 +51,16 @@ class BrokerFacts:
     message_id: str | None = None
     job_ids: tuple[str, ...] = ()
 
+    @property
+    def lost(self) -> bool:
+        """True when no message was found: not in the whole queue and not unacked.
+
+        store.messages.MessageSearch.lost's rule; for a pending job it is only
+        a first look (store.messages.confirm_lost decides).
+        """
+        return self.ahead is None and self.unacked_tag is None \
+            and self.examined >= self.queue_length
+
 
 @dataclass(frozen=True, slots=True)
 class BatchFacts:

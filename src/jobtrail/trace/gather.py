@@ -5,7 +5,10 @@ tombstone, events, INFO counters), the broker in one Lua call (queue position
 and kombu's unacked entry), the results DB in one pipeline (meta and TTL), the
 archive in one indexed lookup. A processing job costs one more read: its
 worker's heartbeat; a pending job one more pipeline: the live workers of its
-queue (is any of them polling the broker?).
+queue (is any of them polling the broker?). A pending job found without a
+message is looked for again SETTLE_S later, by doctor's rule
+(store.messages.confirm_lost): a submit writes the record before it sends the
+message, and kombu pops a message before it writes its unacked entry.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from jobtrail.keys import KeySpace
 from jobtrail.models import TERMINAL_STATUSES, Job, JobStatus, WorkerHeartbeat
 from jobtrail.store.codec import decode_event, decode_job
 from jobtrail.store.heartbeats import HeartbeatStore, decode_heartbeat
-from jobtrail.store.messages import BATCH_ID_PREFIX, find_job_message
+from jobtrail.store.messages import BATCH_ID_PREFIX, confirm_lost, find_job_message
 from jobtrail.trace.facts import (
     ArchiveFacts,
     BatchFacts,
@@ -217,11 +220,32 @@ def archive_lookup(archive: Callable[[], ArchiveStore]) -> Callable[[str], Archi
 def gather_evidence(src: TraceSources, job_id: str) -> Evidence:
     """Read every store about *job_id* and return the Evidence.
 
+    A pending job whose message is in neither the queue nor the unacked hash
+    is looked for again SETTLE_S (0.5 s) later, as doctor does
+    (store.messages.confirm_lost): still without a message and its record
+    unchanged (status and version), that first Evidence stands (its message is
+    lost); else every store is read again and that Evidence is returned.
+
     Raises:
         RedisUnavailableError: The main DB could not be reached (the other
             stores are optional: their failures are recorded in
             Evidence.unreachable).
     """
+    ev = _gather_once(src, job_id)
+    job = ev.main.job
+    if src.broker is None or job is None or job.status is not JobStatus.PENDING \
+            or ev.broker is None or not ev.broker.lost:
+        return ev
+    try:
+        if confirm_lost(src.main, src.broker, src.keys, {job.id: job}):
+            return ev
+    except redis.RedisError:
+        pass  # read again: a store that failed is recorded as unreachable
+    return _gather_once(src, job_id)
+
+
+def _gather_once(src: TraceSources, job_id: str) -> Evidence:
+    """One read of every store about *job_id* (gather_evidence's first or second look)."""
     at = now_s()
     main = _main_facts(src, job_id)
     unreachable: dict[str, str] = {}
