@@ -118,7 +118,8 @@ def events(main_db: redis.Redis, keys: KeySpace) -> EventLog:
 
 @pytest.fixture
 def worker_process(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
-    """Factory of real `jobtrail worker` subprocesses; teardown stops all it started."""
+    """Factory of real `jobtrail worker` subprocesses; teardown kills all it started
+    (WorkerProcess.discard: a test that needs a warm shutdown calls stop() itself)."""
     started: list[WorkerProcess] = []
 
     def create(settings: Settings, *, concurrency: int = 1, hostname: str = "w1",
@@ -132,7 +133,7 @@ def worker_process(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
 
     yield create
     for proc in started:
-        proc.stop()
+        proc.discard()
 
 
 # -- the archive, over both backends --------------------------------------------------
