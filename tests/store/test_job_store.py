@@ -287,7 +287,8 @@ def test_pipelined_finish_never_overwrites_a_later_delivery(store: JobStore) -> 
 
 
 def test_a_foreign_record_is_reported_as_malformed_with_its_id(
-        store: JobStore, main_db: redis.Redis, keys: KeySpace) -> None:
+        store: JobStore, main_db: redis.Redis, keys: KeySpace,
+        caplog: pytest.LogCaptureFixture) -> None:
     main_db.hset(keys.job("abc-123"), mapping={"foo": "bar"})
     main_db.zadd(keys.jobs(), {"abc-123": 1.0})
     with pytest.raises(MalformedRecordError) as info:
@@ -295,6 +296,8 @@ def test_a_foreign_record_is_reported_as_malformed_with_its_id(
     assert info.value.job_id == "abc-123"
     store.create("1 + 1")
     assert [j.problem for j in store.list_jobs()] == ["1 + 1"]   # listings leave it out
+    # and their log line names it (the record holds no id field of its own)
+    assert any("job_id=abc-123" in r.getMessage() for r in caplog.records), caplog.text
 
 
 def test_a_runs_start_and_finish_sent_again_change_nothing(

@@ -132,7 +132,8 @@ def _entries(ids: Sequence[str], rows: list[dict[str, str]]) -> list[tuple[str, 
         try:
             entries.append((job_id, decode_job(fields)))
         except MalformedRecordError as exc:
-            logger.warning("malformed record left out of a listing: %s", exc)
+            logger.warning("malformed record left out of a listing job_id=%s (%s)", job_id,
+                           exc.reason)
     return entries
 
 
