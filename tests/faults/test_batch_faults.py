@@ -17,6 +17,7 @@ from jobtrail.models import Job, JobStatus
 from jobtrail.worker.app import create_celery_app
 from tests.faults.conftest import RETRY_S, FaultRig, assert_true_fates
 from tests.helpers.processes import WorkerProcess
+from tests.helpers.waiting import wait_until
 from tests.worker.test_batch_stale_worker import PROBLEMS
 
 pytestmark = [pytest.mark.slow, pytest.mark.crash]
@@ -85,3 +86,21 @@ def test_client_kill_mid_batch(batch_rig: FaultRig,
     rig.kill_clients()
     assert_true_fates(rig, _completed(jobs))
     assert [rig.job(j.id).attempts for j in jobs] == [1] * len(jobs)
+
+
+def test_results_db_back_while_the_redelivery_solves_restores_every_result(
+        batch_split_rig: FaultRig, worker_process: Callable[..., WorkerProcess]) -> None:
+    # Given a batch whose result store hangs with the results DB down (the job's watchdog
+    # ends the pool process: its finishes were applied), and whose redelivery could not
+    # check the finished jobs' results at its start
+    rig = batch_split_rig
+    jobs = _batch_running(rig, worker_process)
+    rig.stop("results")
+    wait_until(lambda: "Celery results of finished jobs not checked" in rig.worker_logs(),
+               timeout_s=90, message=f"the redelivery's check; log:\n{rig.worker_logs()}")
+    # When the results DB is back while that delivery solves the rest
+    rig.start("results")
+    # Then every job has its Celery result (AsyncResult.get() returns), the ones finished
+    # before the outage included
+    for job in jobs:
+        rig.wait_finished(job.id, timeout_s=90)

@@ -459,6 +459,17 @@ def test_the_watchdog_stays_armed_between_jobs_and_is_disarmed_when_the_batch_en
     assert (done.returncode, done.stdout.strip()) == (0, "alive True"), done.stderr
 
 
+def _main_process_stopped_mid_job(settings: Settings, store: JobStore,
+                                  worker_process: Callable[..., WorkerProcess],
+                                  job: Job) -> WorkerProcess:
+    """A worker w1 whose main process is stopped (SIGSTOP) once *job* is processing: its
+    heartbeat stops, its pool process solves on. The caller sends SIGCONT."""
+    holder = worker_process(settings, hostname="w1")
+    wait_until(lambda: store.get(job.id).status is JobStatus.PROCESSING, timeout_s=60)
+    os.kill(holder.proc.pid, signal.SIGSTOP)
+    return holder
+
+
 @pytest.mark.crash
 def test_requeue_of_one_job_of_a_batch_leaves_its_processing_batch_mate_alone(
         redis_server: Any, tmp_path: Path, main_db: redis.Redis, broker_db: redis.Redis,
@@ -470,10 +481,8 @@ def test_requeue_of_one_job_of_a_batch_leaves_its_processing_batch_mate_alone(
                                             solver_time_limit_s=60.0,
                                             solver_hard_time_limit_s=80.0)
     jobs = service.submit_many([SLOW, QUICK[0], QUICK[1]])
-    holder = worker_process(settings, hostname="w1")
-    wait_until(lambda: store.get(jobs[0].id).status is JobStatus.PROCESSING, timeout_s=60)
+    holder = _main_process_stopped_mid_job(settings, store, worker_process, jobs[0])
     [child] = holder.pool_children()
-    os.kill(holder.proc.pid, signal.SIGSTOP)
     try:
         wait_until(lambda: not any(b.alive for b in _heartbeats(store)), timeout_s=30,
                    message="the heartbeat to expire")
@@ -503,6 +512,38 @@ def test_requeue_of_one_job_of_a_batch_leaves_its_processing_batch_mate_alone(
         assert store.get(jobs[0].id).status is JobStatus.PROCESSING
         assert _history(events, jobs[0].id).count(EventType.STARTED) == 1
         assert store.get(jobs[2].id).status is JobStatus.PENDING
+    finally:
+        os.kill(holder.proc.pid, signal.SIGCONT)
+
+
+@pytest.mark.crash
+def test_a_requeued_processing_job_keeps_its_own_message_when_its_old_run_fails_late(
+        redis_server: Any, tmp_path: Path, main_db: redis.Redis, broker_db: redis.Redis,
+        keys: KeySpace, worker_process: Callable[..., WorkerProcess]) -> None:
+    # Given a batch whose first job a pool process solves while the worker's main process
+    # is stopped (its heartbeat expires: the worker reads gone), that job requeued alone
+    settings, store, service, events = _rig(redis_server, tmp_path, main_db, keys,
+                                            heartbeat_interval_s=1.0,
+                                            solver_time_limit_s=8.0,
+                                            solver_hard_time_limit_s=10.0)
+    jobs = service.submit_many([SLOW, QUICK[0]])
+    holder = _main_process_stopped_mid_job(settings, store, worker_process, jobs[0])
+    try:
+        wait_until(lambda: not any(b.alive for b in _heartbeats(store)), timeout_s=30,
+                   message="the heartbeat to expire")
+        back = service.requeue(jobs[0].id)
+        assert (back.status, back.batch) == (JobStatus.PENDING, "")
+        # When the old run's solve fails afterwards (its soft time limit) and sends its finish
+        wait_until(lambda: "outcome dropped" in holder.log()
+                   or store.get(jobs[0].id).status is JobStatus.FAILED, timeout_s=30,
+                   message=f"the old run's finish; log:\n{holder.log()[-3000:]}")
+        # Then the old run's outcome is dropped: the job waits for its own message, still
+        # queued, as a requeued job whose old run succeeded late does
+        requeued = store.get(jobs[0].id)
+        assert (requeued.status, requeued.error) == (JobStatus.PENDING, "")
+        assert [m["id"] for m in _messages(broker_db, keys)] == [jobs[0].id]
+        assert _history(events, jobs[0].id) == [EventType.CREATED, EventType.STARTED,
+                                                EventType.REDELIVERED]
     finally:
         os.kill(holder.proc.pid, signal.SIGCONT)
 

@@ -28,6 +28,7 @@ from jobtrail import __version__
 from jobtrail.cli.context import CliState, check_listen, runtime, settings_from, trace_sources
 from jobtrail.cli.ids import EXIT_NOT_FOUND, ID_HELP, not_found_line, resolve_id, resolve_ids
 from jobtrail.cli.output import (
+    BROKEN_PIPE,
     Interrupts,
     escape,
     exit_with,
@@ -327,16 +328,22 @@ def _print_ids(ctx: typer.Context, ids: list[str], interrupted: Interrupts,
     """Print the accepted *ids*, one a line; when stdout stops taking them (a closed pipe, a
     second signal), end the command with one line that says why the submission *stopped*
     (if it did), counts them and names a file that holds the ids not printed (exit 1, or
-    128 + the signal)."""
+    128 + the signal). After a closed pipe the file holds every id: the pipe dropped what
+    its reader had not read (`| head -3` reads 3 of the hundred or so written)."""
     printed, cut = write_lines(ids, give_up=lambda: interrupted.count > 1)
     if cut is None:
         return
-    rest = ids[printed:]
+    closed = cut == BROKEN_PIPE
+    rest = ids if closed else ids[printed:]
     where = _save_ids(settings_from(ctx).state_dir, rest)
+    counted = (f"{printed} ids written before it closed, not all of them read"
+               if closed else f"{printed} ids printed")
+    saved = (f"all {len(rest)} ids are in {where}" if closed else
+             f"the other {len(rest)} ids are in {where}") if where else (
+        f"the {'' if closed else 'other '}{len(rest)} could not be saved (jobtrail list "
+        "shows the newest)")
     exit_with(f"{f'{stopped}; ' if stopped else ''}{cut}: {len(ids)} jobs were accepted and "
-              f"will run, {printed} ids printed; "
-              + (f"the other {len(rest)} ids are in {where}" if where else
-                 f"the other {len(rest)} could not be saved (jobtrail list shows the newest)"),
+              f"will run, {counted}; {saved}",
               interrupted.exit_code if interrupted() else 1)
 
 

@@ -25,10 +25,10 @@ from rich.table import Table
 
 from jobtrail.models import Job
 
-__all__ = ["WIDE", "Interrupts", "add_id_column", "add_label_column", "add_text_column",
-           "data_table", "err", "escape", "exit_with", "interrupt_between_steps", "job_table",
-           "out", "print_json", "progress_bar", "reflow_help", "render_job", "wrapped",
-           "write_lines"]
+__all__ = ["BROKEN_PIPE", "WIDE", "Interrupts", "add_id_column", "add_label_column",
+           "add_text_column", "data_table", "err", "escape", "exit_with",
+           "interrupt_between_steps", "job_table", "out", "print_json", "progress_bar",
+           "reflow_help", "render_job", "wrapped", "write_lines"]
 
 class _BlanksAtLineEndsDropped:
     """stdout (as it is at each write) without the spaces that end a line.
@@ -194,6 +194,9 @@ def interrupt_between_steps() -> Iterator[Interrupts]:
 #: Bytes a pipe takes whole, without blocking once poll() says it is writable (POSIX
 #: PIPE_BUF is at least 512; Linux says writable with a free 4 KiB page).
 _ATOMIC_WRITE = 512
+#: Why write_lines stopped when its reader closed stdout. What a pipe held unread then is
+#: dropped with it: the count of lines written is not the count its reader read.
+BROKEN_PIPE = "stdout was closed (broken pipe)"
 #: How often a write that waits for stdout asks give_up, seconds.
 _GIVE_UP_POLL_S = 0.1
 
@@ -206,7 +209,8 @@ def write_lines(lines: Sequence[str], *,
     is flushed), in writes of whole lines of at most _ATOMIC_WRITE bytes, each
     made once poll() says stdout takes it: a pipe takes such a write whole and
     at once, so the count is exactly the lines the pipe, the file or the
-    terminal holds, even when the writing is cut off. No signal handler has to
+    terminal took, even when the writing is cut off (a pipe closed by its
+    reader drops what it held unread: BROKEN_PIPE). No signal handler has to
     raise to leave a write that waits (a reader that stopped reading): *give_up*
     is asked while it waits.
 
@@ -217,7 +221,7 @@ def write_lines(lines: Sequence[str], *,
 
     Returns:
         (how many of *lines* were written, in order; None when all were, else why
-        the writing stopped: "stdout was closed (broken pipe)", after which stdout
+        the writing stopped: BROKEN_PIPE, after which stdout
         points at /dev/null so that Python's exit flush is silent, or "interrupted
         while printing" when *give_up* said so).
     """
@@ -237,7 +241,7 @@ def write_lines(lines: Sequence[str], *,
             written = done
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return written, "stdout was closed (broken pipe)"
+        return written, BROKEN_PIPE
     return written, None
 
 

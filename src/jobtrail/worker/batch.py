@@ -309,8 +309,8 @@ class _Delivery:
     def run(self) -> int:
         """Run the jobs; return how many this delivery finished (see solve_batch)."""
         self.read(0)
-        self._restore_results([n for n, status in enumerate(self.status_of)
-                               if status in _FINISHED])
+        unchecked = self._restore_results([n for n, status in enumerate(self.status_of)
+                                           if status in _FINISHED])
         with batch_events(self.task) as self.events:
             self.events.received(
                 [pair for pair, status in zip(self.pairs, self.status_of, strict=True)
@@ -323,16 +323,22 @@ class _Delivery:
                 self.flush()  # the jobs solved before the fault are committed before it
                 raise
             self.flush()
+        # the results DB answered this delivery's own stores: what it could not check at the
+        # start (down then) is checked again, or no later delivery would (this one acks)
+        self._restore_results(unchecked)
         return self.finished
 
-    def _restore_results(self, finished: list[int]) -> None:
+    def _restore_results(self, finished: list[int]) -> list[int]:
         """Store the Celery result of each finished job (by index) that has none, from its
         record: a delivery lost after a group commit's finishes and before their results
         (GROUP_COMMIT_S) left the record as the truth. Celery's own store (it reads
         first: a result already there is kept); a result that cannot be stored is logged.
+
+        Returns:
+            *finished* when the results could not be checked (logged), else [].
         """
         if not finished:
-            return
+            return []
         backend = self.task.backend
         try:
             ids = [self.pairs[n][0] for n in finished]
@@ -345,6 +351,8 @@ class _Delivery:
         except Exception as exc:  # the record stays the truth: never fail the batch here
             logger.warning("Celery results of finished jobs not checked batch=%s (%s)",
                            self.task.request.id, exc)
+            return finished
+        return []
 
     def _aged(self) -> bool:
         return bool(self.buffer) and (len(self.buffer) >= GROUP_COMMIT_MAX or

@@ -14,7 +14,9 @@
 -- ARGV[4] = now (epoch seconds)
 -- ARGV[5] = expectation: "" for none; "v:<n>" refuses unless `version` is n; "r:<token>"
 --           refuses unless `run` (the token the worker's start wrote) is token, and is a
---           no-op ("same") when that run already moved the job to the target status;
+--           no-op ("same") when that run already moved the job to the target status; also
+--           refused ("conflict") on a pending job: a requeue or a dead-worker sweep took it
+--           back from that run (the token stays in `run` until the next start);
 --           "s:<token>" is a delivery's start: a no-op ("same") when run <token> started
 --           the job already, and when another run left it processing (its worker was
 --           lost: the broker redelivered), a `redelivered` event first, in the same step;
@@ -53,6 +55,10 @@ local run = redis.call('HGET', KEYS[1], 'run') or ''
 if (kind == 'r' or kind == 's') and want == run
     and (status == ARGV[2] or (kind == 's' and status ~= 'pending')) then
   return {'same', redis.call('HGETALL', KEYS[1])}  -- a retried write of this run's own step
+end
+if kind == 'r' and status == 'pending' then
+  -- taken back from run <token> (requeued, or its worker read gone): its outcome is late
+  return {'conflict', redis.call('HGET', KEYS[1], 'version') or '0'}
 end
 if batch then
   local named = redis.call('HGET', KEYS[1], 'batch') or ''
