@@ -310,3 +310,30 @@ def test_exact_zero_from_cancellation_still_settles_to_zero() -> None:
         settled = stable(compile_expr(zero, []), (), Budget(2.0))
         assert settled is not None and settled[0] == 0
         assert run(check_arithmetic, zero, sympy.S(0))[0].status == "verified"
+
+
+@pytest.mark.parametrize(("power", "upper"), [(2, 1950), (1, 3000), (3, 1999), (2, 1936)])
+def test_a_fast_oscillation_over_a_long_interval_is_never_contradicted(
+        power: int, upper: int) -> None:
+    # Given the exact integral of x^k cos x over [0, upper] (hundreds of periods, where
+    # tanh-sinh does not converge and underestimates its error: a newcomer saw the right
+    # answer to x^2 cos x from 0 to 1950 failed as "disagrees with numeric quadrature")
+    integrand = x**power * sympy.cos(x)
+    exact = sympy.integrate(integrand, (x, 0, upper))
+    verification, _ = run(check_definite_integral, integrand, x, sympy.Integer(0),
+                          sympy.Integer(upper), exact)
+    # Then it is verified (split in equal pieces, the quadrature converges) or, at worst,
+    # unverified: never contradicted
+    assert verification.status in ("verified", "unverified"), verification
+    # and a wrong value there is still not confirmed as right
+    wrong, _ = run(check_definite_integral, integrand, x, sympy.Integer(0),
+                   sympy.Integer(upper), exact + 1000)
+    assert wrong.status != "verified", wrong
+
+
+def test_x_squared_cos_x_from_0_to_1950_is_verified_by_the_split_quadrature() -> None:
+    exact = sympy.integrate(x**2 * sympy.cos(x), (x, 0, 1950))
+    verification, _ = run(check_definite_integral, x**2 * sympy.cos(x), x, sympy.Integer(0),
+                          sympy.Integer(1950), exact)
+    assert verification.status == "verified", verification
+    assert "64 equal pieces" in verification.method
