@@ -73,7 +73,8 @@ def findings_view(findings: list[Finding]) -> Table:
         if sample:  # name what was counted: the first ten ids, and how many more
             more = int(f.evidence.get("count", len(sample))) - len(sample)
             lines.append(f"ids: {escape(', '.join(sample))}"
-                         + (f" (and {more} more)" if more > 0 else ""))
+                         + (f" (and {more} more; jobtrail doctor --json lists all)"
+                            if more > 0 else ""))
         if f.fix and f.severity is not Severity.OK:
             lines.append(f"fix: {escape(f.fix)}")
         grid.add_row(f"[{_STYLE[f.severity]}]{f.severity.value}[/]", "\n".join(lines))
