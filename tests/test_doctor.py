@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -137,6 +138,7 @@ def test_doctor_and_trace_agree_on_a_fresh_job_whose_message_is_gone(
                            visibility_timeout_s=3600, result_expires_s=0)
     assert found.severity is Severity.ERROR and found.evidence["count"] == 12
     assert set(found.evidence["sample"]) <= set(lost) and len(found.evidence["sample"]) == 10
+    assert sorted(found.evidence["ids"]) == sorted(lost)
     assert {j for j in [*lost, kept.id] if trace_job(sources, j).fate is Fate.STALE} == set(lost)
 
     # and its plain output names the first ten ids and how many more
@@ -144,7 +146,15 @@ def test_doctor_and_trace_agree_on_a_fresh_job_whose_message_is_gone(
     shown = subprocess.run([sys.executable, "-m", "jobtrail", "doctor"], env=env,
                            capture_output=True, text=True, timeout=120, check=False)
     [line] = [x for x in shown.stdout.splitlines() if x.strip().startswith("ids:")]
-    assert line.strip() == (f"ids: {', '.join(found.evidence['sample'])} (and 2 more)")
+    assert line.strip() == (f"ids: {', '.join(found.evidence['sample'])} "
+                            "(and 2 more; jobtrail doctor --json lists all)")
+
+    # and `doctor --json` lists every id, not the first ten
+    as_json = subprocess.run([sys.executable, "-m", "jobtrail", "doctor", "--json"], env=env,
+                             capture_output=True, text=True, timeout=120, check=False)
+    [listed] = [f for f in json.loads(as_json.stdout)["findings"]
+                if f["check"] == "pending-without-message"]
+    assert sorted(listed["evidence"]["ids"]) == sorted(lost)
 
 
 def test_a_job_processing_on_a_gone_worker_is_one_stale_processing_error(

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -171,3 +172,46 @@ def test_doctor_warns_past_80_percent_of_maxclients_on_each_server(
     assert other.severity is Severity.OK
     assert other.evidence["dbs_on_server"] == ["broker", "results"]
     assert other.evidence["maxclients"] == 10000
+
+
+def _killed(state: Path) -> int:
+    """SIGKILL the embedded server of *state* (started by this test); return its pid."""
+    info = read_server_info(state / "redis")
+    assert info is not None
+    os.kill(info.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while read_server_info(state / "redis") is not None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return info.pid
+
+
+def test_a_crashed_embedded_server_is_started_again_and_the_crash_reported(state: Path) -> None:
+    # Given the embedded server, started by a command, then killed (a crash)
+    assert _cli(state, "server", "start").returncode == 0
+    crashed = _killed(state)
+    assert "not running" in _cli(state, "server", "status").stdout
+
+    # When the next command runs, it starts it again and says so on stderr, once
+    listed = _cli(state, "list")
+    assert listed.returncode == 0, listed.stderr
+    line = _one_line(listed.stderr)
+    assert (f"the embedded Redis server had stopped (pid {crashed}, not stopped by jobtrail); "
+            "started again: jobs and messages since its last save may be lost; "
+            "see jobtrail doctor") in line
+    again = read_server_info(state / "redis")
+    assert again is not None and again.pid != crashed
+
+    # Then doctor warns about it (no longer 'ok' with nothing said), and server status shows it
+    doctor = json.loads(_cli(state, "doctor", "--json").stdout)
+    [found] = [f for f in doctor["findings"] if f["check"] == "embedded-server-restarted"]
+    assert found["severity"] == "warning" and f"pid {crashed}" in found["message"]
+    assert "check pending jobs (pending-without-message)" in found["message"]
+    assert found["evidence"]["restarts"][-1]["new_pid"] == again.pid
+    status = _cli(state, "server", "status")
+    assert f"last unexpected stop: pid {crashed}" in status.stdout
+    assert "had stopped" not in _cli(state, "list").stderr  # reported once, not again
+
+    # and a clean stop is no crash: the next command starts it without a warning
+    assert _cli(state, "server", "stop").returncode == 0
+    quiet = _cli(state, "list")
+    assert quiet.returncode == 0 and "had stopped" not in quiet.stderr, quiet.stderr

@@ -12,7 +12,7 @@ from jobtrail.cli.context import runtime, settings_from
 from jobtrail.cli.output import err, escape, out, print_json
 from jobtrail.connections import REDIS_ERRORS, wrap_redis_error
 from jobtrail.doctor import Finding, Severity, run_checks
-from jobtrail.embedded import read_server_info, redis_data_dir
+from jobtrail.embedded import read_server_info, recent_restarts, redis_data_dir
 from jobtrail.retention.policy import policies_from_settings
 
 __all__ = ["doctor", "findings_view"]
@@ -30,8 +30,9 @@ def doctor(
     Exit status 1 when any finding is an error.
     """
     rt = runtime(ctx)
-    info = read_server_info(redis_data_dir(rt.settings)) \
-        if settings_from(ctx).uses_embedded else None
+    embedded = settings_from(ctx).uses_embedded
+    info = read_server_info(redis_data_dir(rt.settings)) if embedded else None
+    restarts = recent_restarts(redis_data_dir(rt.settings)) if embedded else None
     clients = {"main": rt.clients.main, "broker": rt.clients.broker,
                "results": rt.clients.results}
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err,
@@ -48,7 +49,8 @@ def doctor(
                     for name, p in policies_from_settings(rt.settings).items()}
             findings = run_checks(rt.settings, clients, rt.keys, progress=advance,
                                   retention_ages_s=ages,
-                                  embedded_port=info.port if info else None)
+                                  embedded_port=info.port if info else None,
+                                  embedded_restarts=restarts)
         except REDIS_ERRORS as exc:
             raise wrap_redis_error("a Redis DB", exc) from exc
     errors = sum(f.severity is Severity.ERROR for f in findings)
@@ -73,7 +75,8 @@ def findings_view(findings: list[Finding]) -> Table:
         if sample:  # name what was counted: the first ten ids, and how many more
             more = int(f.evidence.get("count", len(sample))) - len(sample)
             lines.append(f"ids: {escape(', '.join(sample))}"
-                         + (f" (and {more} more)" if more > 0 else ""))
+                         + (f" (and {more} more; jobtrail doctor --json lists all)"
+                            if more > 0 else ""))
         if f.fix and f.severity is not Severity.OK:
             lines.append(f"fix: {escape(f.fix)}")
         grid.add_row(f"[{_STYLE[f.severity]}]{f.severity.value}[/]", "\n".join(lines))

@@ -223,24 +223,34 @@ def _wait_for(ctx: typer.Context, ids: list[str], timeout_s: float,
 _FILE_HINT = "'--file' / '-f'"
 
 
-def _partial_submit(exc: PartialSubmitError, *, json_out: bool) -> NoReturn:
+def _partial_submit(exc: PartialSubmitError, state_dir: Path, *, json_out: bool) -> NoReturn:
     """Name what a submission cut short by Redis left: the accepted ids on stdout (--json:
-    a list of ids), then one line on stderr counting the failed ones; exit 1."""
+    an object with every accepted, failed and uncertain id), then one line on stderr counting
+    the failed and uncertain ones and naming the files in *state_dir* that hold their ids;
+    exit 1."""
     if json_out:
-        print_json(exc.accepted)
+        print_json({"accepted": exc.accepted, "failed": exc.failed,
+                    "uncertain": exc.uncertain, "unsubmitted": exc.unsubmitted})
     else:
         write_lines(exc.accepted)
+
+    def saved(ids: list[str], kind: str) -> str:
+        where = _save_ids(state_dir, ids, kind=kind)
+        return f"ids in {where}" if where else "their ids could not be saved"
+
     failed = (f"{len(exc.failed)} could not be enqueued and are marked failed "
-              "(jobtrail list --status failed)" if exc.failed else "none marked failed")
+              f"(jobtrail list --status failed; {saved(exc.failed, 'failed')})"
+              if exc.failed else "none marked failed")
     uncertain = (f"; {len(exc.uncertain)} may be pending without a message (jobtrail doctor "
-                 "names them, jobtrail requeue resends them)" if exc.uncertain else "")
+                 f"names them, jobtrail requeue resends them; {saved(exc.uncertain, 'uncertain')})"
+                 if exc.uncertain else "")
     total = len(exc.accepted) + len(exc.failed) + len(exc.uncertain) + exc.unsubmitted
     exit_with(f"Redis at {exc.url} became unavailable after {len(exc.accepted)} of "
               f"{total} problems were submitted; the jobs above were accepted and will run; "
               f"{failed}{uncertain}; {exc.unsubmitted} were not submitted: {exc.reason}", 1)
 
 
-def _submit_many(service: JobService, problems: list[str], *, json_out: bool,
+def _submit_many(service: JobService, problems: list[str], state_dir: Path, *, json_out: bool,
                  stop: Callable[[], bool]) -> list[Job]:
     """submit_many under a progress bar; a PartialSubmitError ends the command there."""
     try:
@@ -249,7 +259,7 @@ def _submit_many(service: JobService, problems: list[str], *, json_out: bool,
             return service.submit_many(
                 problems, on_progress=lambda n: bar.update(task, completed=n), stop=stop)
     except PartialSubmitError as exc:
-        _partial_submit(exc, json_out=json_out)
+        _partial_submit(exc, state_dir, json_out=json_out)
 
 
 @app.command()
@@ -299,7 +309,8 @@ def submit(
         if len(problems) == 1:
             jobs = [rt.service.submit(problems[0])]
         else:
-            jobs = _submit_many(rt.service, problems, json_out=json_out, stop=interrupted)
+            jobs = _submit_many(rt.service, problems, settings_from(ctx).state_dir,
+                                json_out=json_out, stop=interrupted)
         stopped = (f"interrupted after submitting {len(jobs)} of {len(problems)} problems"
                    if interrupted() else None)
         if wait and stopped is None:
@@ -347,9 +358,10 @@ def _print_ids(ctx: typer.Context, ids: list[str], interrupted: Interrupts,
               interrupted.exit_code if interrupted() else 1)
 
 
-def _save_ids(state_dir: Path, ids: list[str]) -> Path | None:
-    """Write *ids* one a line to a new file in *state_dir*; return its path, None if it failed."""
-    path = state_dir / f"submitted-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.ids"
+def _save_ids(state_dir: Path, ids: list[str], kind: str = "submitted") -> Path | None:
+    """Write *ids* one a line to a new file `<kind>-<time>-<pid>.ids` in *state_dir*; return
+    its path, None if it failed."""
+    path = state_dir / f"{kind}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.ids"
     try:
         state_dir.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(f"{job_id}\n" for job_id in ids), encoding="utf-8")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any
 
 import typer
@@ -14,9 +15,11 @@ from jobtrail.embedded import (
     data_dir_in_use,
     ensure_server,
     read_server_info,
+    recent_restarts,
     redis_data_dir,
     stop_server,
 )
+from jobtrail.embedded.restarts import format_utc
 from jobtrail.errors import EmbeddedRedisRefusedError
 
 app = typer.Typer(help="Start, stop and inspect the embedded Redis server.", no_args_is_help=True)
@@ -32,7 +35,7 @@ def start(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     """
     settings = settings_from(ctx)
     check_embedded_allowed(settings, explicit=True)
-    info, started = ensure_server(redis_data_dir(settings))
+    info, started = ensure_server(redis_data_dir(settings), found_by="jobtrail server start")
     if json_out:
         print_json({"running": True, "started": started, "port": info.port, "pid": info.pid,
                     "data_dir": info.data_dir, "binary": info.binary})
@@ -64,6 +67,9 @@ def status(ctx: typer.Context, json_out: JsonOpt = False) -> None:
         "running": info is not None, "port": info.port if info else None,
         "pid": info.pid if info else None, "data_dir": str(data_dir),
         "answering": False, "connected_clients": None, "maxclients": None, "error": None}
+    restarts = recent_restarts(data_dir)
+    last = restarts[-1] if restarts else None
+    data["last_unexpected_stop"] = dataclasses.asdict(last) if last else None
     if info is None and data_dir_in_use(data_dir):
         data["error"] = (f"the data directory {data_dir} is locked by a process that its "
                          "server.json does not name (a redis-server jobtrail did not record)")
@@ -77,7 +83,14 @@ def status(ctx: typer.Context, json_out: JsonOpt = False) -> None:
                         maxclients=usage.maxclients)
     if json_out:
         print_json(data)
-    elif data["error"]:
+        if not data["answering"]:
+            raise typer.Exit(1)
+        return
+    if last is not None:
+        out.print(f"last unexpected stop: pid {last.old_pid} found stopped at "
+                  f"{format_utc(last.found_at)} by {last.found_by}, started again at "
+                  f"{format_utc(last.restarted_at)} (pid {last.new_pid}); see jobtrail doctor")
+    if data["error"]:
         exit_with(data["error"])
     elif info:
         limit = data["maxclients"] if data["maxclients"] is not None else "unknown"

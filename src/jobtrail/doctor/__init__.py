@@ -22,6 +22,7 @@ from jobtrail.doctor.consistency import check_consistency
 from jobtrail.doctor.consumers import check_stale_processing, check_workers
 from jobtrail.doctor.deployment import (
     check_clients,
+    check_embedded_restarts,
     check_eviction,
     check_persistence,
     check_replication,
@@ -30,6 +31,7 @@ from jobtrail.doctor.deployment import (
 from jobtrail.doctor.lost_messages import check_lost_pending
 from jobtrail.doctor.outcome import Finding, Severity
 from jobtrail.doctor.timeouts import check_connections, check_timing
+from jobtrail.embedded.restarts import Restart
 from jobtrail.keys import KeySpace
 from jobtrail.worker.app import create_celery_app
 
@@ -41,7 +43,8 @@ def run_checks(settings: Settings, clients: dict[str, redis.Redis], keys: KeySpa
                progress: Callable[[int], None] = lambda _n: None,
                consistency: bool = True,
                celery_conf: Mapping[str, Any] | None = None,
-               embedded_port: int | None = None) -> list[Finding]:
+               embedded_port: int | None = None,
+               embedded_restarts: list[Restart] | None = None) -> list[Finding]:
     """Run every check against a deployment.
 
     Args:
@@ -56,6 +59,9 @@ def run_checks(settings: Settings, clients: dict[str, redis.Redis], keys: KeySpa
             create_celery_app builds from *settings*); its socket settings are checked.
         embedded_port: Port of the embedded server, if one serves this deployment
             (the `servers` check names the DBs it serves).
+        embedded_restarts: Recent restarts of the embedded server after a crash
+            (embedded.recent_restarts), when it serves this deployment: reported
+            as `embedded-server-restarted`; None leaves the check out.
 
     Returns:
         Findings in check order; severity ERROR means jobs can be lost or hidden.
@@ -71,6 +77,8 @@ def run_checks(settings: Settings, clients: dict[str, redis.Redis], keys: KeySpa
     conf = celery_conf if celery_conf is not None else create_celery_app(settings).conf
     findings += check_connections(settings, conf)
     findings.append(check_servers(settings, clients, embedded_port))
+    if embedded_restarts is not None:
+        findings.append(check_embedded_restarts(embedded_restarts))
     findings += check_replication(settings, clients)
     findings.append(check_workers(keys, clients["main"], clients["broker"]))
     findings.append(check_stale_processing(settings, keys, clients["main"]))

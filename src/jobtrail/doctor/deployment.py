@@ -7,6 +7,7 @@ Redis: that is reported, not fatal).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import asdict
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -14,9 +15,11 @@ import redis
 
 from jobtrail.config import Settings
 from jobtrail.doctor.outcome import Finding, Severity
+from jobtrail.embedded.restarts import RESTART_RETENTION_S, Restart, format_utc
 
-__all__ = ["CLIENTS_WARN_RATIO", "check_clients", "check_eviction", "check_persistence",
-           "check_replication", "check_servers", "db_number", "server_name"]
+__all__ = ["CLIENTS_WARN_RATIO", "check_clients", "check_embedded_restarts", "check_eviction",
+           "check_persistence", "check_replication", "check_servers", "db_number",
+           "server_name"]
 
 
 def server_name(url: str) -> str:
@@ -211,3 +214,31 @@ def check_replication(settings: Settings, clients: dict[str, redis.Redis]) -> It
                           f"the {role} DB's master has {len(replicas)} replicas but "
                           "replication is asynchronous and nothing waits for it: a write "
                           "acknowledged just before a failover can be lost", evidence, fix)
+
+
+def check_embedded_restarts(restarts: list[Restart]) -> Finding:
+    """Report the embedded server's unexpected stops (crashes jobtrail started it again after).
+
+    Args:
+        restarts: Restarts recorded in the last RESTART_RETENTION_S seconds, oldest first.
+
+    Returns:
+        OK without any; else a WARNING on the newest, its evidence holding every
+        restart (`restarts`, as dicts of epoch seconds) and `count`.
+    """
+    hours = f"{RESTART_RETENTION_S / 3600:g} h"
+    if not restarts:
+        return Finding("embedded-server-restarted", Severity.OK,
+                       f"no unexpected stop of the embedded server in the last {hours}")
+    last = restarts[-1]
+    earlier = f" ({len(restarts)} in the last {hours})" if len(restarts) > 1 else ""
+    return Finding(
+        "embedded-server-restarted", Severity.WARNING,
+        f"the embedded server stopped unexpectedly at/before {format_utc(last.found_at)} (pid "
+        f"{last.old_pid}, found by {last.found_by}) and was started again at "
+        f"{format_utc(last.restarted_at)}{earlier}; last save "
+        f"{format_utc(last.last_save_at)}: jobs and messages written after it may be lost; "
+        "check pending jobs (pending-without-message)",
+        {"count": len(restarts), "restarts": [asdict(r) for r in restarts]},
+        "find why it stopped (redis.log in its data directory, the OOM killer); "
+        "jobtrail requeue resends pending jobs without a message")

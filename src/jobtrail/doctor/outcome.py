@@ -37,7 +37,7 @@ class Finding:
 
 def listing(check: str, ids: list[str], what: str, counts: dict[str, int],
             fix: str) -> Finding:
-    """A check's finding over the ids it reports: OK when none, else ERROR with a sample.
+    """A check's finding over the ids it reports: OK when none, else ERROR naming them all.
 
     Args:
         check: The check's name.
@@ -48,11 +48,13 @@ def listing(check: str, ids: list[str], what: str, counts: dict[str, int],
 
     Returns:
         The Finding; its evidence holds `examined`, and when ids were found
-        `count` and `sample` (the first ten).
+        `count`, `ids` (every one, so `doctor --json` lists them all) and
+        `sample` (the first ten, which plain output shows).
     """
     if not ids:
         examined = ", ".join(f"{n} {what}" for what, n in counts.items()).replace("_", " ")
         return Finding(check, Severity.OK, f"none found (examined {examined})",
                        {"examined": counts})
     return Finding(check, Severity.ERROR, f"{len(ids)} {what}",
-                   {"count": len(ids), "sample": ids[:10], "examined": counts}, fix)
+                   {"count": len(ids), "ids": list(ids), "sample": ids[:10],
+                    "examined": counts}, fix)

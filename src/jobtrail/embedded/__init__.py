@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from jobtrail.clock import monotonic_s
+from jobtrail.clock import monotonic_s, now_s
 from jobtrail.config import Settings
 from jobtrail.embedded.process import TERM_REPEAT_S, EmbeddedRedis, find_redis_server, free_port
 from jobtrail.embedded.record import (
@@ -37,7 +37,16 @@ from jobtrail.embedded.record import (
     no_reply,
     pid_alive,
     read_server_info,
+    recorded_pid,
     recorded_port,
+)
+from jobtrail.embedded.restarts import (
+    Restart,
+    crashed_pid,
+    last_save,
+    note_clean_stop,
+    recent_restarts,
+    record_restart,
 )
 from jobtrail.errors import ConfigError, EmbeddedRedisError, EmbeddedRedisRefusedError
 
@@ -47,6 +56,7 @@ __all__ = [
     "RESULTS_DB",
     "ClientUsage",
     "EmbeddedRedis",
+    "Restart",
     "ServerInfo",
     "check_embedded_allowed",
     "check_serving",
@@ -56,6 +66,7 @@ __all__ = [
     "find_redis_server",
     "free_port",
     "read_server_info",
+    "recent_restarts",
     "redis_data_dir",
     "resolve_settings",
     "stop_server",
@@ -81,12 +92,15 @@ def _locked(data_dir: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def ensure_server(data_dir: Path) -> tuple[ServerInfo, bool]:
+def ensure_server(data_dir: Path, found_by: str = "a jobtrail command"
+                  ) -> tuple[ServerInfo, bool]:
     """Return the live embedded server of *data_dir*, starting it if needed.
 
     Concurrent callers are serialized by a file lock, so two commands started
     together share one server; a running server is never replaced, even when
-    it refuses connections.
+    it refuses connections. A recorded server found dead that jobtrail did not
+    stop (a crash) is started again with one warning logged, and the restart
+    is recorded (restarts.py; *found_by* says which command found it).
 
     Returns:
         (info, started): started is True when this call launched it.
@@ -106,14 +120,27 @@ def ensure_server(data_dir: Path) -> tuple[ServerInfo, bool]:
                 # no reply at all may be a server that is being killed: give it a moment
                 if not no_reply(exc) or not exits_within(info, Path(data_dir), DYING_GRACE_S):
                     raise
-        # come back on the previous port, so workers and URLs from before still work
-        previous = recorded_port(Path(data_dir))
-        if previous is not None:
-            try:
-                return EmbeddedRedis(Path(data_dir), port=previous).start(detach=True), True
-            except EmbeddedRedisError:
-                logger.info("previous port taken, picking another port=%s", previous)
-        return EmbeddedRedis(Path(data_dir)).start(detach=True), True
+        crashed = crashed_pid(Path(data_dir), recorded_pid(Path(data_dir)))
+        found_at, saved = now_s(), last_save(Path(data_dir))
+        info = _start(Path(data_dir))
+        if crashed is not None:
+            record_restart(Path(data_dir), crashed, info.pid, found_at, saved, found_by)
+            logger.warning(
+                "the embedded Redis server had stopped (pid %s, not stopped by jobtrail); "
+                "started again: jobs and messages since its last save may be lost; "
+                "see jobtrail doctor", crashed)
+        return info, True
+
+
+def _start(data_dir: Path) -> ServerInfo:
+    # come back on the previous port, so workers and URLs from before still work
+    previous = recorded_port(data_dir)
+    if previous is not None:
+        try:
+            return EmbeddedRedis(data_dir, port=previous).start(detach=True)
+        except EmbeddedRedisError:
+            logger.info("previous port taken, picking another port=%s", previous)
+    return EmbeddedRedis(data_dir).start(detach=True)
 
 
 def stop_server(data_dir: Path, timeout_s: float = 10.0) -> ServerInfo | None:
@@ -140,6 +167,7 @@ def stop_server(data_dir: Path, timeout_s: float = 10.0) -> ServerInfo | None:
                     os.kill(info.pid, signal.SIGTERM)
                 term_at = now + TERM_REPEAT_S
             time.sleep(0.05)
+        note_clean_stop(Path(data_dir), info.pid)
         return info
 
 

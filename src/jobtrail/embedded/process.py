@@ -26,6 +26,7 @@ from redis.retry import Retry
 
 from jobtrail.clock import monotonic_s
 from jobtrail.embedded.record import ServerInfo, claim_data_dir, is_server_of, pid_alive
+from jobtrail.embedded.restarts import note_clean_stop
 from jobtrail.errors import EmbeddedRedisError
 
 __all__ = ["TERM_REPEAT_S", "EmbeddedRedis", "find_redis_server", "free_port"]
@@ -249,6 +250,7 @@ class EmbeddedRedis:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=min(TERM_REPEAT_S, max(0.0, deadline - monotonic_s())))
         self._reap()
+        note_clean_stop(self.data_dir, self.process.pid)
         self.process = None
 
     def kill(self, sig: int = signal.SIGKILL) -> None:

@@ -39,6 +39,7 @@ __all__ = [
     "no_reply",
     "pid_alive",
     "read_server_info",
+    "recorded_pid",
     "recorded_port",
 ]
 
@@ -255,3 +256,9 @@ def recorded_port(data_dir: Path) -> int | None:
     """Return the port `server.json` records, running or not (None without a record)."""
     info = _read_record(data_dir)
     return info.port if info else None
+
+
+def recorded_pid(data_dir: Path) -> int | None:
+    """Return the pid `server.json` records, running or not (None without a record)."""
+    info = _read_record(data_dir)
+    return info.pid if info else None
