@@ -225,12 +225,11 @@ _FILE_HINT = "'--file' / '-f'"
 
 def _partial_submit(exc: PartialSubmitError, state_dir: Path, *, json_out: bool) -> NoReturn:
     """Name what a submission cut short by Redis left: the accepted ids on stdout (--json:
-    an object with every accepted, failed and uncertain id), then one line on stderr counting
-    the failed and uncertain ones and naming the files in *state_dir* that hold their ids;
-    exit 1."""
+    the list of accepted ids, as a whole submission prints its list), then one line on
+    stderr counting the failed and uncertain ones and naming the files in *state_dir* that
+    hold their ids; exit 1."""
     if json_out:
-        print_json({"accepted": exc.accepted, "failed": exc.failed,
-                    "uncertain": exc.uncertain, "unsubmitted": exc.unsubmitted})
+        print_json(exc.accepted)
     else:
         write_lines(exc.accepted)
 
