@@ -79,6 +79,7 @@ def test_submit_then_list(settings: Settings, store: JobStore) -> None:
     (("list", "--limit", "zero"), 2, "Invalid value for '--limit'"),
     (("list", "--status", "lost"), 2, "'lost' is not one of"),
     (("frobnicate",), 2, "No such command"),
+    (("submit", "--timeout", "3", "1 + 1"), 2, "--timeout needs --wait"),
 ])
 def test_bad_input_is_one_line_and_nonzero(settings: Settings, store: JobStore,
                                            args: tuple[str, ...], code: int,

@@ -252,6 +252,9 @@ def _submit_many(service: JobService, problems: list[str], *, json_out: bool,
         _partial_submit(exc, json_out=json_out)
 
 
+_WAIT_TIMEOUT_S = 60.0  # submit --wait gives up after this, unless --timeout
+
+
 @app.command()
 def submit(
     ctx: typer.Context,
@@ -261,8 +264,9 @@ def submit(
         "--file", "-f", help="Also submit each non-blank line of this file ('-': stdin).",
         encoding="utf-8-sig", errors="surrogateescape")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait until every job finishes.")] = False,
-    timeout: Annotated[float, typer.Option(help="With --wait: give up after this many "
-                                                "seconds.", min=0.1)] = 60.0,
+    timeout: Annotated[float | None, typer.Option(
+        help=f"With --wait: give up after this many seconds (default {_WAIT_TIMEOUT_S:g}).",
+        min=0.1, show_default=False)] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Submit problems as jobs; print their ids (or, with --wait, their answers).
@@ -282,6 +286,8 @@ def submit(
         given += in_file
     if not given:
         raise typer.BadParameter("give at least one problem, or --file", param_hint="PROBLEMS")
+    if timeout is not None and not wait:  # Celery's get(timeout=) and RQ's both wait
+        exit_with("--timeout needs --wait (without it submit does not wait)", 2)
     as_list = file is not None or len(given) > 1
     from jobtrail.jobs import check_problem_text  # lazy: start-up (module docstring)
 
@@ -303,7 +309,8 @@ def submit(
         stopped = (f"interrupted after submitting {len(jobs)} of {len(problems)} problems"
                    if interrupted() else None)
         if wait and stopped is None:
-            stopped = _wait_for(ctx, [j.id for j in jobs], timeout, stop=interrupted)
+            stopped = _wait_for(ctx, [j.id for j in jobs], timeout or _WAIT_TIMEOUT_S,
+                                stop=interrupted)
             jobs = [rt.store.get(j.id) for j in jobs]
         if json_out:
             print_json([j.to_dict() for j in jobs] if as_list else jobs[0].to_dict())
