@@ -252,6 +252,24 @@ def _submit_many(service: JobService, problems: list[str], *, json_out: bool,
         _partial_submit(exc, json_out=json_out)
 
 
+def _given_problems(problems: list[str] | None,
+                    file: typer.FileText | None) -> list[tuple[tuple[str, str], str]]:
+    """((param hint, where), text) of each problem given: an argument by its place, a file
+    line by its number. Raises typer.BadParameter when none is given."""
+    given = [(("PROBLEMS", f"problem {n}"), p) for n, p in enumerate(problems or [], 1)]
+    if file is not None:
+        name = "stdin" if file.name in ("-", "<stdin>") else file.name
+        in_file = [((_FILE_HINT, f"{name} line {n}"), line.strip())
+                   for n, line in enumerate(file, 1) if line.strip()]
+        if not in_file:
+            raise typer.BadParameter(f"{name} holds no problem (blank lines only)",
+                                     param_hint=_FILE_HINT)
+        given += in_file
+    if not given:
+        raise typer.BadParameter("give at least one problem, or --file", param_hint="PROBLEMS")
+    return given
+
+
 _WAIT_TIMEOUT_S = 60.0  # submit --wait gives up after this, unless --timeout
 
 
@@ -274,18 +292,7 @@ def submit(
     With --json: one problem given as an argument prints one object; several
     problems or --file print a list (of one, too).
     """
-    # (where a refusal points, the text): an argument by its place, a file line by its number
-    given = [(("PROBLEMS", f"problem {n}"), p) for n, p in enumerate(problems or [], 1)]
-    if file is not None:
-        name = "stdin" if file.name in ("-", "<stdin>") else file.name
-        in_file = [((_FILE_HINT, f"{name} line {n}"), line.strip())
-                   for n, line in enumerate(file, 1) if line.strip()]
-        if not in_file:
-            raise typer.BadParameter(f"{name} holds no problem (blank lines only)",
-                                     param_hint=_FILE_HINT)
-        given += in_file
-    if not given:
-        raise typer.BadParameter("give at least one problem, or --file", param_hint="PROBLEMS")
+    given = _given_problems(problems, file)
     if timeout is not None and not wait:  # Celery's get(timeout=) and RQ's both wait
         exit_with("--timeout needs --wait (without it submit does not wait)", 2)
     as_list = file is not None or len(given) > 1
