@@ -106,6 +106,21 @@ def test_submit_of_bytes_that_are_not_utf8_is_one_line_and_creates_nothing(
     assert main_db.zcard(keys.jobs()) == 0
 
 
+@pytest.mark.parametrize(("name", "value", "said"), [
+    ("JOBTRAIL_EMBEDDED", "bogus", "'bogus' is not one of auto, never"),
+    ("JOBTRAIL_BATCH_MAX_JOBS", "0", "must be at least 1"),
+    ("JOBTRAIL_BATCH_MAX_JOBS", "many", "'many' is not a whole number"),
+    ("JOBTRAIL_RETENTION_POLICIES", '{"old": {"status": ["bogus"], "older_than_s": 1}}',
+     "old.status.0: 'bogus' is not one of completed, failed, cancelled"),
+])
+def test_a_bad_setting_is_said_in_the_users_words(settings: Settings, name: str, value: str,
+                                                  said: str) -> None:
+    # pydantic's own phrasing ("Input should be greater than or equal to 1") is not shown
+    result = run(settings, "list", env={name: value})
+    assert result.returncode == 2
+    assert result.stderr == f"error: invalid setting {name}: {said}\n"
+
+
 def test_bad_setting_is_refused_at_start(settings: Settings) -> None:
     result = run(settings, "list", env={"JOBTRAIL_SOLVER_HARD_TIME_LIMIT_S": "99999"})
     assert result.returncode == 2
