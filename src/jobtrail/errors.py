@@ -343,14 +343,26 @@ class NotCancellableError(StoreError):
 
     A finished job (completed, failed, cancelled) is never cancelled; a
     processing one only with terminate (its task is killed). The message is
-    "job ID is STATUS; " and *reason*: what cancelling needs, what to do instead.
+    "job ID is STATUS; " and *reason*: what cancelling needs, what to do instead;
+    with *needs_terminate*, then ": use " and *how*, the caller's way to ask for
+    terminate: `terminate=True` for Python, retold() by the CLI (`--terminate`)
+    and the API (`terminate=true`), so none of them names another's spelling.
     """
 
-    def __init__(self, job_id: str, status: str, reason: str) -> None:
-        super().__init__(f"job {job_id} is {status}; {reason}")
+    def __init__(self, job_id: str, status: str, reason: str, *, needs_terminate: bool = False,
+                 how: str = "terminate=True") -> None:
+        super().__init__(f"job {job_id} is {status}; {reason}"
+                         + (f": use {how}" if needs_terminate else ""))
         self.job_id = job_id
         self.status = status
         self.reason = reason
+        self.needs_terminate = needs_terminate
+        self.how = how
+
+    def retold(self, how: str) -> NotCancellableError:
+        """The same refusal naming *how* (e.g. "--terminate") as the way to ask for terminate."""
+        return NotCancellableError(self.job_id, self.status, self.reason,
+                                   needs_terminate=self.needs_terminate, how=how)
 
 
 class JobFailed(JobtrailError):  # noqa: N818  # the name users catch, like Celery's TaskRevokedError

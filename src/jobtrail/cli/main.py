@@ -32,6 +32,7 @@ from jobtrail.cli.output import (
     Interrupts,
     escape,
     exit_with,
+    exit_with_lines,
     interrupt_between_steps,
     job_table,
     out,
@@ -433,7 +434,7 @@ def requeue(
             else:
                 out.print(f"requeued {job.id}")
     if refused:
-        exit_with("; ".join(refused), refusal_exit(len(refused), unknown, done=len(jobs)))
+        exit_with_lines(refused, refusal_exit(len(refused), unknown, done=len(jobs)))
 
 
 def refusal_exit(refused: int, unknown: int, *, done: int) -> int:
@@ -487,7 +488,7 @@ def cancel(
         try:
             cancelled.append(rt.service.cancel(job_id, terminate=terminate))
         except NotCancellableError as exc:
-            refused.append(str(exc))
+            refused.append(str(exc.retold("--terminate")))
         except JobNotFoundError:  # its tombstone or index entry named it
             unknown += 1
             refused.append(not_found_line(ctx, job_id))
@@ -497,7 +498,7 @@ def cancel(
         for job in cancelled:
             out.print(f"cancelled {job.id} ({job.error})")
     if refused:
-        exit_with("; ".join(refused), refusal_exit(len(refused), unknown, done=len(cancelled)))
+        exit_with_lines(refused, refusal_exit(len(refused), unknown, done=len(cancelled)))
 
 
 @app.command(name="list")
