@@ -20,6 +20,7 @@ a module boundary; library errors (redis, sqlalchemy) are wrapped here with
     ├── StoreError
     │   ├── JobNotFoundError             (job_id)          no job:<id> hash
     │   ├── AmbiguousJobIdError          (prefix, matches) an id prefix names several jobs
+    │   ├── InvalidIdError               (text) shorter than a prefix and no job's id
     │   ├── InvalidTransitionError       (job_id, from_, to) transition not in TRANSITIONS
     │   │   └── MessageStillQueuedError  (job_id, message_id, where) requeue refused
     │   ├── MalformedRecordError         (job_id, reason)  job:<id> was not written by jobtrail
@@ -62,6 +63,7 @@ __all__ = [
     "AnswerContradictedError",
     "ArchiveError",
     "AmbiguousJobIdError",
+    "InvalidIdError",
     "ArchiveSchemaError",
     "ArchivedJobNotFoundError",
     "AttemptsExhaustedError",
@@ -250,6 +252,20 @@ class AmbiguousJobIdError(StoreError):
                          "characters")
         self.prefix = prefix
         self.matches = matches
+
+
+class InvalidIdError(StoreError):
+    """Raised when a text shorter than an id prefix needs (8 characters) is no job's id.
+
+    Such a text is refused rather than reported as an unknown job: it was
+    never looked up as a prefix (the CLI exits 2, the API answers 400).
+    """
+
+    def __init__(self, text: str, min_chars: int) -> None:
+        super().__init__(f"no job has the id {text!r}, and an id prefix needs at least "
+                         f"{min_chars} characters")
+        self.text = text
+        self.min_chars = min_chars
 
 
 class InvalidTransitionError(StoreError):
