@@ -126,3 +126,20 @@ def test_diff_is_a_table_with_the_causes_watch_reports(
     rows = [[cell.strip() for cell in line.split("\u2502")] for line in lines]
     assert [f"job:{job.id}", "removed", "completed", "-", "del by purge"] in rows, shown.stdout
     assert "{" not in shown.stdout  # no Python dict reprs
+
+
+def test_snapshot_lines_fit_80_columns(settings: Settings, store: JobStore,
+                                       main_db: redis.Redis) -> None:
+    # Given a main DB holding keys of many kinds: jobs, their events and indexes, and others
+    for n in range(3):
+        job = store.create(f"{n} + 1")
+        store.start(job.id, worker="w1@host")
+    for key in ("celery-task-meta-x", "_kombu.binding.jobtrail", "unacked", "stray",
+                "unacked_index", "_kombu.binding.celery.pidbox"):
+        main_db.set(key, 1)
+    # When the snapshot is printed (a pipe, as a user's `| less` or a CI log)
+    result = cli(settings, "monitor", "snapshot")
+    # Then every line fits 80 columns, and every kind is still named
+    assert result.returncode == 0, result.stderr
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80, result.stdout
+    assert "by kind: " in result.stdout and "job " in result.stdout

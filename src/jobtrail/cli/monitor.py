@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import textwrap
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -214,11 +215,15 @@ def snapshot_cmd(
         info = snap.info
         out.print(f"[bold]{escape(snap.db)}[/] {escape(snap.url)}: {len(snap.entries)} keys "
                   f"in {snap.elapsed_s:.3f} s")
-        out.print("  by kind: " + ", ".join(
-            f"{k} {v}" for k, v in sorted(rec["counts_by_kind"].items())))
+        # wrapped between counts at 80 columns whatever the console's width (a pipe's is wide)
+        kinds = [f"{k} {v}" for k, v in sorted(rec["counts_by_kind"].items())]
+        out.print(textwrap.fill(", ".join(kinds) or "no key", width=80,
+                                initial_indent="  by kind: ", subsequent_indent=" " * 11,
+                                break_long_words=False),
+                  soft_wrap=True)
         out.print(f"  used_memory {info.used_memory} maxmemory {info.maxmemory} "
-                  f"({info.maxmemory_policy}); expired_keys {info.expired_keys} "
-                  f"evicted_keys {info.evicted_keys}")
+                  f"({info.maxmemory_policy})")
+        out.print(f"  expired_keys {info.expired_keys} evicted_keys {info.evicted_keys}")
     if save is not None:
         out.print(f"saved: {save}")
 
