@@ -160,6 +160,10 @@ def test_demo_exits_zero_with_the_five_answers(tmp_path: Path) -> None:
     assert "x**3*cos(x) + 3*x**2*sin(x)" in out
     # piped, no line ends in blanks (Rich pads the cells of its grids)
     assert [line for line in out.splitlines() if line != line.rstrip()] == []
+    # and the Redis it uses is one DB a line, each within 80 columns (one line was 115)
+    redis_lines = [line for line in result.stderr.splitlines() if line.startswith("Redis ")]
+    assert [line.split()[1] for line in redis_lines] == ["main:", "broker:", "results:"]
+    assert all(len(line) <= 80 for line in redis_lines), redis_lines
 
 
 def test_piped_tables_and_blocks_end_no_line_in_blanks(settings: Settings,
