@@ -99,7 +99,7 @@ def test_finished_and_processing_jobs_are_refused_with_a_clear_error(
         service.cancel(done)
     running = store.create("2 + 2")
     store.start(running.id, worker="w9@host")
-    with pytest.raises(NotCancellableError, match="runs on w9@host.*--terminate"):
+    with pytest.raises(NotCancellableError, match="runs on w9@host.*use terminate=True$"):
         service.cancel(running.id)
     assert store.get(done).status is JobStatus.COMPLETED
     assert store.get(running.id).status is JobStatus.PROCESSING
@@ -117,8 +117,8 @@ def test_cli_cancel_cancels_each_id_and_reports_the_refused(
     assert [j["id"] for j in body["cancelled"]] == [pending.id]
     assert body["cancelled"][0]["status"] == "cancelled"
     assert result.stderr == f"error: job {done} is completed; only a pending job, or a " \
-                            "processing job with terminate (--terminate), can be " \
-                            "cancelled; a finished job has nothing left to stop\n"
+                            "processing job with terminate, can be cancelled; a finished " \
+                            "job has nothing left to stop\n"
     assert store.get(pending.id).status is JobStatus.CANCELLED
 
 

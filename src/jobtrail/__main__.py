@@ -1,5 +1,40 @@
-"""`python -m jobtrail` runs the CLI."""
+"""`python -m jobtrail` and the `jobtrail` console script: run the CLI.
 
-from jobtrail.cli.main import main
+main() is the entry point ([project.scripts] names it) rather than
+jobtrail.cli.main:main because the CLI's imports (Typer, Rich, redis, the
+stores) take over a second: a Ctrl-C then would end in a KeyboardInterrupt
+traceback raised from an import, before cli.main's own handlers exist. This
+module imports nothing of its own, so an interrupt at any moment after it is
+loaded ends as one line and exit 130.
+"""
 
-main()
+from __future__ import annotations
+
+import signal
+import sys
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+
+
+def main() -> None:
+    """Run `jobtrail` (cli.main.main); exits 130 with "interrupted" on a KeyboardInterrupt.
+
+    Raises SystemExit always (the command's exit code).
+    """
+    try:
+        from jobtrail.cli.main import main as cli_main
+
+        cli_main()
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the line
+        # CPython (3.11) kills itself with SIGINT at exit (status -2, not 130) when the
+        # interrupt hit code that exec() ran from a string (dataclasses, namedtuple build
+        # their methods so); the next exec() of a string clears that flag
+        exec("pass")  # noqa: S102 - a constant string
+        sys.stderr.write("interrupted\n")
+        sys.stderr.flush()
+        raise SystemExit(EXIT_INTERRUPTED) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -548,13 +549,41 @@ def load_settings(env_file: str | Path | None = None, **overrides: Any) -> Setti
         return Settings.model_validate(values)
     except ValidationError as exc:
         err = exc.errors()[0]
-        msg = err["msg"].removeprefix("Value error, ")
+        msg = describe_error(err)
         if not err["loc"]:
             raise ConfigError(f"invalid settings: {msg}") from exc
         where = f"{_PREFIX}{str(err['loc'][0]).upper()}"
         inner = ".".join(str(p) for p in err["loc"][1:])  # e.g. a policy's field
         detail = f"{inner}: {msg}" if inner else msg
         raise ConfigError(f"invalid setting {where}: {detail}", setting=where) from exc
+
+
+_BOUNDS = {"greater_than_equal": ("ge", "must be at least"), "greater_than": ("gt", "must be over"),
+           "less_than_equal": ("le", "must be at most"), "less_than": ("lt", "must be below")}
+_KINDS = {"int_parsing": "a whole number", "int_from_float": "a whole number",
+          "float_parsing": "a number", "bool_parsing": "true or false",
+          "json_invalid": "valid JSON", "dict_type": "a JSON object", "list_type": "a JSON list"}
+
+
+def describe_error(err: Mapping[str, Any]) -> str:
+    """One pydantic error in a user's words: "'bogus' is not one of auto, never", "must be at
+    least 1", "'x' is not a whole number"; a validator's own ValueError text as it is.
+
+    *err* is one item of ValidationError.errors(); an unknown type falls back to its msg.
+    """
+    kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
+    if kind == "literal_error":
+        choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+        return f"{value!r} is not one of {', '.join(choices)}"
+    if kind in _BOUNDS:
+        key, words = _BOUNDS[kind]
+        return f"{words} {ctx[key]:g}" if isinstance(ctx.get(key), float) else \
+            f"{words} {ctx.get(key)}"
+    if kind in _KINDS:
+        return f"{value!r} is not {_KINDS[kind]}"
+    if kind == "value_error" and "error" in ctx:
+        return str(ctx["error"])
+    return str(err["msg"]).removeprefix("Value error, ")
 
 
 def settings_environ(settings: Settings) -> dict[str, str]:

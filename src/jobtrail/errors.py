@@ -20,6 +20,7 @@ a module boundary; library errors (redis, sqlalchemy) are wrapped here with
     ├── StoreError
     │   ├── JobNotFoundError             (job_id)          no job:<id> hash
     │   ├── AmbiguousJobIdError          (prefix, matches) an id prefix names several jobs
+    │   ├── InvalidIdError               (text) shorter than a prefix and no job's id
     │   ├── InvalidTransitionError       (job_id, from_, to) transition not in TRANSITIONS
     │   │   └── MessageStillQueuedError  (job_id, message_id, where) requeue refused
     │   ├── MalformedRecordError         (job_id, reason)  job:<id> was not written by jobtrail
@@ -62,6 +63,7 @@ __all__ = [
     "AnswerContradictedError",
     "ArchiveError",
     "AmbiguousJobIdError",
+    "InvalidIdError",
     "ArchiveSchemaError",
     "ArchivedJobNotFoundError",
     "AttemptsExhaustedError",
@@ -252,6 +254,20 @@ class AmbiguousJobIdError(StoreError):
         self.matches = matches
 
 
+class InvalidIdError(StoreError):
+    """Raised when a text shorter than an id prefix needs (8 characters) is no job's id.
+
+    Such a text is refused rather than reported as an unknown job: it was
+    never looked up as a prefix (the CLI exits 2, the API answers 400).
+    """
+
+    def __init__(self, text: str, min_chars: int) -> None:
+        super().__init__(f"no job has the id {text!r}, and an id prefix needs at least "
+                         f"{min_chars} characters")
+        self.text = text
+        self.min_chars = min_chars
+
+
 class InvalidTransitionError(StoreError):
     """Raised when a status change (or an action: requeue) is refused; nothing was written.
 
@@ -343,14 +359,26 @@ class NotCancellableError(StoreError):
 
     A finished job (completed, failed, cancelled) is never cancelled; a
     processing one only with terminate (its task is killed). The message is
-    "job ID is STATUS; " and *reason*: what cancelling needs, what to do instead.
+    "job ID is STATUS; " and *reason*: what cancelling needs, what to do instead;
+    with *needs_terminate*, then ": use " and *how*, the caller's way to ask for
+    terminate: `terminate=True` for Python, retold() by the CLI (`--terminate`)
+    and the API (`terminate=true`), so none of them names another's spelling.
     """
 
-    def __init__(self, job_id: str, status: str, reason: str) -> None:
-        super().__init__(f"job {job_id} is {status}; {reason}")
+    def __init__(self, job_id: str, status: str, reason: str, *, needs_terminate: bool = False,
+                 how: str = "terminate=True") -> None:
+        super().__init__(f"job {job_id} is {status}; {reason}"
+                         + (f": use {how}" if needs_terminate else ""))
         self.job_id = job_id
         self.status = status
         self.reason = reason
+        self.needs_terminate = needs_terminate
+        self.how = how
+
+    def retold(self, how: str) -> NotCancellableError:
+        """The same refusal naming *how* (e.g. "--terminate") as the way to ask for terminate."""
+        return NotCancellableError(self.job_id, self.status, self.reason,
+                                   needs_terminate=self.needs_terminate, how=how)
 
 
 class JobFailed(JobtrailError):  # noqa: N818  # the name users catch, like Celery's TaskRevokedError

@@ -469,8 +469,7 @@ class JobService:
             if job.status in TERMINAL_STATUSES:
                 raise NotCancellableError(
                     job_id, job.status.value, "only a pending job, or a processing job with "
-                    "terminate (--terminate), can be cancelled; a finished job has nothing left "
-                    "to stop")
+                    "terminate, can be cancelled; a finished job has nothing left to stop")
             processing = job.status is JobStatus.PROCESSING
             if processing and job.batch:
                 raise NotCancellableError(
@@ -481,7 +480,7 @@ class JobService:
             if processing and not terminate:
                 raise NotCancellableError(
                     job_id, job.status.value, f"it runs on {job.worker or 'a worker'}; "
-                    "cancelling it kills its task: use --terminate (terminate=True)")
+                    "cancelling it kills its task", needs_terminate=True)
             reason = (f"cancelled while processing on {job.worker or 'a worker'}: "
                       "task terminated" if processing else CANCELLED_BEFORE_START)
             try:

@@ -79,6 +79,7 @@ def test_submit_then_list(settings: Settings, store: JobStore) -> None:
     (("list", "--limit", "zero"), 2, "Invalid value for '--limit'"),
     (("list", "--status", "lost"), 2, "'lost' is not one of"),
     (("frobnicate",), 2, "No such command"),
+    (("submit", "--timeout", "3", "1 + 1"), 2, "--timeout needs --wait"),
 ])
 def test_bad_input_is_one_line_and_nonzero(settings: Settings, store: JobStore,
                                            args: tuple[str, ...], code: int,
@@ -103,6 +104,21 @@ def test_submit_of_bytes_that_are_not_utf8_is_one_line_and_creates_nothing(
         "error: Invalid value for PROBLEMS: problem 2: problem text is not valid UTF-8 "
         "(character 0)"], result.stderr
     assert main_db.zcard(keys.jobs()) == 0
+
+
+@pytest.mark.parametrize(("name", "value", "said"), [
+    ("JOBTRAIL_EMBEDDED", "bogus", "'bogus' is not one of auto, never"),
+    ("JOBTRAIL_BATCH_MAX_JOBS", "0", "must be at least 1"),
+    ("JOBTRAIL_BATCH_MAX_JOBS", "many", "'many' is not a whole number"),
+    ("JOBTRAIL_RETENTION_POLICIES", '{"old": {"status": ["bogus"], "older_than_s": 1}}',
+     "old.status.0: 'bogus' is not one of completed, failed, cancelled"),
+])
+def test_a_bad_setting_is_said_in_the_users_words(settings: Settings, name: str, value: str,
+                                                  said: str) -> None:
+    # pydantic's own phrasing ("Input should be greater than or equal to 1") is not shown
+    result = run(settings, "list", env={name: value})
+    assert result.returncode == 2
+    assert result.stderr == f"error: invalid setting {name}: {said}\n"
 
 
 def test_bad_setting_is_refused_at_start(settings: Settings) -> None:
@@ -144,6 +160,10 @@ def test_demo_exits_zero_with_the_five_answers(tmp_path: Path) -> None:
     assert "x**3*cos(x) + 3*x**2*sin(x)" in out
     # piped, no line ends in blanks (Rich pads the cells of its grids)
     assert [line for line in out.splitlines() if line != line.rstrip()] == []
+    # and the Redis it uses is one DB a line, each within 80 columns (one line was 115)
+    redis_lines = [line for line in result.stderr.splitlines() if line.startswith("Redis ")]
+    assert [line.split()[1] for line in redis_lines] == ["main:", "broker:", "results:"]
+    assert all(len(line) <= 80 for line in redis_lines), redis_lines
 
 
 def test_piped_tables_and_blocks_end_no_line_in_blanks(settings: Settings,

@@ -14,7 +14,7 @@ import pytest
 from jobtrail.api.app import create_app
 from jobtrail.clock import now_s
 from jobtrail.config import Settings
-from jobtrail.errors import AmbiguousJobIdError
+from jobtrail.errors import AmbiguousJobIdError, InvalidIdError
 from jobtrail.keys import KeySpace
 from jobtrail.models import JobStatus
 from jobtrail.store import JobStore
@@ -36,7 +36,8 @@ def test_prefix_lookup_in_the_store(store: JobStore, keys: KeySpace) -> None:
     client = store.client
     assert resolve_job_id(client, keys, "fedcba98") == C          # unique prefix
     assert resolve_job_id(client, keys, A) == A                   # whole id, no scan
-    assert resolve_job_id(client, keys, "fedcba9") == "fedcba9"   # too short: as typed
+    with pytest.raises(InvalidIdError, match="an id prefix needs at least 8 characters"):
+        resolve_job_id(client, keys, "fedcba9")                   # too short: refused
     assert resolve_job_id(client, keys, "00000000") == "00000000"  # no match: as typed
     with pytest.raises(AmbiguousJobIdError, match=r"id prefix abcdef01 matches several jobs \("
                        f"{A}, {B}\\); give more characters"):

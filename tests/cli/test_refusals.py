@@ -31,8 +31,7 @@ REFUSED = {
                "processing job whose worker is gone, can be requeued; a finished job does "
                "not run again: submit its problem again as a new job",
     "cancel": f"job {C} is completed; only a pending job, or a processing job with "
-              "terminate (--terminate), can be cancelled; a finished job has nothing left "
-              "to stop",
+              "terminate, can be cancelled; a finished job has nothing left to stop",
     "restore": f"job {C} is completed in the main DB, not purged; only a purged job can be "
                f"restored (its record is in the archive); see it with: jobtrail status {C}",
 }
@@ -75,3 +74,36 @@ def test_a_lifecycle_refusal_says_which_states_may_move() -> None:
     assert str(caught.value) == (f"job {C} is completed; only a pending job can become "
                                  "processing")
     assert (caught.value.from_, caught.value.to) == ("completed", "processing")
+
+
+P = "c0ffee00-0000-4000-8000-000000000004"
+
+
+def test_cancel_of_a_processing_job_names_each_surfaces_own_terminate(
+        settings: Settings, store: JobStore) -> None:
+    # Given a processing job
+    seed_job(store, JobStatus.PROCESSING, now_s() - 5, job_id=P)
+    said = f"job {P} is processing; it runs on w1@host; cancelling it kills its task: use "
+    # Then the CLI names its flag, the API its query parameter; neither the other's spelling
+    result = run(settings, "cancel", P)
+    assert (result.returncode, result.stderr) == (1, f"error: {said}--terminate\n")
+    conf = settings.model_copy(update={"api_token": SecretStr(TOKEN)})
+    with serve_in_thread(create_app(conf)) as base, client(base) as http:
+        cancel = http.post(f"/jobs/{P}/cancel", headers=AUTH)
+    assert cancel.status_code == 409
+    assert cancel.json()["error"]["message"] == f"{said}terminate=true"
+    assert cancel.json()["error"]["needs_terminate"] is True
+    assert store.get(P).status is JobStatus.PROCESSING
+
+
+def test_cancel_refused_for_many_ids_is_one_line_each(settings: Settings,
+                                                      store: JobStore) -> None:
+    # Given 30 completed jobs
+    ids = [seed_job(store, JobStatus.COMPLETED, now_s() - 60) for _ in range(30)]
+    # When all are cancelled at once
+    result = run(settings, "cancel", *ids)
+    # Then each refusal is a line of its own, not one line of all of them joined by ';'
+    lines = result.stderr.splitlines()
+    assert result.returncode == 1 and len(lines) == 30, result.stderr
+    assert all(line.startswith(f"error: job {i} is completed; ") and len(line) < 200
+               for i, line in zip(ids, lines, strict=True))

@@ -215,3 +215,18 @@ def test_a_crashed_embedded_server_is_started_again_and_the_crash_reported(state
     assert _cli(state, "server", "stop").returncode == 0
     quiet = _cli(state, "list")
     assert quiet.returncode == 0 and "had stopped" not in quiet.stderr, quiet.stderr
+
+
+@pytest.mark.slow
+def test_server_status_fits_80_columns(state: Path) -> None:
+    # Given the embedded server running
+    info, _ = ensure_server(state / "redis")
+    # When its status is printed to a pipe
+    status = _cli(state, "server", "status")
+    # Then each line but the data directory's (a path prints whole) fits 80 columns
+    assert status.returncode == 0, status.stderr
+    lines = status.stdout.splitlines()
+    assert lines[0] == f"embedded Redis running on 127.0.0.1:{info.port} (pid {info.pid})"
+    assert lines[1] == f"  data in {state / 'redis'}"
+    assert lines[2].startswith("  clients ") and " of maxclients " in lines[2]
+    assert all(len(line) <= 80 for i, line in enumerate(lines) if i != 1), status.stdout

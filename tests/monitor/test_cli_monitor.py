@@ -69,8 +69,16 @@ def test_watch_prints_a_summary(redis_server: EmbeddedRedis, main_db: redis.Redi
 def test_bad_options_are_usage_errors(tmp_path: Path) -> None:
     result = run("watch", "--url", "redis://127.0.0.1:1/0", "--interval", "soon")
     assert result.returncode == 2 and "is not a duration" in result.stderr
-    missing = run("diff", str(tmp_path / "nope.json"), str(tmp_path / "nope.json"))
+    snapshot = tmp_path / "a.json"
+    snapshot.write_text('{"snapshots": []}')
+    missing = run("diff", str(snapshot), str(tmp_path / "nope.json"))
     assert missing.returncode == 2
+    assert missing.stderr == f"error: no such file: {tmp_path / 'nope.json'}\n"  # not Click's
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"snapshots": [')
+    result = run("diff", str(snapshot), str(broken))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"error: cannot read snapshot file {broken}: ")
 
 
 def test_diff_of_files_that_are_no_snapshots_is_one_plain_line(tmp_path: Path) -> None:
@@ -83,7 +91,7 @@ def test_diff_of_files_that_are_no_snapshots_is_one_plain_line(tmp_path: Path) -
         result = run("diff", str(path), str(path))
         # Then one line names the file and how to make a snapshot; no Python error text
         lines = result.stderr.strip().splitlines()
-        assert result.returncode == 1 and len(lines) == 1, result.stderr
+        assert result.returncode == 2 and len(lines) == 1, result.stderr  # bad input
         assert f"{path} is not a jobtrail snapshot file (it holds no snapshots" in " ".join(
             result.stderr.split())
         assert "'snapshots'" not in result.stderr and "Traceback" not in result.stderr
@@ -118,3 +126,20 @@ def test_diff_is_a_table_with_the_causes_watch_reports(
     rows = [[cell.strip() for cell in line.split("\u2502")] for line in lines]
     assert [f"job:{job.id}", "removed", "completed", "-", "del by purge"] in rows, shown.stdout
     assert "{" not in shown.stdout  # no Python dict reprs
+
+
+def test_snapshot_lines_fit_80_columns(settings: Settings, store: JobStore,
+                                       main_db: redis.Redis) -> None:
+    # Given a main DB holding keys of many kinds: jobs, their events and indexes, and others
+    for n in range(3):
+        job = store.create(f"{n} + 1")
+        store.start(job.id, worker="w1@host")
+    for key in ("celery-task-meta-x", "_kombu.binding.jobtrail", "unacked", "stray",
+                "unacked_index", "_kombu.binding.celery.pidbox"):
+        main_db.set(key, 1)
+    # When the snapshot is printed (a pipe, as a user's `| less` or a CI log)
+    result = cli(settings, "monitor", "snapshot")
+    # Then every line fits 80 columns, and every kind is still named
+    assert result.returncode == 0, result.stderr
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80, result.stdout
+    assert "by kind: " in result.stdout and "job " in result.stdout

@@ -55,8 +55,9 @@ def demo(
     rt = runtime(ctx)
     rt.settings.log_dir.mkdir(parents=True, exist_ok=True)
     log_path = str(rt.settings.log_dir / "demo-worker.log")
-    err.print(f"Redis: {rt.clients.main_url} (main), {rt.clients.broker_url} (broker), "
-              f"{rt.clients.results_url} (results)")
+    for db, url in (("main", rt.clients.main_url), ("broker", rt.clients.broker_url),
+                    ("results", rt.clients.results_url)):  # one a line: 115 columns as one
+        err.print(f"Redis {db + ':':8} {url}")
     proc = _start_worker(ctx, log_path)
     try:
         jobs = rt.service.submit_many(list(SAMPLE_PROBLEMS))

@@ -19,10 +19,10 @@ import typer
 
 from jobtrail.cli.context import runtime, trace_sources
 from jobtrail.cli.output import exit_with
-from jobtrail.errors import AmbiguousJobIdError
+from jobtrail.errors import AmbiguousJobIdError, InvalidIdError
 from jobtrail.keys import JOB_ID_PATTERN
 from jobtrail.models import Fate
-from jobtrail.store.ids import MIN_PREFIX_CHARS, match_job_id
+from jobtrail.store.ids import check_prefix_length, match_job_id
 from jobtrail.trace import trace_job
 
 __all__ = ["EXIT_NOT_FOUND", "ID_HELP", "check_id", "not_found_line", "resolve_id",
@@ -82,11 +82,11 @@ def resolve_ids(ctx: typer.Context, texts: Sequence[str], param_hint: str = "JOB
             raise typer.BadParameter(str(exc), param_hint=param_hint) from None
         if job_id is not None:
             ids.append(job_id)
-        elif len(text) < MIN_PREFIX_CHARS:
-            raise typer.BadParameter(f"no job has the id {text!r}, and an id prefix needs at "
-                                     f"least {MIN_PREFIX_CHARS} characters",
-                                     param_hint=param_hint)
         else:
+            try:
+                check_prefix_length(text)
+            except InvalidIdError as exc:
+                raise typer.BadParameter(str(exc), param_hint=param_hint) from None
             missing.append(text)
     return ids, missing
 

@@ -32,6 +32,7 @@ from jobtrail.cli.output import (
     Interrupts,
     escape,
     exit_with,
+    exit_with_lines,
     interrupt_between_steps,
     job_table,
     out,
@@ -261,25 +262,10 @@ def _submit_many(service: JobService, problems: list[str], state_dir: Path, *, j
         _partial_submit(exc, state_dir, json_out=json_out)
 
 
-@app.command()
-def submit(
-    ctx: typer.Context,
-    problems: Annotated[list[str] | None, typer.Argument(
-        help="Problem texts, one per argument.", show_default=False)] = None,
-    file: Annotated[typer.FileText | None, typer.Option(
-        "--file", "-f", help="Also submit each non-blank line of this file ('-': stdin).",
-        encoding="utf-8-sig", errors="surrogateescape")] = None,
-    wait: Annotated[bool, typer.Option("--wait", help="Wait until every job finishes.")] = False,
-    timeout: Annotated[float, typer.Option(help="With --wait: give up after this many "
-                                                "seconds.", min=0.1)] = 60.0,
-    json_out: JsonOpt = False,
-) -> None:
-    """Submit problems as jobs; print their ids (or, with --wait, their answers).
-
-    With --json: one problem given as an argument prints one object; several
-    problems or --file print a list (of one, too).
-    """
-    # (where a refusal points, the text): an argument by its place, a file line by its number
+def _given_problems(problems: list[str] | None,
+                    file: typer.FileText | None) -> list[tuple[tuple[str, str], str]]:
+    """((param hint, where), text) of each problem given: an argument by its place, a file
+    line by its number. Raises typer.BadParameter when none is given."""
     given = [(("PROBLEMS", f"problem {n}"), p) for n, p in enumerate(problems or [], 1)]
     if file is not None:
         name = "stdin" if file.name in ("-", "<stdin>") else file.name
@@ -291,6 +277,34 @@ def submit(
         given += in_file
     if not given:
         raise typer.BadParameter("give at least one problem, or --file", param_hint="PROBLEMS")
+    return given
+
+
+_WAIT_TIMEOUT_S = 60.0  # submit --wait gives up after this, unless --timeout
+
+
+@app.command()
+def submit(
+    ctx: typer.Context,
+    problems: Annotated[list[str] | None, typer.Argument(
+        help="Problem texts, one per argument.", show_default=False)] = None,
+    file: Annotated[typer.FileText | None, typer.Option(
+        "--file", "-f", help="Also submit each non-blank line of this file ('-': stdin).",
+        encoding="utf-8-sig", errors="surrogateescape")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until every job finishes.")] = False,
+    timeout: Annotated[float | None, typer.Option(
+        help=f"With --wait: give up after this many seconds (default {_WAIT_TIMEOUT_S:g}).",
+        min=0.1, show_default=False)] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Submit problems as jobs; print their ids (or, with --wait, their answers).
+
+    With --json: one problem given as an argument prints one object; several
+    problems or --file print a list (of one, too).
+    """
+    given = _given_problems(problems, file)
+    if timeout is not None and not wait:  # Celery's get(timeout=) and RQ's both wait
+        exit_with("--timeout needs --wait (without it submit does not wait)", 2)
     as_list = file is not None or len(given) > 1
     from jobtrail.jobs import check_problem_text  # lazy: start-up (module docstring)
 
@@ -313,7 +327,8 @@ def submit(
         stopped = (f"interrupted after submitting {len(jobs)} of {len(problems)} problems"
                    if interrupted() else None)
         if wait and stopped is None:
-            stopped = _wait_for(ctx, [j.id for j in jobs], timeout, stop=interrupted)
+            stopped = _wait_for(ctx, [j.id for j in jobs], timeout or _WAIT_TIMEOUT_S,
+                                stop=interrupted)
             jobs = [rt.store.get(j.id) for j in jobs]
         if json_out:
             print_json([j.to_dict() for j in jobs] if as_list else jobs[0].to_dict())
@@ -430,7 +445,7 @@ def requeue(
             else:
                 out.print(f"requeued {job.id}")
     if refused:
-        exit_with("; ".join(refused), refusal_exit(len(refused), unknown, done=len(jobs)))
+        exit_with_lines(refused, refusal_exit(len(refused), unknown, done=len(jobs)))
 
 
 def refusal_exit(refused: int, unknown: int, *, done: int) -> int:
@@ -484,7 +499,7 @@ def cancel(
         try:
             cancelled.append(rt.service.cancel(job_id, terminate=terminate))
         except NotCancellableError as exc:
-            refused.append(str(exc))
+            refused.append(str(exc.retold("--terminate")))
         except JobNotFoundError:  # its tombstone or index entry named it
             unknown += 1
             refused.append(not_found_line(ctx, job_id))
@@ -494,7 +509,7 @@ def cancel(
         for job in cancelled:
             out.print(f"cancelled {job.id} ({job.error})")
     if refused:
-        exit_with("; ".join(refused), refusal_exit(len(refused), unknown, done=len(cancelled)))
+        exit_with_lines(refused, refusal_exit(len(refused), unknown, done=len(cancelled)))
 
 
 @app.command(name="list")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import textwrap
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,10 +27,12 @@ from jobtrail.cli.output import (
     data_table,
     err,
     escape,
+    exit_with,
     out,
     print_json,
 )
 from jobtrail.connections import connect, mask_url, wait_until_ready
+from jobtrail.errors import MonitorError
 from jobtrail.keys import KeySpace
 from jobtrail.monitor.diff import ChangeKind, KeyChange, SnapshotDiff, attribute, diff
 from jobtrail.monitor.report import iso, read_snapshots, snapshot_record, write_snapshots
@@ -212,22 +215,36 @@ def snapshot_cmd(
         info = snap.info
         out.print(f"[bold]{escape(snap.db)}[/] {escape(snap.url)}: {len(snap.entries)} keys "
                   f"in {snap.elapsed_s:.3f} s")
-        out.print("  by kind: " + ", ".join(
-            f"{k} {v}" for k, v in sorted(rec["counts_by_kind"].items())))
+        # wrapped between counts at 80 columns whatever the console's width (a pipe's is wide)
+        kinds = [f"{k} {v}" for k, v in sorted(rec["counts_by_kind"].items())]
+        out.print(textwrap.fill(", ".join(kinds) or "no key", width=80,
+                                initial_indent="  by kind: ", subsequent_indent=" " * 11,
+                                break_long_words=False),
+                  soft_wrap=True)
         out.print(f"  used_memory {info.used_memory} maxmemory {info.maxmemory} "
-                  f"({info.maxmemory_policy}); expired_keys {info.expired_keys} "
-                  f"evicted_keys {info.evicted_keys}")
+                  f"({info.maxmemory_policy})")
+        out.print(f"  expired_keys {info.expired_keys} evicted_keys {info.evicted_keys}")
     if save is not None:
         out.print(f"saved: {save}")
+
+
+def _snapshot_file(path: Path) -> dict[str, Snapshot]:
+    """The snapshots of the file at *path*, by DB label; a file that is missing or not a
+    snapshot file is bad input: one line and exit 2 (not Click's "Invalid value for")."""
+    if not path.exists():
+        exit_with(f"no such file: {path}", 2)
+    try:
+        return {s.db: s for s in read_snapshots(path)}
+    except MonitorError as exc:
+        exit_with(str(exc), 2)
 
 
 @app.command(name="diff")
 def diff_cmd(
     ctx: typer.Context,
-    first: Annotated[Path, typer.Argument(help="Earlier snapshot file (monitor snapshot --out).",
-                                          exists=True, dir_okay=False)],
-    second: Annotated[Path, typer.Argument(help="Later snapshot file.", exists=True,
-                                           dir_okay=False)],
+    first: Annotated[Path, typer.Argument(
+        help="Earlier snapshot file (monitor snapshot --out).")],
+    second: Annotated[Path, typer.Argument(help="Later snapshot file.")],
     json_out: JsonOpt = False,
 ) -> None:
     """Show what changed between two saved snapshots, DB by DB: key, change, old, new, cause.
@@ -238,8 +255,7 @@ def diff_cmd(
     """
     settings = settings_from(ctx)
     keys = KeySpace(settings.key_prefix, queue=settings.queue)
-    before = {s.db: s for s in read_snapshots(first)}
-    after = {s.db: s for s in read_snapshots(second)}
+    before, after = _snapshot_file(first), _snapshot_file(second)
     results: list[SnapshotDiff] = []
     for label in [d for d in before if d in after]:
         changes = diff(before[label], after[label], keys=keys)

@@ -99,6 +99,17 @@ def exit_with(message: str, code: int = 1) -> NoReturn:
     raise SystemExit(code)
 
 
+def exit_with_lines(messages: list[str], code: int = 1) -> NoReturn:
+    """Print each message as its own `error: <message>` line on stderr and exit with *code*.
+
+    For a command refused for several ids (cancel, requeue): one line each, not one line
+    of all of them joined (200 ids made a 3.7 KB line).
+    """
+    for message in messages:
+        sys.stderr.write(f"error: {' '.join(_shown(message).split())}\n")
+    raise SystemExit(code)
+
+
 def reflow_help(command: Any) -> None:
     """Put each paragraph of *command*'s help, and of every command under it, on one line.
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from jobtrail.cli.context import settings_from
-from jobtrail.cli.output import exit_with, out, print_json
+from jobtrail.cli.output import escape, exit_with, out, print_json
 from jobtrail.embedded import (
     check_embedded_allowed,
     client_usage,
@@ -94,9 +94,10 @@ def status(ctx: typer.Context, json_out: JsonOpt = False) -> None:
         exit_with(data["error"])
     elif info:
         limit = data["maxclients"] if data["maxclients"] is not None else "unknown"
-        out.print(f"embedded Redis running on 127.0.0.1:{info.port} (pid {info.pid}, "
-                  f"data in {info.data_dir}), clients {data['connected_clients']} of "
-                  f"maxclients {limit}")
+        # one fact a line: the whole sentence was 141 columns with a long state dir
+        out.print(f"embedded Redis running on 127.0.0.1:{info.port} (pid {info.pid})")
+        out.print(f"  data in {escape(str(info.data_dir))}", soft_wrap=True)  # a path whole
+        out.print(f"  clients {data['connected_clients']} of maxclients {limit}")
     else:
         out.print(f"embedded Redis not running (data dir {data_dir})")
     if not data["answering"]:

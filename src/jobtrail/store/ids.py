@@ -18,10 +18,10 @@ from typing import cast
 import redis
 
 from jobtrail.connections import REDIS_ERRORS, wrap_redis_error
-from jobtrail.errors import AmbiguousJobIdError
+from jobtrail.errors import AmbiguousJobIdError, InvalidIdError
 from jobtrail.keys import KeySpace, id_prefix_pattern
 
-__all__ = ["MIN_PREFIX_CHARS", "match_job_id", "resolve_job_id"]
+__all__ = ["MIN_PREFIX_CHARS", "check_prefix_length", "match_job_id", "resolve_job_id"]
 
 #: Shorter texts are taken as whole ids only (a short prefix would match many jobs).
 MIN_PREFIX_CHARS = 8
@@ -45,9 +45,23 @@ def resolve_job_id(client: redis.Redis, keys: KeySpace, text: str) -> str:
 
     Raises:
         AmbiguousJobIdError: The prefix begins more than one job's id.
+        InvalidIdError: *text* is no job's id and shorter than a prefix needs.
         RedisUnavailableError: The main DB could not be reached.
     """
-    return match_job_id(client, keys, text) or text
+    job_id = match_job_id(client, keys, text)
+    if job_id is None:
+        check_prefix_length(text)
+    return job_id or text
+
+
+def check_prefix_length(text: str) -> None:
+    """Refuse *text*, which names no job, when it is too short to have been read as a prefix.
+
+    Raises:
+        InvalidIdError: *text* has fewer than MIN_PREFIX_CHARS characters.
+    """
+    if len(text) < MIN_PREFIX_CHARS:
+        raise InvalidIdError(text, MIN_PREFIX_CHARS)
 
 
 def match_job_id(client: redis.Redis, keys: KeySpace, text: str) -> str | None:

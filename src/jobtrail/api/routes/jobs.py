@@ -174,9 +174,10 @@ def cancel(job_id: JobId, request: Request, svc: Svc,
     try:
         job = svc.jobs.cancel(job_id, terminate=terminate)
     except NotCancellableError as exc:
+        told = exc.retold("terminate=true")  # the query parameter, not the CLI's flag
         record_call(svc.archive(), kind="cancel", policy="", selector=selector,
-                    actor=api_actor(request), outcome="refused", error=str(exc))
-        raise
+                    actor=api_actor(request), outcome="refused", error=str(told))
+        raise told from None
     record_call(svc.archive(), kind="cancel", policy="", selector=selector,
                 actor=api_actor(request), outcome="done", counts={"cancelled": 1})
     return JobOut.of(job)

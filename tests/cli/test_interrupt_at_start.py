@@ -1,0 +1,45 @@
+"""Ctrl-C while `jobtrail` is still importing: one line, exit 130, no traceback.
+
+Real CLI subprocesses (`python -m jobtrail` and the console script) on real
+Redis, sent a real SIGINT at several moments of their start-up.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from jobtrail.config import Settings
+from tests.helpers.processes import settings_env
+
+pytestmark = [pytest.mark.slow]
+
+_SCRIPT = Path(sys.executable).with_name("jobtrail")
+
+
+@pytest.mark.parametrize("command", [
+    pytest.param([sys.executable, "-m", "jobtrail"], id="python-m"),
+    pytest.param([str(_SCRIPT)], id="console-script"),
+])
+@pytest.mark.parametrize("delay_s", [0.1, 0.2, 0.3, 0.6])
+def test_sigint_during_imports_is_one_line_and_exit_130(
+        settings: Settings, command: list[str], delay_s: float) -> None:
+    if not _SCRIPT.exists() and command[0] == str(_SCRIPT):
+        pytest.skip(f"no console script at {_SCRIPT} ({shutil.which('jobtrail')})")
+    proc = subprocess.Popen([*command, "list"], env=settings_env(settings),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    time.sleep(delay_s)
+    if proc.poll() is not None:
+        pytest.skip(f"`jobtrail list` ended before {delay_s} s")
+    proc.send_signal(signal.SIGINT)
+    _, error = proc.communicate(timeout=60)
+    assert "Traceback" not in error, error
+    assert proc.returncode == 130, error
+    assert error.count("\n") <= 1 and "interrupted" in error, error
