@@ -10,6 +10,7 @@ loaded ends as one line and exit 130.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
@@ -19,7 +20,8 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 def main() -> None:
     """Run `jobtrail` (cli.main.main); exits 130 with "interrupted" on a KeyboardInterrupt.
 
-    Raises SystemExit always (the command's exit code).
+    Raises SystemExit always (the command's exit code); an interrupt ends the process
+    with os._exit(130) after flushing stdout and stderr.
     """
     try:
         from jobtrail.cli.main import main as cli_main
@@ -27,14 +29,13 @@ def main() -> None:
         cli_main()
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the line
-        # CPython (3.11) kills itself with SIGINT at exit (status -2, not 130) when the
-        # interrupt hit code that exec() ran from a string (dataclasses, namedtuple build
-        # their methods so); the next exec() of a string clears that flag
-        exec("pass")  # noqa: S102 - a constant string
         sys.stderr.write("interrupted\n")
         sys.stderr.flush()
-        raise SystemExit(EXIT_INTERRUPTED) from None
-
+        sys.stdout.flush()
+        # os._exit, not SystemExit: CPython (3.11) ends itself by SIGINT at exit (status -2,
+        # not 130) when the interrupt hit code built from a string at import (dataclasses,
+        # namedtuple); an interrupted command has nothing left to clean up
+        os._exit(EXIT_INTERRUPTED)
 
 if __name__ == "__main__":
     main()
