@@ -21,21 +21,39 @@ def main() -> None:
     """Run `jobtrail` (cli.main.main); exits 130 with "interrupted" on a KeyboardInterrupt.
 
     Raises SystemExit always (the command's exit code); an interrupt ends the process
-    with os._exit(130) after flushing stdout and stderr.
+    with os._exit(130) after flushing stdout and stderr. An interrupt that CPython
+    cannot raise (it hit a weakref callback or a finalizer, such as importlib's
+    module-lock callback during an import: "Exception ignored in ...") reaches
+    sys.unraisablehook, which ends the process the same way instead of printing a
+    traceback and going on.
     """
+    sys.unraisablehook = _unraisable
     try:
         from jobtrail.cli.main import main as cli_main
 
         cli_main()
     except KeyboardInterrupt:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the line
-        sys.stderr.write("interrupted\n")
-        sys.stderr.flush()
-        sys.stdout.flush()
-        # os._exit, not SystemExit: CPython (3.11) ends itself by SIGINT at exit (status -2,
-        # not 130) when the interrupt hit code built from a string at import (dataclasses,
-        # namedtuple); an interrupted command has nothing left to clean up
-        os._exit(EXIT_INTERRUPTED)
+        _interrupted()
+
+
+def _unraisable(unraisable: sys.UnraisableHookArgs) -> None:
+    """sys.unraisablehook: an ignored KeyboardInterrupt ends the command as one does."""
+    if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
+        _interrupted()
+    sys.__unraisablehook__(unraisable)
+
+
+def _interrupted() -> None:
+    """Say "interrupted" on stderr, flush, and end the process with status 130."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the line
+    sys.stderr.write("interrupted\n")
+    sys.stderr.flush()
+    sys.stdout.flush()
+    # os._exit, not SystemExit: CPython (3.11) ends itself by SIGINT at exit (status -2,
+    # not 130) when the interrupt hit code built from a string at import (dataclasses,
+    # namedtuple); an interrupted command has nothing left to clean up
+    os._exit(EXIT_INTERRUPTED)
+
 
 if __name__ == "__main__":
     main()

@@ -54,3 +54,20 @@ def test_sigint_during_imports_is_one_line_and_exit_130(
         return
     assert proc.returncode == 130, error
     assert error.count("\n") <= 1 and "interrupted" in error, error
+
+
+def test_an_interrupt_cpython_cannot_raise_still_ends_the_command() -> None:
+    # a Ctrl-C that lands in a weakref callback (importlib's module-lock callback, during
+    # an import) is "ignored" by CPython: printed with a traceback, and the command went on
+    script = (
+        "import sys, weakref\n"
+        "import jobtrail.__main__ as entry\n"
+        "sys.unraisablehook = entry._unraisable\n"
+        "class Thing: pass\n"
+        "def callback(ref): raise KeyboardInterrupt\n"
+        "thing = Thing(); ref = weakref.ref(thing, callback); del thing\n"
+        "print('went on')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (130, "", "interrupted\n")
