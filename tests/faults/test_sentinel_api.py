@@ -109,8 +109,13 @@ def test_api_submissions_through_two_failovers_lose_no_accepted_job(
     assert len(accepted) > 20 and 0 not in codes, answers[-5:]
     assert slowest_s < settings.redis_failover_retry_s + 10, slowest_s
     allowed = {"completed", "failed"} | (set() if min_replicas else {"pending:stale"})
-    wait_until(lambda: set(_outcome(settings, store, accepted)) <= allowed, timeout_s=90,
-               interval_s=1.0, message="every accepted job to finish")
+    try:
+        wait_until(lambda: set(_outcome(settings, store, accepted)) <= allowed, timeout_s=90,
+                   interval_s=1.0, message="every accepted job to finish")
+    except AssertionError as exc:
+        left = {k: v[:5] for k, v in _outcome(settings, store, accepted).items()
+                if k not in allowed}
+        raise AssertionError(f"{exc}; not finished: {left}") from None
     counts = {k: len(v) for k, v in _outcome(settings, store, accepted).items()}
     print(f"\nAPI HA: accepted={len(accepted)} answers={len(answers)} codes={codes} "
           f"slowest_s={slowest_s:.2f} outcome={counts} "
