@@ -27,7 +27,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/deptry src tests bench
 
 test: lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=25
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile --durations=25
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bench_jobs.py
