@@ -148,15 +148,16 @@ def run_gone(hb: WorkerHeartbeat | None, worker: str, started_at: float, ev: Evi
 
     The one liveness rule of trace, for a processing job and for the batch-mate
     a reserved job waits behind: the run goes on while the worker's heartbeat
-    (*hb*, None: never heard of) has not expired and the run has not outlived
-    the visibility timeout. Returns None while it goes on, else the reason
-    ("worker W is gone (last heartbeat T)" or "running D, longer than the
-    visibility timeout (V)").
+    (*hb*, None: never heard of) has not expired, or its absence proves
+    nothing yet (hb.gone False: Redis restarted less than the gone threshold
+    ago), and the run has not outlived the visibility timeout. Returns None
+    while it goes on, else the reason ("worker W is gone (last heartbeat T)"
+    or "running D, longer than the visibility timeout (V)").
     """
     age = ev.at - started_at
-    if hb is not None and hb.alive and age <= ev.visibility_timeout_s:
+    if hb is not None and not hb.gone and age <= ev.visibility_timeout_s:
         return None
-    if hb is None or not hb.alive:
+    if hb is None or hb.gone:
         return (f"worker {worker or '?'} is gone"
                 + (f" (last heartbeat {when(hb.last_seen)})" if hb and hb.last_seen else ""))
     return (f"running {span(age)}, longer than the visibility timeout "
@@ -173,7 +174,7 @@ def _mate_gone(ev: Evidence) -> str | None:
     gone = run_gone(bf.mate_worker, worker, bf.mate_started_at or ev.at, ev)
     if gone is None:
         return None
-    recover = "" if bf.mate_worker is not None and bf.mate_worker.alive else \
+    recover = "" if bf.mate_worker is not None and not bf.mate_worker.gone else \
         ", or at once by `jobtrail recover`"
     return (f"its batch is held by worker {worker or '?'}, where job {mate} of it was "
             f"processing, but {gone}; {_message_note(ev)}{recover}")
@@ -234,8 +235,10 @@ def _classify_live(ev: Evidence, job: Job) -> tuple[Fate, str]:
         gone = run_gone(ev.worker, job.worker, started, ev)
         if gone is None:
             inside = _in_batch(ev)
+            note = ev.worker.absence_note if ev.worker is not None else ""
             return Fate.PROCESSING, (f"processing {since}, attempt {job.attempts}"
-                                     + ("," + inside if inside else ""))
+                                     + ("," + inside if inside else "")
+                                     + (f" (worker {note})" if note else ""))
         return Fate.STALE, f"stale: processing {since}, but {gone}; {_message_note(ev)}"
     if job.status is JobStatus.CANCELLED:
         return Fate.CANCELLED, _cancelled_verdict(ev, job)
