@@ -197,3 +197,26 @@ def test_a_job_behind_a_batch_mate_follows_the_mates_worker(ev: Evidence, fate: 
     assert fragment in result.verdict
     assert ("`jobtrail recover`" in result.verdict) is (ev.batch is not None and (
         ev.batch.mate_worker is None or not ev.batch.mate_worker.alive))
+
+
+def test_a_processing_job_whose_message_went_back_names_the_run_and_the_message() -> None:
+    # Given a job processing on a live worker whose message is back in the queue
+    queued = BrokerFacts("jobtrail", 1, 0, None, None)
+    running = evidence(main(job(JobStatus.PROCESSING)), worker=ALIVE, broker=queued)
+    # Then trace names both: the run goes on, and the next delivery runs it again
+    result = classify(running)
+    fate, verdict = result.fate, result.verdict
+    assert fate is Fate.PROCESSING
+    assert "its message is back in queue 'jobtrail' (0 ahead of it): kombu put it back" \
+        in verdict and "attempt 2" in verdict, verdict
+    # and delivered again (held unacknowledged since after the start), the same
+    again = BrokerFacts("jobtrail", 0, None, "tag", NOW - 10)
+    assert "delivered again" in classify(replace(running, broker=again)).verdict
+    # but a worker whose heartbeat (written after the start) lists no such job runs it no more
+    idle = replace(ALIVE, jobs=())
+    result = classify(replace(running, worker=idle))
+    fate, verdict = result.fate, result.verdict
+    assert fate is Fate.STALE and "no longer runs it" in verdict, verdict
+    # and a message delivered before the start is that start's delivery: nothing to say
+    first = BrokerFacts("jobtrail", 0, None, "tag", NOW - 51)
+    assert classify(replace(running, broker=first)).verdict.endswith("attempt 1")

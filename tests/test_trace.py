@@ -48,7 +48,7 @@ def sources(settings: Settings) -> TraceSources:
         results=redis.Redis.from_url(results, decode_responses=True),
         keys=KeySpace(settings.key_prefix, settings.queue),
         visibility_timeout_s=settings.visibility_timeout_s,
-        result_expires_s=settings.result_expires_s)
+        result_expires_s=settings.result_expires_s, gone_after_s=settings.gone_after_s)
 
 
 def trace(settings: Settings, job_id: str) -> TraceResult:

@@ -193,6 +193,7 @@ class Client:
                                results=self._clients.results, keys=self.keys,
                                visibility_timeout_s=s.visibility_timeout_s,
                                result_expires_s=s.result_expires_s,
+                               gone_after_s=s.gone_after_s,
                                find_archived=archive_lookup(self._open_archive))
         return trace_job(sources, job_id)
 

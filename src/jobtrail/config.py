@@ -404,6 +404,12 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def gone_after_s(self) -> float:
+        """Seconds without a heartbeat after which a worker is gone: 3 heartbeat intervals
+        (the heartbeat hash's TTL)."""
+        return 3 * self.heartbeat_interval_s
+
+    @property
     def uses_embedded(self) -> bool:
         """True when at least one Redis URL is left to the embedded server."""
         return None in (self.main_url, self.broker_url, self.results_url)

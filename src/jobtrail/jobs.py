@@ -371,7 +371,7 @@ class JobService:
         if search.ahead is not None:
             raise MessageStillQueuedError(job.id, message_id, f"queued, {search.ahead} ahead")
         where = f"held unacknowledged by a worker, delivery tag {search.unacked_tag}"
-        heartbeats = HeartbeatStore(self.store.client, self.store.keys)
+        heartbeats = self._heartbeats()
         live = sorted(b.name for b in heartbeats.list_workers() if b.alive)
         if message_id in heartbeats.held_by_live_workers(live):
             raise MessageStillQueuedError(job.id, message_id, where)
@@ -405,12 +405,17 @@ class JobService:
             return sweep.sweep(lock=False)
 
     def _sweep(self, broker: Any, gone_after_s: float) -> DeadWorkerSweep:
-        return DeadWorkerSweep(self.app, self.store, HeartbeatStore(self.store.client,
-                               self.store.keys), broker, self.store.keys,
-                               gone_after_s=gone_after_s, node="")
+        return DeadWorkerSweep(self.app, self.store, self._heartbeats(), broker,
+                               self.store.keys, gone_after_s=gone_after_s, node="")
+
+    def _heartbeats(self) -> HeartbeatStore:
+        """The heartbeats, judged with this service's gone threshold (whatever age of
+        unacknowledged message a sweep takes back)."""
+        return HeartbeatStore(self.store.client, self.store.keys,
+                              gone_after_s=self.gone_after_s)
 
     def _requeue_processing(self, job: Job) -> Job:
-        heartbeats = HeartbeatStore(self.store.client, self.store.keys)
+        heartbeats = self._heartbeats()
         beats = {b.name: b for b in heartbeats.list_workers()}
         holder = beats.get(job.worker)
         if holder is not None and holder.alive:
@@ -418,6 +423,12 @@ class JobService:
                 job.id, f"processing (on live worker {job.worker})", "requeued",
                 needs=REQUEUE_NEEDS, hint="it finishes there; to stop it, cancel it with "
                 "terminate (--terminate)")
+        if holder is not None and not holder.gone:
+            raise InvalidTransitionError(
+                job.id, f"processing (on worker {job.worker}: {holder.absence_note})",
+                "requeued", needs=REQUEUE_NEEDS,
+                hint=f"a live worker beats again within {self.gone_after_s:g} s of a Redis "
+                "restart; requeue again after that if it is still processing")
         if job.batch:
             # the job alone: back to pending out of its batch, sent in a message of its own;
             # the batch message (and every batch-mate, the one running too) stays as it is

@@ -214,11 +214,14 @@ class JobEvent:
 class WorkerStatus(StrEnum):
     """What a worker's heartbeat says about it: `alive` (beating and polling the broker),
     `stuck` (beating, but its consumer has not polled the broker for longer than its
-    bound), `dead` (its heartbeat expired: stopped or died)."""
+    bound), `dead` (its heartbeat expired: stopped or died), `unknown` (no heartbeat,
+    but the Redis server holding heartbeats restarted less than the gone threshold ago:
+    a live worker has not had the time to beat again, so it is not yet judged)."""
 
     ALIVE = "alive"
     STUCK = "stuck"
     DEAD = "dead"
+    UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +234,11 @@ class WorkerHeartbeat:
     worker does not report it), `stuck_after_s` the worker's bound on the
     poll's age, `queue` the queue it consumes, and `read_at` when the
     heartbeat was read (the age of the poll is taken at that time).
+    `restarted_s_ago` is set (seconds the main DB's server had been up when
+    read) only when the heartbeat is missing, that server restarted less
+    than the gone threshold ago and the worker last beat before the restart:
+    the absence proves nothing yet
+    (store.heartbeats.absence_unproven_s, the one rule); `gone` is then False.
     """
 
     name: str
@@ -243,6 +251,21 @@ class WorkerHeartbeat:
     stuck_after_s: float | None = None
     queue: str | None = None
     read_at: float | None = None
+    restarted_s_ago: float | None = None
+
+    @property
+    def gone(self) -> bool:
+        """True when the worker is proven gone: no heartbeat, and the server holding
+        the heartbeats has been up for at least the gone threshold."""
+        return not self.alive and self.restarted_s_ago is None
+
+    @property
+    def absence_note(self) -> str:
+        """Why a missing heartbeat is not judged yet, in words ("" when it is judged)."""
+        if self.alive or self.restarted_s_ago is None:
+            return ""
+        return (f"no heartbeat since Redis restarted {self.restarted_s_ago:.0f} s ago; "
+                "not yet judged")
 
     @property
     def poll_age_s(self) -> float | None:
@@ -255,7 +278,7 @@ class WorkerHeartbeat:
     def status(self) -> WorkerStatus:
         """alive, stuck or dead (see WorkerStatus)."""
         if not self.alive:
-            return WorkerStatus.DEAD
+            return WorkerStatus.DEAD if self.gone else WorkerStatus.UNKNOWN
         age = self.poll_age_s
         if self.stuck_after_s is not None and age is not None and age > self.stuck_after_s:
             return WorkerStatus.STUCK
@@ -267,7 +290,7 @@ class WorkerHeartbeat:
                 "last_seen": self.last_seen, "jobs": list(self.jobs), "alive": self.alive,
                 "status": self.status.value, "polled_at": self.polled_at,
                 "poll_age_s": self.poll_age_s, "stuck_after_s": self.stuck_after_s,
-                "queue": self.queue}
+                "queue": self.queue, "gone": self.gone, "note": self.absence_note}
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,6 +71,7 @@ class Services:
                             results=self.clients.results, keys=self.keys,
                             visibility_timeout_s=self.settings.visibility_timeout_s,
                             result_expires_s=self.settings.result_expires_s,
+                            gone_after_s=self.settings.gone_after_s,
                             find_archived=archive_lookup(self.archive))
 
     def close(self) -> None:

@@ -132,6 +132,7 @@ def trace_sources(ctx: typer.Context) -> TraceSources:
                         results=rt.clients.results, keys=rt.keys,
                         visibility_timeout_s=rt.settings.visibility_timeout_s,
                         result_expires_s=rt.settings.result_expires_s,
+                        gone_after_s=rt.settings.gone_after_s,
                         find_archived=archive_lookup(open_archive))
 
 

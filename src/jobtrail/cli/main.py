@@ -462,9 +462,12 @@ def recover(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     heartbeat intervals; this does it at once, for messages older than that.
     """
     rt = runtime(ctx)
-    report = rt.service.recover(gone_after_s=3 * rt.settings.heartbeat_interval_s)
+    report = rt.service.recover(gone_after_s=rt.settings.gone_after_s)
     if json_out:
         print_json(report.to_dict())
+        return
+    if report.deferred:
+        out.print(f"nothing handed back yet: {escape(report.deferred)}")
         return
     for item in report.recovered:
         out.print(f"requeued {item.job_id} ({item.status}): {escape(item.reason)}")

@@ -107,7 +107,8 @@ def _render(result: TraceResult) -> None:
                   f" by {ev.archive.policy}")
     if ev.worker is not None:
         w = ev.worker
-        lines.append(f"worker {w.name}: {'alive' if w.alive else 'gone'}, last heartbeat "
+        state = "alive" if w.alive else (w.absence_note or "gone")
+        lines.append(f"worker {w.name}: {state}, last heartbeat "
                   f"{when(w.last_seen)}" + (f", last broker poll {_poll_age(w)} ago"
                                             if w.polled_at is not None else ""))
     for w in ev.workers:
@@ -138,7 +139,7 @@ def trace(
 
 
 _STATUS_STYLE = {WorkerStatus.ALIVE: "green", WorkerStatus.STUCK: "bold red",
-                 WorkerStatus.DEAD: "red"}
+                 WorkerStatus.DEAD: "red", WorkerStatus.UNKNOWN: "yellow"}
 
 
 def _poll_age(beat: WorkerHeartbeat) -> str:
@@ -154,10 +155,13 @@ def workers(
 
     A node is `alive` while it beats and its consumer polls the broker, `stuck`
     when it beats but its consumer has not polled the broker for longer than
-    its bound (JOBTRAIL_WORKER_STUCK_AFTER_S), `dead` once its heartbeat expired.
+    its bound (JOBTRAIL_WORKER_STUCK_AFTER_S), `dead` once its heartbeat expired,
+    `unknown` while its heartbeat is missing but Redis restarted less than three
+    heartbeat intervals ago (a live worker has not beaten again yet: not judged).
     """
     rt = runtime(ctx)
-    beats = HeartbeatStore(rt.clients.main, rt.keys).list_running()
+    beats = HeartbeatStore(rt.clients.main, rt.keys,
+                           gone_after_s=rt.settings.gone_after_s).list_running()
     if json_out:
         print_json([b.to_dict() for b in beats])
         return
@@ -165,6 +169,9 @@ def workers(
         out.print("no workers have sent a heartbeat (start one with: jobtrail worker)")
         return
     out.print(workers_table(beats, width=out.width))
+    for b in beats:
+        if b.absence_note:
+            out.print(wrapped([f"{escape(b.name)}: {b.absence_note}"]))
 
 
 def _jobs_fit(beats: list[WorkerHeartbeat], width: int) -> bool:

@@ -80,7 +80,8 @@ def run_checks(settings: Settings, clients: dict[str, redis.Redis], keys: KeySpa
     if embedded_restarts is not None:
         findings.append(check_embedded_restarts(embedded_restarts))
     findings += check_replication(settings, clients)
-    findings.append(check_workers(keys, clients["main"], clients["broker"]))
+    findings.append(check_workers(keys, clients["main"], clients["broker"],
+                                  gone_after_s=settings.gone_after_s))
     findings.append(check_stale_processing(settings, keys, clients["main"]))
     if consistency:
         findings += check_consistency(keys, clients["main"], clients["results"], progress)

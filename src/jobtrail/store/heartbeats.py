@@ -4,6 +4,15 @@ Invariant: a live worker's hash carries a TTL of three heartbeat intervals, so
 a worker that dies (even by SIGKILL) reads as gone within that time; the
 `workers` index keeps each name with its last heartbeat for a day, so trace
 can still say "the worker that had it is gone" after the hash expired.
+
+The one liveness rule (absence_unproven_s): a missing hash proves a worker
+gone only once the Redis server holding the heartbeats has been up for the
+gone threshold, or when the worker beat since that server started. While it
+was down no live worker could beat (the hash expired, or a server without
+persistence lost it), so for the first gone threshold after a restart the
+missing heartbeat of a worker last heard before the restart reads `unknown`,
+not gone, in every view (trace, doctor, `workers`, the dead-worker sweep,
+requeue).
 """
 
 from __future__ import annotations
@@ -20,12 +29,47 @@ from jobtrail.connections import REDIS_ERRORS, wrap_redis_error
 from jobtrail.keys import KeySpace
 from jobtrail.models import JobStatus, WorkerHeartbeat
 
-__all__ = ["FORGET_AFTER_S", "PROCESSING_READ", "HeartbeatStore"]
+__all__ = ["DEFAULT_GONE_AFTER_S", "FORGET_AFTER_S", "PROCESSING_READ", "HeartbeatStore",
+           "absence_unproven_s", "server_uptime_s"]
 
 #: Names of workers silent for longer than this leave the `workers` index.
 FORGET_AFTER_S = 86_400.0
 #: At most this many `jobs:processing` ids are read to name the jobs nodes run.
 PROCESSING_READ = 10_000
+#: Seconds without a heartbeat after which a worker is gone, for a reader without settings:
+#: three of the default 10 s intervals (Settings.gone_after_s is the configured one).
+DEFAULT_GONE_AFTER_S = 30.0
+
+
+def absence_unproven_s(server_uptime_s: float | None, gone_after_s: float, *,
+                       last_seen: float, read_at: float) -> float | None:
+    """The liveness rule's exception: is a missing heartbeat no evidence yet?
+
+    Args:
+        server_uptime_s: INFO server `uptime_in_seconds` of the Redis server holding
+            the heartbeats, read with them (None: not read).
+        gone_after_s: Seconds without a heartbeat after which a worker is gone.
+        last_seen: The worker's last heartbeat (its `workers` index score), epoch s.
+        read_at: When the heartbeats were read, epoch seconds.
+
+    Returns:
+        *server_uptime_s* when the server has been up for less than *gone_after_s*
+        and the worker last beat before it started (a live worker may not have
+        beaten since it came back: not yet judged); else None (a missing heartbeat
+        means gone; so does one that beat since the start and is missing: it
+        stopped, or its hash expired on this server).
+    """
+    if server_uptime_s is None or server_uptime_s >= gone_after_s:
+        return None
+    if last_seen > read_at - server_uptime_s:
+        return None
+    return server_uptime_s
+
+
+def server_uptime_s(info: dict[str, Any]) -> float | None:
+    """The `uptime_in_seconds` of an INFO server reply (None when absent)."""
+    value = info.get("uptime_in_seconds")
+    return None if value is None else float(value)
 
 
 class HeartbeatStore:
@@ -34,11 +78,15 @@ class HeartbeatStore:
     Args:
         client: redis-py client of the main DB (decode_responses=True).
         keys: Key builder.
+        gone_after_s: Seconds without a heartbeat after which a worker is gone (the
+            readers' threshold; a writer's hash lives 3 of its own intervals).
     """
 
-    def __init__(self, client: redis.Redis, keys: KeySpace) -> None:
+    def __init__(self, client: redis.Redis, keys: KeySpace, *,
+                 gone_after_s: float = DEFAULT_GONE_AFTER_S) -> None:
         self.client = client
         self.keys = keys
+        self.gone_after_s = gone_after_s
 
     def beat(self, name: str, *, pid: int, started_at: float, jobs: Sequence[str],
              interval_s: float, polled_at: float | None = None,
@@ -134,15 +182,17 @@ class HeartbeatStore:
             names = cast(list[tuple[str, float]],
                          self.client.zrevrange(self.keys.workers(), 0, -1, withscores=True))
             with self.client.pipeline(transaction=False) as pipe:
+                pipe.info("server")
                 for name, _ in names:
                     pipe.hgetall(self.keys.worker(name))
-                rows = cast(list[dict[str, str]], pipe.execute())
+                info, *rows = cast(list[dict[str, Any]], pipe.execute())
         except REDIS_ERRORS as exc:
             raise wrap_redis_error("main DB", exc) from exc
         at = now_s()
-        return [decode_heartbeat(name, score, row, at=at)
+        uptime_s = server_uptime_s(info)
+        return [decode_heartbeat(name, score, row, at=at, server_uptime_s=uptime_s,
+                                 gone_after_s=self.gone_after_s)
                 for (name, score), row in zip(names, rows, strict=True)]
-
 
     def list_running(self) -> list[WorkerHeartbeat]:
         """Return list_workers(), each live node's `jobs` the ones its job records say it runs.
@@ -184,18 +234,25 @@ def _float_or_none(text: str | None) -> float | None:
 
 
 def decode_heartbeat(name: str, last_seen: float, fields: dict[str, str], *,
-                     at: float | None = None) -> WorkerHeartbeat:
-    """Return the WorkerHeartbeat of a `worker:<name>` hash (empty hash: the worker is gone).
+                     at: float | None = None, server_uptime_s: float | None = None,
+                     gone_after_s: float = DEFAULT_GONE_AFTER_S) -> WorkerHeartbeat:
+    """Return the WorkerHeartbeat of a `worker:<name>` hash (empty hash: the worker is
+    gone, or, by absence_unproven_s, not yet judged).
 
     Args:
         name: The node name.
         last_seen: Its score in the `workers` index, epoch seconds.
         fields: The hash.
         at: When it was read, epoch seconds (default: now); the poll's age is taken then.
+        server_uptime_s: INFO server `uptime_in_seconds` read with the hash (None: not read).
+        gone_after_s: Seconds without a heartbeat after which a worker is gone.
     """
     read_at = now_s() if at is None else at
     if not fields:
-        return WorkerHeartbeat(name, 0, 0.0, last_seen, (), alive=False, read_at=read_at)
+        return WorkerHeartbeat(name, 0, 0.0, last_seen, (), alive=False, read_at=read_at,
+                               restarted_s_ago=absence_unproven_s(
+                                   server_uptime_s, gone_after_s, last_seen=last_seen,
+                                   read_at=read_at))
     return WorkerHeartbeat(
         name=name, pid=int(fields.get("pid") or 0),
         started_at=float(fields.get("started_at") or 0.0),

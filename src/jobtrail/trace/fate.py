@@ -142,21 +142,60 @@ def _message_note(ev: Evidence) -> str:
     return "no message for it is left in the broker: it is lost unless resubmitted"
 
 
+def _put_back(ev: Evidence, job: Job) -> str:
+    """Where the message of a job processing on a live worker went back (kombu restores a
+    worker's unacknowledged messages when its broker connection closes, while the
+    runs go on): "back in queue ..." or "delivered again ...", "" when it did not."""
+    b, started = ev.broker, job.started_at or job.created_at
+    if b is None:
+        return ""
+    if b.ahead is not None:
+        return f"is back in queue '{b.queue}' ({b.ahead} ahead of it)"
+    # a start follows its delivery (the worker writes both times): a delivery after the
+    # start is another one
+    if b.unacked_since is not None and b.unacked_since > started:
+        return f"was delivered again at {when(b.unacked_since)} (held unacknowledged)"
+    return ""
+
+
+def _processing_put_back(ev: Evidence, job: Job, since: str) -> tuple[Fate, str] | None:
+    """The verdict of a job processing on a live worker whose message went back to the
+    broker (None: it did not). Still running there when the worker's heartbeat, written
+    after the job started, lists it (Celery's active requests; or a batch's, which the
+    heartbeat does not list by job); else the record is stale: nobody runs it."""
+    where = _put_back(ev, job)
+    hb = ev.worker
+    if not where or hb is None or not hb.alive:
+        return None
+    its, again = _its_message(ev), f"attempt {job.attempts + 1}"
+    started = job.started_at or job.created_at
+    if ev.batch is None and hb.last_seen > started and job.id not in hb.jobs:
+        return Fate.STALE, (f"stale: processing {since} by its record, but the worker no "
+                            f"longer runs it (its heartbeat at {when(hb.last_seen)} lists no "
+                            f"such job) and {its} {where}: the next delivery runs it again "
+                            f"({again})")
+    return Fate.PROCESSING, (f"processing {since}, attempt {job.attempts}; {its} {where}: "
+                             "kombu put it back when the worker's broker connection broke, "
+                             f"and the run goes on; that delivery runs the job again ({again}) "
+                             "unless it has finished by then")
+
+
 def run_gone(hb: WorkerHeartbeat | None, worker: str, started_at: float, ev: Evidence,
              ) -> str | None:
     """Why the run of a job started at *started_at* (epoch s) on *worker* is not going on.
 
     The one liveness rule of trace, for a processing job and for the batch-mate
     a reserved job waits behind: the run goes on while the worker's heartbeat
-    (*hb*, None: never heard of) has not expired and the run has not outlived
-    the visibility timeout. Returns None while it goes on, else the reason
-    ("worker W is gone (last heartbeat T)" or "running D, longer than the
-    visibility timeout (V)").
+    (*hb*, None: never heard of) has not expired, or its absence proves
+    nothing yet (hb.gone False: Redis restarted less than the gone threshold
+    ago), and the run has not outlived the visibility timeout. Returns None
+    while it goes on, else the reason ("worker W is gone (last heartbeat T)"
+    or "running D, longer than the visibility timeout (V)").
     """
     age = ev.at - started_at
-    if hb is not None and hb.alive and age <= ev.visibility_timeout_s:
+    if hb is not None and not hb.gone and age <= ev.visibility_timeout_s:
         return None
-    if hb is None or not hb.alive:
+    if hb is None or hb.gone:
         return (f"worker {worker or '?'} is gone"
                 + (f" (last heartbeat {when(hb.last_seen)})" if hb and hb.last_seen else ""))
     return (f"running {span(age)}, longer than the visibility timeout "
@@ -173,7 +212,7 @@ def _mate_gone(ev: Evidence) -> str | None:
     gone = run_gone(bf.mate_worker, worker, bf.mate_started_at or ev.at, ev)
     if gone is None:
         return None
-    recover = "" if bf.mate_worker is not None and bf.mate_worker.alive else \
+    recover = "" if bf.mate_worker is not None and not bf.mate_worker.gone else \
         ", or at once by `jobtrail recover`"
     return (f"its batch is held by worker {worker or '?'}, where job {mate} of it was "
             f"processing, but {gone}; {_message_note(ev)}{recover}")
@@ -208,6 +247,24 @@ def _consumers_note(ev: Evidence) -> str:
             "until one reconnects to the broker or is restarted")
 
 
+def _classify_processing(ev: Evidence, job: Job) -> tuple[Fate, str]:
+    """A processing job's fate: running on its worker, or stale (run_gone), with where
+    its message is when it went back to the broker meanwhile (_processing_put_back)."""
+    started = job.started_at or job.created_at
+    since = f"on worker {job.worker or '?'} since {when(started)} ({span(ev.at - started)})"
+    gone = run_gone(ev.worker, job.worker, started, ev)
+    if gone is not None:
+        return Fate.STALE, f"stale: processing {since}, but {gone}; {_message_note(ev)}"
+    put_back = _processing_put_back(ev, job, since)
+    if put_back is not None:
+        return put_back
+    inside = _in_batch(ev)
+    note = ev.worker.absence_note if ev.worker is not None else ""
+    return Fate.PROCESSING, (f"processing {since}, attempt {job.attempts}"
+                             + ("," + inside if inside else "")
+                             + (f" (worker {note})" if note else ""))
+
+
 def _classify_live(ev: Evidence, job: Job) -> tuple[Fate, str]:
     if job.status is JobStatus.PENDING:
         b = ev.broker
@@ -229,14 +286,7 @@ def _classify_live(ev: Evidence, job: Job) -> tuple[Fate, str]:
                                   f"'{b.queue}' (of {b.queue_length}); more are ahead of it")
         return Fate.STALE, "stale: pending, but " + _message_note(ev)
     if job.status is JobStatus.PROCESSING:
-        started = job.started_at or job.created_at
-        since = f"on worker {job.worker or '?'} since {when(started)} ({span(ev.at - started)})"
-        gone = run_gone(ev.worker, job.worker, started, ev)
-        if gone is None:
-            inside = _in_batch(ev)
-            return Fate.PROCESSING, (f"processing {since}, attempt {job.attempts}"
-                                     + ("," + inside if inside else ""))
-        return Fate.STALE, f"stale: processing {since}, but {gone}; {_message_note(ev)}"
+        return _classify_processing(ev, job)
     if job.status is JobStatus.CANCELLED:
         return Fate.CANCELLED, _cancelled_verdict(ev, job)
     # completed or failed

@@ -27,7 +27,12 @@ from jobtrail.errors import JobtrailError, MalformedRecordError
 from jobtrail.keys import KeySpace
 from jobtrail.models import TERMINAL_STATUSES, Job, JobStatus, WorkerHeartbeat
 from jobtrail.store.codec import decode_event, decode_job
-from jobtrail.store.heartbeats import HeartbeatStore, decode_heartbeat
+from jobtrail.store.heartbeats import (
+    DEFAULT_GONE_AFTER_S,
+    HeartbeatStore,
+    decode_heartbeat,
+    server_uptime_s,
+)
 from jobtrail.store.messages import BATCH_ID_PREFIX, confirm_lost, find_job_message
 from jobtrail.trace.facts import (
     ArchiveFacts,
@@ -65,6 +70,8 @@ class TraceSources:
     visibility_timeout_s: float
     result_expires_s: int
     find_archived: Callable[[str], ArchiveFacts | None] | None = None
+    #: Seconds without a heartbeat after which a worker is gone (Settings.gone_after_s).
+    gone_after_s: float = DEFAULT_GONE_AFTER_S
 
 
 def _ttl_s(pttl_ms: int) -> float | None:
@@ -182,10 +189,13 @@ def _worker_facts(src: TraceSources, name: str) -> WorkerHeartbeat | None:
     with src.main.pipeline(transaction=False) as pipe:
         pipe.zscore(k.workers(), name)
         pipe.hgetall(k.worker(name))
-        score, fields = pipe.execute()
+        pipe.info("server")
+        score, fields, info = pipe.execute()
     if score is None and not fields:
         return None
-    return decode_heartbeat(name, float(score or 0.0), cast(dict[str, str], fields))
+    return decode_heartbeat(name, float(score or 0.0), cast(dict[str, str], fields),
+                            server_uptime_s=server_uptime_s(info),
+                            gone_after_s=src.gone_after_s)
 
 
 def _queue_workers(src: TraceSources) -> tuple[WorkerHeartbeat, ...]:
@@ -194,7 +204,8 @@ def _queue_workers(src: TraceSources) -> tuple[WorkerHeartbeat, ...]:
     Raises:
         RedisUnavailableError: The main DB could not be reached.
     """
-    return tuple(b for b in HeartbeatStore(src.main, src.keys).list_workers()
+    return tuple(b for b in HeartbeatStore(src.main, src.keys,
+                                           gone_after_s=src.gone_after_s).list_workers()
                  if b.alive and b.queue in (None, src.keys.queue_name))
 
 

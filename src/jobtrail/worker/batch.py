@@ -47,6 +47,7 @@ from jobtrail.worker.app import TASK_SOLVE_BATCH, settings_of
 from jobtrail.worker.batch_events import BatchEvents, batch_events
 from jobtrail.worker.batch_revoke import job_context, skip_revoked
 from jobtrail.worker.node_metrics import count_job
+from jobtrail.worker.pool_loss import PoolLoss, pool_loss
 from jobtrail.worker.results import store_owned_results
 from jobtrail.worker.tasks import (
     RUN_KEY,
@@ -123,14 +124,23 @@ class BatchRequest(SolveRequest):
 
     def on_failure(self, exc_info: Any, send_failed_event: bool = True,
                    return_ok: bool = False) -> Any:
-        """On a lost pool process, note the running job's hard limit if it was that."""
+        """On a lost pool process (billiard's WorkerLostError), name its true cause on the
+        running job: the hard limit only if the watchdog ended it (worker.pool_loss)."""
         exc = getattr(exc_info.exception, "exc", exc_info.exception)
         if isinstance(exc, WorkerLostError) and not worker_state.should_terminate:
-            self._record_lost(killed_by_limit=False)
+            self._record_lost(killed_by_limit=False, loss=pool_loss(exc))
         return super().on_failure(exc_info, send_failed_event, return_ok)
 
-    def _record_lost(self, *, killed_by_limit: bool) -> None:
+    def _record_lost(self, *, killed_by_limit: bool, loss: PoolLoss | None = None) -> None:
+        """Name the loss of this delivery's pool process on the job it was running.
+
+        The hard limit is blamed only on its own evidence: Celery's timeout
+        handling (*killed_by_limit*), or the watchdog's exit (*loss*.by_watchdog)
+        after the job ran about its hard limit; any other loss is logged with
+        *loss*.cause (signal or exit code) and the redelivery counts the attempt.
+        """
         rt = runtime(self.task.app)
+        cause = "batch time limit" if killed_by_limit else (loss or PoolLoss(None, None)).cause
         ids = [str(pair[0]) for pair in self.args or ()]
         try:
             rows = rt.store.read_fields(ids, ("status", "run", "attempts", "started_at"))
@@ -138,24 +148,31 @@ class BatchRequest(SolveRequest):
                 if status != JobStatus.PROCESSING.value or run != self.run_token:
                     continue
                 ran_s = now_s() - float(started_at or now_s())
-                if ran_s < rt.hard_time_limit_s * 0.9:
+                by_limit = killed_by_limit or (loss is not None and loss.by_watchdog)
+                if ran_s < rt.hard_time_limit_s * 0.9 or not by_limit:
                     # lost for another reason (a kill; the batch's limit capped below the
                     # visibility timeout): the redelivery counts the attempt
                     if killed_by_limit:
                         logger.warning("batch time limit reached, batch redelivered "
                                        "job_id=%s batch=%s ran_s=%.1f", job_id, self.id,
                                        ran_s)
+                    else:
+                        logger.warning("%s, batch redelivered job_id=%s batch=%s "
+                                       "ran_s=%.1f attempt=%s", cause, job_id, self.id,
+                                       ran_s, attempts)
                     return
                 if int(attempts or 0) >= rt.max_attempts:
                     rt.store.fail(job_id, hard_limit_reason(rt.hard_time_limit_s),
                                   run=self.run_token)
                     count_job(self.task.app.conf, job_id, str(self.hostname or ""))
                 else:
-                    logger.warning("hard time limit: pool process killed, batch redelivered "
-                                   "job_id=%s batch=%s attempt=%s", job_id, self.id, attempts)
+                    logger.warning("hard time limit: pool process killed (%s), batch "
+                                   "redelivered job_id=%s batch=%s attempt=%s", cause, job_id,
+                                   self.id, attempts)
                 return
         except JobtrailError as err:  # never let the main process's event loop die of it
-            logger.warning("hard time limit not recorded batch=%s reason=%s", self.id, err)
+            logger.warning("%s: not recorded on the job batch=%s reason=%s", cause, self.id,
+                           err)
 
 
 class BatchTask(SolveTask):

@@ -4,7 +4,10 @@ A batch message (jobtrail.solve_batch) is handed back whole: each of its
 unfinished jobs gets its `redelivered` event; its finished ones, and the ones
 requeued alone since (their record no longer names the batch), are left alone.
 
-Invariant: a message is taken back only when no live worker holds it. Every
+Invariant: a message is taken back only when no live worker holds it, and
+nothing is taken while a missing heartbeat proves nothing (the heartbeats'
+server restarted less than the gone threshold ago: store.heartbeats'
+absence_unproven_s; RecoveryReport.deferred says so). Every
 live worker lists in its heartbeat the ids of all the messages it holds
 (running and prefetched: `held`), and a message is considered only once it
 has been unacknowledged for the gone threshold (three heartbeat intervals,
@@ -83,10 +86,14 @@ class RecoveryReport:
     recovered: list[Recovered] = field(default_factory=list)
     locked_out: bool = False   # another worker swept this interval
     examined: int = 0          # unacknowledged messages old enough to be looked at
+    #: Why nothing was taken back although heartbeats are missing ("" when judged):
+    #: the heartbeats' server restarted less than the gone threshold ago.
+    deferred: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """Return the report as a JSON-ready dict."""
         return {"locked_out": self.locked_out, "examined": self.examined,
+                "deferred": self.deferred,
                 "recovered": [asdict(r) for r in self.recovered]}
 
 
@@ -141,8 +148,9 @@ class DeadWorkerSweep:
         main = connect(main_url, settings=settings)
         keys = KeySpace(settings.key_prefix, settings.queue)
         return cls(app, JobStore(main, keys, events_max_len=settings.events_max_len),
-                   HeartbeatStore(main, keys), connect(broker_url, settings=settings), keys,
-                   gone_after_s=3 * settings.heartbeat_interval_s, node=node)
+                   HeartbeatStore(main, keys, gone_after_s=settings.gone_after_s),
+                   connect(broker_url, settings=settings), keys,
+                   gone_after_s=settings.gone_after_s, node=node)
 
     def __call__(self) -> RecoveryReport:
         """Sweep once if no other worker did this interval (the lock)."""
@@ -191,6 +199,15 @@ class DeadWorkerSweep:
             return report
         now = now_s()
         workers = self.heartbeats.list_workers()
+        unjudged = [b for b in workers if not b.alive and not b.gone]
+        if unjudged:
+            # a live worker may not have beaten since Redis came back: its `held` list is
+            # missing, so no message is provably its own or not; take nothing yet
+            report.deferred = (f"worker {unjudged[0].name}: {unjudged[0].absence_note}"
+                               + (f" (and {len(unjudged) - 1} more)" if len(unjudged) > 1
+                                  else ""))
+            logger.info("dead-worker sweep deferred: %s", report.deferred)
+            return report
         live = {b.name for b in workers if b.alive}
         last_seen = {b.name: b.last_seen for b in workers}
         held = self.heartbeats.held_by_live_workers(sorted(live))
