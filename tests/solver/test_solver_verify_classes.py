@@ -1,0 +1,81 @@
+"""Classes of wrong answers the independent check once let through, each over several cases.
+
+Every class was found by translating public SymPy wrong-result reports (and hostile
+cases of the same kind) into jobtrail problems; the check is called directly with a
+wrong answer of the class, so a fix that only catches one example fails here.
+"""
+
+from __future__ import annotations
+
+import pytest
+import sympy
+
+from jobtrail.errors import AnswerContradictedError
+from jobtrail.solver import solve
+from jobtrail.solver.answer import Verification
+from jobtrail.solver.verify import check_definite_integral, run
+
+x = sympy.Symbol("x")
+
+
+# --- divergent integrals: tanh-sinh "converges" on a huge number ---------------------------
+
+def _check_integral(integrand: str, lower: object, upper: object,
+                    claim: str) -> tuple[Verification, str | None]:
+    """check_definite_integral of *integrand* over [lower, upper] against *claim*."""
+    bounds = sympy.sympify(lower), sympy.sympify(upper)
+    return run(check_definite_integral, sympy.sympify(integrand), x, *bounds,
+               sympy.sympify(claim))
+
+
+DIVERGENT_FINITE_CLAIMS = [
+    ("1/x**2", -1, 1, "-2"),                    # the fundamental theorem across a pole
+    ("1/(x - 1)**2", 0, 2, "-2"),
+    ("exp(1/x)/x**2", -1, 1, "exp(-1) - E"),    # SymPy 1.14's own answer
+    ("1/x**(S(3)/2)", 0, 1, "-2"),
+    ("sec(x)**2", 0, "pi", "0"),
+]
+
+
+@pytest.mark.parametrize(("integrand", "lower", "upper", "claim"), DIVERGENT_FINITE_CLAIMS)
+def test_a_finite_value_for_an_integral_divergent_at_a_point_is_contradicted(
+        integrand: str, lower: object, upper: object, claim: str) -> None:
+    # Given an integral over a finite interval that diverges at a point inside or at an end,
+    # and a finite value claimed for it, when the value is checked
+    verification, numeric = _check_integral(integrand, lower, upper, claim)
+    # Then it is contradicted (mpmath's error estimate, 1.0 against 4.6e34, was read as
+    # relative, which "confirmed" any value), and no numeric value replaces it
+    assert verification.status == "contradicted", verification.detail
+    assert numeric is None
+
+
+@pytest.mark.parametrize(("integrand", "lower", "upper", "claim"), [
+    ("sin(x)", 0, "oo", "1"),
+    ("x", "-oo", "oo", "0"),
+    ("1/sqrt(x)", 1, "oo", "100"),
+    ("cos(x)/sqrt(x)", 0, "oo", "7"),
+])
+def test_a_finite_value_over_an_infinite_interval_is_not_confirmed_by_a_garbage_quadrature(
+        integrand: str, lower: object, upper: object, claim: str) -> None:
+    # Given an infinite interval where tanh-sinh gives a value growing with the precision,
+    # when a finite value is checked
+    verification, _ = _check_integral(integrand, lower, upper, claim)
+    # Then it is not verified (an oscillating convergent integrand grows the same way)
+    assert verification.status == "unverified", verification.detail
+    assert "unstable" in verification.detail
+
+
+def test_sympys_finite_value_for_a_divergent_integral_fails_the_job() -> None:
+    # SymPy 1.14: integrate(exp(1/x)/x**2, (x, -1, 1)) = exp(-1) - E; the integral is +oo
+    with pytest.raises(AnswerContradictedError, match="the integral diverges"):
+        solve("integrate exp(1/x)/x^2 from -1 to 1")
+
+
+@pytest.mark.parametrize("problem", ["integrate cos(x)/sqrt(x) from 0 to oo",
+                                     "integrate sin(x^2) from 0 to oo"])
+def test_a_right_answer_is_not_verified_by_a_quadrature_of_1e16(problem: str) -> None:
+    # Given a convergent oscillating integral over [0, oo) whose tanh-sinh value is garbage
+    answer = solve(problem)
+    # Then SymPy's (right) answer completes unverified, saying why
+    assert answer.verification.status == "unverified"
+    assert "unstable" in answer.verification.detail
