@@ -13,7 +13,7 @@ import sympy
 from jobtrail.errors import AnswerContradictedError
 from jobtrail.solver import solve
 from jobtrail.solver.answer import Verification
-from jobtrail.solver.verify import check_definite_integral, run
+from jobtrail.solver.verify import check_definite_integral, check_equation, run
 
 x = sympy.Symbol("x")
 
@@ -79,3 +79,46 @@ def test_a_right_answer_is_not_verified_by_a_quadrature_of_1e16(problem: str) ->
     # Then SymPy's (right) answer completes unverified, saying why
     assert answer.verification.status == "unverified"
     assert "unstable" in answer.verification.detail
+
+
+# --- real equations: a root where a part of the equation is not real -----------------------
+
+NOT_REAL_THERE = [
+    ("log(x - 1) - log(2*x)", [-1]),            # both sides ln 2 + pi*I at x = -1
+    ("log(x) - log(3*x + 4)", [-2]),
+    ("sqrt(x) - sqrt(2*x + 3)", [-3]),          # i*sqrt(3) on both sides
+    ("sqrt(x**2 - 4) - sqrt(2*x - 4)", [0, 2]),
+    ("sqrt(x - 3)*sqrt(x - 5)", [3, 5]),        # 0 * (i*sqrt(2)) = 0 at x = 3
+    ("(x - 2)/sqrt(x**2 - 4*x + S(3)/2)", [2]),  # sympy#23858: 0 / (i*1.58) at x = 2
+]
+
+
+@pytest.mark.parametrize(("equation", "roots"), NOT_REAL_THERE)
+def test_a_root_where_the_equation_is_not_real_is_no_real_solution(
+        equation: str, roots: list[int]) -> None:
+    # Given a real equation and a reported root at which the equation holds only with
+    # complex principal values (every residual is 0)
+    expr = sympy.sympify(equation)
+    solution = sympy.FiniteSet(*roots)
+    # When the answer is checked over the reals
+    verification, _ = run(check_equation, expr, x, solution, sympy.S.Reals)
+    # Then it is contradicted, naming the part that is not real
+    assert verification.status == "contradicted", verification.detail
+    assert "is no real solution" in verification.detail and "is not real there" in (
+        verification.detail)
+
+
+@pytest.mark.parametrize(("equation", "roots"), [
+    ("log(-x) - log(x + 2)", [-1]), ("sqrt(x) + 1 - sqrt(x + 1)", [0]),
+    ("sqrt(x - 1) - sqrt(1 - x)", [1]), ("x**3 - 3*x + 1", None),
+])
+def test_a_real_root_of_a_real_equation_stays_verified(
+        equation: str, roots: list[int] | None) -> None:
+    # Given real roots at which every part of the equation is real (the cubic's roots are
+    # written with I, and are real)
+    expr = sympy.sympify(equation)
+    solution = sympy.solveset(expr, x) if roots is None else sympy.FiniteSet(
+        *roots)
+    # When checked over the reals, then they are verified
+    verification, _ = run(check_equation, expr, x, solution, sympy.S.Reals)
+    assert verification.status == "verified", verification.detail

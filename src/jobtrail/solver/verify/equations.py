@@ -101,6 +101,12 @@ def _substitute_all(expr: sympy.Expr, variable: sympy.Symbol, values: list[sympy
         if real and isinstance(number, mpmath.mpc) and abs(number.imag) > 1e-30 * (
                 1 + abs(number)):
             return _fail(f"{variable} = {shown} is not real ({fmt(number)})", None), worst
+        if real:
+            number = mpmath.re(number)
+            complex_part = _non_real_part(expr, variable, number)
+            if complex_part is not None:
+                return _fail(f"{variable} = {shown} is no real solution: {complex_part} is not "
+                             "real there", None), worst
         residual = _residual(expr, [variable], [number])
         if residual is None:
             return _fail(f"the equation is undefined at {variable} = {shown}", None), worst
@@ -114,6 +120,24 @@ def _substitute_all(expr: sympy.Expr, variable: sympy.Symbol, values: list[sympy
             return _fail(f"{variable} = {shown} does not satisfy the equation "
                          f"(relative residual {fmt(residual, 3)})", residual), worst
     return None, worst
+
+
+def _non_real_part(expr: sympy.Expr, variable: sympy.Symbol, point: Any) -> str | None:
+    """The first power or function in *expr* whose value at the real *point* is not real.
+
+    Over the reals every part of the equation must be real: ``log(x - 1) = log(2*x)``
+    holds at x = -1 with principal values (ln 2 + pi*I on each side), but x = -1 is
+    no real solution.
+    """
+    with mpmath.workdps(_DPS):
+        for sub in sympy.preorder_traversal(expr):
+            if not isinstance(sub, (sympy.Pow, sympy.Function)) or not sub.has(variable):
+                continue
+            value = call(compile_expr(sub, [variable]), point)
+            if value is not None and abs(mpmath.im(value)) > mpmath.mpf(10) ** -12 * (
+                    1 + abs(value)):
+                return f"{sub} = {fmt(value, 6)}"
+    return None
 
 
 def _complex_roots(expr: sympy.Expr, variable: sympy.Symbol, budget: Budget) -> list[Any] | None:
