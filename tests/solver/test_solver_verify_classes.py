@@ -122,3 +122,21 @@ def test_a_real_root_of_a_real_equation_stays_verified(
     # When checked over the reals, then they are verified
     verification, _ = run(check_equation, expr, x, solution, sympy.S.Reals)
     assert verification.status == "verified", verification.detail
+
+
+@pytest.mark.parametrize(("problem", "text"), [
+    ("solve log(x-1) = log(2x)", "no real solution"),
+    ("solve log(x) = log(3x+4)", "no real solution"),
+    ("solve sqrt(x) = sqrt(2x+3)", "no real solution"),
+    ("solve (x - 2)/sqrt(x^2 - 4x + 3/2) = 0", "no real solution"),
+    ("solve sqrt(x-3)*sqrt(x-5) = 0", "x = 5"),
+    ("solve sqrt(x^2 - 4) = sqrt(2x - 4)", "x = 2"),
+    ("solve log(-x) = log(x+2)", "x = -1"),
+])
+def test_the_solver_discards_roots_where_the_equation_is_not_real(
+        problem: str, text: str) -> None:
+    # Given SymPy's solveset over the reals, which keeps such roots (x = -1 for the first)
+    answer = solve(problem)
+    # Then the answer holds the real solutions only, and is verified
+    assert answer.text == text
+    assert answer.verification.status == "verified", answer.verification.detail

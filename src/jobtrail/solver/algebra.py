@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+import mpmath  # type: ignore[import-untyped]  # mpmath ships no py.typed
 import sympy  # type: ignore[import-untyped]  # sympy 1.14 ships no py.typed
 
 from jobtrail.errors import ProblemParseError, ProblemTooLargeError, UnsupportedProblemError
@@ -32,6 +33,7 @@ from jobtrail.solver.verify import (
     run,
     settle,
 )
+from jobtrail.solver.verify.equations import non_real_part
 from jobtrail.solver.verify.evaluate import Unsupported
 from jobtrail.solver.verify.numeric import call, compile_expr, stable
 
@@ -288,7 +290,8 @@ def solve_equation(text: str) -> Answer:
 
 
 def _outside_real_domain(expr: sympy.Expr, variable: sympy.Symbol, root: sympy.Expr) -> bool:
-    """True if *root* clearly is no real solution of ``expr = 0``: undefined there, or non-zero.
+    """True if *root* clearly is no real solution of ``expr = 0``: undefined there, non-zero,
+    or zero only with a part of the equation not real there.
 
     ``solveset`` over the reals combines logarithms first, so ``log(x) + log(x + 1) =
     log(6)`` comes back as {-3, 2}; at -3 the left side is ``log(6) + 2*pi*I``.
@@ -304,7 +307,10 @@ def _outside_real_domain(expr: sympy.Expr, variable: sympy.Symbol, root: sympy.E
     settled = stable(lambda: f(at()))
     if settled is None:
         return call(lambda: f(at())) is None  # undefined at the root (else: not settled)
-    return bool(abs(settled[0]) > 1e-10)
+    if abs(settled[0]) > 1e-10:
+        return True
+    value = call(at)  # log(x - 1) = log(2x) holds at -1 only with ln 2 + pi*I on each side
+    return value is not None and non_real_part(expr, variable, mpmath.re(value)) is not None
 
 
 def split_system(text: str) -> tuple[list[str], list[str] | None]:

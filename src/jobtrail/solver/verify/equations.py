@@ -23,7 +23,7 @@ from jobtrail.solver.verify.numeric import (
     real_roots,
 )
 
-__all__ = ["check_equation", "check_system"]
+__all__ = ["check_equation", "check_system", "non_real_part"]
 
 _DPS = 50
 _RESIDUAL = mpmath.mpf("1e-20")
@@ -103,7 +103,7 @@ def _substitute_all(expr: sympy.Expr, variable: sympy.Symbol, values: list[sympy
             return _fail(f"{variable} = {shown} is not real ({fmt(number)})", None), worst
         if real:
             number = mpmath.re(number)
-            complex_part = _non_real_part(expr, variable, number)
+            complex_part = non_real_part(expr, variable, number)
             if complex_part is not None:
                 return _fail(f"{variable} = {shown} is no real solution: {complex_part} is not "
                              "real there", None), worst
@@ -122,8 +122,17 @@ def _substitute_all(expr: sympy.Expr, variable: sympy.Symbol, values: list[sympy
     return None, worst
 
 
-def _non_real_part(expr: sympy.Expr, variable: sympy.Symbol, point: Any) -> str | None:
+def non_real_part(expr: sympy.Expr, variable: sympy.Symbol, point: Any) -> str | None:
     """The first power or function in *expr* whose value at the real *point* is not real.
+
+    Args:
+        expr: The equation's left side minus its right side.
+        variable: The unknown.
+        point: A real number (mpmath or Python).
+
+    Returns:
+        ``"<part> = <value>"`` for the first part found, e.g. ``"log(2*x) = 0.693147 +
+        3.14159*I"``; None if every part is real (or undefined) there.
 
     Over the reals every part of the equation must be real: ``log(x - 1) = log(2*x)``
     holds at x = -1 with principal values (ln 2 + pi*I on each side), but x = -1 is
