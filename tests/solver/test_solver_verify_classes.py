@@ -13,7 +13,7 @@ import sympy
 from jobtrail.errors import AnswerContradictedError
 from jobtrail.solver import solve
 from jobtrail.solver.answer import Verification
-from jobtrail.solver.verify import check_definite_integral, check_equation, run
+from jobtrail.solver.verify import check_definite_integral, check_equation, check_limit, run
 
 x = sympy.Symbol("x")
 
@@ -140,3 +140,61 @@ def test_the_solver_discards_roots_where_the_equation_is_not_real(
     # Then the answer holds the real solutions only, and is verified
     assert answer.text == text
     assert answer.verification.status == "verified", answer.verification.detail
+
+
+# --- limits: an infinite answer with the wrong sign, "does not exist" for a signed oo ----
+
+@pytest.mark.parametrize(("function", "point", "side", "claim"), [
+    ("1/(x*sqrt(log(x)**2))", 1, "-", "-oo"),   # sympy#27551, still SymPy 1.14's answer
+    ("1/sqrt(log(x)**2)", 1, "-", "-oo"),       # SymPy 1.14
+    ("1/(x**2*sqrt(log(1 + x)**2))", 0, "-", "-oo"),  # SymPy 1.14
+    ("1/x**2", 0, "+-", "-oo"),
+    ("-exp(1/x)", 0, "+", "oo"),
+    ("x**3", "-oo", "+-", "oo"),
+])
+def test_an_infinite_limit_with_the_wrong_sign_is_contradicted(
+        function: str, point: object, side: str, claim: str) -> None:
+    # Given values that grow without bound with one sign, and the other infinity claimed
+    verification, _ = run(check_limit, sympy.sympify(function), x, sympy.sympify(point), side,
+                          sympy.sympify(claim))
+    # Then the claim is contradicted (it was "unverified: the values do not clearly grow")
+    assert verification.status == "contradicted", verification.detail
+    assert "which grow to" in verification.detail
+
+
+@pytest.mark.parametrize(("function", "point", "side"), [
+    ("1/(x*sqrt(log(x)**2))", 1, "+-"),        # SymPy 1.14 says it does not exist: it is oo
+    ("1/sqrt(log(x)**2)", 1, "+-"),
+    ("1/x**2", 0, "+-"),
+    ("-1/abs(x)", 0, "+-"),
+    ("1/x", 0, "+"),
+    ("exp(x)", "oo", "+-"),
+])
+def test_does_not_exist_for_a_limit_of_one_signed_infinity_is_contradicted(
+        function: str, point: object, side: str) -> None:
+    verification, _ = run(check_limit, sympy.sympify(function), x, sympy.sympify(point), side,
+                          None)
+    assert verification.status == "contradicted", verification.detail
+    assert "approach +oo" in verification.detail or "approach -oo" in verification.detail
+
+
+@pytest.mark.parametrize(("function", "point"), [
+    ("x*sin(x)", "oo"),            # at 10^k/√2 the four values happen to grow, all negative
+    ("x**2*sin(x)", "oo"),
+    ("sin(1/x)/x**2", 0),          # even: both sides alike, and oscillating
+    ("cos(1/x)/x**2", 0),
+])
+def test_an_oscillation_growing_at_four_points_does_not_contradict_does_not_exist(
+        function: str, point: object) -> None:
+    verification, _ = run(check_limit, sympy.sympify(function), x, sympy.sympify(point), "+-",
+                          None)
+    assert verification.status != "contradicted", verification.detail
+
+
+@pytest.mark.parametrize("problem", ["lim x->1- 1/(x*sqrt(log(x)^2))",
+                                     "lim x->1 1/(x*sqrt(log(x)^2))",
+                                     "lim x->1- 1/sqrt(log(x)^2)"])
+def test_sympys_wrong_sign_limits_fail_the_job(problem: str) -> None:
+    # SymPy 1.14 answers -oo and "does not exist"; the limit is +oo
+    with pytest.raises(AnswerContradictedError, match=r"\+oo"):
+        solve(problem)
