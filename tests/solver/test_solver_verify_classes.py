@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import sympy
 
-from jobtrail.errors import AnswerContradictedError
+from jobtrail.errors import AnswerContradictedError, UnsupportedProblemError
 from jobtrail.solver import solve
 from jobtrail.solver.answer import Verification
 from jobtrail.solver.verify import check_definite_integral, check_equation, check_limit, run
@@ -198,3 +198,30 @@ def test_sympys_wrong_sign_limits_fail_the_job(problem: str) -> None:
     # SymPy 1.14 answers -oo and "does not exist"; the limit is +oo
     with pytest.raises(AnswerContradictedError, match=r"\+oo"):
         solve(problem)
+
+
+# --- geometry: the last side read up to the first space ------------------------------------
+
+@pytest.mark.parametrize(("problem", "text"), [
+    ("area of a triangle with sides 3, 4 and 4 + 1", "6"),
+    ("area of a triangle with sides 3, 4 and 2 * 2.5", "6"),
+    ("area of a triangle with sides 6, 8 and sqrt(9) + 7", "24"),
+    ("perimeter of a triangle with sides 3, 4 and 5 - 1", "11"),
+    ("triangle with sides 3, 4 and 4 + 1", "right-angled: 3^2 + 4^2 = 5^2 (9 + 16 = 25)"),
+    ("Is a triangle with sides 3, 4 and 4 + 1 right-angled?",
+     "right-angled: 3^2 + 4^2 = 5^2 (9 + 16 = 25)"),
+    ("area of a triangle with sides 3, 4 and 5 cm", "6"),
+])
+def test_the_last_side_of_a_triangle_is_read_whole(problem: str, text: str) -> None:
+    # Given a last side written with spaces (it was cut at the first one: '4 + 1' read as
+    # 4, and the answer about the triangle 3, 4, 4 was verified, since it is right for it)
+    answer = solve(problem)
+    # Then the whole side is read
+    assert answer.text == text
+    assert answer.verification.status == "verified"
+
+
+def test_a_last_side_that_makes_the_triangle_degenerate_is_refused() -> None:
+    # sqrt(5 + 2*sqrt(6)) = sqrt(2) + sqrt(3): the sides' sum equals the last side
+    with pytest.raises(UnsupportedProblemError, match="triangle inequality"):
+        solve("triangle with sides 1, sqrt(2) + sqrt(3) and sqrt(5 + 2*sqrt(6)) + 1")
