@@ -225,3 +225,4 @@ def test_a_last_side_that_makes_the_triangle_degenerate_is_refused() -> None:
     # sqrt(5 + 2*sqrt(6)) = sqrt(2) + sqrt(3): the sides' sum equals the last side
     with pytest.raises(UnsupportedProblemError, match="triangle inequality"):
         solve("triangle with sides 1, sqrt(2) + sqrt(3) and sqrt(5 + 2*sqrt(6)) + 1")
+

@@ -94,14 +94,18 @@ def _split_derivative(body: str) -> tuple[str, int, str | None]:
     elif _TRAILING_TWICE.search(body):
         order = 2
         body = _TRAILING_TWICE.sub("", body)
+    # a trailing "twice" gives the order unless the operator or an ordinal names one
     operator = _D_OPERATOR.match(body)
     if operator is not None:
-        order = _order_of(None, operator.group(1))
+        if operator.group(1) is not None:
+            order = _order_of(None, operator.group(1))
         named = operator.group(2)
         return body[operator.end() :], order, named
     words = _DERIVATIVE_WORDS.match(body)
     if words is not None:
-        return body[words.end() :], _order_of(words.group(1), words.group(2)), named
+        if words.group(1) is not None:
+            order = _order_of(words.group(1), words.group(2))
+        return body[words.end() :], order, named
     verb = _DIFFERENTIATE.match(body)
     if verb is not None:
         return body[verb.end() :], order, named
