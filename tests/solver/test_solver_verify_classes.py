@@ -226,3 +226,42 @@ def test_a_last_side_that_makes_the_triangle_degenerate_is_refused() -> None:
     with pytest.raises(UnsupportedProblemError, match="triangle inequality"):
         solve("triangle with sides 1, sqrt(2) + sqrt(3) and sqrt(5 + 2*sqrt(6)) + 1")
 
+
+
+# --- removable singularities that SymPy cancels while reading (x^2/x is x) -----------------
+
+@pytest.mark.parametrize(("equation", "divisor", "root"), [
+    ("x", "x", 0),                       # x^2/x = 0
+    ("x - 1", "x - 1", 1),               # x*(x - 1)/(x - 1) = 1
+    ("x + 2", "x + 2", -2),              # (x + 2)^2/(x + 2) = 0
+    ("x", "1/x", 0),                     # 1/(1/x) = 0: divides by 1/x, undefined at 0
+])
+def test_a_root_where_the_text_divides_by_zero_is_contradicted(
+        equation: str, divisor: str, root: int) -> None:
+    # Given the equation as SymPy cancelled it, and what the text divided by
+    expr = sympy.sympify(equation)
+    # When the root of the cancelled equation is checked with the divisor
+    verification, _ = run(check_equation, expr, x, sympy.FiniteSet(root), sympy.S.Complexes,
+                          divisors=[sympy.sympify(divisor)])
+    # Then it is no solution
+    assert verification.status == "contradicted", verification.detail
+    assert "divides by" in verification.detail
+
+
+@pytest.mark.parametrize(("problem", "text"), [
+    ("solve x^2/x = 0", "no solution"),
+    ("solve x^3/x^2 = 0", "no solution"),
+    ("solve x*(x-1)/(x-1) = 1", "no solution"),
+    ("solve (x - 1)^2/(x - 1) = 0", "no solution"),
+    ("solve x^2*x^-1 = 0", "no solution"),
+    ("solve sqrt(x)^2/sqrt(x) = 0", "no real solution"),
+    ("solve x^2/x = 1", "x = 1"),
+    ("solve (x-2)(x-3)/(x-2) = 0", "x = 3"),
+])
+def test_roots_of_a_cancelled_factor_are_no_solutions(problem: str, text: str) -> None:
+    # Given an equation whose removable singularity SymPy cancels on reading (x^2/x is x,
+    # and 'solve x^2/x = 0' answered x = 0, verified)
+    answer = solve(problem)
+    # Then the roots where the text divides by 0 are discarded, and the rest verified
+    assert answer.text == text
+    assert answer.verification.status == "verified", answer.verification.detail
