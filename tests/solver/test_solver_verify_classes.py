@@ -265,3 +265,17 @@ def test_roots_of_a_cancelled_factor_are_no_solutions(problem: str, text: str) -
     # Then the roots where the text divides by 0 are discarded, and the rest verified
     assert answer.text == text
     assert answer.verification.status == "verified", answer.verification.detail
+
+
+@pytest.mark.parametrize("problem", ["x^2/x = 0, y = 1", "(x-1)^2/(x-1) = y, y = 0",
+                                     "x*y/y = 2, y = 0"])
+def test_a_system_solution_where_the_text_divides_by_zero_fails(problem: str) -> None:
+    # Given a linear system (as SymPy cancelled it) whose only solution makes a divisor 0:
+    # it was answered and verified by substitution and ranks
+    with pytest.raises(AnswerContradictedError, match="the system is undefined at"):
+        solve(problem)
+
+
+def test_a_system_whose_divisors_are_not_zero_at_its_solution_stays_verified() -> None:
+    answer = solve("x^2/x + y = 1, x - y = 0")
+    assert (answer.text, answer.verification.status) == ("x = 1/2, y = 1/2", "verified")

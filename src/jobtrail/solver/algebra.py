@@ -443,4 +443,5 @@ def solve_system(text: str) -> Answer:
     answer_text = " or ".join(texts)
     steps.append(answer_text)
     answer = Answer("system", answer_text, " \\text{ or } ".join(latexes), tuple(steps))
-    return settle(answer, *run(check_system, equations, variables, tuples, linear))
+    return settle(answer, *run(check_system, equations, variables, tuples, linear,
+                               divisors=divisors_read()))

@@ -142,10 +142,17 @@ def zero_divisor(divisors: Sequence[sympy.Expr], variable: sympy.Symbol,
         The divisor (0 or undefined there), or None if each is a number other than 0
         there (or has other symbols).
     """
+    return _zero_divisor_at([d for d in divisors if d.free_symbols == {variable}],
+                            {variable: point})
+
+
+def _zero_divisor_at(divisors: Sequence[sympy.Expr],
+                     values: dict[sympy.Symbol, sympy.Basic]) -> sympy.Expr | None:
+    """The first of *divisors* that is 0 or undefined with *values* (exact) put in."""
     for divisor in divisors:
-        if divisor.free_symbols != {variable}:
+        if not divisor.free_symbols <= set(values):
             continue
-        at = divisor.xreplace({variable: point})
+        at = divisor.xreplace(values)
         if at.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
             return divisor  # 1/(1/x) at 0: the divisor itself is undefined
         value = stable(compile_expr(at, []))
@@ -346,7 +353,7 @@ def _rank(rows: list[list[Any]]) -> int:
 
 def check_system(equations: Sequence[sympy.Expr], variables: Sequence[sympy.Symbol],
                  solutions: Sequence[Sequence[sympy.Basic]] | None, linear: bool,
-                 budget: Budget) -> Verification:
+                 budget: Budget, divisors: Sequence[sympy.Expr] = ()) -> Verification:
     """Check a solved system: each solution tuple substituted into each equation.
 
     Linear systems are also checked for completeness by numeric ranks of the
@@ -359,6 +366,8 @@ def check_system(equations: Sequence[sympy.Expr], variables: Sequence[sympy.Symb
             or None for "no solution".
         linear: Whether the system is linear in *variables*.
         budget: Time allowance.
+        divisors: What the text divides by, as written (see ``check_equation``): a
+            tuple where one is 0 or undefined is no solution (``x^2/x = 0, y = 1``).
 
     Returns:
         The verification.
@@ -376,6 +385,13 @@ def check_system(equations: Sequence[sympy.Expr], variables: Sequence[sympy.Symb
                  for val in tup]
         if any(p is None for p in point):
             return _fail("a reported solution is undefined numerically", None)
+        exact = dict(zip(unknowns, (val.xreplace(free).xreplace({p: given[p] for p in params})
+                                    for val in tup), strict=True))
+        zero = _zero_divisor_at(divisors, {**exact, **{p: given[p] for p in params}})
+        if zero is not None:
+            shown = ", ".join(f"{v} = {val}" for v, val in zip(unknowns, tup, strict=True))
+            return _fail(f"the system is undefined at {shown}: it divides by {zero}, which is "
+                         "0 or undefined there", None)
         for eq in eqs:
             r = _residual(eq, unknowns, point)
             if r is None or r > _RESIDUAL:
