@@ -279,3 +279,15 @@ def test_a_system_solution_where_the_text_divides_by_zero_fails(problem: str) ->
 def test_a_system_whose_divisors_are_not_zero_at_its_solution_stays_verified() -> None:
     answer = solve("x^2/x + y = 1, x - y = 0")
     assert (answer.text, answer.verification.status) == ("x = 1/2, y = 1/2", "verified")
+
+
+# --- integrals: a differential after the bounds read into the upper bound ------------------
+
+@pytest.mark.parametrize(("problem", "text"), [
+    ("integrate x from 0 to 2 dx", "2"),        # was 2*d**2*x**2, "the integrand has parameters"
+    ("integrate t^2 from 0 to 3 dt", "9"),
+    ("integrate sin(x)/x from 0 to pi dx", "Si(pi)"),
+    ("integrate x from 0 to 2d", "2*d**2"),     # 2d is a bound, not a differential
+])
+def test_a_differential_after_the_bounds_names_the_variable(problem: str, text: str) -> None:
+    assert solve(problem).text == text

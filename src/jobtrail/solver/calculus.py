@@ -193,7 +193,12 @@ def _split_integral(body: str) -> tuple[str, str | None, tuple[str, str] | None]
     bounds: tuple[str, str] | None = None
     found = _BOUNDS.search(body)
     if found is not None:
-        bounds = (found.group(1), found.group(2))
+        upper = found.group(2)
+        after = _DIFFERENTIAL.search(upper)  # "from 0 to 2 dx": the differential comes last
+        if after is not None:
+            named = after.group(1) or after.group(2)
+            upper = upper[: after.start()].strip()
+        bounds = (found.group(1), upper)
         body = body[: found.start()]
     differential = _DIFFERENTIAL.search(body)
     if differential is not None:
