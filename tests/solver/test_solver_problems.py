@@ -173,6 +173,10 @@ DERIVATIVES = [
     ("differentiate e^(2x)", "2*exp(2*x)"),
     ("the derivative of f(x) = sqrt(x)", "1/(2*sqrt(x))"),
     ("differentiate x^3 twice", "6*x"),
+    # "twice" after "derivative of" or d/dx was dropped, and 3*x**2 verified as asked
+    ("derivative of x^3 with respect to x twice", "6*x"),
+    ("derivative of x^3 twice", "6*x"),
+    ("d/dx x^3 twice", "6*x"),
 ]
 
 

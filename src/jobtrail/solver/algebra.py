@@ -8,12 +8,14 @@ exact SymPy arithmetic.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
+import mpmath  # type: ignore[import-untyped]  # mpmath ships no py.typed
 import sympy  # type: ignore[import-untyped]  # sympy 1.14 ships no py.typed
 
 from jobtrail.errors import ProblemParseError, ProblemTooLargeError, UnsupportedProblemError
 from jobtrail.solver.answer import Answer
-from jobtrail.solver.parse import parse_expression
+from jobtrail.solver.parse import divisors_read, parse_expression
 from jobtrail.solver.render import (
     choose_variable,
     join_latex,
@@ -32,6 +34,7 @@ from jobtrail.solver.verify import (
     run,
     settle,
 )
+from jobtrail.solver.verify.equations import non_real_part, zero_divisor
 from jobtrail.solver.verify.evaluate import Unsupported
 from jobtrail.solver.verify.numeric import call, compile_expr, stable
 
@@ -263,14 +266,16 @@ def solve_equation(text: str) -> Answer:
         steps.extend(_polynomial_steps(expr, variable))
     else:
         domain = sympy.S.Reals
+    divisors = [d for d in divisors_read() if d.has(variable)]
     solution = sympy.solveset(expr, variable, domain)
     if domain == sympy.S.Reals and isinstance(solution, sympy.FiniteSet):
-        outside = [root for root in solution if _outside_real_domain(expr, variable, root)]
-        if outside:
-            shown = ", ".join(f"{variable} = {root}" for root in sorted(outside, key=sort_key))
-            steps.append(f"discard {shown}: substituted, the equation does not hold over the "
-                         "reals (log, roots and powers take principal values)")
-            solution = sympy.FiniteSet(*(root for root in solution if root not in outside))
+        solution = _discard(solution, variable, steps, "substituted, the equation does not "
+                            "hold over the reals (log, roots and powers take principal values)",
+                            lambda root: _outside_real_domain(expr, variable, root))
+    if isinstance(solution, sympy.FiniteSet) and not solution.free_symbols:
+        solution = _discard(solution, variable, steps, "the equation divides by 0 there "
+                            "(undefined)",
+                            lambda root: zero_divisor(divisors, variable, root) is not None)
     answer_text, latex, more = _describe_set(variable, solution, domain)
     steps.extend(more)
     if isinstance(solution, sympy.FiniteSet) and solution.has(sympy.CRootOf):
@@ -284,11 +289,24 @@ def solve_equation(text: str) -> Answer:
             steps.append(f"principal solutions in [0, 2*pi): {values}")
     steps.append(answer_text)
     answer = Answer("equation", answer_text, latex, tuple(steps))
-    return settle(answer, *run(check_equation, expr, variable, solution, domain))
+    return settle(answer, *run(check_equation, expr, variable, solution, domain,
+                               divisors=divisors))
+
+
+def _discard(solution: sympy.FiniteSet, variable: sympy.Symbol, steps: list[str], why: str,
+             drop: Callable[[sympy.Basic], bool]) -> sympy.FiniteSet:
+    """*solution* without the roots *drop* picks; a ``discard ...: <why>`` step names them."""
+    dropped = [root for root in solution if drop(root)]
+    if not dropped:
+        return solution
+    shown = ", ".join(f"{variable} = {root}" for root in sorted(dropped, key=sort_key))
+    steps.append(f"discard {shown}: {why}")
+    return sympy.FiniteSet(*(root for root in solution if root not in dropped))
 
 
 def _outside_real_domain(expr: sympy.Expr, variable: sympy.Symbol, root: sympy.Expr) -> bool:
-    """True if *root* clearly is no real solution of ``expr = 0``: undefined there, or non-zero.
+    """True if *root* clearly is no real solution of ``expr = 0``: undefined there, non-zero,
+    or zero only with a part of the equation not real there.
 
     ``solveset`` over the reals combines logarithms first, so ``log(x) + log(x + 1) =
     log(6)`` comes back as {-3, 2}; at -3 the left side is ``log(6) + 2*pi*I``.
@@ -304,7 +322,10 @@ def _outside_real_domain(expr: sympy.Expr, variable: sympy.Symbol, root: sympy.E
     settled = stable(lambda: f(at()))
     if settled is None:
         return call(lambda: f(at())) is None  # undefined at the root (else: not settled)
-    return bool(abs(settled[0]) > 1e-10)
+    if abs(settled[0]) > 1e-10:
+        return True
+    value = call(at)  # log(x - 1) = log(2x) holds at -1 only with ln 2 + pi*I on each side
+    return value is not None and non_real_part(expr, variable, mpmath.re(value)) is not None
 
 
 def split_system(text: str) -> tuple[list[str], list[str] | None]:
@@ -422,4 +443,5 @@ def solve_system(text: str) -> Answer:
     answer_text = " or ".join(texts)
     steps.append(answer_text)
     answer = Answer("system", answer_text, " \\text{ or } ".join(latexes), tuple(steps))
-    return settle(answer, *run(check_system, equations, variables, tuples, linear))
+    return settle(answer, *run(check_system, equations, variables, tuples, linear,
+                               divisors=divisors_read()))

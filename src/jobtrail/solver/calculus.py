@@ -94,14 +94,18 @@ def _split_derivative(body: str) -> tuple[str, int, str | None]:
     elif _TRAILING_TWICE.search(body):
         order = 2
         body = _TRAILING_TWICE.sub("", body)
+    # a trailing "twice" gives the order unless the operator or an ordinal names one
     operator = _D_OPERATOR.match(body)
     if operator is not None:
-        order = _order_of(None, operator.group(1))
+        if operator.group(1) is not None:
+            order = _order_of(None, operator.group(1))
         named = operator.group(2)
         return body[operator.end() :], order, named
     words = _DERIVATIVE_WORDS.match(body)
     if words is not None:
-        return body[words.end() :], _order_of(words.group(1), words.group(2)), named
+        if words.group(1) is not None:
+            order = _order_of(words.group(1), words.group(2))
+        return body[words.end() :], order, named
     verb = _DIFFERENTIATE.match(body)
     if verb is not None:
         return body[verb.end() :], order, named
@@ -189,7 +193,12 @@ def _split_integral(body: str) -> tuple[str, str | None, tuple[str, str] | None]
     bounds: tuple[str, str] | None = None
     found = _BOUNDS.search(body)
     if found is not None:
-        bounds = (found.group(1), found.group(2))
+        upper = found.group(2)
+        after = _DIFFERENTIAL.search(upper)  # "from 0 to 2 dx": the differential comes last
+        if after is not None:
+            named = after.group(1) or after.group(2)
+            upper = upper[: after.start()].strip()
+        bounds = (found.group(1), upper)
         body = body[: found.start()]
     differential = _DIFFERENTIAL.search(body)
     if differential is not None:

@@ -13,9 +13,9 @@ import re
 
 import sympy  # type: ignore[import-untyped]  # sympy 1.14 ships no py.typed
 
-from jobtrail.errors import ProblemParseError, UnsupportedProblemError
+from jobtrail.errors import ProblemError, ProblemParseError, UnsupportedProblemError
 from jobtrail.solver.answer import Answer
-from jobtrail.solver.parse import parse_expression
+from jobtrail.solver.parse import parse_expression, read_expression
 from jobtrail.solver.render import join_latex, numeric_or_none, split_top_level, wrap
 from jobtrail.solver.verify import run, settle
 from jobtrail.solver.verify.geometry import check_points, check_triangle
@@ -28,6 +28,7 @@ _SIDES = re.compile(
     re.I,
 )
 _UNITS = re.compile(r"\s*\b(?:cm|mm|km|m|in|ft|units?)\b", re.I)
+_END_OF_SIDES = re.compile(r"[,;:?]")
 _POINT = re.compile(r"\(([^()]*(?:\([^()]*\)[^()]*)*)\)")
 _NAMES = ("A", "B", "C")
 
@@ -39,6 +40,25 @@ def _constant(text: str, what: str) -> sympy.Expr:
     return value
 
 
+def _last_side(text: str, start: int) -> str | None:
+    """The longest run of words from *start* that reads as a number, else None.
+
+    The last side ends at the next word that is no part of a number (``5 is
+    right-angled``, ``5 right-angled?``), not at the first space: ``and 4 + 1`` is
+    the side 5, where ``4`` was taken and ``+ 1`` dropped without a word.
+    """
+    words = _END_OF_SIDES.split(text[start:], maxsplit=1)[0].split()
+    for end in range(len(words), 0, -1):
+        candidate = " ".join(words[:end])
+        try:
+            value = read_expression(_UNITS.sub("", candidate).strip()).expr
+        except ProblemError:
+            continue
+        if not value.free_symbols:
+            return candidate
+    return None
+
+
 def _sides(text: str) -> tuple[sympy.Expr, sympy.Expr, sympy.Expr]:
     match = _SIDES.search(text)
     if match is None:
@@ -47,7 +67,8 @@ def _sides(text: str) -> tuple[sympy.Expr, sympy.Expr, sympy.Expr]:
             text=text,
             position=None,
         )
-    a, b, c = (_constant(match.group(i), "the sides") for i in (1, 2, 3))
+    third = _last_side(text, match.start(3)) or match.group(3)
+    a, b, c = (_constant(side, "the sides") for side in (match.group(1), match.group(2), third))
     for side in (a, b, c):
         if not (side.is_extended_real and side.is_positive):
             raise UnsupportedProblemError(

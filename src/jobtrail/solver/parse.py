@@ -46,6 +46,7 @@ __all__ = [
     "Reading",
     "Readings",
     "collect_readings",
+    "divisors_read",
     "note_reading",
     "parse_expression",
     "read_expression",
@@ -590,6 +591,7 @@ def _check_size(node: Node) -> float | None:
 class _Builder:
     def __init__(self) -> None:
         self.symbols: dict[str, sympy.Symbol] = {}
+        self.divisors: list[sympy.Expr] = []
 
     def leaf(self, node: Leaf) -> sympy.Expr:
         if node.kind == "num":
@@ -614,8 +616,11 @@ class _Builder:
         if name == "*":
             return sympy.Mul(*args)
         if name == "recip":
+            self._divides_by(args[0])
             return sympy.Pow(args[0], -1)
         if name == "^":
+            if args[1].is_number and args[1].is_negative:
+                self._divides_by(args[0])
             return sympy.Pow(args[0], args[1])
         if name in {"!", "factorial"}:
             return sympy.factorial(args[0])
@@ -624,6 +629,10 @@ class _Builder:
         if name == "deg":
             return sympy.Mul(args[0], sympy.pi, sympy.Rational(1, 180))
         return _FUNCTIONS[name](*args)
+
+    def _divides_by(self, divisor: sympy.Expr) -> None:
+        if divisor.free_symbols and divisor not in self.divisors:
+            self.divisors.append(divisor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -640,12 +649,16 @@ class Reading:
             (``"function without parentheses"``, ``"scientific notation"``,
             ...); empty when the text says exactly what was read.
         decimal: The text holds a decimal or scientific literal.
+        divisors: Every expression with a variable the text divides by (or raises to
+            a negative power), as written: ``x^2/x`` is ``x`` once SymPy has
+            cancelled, and divides by ``x``.
     """
 
     expr: sympy.Expr
     text: str
     notes: frozenset[str]
     decimal: bool
+    divisors: tuple[sympy.Expr, ...] = ()
 
 
 @dataclass(slots=True)
@@ -657,11 +670,13 @@ class Readings:
             (``× ÷ − √ ² π`` ...), so every reading that differs from its
             normalized text is shown.
         steps: ``"read as <expression>"`` lines, in order, without repeats.
+        divisors: The ``Reading.divisors`` of every expression parsed.
         decimal: Some expression held a decimal or scientific literal.
     """
 
     rewritten: bool = False
     steps: list[str] = field(default_factory=list)
+    divisors: list[sympy.Expr] = field(default_factory=list)
     decimal: bool = False
 
 
@@ -686,7 +701,8 @@ def collect_readings(rewritten: bool = False) -> Iterator[Readings]:
         _READINGS.reset(token)
 
 
-def note_reading(literal: str, reading: str, notes: frozenset[str], decimal: bool) -> None:
+def note_reading(literal: str, reading: str, notes: frozenset[str], decimal: bool,
+                 divisors: tuple[sympy.Expr, ...] = ()) -> None:
     """Record that *literal* was read as *reading*, if a ``collect_readings`` block is open.
 
     A ``"read as <reading>"`` step is added when *notes* is not empty, or the
@@ -698,10 +714,12 @@ def note_reading(literal: str, reading: str, notes: frozenset[str], decimal: boo
         reading: Its explicit reading, e.g. ``"x = 1.5*10^(-3)"``.
         notes: The notes of the ``Reading`` (or the union, for several).
         decimal: The text held a decimal or scientific literal.
+        divisors: Its ``Reading.divisors`` (of both sides, for an equation).
     """
     readings = _READINGS.get()
     if readings is None:
         return
+    readings.divisors.extend(d for d in divisors if d not in readings.divisors)
     readings.decimal = readings.decimal or decimal
     changed = readings.rewritten and literal.replace(" ", "") != reading.replace(" ", "")
     step = f"read as {reading}"
@@ -725,12 +743,14 @@ def read_expression(fragment: str) -> Reading:
     parser = _Parser(fragment, tokenize(fragment))
     tree = parser.parse()
     _check_size(tree)
-    expr = _Builder().build(tree)
+    builder = _Builder()
+    expr = builder.build(tree)
     if expr.has(sympy.zoo) or expr.has(sympy.nan):
         raise UnsupportedProblemError(
             f"'{fragment}' is undefined (division by zero)", kind="arithmetic"
         )
-    return Reading(expr, _render(tree)[0], frozenset(parser.notes), parser.decimal)
+    return Reading(expr, _render(tree)[0], frozenset(parser.notes), parser.decimal,
+                   tuple(builder.divisors))
 
 
 def parse_expression(fragment: str) -> sympy.Expr:
@@ -757,5 +777,12 @@ def parse_expression(fragment: str) -> sympy.Expr:
             ("division by zero").
     """
     reading = read_expression(fragment)
-    note_reading(fragment, reading.text, reading.notes, reading.decimal)
+    note_reading(fragment, reading.text, reading.notes, reading.decimal, reading.divisors)
     return reading.expr
+
+
+def divisors_read() -> tuple[sympy.Expr, ...]:
+    """The divisors (``Reading.divisors``) of every expression parsed so far in the open
+    ``collect_readings`` block; () outside one."""
+    readings = _READINGS.get()
+    return () if readings is None else tuple(readings.divisors)

@@ -115,7 +115,7 @@ def parse_equation(text: str) -> tuple[sympy.Expr, sympy.Expr]:
             )
     left = read_expression(sides[0].strip())
     if len(sides) == 1:
-        note_reading(text.strip(), left.text, left.notes, left.decimal)
+        note_reading(text.strip(), left.text, left.notes, left.decimal, left.divisors)
         return left.expr, sympy.Integer(0)
     right = read_expression(sides[1].strip())
     note_reading(
@@ -123,6 +123,7 @@ def parse_equation(text: str) -> tuple[sympy.Expr, sympy.Expr]:
         f"{left.text} = {right.text}",
         left.notes | right.notes,
         left.decimal or right.decimal,
+        left.divisors + right.divisors,
     )
     return left.expr, right.expr
 

@@ -61,14 +61,16 @@ _NUMERIC_NOTE = "(numeric; the symbolic result disagreed)"
 _OWN_PACKAGES = frozenset({"builtins", "sympy", "mpmath", "jobtrail"})
 
 
-def run(check: Callable[..., Any], *args: Any,
-        budget_s: float = VERIFY_BUDGET_S) -> tuple[Verification, str | None]:
+def run(check: Callable[..., Any], *args: Any, budget_s: float = VERIFY_BUDGET_S,
+        **options: Any) -> tuple[Verification, str | None]:
     """Run *check* (a ``check_*`` function) with *args* and a fresh budget.
 
     Args:
-        check: One of the ``check_*`` functions; its last parameter is the budget.
+        check: One of the ``check_*`` functions; its last positional parameter is the
+            budget.
         *args: Its other arguments.
         budget_s: Time allowance, seconds.
+        **options: Its keyword arguments (``divisors`` of ``check_equation``).
 
     Returns:
         ``(verification, numeric)``: *numeric* is the trustworthy numeric
@@ -78,7 +80,7 @@ def run(check: Callable[..., Any], *args: Any,
     started_s = monotonic_s()
     name = check.__name__.removeprefix("check_")
     try:
-        outcome = check(*args, budget)
+        outcome = check(*args, budget, **options)
         verification, numeric = (outcome, None) if isinstance(outcome, Verification) else outcome
     except MemoryError:
         raise

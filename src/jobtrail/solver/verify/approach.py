@@ -39,12 +39,14 @@ def check_limit(expr: sympy.Expr, variable: sympy.Symbol, point: sympy.Expr, sid
     found = _sequences(expr, variable, point, side, budget)
     if found is None:
         return Verification("unverified", method, "the point is not a number"), None
-    outcome = _compare(found, result, method, budget)
+    twins = _sequences(expr, variable, point, side, budget, root=3)
+    outcome = _compare(found, result, method, budget, twins)
     if outcome[0].status == "unverified" and point in (sympy.oo, -sympy.oo) and None not in found:
         # c^x for c = 1 - 7.5e-13 only moves past x = 10^12: look further out, at 120 digits
         further = _sequences(expr, variable, point, side, budget, _FURTHER)
         if further is not None:
-            again = _compare(further, result, _FURTHER_METHOD, budget)
+            again = _compare(further, result, _FURTHER_METHOD, budget, _sequences(
+                expr, variable, point, side, budget, _FURTHER, root=3))
             if again[0].status != "unverified":
                 return again
     return outcome
@@ -58,19 +60,27 @@ _FURTHER_METHOD = ("direct evaluation at 120 digits along x = ±10^12/√2, 10^2
 
 
 def _compare(found: list[Any], result: sympy.Expr | None, method: str,
-             budget: Budget) -> Checked:
-    """Decide a limit from the sequences *found* (one per side) against *result*."""
+             budget: Budget, twins: list[Any] | None = None) -> Checked:
+    """Decide a limit from the sequences *found* (one per side) against *result*.
+
+    *twins* are the same sequences through other points (√3 for √2): a side's
+    behaviour counts only where both agree, since 4 points of an oscillation
+    (x*sin(x) at 10^k/√2) can happen to grow with one sign.
+    """
     if any(entry is None for entry in found):
         return Verification("unverified", method, "the function is undefined near "
                             "the point"), None
     behaviours = [_behaviour(entry[0]) for entry in found]
+    if twins is not None:
+        behaviours = [b if twin is not None and _same_behaviour(entry[0], twin[0]) else None
+                      for b, entry, twin in zip(behaviours, found, twins, strict=True)]
     if result is None:
         return _check_missing(behaviours, method)
     if result.is_finite and any(b in ("+oo", "-oo") for b in behaviours):
         return Verification("contradicted", method, f"symbolic result {result} disagrees "
                             "with the values, which grow without bound", None), None
     if result in (sympy.oo, -sympy.oo) or result is sympy.zoo:
-        return _check_infinite(result, found, method)
+        return _check_infinite(result, found, behaviours, method)
     exact = stable(compile_expr(result, []), (), budget)
     if exact is None:
         return Verification("unverified", method, "the limit's value did not settle"), None
@@ -93,13 +103,15 @@ def _check_missing(behaviours: list[str | None], method: str) -> Checked:
     """Check "does not exist": the two sides must differ (values, or +oo against -oo).
 
     With one side (at infinity, or a one-sided limit), values that settle on a
-    number contradict the answer.
+    number, or grow without bound with one sign, contradict the answer; so do
+    two sides that both grow to +oo (or both to -oo): the limit is then that
+    infinity (``1/sqrt(log(x)^2)`` at 1, which SymPy 1.14 says does not exist).
     """
-    if len(behaviours) == 1 and behaviours[0] not in (None, "+oo", "-oo"):
+    if len(behaviours) == 1 and behaviours[0] is not None:
         return Verification("contradicted", method, "the answer says the limit does not "
                             f"exist, but the values approach {behaviours[0]}", None), None
     if len(behaviours) == 2 and None not in behaviours:
-        if behaviours[0] == behaviours[1] and behaviours[0] not in ("+oo", "-oo"):
+        if behaviours[0] == behaviours[1]:
             return Verification("contradicted", method, "the answer says the limit does not "
                                 f"exist, but both sides approach {behaviours[0]}", None), None
         if behaviours[0] != behaviours[1]:
@@ -117,11 +129,12 @@ def _approaches(seq: list[Any], target: Any) -> bool:
 
 
 def _sequences(expr: sympy.Expr, variable: sympy.Symbol, point: sympy.Expr, side: str,
-               budget: Budget, exponents: tuple[int, ...] = (3, 6, 9, 12)) -> list[Any] | None:
+               budget: Budget, exponents: tuple[int, ...] = (3, 6, 9, 12),
+               root: int = 2) -> list[Any] | None:
     """Per side asked: [f(a ± √2·10^-3), ..., f(a ± √2·10^-12)] at 60 digits (None if undefined).
 
     Other *exponents* k give the points ``a ± √2·10^-k`` (``±10^k/√2`` at infinity), at
-    120 digits when the largest is above 12.
+    120 digits when the largest is above 12; another *root* r puts √r for √2.
     """
     f = compile_expr(expr, [variable])
     infinite = point in (sympy.oo, -sympy.oo)
@@ -138,7 +151,7 @@ def _sequences(expr: sympy.Expr, variable: sympy.Symbol, point: sympy.Expr, side
             seq = []
             for k in exponents:
                 # √2 keeps the points off every rational lattice: cos(2*pi*x) at x = 10^k is 1
-                h = mpmath.sqrt(2) * mpmath.mpf(10) ** -k
+                h = mpmath.sqrt(root) * mpmath.mpf(10) ** -k
                 t = direction * (1 / h) if infinite else p + direction * h
                 seq.append(call(f, t))
             found.append(None if any(v is None for v in seq) else (seq, None))
@@ -152,13 +165,27 @@ def _settle_sequence(seq: list[Any]) -> Any:
     return seq[-1]
 
 
+def _same_behaviour(seq: list[Any], twin: list[Any]) -> bool:
+    """True if *seq* and *twin* settle on the same value (8 digits) or grow to the same ±oo."""
+    settled, other = _settle_sequence(seq), _settle_sequence(twin)
+    if settled is not None or other is not None:
+        return settled is not None and other is not None and close(
+            settled, other, mpmath.mpf(10) ** -8)
+    return _behaviour(seq) == _behaviour(twin)
+
+
 def _behaviour(seq: list[Any]) -> str | None:
-    """``"<value>"``, ``"+oo"`` or ``"-oo"`` for a sequence that settles or diverges, else None."""
+    """``"<value>"``, ``"+oo"`` or ``"-oo"`` for a sequence that settles or diverges, else None.
+
+    ``"+oo"``/``"-oo"`` need real values (a complex infinity has no sign) whose size at
+    least doubles at each point and ends above 10^6.
+    """
     settled = _settle_sequence(seq)
     if settled is not None:
         return fmt(settled, 8)
     mags = [abs(v) for v in seq]
-    if all(b > 2 * a for a, b in zip(mags, mags[1:], strict=False)) and mags[-1] > 1e6:
+    if all(b > 2 * a for a, b in zip(mags, mags[1:], strict=False)) and mags[-1] > 1e6 and all(
+            abs(mpmath.im(v)) <= mpmath.mpf(10) ** -20 * abs(v) for v in seq):
         signs = {mpmath.sign(mpmath.re(v)) for v in seq}
         if signs == {1}:
             return "+oo"
@@ -167,14 +194,20 @@ def _behaviour(seq: list[Any]) -> str | None:
     return None
 
 
-def _check_infinite(result: sympy.Expr, found: list[Any], method: str) -> Checked:
-    for seq, _ in found:
+def _check_infinite(result: sympy.Expr, found: list[Any], behaviours: list[str | None],
+                    method: str) -> Checked:
+    for (seq, _), behaviour in zip(found, behaviours, strict=True):
         mags = [abs(v) for v in seq]
         growing = all(b > 2 * a for a, b in zip(mags, mags[1:], strict=False)) and mags[-1] > 1e3
         if result is not sympy.zoo:
             want = 1 if result == sympy.oo else -1
             growing = growing and all(mpmath.sign(mpmath.re(v)) == want for v in seq)
         if not growing:
+            other = "-oo" if result == sympy.oo else "+oo"
+            if result is not sympy.zoo and behaviour == other:
+                return Verification("contradicted", method, f"symbolic result {result} "
+                                    f"disagrees with the values, which grow to {other}",
+                                    None), None
             if close(seq[-1], seq[-2], mpmath.mpf(10) ** -8):
                 return Verification("contradicted", method, f"symbolic result {result} "
                                     f"disagrees with the numeric limit {fmt(seq[-1])}",

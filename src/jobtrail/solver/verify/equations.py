@@ -21,9 +21,10 @@ from jobtrail.solver.verify.numeric import (
     fmt,
     parameter_values,
     real_roots,
+    stable,
 )
 
-__all__ = ["check_equation", "check_system"]
+__all__ = ["check_equation", "check_system", "non_real_part", "zero_divisor"]
 
 _DPS = 50
 _RESIDUAL = mpmath.mpf("1e-20")
@@ -89,7 +90,8 @@ def _fail(detail: str, error: Any) -> Verification:
 
 def _substitute_all(expr: sympy.Expr, variable: sympy.Symbol, values: list[sympy.Basic],
                     families: list[sympy.Expr], n: sympy.Symbol, real: bool,
-                    budget: Budget) -> tuple[Verification | None, float]:
+                    budget: Budget, divisors: Sequence[sympy.Expr] = ()
+                    ) -> tuple[Verification | None, float]:
     worst = 0.0
     members = [(v, str(v)) for v in values]
     members += [(f.subs(n, k), f"{f} with n = {k}") for f in families for k in _MEMBERS]
@@ -101,6 +103,16 @@ def _substitute_all(expr: sympy.Expr, variable: sympy.Symbol, values: list[sympy
         if real and isinstance(number, mpmath.mpc) and abs(number.imag) > 1e-30 * (
                 1 + abs(number)):
             return _fail(f"{variable} = {shown} is not real ({fmt(number)})", None), worst
+        zero = zero_divisor(divisors, variable, value)
+        if zero is not None:
+            return _fail(f"the equation is undefined at {variable} = {shown}: it divides "
+                         f"by {zero}, which is 0 or undefined there", None), worst
+        if real:
+            number = mpmath.re(number)
+            complex_part = non_real_part(expr, variable, number)
+            if complex_part is not None:
+                return _fail(f"{variable} = {shown} is no real solution: {complex_part} is not "
+                             "real there", None), worst
         residual = _residual(expr, [variable], [number])
         if residual is None:
             return _fail(f"the equation is undefined at {variable} = {shown}", None), worst
@@ -114,6 +126,77 @@ def _substitute_all(expr: sympy.Expr, variable: sympy.Symbol, values: list[sympy
             return _fail(f"{variable} = {shown} does not satisfy the equation "
                          f"(relative residual {fmt(residual, 3)})", residual), worst
     return None, worst
+
+
+def zero_divisor(divisors: Sequence[sympy.Expr], variable: sympy.Symbol,
+                 point: sympy.Basic) -> sympy.Expr | None:
+    """The first of *divisors* (expressions of *variable* alone) that is 0 at *point*.
+
+    Args:
+        divisors: What the problem text divides by, as written (``parse.Reading.divisors``),
+            e.g. ``x`` for ``x^2/x``, which SymPy cancels to ``x`` on reading.
+        variable: The unknown.
+        point: The exact value (a SymPy number), so 0 is told from rounding noise.
+
+    Returns:
+        The divisor (0 or undefined there), or None if each is a number other than 0
+        there (or has other symbols).
+    """
+    return _zero_divisor_at([d for d in divisors if d.free_symbols == {variable}],
+                            {variable: point})
+
+
+def _zero_divisor_at(divisors: Sequence[sympy.Expr],
+                     values: dict[sympy.Symbol, sympy.Basic]) -> sympy.Expr | None:
+    """The first of *divisors* that is 0 or undefined with *values* (exact) put in."""
+    for divisor in divisors:
+        if not divisor.free_symbols <= set(values):
+            continue
+        at = divisor.xreplace(values)
+        if at.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
+            return divisor  # 1/(1/x) at 0: the divisor itself is undefined
+        value = stable(compile_expr(at, []))
+        if value is not None and value[0] == 0:
+            return divisor
+    return None
+
+
+def _vanishes(divisors: Sequence[sympy.Expr], variable: sympy.Symbol, root: Any) -> bool:
+    """True if a divisor is 0 at the numeric *root* (to 1e-10 of 1): it is no root."""
+    with mpmath.workdps(_DPS):
+        for divisor in divisors:
+            if divisor.free_symbols == {variable}:
+                value = call(compile_expr(divisor, [variable]), mpmath.mpmathify(root))
+                if value is not None and abs(value) <= mpmath.mpf(10) ** -10:
+                    return True
+    return False
+
+
+def non_real_part(expr: sympy.Expr, variable: sympy.Symbol, point: Any) -> str | None:
+    """The first power or function in *expr* whose value at the real *point* is not real.
+
+    Args:
+        expr: The equation's left side minus its right side.
+        variable: The unknown.
+        point: A real number (mpmath or Python).
+
+    Returns:
+        ``"<part> = <value>"`` for the first part found, e.g. ``"log(2*x) = 0.693147 +
+        3.14159*I"``; None if every part is real (or undefined) there.
+
+    Over the reals every part of the equation must be real: ``log(x - 1) = log(2*x)``
+    holds at x = -1 with principal values (ln 2 + pi*I on each side), but x = -1 is
+    no real solution.
+    """
+    with mpmath.workdps(_DPS):
+        for sub in sympy.preorder_traversal(expr):
+            if not isinstance(sub, (sympy.Pow, sympy.Function)) or not sub.has(variable):
+                continue
+            value = call(compile_expr(sub, [variable]), point)
+            if value is not None and abs(mpmath.im(value)) > mpmath.mpf(10) ** -12 * (
+                    1 + abs(value)):
+                return f"{sub} = {fmt(value, 6)}"
+    return None
 
 
 def _complex_roots(expr: sympy.Expr, variable: sympy.Symbol, budget: Budget) -> list[Any] | None:
@@ -140,7 +223,8 @@ def _complex_roots(expr: sympy.Expr, variable: sympy.Symbol, budget: Budget) -> 
 
 
 def check_equation(expr: sympy.Expr, variable: sympy.Symbol, solution: sympy.Set,
-                   domain: sympy.Set, budget: Budget) -> Verification:
+                   domain: sympy.Set, budget: Budget,
+                   divisors: Sequence[sympy.Expr] = ()) -> Verification:
     """Check a solved equation ``expr = 0`` against its reported solution set.
 
     Each reported value (and members n = -2..2 of each periodic family) must
@@ -155,6 +239,9 @@ def check_equation(expr: sympy.Expr, variable: sympy.Symbol, solution: sympy.Set
         solution: SymPy's solution set (FiniteSet, EmptySet, ImageSet union or the domain).
         domain: ``S.Complexes`` or ``S.Reals``.
         budget: Time allowance.
+        divisors: What the text divides by, as written: a reported solution where
+            one is 0 is no solution (``x^2/x = 0`` at x = 0), even where SymPy's
+            cancellation (to ``x = 0``) left no trace of it in *expr*.
 
     Returns:
         The verification.
@@ -176,7 +263,8 @@ def check_equation(expr: sympy.Expr, variable: sympy.Symbol, solution: sympy.Set
     real = domain == sympy.S.Reals
     if everything:
         return _check_identity(expr_p, variable)
-    failed, worst = _substitute_all(expr_p, variable, values, families, n, real, budget)
+    failed, worst = _substitute_all(expr_p, variable, values, families, n, real, budget,
+                                    [d.xreplace(given) for d in divisors])
     if failed is not None:
         return failed
     checked = f"{len(values) + len(families)} reported solution(s) satisfy the equation"
@@ -184,7 +272,8 @@ def check_equation(expr: sympy.Expr, variable: sympy.Symbol, solution: sympy.Set
         return Verification("unverified", "substitution at 50 digits",
                             f"{checked}; completeness not checked (parameters "
                             f"{', '.join(str(p) for p in params)})", worst)
-    return _check_complete(expr_p, variable, real, values, families, n, checked, worst, budget)
+    return _check_complete(expr_p, variable, real, values, families, n, checked, worst, budget,
+                           [d.xreplace(given) for d in divisors])
 
 
 def _check_identity(expr: sympy.Expr, variable: sympy.Symbol) -> Verification:
@@ -202,8 +291,10 @@ def _check_identity(expr: sympy.Expr, variable: sympy.Symbol) -> Verification:
 
 def _check_complete(expr: sympy.Expr, variable: sympy.Symbol, real: bool,
                     values: list[sympy.Basic], families: list[sympy.Expr], n: sympy.Symbol,
-                    checked: str, worst: float, budget: Budget) -> Verification:
-    """Every numeric root (polyroots, or real sampling) must be a reported solution."""
+                    checked: str, worst: float, budget: Budget,
+                    divisors: Sequence[sympy.Expr] = ()) -> Verification:
+    """Every numeric root (polyroots, or real sampling) must be a reported solution,
+    except where a divisor of the text vanishes (no root: the equation is undefined)."""
     if not real:
         roots = _complex_roots(expr, variable, budget)
         method = "substitution at 50 digits; mpmath.polyroots of the numerator"
@@ -224,6 +315,7 @@ def _check_complete(expr: sympy.Expr, variable: sympy.Symbol, real: bool,
     if roots is None:
         return Verification("unverified", method,
                             f"{checked}; completeness not checked (no numeric roots)", worst)
+    roots = [r for r in roots if not _vanishes(divisors, variable, r)]
     with mpmath.workdps(_DPS):
         numbers = [_number(v) for v in values]
         reported = _Reported([v for v in numbers if v is not None],
@@ -261,7 +353,7 @@ def _rank(rows: list[list[Any]]) -> int:
 
 def check_system(equations: Sequence[sympy.Expr], variables: Sequence[sympy.Symbol],
                  solutions: Sequence[Sequence[sympy.Basic]] | None, linear: bool,
-                 budget: Budget) -> Verification:
+                 budget: Budget, divisors: Sequence[sympy.Expr] = ()) -> Verification:
     """Check a solved system: each solution tuple substituted into each equation.
 
     Linear systems are also checked for completeness by numeric ranks of the
@@ -274,6 +366,8 @@ def check_system(equations: Sequence[sympy.Expr], variables: Sequence[sympy.Symb
             or None for "no solution".
         linear: Whether the system is linear in *variables*.
         budget: Time allowance.
+        divisors: What the text divides by, as written (see ``check_equation``): a
+            tuple where one is 0 or undefined is no solution (``x^2/x = 0, y = 1``).
 
     Returns:
         The verification.
@@ -291,6 +385,13 @@ def check_system(equations: Sequence[sympy.Expr], variables: Sequence[sympy.Symb
                  for val in tup]
         if any(p is None for p in point):
             return _fail("a reported solution is undefined numerically", None)
+        exact = dict(zip(unknowns, (val.xreplace(free).xreplace({p: given[p] for p in params})
+                                    for val in tup), strict=True))
+        zero = _zero_divisor_at(divisors, {**exact, **{p: given[p] for p in params}})
+        if zero is not None:
+            shown = ", ".join(f"{v} = {val}" for v, val in zip(unknowns, tup, strict=True))
+            return _fail(f"the system is undefined at {shown}: it divides by {zero}, which is "
+                         "0 or undefined there", None)
         for eq in eqs:
             r = _residual(eq, unknowns, point)
             if r is None or r > _RESIDUAL:

@@ -1,0 +1,293 @@
+"""Classes of wrong answers the independent check once let through, each over several cases.
+
+Every class was found by translating public SymPy wrong-result reports (and hostile
+cases of the same kind) into jobtrail problems; the check is called directly with a
+wrong answer of the class, so a fix that only catches one example fails here.
+"""
+
+from __future__ import annotations
+
+import pytest
+import sympy
+
+from jobtrail.errors import AnswerContradictedError, UnsupportedProblemError
+from jobtrail.solver import solve
+from jobtrail.solver.answer import Verification
+from jobtrail.solver.verify import check_definite_integral, check_equation, check_limit, run
+
+x = sympy.Symbol("x")
+
+
+# --- divergent integrals: tanh-sinh "converges" on a huge number ---------------------------
+
+def _check_integral(integrand: str, lower: object, upper: object,
+                    claim: str) -> tuple[Verification, str | None]:
+    """check_definite_integral of *integrand* over [lower, upper] against *claim*."""
+    bounds = sympy.sympify(lower), sympy.sympify(upper)
+    return run(check_definite_integral, sympy.sympify(integrand), x, *bounds,
+               sympy.sympify(claim))
+
+
+DIVERGENT_FINITE_CLAIMS = [
+    ("1/x**2", -1, 1, "-2"),                    # the fundamental theorem across a pole
+    ("1/(x - 1)**2", 0, 2, "-2"),
+    ("exp(1/x)/x**2", -1, 1, "exp(-1) - E"),    # SymPy 1.14's own answer
+    ("1/x**(S(3)/2)", 0, 1, "-2"),
+    ("sec(x)**2", 0, "pi", "0"),
+]
+
+
+@pytest.mark.parametrize(("integrand", "lower", "upper", "claim"), DIVERGENT_FINITE_CLAIMS)
+def test_a_finite_value_for_an_integral_divergent_at_a_point_is_contradicted(
+        integrand: str, lower: object, upper: object, claim: str) -> None:
+    # Given an integral over a finite interval that diverges at a point inside or at an end,
+    # and a finite value claimed for it, when the value is checked
+    verification, numeric = _check_integral(integrand, lower, upper, claim)
+    # Then it is contradicted (mpmath's error estimate, 1.0 against 4.6e34, was read as
+    # relative, which "confirmed" any value), and no numeric value replaces it
+    assert verification.status == "contradicted", verification.detail
+    assert numeric is None
+
+
+@pytest.mark.parametrize(("integrand", "lower", "upper", "claim"), [
+    ("sin(x)", 0, "oo", "1"),
+    ("x", "-oo", "oo", "0"),
+    ("1/sqrt(x)", 1, "oo", "100"),
+    ("cos(x)/sqrt(x)", 0, "oo", "7"),
+])
+def test_a_finite_value_over_an_infinite_interval_is_not_confirmed_by_a_garbage_quadrature(
+        integrand: str, lower: object, upper: object, claim: str) -> None:
+    # Given an infinite interval where tanh-sinh gives a value growing with the precision,
+    # when a finite value is checked
+    verification, _ = _check_integral(integrand, lower, upper, claim)
+    # Then it is not verified (an oscillating convergent integrand grows the same way)
+    assert verification.status == "unverified", verification.detail
+    assert "unstable" in verification.detail
+
+
+def test_sympys_finite_value_for_a_divergent_integral_fails_the_job() -> None:
+    # SymPy 1.14: integrate(exp(1/x)/x**2, (x, -1, 1)) = exp(-1) - E; the integral is +oo
+    with pytest.raises(AnswerContradictedError, match="the integral diverges"):
+        solve("integrate exp(1/x)/x^2 from -1 to 1")
+
+
+@pytest.mark.parametrize("problem", ["integrate cos(x)/sqrt(x) from 0 to oo",
+                                     "integrate sin(x^2) from 0 to oo"])
+def test_a_right_answer_is_not_verified_by_a_quadrature_of_1e16(problem: str) -> None:
+    # Given a convergent oscillating integral over [0, oo) whose tanh-sinh value is garbage
+    answer = solve(problem)
+    # Then SymPy's (right) answer completes unverified, saying why
+    assert answer.verification.status == "unverified"
+    assert "unstable" in answer.verification.detail
+
+
+# --- real equations: a root where a part of the equation is not real -----------------------
+
+NOT_REAL_THERE = [
+    ("log(x - 1) - log(2*x)", [-1]),            # both sides ln 2 + pi*I at x = -1
+    ("log(x) - log(3*x + 4)", [-2]),
+    ("sqrt(x) - sqrt(2*x + 3)", [-3]),          # i*sqrt(3) on both sides
+    ("sqrt(x**2 - 4) - sqrt(2*x - 4)", [0, 2]),
+    ("sqrt(x - 3)*sqrt(x - 5)", [3, 5]),        # 0 * (i*sqrt(2)) = 0 at x = 3
+    ("(x - 2)/sqrt(x**2 - 4*x + S(3)/2)", [2]),  # sympy#23858: 0 / (i*1.58) at x = 2
+]
+
+
+@pytest.mark.parametrize(("equation", "roots"), NOT_REAL_THERE)
+def test_a_root_where_the_equation_is_not_real_is_no_real_solution(
+        equation: str, roots: list[int]) -> None:
+    # Given a real equation and a reported root at which the equation holds only with
+    # complex principal values (every residual is 0)
+    expr = sympy.sympify(equation)
+    solution = sympy.FiniteSet(*roots)
+    # When the answer is checked over the reals
+    verification, _ = run(check_equation, expr, x, solution, sympy.S.Reals)
+    # Then it is contradicted, naming the part that is not real
+    assert verification.status == "contradicted", verification.detail
+    assert "is no real solution" in verification.detail and "is not real there" in (
+        verification.detail)
+
+
+@pytest.mark.parametrize(("equation", "roots"), [
+    ("log(-x) - log(x + 2)", [-1]), ("sqrt(x) + 1 - sqrt(x + 1)", [0]),
+    ("sqrt(x - 1) - sqrt(1 - x)", [1]), ("x**3 - 3*x + 1", None),
+])
+def test_a_real_root_of_a_real_equation_stays_verified(
+        equation: str, roots: list[int] | None) -> None:
+    # Given real roots at which every part of the equation is real (the cubic's roots are
+    # written with I, and are real)
+    expr = sympy.sympify(equation)
+    solution = sympy.solveset(expr, x) if roots is None else sympy.FiniteSet(
+        *roots)
+    # When checked over the reals, then they are verified
+    verification, _ = run(check_equation, expr, x, solution, sympy.S.Reals)
+    assert verification.status == "verified", verification.detail
+
+
+@pytest.mark.parametrize(("problem", "text"), [
+    ("solve log(x-1) = log(2x)", "no real solution"),
+    ("solve log(x) = log(3x+4)", "no real solution"),
+    ("solve sqrt(x) = sqrt(2x+3)", "no real solution"),
+    ("solve (x - 2)/sqrt(x^2 - 4x + 3/2) = 0", "no real solution"),
+    ("solve sqrt(x-3)*sqrt(x-5) = 0", "x = 5"),
+    ("solve sqrt(x^2 - 4) = sqrt(2x - 4)", "x = 2"),
+    ("solve log(-x) = log(x+2)", "x = -1"),
+])
+def test_the_solver_discards_roots_where_the_equation_is_not_real(
+        problem: str, text: str) -> None:
+    # Given SymPy's solveset over the reals, which keeps such roots (x = -1 for the first)
+    answer = solve(problem)
+    # Then the answer holds the real solutions only, and is verified
+    assert answer.text == text
+    assert answer.verification.status == "verified", answer.verification.detail
+
+
+# --- limits: an infinite answer with the wrong sign, "does not exist" for a signed oo ----
+
+@pytest.mark.parametrize(("function", "point", "side", "claim"), [
+    ("1/(x*sqrt(log(x)**2))", 1, "-", "-oo"),   # sympy#27551, still SymPy 1.14's answer
+    ("1/sqrt(log(x)**2)", 1, "-", "-oo"),       # SymPy 1.14
+    ("1/(x**2*sqrt(log(1 + x)**2))", 0, "-", "-oo"),  # SymPy 1.14
+    ("1/x**2", 0, "+-", "-oo"),
+    ("-exp(1/x)", 0, "+", "oo"),
+    ("x**3", "-oo", "+-", "oo"),
+])
+def test_an_infinite_limit_with_the_wrong_sign_is_contradicted(
+        function: str, point: object, side: str, claim: str) -> None:
+    # Given values that grow without bound with one sign, and the other infinity claimed
+    verification, _ = run(check_limit, sympy.sympify(function), x, sympy.sympify(point), side,
+                          sympy.sympify(claim))
+    # Then the claim is contradicted (it was "unverified: the values do not clearly grow")
+    assert verification.status == "contradicted", verification.detail
+    assert "which grow to" in verification.detail
+
+
+@pytest.mark.parametrize(("function", "point", "side"), [
+    ("1/(x*sqrt(log(x)**2))", 1, "+-"),        # SymPy 1.14 says it does not exist: it is oo
+    ("1/sqrt(log(x)**2)", 1, "+-"),
+    ("1/x**2", 0, "+-"),
+    ("-1/abs(x)", 0, "+-"),
+    ("1/x", 0, "+"),
+    ("exp(x)", "oo", "+-"),
+])
+def test_does_not_exist_for_a_limit_of_one_signed_infinity_is_contradicted(
+        function: str, point: object, side: str) -> None:
+    verification, _ = run(check_limit, sympy.sympify(function), x, sympy.sympify(point), side,
+                          None)
+    assert verification.status == "contradicted", verification.detail
+    assert "approach +oo" in verification.detail or "approach -oo" in verification.detail
+
+
+@pytest.mark.parametrize(("function", "point"), [
+    ("x*sin(x)", "oo"),            # at 10^k/√2 the four values happen to grow, all negative
+    ("x**2*sin(x)", "oo"),
+    ("sin(1/x)/x**2", 0),          # even: both sides alike, and oscillating
+    ("cos(1/x)/x**2", 0),
+])
+def test_an_oscillation_growing_at_four_points_does_not_contradict_does_not_exist(
+        function: str, point: object) -> None:
+    verification, _ = run(check_limit, sympy.sympify(function), x, sympy.sympify(point), "+-",
+                          None)
+    assert verification.status != "contradicted", verification.detail
+
+
+@pytest.mark.parametrize("problem", ["lim x->1- 1/(x*sqrt(log(x)^2))",
+                                     "lim x->1 1/(x*sqrt(log(x)^2))",
+                                     "lim x->1- 1/sqrt(log(x)^2)"])
+def test_sympys_wrong_sign_limits_fail_the_job(problem: str) -> None:
+    # SymPy 1.14 answers -oo and "does not exist"; the limit is +oo
+    with pytest.raises(AnswerContradictedError, match=r"\+oo"):
+        solve(problem)
+
+
+# --- geometry: the last side read up to the first space ------------------------------------
+
+@pytest.mark.parametrize(("problem", "text"), [
+    ("area of a triangle with sides 3, 4 and 4 + 1", "6"),
+    ("area of a triangle with sides 3, 4 and 2 * 2.5", "6"),
+    ("area of a triangle with sides 6, 8 and sqrt(9) + 7", "24"),
+    ("perimeter of a triangle with sides 3, 4 and 5 - 1", "11"),
+    ("triangle with sides 3, 4 and 4 + 1", "right-angled: 3^2 + 4^2 = 5^2 (9 + 16 = 25)"),
+    ("Is a triangle with sides 3, 4 and 4 + 1 right-angled?",
+     "right-angled: 3^2 + 4^2 = 5^2 (9 + 16 = 25)"),
+    ("area of a triangle with sides 3, 4 and 5 cm", "6"),
+])
+def test_the_last_side_of_a_triangle_is_read_whole(problem: str, text: str) -> None:
+    # Given a last side written with spaces (it was cut at the first one: '4 + 1' read as
+    # 4, and the answer about the triangle 3, 4, 4 was verified, since it is right for it)
+    answer = solve(problem)
+    # Then the whole side is read
+    assert answer.text == text
+    assert answer.verification.status == "verified"
+
+
+def test_a_last_side_that_makes_the_triangle_degenerate_is_refused() -> None:
+    # sqrt(5 + 2*sqrt(6)) = sqrt(2) + sqrt(3): the sides' sum equals the last side
+    with pytest.raises(UnsupportedProblemError, match="triangle inequality"):
+        solve("triangle with sides 1, sqrt(2) + sqrt(3) and sqrt(5 + 2*sqrt(6)) + 1")
+
+
+
+# --- removable singularities that SymPy cancels while reading (x^2/x is x) -----------------
+
+@pytest.mark.parametrize(("equation", "divisor", "root"), [
+    ("x", "x", 0),                       # x^2/x = 0
+    ("x - 1", "x - 1", 1),               # x*(x - 1)/(x - 1) = 1
+    ("x + 2", "x + 2", -2),              # (x + 2)^2/(x + 2) = 0
+    ("x", "1/x", 0),                     # 1/(1/x) = 0: divides by 1/x, undefined at 0
+])
+def test_a_root_where_the_text_divides_by_zero_is_contradicted(
+        equation: str, divisor: str, root: int) -> None:
+    # Given the equation as SymPy cancelled it, and what the text divided by
+    expr = sympy.sympify(equation)
+    # When the root of the cancelled equation is checked with the divisor
+    verification, _ = run(check_equation, expr, x, sympy.FiniteSet(root), sympy.S.Complexes,
+                          divisors=[sympy.sympify(divisor)])
+    # Then it is no solution
+    assert verification.status == "contradicted", verification.detail
+    assert "divides by" in verification.detail
+
+
+@pytest.mark.parametrize(("problem", "text"), [
+    ("solve x^2/x = 0", "no solution"),
+    ("solve x^3/x^2 = 0", "no solution"),
+    ("solve x*(x-1)/(x-1) = 1", "no solution"),
+    ("solve (x - 1)^2/(x - 1) = 0", "no solution"),
+    ("solve x^2*x^-1 = 0", "no solution"),
+    ("solve sqrt(x)^2/sqrt(x) = 0", "no real solution"),
+    ("solve x^2/x = 1", "x = 1"),
+    ("solve (x-2)(x-3)/(x-2) = 0", "x = 3"),
+])
+def test_roots_of_a_cancelled_factor_are_no_solutions(problem: str, text: str) -> None:
+    # Given an equation whose removable singularity SymPy cancels on reading (x^2/x is x,
+    # and 'solve x^2/x = 0' answered x = 0, verified)
+    answer = solve(problem)
+    # Then the roots where the text divides by 0 are discarded, and the rest verified
+    assert answer.text == text
+    assert answer.verification.status == "verified", answer.verification.detail
+
+
+@pytest.mark.parametrize("problem", ["x^2/x = 0, y = 1", "(x-1)^2/(x-1) = y, y = 0",
+                                     "x*y/y = 2, y = 0"])
+def test_a_system_solution_where_the_text_divides_by_zero_fails(problem: str) -> None:
+    # Given a linear system (as SymPy cancelled it) whose only solution makes a divisor 0:
+    # it was answered and verified by substitution and ranks
+    with pytest.raises(AnswerContradictedError, match="the system is undefined at"):
+        solve(problem)
+
+
+def test_a_system_whose_divisors_are_not_zero_at_its_solution_stays_verified() -> None:
+    answer = solve("x^2/x + y = 1, x - y = 0")
+    assert (answer.text, answer.verification.status) == ("x = 1/2, y = 1/2", "verified")
+
+
+# --- integrals: a differential after the bounds read into the upper bound ------------------
+
+@pytest.mark.parametrize(("problem", "text"), [
+    ("integrate x from 0 to 2 dx", "2"),        # was 2*d**2*x**2, "the integrand has parameters"
+    ("integrate t^2 from 0 to 3 dt", "9"),
+    ("integrate sin(x)/x from 0 to pi dx", "Si(pi)"),
+    ("integrate x from 0 to 2d", "2*d**2"),     # 2d is a bound, not a differential
+])
+def test_a_differential_after_the_bounds_names_the_variable(problem: str, text: str) -> None:
+    assert solve(problem).text == text
