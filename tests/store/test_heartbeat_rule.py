@@ -34,6 +34,10 @@ def test_a_missing_heartbeat_is_gone_once_the_server_is_up_the_threshold_or_hear
     assert absence_unproven_s(None, 12.0, last_seen=AT - 20, read_at=AT) is None
     # it beat after this server started, and its hash is gone: it stopped, or expired here
     assert absence_unproven_s(5.0, 12.0, last_seen=AT - 2, read_at=AT) is None
+    # INFO's uptime is whole seconds: 0 in the first second, and a worker heard 0.5 s ago
+    # beat since the start (it read "unknown": every missing heartbeat did, that second)
+    assert absence_unproven_s(0.0, 12.0, last_seen=AT - 0.5, read_at=AT) is None
+    assert absence_unproven_s(0.0, 12.0, last_seen=AT - 1.5, read_at=AT) == 0.0
     beat = decode_heartbeat("w@h", AT - 20, {}, at=AT, server_uptime_s=40.0, gone_after_s=12.0)
     assert (beat.gone, beat.status.value, beat.absence_note) == (True, "dead", "")
 

@@ -70,7 +70,7 @@ def absence_unproven_s(server_uptime_s: float | None, gone_after_s: float, *,
     """
     if server_uptime_s is None or server_uptime_s >= gone_after_s:
         return None
-    if last_seen > read_at - server_uptime_s:
+    if last_seen > _started_by(server_uptime_s, read_at):
         return None
     if newest_seen is not None and newest_seen - last_seen >= gone_after_s:
         return None
@@ -87,13 +87,19 @@ def newest_before_start(scores: Sequence[float], server_uptime_s: float | None, 
         read_at: When they were read, epoch seconds.
 
     Returns:
-        The largest score at or before `read_at - server_uptime_s`, or None (none
+        The largest score at or before the server's earliest start, or None (none
         such, or the uptime not read).
     """
     if server_uptime_s is None:
         return None
-    started = read_at - server_uptime_s
+    started = _started_by(server_uptime_s, read_at)
     return max((s for s in scores if s <= started), default=None)
+
+
+def _started_by(server_uptime_s: float, read_at: float) -> float:
+    """The earliest the server can have started, epoch s: INFO counts its uptime in whole
+    seconds (0 for its first second), so it started up to 1 s before read_at - uptime."""
+    return read_at - server_uptime_s - 1.0
 
 
 def server_uptime_s(info: dict[str, Any]) -> float | None:
