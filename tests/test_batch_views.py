@@ -35,6 +35,7 @@ from jobtrail.worker.app import create_celery_app
 from tests.cli.test_cli import run
 from tests.helpers.api_server import client, serve_in_thread
 from tests.helpers.batches import publish_batch, reserve_next
+from tests.helpers.waiting import wait_until
 from tests.test_trace import _purge_oldest, sources
 
 PROBLEMS = ["solve x + 1 = 2", "solve x + 2 = 3", "solve x + 3 = 4"]
@@ -402,3 +403,23 @@ def test_trace_command_shows_the_batch_evidence_and_traces_a_batch_id(
     assert message.returncode == 3
     assert f"{batch} is no job but the batch message of 3 jobs" in " ".join(
         message.stdout.split())
+
+
+def test_a_worker_killed_between_heartbeats_is_gone_since_it_started_its_job_not_before(
+        settings: Settings, store: JobStore, events: EventLog) -> None:
+    # Given a batch whose worker ghost@host beat 2 min ago, started job 2 after that and died
+    service = JobService(store, create_celery_app(
+        settings.model_copy(update={"heartbeat_interval_s": 1.0})))
+    # (a server younger than the gone threshold, 3 s, defers the sweep: not this test's point)
+    wait_until(lambda: float(store.client.info("server")["uptime_in_seconds"]) >= 3.0)
+    _, jobs = _dead_batch(service, store)
+    store.client.zadd(store.keys.workers(), {"ghost@host": time.time() - 120})
+    started = store.get(jobs[1].id).started_at
+    assert started is not None
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
+
+    # When the sweep takes it back, then each reason names the start as its last sign of
+    # life (it read "gone since" its heartbeat, before the start it was seen making)
+    service.recover(gone_after_s=3.0)
+    for job in jobs[1:]:
+        assert events.read(job.id)[-1].fields["reason"] == f"worker ghost@host gone since {since}"

@@ -432,7 +432,8 @@ class JobService:
         if job.batch:
             # the job alone: back to pending out of its batch, sent in a message of its own;
             # the batch message (and every batch-mate, the one running too) stays as it is
-            reason = "requeued: " + gone_reason(job.worker, holder.last_seen if holder else None)
+            reason = "requeued: " + gone_reason(job.worker, holder.last_seen if holder else None,
+                                               started_at=job.started_at)
             return self._send_alone(job, reason=reason, dead_worker=job.worker)
         with self.app.connection_for_write() as conn:
             report = self._sweep(conn.default_channel.client, 0.0).sweep(
@@ -444,7 +445,8 @@ class JobService:
             return self._send_alone(self.store.get(job.id))
         if mine is None:
             # no unacknowledged message left: back to pending and send a new one
-            reason = "requeued: " + gone_reason(job.worker, holder.last_seen if holder else None)
+            reason = "requeued: " + gone_reason(job.worker, holder.last_seen if holder else None,
+                                               started_at=job.started_at)
             job = self.store.transition(job.id, JobStatus.PENDING, event=EventType.REDELIVERED,
                                         event_fields={"reason": reason,
                                                       "dead_worker": job.worker},

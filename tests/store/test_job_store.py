@@ -22,6 +22,7 @@ from jobtrail.keys import KeySpace
 from jobtrail.models import EventType, Job, JobStatus
 from jobtrail.store import EventLog, JobStore
 from jobtrail.store.codec import encode_job
+from jobtrail.store.job_store import give_up_reason
 from jobtrail.store.stats import LatencyHistogram, StatsStore, quantile
 from tests.conftest import MAIN_DB
 from tests.helpers.waiting import wait_until
@@ -372,3 +373,9 @@ def test_a_finish_after_a_solve_longer_than_the_health_check_interval_is_sent_on
         JobStatus.COMPLETED, 1, "2")
     assert [e.type for e in events.read(job.id)] == [
         EventType.CREATED, EventType.STARTED, EventType.COMPLETED]
+
+
+def test_the_give_up_reason_counts_its_attempts_in_words() -> None:
+    # MAX_ATTEMPTS=1 read "gave up after 1 attempts: the worker was lost each time"
+    assert give_up_reason(1) == "gave up after 1 attempt: the worker was lost"
+    assert give_up_reason(3) == "gave up after 3 attempts: the worker was lost each time"

@@ -12,7 +12,11 @@ was down no live worker could beat (the hash expired, or a server without
 persistence lost it), so for the first gone threshold after a restart the
 missing heartbeat of a worker last heard before the restart reads `unknown`,
 not gone, in every view (trace, doctor, `workers`, the dead-worker sweep,
-requeue).
+requeue). Except a worker whose silence the restarted server's own data
+proves: what a server loads (AOF, RDB, a replica's copy) is every write up
+to some moment, so when the `workers` index holds another worker's heartbeat
+from before the start at least the gone threshold newer than this worker's,
+this one had stopped beating before the crash: gone, as it read before.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from jobtrail.keys import KeySpace
 from jobtrail.models import JobStatus, WorkerHeartbeat
 
 __all__ = ["DEFAULT_GONE_AFTER_S", "FORGET_AFTER_S", "PROCESSING_READ", "HeartbeatStore",
-           "absence_unproven_s", "server_uptime_s"]
+           "absence_unproven_s", "newest_before_start", "server_uptime_s"]
 
 #: Names of workers silent for longer than this leave the `workers` index.
 FORGET_AFTER_S = 86_400.0
@@ -42,7 +46,8 @@ DEFAULT_GONE_AFTER_S = 30.0
 
 
 def absence_unproven_s(server_uptime_s: float | None, gone_after_s: float, *,
-                       last_seen: float, read_at: float) -> float | None:
+                       last_seen: float, read_at: float,
+                       newest_seen: float | None = None) -> float | None:
     """The liveness rule's exception: is a missing heartbeat no evidence yet?
 
     Args:
@@ -51,19 +56,50 @@ def absence_unproven_s(server_uptime_s: float | None, gone_after_s: float, *,
         gone_after_s: Seconds without a heartbeat after which a worker is gone.
         last_seen: The worker's last heartbeat (its `workers` index score), epoch s.
         read_at: When the heartbeats were read, epoch seconds.
+        newest_seen: The newest heartbeat from before the server started that the
+            `workers` index holds (newest_before_start), epoch s; None: not read.
 
     Returns:
         *server_uptime_s* when the server has been up for less than *gone_after_s*
         and the worker last beat before it started (a live worker may not have
         beaten since it came back: not yet judged); else None (a missing heartbeat
         means gone; so does one that beat since the start and is missing: it
-        stopped, or its hash expired on this server).
+        stopped, or its hash expired on this server; so does one silent for
+        *gone_after_s* before *newest_seen*: the loaded data proves it stopped
+        before the crash).
     """
     if server_uptime_s is None or server_uptime_s >= gone_after_s:
         return None
-    if last_seen > read_at - server_uptime_s:
+    if last_seen > _started_by(server_uptime_s, read_at):
+        return None
+    if newest_seen is not None and newest_seen - last_seen >= gone_after_s:
         return None
     return server_uptime_s
+
+
+def newest_before_start(scores: Sequence[float], server_uptime_s: float | None, *,
+                        read_at: float) -> float | None:
+    """The newest `workers` index score (epoch s) from before the server started.
+
+    Args:
+        scores: Every score of the `workers` index (last heartbeats, epoch seconds).
+        server_uptime_s: INFO server `uptime_in_seconds`, read with them (None: not read).
+        read_at: When they were read, epoch seconds.
+
+    Returns:
+        The largest score at or before the server's earliest start, or None (none
+        such, or the uptime not read).
+    """
+    if server_uptime_s is None:
+        return None
+    started = _started_by(server_uptime_s, read_at)
+    return max((s for s in scores if s <= started), default=None)
+
+
+def _started_by(server_uptime_s: float, read_at: float) -> float:
+    """The earliest the server can have started, epoch s: INFO counts its uptime in whole
+    seconds (0 for its first second), so it started up to 1 s before read_at - uptime."""
+    return read_at - server_uptime_s - 1.0
 
 
 def server_uptime_s(info: dict[str, Any]) -> float | None:
@@ -190,8 +226,9 @@ class HeartbeatStore:
             raise wrap_redis_error("main DB", exc) from exc
         at = now_s()
         uptime_s = server_uptime_s(info)
+        newest = newest_before_start([score for _, score in names], uptime_s, read_at=at)
         return [decode_heartbeat(name, score, row, at=at, server_uptime_s=uptime_s,
-                                 gone_after_s=self.gone_after_s)
+                                 gone_after_s=self.gone_after_s, newest_seen=newest)
                 for (name, score), row in zip(names, rows, strict=True)]
 
     def list_running(self) -> list[WorkerHeartbeat]:
@@ -235,7 +272,8 @@ def _float_or_none(text: str | None) -> float | None:
 
 def decode_heartbeat(name: str, last_seen: float, fields: dict[str, str], *,
                      at: float | None = None, server_uptime_s: float | None = None,
-                     gone_after_s: float = DEFAULT_GONE_AFTER_S) -> WorkerHeartbeat:
+                     gone_after_s: float = DEFAULT_GONE_AFTER_S,
+                     newest_seen: float | None = None) -> WorkerHeartbeat:
     """Return the WorkerHeartbeat of a `worker:<name>` hash (empty hash: the worker is
     gone, or, by absence_unproven_s, not yet judged).
 
@@ -246,13 +284,15 @@ def decode_heartbeat(name: str, last_seen: float, fields: dict[str, str], *,
         at: When it was read, epoch seconds (default: now); the poll's age is taken then.
         server_uptime_s: INFO server `uptime_in_seconds` read with the hash (None: not read).
         gone_after_s: Seconds without a heartbeat after which a worker is gone.
+        newest_seen: The newest index score from before the server started
+            (newest_before_start; None: not read).
     """
     read_at = now_s() if at is None else at
     if not fields:
         return WorkerHeartbeat(name, 0, 0.0, last_seen, (), alive=False, read_at=read_at,
                                restarted_s_ago=absence_unproven_s(
                                    server_uptime_s, gone_after_s, last_seen=last_seen,
-                                   read_at=read_at))
+                                   read_at=read_at, newest_seen=newest_seen))
     return WorkerHeartbeat(
         name=name, pid=int(fields.get("pid") or 0),
         started_at=float(fields.get("started_at") or 0.0),

@@ -72,7 +72,10 @@ def _pairs(mapping: Mapping[str, str]) -> list[str]:
 
 
 def give_up_reason(attempts: int) -> str:
-    """The `error` of a job failed after *attempts* deliveries each lost their worker."""
+    """The `error` of a job failed after *attempts* deliveries each lost their worker
+    ("gave up after 3 attempts: the worker was lost each time"; one: "1 attempt")."""
+    if attempts == 1:
+        return "gave up after 1 attempt: the worker was lost"
     return f"gave up after {attempts} attempts: the worker was lost each time"
 
 

@@ -31,6 +31,7 @@ from jobtrail.store.heartbeats import (
     DEFAULT_GONE_AFTER_S,
     HeartbeatStore,
     decode_heartbeat,
+    newest_before_start,
     server_uptime_s,
 )
 from jobtrail.store.messages import BATCH_ID_PREFIX, confirm_lost, find_job_message
@@ -190,12 +191,15 @@ def _worker_facts(src: TraceSources, name: str) -> WorkerHeartbeat | None:
         pipe.zscore(k.workers(), name)
         pipe.hgetall(k.worker(name))
         pipe.info("server")
-        score, fields, info = pipe.execute()
+        pipe.zrange(k.workers(), 0, -1, withscores=True)
+        score, fields, info, index = pipe.execute()
     if score is None and not fields:
         return None
-    return decode_heartbeat(name, float(score or 0.0), cast(dict[str, str], fields),
-                            server_uptime_s=server_uptime_s(info),
-                            gone_after_s=src.gone_after_s)
+    at, uptime_s = now_s(), server_uptime_s(info)
+    return decode_heartbeat(name, float(score or 0.0), cast(dict[str, str], fields), at=at,
+                            server_uptime_s=uptime_s, gone_after_s=src.gone_after_s,
+                            newest_seen=newest_before_start([s for _, s in index], uptime_s,
+                                                            read_at=at))
 
 
 def _queue_workers(src: TraceSources) -> tuple[WorkerHeartbeat, ...]:

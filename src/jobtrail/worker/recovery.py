@@ -40,7 +40,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -60,7 +60,7 @@ from jobtrail.store.heartbeats import HeartbeatStore
 from jobtrail.store.messages import BrokerMessage, as_text, parse_message
 from jobtrail.worker.app import TASK_SOLVE_BATCH
 
-__all__ = ["DeadWorkerSweep", "Recovered", "RecoveryReport", "gone_reason"]
+__all__ = ["DeadWorkerSweep", "Recovered", "RecoveryReport", "gone_reason", "started_on"]
 
 logger = logging.getLogger(__name__)
 
@@ -97,12 +97,28 @@ class RecoveryReport:
                 "recovered": [asdict(r) for r in self.recovered]}
 
 
-def gone_reason(worker: str, last_seen: float | None) -> str:
-    """Return "worker <name> gone since <UTC time>" (the redelivered event's reason)."""
+def gone_reason(worker: str, last_seen: float | None, *,
+                started_at: float | None = None) -> str:
+    """Return "worker <name> gone since <UTC time>" (the redelivered event's reason).
+
+    Args:
+        worker: The node name.
+        last_seen: Its last heartbeat, epoch seconds (None or 0: none on record).
+        started_at: When it started the job it held, epoch seconds (None: not known):
+            a sign of life too, so the worker is gone since the later of the two (a
+            worker killed between heartbeats started its job after its last one).
+    """
     if not last_seen:
         return f"worker {worker or '(unknown)'} gone (no heartbeat on record)"
-    at = datetime.fromtimestamp(last_seen, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    seen = max(last_seen, started_at or 0.0)
+    at = datetime.fromtimestamp(seen, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return f"worker {worker} gone since {at}"
+
+
+def started_on(jobs: Sequence[Job], worker: str) -> float | None:
+    """The latest start (epoch s) of a processing job of *jobs* on *worker* (None: none)."""
+    return max((j.started_at for j in jobs if j.status is JobStatus.PROCESSING
+                and j.worker == worker and j.started_at), default=None)
 
 
 def _batch_holder(jobs: list[Job], delivered_at: float) -> str:
@@ -246,7 +262,8 @@ class DeadWorkerSweep:
         epoch seconds, names).
         """
         if message.task != TASK_SOLVE_BATCH:
-            outcome = self._recover(jobs[0], live, last_seen, reason_prefix)
+            outcome = self._recover(jobs[0], live, last_seen, reason_prefix,
+                                    started_at=started_on(jobs[:1], jobs[0].worker))
             if outcome is None:
                 return []
             return [replace(outcome, restored=self._restore(tag))]
@@ -254,19 +271,22 @@ class DeadWorkerSweep:
         # own message: the batch's redelivery leaves it, and so does this
         jobs = [job for job in jobs if job.batch == message.task_id]
         holder = _batch_holder(jobs, delivered_at)
+        started = started_on(jobs, holder)
         outcomes = [o for job in jobs if job.status not in TERMINAL_STATUSES
                     and (o := self._recover(job, live, last_seen, reason_prefix,
-                                            holder=holder)) is not None]
+                                            holder=holder, started_at=started)) is not None]
         restored = self._restore(tag)
         return [replace(o, restored=restored) for o in outcomes]
 
     def _recover(self, job: Job, live: set[str], last_seen: dict[str, float],
-                 reason_prefix: str, *, holder: str | None = None) -> Recovered | None:
+                 reason_prefix: str, *, holder: str | None = None,
+                 started_at: float | None = None) -> Recovered | None:
         """Put *job* back to pending with its `redelivered` event (None: it moved on).
 
         *holder* is the worker a batch message's jobs name (None: a single job's
         message, whose record names its worker; "": a batch none of whose jobs
-        has started).
+        has started); *started_at* (epoch s) when that worker started the
+        message's running job (gone_reason).
         """
         worker = job.worker if holder is None else holder
         if worker in live:
@@ -274,7 +294,8 @@ class DeadWorkerSweep:
             # failover): the heartbeat's `held` list is the authority, not the record
             reason = reason_prefix + f"worker {worker} no longer holds its message"
         else:
-            reason = reason_prefix + gone_reason(worker, last_seen.get(worker))
+            reason = reason_prefix + gone_reason(worker, last_seen.get(worker),
+                                                 started_at=started_at)
         if job.status is JobStatus.PROCESSING:
             try:
                 self.store.transition(job.id, JobStatus.PENDING, event=EventType.REDELIVERED,
