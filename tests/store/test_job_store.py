@@ -379,3 +379,32 @@ def test_the_give_up_reason_counts_its_attempts_in_words() -> None:
     # MAX_ATTEMPTS=1 read "gave up after 1 attempts: the worker was lost each time"
     assert give_up_reason(1) == "gave up after 1 attempt: the worker was lost"
     assert give_up_reason(3) == "gave up after 3 attempts: the worker was lost each time"
+
+
+def test_a_recorded_loss_names_the_next_redelivery_and_the_give_up_once(
+        store: JobStore, main_db: redis.Redis, keys: KeySpace, events: EventLog) -> None:
+    # Given a job started by delivery A, two attempts at most
+    job = store.create("solve x = 1")
+    store.start(job.id, worker="w1", token="A", max_attempts=2)
+    cause = "pool process exited by signal 9 (SIGKILL)"
+
+    # When a stale delivery B and then A itself record a loss
+    assert store.note_lost(job.id, cause, run="B") is None  # not B's: nothing written
+    assert main_db.hget(keys.job(job.id), "lost") is None
+    assert store.note_lost(job.id, cause, run="A") == 1
+
+    # Then the redelivery's event names it and the start clears it
+    store.start(job.id, worker="w1", token="C", max_attempts=2)
+    redelivered = [e for e in events.read(job.id) if e.type is EventType.REDELIVERED]
+    assert redelivered[-1].fields["reason"] == cause
+    assert main_db.hget(keys.job(job.id), "lost") is None
+    # and a loss nobody recorded gets no reason (never the earlier one)
+    assert store.start(job.id, worker="w1", token="D", max_attempts=2) is None  # given up
+    assert len([e for e in events.read(job.id) if e.type is EventType.REDELIVERED]) == 1
+    assert store.get(job.id).error == "gave up after 2 attempts: the worker was lost each time"
+    # a give-up after a recorded loss names it
+    other = store.create("solve x = 2")
+    store.start(other.id, worker="w1", token="E", max_attempts=1)
+    store.note_lost(other.id, cause, run="E")
+    assert store.start(other.id, worker="w1", token="F", max_attempts=1) is None
+    assert store.get(other.id).error == f"gave up after 1 attempt: the worker was lost ({cause})"

@@ -63,7 +63,8 @@ def test_a_sigkilled_pool_process_is_not_called_a_hard_time_limit(
     lost = store.get(jobs[0].id)
     assert lost.status is JobStatus.FAILED
     assert "hard limit" not in lost.error and "timed out" not in lost.error, lost.error
-    assert lost.error == "gave up after 1 attempt: the worker was lost"
+    assert lost.error == ("gave up after 1 attempt: the worker was lost "
+                          "(pool process exited by signal 9 (SIGKILL))")
     log = proc.log()
     assert (f"pool process exited by signal 9 (SIGKILL), batch redelivered "
             f"job_id={jobs[0].id}") in log, log[-3000:]

@@ -71,12 +71,14 @@ def _pairs(mapping: Mapping[str, str]) -> list[str]:
     return [item for pair in mapping.items() for item in pair]
 
 
-def give_up_reason(attempts: int) -> str:
+def give_up_reason(attempts: int, last_loss: str = "") -> str:
     """The `error` of a job failed after *attempts* deliveries each lost their worker
-    ("gave up after 3 attempts: the worker was lost each time"; one: "1 attempt")."""
-    if attempts == 1:
-        return "gave up after 1 attempt: the worker was lost"
-    return f"gave up after {attempts} attempts: the worker was lost each time"
+    ("gave up after 3 attempts: the worker was lost each time"; one: "1 attempt"),
+    naming the last loss's cause when its worker recorded one (JobStore.note_lost):
+    "... each time (pool process exited by signal 9 (SIGKILL))"."""
+    reason = ("gave up after 1 attempt: the worker was lost" if attempts == 1
+              else f"gave up after {attempts} attempts: the worker was lost each time")
+    return f"{reason} ({last_loss})" if last_loss else reason
 
 
 def completion_fields(result: dict[str, Any], kind: str = "") -> dict[str, str]:
@@ -159,6 +161,7 @@ class JobStore:
         self.events_max_len = events_max_len
         self._create = load_script(client, "create")
         self._transition = load_script(client, "transition")
+        self._note_lost = load_script(client, "note_lost")
         self._loaded: set[str] = set()  # shas this process made sure the server has
 
     # -- writes -------------------------------------------------------------------------
@@ -675,18 +678,44 @@ class JobStore:
         return self._decode_reply(job.id, JobStatus.PENDING,
                                   self._run(self._transition, keys, args))
 
-    def give_up(self, job_id: str, attempts: int) -> None:
-        """Fail a job whose every one of *attempts* starts lost its worker.
+    def give_up(self, job_id: str, attempts: int) -> str:
+        """Fail a job whose every one of *attempts* starts lost its worker, naming the
+        last loss's cause when one was recorded (note_lost; give_up_reason).
 
         Idempotent: a job already finished is left as it is.
+
+        Returns:
+            The reason written (or that would have been, for a finished job).
 
         Raises:
             RedisUnavailableError: The main DB could not be reached.
         """
         try:
-            self.fail(job_id, give_up_reason(attempts))
+            last_loss = str(self.client.hget(self.keys.job(job_id), "lost") or "")
+        except REDIS_ERRORS as exc:
+            raise wrap_redis_error("main DB", exc) from exc
+        reason = give_up_reason(attempts, last_loss)
+        try:
+            self.fail(job_id, reason)
         except (InvalidTransitionError, JobNotFoundError) as exc:
             logger.info("job not given up job_id=%s reason=%s", job_id, exc)
+        return reason
+
+    def note_lost(self, job_id: str, cause: str, *, run: str) -> int | None:
+        """Record *cause* (why delivery *run*'s worker process was lost, in words) on the
+        job, only while the job is processing under run token *run*: the next start's
+        `redelivered` event takes it as its reason and clears it (transition.lua), and a
+        give-up names it (give_up). One atomic step (lua/note_lost.lua).
+
+        Returns:
+            The job's attempts when written; None when the job is missing, not
+            processing or another delivery's (nothing written).
+
+        Raises:
+            RedisUnavailableError: The main DB could not be reached (nothing written).
+        """
+        written, attempts = self._run(self._note_lost, [self.keys.job(job_id)], [run, cause])
+        return int(attempts or 0) if int(written) else None
 
     def complete(self, job_id: str, result: dict[str, Any], *, kind: str = "",
                  expected_version: int | None = None) -> Job:

@@ -35,7 +35,7 @@ from typing import Any
 
 from celery import shared_task, states
 from celery.app.task import Context
-from celery.exceptions import Ignore, Reject, SoftTimeLimitExceeded, WorkerLostError
+from celery.exceptions import Ignore, Reject, SoftTimeLimitExceeded
 from celery.signals import task_postrun, worker_process_init
 from celery.worker import state as worker_state
 
@@ -47,7 +47,7 @@ from jobtrail.worker.app import TASK_SOLVE_BATCH, settings_of
 from jobtrail.worker.batch_events import BatchEvents, batch_events
 from jobtrail.worker.batch_revoke import job_context, skip_revoked
 from jobtrail.worker.node_metrics import count_job
-from jobtrail.worker.pool_loss import PoolLoss, pool_loss
+from jobtrail.worker.pool_loss import PoolLoss
 from jobtrail.worker.results import store_owned_results
 from jobtrail.worker.tasks import (
     RUN_KEY,
@@ -122,15 +122,6 @@ class BatchRequest(SolveRequest):
             self._record_lost(killed_by_limit=True)
         super().on_timeout(soft, timeout)
 
-    def on_failure(self, exc_info: Any, send_failed_event: bool = True,
-                   return_ok: bool = False) -> Any:
-        """On a lost pool process (billiard's WorkerLostError), name its true cause on the
-        running job: the hard limit only if the watchdog ended it (worker.pool_loss)."""
-        exc = getattr(exc_info.exception, "exc", exc_info.exception)
-        if isinstance(exc, WorkerLostError) and not worker_state.should_terminate:
-            self._record_lost(killed_by_limit=False, loss=pool_loss(exc))
-        return super().on_failure(exc_info, send_failed_event, return_ok)
-
     def _record_lost(self, *, killed_by_limit: bool, loss: PoolLoss | None = None) -> None:
         """Name the loss of this delivery's pool process on the job it was running.
 
@@ -156,7 +147,8 @@ class BatchRequest(SolveRequest):
                         logger.warning("batch time limit reached, batch redelivered "
                                        "job_id=%s batch=%s ran_s=%.1f", job_id, self.id,
                                        ran_s)
-                    else:
+                    else:  # named on the job for its redelivered event and give-up
+                        rt.store.note_lost(job_id, cause, run=self.run_token)
                         logger.warning("%s, batch redelivered job_id=%s batch=%s "
                                        "ran_s=%.1f attempt=%s", cause, job_id, self.id,
                                        ran_s, attempts)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from celery import Celery, Task, shared_task, states
-from celery.exceptions import Ignore, Reject, SoftTimeLimitExceeded
+from celery.exceptions import Ignore, Reject, SoftTimeLimitExceeded, WorkerLostError
 from celery.signals import task_revoked
 from celery.worker import state as worker_state
 from celery.worker.request import Request
@@ -52,7 +52,6 @@ from jobtrail.store.job_store import (
     StartTicket,
     completion_fields,
     failure_fields,
-    give_up_reason,
 )
 from jobtrail.store.node_stats import NodeCount
 from jobtrail.worker import pool_limits  # noqa: F401  (its signal receivers, in every worker)
@@ -63,6 +62,7 @@ from jobtrail.worker.app import (
     settings_of,
 )
 from jobtrail.worker.node_metrics import kind_label
+from jobtrail.worker.pool_loss import PoolLoss, pool_loss
 from jobtrail.worker.results import OWNED_KEY, restore_result
 
 __all__ = ["RUN_KEY", "JobRun", "SolveRequest", "SolveTask", "answer_payload",
@@ -141,6 +141,34 @@ class SolveRequest(Request):  # type: ignore[misc]  # celery ships no types
                 and self.task.name in (TASK_SOLVE, TASK_SOLVE_PROBLEM):
             self._record_hard_timeout()
         super().on_timeout(soft, timeout)
+
+    def on_failure(self, exc_info: Any, send_failed_event: bool = True,
+                   return_ok: bool = False) -> Any:
+        """On a lost pool process (billiard's WorkerLostError, not at a warm shutdown),
+        record its cause before Celery's own handling (which logs it and requeues the
+        message), so the redelivery's `redelivered` event names it (_record_lost)."""
+        exc = getattr(exc_info.exception, "exc", exc_info.exception)
+        if isinstance(exc, WorkerLostError) and not worker_state.should_terminate:
+            self._record_lost(killed_by_limit=False, loss=pool_loss(exc))
+        return super().on_failure(exc_info, send_failed_event, return_ok)
+
+    def _record_lost(self, *, killed_by_limit: bool, loss: PoolLoss | None = None) -> None:
+        """Log the loss of this delivery's pool process in one line and record its cause
+        on the job while the job is still this delivery's (JobStore.note_lost): the
+        redelivery's event and a give-up name it. Unrecorded when the main DB cannot be
+        reached (the event then lacks a reason). *killed_by_limit* is for subclasses."""
+        if self.task.name not in (TASK_SOLVE, TASK_SOLVE_PROBLEM):
+            return
+        cause = (loss or PoolLoss(None, None)).cause
+        try:
+            attempts = runtime(self.task.app).store.note_lost(self.id, cause,
+                                                              run=self.run_token)
+        except JobtrailError as err:  # never let the main process's event loop die of it
+            logger.warning("%s, task redelivered job_id=%s (cause not recorded: %s)", cause,
+                           self.id, err)
+            return
+        logger.warning("%s, task redelivered job_id=%s attempt=%s", cause, self.id,
+                       "?" if attempts is None else attempts)
 
     def _record_hard_timeout(self) -> None:
         rt = runtime(self.task.app)
@@ -475,9 +503,9 @@ class JobRun:
         if isinstance(err, AttemptsExhaustedError):
             logger.warning("delivery after the last attempt: job given up, not solved "
                            "job_id=%s attempts=%s", self.job_id, err.attempts)
-            _with_main_db(self.rt, "give up", self.job_id,
-                          lambda: self.rt.store.give_up(self.job_id, err.attempts))
-            self.refused, self.error = "spent", give_up_reason(err.attempts)
+            self.refused, self.error = "spent", _with_main_db(
+                self.rt, "give up", self.job_id,
+                lambda: self.rt.store.give_up(self.job_id, err.attempts))
             self.store_missing_result()
             raise Ignore()
         if isinstance(err, JobLeftBatchError):

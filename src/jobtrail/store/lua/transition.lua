@@ -20,6 +20,8 @@
 --           "s:<token>" is a delivery's start: a no-op ("same") when run <token> started
 --           the job already, and when another run left it processing (its worker was
 --           lost: the broker redelivered), a `redelivered` event first, in the same step;
+--           that event's reason is the `lost` field (JobStore.note_lost), if any;
+--           every start clears `lost`;
 --           "s:<token>|<batch>" is a start by batch message <batch>'s delivery: refused
 --           ("moved") when the record no longer names that batch (requeued alone)
 -- ARGV[6] = "" to leave attempts alone; "0" to add 1 to attempts; n > 0 to add 1 unless
@@ -98,9 +100,15 @@ if kind == 's' and status == 'processing' then
   local version = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
   redis.call('HSET', KEYS[1], 'status', 'pending', 'version', tostring(version + 1))
   count('redelivered')
-  append_event({'type', 'redelivered', 'at', ARGV[4], 'from', 'processing',
-                'status', 'pending', 'attempt', redis.call('HGET', KEYS[1], 'attempts') or '0',
-                'previous_worker', redis.call('HGET', KEYS[1], 'worker') or ''})
+  local event = {'type', 'redelivered', 'at', ARGV[4], 'from', 'processing',
+                 'status', 'pending', 'attempt', redis.call('HGET', KEYS[1], 'attempts') or '0',
+                 'previous_worker', redis.call('HGET', KEYS[1], 'worker') or ''}
+  local lost = redis.call('HGET', KEYS[1], 'lost') or ''
+  if lost ~= '' then
+    event[#event + 1] = 'reason'  -- the cause the lost run's main process recorded
+    event[#event + 1] = lost
+  end
+  append_event(event)
   status = 'pending'
 end
 local allowed = false
@@ -120,6 +128,9 @@ if ARGV[6] ~= '' then
     return {'exhausted', spent}
   end
   redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+end
+if kind == 's' then
+  redis.call('HDEL', KEYS[1], 'lost')  -- a start leaves no earlier run's cause behind
 end
 local n = tonumber(ARGV[14])
 local fields = {'status', ARGV[2], 'version', tostring(tonumber(version) + 1)}
