@@ -144,6 +144,12 @@ def test_hard_time_limit_kills_a_stuck_pool_process_and_fails_the_job(
     final = store.get(job.id)
     assert final.status is JobStatus.FAILED
     assert final.error.startswith("timed out after 2 s (hard limit")
+    # and its Celery result is Celery's own account of the hard limit, in seconds
+    # (tests/faults/conftest.py assert_true_fates relies on this shape)
+    celery_result = service.app.AsyncResult(job.id)
+    assert celery_result.state == "FAILURE"
+    assert (type(celery_result.result).__name__, celery_result.result.args) == (
+        "TimeLimitExceeded", (2.0,))
     assert not child.is_running() or child.status() == "zombie"
     assert store.get(after.id).answer == "256"
     # and the worker's own metrics count the killed job as a timeout (its main process did)
