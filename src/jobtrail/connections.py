@@ -22,6 +22,7 @@ from jobtrail.config import Settings
 from jobtrail.errors import (
     JobtrailError,
     RedisCommandError,
+    RedisOutOfMemoryError,
     RedisUnavailableError,
     ReplicationError,
 )
@@ -49,14 +50,23 @@ __all__ = [
 #: What a Redis call can raise; wrap_redis_error() turns each into a JobtrailError.
 REDIS_ERRORS = (redis.RedisError,)
 
+#: Redis's refusal of a write over maxmemory; redis-py maps it to OutOfMemoryError only
+#: at the start of a reply, not inside a script's error (server.c, shared.oomerr).
+_OOM_REPLY = "OOM command not allowed"
+
 
 def wrap_redis_error(what: str, exc: Exception) -> JobtrailError:
     """Return the JobtrailError for a redis-py exception raised while talking to *what*.
 
     Connection problems, timeouts and READONLY (the server is a replica now:
-    a failover) become RedisUnavailableError; other error replies (OOM,
-    WRONGTYPE, NOSCRIPT...) RedisCommandError.
+    a failover) become RedisUnavailableError; an OOM refusal (a command's own,
+    or one inside a Lua script: "Error running script ... -OOM ...")
+    RedisOutOfMemoryError; other error replies (WRONGTYPE, NOSCRIPT...)
+    RedisCommandError.
     """
+    if isinstance(exc, redis.OutOfMemoryError) or (
+            isinstance(exc, redis.ResponseError) and _OOM_REPLY in str(exc)):
+        return RedisOutOfMemoryError(what, str(exc))
     if isinstance(exc, redis.ResponseError) and not isinstance(exc, redis.ReadOnlyError):
         return RedisCommandError(what, str(exc))
     return RedisUnavailableError(what, str(exc) or type(exc).__name__)
