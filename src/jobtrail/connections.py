@@ -53,13 +53,17 @@ REDIS_ERRORS = (redis.RedisError,)
 #: Redis's refusal of a write over maxmemory; redis-py maps it to OutOfMemoryError only
 #: at the start of a reply, not inside a script's error (server.c, shared.oomerr).
 _OOM_REPLY = "OOM command not allowed"
+#: A replica's refusal of a write inside a Lua script ("Error running script ...
+#: -READONLY ..."), which redis-py leaves a plain ResponseError, unlike a command's own.
+_READONLY_IN_SCRIPT = "-READONLY "
 
 
 def wrap_redis_error(what: str, exc: Exception) -> JobtrailError:
     """Return the JobtrailError for a redis-py exception raised while talking to *what*.
 
     Connection problems, timeouts and READONLY (the server is a replica now:
-    a failover) become RedisUnavailableError; an OOM refusal (a command's own,
+    a failover; a command's own reply or one inside a Lua script) become
+    RedisUnavailableError; an OOM refusal (a command's own,
     or one inside a Lua script: "Error running script ... -OOM ...")
     RedisOutOfMemoryError; other error replies (WRONGTYPE, NOSCRIPT...)
     RedisCommandError.
@@ -67,7 +71,8 @@ def wrap_redis_error(what: str, exc: Exception) -> JobtrailError:
     if isinstance(exc, redis.OutOfMemoryError) or (
             isinstance(exc, redis.ResponseError) and _OOM_REPLY in str(exc)):
         return RedisOutOfMemoryError(what, str(exc))
-    if isinstance(exc, redis.ResponseError) and not isinstance(exc, redis.ReadOnlyError):
+    if isinstance(exc, redis.ResponseError) and not isinstance(exc, redis.ReadOnlyError) \
+            and _READONLY_IN_SCRIPT not in str(exc):
         return RedisCommandError(what, str(exc))
     return RedisUnavailableError(what, str(exc) or type(exc).__name__)
 
