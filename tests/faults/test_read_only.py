@@ -12,6 +12,7 @@ from jobtrail.embedded import free_port
 from jobtrail.errors import JobtrailError
 from jobtrail.models import JobStatus
 from tests.faults.conftest import (
+    RETRY_S,
     TIMED_OUT,
     FaultRig,
     assert_true_fates,
@@ -21,7 +22,7 @@ from tests.helpers.processes import WorkerProcess
 pytestmark = [pytest.mark.slow, pytest.mark.crash]
 
 
-@pytest.mark.parametrize("read_only_s", [3.0], ids=["in-window"])
+@pytest.mark.parametrize("read_only_s", [3.0, RETRY_S + 4.0], ids=["in-window", "past-window"])
 def test_read_only_server_mid_job_keeps_the_job_and_refuses_submits(
         rig: FaultRig, worker_process: Callable[..., WorkerProcess], read_only_s: float) -> None:
     # Given a worker 1 s into a solve whose outcome (soft limit) is due at 3 s

@@ -112,27 +112,36 @@ class OwnDeliveryQoS(kombu_redis.QoS):
         _VIRTUAL_QOS.append(self, message, delivery_tag)
 
     def ack(self, delivery_tag: str) -> None:
-        """Remove the unacked entry if it is still this delivery's; free the slot."""
+        """Remove the unacked entry if it is still this delivery's; free the slot.
+
+        The slot is freed even when Redis refuses the removal (read-only, out of
+        memory): the entry left in `unacked` comes back after the visibility
+        timeout, while a slot kept would stop the consumer for good.
+        """
         arrived = self._arrived.pop(delivery_tag, None)
-        with self.channel.conn_or_acquire() as client:
-            if self._ack_script is None:  # EVALSHA an ack, the text sent once (NOSCRIPT: again)
-                self._ack_script = client.register_script(_ACK_IF_MINE)
-            mine = self._ack_script(keys=[self.unacked_index_key, self.unacked_key],
-                                    args=[delivery_tag, "" if arrived is None else repr(arrived)],
-                                    client=client)
+        try:
+            with self.channel.conn_or_acquire() as client:
+                if self._ack_script is None:  # EVALSHA an ack, the text sent once (NOSCRIPT)
+                    self._ack_script = client.register_script(_ACK_IF_MINE)
+                mine = self._ack_script(keys=[self.unacked_index_key, self.unacked_key],
+                                        args=[delivery_tag, "" if arrived is None else
+                                              repr(arrived)], client=client)
+        finally:
+            _VIRTUAL_QOS.ack(self, delivery_tag)
         if not mine:
             logger.warning("ack of a delivery restored and delivered again left alone tag=%s",
                            delivery_tag)
-        _VIRTUAL_QOS.ack(self, delivery_tag)
 
     def reject(self, delivery_tag: str, requeue: bool = False) -> None:
         """Reject this delivery (requeue: back to the head of its queue) if it is still this
-        delivery's; free the slot either way."""
-        if requeue:
-            self._restore_if_mine(delivery_tag, leftmost=True)
-            _VIRTUAL_QOS.ack(self, delivery_tag)
-        else:
+        delivery's; free the slot either way, as ack() does, even when Redis refuses."""
+        if not requeue:
             self.ack(delivery_tag)
+            return
+        try:
+            self._restore_if_mine(delivery_tag, leftmost=True)
+        finally:
+            _VIRTUAL_QOS.ack(self, delivery_tag)
 
     def restore_unacked(self, client: Any = None) -> None:
         """At shutdown, put back this consumer's own unacknowledged deliveries only."""
