@@ -22,15 +22,22 @@ from tests.helpers.processes import WorkerProcess
 pytestmark = [pytest.mark.slow, pytest.mark.crash]
 
 
-@pytest.mark.parametrize("read_only_s", [3.0, RETRY_S + 4.0], ids=["in-window", "past-window"])
+@pytest.mark.parametrize(("fault", "read_only_s"), [
+    ("replicaof", 3.0), ("replicaof", RETRY_S + 4.0), ("min-replicas", 3.0)],
+    ids=["replicaof-in-window", "replicaof-past-window", "min-replicas-in-window"])
 def test_read_only_server_mid_job_keeps_the_job_and_refuses_submits(
-        rig: FaultRig, worker_process: Callable[..., WorkerProcess], read_only_s: float) -> None:
+        rig: FaultRig, worker_process: Callable[..., WorkerProcess], read_only_s: float,
+        fault: str) -> None:
     # Given a worker 1 s into a solve whose outcome (soft limit) is due at 3 s
     _, job_id = rig.busy(worker_process, solving_s=1.0)
     records = rig.store.client.zcard(rig.store.keys.jobs())
 
-    # When the server becomes a replica of nothing (read-only) past the outcome
-    rig.admin.replicaof("127.0.0.1", str(free_port()))
+    # When the server becomes a replica of nothing (read-only), or a master that needs a
+    # replica it lacks for every write (NOREPLICAS), past the outcome
+    if fault == "replicaof":
+        rig.admin.replicaof("127.0.0.1", str(free_port()))
+    else:
+        rig.admin.config_set("min-replicas-to-write", "1")
     try:
         # Then a submit is refused in one line and writes nothing
         with pytest.raises(JobtrailError) as refused:
@@ -39,7 +46,10 @@ def test_read_only_server_mid_job_keeps_the_job_and_refuses_submits(
         assert rig.store.client.zcard(rig.store.keys.jobs()) == records
         time.sleep(read_only_s)
     finally:
-        rig.admin.replicaof("NO", "ONE")
+        if fault == "replicaof":
+            rig.admin.replicaof("NO", "ONE")
+        else:
+            rig.admin.config_set("min-replicas-to-write", "0")
 
     # Then the job ends truly once the server takes writes again; the worker serves on
     assert_true_fates(rig, {job_id: (JobStatus.FAILED, TIMED_OUT)}, redeliveries=1)
