@@ -15,7 +15,7 @@ import pytest
 from jobtrail.errors import JobtrailError
 from jobtrail.models import JobStatus
 from tests.faults.conftest import (
-    SOFT_LIMIT_S,
+    RETRY_S,
     TIMED_OUT,
     FaultRig,
     assert_true_fates,
@@ -31,8 +31,9 @@ def _out_of_memory(rig: FaultRig) -> None:
     rig.admin.config_set("maxmemory", "1")
 
 
+@pytest.mark.parametrize("oom_s", [3.0, RETRY_S + 4.0], ids=["in-window", "past-window"])
 def test_out_of_memory_refuses_a_submit_and_the_busy_worker_keeps_its_job(
-        rig: FaultRig, worker_process: Callable[..., WorkerProcess]) -> None:
+        rig: FaultRig, worker_process: Callable[..., WorkerProcess], oom_s: float) -> None:
     # Given a worker 0.5 s into a solve whose outcome (soft limit) is due at 3 s
     _, job_id = rig.busy(worker_process, solving_s=0.5)
     records = rig.store.client.zcard(rig.store.keys.jobs())
@@ -45,7 +46,7 @@ def test_out_of_memory_refuses_a_submit_and_the_busy_worker_keeps_its_job(
             rig.service.submit("solve x^2 - 4 = 0")
         assert "OOM" in str(refused.value) and "\n" not in str(refused.value), refused.value
         assert rig.store.client.zcard(rig.store.keys.jobs()) == records
-        time.sleep(SOFT_LIMIT_S + 0.5)
+        time.sleep(oom_s)
     finally:
         rig.admin.config_set("maxmemory", "0")
 
