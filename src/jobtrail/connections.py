@@ -22,6 +22,7 @@ from jobtrail.config import Settings
 from jobtrail.errors import (
     JobtrailError,
     RedisCommandError,
+    RedisOutOfMemoryError,
     RedisUnavailableError,
     ReplicationError,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "keepalive_options",
     "mask_url",
     "open_clients",
+    "refuses_writes_now",
     "socket_kwargs",
     "wait_until_ready",
     "wrap_redis_error",
@@ -49,15 +51,50 @@ __all__ = [
 #: What a Redis call can raise; wrap_redis_error() turns each into a JobtrailError.
 REDIS_ERRORS = (redis.RedisError,)
 
+#: Redis's refusal of a write over maxmemory; redis-py maps it to OutOfMemoryError only
+#: at the start of a reply, not inside a script's error (server.c, shared.oomerr).
+_OOM_REPLY = "OOM command not allowed"
+#: Refusals of a write by a server that cannot take writes now: a replica (READONLY; a
+#: command's own is redis-py's ReadOnlyError, one inside a Lua script, "Error running
+#: script ... -READONLY ...", a plain ResponseError) or a master short of the replicas
+#: `min-replicas-to-write` asks for (NOREPLICAS, a plain ResponseError either way). Matched
+#: anywhere: redis-py prefixes a pipeline's ("Command # 1 (...) of pipeline caused error: ").
+_CANNOT_WRITE_NOW = ("READONLY You can't write", "NOREPLICAS Not enough good replicas")
+
+
+def _cannot_write_now(exc: redis.ResponseError) -> bool:
+    text = str(exc)
+    return any(code in text for code in _CANNOT_WRITE_NOW)
+
+
+def refuses_writes_now(exc: BaseException) -> bool:
+    """Return whether *exc* is a server's refusal of a write that passes later unchanged.
+
+    Out of memory under noeviction (OOM), a replica (READONLY) or a master short
+    of replicas (NOREPLICAS), as the command's own reply or inside a Lua
+    script's error. Nothing of the refused command was written.
+    """
+    return isinstance(exc, redis.ResponseError) and (
+        isinstance(exc, redis.OutOfMemoryError | redis.ReadOnlyError)
+        or _OOM_REPLY in str(exc) or _cannot_write_now(exc))
+
 
 def wrap_redis_error(what: str, exc: Exception) -> JobtrailError:
     """Return the JobtrailError for a redis-py exception raised while talking to *what*.
 
-    Connection problems, timeouts and READONLY (the server is a replica now:
-    a failover) become RedisUnavailableError; other error replies (OOM,
-    WRONGTYPE, NOSCRIPT...) RedisCommandError.
+    Connection problems, timeouts, READONLY (the server is a replica now:
+    a failover; a command's own reply or one inside a Lua script) and
+    NOREPLICAS (too few replicas for `min-replicas-to-write`) become
+    RedisUnavailableError; an OOM refusal (a command's own,
+    or one inside a Lua script: "Error running script ... -OOM ...")
+    RedisOutOfMemoryError; other error replies (WRONGTYPE, NOSCRIPT...)
+    RedisCommandError.
     """
-    if isinstance(exc, redis.ResponseError) and not isinstance(exc, redis.ReadOnlyError):
+    if isinstance(exc, redis.OutOfMemoryError) or (
+            isinstance(exc, redis.ResponseError) and _OOM_REPLY in str(exc)):
+        return RedisOutOfMemoryError(what, str(exc))
+    if isinstance(exc, redis.ResponseError) and not isinstance(exc, redis.ReadOnlyError) \
+            and not _cannot_write_now(exc):
         return RedisCommandError(what, str(exc))
     return RedisUnavailableError(what, str(exc) or type(exc).__name__)
 

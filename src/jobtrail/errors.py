@@ -14,6 +14,8 @@ a module boundary; library errors (redis, sqlalchemy) are wrapped here with
     │   └── PartialSubmitError           (accepted, failed, unsubmitted) submit_many lost Redis
     │                                                       partway: some jobs accepted, some not
     ├── RedisCommandError                (what)            Redis refused a command (OOM, WRONGTYPE)
+    │   └── RedisOutOfMemoryError        (what)            refused a write: used memory over
+    │                                                       maxmemory (noeviction); transient
     ├── EmbeddedRedisError                                  embedded redis-server cannot start
     │   └── EmbeddedRedisRefusedError    (url, pid, reason) it runs but refuses us (maxclients,
     │                                                       LOADING, password); never restarted
@@ -89,6 +91,7 @@ __all__ = [
     "ProblemParseError",
     "ProblemTooLargeError",
     "RedisCommandError",
+    "RedisOutOfMemoryError",
     "RedisUnavailableError",
     "ReplicationError",
     "ReproError",
@@ -206,6 +209,12 @@ class RedisCommandError(JobtrailError):
         super().__init__(f"{what} refused a command: {reason}")
         self.what = what
         self.reason = reason
+
+
+class RedisOutOfMemoryError(RedisCommandError):
+    """Raised when Redis refuses a write with OOM: used memory is over `maxmemory` and the
+    policy (noeviction) evicts nothing. Nothing of the command was written; the same
+    write passes once memory is freed, so the worker retries it as an outage."""
 
 
 class EmbeddedRedisError(JobtrailError):

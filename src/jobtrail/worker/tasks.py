@@ -38,6 +38,7 @@ from jobtrail.errors import (
     JobNotFoundError,
     JobtrailError,
     ProblemError,
+    RedisOutOfMemoryError,
     RedisUnavailableError,
     SolverTimeoutError,
 )
@@ -204,8 +205,14 @@ def _kind_of(problem: str) -> str:
         return ""
 
 
+#: What a worker's write to the main DB rides out (retried, then the task handed back):
+#: the DB unreachable, or out of memory under noeviction (the write refused whole).
+TRANSIENT = (RedisUnavailableError, RedisOutOfMemoryError)
+
+
 def _with_main_db(rt: _Runtime, what: str, job_id: str, write: Callable[[], T]) -> T:
-    """Run *write*, retrying while the main DB is unreachable, then give the task back.
+    """Run *write*, retrying while the main DB is unreachable or out of memory, then
+    give the task back.
 
     A write that still fails after `redis_retry_s` seconds (setting, default
     30), or when the soft time limit comes first, raises Celery's
@@ -219,13 +226,13 @@ def _with_main_db(rt: _Runtime, what: str, job_id: str, write: Callable[[], T]) 
         while True:
             try:
                 return write()
-            except RedisUnavailableError as exc:
+            except TRANSIENT as exc:
                 if monotonic_s() >= deadline:
                     logger.error("main DB unreachable, task given back job_id=%s step=%s "
                                  "reason=%s", job_id, what, exc.reason)
                     raise Reject(str(exc), requeue=True) from exc
-                logger.warning("main DB unreachable, retrying job_id=%s step=%s", job_id,
-                               what)
+                logger.warning("main DB unreachable, retrying job_id=%s step=%s reason=%s",
+                               job_id, what, exc.reason)
             time.sleep(min(delay_s, max(0.0, deadline - monotonic_s()) + 0.01))
             delay_s = min(delay_s * 2, 5.0)
     except SoftTimeLimitExceeded as exc:  # the time limit came first: give the task back
@@ -412,7 +419,7 @@ class JobRun:
         try:
             self.pending = self.rt.store.send_finish(ticket, status, fields=fields,
                                                      event_fields=event_fields, node=node)
-        except RedisUnavailableError as exc:
+        except TRANSIENT as exc:
             logger.warning("main DB unreachable at finish, retrying job_id=%s (%s)",
                            self.job_id, exc.reason)
 
@@ -432,7 +439,7 @@ class JobRun:
             return self.finish(outcome)
         try:
             started, finished = self.rt.store.read_finish(pending)
-        except RedisUnavailableError as exc:
+        except TRANSIENT as exc:
             if not retry:
                 raise Ignore() from exc
             logger.warning("main DB unreachable at finish, retrying job_id=%s (%s)",
@@ -600,7 +607,7 @@ def solve_run(run: JobRun, problem: str | None,
         return _solve(run.rt, run.job_id, job.problem if problem is None else problem, limit)
     try:
         run.send_start()
-    except RedisUnavailableError as exc:
+    except TRANSIENT as exc:
         logger.warning("main DB unreachable at start, solving meanwhile job_id=%s (%s)",
                        run.job_id, exc.reason)
     return _solve(run.rt, run.job_id, problem, limit)

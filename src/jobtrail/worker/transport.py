@@ -32,15 +32,19 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
+import redis
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 from redis.backoff import NoBackoff
 from redis.exceptions import ReadOnlyError
 from redis.retry import Retry
 
+from jobtrail.connections import refuses_writes_now
 from jobtrail.failover import MASTER_CHECK_S, follow_master_switch
 
 __all__ = ["FAILOVER_RETRY_OPTION", "MASTER_CHECK_OPTION", "SENTINEL_TRANSPORT",
@@ -72,6 +76,20 @@ redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
 return 1
 """
+
+
+@contextmanager
+def _refusal_as_lost_connection() -> Iterator[None]:
+    """Raise a write the broker refuses for now (OOM, READONLY, NOREPLICAS) as a lost
+    connection: Celery then logs "Couldn't ack/reject" and the worker serves on (the
+    entry left in `unacked` comes back after the visibility timeout), where kombu's
+    channel error (ResponseError) ended the worker ("Unrecoverable error")."""
+    try:
+        yield
+    except redis.ResponseError as exc:
+        if not refuses_writes_now(exc):
+            raise
+        raise redis.ConnectionError(f"the broker refused a write: {exc}") from exc
 
 
 class OwnDeliveryQoS(kombu_redis.QoS):
@@ -112,27 +130,48 @@ class OwnDeliveryQoS(kombu_redis.QoS):
         _VIRTUAL_QOS.append(self, message, delivery_tag)
 
     def ack(self, delivery_tag: str) -> None:
-        """Remove the unacked entry if it is still this delivery's; free the slot."""
+        """Remove the unacked entry if it is still this delivery's; free the slot.
+
+        The slot is freed even when Redis refuses the removal (read-only, out of
+        memory): the entry left in `unacked` comes back after the visibility
+        timeout, while a slot kept would stop the consumer for good.
+        """
         arrived = self._arrived.pop(delivery_tag, None)
-        with self.channel.conn_or_acquire() as client:
-            if self._ack_script is None:  # EVALSHA an ack, the text sent once (NOSCRIPT: again)
-                self._ack_script = client.register_script(_ACK_IF_MINE)
-            mine = self._ack_script(keys=[self.unacked_index_key, self.unacked_key],
-                                    args=[delivery_tag, "" if arrived is None else repr(arrived)],
-                                    client=client)
+        try:
+            with self.channel.conn_or_acquire() as client:
+                if self._ack_script is None:  # EVALSHA an ack, the text sent once (NOSCRIPT)
+                    self._ack_script = client.register_script(_ACK_IF_MINE)
+                mine = self._ack_script(keys=[self.unacked_index_key, self.unacked_key],
+                                        args=[delivery_tag, "" if arrived is None else
+                                              repr(arrived)], client=client)
+        finally:
+            _VIRTUAL_QOS.ack(self, delivery_tag)
         if not mine:
             logger.warning("ack of a delivery restored and delivered again left alone tag=%s",
                            delivery_tag)
-        _VIRTUAL_QOS.ack(self, delivery_tag)
 
     def reject(self, delivery_tag: str, requeue: bool = False) -> None:
         """Reject this delivery (requeue: back to the head of its queue) if it is still this
-        delivery's; free the slot either way."""
-        if requeue:
-            self._restore_if_mine(delivery_tag, leftmost=True)
-            _VIRTUAL_QOS.ack(self, delivery_tag)
-        else:
+        delivery's; free the slot either way, as ack() does, even when Redis refuses."""
+        if not requeue:
             self.ack(delivery_tag)
+            return
+        try:
+            self._restore_if_mine(delivery_tag, leftmost=True)
+        finally:
+            _VIRTUAL_QOS.ack(self, delivery_tag)
+
+    def restore_visible(self, *args: Any, **kwargs: Any) -> None:
+        """kombu's restore of deliveries past the visibility timeout, skipped for now (it
+        runs again every few seconds) when the broker refuses its lock's SET (OOM,
+        READONLY, NOREPLICAS): a ResponseError there, at a reconnect, ended the worker."""
+        try:
+            super().restore_visible(*args, **kwargs)  # type: ignore[no-untyped-call]
+        except redis.ConnectionError as exc:
+            if exc.__cause__ is None or not refuses_writes_now(exc.__cause__):
+                raise
+            logger.warning("deliveries past the visibility timeout not restored yet: the "
+                           "broker refuses writes (%s)", exc)
 
     def restore_unacked(self, client: Any = None) -> None:
         """At shutdown, put back this consumer's own unacknowledged deliveries only."""
@@ -168,8 +207,25 @@ class OwnDeliveryQoS(kombu_redis.QoS):
                            "tag=%s", tag)
 
 
+def _refusing(connection_class: type) -> type:
+    """Return *connection_class* whose replies refusing a write for now (OOM, READONLY,
+    NOREPLICAS) raise ConnectionError: to kombu and Celery the broker is then down for
+    now (the consumer reconnects, an ack or reject is "Couldn't ack") instead of a
+    channel error that ends the worker ("Unrecoverable error"), wherever kombu writes
+    (BRPOP pops, the restore lock, a queue's binding at a reconnect)."""
+
+    class RefusalAsLostConnection(connection_class):  # type: ignore[misc]
+        def read_response(self, *args: Any, **kwargs: Any) -> Any:
+            with _refusal_as_lost_connection():
+                return super().read_response(*args, **kwargs)
+
+    RefusalAsLostConnection.__name__ = f"RefusalAsLost{connection_class.__name__}"
+    return RefusalAsLostConnection
+
+
 class _LoopWithoutRetry:
-    """Gives kombu's event-loop connections no redis-py retry (a mixin of both channels)."""
+    """Gives kombu's event-loop connections no redis-py retry (a mixin of both channels),
+    and every broker connection a refused write as a lost connection (_refusing)."""
 
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
         """Return kombu's connection parameters, without retry for the asynchronous pool.
@@ -182,6 +238,8 @@ class _LoopWithoutRetry:
         """
         params: dict[str, Any] = super()._connparams(  # type: ignore[misc]
             asynchronous=asynchronous)
+        params["connection_class"] = _refusing(params.get("connection_class")
+                                               or redis.Connection)
         if asynchronous:
             params["retry_on_timeout"] = False
             params["retry"] = Retry(NoBackoff(), 0)
