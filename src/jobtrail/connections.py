@@ -92,7 +92,9 @@ def wrap_redis_error(what: str, exc: Exception) -> JobtrailError:
     """
     if isinstance(exc, redis.OutOfMemoryError) or (
             isinstance(exc, redis.ResponseError) and _OOM_REPLY in str(exc)):
-        return RedisOutOfMemoryError(what, str(exc))
+        text = str(exc)  # Redis's own words, without a pipeline's or a script's wrapping
+        return RedisOutOfMemoryError(what, text[text.find(_OOM_REPLY):].rstrip(". ")
+                                     if _OOM_REPLY in text else text)
     if isinstance(exc, redis.ResponseError) and not isinstance(exc, redis.ReadOnlyError) \
             and not _cannot_write_now(exc):
         return RedisCommandError(what, str(exc))

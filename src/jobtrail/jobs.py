@@ -29,6 +29,7 @@ from jobtrail.errors import (
     NotCancellableError,
     PartialSubmitError,
     ProblemError,
+    RedisOutOfMemoryError,
     RedisUnavailableError,
 )
 from jobtrail.models import TERMINAL_STATUSES, EventType, Job, JobStatus
@@ -284,13 +285,15 @@ class JobService:
                     part, batches=[batches[n // size] for n in range(len(part))])
                 try:
                     self.store.write_jobs(chunk)
-                except RedisUnavailableError as exc:
-                    # a write cut off may have been applied (a lost reply; too few replicas);
-                    # before anything was accepted the error is the store's own (ReplicationError
+                except (RedisUnavailableError, RedisOutOfMemoryError) as exc:
+                    # a write cut off may have been applied (a lost reply; too few replicas;
+                    # the records of the pipeline written before memory ran out); before
+                    # anything was accepted the error is the store's own (ReplicationError
                     # says the master holds the write)
                     if not jobs:
                         raise
-                    raise PartialSubmitError(exc.url, exc.reason, [j.id for j in jobs], [],
+                    where = exc.url if isinstance(exc, RedisUnavailableError) else exc.what
+                    raise PartialSubmitError(where, exc.reason, [j.id for j in jobs], [],
                                              len(problems) - start - len(chunk),
                                              [j.id for j in chunk]) from exc
                 before = len(jobs)

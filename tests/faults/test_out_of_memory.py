@@ -12,8 +12,10 @@ from collections.abc import Callable
 
 import pytest
 
-from jobtrail.errors import JobtrailError
-from jobtrail.models import JobStatus
+from jobtrail.errors import JobtrailError, PartialSubmitError
+from jobtrail.jobs import SUBMIT_CHUNK
+from jobtrail.models import Job, JobStatus
+from jobtrail.store.heartbeats import HeartbeatStore
 from tests.faults.conftest import (
     RETRY_S,
     TIMED_OUT,
@@ -21,6 +23,7 @@ from tests.faults.conftest import (
     assert_true_fates,
 )
 from tests.helpers.processes import WorkerProcess
+from tests.helpers.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.crash]
 
@@ -49,6 +52,46 @@ def test_out_of_memory_refuses_a_submit_and_the_busy_worker_keeps_its_job(
         time.sleep(oom_s)
     finally:
         rig.admin.config_set("maxmemory", "0")
+        freed_at = time.time()
 
-    # Then the job ends with its true fate once memory is freed; the worker serves on
+    # Then the job ends with its true fate once memory is freed; the worker serves on,
+    # and beats again (its heartbeat thread outlived the refused beats)
     assert_true_fates(rig, {job_id: (JobStatus.FAILED, TIMED_OUT)}, redeliveries=1)
+    heartbeats = HeartbeatStore(rig.store.client, rig.store.keys)
+    wait_until(lambda: any(b.alive and b.last_seen > freed_at
+                           for b in heartbeats.list_workers()),
+               timeout_s=3 * rig.settings.heartbeat_interval_s + 5,
+               message="a heartbeat written after memory was freed")
+
+
+def test_out_of_memory_partway_through_submit_many_names_the_accepted_jobs(
+        rig: FaultRig, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a submit_many of three chunks, the server running out of memory (noeviction)
+    # just before the second chunk's records are written
+    chunk = SUBMIT_CHUNK // rig.service.batch_max_jobs * rig.service.batch_max_jobs
+    problems = [f"solve x + {n} = 0" for n in range(3 * chunk)]
+    write_jobs = rig.store.write_jobs
+    calls: list[int] = []
+
+    def out_of_memory_at_the_second(jobs: list[Job]) -> None:
+        calls.append(len(jobs))
+        if len(calls) == 2:
+            _out_of_memory(rig)
+        write_jobs(jobs)
+
+    monkeypatch.setattr(rig.store, "write_jobs", out_of_memory_at_the_second)
+    try:
+        # When it runs
+        with pytest.raises(PartialSubmitError) as partial:
+            rig.service.submit_many(problems)
+    finally:
+        rig.admin.config_set("maxmemory", "0")
+
+    # Then the error is a partial submit that names the first chunk accepted, the second
+    # uncertain (refused, or written in part before memory ran out) and the third unsent
+    error = partial.value
+    assert error.reason == "OOM command not allowed when used memory > 'maxmemory'", error
+    assert len(error.accepted) == chunk and error.failed == []
+    assert len(error.uncertain) == chunk and error.unsubmitted == chunk
+    for job_id in error.accepted:
+        assert rig.store.get(job_id).status is JobStatus.PENDING

@@ -24,7 +24,7 @@ from prometheus_client import start_http_server
 
 from jobtrail.clock import now_s
 from jobtrail.connections import connect
-from jobtrail.errors import RedisUnavailableError
+from jobtrail.errors import JobtrailError
 from jobtrail.keys import KeySpace
 from jobtrail.metrics import NodeCollector, process_registry
 from jobtrail.store.heartbeats import HeartbeatStore
@@ -81,7 +81,7 @@ class HeartbeatThread(threading.Thread):
                             interval_s=self.interval_s,
                             polled_at=self.clock.polled_at if self.clock else None,
                             stuck_after_s=self.stuck_after_s, queue=self.queue, held=held)
-        except RedisUnavailableError as exc:
+        except JobtrailError as exc:  # unreachable, or a refused write (OOM): beat again later
             logger.warning("heartbeat not written worker=%s reason=%s", self.node, exc)
             return False
         return True
@@ -113,7 +113,7 @@ class HeartbeatThread(threading.Thread):
         self.stopped.set()
         try:
             self.store.stop(self.node)
-        except RedisUnavailableError as exc:
+        except JobtrailError as exc:
             logger.warning("worker stop not recorded worker=%s reason=%s", self.node, exc)
 
 
