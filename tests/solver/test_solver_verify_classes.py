@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import sympy
 
-from jobtrail.errors import AnswerContradictedError, UnsupportedProblemError
+from jobtrail.errors import AnswerContradictedError, ProblemParseError, UnsupportedProblemError
 from jobtrail.solver import solve
 from jobtrail.solver.answer import Verification
 from jobtrail.solver.verify import check_definite_integral, check_equation, check_limit, run
@@ -291,3 +291,52 @@ def test_a_system_whose_divisors_are_not_zero_at_its_solution_stays_verified() -
 ])
 def test_a_differential_after_the_bounds_names_the_variable(problem: str, text: str) -> None:
     assert solve(problem).text == text
+
+
+# --- function names read as products of letters (acot(x) was a*cot(x)) -----------------------
+
+_A, _H = sympy.Symbol("a"), sympy.Symbol("h")
+
+FUNCTION_NAMES_READ = [
+    ("d/dx acot(x)", "-1/(x**2 + 1)"),
+    ("d/dx arccot(x)", "-1/(x**2 + 1)"),
+    ("d/dx coth(x)", "-1/sinh(x)**2"),
+    ("d/dx sech(x)", "-tanh(x)*sech(x)"),
+    ("d/dx csch(x)", "-coth(x)*csch(x)"),
+    ("d/dx acoth(x)", "1/(1 - x**2)"),
+    ("d/dx arcsinh(x)", "1/sqrt(x**2 + 1)"),
+    ("evaluate acot(1)", "pi/4"),
+    ("evaluate cosec(pi/2)", "1"),
+    ("evaluate sech(0)", "1"),
+    ("solve acot(x) = 1", "cot(1)"),
+    ("lim x->oo acot(x)", "0"),
+    ("integrate asec(x) from 2 to 3",
+     "-log(4*sqrt(2) + 6) - 2*pi/3 + log(2*sqrt(3) + 4) + 3*asec(3)"),
+]
+
+
+@pytest.mark.parametrize(("problem", "truth"), FUNCTION_NAMES_READ)
+def test_an_inverse_or_hyperbolic_function_name_is_read_as_that_function(
+        problem: str, truth: str) -> None:
+    # Given a problem calling acot, asec, coth, sech, csch, acoth, arcsinh, cosec ... (acot(x)
+    # was read as a*cot(x), coth(x) as cot(h)*x, arccot(x) as a*r*c*cot(x))
+    answer = solve(problem)
+    # Then the function is read, no letter of its name is a variable, and the answer is right
+    assert answer.verification is not None and answer.verification.status == "verified"
+    value = sympy.sympify(answer.text.removeprefix("x = "))
+    assert not value.free_symbols & {_A, _H, sympy.Symbol("c"), sympy.Symbol("r")}
+    assert sympy.simplify(value - sympy.sympify(truth)) == 0, answer.text
+
+
+@pytest.mark.parametrize("problem", [
+    "evaluate gamma(5)", "evaluate beta(2)", "evaluate Ei(1)", "evaluate si(1)",
+    "evaluate sign(-2)", "d/dx floor(x)", "evaluate cbrt(8)", "evaluate arcot(1)",
+    "d/dx sinc(x)", "integrate erfc(x) from 0 to 1", "lim x->0 arsec(x)", "solve tg(x) = 1",
+    "evaluate lg(100)", "d/dx logh(x)",
+])
+def test_an_unknown_function_name_is_refused_not_read_as_a_product(problem: str) -> None:
+    # Given a function jobtrail does not compute (gamma(5) was 5*gamma, Ei(1) e*i, si(1) s*i,
+    # arcot(1) a*r*cot(1)), in any problem kind
+    # Then it is refused with the reason, never answered as a product of letters
+    with pytest.raises(ProblemParseError, match="unknown function"):
+        solve(problem)
