@@ -340,3 +340,43 @@ def test_an_unknown_function_name_is_refused_not_read_as_a_product(problem: str)
     # Then it is refused with the reason, never answered as a product of letters
     with pytest.raises(ProblemParseError, match="unknown function"):
         solve(problem)
+
+
+# --- nonsense values for a real integral or limit (oo - I*pi, a complex number) -------------
+
+@pytest.mark.parametrize(("problem", "reason"), [
+    ("integrate 1/x from -1 to 0", "diverges"),           # SymPy: -oo - I*pi
+    ("integrate 1/(x - 1) from 0 to 1", "diverges"),      # -oo - I*pi
+    ("integrate 1/(x*log(x)) from 0 to 1/2", "diverges"),  # -oo + I*pi
+    ("integrate log(x) from -1 to 1", "no real value"),            # -2 + I*pi
+    ("integrate sqrt(x) from -1 to 1", "no real value"),           # 2/3 + 2*I/3
+    ("integrate x^(-2/3) from -1 to 1", "no real value"),          # 3 - 3*(-1)**(1/3)
+    ("integrate 1/sqrt(x) from -1 to 0", "no real value"),         # -2*I, "verified"
+    ("integrate log(x)/(x - 1) from -1 to 1", "no real value"),    # polylog(2, -2*exp_polar)
+    ("integrate log(x) from -oo to 0", "no real value"),           # oo
+    ("lim x->-1 sqrt(x)", "no real value"),                        # I, "verified"
+    ("lim x->-oo log(x)", "no real value"),                        # oo
+    ("lim x->-oo x^(1/3)", "mixes an infinity"),                   # oo*(-1)**(1/3)
+    ("lim x->2- sqrt(x - 2)", "no real value"),                    # 0
+])
+def test_a_real_integral_or_limit_is_never_answered_with_a_value_no_real_problem_has(
+        problem: str, reason: str) -> None:
+    # Given a real definite integral or limit (no i in the text) whose function is not real on
+    # the range, or which SymPy answers with an infinity plus other terms
+    # Then it is refused with the reason, never completed with that value (even unverified)
+    with pytest.raises(UnsupportedProblemError, match=reason):
+        solve(problem)
+
+
+@pytest.mark.parametrize(("problem", "truth"), [
+    ("integrate log(x) from 0 to 1", "-1"),
+    ("integrate 1/sqrt(x) from 0 to 1", "2"),
+    ("integrate sqrt(1 - x^2) from -1 to 1", "pi/2"),
+    ("integrate i*x from 0 to 1", "I/2"),
+    ("lim x->0+ sqrt(x)", "0"),
+    ("lim x->oo sqrt(x)/x", "0"),
+])
+def test_a_real_value_or_a_problem_about_complex_numbers_is_still_answered(
+        problem: str, truth: str) -> None:
+    answer = solve(problem)
+    assert sympy.simplify(sympy.sympify(answer.text) - sympy.sympify(truth)) == 0
