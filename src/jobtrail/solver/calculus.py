@@ -8,6 +8,7 @@ own ``diff``/``integrate``/``limit`` results, printed with ``str``.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import sympy  # type: ignore[import-untyped]  # sympy 1.14 ships no py.typed
 
@@ -248,18 +249,36 @@ def solve_integral(text: str) -> Answer:
         )
     if value.has(sympy.nan) or value.has(sympy.zoo):
         raise UnsupportedProblemError("the integral does not converge", kind="integral")
-    real = not any(part.has(sympy.I) for part in (expr, lower, upper))
-    nonsense = _not_a_real_value(value, "the integral") if real else None
-    if real and nonsense is None and _not_real_inside(expr, variable, lower, upper):
-        nonsense = (f"the integral has no real value: {expr} is not real on part of the "
-                    f"interval (SymPy gives {value})")
-    if nonsense is not None:
-        raise UnsupportedProblemError(nonsense, kind="integral")
+    if value not in (sympy.oo, -sympy.oo):
+        pole = _non_integrable_point(expr, variable, lower, upper)
+        if pole is not None:
+            raise UnsupportedProblemError(
+                f"the integral diverges: {expr} is not integrable at {variable} = {pole} "
+                f"(SymPy's finite {value} is at best a Cauchy principal value)",
+                kind="integral")
+    _refuse_if_not_real(value, (expr, lower, upper), "integral", lambda: (
+        f"the integral has no real value: {expr} is not real on part of the interval "
+        f"(SymPy gives {value})" if _not_real_inside(expr, variable, lower, upper) else None))
     if value in (sympy.oo, -sympy.oo):
         steps.append("the integral diverges")
     steps.append(f"from {variable} = {lower} to {variable} = {upper}: {value}")
     answer = Answer("integral", str(value), sympy.latex(value), tuple(steps))
     return settle(answer, *run(check_definite_integral, expr, variable, lower, upper, value))
+
+
+def _refuse_if_not_real(value: sympy.Expr, parts: tuple[sympy.Expr, ...], kind: str,
+                        not_real: Callable[[], str | None]) -> None:
+    """Refuse *value* for a real problem (no part in *parts* holds ``i``) that it cannot answer.
+
+    Raises:
+        UnsupportedProblemError: ``_not_a_real_value`` gives a reason, or *not_real* (the
+            function sampled on the range) does.
+    """
+    if any(part.has(sympy.I) for part in parts):
+        return
+    reason = _not_a_real_value(value, f"the {kind}") or not_real()
+    if reason is not None:
+        raise UnsupportedProblemError(reason, kind=kind)
 
 
 def _not_a_real_value(value: sympy.Expr, what: str) -> str | None:
@@ -345,6 +364,35 @@ def _not_real_near(expr: sympy.Expr, variable: sympy.Symbol, point: sympy.Expr,
         return False
     return bool(sides) and all(
         _imaginary_at(expr, variable, sample) for samples in sides for sample in samples)
+
+
+def _non_integrable_point(expr: sympy.Expr, variable: sympy.Symbol, lower: sympy.Expr,
+                          upper: sympy.Expr) -> sympy.Expr | None:
+    """A point of [lower, upper] where *expr* is not integrable, or None if none is found.
+
+    A singularity c with (x - c)*expr not tending to 0 on a side inside the interval
+    (1/x, exp(x)/x, 1/log(x) at 1) makes the integral diverge there, whatever finite
+    value SymPy gives (a Cauchy principal value). None when SymPy cannot say.
+    """
+    if not (lower.is_real and upper.is_real) or expr.free_symbols - {variable}:
+        return None
+    low, high = (lower, upper) if bool(lower <= upper) else (upper, lower)
+    try:
+        points = sympy.singularities(expr, variable, sympy.Interval(low, high))
+    except (NotImplementedError, TypeError, ValueError):
+        return None
+    if not isinstance(points, sympy.FiniteSet):
+        return None
+    for point in sorted(points, key=sympy.default_sort_key):
+        sides = [side for side, inside in (("+", point != high), ("-", point != low)) if inside]
+        for side in sides:
+            try:
+                near = sympy.limit((variable - point) * expr, variable, point, side)
+            except (NotImplementedError, ValueError):
+                continue
+            if near != 0 and not near.has(sympy.Limit):
+                return point
+    return None
 
 
 def _split_limit(body: str) -> tuple[str, str, str]:
@@ -442,13 +490,9 @@ def solve_limit(text: str) -> Answer:
         return settle(answer, *run(check_limit, expr, variable, point, side, None))
     if result.has(sympy.Limit):
         raise UnsupportedProblemError(f"cannot find the limit of {expr}", kind="limit")
-    real = not any(part.has(sympy.I) for part in (expr, point))
-    nonsense = _not_a_real_value(result, "the limit") if real else None
-    if real and nonsense is None and _not_real_near(expr, variable, point, side):
-        nonsense = (f"the limit has no real value: {expr} is not real as {variable} -> "
-                    f"{point}{shown_side} (SymPy gives {result})")
-    if nonsense is not None:
-        raise UnsupportedProblemError(nonsense, kind="limit")
+    _refuse_if_not_real(result, (expr, point), "limit", lambda: (
+        f"the limit has no real value: {expr} is not real as {variable} -> {point}{shown_side} "
+        f"(SymPy gives {result})" if _not_real_near(expr, variable, point, side) else None))
     steps.append(f"limit = {result}")
     answer = Answer("limit", str(result), sympy.latex(result), tuple(steps))
     return settle(answer, *run(check_limit, expr, variable, point, side, result))
