@@ -412,3 +412,21 @@ def test_an_integral_through_a_non_integrable_point_diverges_not_a_principal_val
 def test_an_integral_through_a_removable_or_integrable_singularity_is_answered(
         problem: str, truth: str) -> None:
     test_a_real_value_or_a_problem_about_complex_numbers_is_still_answered(problem, truth)
+
+
+# --- dependent systems: "y any number" where the text divides by y ---------------------------
+
+@pytest.mark.parametrize(("problem", "truth"), [
+    ("x*y/y = 2, 2x = 4", "x = 2 (y any number with y != 0)"),          # was "x = 2"
+    ("(x-1)*y/(x-1) = y, x + y = 3", "x = 3 - y (y any number with y != 2)"),
+    ("x/x + y = 2, 2y = 2", "y = 1 (x any number with x != 0)"),        # was "y = 1"
+    ("x*y/y + z = 2, x + z = 2", "x = 2 - z (y, z any numbers with y != 0)"),
+    ("x*y*z/(y*z) = 1, x = 1", "x = 1 (y, z any numbers with y*z != 0)"),
+])
+def test_a_dependent_system_excludes_the_values_where_the_text_divides_by_zero(
+        problem: str, truth: str) -> None:
+    # Given a system whose solution leaves an unknown free, where the text divides by an
+    # expression in it (SymPy cancels x*y/y to x on reading, so y vanished from the answer or
+    # was "any number", 0 included)
+    # Then the free unknown is named and the values dividing by 0 are excluded
+    assert solve(problem).text == truth
