@@ -430,3 +430,32 @@ def test_a_dependent_system_excludes_the_values_where_the_text_divides_by_zero(
     # was "any number", 0 included)
     # Then the free unknown is named and the values dividing by 0 are excluded
     assert solve(problem).text == truth
+
+
+# --- limits at infinity that turn only past the sampled points -------------------------------
+
+@pytest.mark.parametrize("problem", [
+    "lim x->oo log(x)^100/x",     # = 0; was "contradicted": the values rise up to e^100
+    "lim x->oo log(x)^50/x",
+    "lim x->-oo log(-x)^100/x",
+    "lim x->oo x/log(x)^100",     # = oo; was contradicted by values falling up to 10^12
+])
+def test_a_right_limit_at_infinity_the_sampled_points_cannot_see_is_not_contradicted(
+        problem: str) -> None:
+    # Given a limit at infinity whose values only turn towards it past 10^43
+    answer = solve(problem)
+    # Then SymPy's right answer completes, unverified, saying the points cannot see the limit
+    assert answer.verification.status == "unverified"
+    assert "cannot see the limit" in answer.verification.detail
+
+
+@pytest.mark.parametrize(("expr", "claim"), [
+    ("x", "0"), ("x*log(x)**100", "0"), ("log(x)**100/x", "5"), ("exp(x)", "1"),
+    ("x/log(x)**100", "-oo"), ("sqrt(x)", "0"),
+])
+def test_a_wrong_limit_at_infinity_is_still_contradicted(expr: str, claim: str) -> None:
+    # Given a wrong value, where the far values (10^50 ... 10^1000) do not head for it either
+    verification, _ = run(check_limit, sympy.sympify(expr), x, sympy.oo, "+-",
+                          sympy.sympify(claim))
+    # Then the growth up to 10^12 still contradicts it
+    assert verification.status == "contradicted", verification.detail
