@@ -360,6 +360,8 @@ def test_an_unknown_function_name_is_refused_not_read_as_a_product(problem: str)
     ("lim x->-oo log(x)", "no real value"),                        # oo
     ("lim x->-oo x^(1/3)", "mixes an infinity"),                   # oo*(-1)**(1/3)
     ("lim x->2- sqrt(x - 2)", "no real value"),                    # 0
+    ("integrate cos(x) from 0 to oo", "oscillate"),                # AccumBounds(-1, 1)
+    ("integrate sin(x) from -oo to oo", "oscillate"),              # AccumBounds(-2, 2)
 ])
 def test_a_real_integral_or_limit_is_never_answered_with_a_value_no_real_problem_has(
         problem: str, reason: str) -> None:

@@ -297,6 +297,9 @@ def _not_a_real_value(value: sympy.Expr, what: str) -> str | None:
         return None
     if value.has(sympy.nan) or value.has(sympy.zoo):
         return f"{what} is undefined: SymPy gives {value}"
+    if value.has(sympy.AccumBounds):
+        return (f"{what} diverges: SymPy's {value} is a range the values oscillate over, "
+                "not a value")
     if value.has(sympy.oo) or value.has(-sympy.oo):
         return (f"{what} diverges: SymPy's {value} mixes an infinity with other terms, "
                 "which no real value does")
