@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import sympy
 
-from jobtrail.errors import AnswerContradictedError, UnsupportedProblemError
+from jobtrail.errors import AnswerContradictedError, ProblemParseError, UnsupportedProblemError
 from jobtrail.solver import solve
 from jobtrail.solver.answer import Verification
 from jobtrail.solver.verify import check_definite_integral, check_equation, check_limit, run
@@ -67,7 +67,9 @@ def test_a_finite_value_over_an_infinite_interval_is_not_confirmed_by_a_garbage_
 
 def test_sympys_finite_value_for_a_divergent_integral_fails_the_job() -> None:
     # SymPy 1.14: integrate(exp(1/x)/x**2, (x, -1, 1)) = exp(-1) - E; the integral is +oo
-    with pytest.raises(AnswerContradictedError, match="the integral diverges"):
+    # (refused before the check since the pole at 0 is found; the check contradicts it too)
+    with pytest.raises((AnswerContradictedError, UnsupportedProblemError),
+                       match="the integral diverges"):
         solve("integrate exp(1/x)/x^2 from -1 to 1")
 
 
@@ -291,3 +293,171 @@ def test_a_system_whose_divisors_are_not_zero_at_its_solution_stays_verified() -
 ])
 def test_a_differential_after_the_bounds_names_the_variable(problem: str, text: str) -> None:
     assert solve(problem).text == text
+
+
+# --- function names read as products of letters (acot(x) was a*cot(x)) -----------------------
+
+_A, _H = sympy.Symbol("a"), sympy.Symbol("h")
+
+FUNCTION_NAMES_READ = [
+    ("d/dx acot(x)", "-1/(x**2 + 1)"),
+    ("d/dx arccot(x)", "-1/(x**2 + 1)"),
+    ("d/dx coth(x)", "-1/sinh(x)**2"),
+    ("d/dx sech(x)", "-tanh(x)*sech(x)"),
+    ("d/dx csch(x)", "-coth(x)*csch(x)"),
+    ("d/dx acoth(x)", "1/(1 - x**2)"),
+    ("d/dx arcsinh(x)", "1/sqrt(x**2 + 1)"),
+    ("evaluate acot(1)", "pi/4"),
+    ("evaluate cosec(pi/2)", "1"),
+    ("evaluate sech(0)", "1"),
+    ("solve acot(x) = 1", "cot(1)"),
+    ("lim x->oo acot(x)", "0"),
+    ("integrate asec(x) from 2 to 3",
+     "-log(4*sqrt(2) + 6) - 2*pi/3 + log(2*sqrt(3) + 4) + 3*asec(3)"),
+]
+
+
+@pytest.mark.parametrize(("problem", "truth"), FUNCTION_NAMES_READ)
+def test_an_inverse_or_hyperbolic_function_name_is_read_as_that_function(
+        problem: str, truth: str) -> None:
+    # Given a problem calling acot, asec, coth, sech, csch, acoth, arcsinh, cosec ... (acot(x)
+    # was read as a*cot(x), coth(x) as cot(h)*x, arccot(x) as a*r*c*cot(x))
+    answer = solve(problem)
+    # Then the function is read, no letter of its name is a variable, and the answer is right
+    assert answer.verification is not None and answer.verification.status == "verified"
+    value = sympy.sympify(answer.text.removeprefix("x = "))
+    assert not value.free_symbols & {_A, _H, sympy.Symbol("c"), sympy.Symbol("r")}
+    assert sympy.simplify(value - sympy.sympify(truth)) == 0, answer.text
+
+
+@pytest.mark.parametrize("problem", [
+    "evaluate gamma(5)", "evaluate beta(2)", "evaluate Ei(1)", "evaluate si(1)",
+    "evaluate sign(-2)", "d/dx floor(x)", "evaluate cbrt(8)", "evaluate arcot(1)",
+    "d/dx sinc(x)", "integrate erfc(x) from 0 to 1", "lim x->0 arsec(x)", "solve tg(x) = 1",
+    "evaluate lg(100)", "d/dx logh(x)",
+])
+def test_an_unknown_function_name_is_refused_not_read_as_a_product(problem: str) -> None:
+    # Given a function jobtrail does not compute (gamma(5) was 5*gamma, Ei(1) e*i, si(1) s*i,
+    # arcot(1) a*r*cot(1)), in any problem kind
+    # Then it is refused with the reason, never answered as a product of letters
+    with pytest.raises(ProblemParseError, match="unknown function"):
+        solve(problem)
+
+
+# --- nonsense values for a real integral or limit (oo - I*pi, a complex number) -------------
+
+@pytest.mark.parametrize(("problem", "reason"), [
+    ("integrate 1/x from -1 to 0", "diverges"),           # SymPy: -oo - I*pi
+    ("integrate 1/(x - 1) from 0 to 1", "diverges"),      # -oo - I*pi
+    ("integrate 1/(x*log(x)) from 0 to 1/2", "diverges"),  # -oo + I*pi
+    ("integrate log(x) from -1 to 1", "no real value"),            # -2 + I*pi
+    ("integrate sqrt(x) from -1 to 1", "no real value"),           # 2/3 + 2*I/3
+    ("integrate x^(-2/3) from -1 to 1", "no real value"),          # 3 - 3*(-1)**(1/3)
+    ("integrate 1/sqrt(x) from -1 to 0", "no real value"),         # -2*I, "verified"
+    ("integrate log(x)/(x - 1) from -1 to 1", "no real value"),    # polylog(2, -2*exp_polar)
+    ("integrate log(x) from -oo to 0", "no real value"),           # oo
+    ("lim x->-1 sqrt(x)", "no real value"),                        # I, "verified"
+    ("lim x->-oo log(x)", "no real value"),                        # oo
+    ("lim x->-oo x^(1/3)", "mixes an infinity"),                   # oo*(-1)**(1/3)
+    ("lim x->2- sqrt(x - 2)", "no real value"),                    # 0
+    ("integrate cos(x) from 0 to oo", "oscillate"),                # AccumBounds(-1, 1)
+    ("integrate sin(x) from -oo to oo", "oscillate"),              # AccumBounds(-2, 2)
+])
+def test_a_real_integral_or_limit_is_never_answered_with_a_value_no_real_problem_has(
+        problem: str, reason: str) -> None:
+    # Given a real definite integral or limit (no i in the text) whose function is not real on
+    # the range, or which SymPy answers with an infinity plus other terms
+    # Then it is refused with the reason, never completed with that value (even unverified)
+    with pytest.raises(UnsupportedProblemError, match=reason):
+        solve(problem)
+
+
+@pytest.mark.parametrize(("problem", "truth"), [
+    ("integrate log(x) from 0 to 1", "-1"),
+    ("integrate 1/sqrt(x) from 0 to 1", "2"),
+    ("integrate sqrt(1 - x^2) from -1 to 1", "pi/2"),
+    ("integrate i*x from 0 to 1", "I/2"),
+    ("lim x->0+ sqrt(x)", "0"),
+    ("lim x->oo sqrt(x)/x", "0"),
+])
+def test_a_real_value_or_a_problem_about_complex_numbers_is_still_answered(
+        problem: str, truth: str) -> None:
+    answer = solve(problem)
+    assert sympy.simplify(sympy.sympify(answer.text) - sympy.sympify(truth)) == 0
+
+
+# --- Cauchy principal values: SymPy's finite value for an integral through a pole ------------
+
+@pytest.mark.parametrize("problem", [
+    "integrate exp(x)/x from -1 to 1",     # SymPy: Ei(1) - Ei(-1), completed unverified
+    "integrate 1/log(x) from 0 to 2",      # li(2)
+    "integrate exp(1/x)/x from -1 to 1",   # Ei(-1) - Ei(1)
+    "integrate exp(2x)/x from -1 to 1",
+    "integrate 1/log(x) from 1/2 to 3",    # li(3) - li(1/2)
+    "integrate exp(-x)/x from -2 to 1",    # Ei of exp_polar values
+    "integrate x/log(x) from 1/2 to 2",
+])
+def test_an_integral_through_a_non_integrable_point_diverges_not_a_principal_value(
+        problem: str) -> None:
+    # Given a definite integral whose integrand behaves like c/(x - x0), c != 0, at a point of
+    # the interval, which SymPy answers with a finite (principal) value
+    # Then it fails as divergent with the point named, never completes with that value
+    with pytest.raises(UnsupportedProblemError, match=r"diverges: .* not integrable at x = "):
+        solve(problem)
+
+
+@pytest.mark.parametrize(("problem", "truth"), [
+    ("integrate sin(x)/x from -1 to 1", "2*Si(1)"),
+    ("integrate log(x)/(x - 1) from 0 to 2", "pi**2/4"),
+    ("integrate x*log(x) from 0 to 1", "-1/4"),
+])
+def test_an_integral_through_a_removable_or_integrable_singularity_is_answered(
+        problem: str, truth: str) -> None:
+    test_a_real_value_or_a_problem_about_complex_numbers_is_still_answered(problem, truth)
+
+
+# --- dependent systems: "y any number" where the text divides by y ---------------------------
+
+@pytest.mark.parametrize(("problem", "truth"), [
+    ("x*y/y = 2, 2x = 4", "x = 2 (y any number with y != 0)"),          # was "x = 2"
+    ("(x-1)*y/(x-1) = y, x + y = 3", "x = 3 - y (y any number with y != 2)"),
+    ("x/x + y = 2, 2y = 2", "y = 1 (x any number with x != 0)"),        # was "y = 1"
+    ("x*y/y + z = 2, x + z = 2", "x = 2 - z (y, z any numbers with y != 0)"),
+    ("x*y*z/(y*z) = 1, x = 1", "x = 1 (y, z any numbers with y*z != 0)"),
+])
+def test_a_dependent_system_excludes_the_values_where_the_text_divides_by_zero(
+        problem: str, truth: str) -> None:
+    # Given a system whose solution leaves an unknown free, where the text divides by an
+    # expression in it (SymPy cancels x*y/y to x on reading, so y vanished from the answer or
+    # was "any number", 0 included)
+    # Then the free unknown is named and the values dividing by 0 are excluded
+    assert solve(problem).text == truth
+
+
+# --- limits at infinity that turn only past the sampled points -------------------------------
+
+@pytest.mark.parametrize("problem", [
+    "lim x->oo log(x)^100/x",     # = 0; was "contradicted": the values rise up to e^100
+    "lim x->oo log(x)^50/x",
+    "lim x->-oo log(-x)^100/x",
+    "lim x->oo x/log(x)^100",     # = oo; was contradicted by values falling up to 10^12
+])
+def test_a_right_limit_at_infinity_the_sampled_points_cannot_see_is_not_contradicted(
+        problem: str) -> None:
+    # Given a limit at infinity whose values only turn towards it past 10^43
+    answer = solve(problem)
+    # Then SymPy's right answer completes, unverified, saying the points cannot see the limit
+    assert answer.verification.status == "unverified"
+    assert "cannot see the limit" in answer.verification.detail
+
+
+@pytest.mark.parametrize(("expr", "claim"), [
+    ("x", "0"), ("x*log(x)**100", "0"), ("log(x)**100/x", "5"), ("exp(x)", "1"),
+    ("x/log(x)**100", "-oo"), ("sqrt(x)", "0"),
+])
+def test_a_wrong_limit_at_infinity_is_still_contradicted(expr: str, claim: str) -> None:
+    # Given a wrong value, where the far values (10^50 ... 10^1000) do not head for it either
+    verification, _ = run(check_limit, sympy.sympify(expr), x, sympy.oo, "+-",
+                          sympy.sympify(claim))
+    # Then the growth up to 10^12 still contradicts it
+    assert verification.status == "contradicted", verification.detail

@@ -8,7 +8,7 @@ exact SymPy arithmetic.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import mpmath  # type: ignore[import-untyped]  # mpmath ships no py.typed
 import sympy  # type: ignore[import-untyped]  # sympy 1.14 ships no py.typed
@@ -359,8 +359,34 @@ def _is_linear(equations: list[sympy.Expr], variables: list[sympy.Symbol]) -> bo
     return True
 
 
+def _exclusions(divisors: Sequence[sympy.Expr], variables: list[sympy.Symbol],
+                values: sympy.Tuple) -> list[tuple[sympy.Expr, sympy.Expr]]:
+    """Pairs (a, b) with a != b for every solution *values*: where its text divides by 0.
+
+    A divisor of the text, with *values* put in, that still depends on a free unknown
+    gives ``(y, 2)`` (y != 2) when it is 0 at finitely many values of its one unknown,
+    else ``(divisor, 0)``.
+    """
+    point = dict(zip(variables, values, strict=True))
+    free = {v for v, value in point.items() if value == v}
+    out: list[tuple[sympy.Expr, sympy.Expr]] = []
+    for divisor in divisors:
+        there = sympy.factor(divisor.xreplace(point))
+        if not there.free_symbols & free:
+            continue
+        pairs = [(there, sympy.S.Zero)]
+        if len(there.free_symbols) == 1:
+            (unknown,) = there.free_symbols
+            roots = sympy.solve(there, unknown)
+            if roots and all(root.is_number for root in roots):
+                pairs = [(unknown, root) for root in roots]
+        out.extend(pair for pair in pairs if pair not in out)
+    return out
+
+
 def _format_tuple(
-    variables: list[sympy.Symbol], values: tuple[sympy.Basic, ...]
+    variables: list[sympy.Symbol], values: tuple[sympy.Basic, ...],
+    excluded: Sequence[tuple[sympy.Expr, sympy.Expr]] = (),
 ) -> tuple[str, str]:
     pairs = list(zip(variables, values, strict=True))
     fixed = [(v, value) for v, value in pairs if value != v]
@@ -370,8 +396,14 @@ def _format_tuple(
     if free:
         plural = "s" if len(free) > 1 else ""
         names = ", ".join(str(v) for v in free)
-        text = f"{text} ({names} any number{plural})" if text else f"{names} any number{plural}"
-        latex = f"{latex} \\quad ({names} \\text{{ any number{plural}}})"
+        condition = f"{names} any number{plural}"
+        latex_condition = f"{names} \\text{{ any number{plural}}}"
+        if excluded:
+            condition += " with " + " and ".join(f"{a} != {b}" for a, b in excluded)
+            latex_condition += ", " + ", ".join(
+                f"{sympy.latex(a)} \\neq {sympy.latex(b)}" for a, b in excluded)
+        text = f"{text} ({condition})" if text else condition
+        latex = f"{latex} \\quad ({latex_condition})"
     return text, latex
 
 
@@ -408,7 +440,10 @@ def solve_system(text: str) -> Answer:
             )
         lhs, rhs = parse_equation(part)
         equations.append(sympy.Add(lhs, -rhs))
-    symbols = set().union(*(eq.free_symbols for eq in equations))
+    divisors = divisors_read()
+    # x*y/y = 2 holds y though SymPy cancelled it on reading: y is still an unknown
+    symbols = set().union(*(eq.free_symbols for eq in equations),
+                          *(d.free_symbols for d in divisors))
     if named is not None:
         variables = [sympy.Symbol(name) for name in named]
     else:
@@ -435,7 +470,8 @@ def solve_system(text: str) -> Answer:
     ):
         raise UnsupportedProblemError(f"cannot solve this system in closed form: {solution}")
     tuples = sorted(solution, key=lambda t: [sort_key(v) for v in t])
-    formatted = [_format_tuple(variables, tuple(t)) for t in tuples]
+    formatted = [_format_tuple(variables, tuple(t), _exclusions(divisors, variables, t))
+                 for t in tuples]
     texts = [text for text, _ in formatted]
     latexes = [latex for _, latex in formatted]
     if any(value.free_symbols & set(variables) for t in tuples for value in t):
@@ -444,4 +480,4 @@ def solve_system(text: str) -> Answer:
     steps.append(answer_text)
     answer = Answer("system", answer_text, " \\text{ or } ".join(latexes), tuple(steps))
     return settle(answer, *run(check_system, equations, variables, tuples, linear,
-                               divisors=divisors_read()))
+                               divisors=divisors))

@@ -8,6 +8,7 @@ own ``diff``/``integrate``/``limit`` results, printed with ``str``.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import sympy  # type: ignore[import-untyped]  # sympy 1.14 ships no py.typed
 
@@ -248,11 +249,153 @@ def solve_integral(text: str) -> Answer:
         )
     if value.has(sympy.nan) or value.has(sympy.zoo):
         raise UnsupportedProblemError("the integral does not converge", kind="integral")
+    if value not in (sympy.oo, -sympy.oo):
+        pole = _non_integrable_point(expr, variable, lower, upper)
+        if pole is not None:
+            raise UnsupportedProblemError(
+                f"the integral diverges: {expr} is not integrable at {variable} = {pole} "
+                f"(SymPy's finite {value} is at best a Cauchy principal value)",
+                kind="integral")
+    _refuse_if_not_real(value, (expr, lower, upper), "integral", lambda: (
+        f"the integral has no real value: {expr} is not real on part of the interval "
+        f"(SymPy gives {value})" if _not_real_inside(expr, variable, lower, upper) else None))
     if value in (sympy.oo, -sympy.oo):
         steps.append("the integral diverges")
     steps.append(f"from {variable} = {lower} to {variable} = {upper}: {value}")
     answer = Answer("integral", str(value), sympy.latex(value), tuple(steps))
     return settle(answer, *run(check_definite_integral, expr, variable, lower, upper, value))
+
+
+def _refuse_if_not_real(value: sympy.Expr, parts: tuple[sympy.Expr, ...], kind: str,
+                        not_real: Callable[[], str | None]) -> None:
+    """Refuse *value* for a real problem (no part in *parts* holds ``i``) that it cannot answer.
+
+    Raises:
+        UnsupportedProblemError: ``_not_a_real_value`` gives a reason, or *not_real* (the
+            function sampled on the range) does.
+    """
+    if any(part.has(sympy.I) for part in parts):
+        return
+    reason = _not_a_real_value(value, f"the {kind}") or not_real()
+    if reason is not None:
+        raise UnsupportedProblemError(reason, kind=kind)
+
+
+def _not_a_real_value(value: sympy.Expr, what: str) -> str | None:
+    """Why *value* cannot be the answer to a real integral or limit, or None.
+
+    Args:
+        value: SymPy's result for a problem whose text holds no ``i``.
+        what: ``"the integral"`` or ``"the limit"``, for the reason.
+
+    Returns:
+        The reason: *value* is undefined (``nan``, ``zoo``), mixes an infinity with other
+        terms (``oo - I*pi``), or is not real (the function is not real on all of the range);
+        None for a real number, ``oo`` or ``-oo``.
+    """
+    if value in (sympy.oo, -sympy.oo):
+        return None
+    if value.has(sympy.nan) or value.has(sympy.zoo):
+        return f"{what} is undefined: SymPy gives {value}"
+    if value.has(sympy.AccumBounds):
+        return (f"{what} diverges: SymPy's {value} is a range the values oscillate over, "
+                "not a value")
+    if value.has(sympy.oo) or value.has(-sympy.oo):
+        return (f"{what} diverges: SymPy's {value} mixes an infinity with other terms, "
+                "which no real value does")
+    if not value.free_symbols:
+        try:
+            imaginary = sympy.im(sympy.N(value, 30))
+        except (TypeError, ValueError, ArithmeticError):
+            return None
+        if imaginary.is_number and abs(imaginary) > sympy.Float("1e-20"):
+            return (f"{what} has no real value: SymPy's {value} is not real (the function "
+                    "is not real everywhere on the range, e.g. a logarithm or root of a "
+                    "negative number)")
+    return None
+
+
+def _not_real_inside(expr: sympy.Expr, variable: sympy.Symbol, lower: sympy.Expr,
+                     upper: sympy.Expr) -> bool:
+    """*expr* has an imaginary part at one of six points inside [lower, upper].
+
+    Finite bounds: lower + (upper - lower)*k/7, k = 1..6; an infinite bound is replaced by
+    points 0.7 to 1000 beyond the other bound (or 0). False when a bound is not a real number.
+    """
+    fractions = [sympy.Rational(k, 7) for k in range(1, 7)]
+    offsets = [sympy.Rational(7, 10), sympy.Rational(31, 10), sympy.Rational(173, 10),
+               sympy.Integer(1000)]
+    if lower.is_finite and upper.is_finite and lower.is_real and upper.is_real:
+        samples = [lower + (upper - lower) * f for f in fractions]
+    elif lower.is_infinite and upper.is_infinite:
+        samples = [sign * o for o in offsets for sign in (1, -1)]
+    elif upper.is_infinite and lower.is_real:
+        samples = [lower + (o if upper is sympy.oo else -o) for o in offsets]
+    elif lower.is_infinite and upper.is_real:
+        samples = [upper + (o if lower is sympy.oo else -o) for o in offsets]
+    else:
+        return False
+    return any(_imaginary_at(expr, variable, sample) for sample in samples)
+
+
+def _imaginary_at(expr: sympy.Expr, variable: sympy.Symbol, sample: sympy.Expr) -> bool:
+    """*expr* at *sample* (20 digits, never exactly) is a finite number with an imaginary part."""
+    try:
+        value = expr.evalf(20, subs={variable: sample})
+        return bool(value.is_number and value.is_finite
+                    and abs(sympy.im(value)) > sympy.Float("1e-15"))
+    except (TypeError, ValueError, ArithmeticError):
+        return False
+
+
+def _not_real_near(expr: sympy.Expr, variable: sympy.Symbol, point: sympy.Expr,
+                   side: str) -> bool:
+    """*expr* is plainly not real on every side *point* is approached from.
+
+    Sampled at two points per side (10^-4 and 10^-8 away, or 10^4 and 10^8 out for an
+    infinite point); a side counts as not real when both samples have an imaginary part.
+    """
+    if point is sympy.oo:
+        sides = [(sympy.Integer(10) ** 4, sympy.Integer(10) ** 8)]
+    elif point is -sympy.oo:
+        sides = [(-sympy.Integer(10) ** 4, -sympy.Integer(10) ** 8)]
+    elif point.is_real:
+        steps = (sympy.Rational(1, 10**4), sympy.Rational(1, 10**8))
+        sides = [tuple(point + sign * step for step in steps)
+                 for sign, name in ((1, "+"), (-1, "-")) if name in side]
+    else:
+        return False
+    return bool(sides) and all(
+        _imaginary_at(expr, variable, sample) for samples in sides for sample in samples)
+
+
+def _non_integrable_point(expr: sympy.Expr, variable: sympy.Symbol, lower: sympy.Expr,
+                          upper: sympy.Expr) -> sympy.Expr | None:
+    """A point of [lower, upper] where *expr* is not integrable, or None if none is found.
+
+    A singularity c with (x - c)*expr not tending to 0 on a side inside the interval
+    (1/x, exp(x)/x, 1/log(x) at 1) makes the integral diverge there, whatever finite
+    value SymPy gives (a Cauchy principal value). None when SymPy cannot say.
+    """
+    if not (lower.is_real and upper.is_real) or expr.free_symbols - {variable}:
+        return None
+    low, high = (lower, upper) if bool(lower <= upper) else (upper, lower)
+    try:
+        points = sympy.singularities(expr, variable, sympy.Interval(low, high))
+    except (NotImplementedError, TypeError, ValueError):
+        return None
+    if not isinstance(points, sympy.FiniteSet):
+        return None
+    for point in sorted(points, key=sympy.default_sort_key):
+        sides = [side for side, inside in (("+", point != high), ("-", point != low)) if inside]
+        for side in sides:
+            try:
+                near = sympy.limit((variable - point) * expr, variable, point, side)
+            except (NotImplementedError, ValueError):
+                continue
+            if near != 0 and not near.has(sympy.Limit):
+                return point
+    return None
 
 
 def _split_limit(body: str) -> tuple[str, str, str]:
@@ -350,6 +493,9 @@ def solve_limit(text: str) -> Answer:
         return settle(answer, *run(check_limit, expr, variable, point, side, None))
     if result.has(sympy.Limit):
         raise UnsupportedProblemError(f"cannot find the limit of {expr}", kind="limit")
+    _refuse_if_not_real(result, (expr, point), "limit", lambda: (
+        f"the limit has no real value: {expr} is not real as {variable} -> {point}{shown_side} "
+        f"(SymPy gives {result})" if _not_real_near(expr, variable, point, side) else None))
     steps.append(f"limit = {result}")
     answer = Answer("limit", str(result), sympy.latex(result), tuple(steps))
     return settle(answer, *run(check_limit, expr, variable, point, side, result))

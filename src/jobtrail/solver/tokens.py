@@ -38,7 +38,9 @@ FUNCTIONS = frozenset(
     {
         "sin", "cos", "tan", "cot", "sec", "csc",
         "asin", "acos", "atan", "arcsin", "arccos", "arctan",
-        "sinh", "cosh", "tanh", "asinh", "acosh", "atanh",
+        "acot", "asec", "acsc",
+        "sinh", "cosh", "tanh", "coth", "sech", "csch",
+        "asinh", "acosh", "atanh", "acoth", "asech", "acsch",
         "exp", "log", "ln", "sqrt", "abs", "factorial",
     }
 )  # fmt: skip
@@ -62,10 +64,20 @@ _FUNCTION_LETTERS = frozenset({"f", "g"})
 # Names of functions jobtrail does not know that are short enough to be split into a product
 # ("re(x)" would be r*e*x): refused as unknown functions instead.
 _UNKNOWN_FUNCTIONS = frozenset(
-    {"re", "im", "arg", "max", "min", "mod", "gcd", "lcm", "erf", "sgn", "det"}
-)
-# Names recognized inside a run of letters, longest first ("sinh" before "sin").
-_SPLIT_NAMES = tuple(sorted(FUNCTIONS | {"pi"}, key=lambda name: (-len(name), name)))
+    {"re", "im", "arg", "max", "min", "mod", "gcd", "lcm", "erf", "sgn", "det",
+     "erfc", "erfi", "sign", "floor", "ceil", "ceiling", "round", "frac", "trunc", "cbrt",
+     "root", "zeta", "digamma", "polygamma", "loggamma", "lgamma", "binomial", "sinc",
+     "ei", "si", "ci", "li", "shi", "chi", "lambertw", "heaviside", "dirac", "conj",
+     "tg", "ctg", "cotg", "arctg", "arcctg", "sen", "lg", "lb", "exp2", "expm", "log1p"}
+)  # fmt: skip
+# Variable words that also name a function jobtrail does not know: refused when a
+# parenthesis follows directly ("gamma(5)" is the gamma function, not gamma*5).
+_FUNCTION_VARIABLES = frozenset({"gamma", "beta", "psi", "delta", "theta"})
+# Letters that, next to a function name inside one word, spell another function's name:
+# "arcot" is not a*r*cot, "cosh"-like "sinch" not sin(c*h). A split that puts them there is
+# refused as an unknown function rather than read as a product.
+_FUNCTION_PREFIXES = ("arc", "ar", "a")
+_FUNCTION_SUFFIXES = ("h",)
 
 # A mantissa followed by e/E and an exponent is one number (``1.5e-3``,
 # ``6.02E+23``, ``1e3``); ``2e``, ``2e^x`` and ``2 e-3`` keep Euler's e.
@@ -113,7 +125,13 @@ class Token:
     note: str = ""
 
 
-_FUNCTION_ALIASES = {"ln": "log", "arcsin": "asin", "arccos": "acos", "arctan": "atan"}
+_FUNCTION_ALIASES = {"ln": "log", "arcsin": "asin", "arccos": "acos", "arctan": "atan",
+                     "arccot": "acot", "arcsec": "asec", "arccsc": "acsc",
+                     "arcsinh": "asinh", "arccosh": "acosh", "arctanh": "atanh",
+                     "arccoth": "acoth", "arcsech": "asech", "arccsch": "acsch",
+                     "arsinh": "asinh", "arcosh": "acosh", "artanh": "atanh",
+                     "arcoth": "acoth", "arsech": "asech", "arcsch": "acsch",
+                     "cosec": "csc", "cosech": "csch", "cotan": "cot"}  # fmt: skip
 # Spelled-out names, read as the function (never split: "cosine" is not cos(i*n*e)).
 _FUNCTION_WORDS = {
     "sine": "sin",
@@ -126,6 +144,9 @@ _FUNCTION_WORDS = {
     "arccosine": "acos",
     "arctangent": "atan",
 }
+# Names recognized inside a run of letters, longest first ("sinh" before "sin").
+_SPLIT_NAMES = tuple(sorted(FUNCTIONS | set(_FUNCTION_ALIASES) | {"pi"},
+                            key=lambda name: (-len(name), name)))
 _CONSTANT_ALIASES = {"e": "E", "i": "I", "infinity": "oo", "inf": "oo"}
 
 
@@ -168,14 +189,50 @@ def _split_word(word: str) -> list[tuple[int, str]] | None:
     return pieces if singles <= _MAX_SPLIT_LETTERS else None
 
 
+def _unknown_function(lower: str) -> str | None:
+    """The unknown function name *lower* is, or starts with (3 letters or more), else None."""
+    if lower in _UNKNOWN_FUNCTIONS:
+        return lower
+    return next((name for name in sorted(_UNKNOWN_FUNCTIONS, key=len, reverse=True)
+                 if len(name) > 2 and lower.startswith(name)), None)
+
+
+def _misread_function(lower: str, pieces: list[tuple[int, str]]) -> str | None:
+    """The name a split of *lower* would misread as a product, or None.
+
+    A function piece with ``a``/``ar``/``arc`` in single letters right before it, or a
+    single ``h`` right after it, spells an inverse or hyperbolic function ("arcot",
+    "asinch"); the split would silently read a*r*cot.
+    """
+    for index, (offset, piece) in enumerate(pieces):
+        if piece.lower() not in FUNCTIONS and piece.lower() not in _FUNCTION_ALIASES:
+            continue
+        before = ""
+        for _, single in reversed(pieces[:index]):
+            if len(single) != 1:
+                break
+            before = single.lower() + before
+        prefix = next((p for p in _FUNCTION_PREFIXES if before.endswith(p)), None)
+        if prefix is not None:
+            return lower[offset - len(prefix) : offset + len(piece)]
+        after = pieces[index + 1][1].lower() if index + 1 < len(pieces) else ""
+        if after in _FUNCTION_SUFFIXES:
+            return lower[offset : offset + len(piece) + 1]
+    return None
+
+
 def _word_tokens(word: str, position: int, fragment: str) -> list[Token]:
     lower = word.lower()
-    if lower in FUNCTIONS:
+    if lower in FUNCTIONS or lower in _FUNCTION_ALIASES:
         return [Token("func", _FUNCTION_ALIASES.get(lower, lower), position)]
     if word in CONSTANTS or lower in {"pi", "infinity", "inf"}:
         key = lower if lower in {"pi", "infinity", "inf"} else word
         return [Token("const", _CONSTANT_ALIASES.get(key, key), position)]
     if lower in VARIABLE_WORDS:
+        end = position + len(word)
+        if lower in _FUNCTION_VARIABLES and fragment[end:end + 1] == "(":
+            raise parse_error(fragment, position, f"unknown function '{word}': write "
+                              f"{lower}*(...) for a product with the variable {lower}")
         return [Token("var", lower, position)]
     if lower in _FUNCTION_WORDS:
         return [Token("func", _FUNCTION_WORDS[lower], position, "word operator")]
@@ -189,17 +246,28 @@ def _word_tokens(word: str, position: int, fragment: str) -> list[Token]:
             raise parse_error(fragment, position, f"unknown function '{word}': write the "
                               "expression itself (there are no function definitions)")
         return [Token("var", word, position)]
-    if lower in _UNKNOWN_FUNCTIONS:
-        raise parse_error(fragment, position, f"unknown function '{word}'")
+    unknown = _unknown_function(lower)
+    if unknown is not None:
+        raise parse_error(fragment, position, f"unknown function '{word[:len(unknown)]}'")
     if lower not in _STOP_WORDS:
-        pieces = _split_word(word)
-        if pieces is not None:
-            out: list[Token] = []
-            for offset, piece in pieces:
-                for token in _word_tokens(piece, position + offset, fragment):
-                    out.append(Token(token.kind, token.value, token.position, "letters split"))
-            return out
+        return _split_tokens(word, position, fragment)
     raise parse_error(fragment, position, f"unknown word '{word}'")
+
+
+def _split_tokens(word: str, position: int, fragment: str) -> list[Token]:
+    """*word* split into function names, ``pi`` and letters (``_split_word``), as tokens."""
+    pieces = _split_word(word)
+    if pieces is None:
+        raise parse_error(fragment, position, f"unknown word '{word}'")
+    misread = _misread_function(word.lower(), pieces)
+    if misread is not None:
+        raise parse_error(fragment, position, f"unknown function '{misread}' (not read "
+                          "as a product of letters)")
+    out: list[Token] = []
+    for offset, piece in pieces:
+        for token in _word_tokens(piece, position + offset, fragment):
+            out.append(Token(token.kind, token.value, token.position, "letters split"))
+    return out
 
 
 def tokenize(fragment: str) -> list[Token]:

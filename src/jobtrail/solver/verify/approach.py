@@ -49,6 +49,13 @@ def check_limit(expr: sympy.Expr, variable: sympy.Symbol, point: sympy.Expr, sid
                 expr, variable, point, side, budget, _FURTHER, root=3))
             if again[0].status != "unverified":
                 return again
+    if outcome[0].status == "contradicted" and result is not None \
+            and point in (sympy.oo, -sympy.oo) and _far_out_agrees(expr, variable, point,
+                                                                  result, budget):
+        return Verification("unverified", _FAR_METHOD, "the values up to 10^12 disagree with "
+                            f"{result}, but at 10^50 ... 10^1000 they head for it: the "
+                            "sampled points cannot see the limit (log(x)^100/x only starts "
+                            "falling past e^100)"), None
     return outcome
 
 
@@ -57,6 +64,31 @@ _FURTHER = (12, 20, 30, 50)
 
 _FURTHER_METHOD = ("direct evaluation at 120 digits along x = ±10^12/√2, 10^20/√2, 10^30/√2, "
                    "10^50/√2")
+
+_FAR = (50, 100, 300, 1000)
+"""Exponents k of the points ±10^k/√2 looked at before growth contradicts a finite limit."""
+
+_FAR_METHOD = ("direct evaluation at 120 digits along x = ±10^3/√2 ... 10^12/√2 and "
+               "±10^50/√2 ... 10^1000/√2")
+
+
+def _far_out_agrees(expr: sympy.Expr, variable: sympy.Symbol, point: sympy.Expr,
+                    result: sympy.Expr, budget: Budget) -> bool:
+    """The values at ±10^50/√2 ... 10^1000/√2 head for *result*, which those up to 10^12 did not.
+
+    Values up to 10^12 prove nothing about a limit at infinity when they turn later
+    (log(x)^100/x peaks at e^100 ~ 10^43): a contradiction needs the far values not to head
+    for the answer too. Heading for it only keeps the answer unverified (120 digits may
+    cancel at 10^1000); far values that are undefined (exp(exp(x)) overflows) agree with nothing.
+    """
+    far = _sequences(expr, variable, point, "+-", budget, _FAR)
+    if far is None or any(entry is None for entry in far):
+        return False
+    if result in (sympy.oo, -sympy.oo):
+        want = "+oo" if result == sympy.oo else "-oo"
+        return all(_behaviour(entry[0]) == want for entry in far)
+    exact = stable(compile_expr(result, []), (), budget)
+    return exact is not None and all(_approaches(entry[0], exact[0]) for entry in far)
 
 
 def _compare(found: list[Any], result: sympy.Expr | None, method: str,

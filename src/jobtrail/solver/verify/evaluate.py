@@ -37,7 +37,8 @@ _MP: dict[str, Callable[..., Any]] = {
     name: getattr(mpmath, name) for name in (
         "sin", "cos", "tan", "cot", "sec", "csc", "asin", "acos", "atan", "acot", "asec",
         "acsc", "sinh", "cosh", "tanh", "coth", "sech", "csch", "asinh", "acosh", "atanh",
-        "acoth", "exp", "floor", "factorial", "gamma", "loggamma", "erf", "erfc", "erfi",
+        "acoth", "asech", "acsch", "exp", "floor", "factorial", "gamma", "loggamma", "erf",
+        "erfc", "erfi",
         "zeta", "polylog", "re", "im", "arg", "conj", "fresnels", "fresnelc", "lambertw",
         "besselj", "bessely", "besseli", "besselk", "binomial", "atan2", "ei", "li", "si",
         "ci", "shi", "chi", "digamma", "beta", "airyai", "airybi", "cbrt")
