@@ -29,6 +29,7 @@ kombu.transport.redis Channel._connparams, MultiChannelPoller._register.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -223,9 +224,63 @@ def _refusing(connection_class: type) -> type:
     return RefusalAsLostConnection
 
 
+def _refused_while_watching(exc: redis.WatchError) -> bool:
+    """True when redis-py raised *exc* for a connection error that was a refused write
+    (_refusing): it turns any ConnectionError while keys are watched into WatchError."""
+    seen: BaseException | None = exc.__context__
+    while seen is not None:
+        if refuses_writes_now(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _refusal_aware(client_class: type) -> type:
+    """Return redis-py client *client_class* whose transaction() gives up on a refused
+    write instead of retrying it at once, for ever.
+
+    redis-py's Redis.transaction retries every WatchError with no limit, and a refused
+    write under WATCH (_refusing makes it a ConnectionError, which redis-py turns into a
+    WatchError) would spin the worker's event loop until the broker takes writes again:
+    kombu's restore of an unacked message, and a requeue (OwnDeliveryQoS), run there.
+    A true WatchError (a watched key changed) is retried as redis-py does.
+    """
+
+    class RefusalAwareRedis(client_class):  # type: ignore[misc]
+        def transaction(self, func: Any, *watches: Any, **kwargs: Any) -> Any:
+            """redis-py's transaction(); raises redis.ConnectionError on a refused write."""
+            value_from_callable = kwargs.pop("value_from_callable", False)
+            watch_delay = kwargs.pop("watch_delay", None)
+            with self.pipeline(True, kwargs.pop("shard_hint", None)) as pipe:
+                while True:
+                    try:
+                        if watches:
+                            pipe.watch(*watches)
+                        value = func(pipe)
+                        done = pipe.execute()
+                        return value if value_from_callable else done
+                    except redis.WatchError as exc:
+                        if _refused_while_watching(exc):
+                            raise redis.ConnectionError(str(exc.__context__)) from exc
+                        if watch_delay:
+                            time.sleep(watch_delay)
+
+    RefusalAwareRedis.__name__ = f"RefusalAware{client_class.__name__}"
+    return RefusalAwareRedis
+
+
 class _LoopWithoutRetry:
     """Gives kombu's event-loop connections no redis-py retry (a mixin of both channels),
-    and every broker connection a refused write as a lost connection (_refusing)."""
+    every broker connection a refused write as a lost connection (_refusing), and its
+    clients a transaction() that does not spin on one (_refusal_aware)."""
+
+    def _get_client(self) -> Any:
+        """Return kombu's redis-py client class (or its key-prefixing partial), refusal-aware."""
+        client = super()._get_client()  # type: ignore[misc]
+        if isinstance(client, functools.partial):
+            prefixed: type = client.func  # type: ignore[assignment]
+            return functools.partial(_refusal_aware(prefixed), *client.args, **client.keywords)
+        return _refusal_aware(client)
 
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
         """Return kombu's connection parameters, without retry for the asynchronous pool.
