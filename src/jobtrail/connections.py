@@ -62,9 +62,16 @@ _OOM_REPLY = "OOM command not allowed"
 _CANNOT_WRITE_NOW = ("READONLY You can't write", "NOREPLICAS Not enough good replicas")
 
 
-def _cannot_write_now(exc: redis.ResponseError) -> bool:
+def _reply_of(exc: redis.ResponseError) -> str:
+    """The server's reply in *exc*, without redis-py's pipeline annotation, which quotes the
+    command's arguments ("Command # 1 (HSET ... OOM ...) of pipeline caused error: ...")."""
     text = str(exc)
-    return any(code in text for code in _CANNOT_WRITE_NOW)
+    marker = " of pipeline caused error: "
+    return text.split(marker, 1)[1] if marker in text else text
+
+
+def _cannot_write_now(exc: redis.ResponseError) -> bool:
+    return any(code in _reply_of(exc) for code in _CANNOT_WRITE_NOW)
 
 
 def refuses_writes_now(exc: BaseException) -> bool:
@@ -76,7 +83,7 @@ def refuses_writes_now(exc: BaseException) -> bool:
     """
     return isinstance(exc, redis.ResponseError) and (
         isinstance(exc, redis.OutOfMemoryError | redis.ReadOnlyError)
-        or _OOM_REPLY in str(exc) or _cannot_write_now(exc))
+        or _OOM_REPLY in _reply_of(exc) or _cannot_write_now(exc))
 
 
 def wrap_redis_error(what: str, exc: Exception) -> JobtrailError:
@@ -91,8 +98,8 @@ def wrap_redis_error(what: str, exc: Exception) -> JobtrailError:
     RedisCommandError.
     """
     if isinstance(exc, redis.OutOfMemoryError) or (
-            isinstance(exc, redis.ResponseError) and _OOM_REPLY in str(exc)):
-        text = str(exc)  # Redis's own words, without a pipeline's or a script's wrapping
+            isinstance(exc, redis.ResponseError) and _OOM_REPLY in _reply_of(exc)):
+        text = _reply_of(exc)  # Redis's own words, without a pipeline's or a script's wrapping
         return RedisOutOfMemoryError(what, text[text.find(_OOM_REPLY):].rstrip(". ")
                                      if _OOM_REPLY in text else text)
     if isinstance(exc, redis.ResponseError) and not isinstance(exc, redis.ReadOnlyError) \

@@ -11,8 +11,10 @@ import time
 from collections.abc import Callable
 
 import pytest
+import redis
 
-from jobtrail.errors import JobtrailError, PartialSubmitError
+from jobtrail.connections import refuses_writes_now, wrap_redis_error
+from jobtrail.errors import JobtrailError, PartialSubmitError, RedisCommandError
 from jobtrail.jobs import SUBMIT_CHUNK
 from jobtrail.models import Job, JobStatus
 from jobtrail.store.heartbeats import HeartbeatStore
@@ -95,3 +97,20 @@ def test_out_of_memory_partway_through_submit_many_names_the_accepted_jobs(
     assert len(error.uncertain) == chunk and error.unsubmitted == chunk
     for job_id in error.accepted:
         assert rig.store.get(job_id).status is JobStatus.PENDING
+
+
+def test_a_command_error_quoting_an_oom_reason_in_its_arguments_is_no_oom(
+        rig: FaultRig) -> None:
+    # Given a pipeline whose write quotes Redis's OOM words as a value and fails WRONGTYPE
+    rig.store.client.set("a-string", "x")
+    with rig.store.client.pipeline(transaction=False) as pipe:
+        pipe.hset("a-string", "error", "OOM command not allowed when used memory > "
+                  "'maxmemory'; READONLY You can't write against a read only replica")
+        with pytest.raises(redis.ResponseError) as raised:
+            pipe.execute()
+
+    # Then it is a command error, not a refusal that passes later (it would be retried)
+    assert "WRONGTYPE" in str(raised.value) and "OOM" in str(raised.value)
+    assert not refuses_writes_now(raised.value)
+    wrapped = wrap_redis_error("main DB", raised.value)
+    assert type(wrapped) is RedisCommandError, wrapped
