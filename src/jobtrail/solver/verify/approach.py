@@ -135,10 +135,16 @@ def _check_missing(behaviours: list[str | None], method: str) -> Checked:
     """Check "does not exist": the two sides must differ (values, or +oo against -oo).
 
     With one side (at infinity, or a one-sided limit), values that settle on a
-    number, or grow without bound with one sign, contradict the answer; so do
-    two sides that both grow to +oo (or both to -oo): the limit is then that
-    infinity (``1/sqrt(log(x)^2)`` at 1, which SymPy 1.14 says does not exist).
+    number contradict the answer; values that grow with one sign prove nothing
+    (``x*sin(x)^2`` at oo grows at every sampled point, yet returns to 0 for ever:
+    it has no limit), so the answer stays unverified. Two sides that both grow
+    to +oo (or both to -oo) contradict it: the limit is then that infinity
+    (``1/sqrt(log(x)^2)`` at 1, which SymPy 1.14 says does not exist).
     """
+    if len(behaviours) == 1 and behaviours[0] in ("+oo", "-oo"):
+        return Verification("unverified", method, f"the values grow to {behaviours[0]} at "
+                            "the sampled points, which cannot tell a limit from an "
+                            "oscillation that keeps coming back"), None
     if len(behaviours) == 1 and behaviours[0] is not None:
         return Verification("contradicted", method, "the answer says the limit does not "
                             f"exist, but the values approach {behaviours[0]}", None), None
