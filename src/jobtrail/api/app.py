@@ -81,7 +81,7 @@ def create_app(settings: Settings) -> FastAPI:
         return read_metrics(services.clients.main, services.clients.broker,
                             services.clients.results, services.keys,
                             visibility_timeout_s=settings.visibility_timeout_s,
-                            archived_total=archived)
+                            archived_total=archived, gone_after_s=settings.gone_after_s)
 
     registry.register(JobtrailCollector(snapshot))
     app.state.metrics_registry = registry

@@ -17,6 +17,12 @@ from jobtrail.connections import REDIS_ERRORS, wrap_redis_error
 from jobtrail.keys import KeySpace
 from jobtrail.metrics import MetricsSnapshot
 from jobtrail.models import LATENCY_BOUNDS_S, JobStatus
+from jobtrail.store.heartbeats import (
+    DEFAULT_GONE_AFTER_S,
+    absence_unproven_s,
+    newest_before_start,
+    server_uptime_s,
+)
 
 __all__ = ["LatencyHistogram", "MinuteStats", "StatsStore", "quantile", "read_metrics"]
 
@@ -170,8 +176,14 @@ def _per_server(pairs: tuple[tuple[redis.Redis, dict[str, Any]], ...]
 
 def read_metrics(main: redis.Redis, broker: redis.Redis, results: redis.Redis,
                  keys: KeySpace, *, visibility_timeout_s: float,
-                 archived_total: int | None = None) -> MetricsSnapshot:
+                 archived_total: int | None = None,
+                 gone_after_s: float = DEFAULT_GONE_AFTER_S) -> MetricsSnapshot:
     """Read the figures /metrics exports: two pipelines on the main DB, one on the others.
+
+    A processing job counts as stale when its worker is proven gone by the one
+    liveness rule (store.heartbeats.absence_unproven_s: right after a restart of
+    the main DB's Redis a missing heartbeat proves nothing yet) or it has run
+    past the visibility timeout. *gone_after_s* is that rule's threshold, seconds.
 
     Raises:
         RedisUnavailableError: A DB could not be reached.
@@ -184,13 +196,14 @@ def read_metrics(main: redis.Redis, broker: redis.Redis, results: redis.Redis,
             pipe.hgetall(keys.stats())
             pipe.zrange(keys.jobs_by_status(JobStatus.PENDING), 0, 0, withscores=True)
             pipe.zrange(keys.jobs_by_status(JobStatus.PROCESSING), 0, -1, withscores=True)
-            pipe.zrange(keys.workers(), 0, -1)
+            pipe.zrange(keys.workers(), 0, -1, withscores=True)
             pipe.info()
             replies: list[Any] = pipe.execute()
         n = len(JobStatus)
-        counts, stats, oldest, processing, names, main_info = (
+        counts, stats, oldest, processing, seen, main_info = (
             replies[:n], replies[n], replies[n + 1], replies[n + 2], replies[n + 3],
             replies[n + 4])
+        names = [name for name, _ in seen]
         with main.pipeline(transaction=False) as pipe:
             for job_id, _ in processing:
                 pipe.hget(keys.job(job_id), "worker")
@@ -199,13 +212,19 @@ def read_metrics(main: redis.Redis, broker: redis.Redis, results: redis.Redis,
             tail = pipe.execute()
         workers_of, alive = tail[:len(processing)], tail[len(processing):]
         live = {name for name, up in zip(names, alive, strict=True) if up}
+        uptime_s = server_uptime_s(main_info)
+        newest = newest_before_start([score for _, score in seen], uptime_s, read_at=now)
+        unjudged = {name for (name, score), up in zip(seen, alive, strict=True)
+                    if not up and absence_unproven_s(uptime_s, gone_after_s, last_seen=score,
+                                                     read_at=now, newest_seen=newest)
+                    is not None}
         queue_length = int(broker.llen(keys.queue()))
         infos = _per_server(((main, main_info), (broker, broker.info()),
                              (results, results.info())))
     except REDIS_ERRORS as exc:
         raise wrap_redis_error("a Redis DB", exc) from exc
     stale = sum(1 for (_, started), worker in zip(processing, workers_of, strict=True)
-                if worker not in live or now - float(started) > visibility_timeout_s)
+                if worker not in live | unjudged or now - float(started) > visibility_timeout_s)
     hist = _histogram(stats)
     return MetricsSnapshot(
         jobs_by_status={s.value: int(c) for s, c in zip(JobStatus, counts, strict=True)},
