@@ -54,6 +54,9 @@ POLICY_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
 #: the solver, so that submit (CLI, API, JobService) can check it at the door
 #: without importing SymPy; the solver keeps its own guard on the same number.
 SOLVER_MAX_PROBLEM_CHARS = 2000
+#: Heartbeat intervals without a heartbeat after which a worker is gone; a heartbeat
+#: hash lives as long (its TTL), so the rule and the key's expiry agree.
+GONE_AFTER_HEARTBEATS = 3
 #: Seconds a batch message's Celery time limit adds to jobs x the hard time limit.
 BATCH_MARGIN_S = 5.0
 
@@ -405,9 +408,9 @@ class Settings(BaseSettings):
 
     @property
     def gone_after_s(self) -> float:
-        """Seconds without a heartbeat after which a worker is gone: 3 heartbeat intervals
-        (the heartbeat hash's TTL)."""
-        return 3 * self.heartbeat_interval_s
+        """Seconds without a heartbeat after which a worker is gone: GONE_AFTER_HEARTBEATS
+        heartbeat intervals (the heartbeat hash's TTL)."""
+        return GONE_AFTER_HEARTBEATS * self.heartbeat_interval_s
 
     @property
     def uses_embedded(self) -> bool:

@@ -19,7 +19,7 @@ from celery import Celery
 from kombu.exceptions import OperationalError
 
 from jobtrail.clock import monotonic_s, now_s
-from jobtrail.config import SOLVER_MAX_PROBLEM_CHARS, Settings
+from jobtrail.config import SOLVER_MAX_PROBLEM_CHARS
 from jobtrail.connections import mask_url
 from jobtrail.errors import (
     ConcurrentUpdateError,
@@ -35,7 +35,7 @@ from jobtrail.errors import (
 from jobtrail.models import TERMINAL_STATUSES, EventType, Job, JobStatus
 from jobtrail.problem_text import MAX_SUBMIT_BYTES, check_problem_text
 from jobtrail.store import JobStore
-from jobtrail.store.heartbeats import HeartbeatStore
+from jobtrail.store.heartbeats import DEFAULT_GONE_AFTER_S, HeartbeatStore
 from jobtrail.store.messages import find_job_message, message_ids
 from jobtrail.worker.app import (
     CANCELLED_BEFORE_START,
@@ -92,8 +92,8 @@ class JobService:
         #: Jobs of submit_many per Celery message (1: one message per job).
         self.batch_max_jobs = settings.batch_jobs() if settings is not None else 1
         #: Seconds without a heartbeat after which a worker is gone (3 heartbeat intervals).
-        self.gone_after_s = 3 * (settings.heartbeat_interval_s if settings is not None
-                                 else Settings.model_fields["heartbeat_interval_s"].default)
+        self.gone_after_s = (settings.gone_after_s if settings is not None
+                             else DEFAULT_GONE_AFTER_S)
 
     def check_text(self, problem: str) -> None:
         """Refuse a problem text at the door; called by submit() before any write.

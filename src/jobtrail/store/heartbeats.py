@@ -29,6 +29,7 @@ from typing import Any, cast
 import redis
 
 from jobtrail.clock import now_s, to_ms
+from jobtrail.config import GONE_AFTER_HEARTBEATS, Settings
 from jobtrail.connections import REDIS_ERRORS, wrap_redis_error
 from jobtrail.keys import KeySpace
 from jobtrail.models import JobStatus, WorkerHeartbeat
@@ -41,8 +42,9 @@ FORGET_AFTER_S = 86_400.0
 #: At most this many `jobs:processing` ids are read to name the jobs nodes run.
 PROCESSING_READ = 10_000
 #: Seconds without a heartbeat after which a worker is gone, for a reader without settings:
-#: three of the default 10 s intervals (Settings.gone_after_s is the configured one).
-DEFAULT_GONE_AFTER_S = 30.0
+#: Settings.gone_after_s at the default heartbeat interval (30 s).
+DEFAULT_GONE_AFTER_S = GONE_AFTER_HEARTBEATS * float(
+    Settings.model_fields["heartbeat_interval_s"].default)
 
 
 def absence_unproven_s(server_uptime_s: float | None, gone_after_s: float, *,
@@ -162,7 +164,7 @@ class HeartbeatStore:
         try:
             with self.client.pipeline(transaction=True) as pipe:
                 pipe.hset(key, mapping=fields)
-                pipe.pexpire(key, to_ms(3 * interval_s))
+                pipe.pexpire(key, to_ms(GONE_AFTER_HEARTBEATS * interval_s))
                 pipe.zadd(self.keys.workers(), {name: now})
                 pipe.zremrangebyscore(self.keys.workers(), "-inf", now - FORGET_AFTER_S)
                 pipe.execute()

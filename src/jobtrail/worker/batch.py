@@ -56,6 +56,7 @@ from jobtrail.worker.tasks import (
     SolveTask,
     _Outcome,
     _with_main_db,
+    hard_limit_reason,
     result_from_record,
     runtime,
     solve_run,
@@ -89,12 +90,6 @@ def batch_time_limit_s(jobs: int, hard_time_limit_s: float,
     """
     whole = max(1, jobs) * hard_time_limit_s + BATCH_MARGIN_S
     return min(whole, max(hard_time_limit_s, visibility_timeout_s - BATCH_MARGIN_S))
-
-
-def hard_limit_reason(hard_time_limit_s: float) -> str:
-    """The `error` of a job the hard time limit ended (the single job's reason)."""
-    return (f"timed out after {hard_time_limit_s:g} s "
-            "(hard limit: the worker process was killed and replaced)")
 
 
 class BatchRequest(SolveRequest):

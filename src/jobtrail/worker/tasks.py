@@ -66,7 +66,7 @@ from jobtrail.worker.node_metrics import kind_label
 from jobtrail.worker.pool_loss import PoolLoss, pool_loss
 from jobtrail.worker.results import OWNED_KEY, restore_result
 
-__all__ = ["RUN_KEY", "JobRun", "SolveRequest", "SolveTask", "answer_payload",
+__all__ = ["RUN_KEY", "JobRun", "SolveRequest", "SolveTask", "answer_payload", "hard_limit_reason",
            "result_from_record", "revoked_reason", "run_job", "runtime", "solve_job",
            "solve_problem", "solve_run"]
 
@@ -173,8 +173,7 @@ class SolveRequest(Request):  # type: ignore[misc]  # celery ships no types
 
     def _record_hard_timeout(self) -> None:
         rt = runtime(self.task.app)
-        reason = (f"timed out after {rt.hard_time_limit_s:g} s "
-                  "(hard limit: the worker process was killed and replaced)")
+        reason = hard_limit_reason(rt.hard_time_limit_s)
         try:
             job = rt.store.get(self.id)
             if job.status is JobStatus.PENDING:  # this delivery's start never landed
@@ -196,6 +195,12 @@ class SolveTask(Task):  # type: ignore[misc]  # celery ships no types
     #: A problem's own failure (parse, unsupported, timed out, memory, contradicted) is
     #: an outcome, not a fault of the worker: Celery logs it at INFO, without traceback.
     throws = (ProblemError,)
+
+
+def hard_limit_reason(hard_time_limit_s: float) -> str:
+    """The `error` of a job the hard time limit ended (a single job's and a batch's)."""
+    return (f"timed out after {hard_time_limit_s:g} s "
+            "(hard limit: the worker process was killed and replaced)")
 
 
 def _kind_of(problem: str) -> str:

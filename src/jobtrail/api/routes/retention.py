@@ -126,5 +126,5 @@ def recover_route(svc: Svc, authorization: Annotated[str | None, Header()] = Non
     What `jobtrail recover` does; live workers do it on their own three heartbeat
     intervals after a worker is gone. Needs `Authorization: Bearer <api_token>`.
     """
-    report = svc.jobs.recover(gone_after_s=3 * svc.settings.heartbeat_interval_s)
+    report = svc.jobs.recover(gone_after_s=svc.settings.gone_after_s)
     return JSONResponse(report.to_dict())
