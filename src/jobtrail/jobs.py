@@ -20,7 +20,7 @@ from kombu.exceptions import OperationalError
 
 from jobtrail.clock import monotonic_s, now_s
 from jobtrail.config import SOLVER_MAX_PROBLEM_CHARS
-from jobtrail.connections import mask_url
+from jobtrail.connections import REDIS_ERRORS, mask_url
 from jobtrail.errors import (
     ConcurrentUpdateError,
     InvalidTransitionError,
@@ -217,8 +217,14 @@ class JobService:
         try:
             self.store.confirm_create(job, pending)
         except JobtrailError:
-            # the task went out but its record was not written: withdraw the task
-            self.app.control.revoke(job.id)
+            # the task went out but its record was not written: withdraw the task, if the
+            # broker still answers (it may be the server that just failed: the caller
+            # still gets the store's error, never kombu's)
+            try:
+                self.app.control.revoke(job.id)
+            except (OperationalError, *REDIS_ERRORS) as revoke_failed:
+                logger.warning("task of an unconfirmed record not revoked job_id=%s "
+                               "reason=%s", job.id, revoke_failed)
             raise
         return job
 
