@@ -96,7 +96,8 @@ def test_a_pool_process_keeps_its_event_connection_from_batch_to_batch(
         worker_process: Callable[..., WorkerProcess]) -> None:
     # Given a broker on a server of its own (its connection count is the broker's), one
     # connection that reads the task events there, and a worker with one pool process
-    # that has run a batch (its first connections are made)
+    # that has run two batches (its first connections are made, and the submitter's second
+    # one: a connection its task-sent events hold out of the pool)
     settings = settings.model_copy(update={"broker_url": private_redis.url(1)})
     broker = private_redis.client(1)
     pubsub = broker.pubsub(ignore_subscribe_messages=True)
@@ -114,6 +115,7 @@ def test_a_pool_process_keeps_its_event_connection_from_batch_to_batch(
                    timeout_s=15, message="the batch's task events")
 
     try:
+        run_batch()
         run_batch()
         connections = broker.info("stats")["total_connections_received"]
 

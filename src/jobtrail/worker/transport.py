@@ -32,6 +32,8 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,6 +43,7 @@ from urllib.parse import urlsplit
 import redis
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
+from kombu.utils import json as kombu_json
 from redis.backoff import NoBackoff
 from redis.exceptions import ReadOnlyError
 from redis.retry import Retry
@@ -301,14 +304,128 @@ class _LoopWithoutRetry:
         return params
 
 
-class Channel(_LoopWithoutRetry, kombu_redis.Channel):
+class _UnreadEventPublishes:
+    """Publishes Celery's task events without waiting for their replies (a mixin of both
+    channels).
+
+    kombu publishes a fanout message (PUBLISH) and waits for the reply, the
+    number of subscribers that got it, which nobody reads: so a submit paid a
+    broker round trip for its task-sent event after the task's own, and a worker one
+    per event flush. This channel writes a PUBLISH to the event exchange
+    (EVENT_EXCHANGE) on a connection it keeps out of the pool for that alone and
+    reads the replies later: those already in before its next publish (a closed
+    connection is noticed there, before a publish goes into it), all of them once
+    UNREAD_EVENTS_MAX are unread or after EVENT_CONNECTION_HOLD_S (the connection
+    goes back to the pool, so a Sentinel pool's check of the master still runs),
+    and when the channel closes, so closing never resets a socket holding replies
+    unread (a reset could drop a PUBLISH the server had not read yet). Events stay
+    best-effort, as Celery's own: a publish whose connection fails is sent again the
+    normal way (kombu's retry); a reply lost with its connection only logs. Every
+    other publish (task messages, the control mailbox) is kombu's, reply awaited.
+
+    Source: kombu.transport.redis Channel._put_fanout (kombu 5.7); redis-py
+    Connection.send_command(check_health=False), read_response, ConnectionPool.release.
+    """
+
+    #: Celery's `event_exchange` (its default; jobtrail does not change it).
+    EVENT_EXCHANGE = "celeryev"
+    #: Most PUBLISH replies left unread on the event connection before they are read.
+    UNREAD_EVENTS_MAX = 64
+    #: Seconds the event connection is held out of the pool before it goes back.
+    EVENT_CONNECTION_HOLD_S = 1.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._events_lock = threading.Lock()
+        self._events_conn: Any = None
+        self._events_unread = 0
+        self._events_until = 0.0
+        self._events_pid = 0
+        super().__init__(*args, **kwargs)
+
+    def _put_fanout(self, exchange: str, message: Any, routing_key: str,
+                    **kwargs: Any) -> None:
+        """Publish *message* to *exchange*; to the event exchange with its reply unread."""
+        if (exchange != self.EVENT_EXCHANGE or kwargs.get("_publish_batch") is not None
+                or getattr(self, "global_keyprefix", None)):
+            super()._put_fanout(exchange, message, routing_key, **kwargs)  # type: ignore[misc]
+            return
+        topics = self._get_publish_topics(exchange, routing_key)  # type: ignore[attr-defined]
+        payload = kombu_json.dumps(message)  # type: ignore[no-untyped-call]
+        with self._events_lock:
+            try:
+                conn = self._event_connection()
+                for topic in topics:
+                    conn.send_command("PUBLISH", topic, payload, check_health=False)
+                    self._events_unread += 1
+                return
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                logger.debug("event publish without its reply failed, sent again: %s", exc)
+                self._drop_event_connection()
+        super()._put_fanout(exchange, message, routing_key, **kwargs)  # type: ignore[misc]
+
+    def _event_connection(self) -> Any:
+        """The event connection, its replies read first when due; checked out if none."""
+        conn = self._events_conn
+        if conn is not None and self._events_pid != os.getpid():
+            conn = self._events_conn = None  # the parent's, inherited by a fork: not ours
+            self._events_unread = 0
+        if conn is not None and (self._events_unread >= self.UNREAD_EVENTS_MAX
+                                 or time.monotonic() >= self._events_until):
+            self._read_event_replies(release=True)
+            conn = None
+        if conn is not None:
+            # replies already in (the usual case by the next publish) are read now, and a
+            # connection the server closed is noticed here, before a publish goes into it
+            while conn.can_read():
+                if not self._events_unread:
+                    raise redis.ConnectionError("the event connection was closed")
+                self._events_unread -= 1
+                conn.read_response()
+        else:
+            conn = self.pool.get_connection()  # type: ignore[attr-defined]
+            self._events_conn, self._events_pid = conn, os.getpid()
+            self._events_until = time.monotonic() + self.EVENT_CONNECTION_HOLD_S
+        return conn
+
+    def _read_event_replies(self, *, release: bool) -> None:
+        """Read the event connection's unread replies; give it back to the pool if *release*."""
+        conn = self._events_conn
+        if conn is None or self._events_pid != os.getpid():
+            return
+        try:
+            while self._events_unread:
+                self._events_unread -= 1
+                conn.read_response()
+        except (redis.RedisError, OSError) as exc:
+            logger.debug("event publish replies lost with their connection: %s", exc)
+            self._drop_event_connection()
+            return
+        if release:
+            self._events_conn = None
+            self.pool.release(conn)  # type: ignore[attr-defined]
+
+    def _drop_event_connection(self) -> None:
+        conn, self._events_conn, self._events_unread = self._events_conn, None, 0
+        if conn is not None:
+            conn.disconnect()
+            self.pool.release(conn)  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        """Read the event publishes' replies, then close as kombu does."""
+        with self._events_lock:
+            self._read_event_replies(release=True)
+        super().close()  # type: ignore[misc]
+
+
+class Channel(_UnreadEventPublishes, _LoopWithoutRetry, kombu_redis.Channel):
     """kombu's Redis channel whose event-loop connections never reconnect by themselves,
-    and whose acks and rejects touch only their own delivery (OwnDeliveryQoS)."""
+    whose acks and rejects touch only their own delivery (OwnDeliveryQoS), and whose
+    task events do not wait for their replies (_UnreadEventPublishes)."""
 
     QoS = OwnDeliveryQoS
 
 
-class SentinelChannel(_LoopWithoutRetry, kombu_redis.SentinelChannel):
+class SentinelChannel(_UnreadEventPublishes, _LoopWithoutRetry, kombu_redis.SentinelChannel):
     """kombu's Sentinel channel, as Channel, that also follows a switch of master at once.
 
     kombu's pool asks Sentinel only when a connection connects, so after a

@@ -1,0 +1,117 @@
+"""Celery's task events are published without waiting for their replies, and none is lost.
+
+A submit paid a broker round trip for its task-sent event after the task's
+own (kombu waits for each PUBLISH's reply, a subscriber count nobody reads).
+jobtrail's channel writes event publishes on a connection of their own and
+reads the replies later (worker/transport.py _UnreadEventPublishes).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+import redis
+from kombu import Connection, Exchange, Producer
+
+from jobtrail.worker.transport import TRANSPORT
+
+#: Celery's event exchange as Celery declares it on a Redis broker (fanout).
+EVENTS = Exchange("celeryev", type="fanout")
+
+
+def _subscriber(url: str) -> Any:
+    pubsub = redis.Redis.from_url(url).pubsub()
+    pubsub.psubscribe("*celeryev*")
+    assert pubsub.get_message(timeout=2)["type"] == "psubscribe"
+    return pubsub
+
+
+def _received(pubsub: Any, timeout_s: float = 2.0) -> list[int]:
+    """The "n" of each event message the subscriber got, in order."""
+    got: list[int] = []
+    while (message := pubsub.get_message(timeout=timeout_s)) is not None:
+        body = json.loads(message["data"])["body"]
+        got.append(json.loads(base64.b64decode(body))["n"])
+    return got
+
+
+def test_an_event_publish_does_not_wait_for_the_reply(private_redis: Any) -> None:
+    # Given a producer on a jobtrail broker channel, and a broker that stops answering
+    # (SIGSTOP: the kernel still takes what is written, nothing is read or replied)
+    url = private_redis.url(1)
+    subscriber = _subscriber(url)
+    with Connection(url, transport=TRANSPORT) as conn:
+        producer = Producer(conn.default_channel, exchange=EVENTS)
+        producer.publish({"n": 0}, routing_key="task.sent")
+        os.kill(private_redis.process.pid, signal.SIGSTOP)
+        try:
+            # When task events are published meanwhile
+            done = threading.Event()
+
+            def publish() -> None:
+                for n in range(1, 4):
+                    producer.publish({"n": n}, routing_key="task.sent")
+                done.set()
+
+            threading.Thread(target=publish, daemon=True).start()
+            returned = done.wait(timeout=3)
+        finally:
+            os.kill(private_redis.process.pid, signal.SIGCONT)
+        # Then each returned at once, without the reply (kombu's publish waited for it)
+        assert returned, "an event publish waited for the stopped broker's reply"
+        done.wait(timeout=10)
+    # and once the channel closed, every event had reached the subscriber, in order
+    assert _received(subscriber) == [0, 1, 2, 3]
+
+
+def test_closing_right_after_many_event_publishes_loses_none(private_redis: Any) -> None:
+    # Given a channel that has just published 500 events, replies unread
+    url = private_redis.url(1)
+    subscriber = _subscriber(url)
+    with Connection(url, transport=TRANSPORT) as conn:
+        channel = conn.default_channel
+        producer = Producer(channel, exchange=EVENTS)
+        for n in range(500):
+            producer.publish({"n": n}, routing_key="task.sent")
+        unread = channel._events_unread
+    # When the connection is closed at once (above), then every event arrived, and the
+    # publishes had left replies unread (the close read them before closing the socket)
+    assert unread > 0
+    assert _received(subscriber) == list(range(500))
+
+
+def test_an_event_connection_the_server_closed_is_replaced_before_a_publish(
+        private_redis: Any) -> None:
+    # Given a channel whose event connection the server closed (CLIENT KILL) after a publish
+    url = private_redis.url(1)
+    subscriber = _subscriber(url)
+    admin = redis.Redis.from_url(private_redis.url(0))
+    with Connection(url, transport=TRANSPORT) as conn:
+        producer = Producer(conn.default_channel, exchange=EVENTS)
+        producer.publish({"n": 0}, routing_key="task.sent")
+        time.sleep(0.2)  # its reply is in
+        killed = admin.client_kill_filter(_type="normal", skipme=True)
+        assert killed >= 1
+        time.sleep(0.2)  # the server's close has reached the client
+        # When the next events are published
+        producer.publish({"n": 1}, routing_key="task.sent")
+        producer.publish({"n": 2}, routing_key="task.sent")
+    # Then none went into the closed socket: every one arrived
+    assert _received(subscriber) == [0, 1, 2]
+
+
+def test_other_fanout_publishes_keep_waiting_for_their_replies(private_redis: Any) -> None:
+    # Given a jobtrail broker channel, when a control broadcast (celery.pidbox) is published
+    url = private_redis.url(1)
+    with Connection(url, transport=TRANSPORT) as conn:
+        channel = conn.default_channel
+        Producer(channel, exchange=Exchange("celery.pidbox", type="fanout")).publish(
+            {"method": "revoke"}, routing_key="")
+        # Then it went kombu's way (reply read): no event connection was taken
+        assert channel._events_conn is None and channel._events_unread == 0
