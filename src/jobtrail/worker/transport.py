@@ -285,6 +285,24 @@ class _LoopWithoutRetry:
             return functools.partial(_refusal_aware(prefixed), *client.args, **client.keywords)
         return _refusal_aware(client)
 
+    def _create_client(self, asynchronous: bool = False) -> Any:
+        """Return a redis-py client of the channel's pool, one kept per synchronous pool.
+
+        kombu built a new client for every command it runs outside the event loop
+        (an arrival's unacked record, each ack, each publish): redis-py's client
+        copies its table of reply callbacks when it is made, a tenth of a busy
+        worker main process's time (py-spy). A client holds no connection of its
+        own (each command checks one out of the pool), so one serves them all; a
+        new pool (the channel's pools dropped at a reconnect) gets a new client.
+        """
+        if asynchronous:
+            return super()._create_client(asynchronous=True)  # type: ignore[misc]
+        pool = self.pool  # type: ignore[attr-defined]
+        client = self.__dict__.get("_sync_client")
+        if client is None or client.connection_pool is not pool:
+            client = self.__dict__["_sync_client"] = super()._create_client()  # type: ignore[misc]
+        return client
+
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
         """Return kombu's connection parameters, without retry for the asynchronous pool.
 
