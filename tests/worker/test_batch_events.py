@@ -17,6 +17,7 @@ from jobtrail.embedded import EmbeddedRedis
 from jobtrail.jobs import JobService
 from jobtrail.store import JobStore
 from jobtrail.worker.app import TASK_SOLVE, create_celery_app
+from jobtrail.worker.batch_events import REPR_MAXSIZE, short_repr
 from tests.helpers.processes import WorkerProcess
 from tests.helpers.waiting import job_finished, wait_until
 
@@ -166,3 +167,15 @@ def test_a_worker_with_task_events_off_sends_none_and_still_runs_every_job(
     finally:
         pubsub.close()
         broker.close()
+
+
+def test_an_events_result_is_the_payloads_repr_cut_to_celerys_size() -> None:
+    # Given an answer payload nested four levels deep, and one longer than Celery's 1,024
+    payload = {"kind": "equation", "steps": ["x = 1"],
+               "verification": {"status": "verified", "points": [[1, 2]]}}
+    long_payload = {"text": "x" * 5000}
+    # Then its event text is its repr, whole (saferepr wrote "..." past the third level),
+    # and a long one is cut to 1,024 characters ending in "..."
+    assert short_repr(payload) == repr(payload)
+    cut = short_repr(long_payload)
+    assert len(cut) == REPR_MAXSIZE and cut == repr(long_payload)[:1021] + "..."
