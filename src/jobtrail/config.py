@@ -170,7 +170,8 @@ class Settings(BaseSettings):
     task_sent_event: bool = Field(
         True,
         description="Send Celery's task-sent event with each task (Flower, `celery events`); "
-                    "false saves a broker round trip a submit, the record's `created` event stays.",
+                    "false saves its PUBLISH (written without waiting for the reply), the record's "
+                    "`created` event stays.",
     )
     worker_task_events: bool = Field(
         True,
