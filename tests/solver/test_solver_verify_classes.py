@@ -352,11 +352,12 @@ def test_an_inverse_or_hyperbolic_function_name_is_read_as_that_function(
     "evaluate gamma(5)", "evaluate beta(2)", "evaluate Ei(1)", "evaluate si(1)",
     "evaluate sign(-2)", "d/dx floor(x)", "evaluate cbrt(8)", "evaluate arcot(1)",
     "d/dx sinc(x)", "integrate erfc(x) from 0 to 1", "lim x->0 arsec(x)", "solve tg(x) = 1",
-    "evaluate lg(100)", "d/dx logh(x)",
+    "evaluate lg(100)", "d/dx logh(x)", "evaluate gamma (5)", "evaluate beta  (2)",
+    "d/dx f (x)",
 ])
 def test_an_unknown_function_name_is_refused_not_read_as_a_product(problem: str) -> None:
     # Given a function jobtrail does not compute (gamma(5) was 5*gamma, Ei(1) e*i, si(1) s*i,
-    # arcot(1) a*r*cot(1)), in any problem kind
+    # arcot(1) a*r*cot(1); "gamma (5)", with a space, was still 5*gamma), in any problem kind
     # Then it is refused with the reason, never answered as a product of letters
     with pytest.raises(ProblemParseError, match="unknown function"):
         solve(problem)

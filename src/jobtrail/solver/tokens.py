@@ -189,6 +189,12 @@ def _split_word(word: str) -> list[tuple[int, str]] | None:
     return pieces if singles <= _MAX_SPLIT_LETTERS else None
 
 
+def _paren_follows(fragment: str, end: int) -> bool:
+    """True if "(" comes next in *fragment* from *end*, after any spaces: "gamma (5)" is
+    the gamma function as "gamma(5)" is (it was read as 5*gamma), "sin (x)" is sin(x)."""
+    return fragment[end:].lstrip(" ")[:1] == "("
+
+
 def _unknown_function(lower: str) -> str | None:
     """The unknown function name *lower* is, or starts with (3 letters or more), else None."""
     if lower in _UNKNOWN_FUNCTIONS:
@@ -230,7 +236,7 @@ def _word_tokens(word: str, position: int, fragment: str) -> list[Token]:
         return [Token("const", _CONSTANT_ALIASES.get(key, key), position)]
     if lower in VARIABLE_WORDS:
         end = position + len(word)
-        if lower in _FUNCTION_VARIABLES and fragment[end:end + 1] == "(":
+        if lower in _FUNCTION_VARIABLES and _paren_follows(fragment, end):
             raise parse_error(fragment, position, f"unknown function '{word}': write "
                               f"{lower}*(...) for a product with the variable {lower}")
         return [Token("var", lower, position)]
@@ -241,7 +247,7 @@ def _word_tokens(word: str, position: int, fragment: str) -> list[Token]:
         return [Token(kind, value, position, "word operator") for kind, value in pairs]
     if len(word) == 1:
         end = position + 1
-        if lower in _FUNCTION_LETTERS and fragment[end:end + 1] == "(":
+        if lower in _FUNCTION_LETTERS and _paren_follows(fragment, end):
             # f(x) is function notation, never f*x
             raise parse_error(fragment, position, f"unknown function '{word}': write the "
                               "expression itself (there are no function definitions)")
