@@ -111,3 +111,19 @@ def test_a_huge_exact_value_is_shown_as_a_decimal() -> None:
                           text="3^1000")
     assert verification.status == "verified"
     assert verification.detail == "the text evaluates exactly to ≈ 1.32207081948081e+477"
+
+
+@pytest.mark.parametrize(("problem", "value"), [("1/(1/0)", "0"), ("7/0^-1", "0"),
+                                                ("2/(1/0) + 3", "3")])
+def test_a_division_by_zero_that_sympy_absorbed_is_not_verified(problem: str,
+                                                                value: str) -> None:
+    # Given a text dividing by zero inside a quotient: SymPy's 1/0 is zoo and 1/zoo is 0,
+    # so the parser returns a value and does not report the text as undefined
+    answer = solve(problem)
+    assert answer.text == value
+    # Then the exact reading of the text (a ZeroDivisionError) keeps it unverified; before,
+    # the parse compared with itself said "verified"
+    assert (answer.verification.status, answer.verification.method) == (
+        "unverified", EXACT_METHOD)
+    assert answer.verification.detail == (
+        f"the text divides by zero, so its value is undefined; the parser's value is {value}")

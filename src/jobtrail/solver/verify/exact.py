@@ -71,11 +71,18 @@ def find_rational_value(text: str) -> Fraction | None:
         bits; it divides by zero; or Python cannot parse it.
     """
     try:
+        return _read(text)
+    except ZeroDivisionError:
+        return None
+
+
+def _read(text: str) -> Fraction | None:
+    """As ``find_rational_value``, but a division by zero raises ZeroDivisionError."""
+    try:
         source = normalize(text).replace("^", "**")
         tree = ast.parse(source, mode="eval")
         return _evaluate(tree.body, source)
-    except (_NotApplicableError, ProblemError, SyntaxError, ValueError, ZeroDivisionError,
-            RecursionError):
+    except (_NotApplicableError, ProblemError, SyntaxError, ValueError, RecursionError):
         return None
 
 
@@ -87,14 +94,21 @@ def find_exact_verification(text: str, result: Fraction) -> Verification | None:
         result: The answer's exact value, read by ``parse.py`` and SymPy.
 
     Returns:
-        None when ``find_rational_value(text)`` is None; else ``verified``
-        (method ``EXACT_METHOD``, the value in the detail, ``max_error`` 0)
-        when the two values are equal, and ``unverified`` naming both when
-        they differ: the two readings of the text disagree and neither is
-        known to be right, so the answer is not contradicted (which would
-        replace it by the other reading).
+        None when ``find_rational_value(text)`` is None and the text does
+        not divide by zero; else ``verified`` (method ``EXACT_METHOD``, the
+        value in the detail, ``max_error`` 0) when the two values are equal,
+        and ``unverified`` naming both when they differ: the two readings of
+        the text disagree and neither is known to be right, so the answer is
+        not contradicted (which would replace it by the other reading).
+        Also ``unverified`` when the text divides by zero inside a value
+        SymPy absorbed (``1/(1/0)`` is 0 to SymPy, whose ``1/0`` is ``zoo``).
     """
-    exact = find_rational_value(text)
+    try:
+        exact = _read(text)
+    except ZeroDivisionError:
+        return Verification("unverified", EXACT_METHOD,
+                            f"the text divides by zero, so its value is undefined; the "
+                            f"parser's value is {_shown(result)}")
     if exact is None:
         return None
     if exact == result:
