@@ -92,7 +92,7 @@ def solve_arithmetic(text: str) -> Answer:
         if number is not None:
             steps.append(f"approximately {number}")
     answer = Answer("arithmetic", str(value), sympy.latex(value), tuple(steps))
-    return settle(answer, *run(check_arithmetic, given, value))
+    return settle(answer, *run(check_arithmetic, given, value, text=body))
 
 
 def solve_simplify(text: str) -> Answer:

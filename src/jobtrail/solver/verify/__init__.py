@@ -1,5 +1,8 @@
 """Independent verification of every answer, by mpmath numerics, before a job completes.
 
+Arithmetic with a rational answer is checked exactly instead, from the text
+itself read by Python's ``ast`` over ``fractions.Fraction`` (``exact.py``).
+
 Invariant: a check never uses the SymPy call that produced the answer (see
 ``numeric.py``); it runs within ``VERIFY_BUDGET_S`` seconds; any failure of
 the check itself (an mpmath error, the budget spent, RecursionError) gives

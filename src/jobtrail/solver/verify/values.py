@@ -2,21 +2,24 @@
 
 Invariant: pure; the reference is always computed numerically by mpmath
 (adaptive-precision evaluation, ``mpmath.diff``, ``mpmath.quad`` and
-direct sequences), never by the SymPy call that gave
-the answer. Each function returns ``(Verification, numeric)`` where
-*numeric* is the trustworthy numeric value as text when the check
-contradicted the answer and the problem asked for a value, else None.
+direct sequences), or for arithmetic exactly from the text (``exact.py``),
+never by the SymPy call that gave the answer. Each function returns
+``(Verification, numeric)`` where *numeric* is the trustworthy numeric value
+as text when the check contradicted the answer and the problem asked for a
+value, else None.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from fractions import Fraction
 from typing import Any
 
 import mpmath  # type: ignore[import-untyped]  # mpmath ships no py.typed
 import sympy  # type: ignore[import-untyped]  # sympy 1.14 ships no py.typed
 
 from jobtrail.solver.answer import Verification
+from jobtrail.solver.verify.exact import find_exact_verification
 from jobtrail.solver.verify.numeric import (
     Budget,
     call,
@@ -51,13 +54,29 @@ def relative_error(a: Any, b: Any) -> float:
     return float(abs(a - b) / max(abs(a), abs(b), 1))
 
 
-def check_arithmetic(given: sympy.Expr, result: sympy.Expr, budget: Budget) -> Checked:
-    """Compare the exact *result* with the *given* expression, each at adaptive precision.
+def check_arithmetic(given: sympy.Expr, result: sympy.Expr, budget: Budget, *,
+                     text: str | None = None) -> Checked:
+    """Compare the exact *result* with *text* read exactly (``exact.py``), else with *given*.
+
+    The parser's *given* is not independent of *result* (a misparse verifies
+    itself), so a rational *result* is checked against the text's own exact
+    value whenever ``find_exact_verification`` applies; otherwise *given* and
+    *result* are each settled by mpmath at adaptive precision.
+
+    Args:
+        text: The problem text after filler stripping (``"2^10 / 4"``); None
+            (``check_simplify``) skips the exact reading.
 
     Returns:
-        Verified when both settle to the same value; contradicted (with the
-        input's settled value as the numeric answer) when they differ.
+        Verified when the exact or the settled values agree; unverified
+        when the text's exact value differs (two readings disagree);
+        contradicted (with the input's settled value as the numeric answer)
+        when the settled values differ.
     """
+    if text is not None and result.is_Rational:
+        exact = find_exact_verification(text, Fraction(int(result.p), int(result.q)))
+        if exact is not None:
+            return exact, None
     left = stable(compile_expr(given, []), (), budget)
     right = stable(compile_expr(result, []), (), budget)
     if left is None or right is None:
