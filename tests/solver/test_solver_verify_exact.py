@@ -13,6 +13,7 @@ from fractions import Fraction
 import pytest
 import sympy
 
+from jobtrail.errors import UnsupportedProblemError
 from jobtrail.solver import solve
 from jobtrail.solver.verify import check_arithmetic, run
 from jobtrail.solver.verify.exact import EXACT_METHOD, find_rational_value
@@ -115,15 +116,19 @@ def test_a_huge_exact_value_is_shown_as_a_decimal() -> None:
 
 @pytest.mark.parametrize(("problem", "value"), [("1/(1/0)", "0"), ("7/0^-1", "0"),
                                                 ("2/(1/0) + 3", "3")])
-def test_a_division_by_zero_that_sympy_absorbed_is_not_verified(problem: str,
-                                                                value: str) -> None:
+def test_a_division_by_zero_that_sympy_absorbed_is_refused_and_not_verified(
+        problem: str, value: str) -> None:
     # Given a text dividing by zero inside a quotient: SymPy's 1/0 is zoo and 1/zoo is 0,
-    # so the parser returns a value and does not report the text as undefined
-    answer = solve(problem)
-    assert answer.text == value
-    # Then the exact reading of the text (a ZeroDivisionError) keeps it unverified; before,
-    # the parse compared with itself said "verified"
-    assert (answer.verification.status, answer.verification.method) == (
-        "unverified", EXACT_METHOD)
-    assert answer.verification.detail == (
+    # so the parser returned a value (the parse compared with itself said "verified")
+    # Then the parser refuses it as undefined, as it does 1/0
+    with pytest.raises(UnsupportedProblemError, match="undefined"):
+        solve(problem)
+    with pytest.raises(UnsupportedProblemError, match="undefined"):
+        solve(f"solve x + {problem} = 2")
+    # and the exact reading alone, given the value SymPy had absorbed it into, keeps it
+    # unverified (a ZeroDivisionError)
+    verification, _ = run(check_arithmetic, sympy.Integer(value), sympy.Integer(value),
+                          text=problem)
+    assert (verification.status, verification.method) == ("unverified", EXACT_METHOD)
+    assert verification.detail == (
         f"the text divides by zero, so its value is undefined; the parser's value is {value}")

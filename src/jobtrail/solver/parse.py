@@ -603,6 +603,10 @@ def _check_size(node: Node) -> float | None:
     return result
 
 
+class UndefinedValue(Exception):
+    """A part of an expression is undefined (SymPy's zoo or nan): _Builder.build."""
+
+
 class _Builder:
     def __init__(self) -> None:
         self.symbols: dict[str, sympy.Symbol] = {}
@@ -620,9 +624,19 @@ class _Builder:
         return self.symbols.setdefault(node.value, sympy.Symbol(node.value))
 
     def build(self, node: Node) -> sympy.Expr:
+        """The SymPy value of *node*; UndefinedValue when any part of it is undefined.
+
+        Each part is checked as it is built, not only the whole: SymPy absorbs an
+        undefined part (1/(1/0) is 1/zoo = 0, 2/0^-1 + 3 is 3), which read the text
+        as a number."""
         if isinstance(node, Leaf):
             return self.leaf(node)
-        args = [self.build(arg) for arg in node.args]
+        value = self._apply(node, [self.build(arg) for arg in node.args])
+        if value.has(sympy.zoo, sympy.nan):
+            raise UndefinedValue
+        return value
+
+    def _apply(self, node: Op, args: list[sympy.Expr]) -> sympy.Expr:
         name = node.name
         if name == "+":
             return sympy.Add(*args)
@@ -759,11 +773,12 @@ def read_expression(fragment: str) -> Reading:
     tree = parser.parse()
     _check_size(tree)
     builder = _Builder()
-    expr = builder.build(tree)
-    if expr.has(sympy.zoo) or expr.has(sympy.nan):
+    try:
+        expr = builder.build(tree)
+    except UndefinedValue:
         raise UnsupportedProblemError(
             f"'{fragment}' is undefined (division by zero)", kind="arithmetic"
-        )
+        ) from None
     return Reading(expr, _render(tree)[0], frozenset(parser.notes), parser.decimal,
                    tuple(builder.divisors))
 
