@@ -13,7 +13,13 @@ import sympy
 from jobtrail.errors import AnswerContradictedError, ProblemParseError, UnsupportedProblemError
 from jobtrail.solver import solve
 from jobtrail.solver.answer import Verification
-from jobtrail.solver.verify import check_definite_integral, check_equation, check_limit, run
+from jobtrail.solver.verify import (
+    check_definite_integral,
+    check_derivative,
+    check_equation,
+    check_limit,
+    run,
+)
 
 x = sympy.Symbol("x")
 
@@ -480,3 +486,34 @@ def test_a_wrong_limit_at_infinity_is_still_contradicted(expr: str, claim: str) 
                           sympy.sympify(claim))
     # Then the growth up to 10^12 still contradicts it
     assert verification.status == "contradicted", verification.detail
+
+
+# --- a derivative checked where the function is not real ------------------------------------
+
+@pytest.mark.parametrize(("problem", "truth", "inside"), [
+    ("d/dx asech(x)", "-1/(x*sqrt(1 - x**2))", 0.6),   # real on (0, 1] only
+    ("d/dx acosh(x)", "1/sqrt(x**2 - 1)", 1.8),        # real from 1 up
+    ("d/dx acoth(x)", "1/(1 - x**2)", 2.2),            # real off [-1, 1]
+])
+def test_a_right_derivative_is_not_contradicted_off_the_real_domain(
+        problem: str, truth: str, inside: float) -> None:
+    # Given a function real on part of the line only: off it the symbolic derivative and
+    # numeric differences may take different branches (d/dx asech(x) failed: "at x = -1.13
+    # the derivative is -1.68*I but numeric differences give 1.68*I")
+    answer = solve(problem)
+    # Then the right answer completes, checked at real points of the domain
+    x = sympy.Symbol("x")
+    got, want = (complex(sympy.sympify(t).subs(x, inside)) for t in (answer.text, truth))
+    assert abs(got - want) < 1e-12, answer.text
+    assert answer.verification is not None and answer.verification.status == "verified", \
+        answer.verification
+
+
+def test_a_wrong_derivative_is_still_contradicted_at_a_real_point() -> None:
+    # Given d/dx asech(x) answered with the wrong sign
+    x = sympy.Symbol("x")
+    verification, _ = run(check_derivative, sympy.asech(x), x, 1,
+                          1 / (x * sympy.sqrt(1 - x**2)))
+    # Then a real point of its domain contradicts it
+    assert verification.status == "contradicted", verification
+    assert "at x = 0.73" in verification.detail
