@@ -15,15 +15,19 @@ T = TypeVar("T")
 
 
 def wait_until(predicate: Callable[[], T], *, timeout_s: float = 10.0,
-               interval_s: float = 0.05, message: str = "condition") -> T:
-    """Return the first truthy value of *predicate*; raise AssertionError after *timeout_s*."""
+               interval_s: float = 0.05, message: str | Callable[[], str] = "condition") -> T:
+    """Return the first truthy value of *predicate*; raise AssertionError after *timeout_s*.
+
+    *message* may be a function, called at the timeout (a worker's log as it is then).
+    """
     deadline = time.monotonic() + timeout_s
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {message}")
+            what = message() if callable(message) else message
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
         time.sleep(interval_s)
 
 

@@ -52,7 +52,9 @@ def test_quick_jobs_of_a_batch_start_before_the_results_of_the_jobs_before_them(
     # When a worker runs it
     proc = worker_process(settings)
     wait_until(lambda: all(job_finished(store, j.id, results_db) for j in jobs),
-               timeout_s=60, message=f"jobs to finish; log:\n{proc.log()[-3000:]}")
+               timeout_s=60, message=lambda: (
+                   f"jobs to finish; states {[store.get(j.id).status.value for j in jobs]}; "
+                   f"log:\n{proc.log()[-3000:]}"))
 
     # Then every job has its own answer, one attempt and its Celery result
     finals = [store.get(j.id) for j in jobs]
