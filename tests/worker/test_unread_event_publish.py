@@ -145,3 +145,30 @@ def test_an_event_connection_gone_half_open_in_the_pool_loses_no_event(
         assert _received(subscriber) == [0, 1, 2, 3, 4, 5]
     finally:
         proxy.close()
+
+
+def test_an_event_connection_closed_under_the_channel_waits_for_no_lost_reply(
+        private_redis: Any) -> None:
+    # Given a channel holding its event connection with replies unread, which something
+    # else closes (redis-py's pool.disconnect() closes the connections in use too)
+    url = private_redis.url(1)
+    subscriber = _subscriber(url)
+    with Connection(url, transport=TRANSPORT, transport_options={"socket_timeout": 3}) as conn:
+        channel = conn.default_channel
+        producer = Producer(channel, exchange=EVENTS)
+        for n in range(3):
+            producer.publish({"n": n}, routing_key="task.sent")
+        time.sleep(0.2)  # the replies are in, unread
+        channel.pool.disconnect()
+        # When events are published after it, the last past the hold of the event connection
+        for n in range(3, 6):
+            producer.publish({"n": n}, routing_key="task.sent")
+        time.sleep(channel.EVENT_CONNECTION_HOLD_S + 0.2)
+        started = time.monotonic()
+        producer.publish({"n": 6}, routing_key="task.sent")
+        elapsed = time.monotonic() - started
+    # Then it did not wait for the replies lost with the closed socket (it waited the
+    # socket timeout, 3 s here; for ever without one: the new socket never sends them)
+    assert elapsed < 1.0
+    # and every event published after the close arrived
+    assert _received(subscriber)[-4:] == [3, 4, 5, 6]

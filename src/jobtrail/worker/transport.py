@@ -361,6 +361,8 @@ class _UnreadEventPublishes:
         self._events_until = 0.0
         self._events_pid = 0
         self._events_sent_at = 0.0
+        #: the event connection's socket when its replies were left unread
+        self._events_sock: Any = None
         super().__init__(*args, **kwargs)
 
     def _put_fanout(self, exchange: str, message: Any, routing_key: str,
@@ -391,6 +393,12 @@ class _UnreadEventPublishes:
         if conn is not None and self._events_pid != os.getpid():
             conn = self._events_conn = None  # the parent's, inherited by a fork: not ours
             self._events_unread = 0
+        if conn is not None and conn._sock is not self._events_sock:
+            # closed under the channel (redis-py's pool.disconnect() closes connections in
+            # use too): its unread replies went with the socket, and a read on the one
+            # can_read() would open waits for them until the socket timeout (for ever)
+            self._drop_event_connection()
+            conn = None
         if conn is not None and (self._events_unread >= self.UNREAD_EVENTS_MAX
                                  or time.monotonic() >= self._events_until):
             self._read_event_replies(release=True)
@@ -412,6 +420,7 @@ class _UnreadEventPublishes:
             # Only here, where no reply is unread: a PING behind unread PUBLISH replies
             # would read one of them ("Bad response from PING health check").
             conn.check_health()
+            self._events_sock = conn._sock
             self._events_until = time.monotonic() + self.EVENT_CONNECTION_HOLD_S
         return conn
 
@@ -419,6 +428,9 @@ class _UnreadEventPublishes:
         """Read the event connection's unread replies; give it back to the pool if *release*."""
         conn = self._events_conn
         if conn is None or self._events_pid != os.getpid():
+            return
+        if conn._sock is not self._events_sock:  # closed under the channel, replies lost
+            self._drop_event_connection()
             return
         try:
             while self._events_unread:
