@@ -132,3 +132,24 @@ def test_a_division_by_zero_that_sympy_absorbed_is_refused_and_not_verified(
     assert (verification.status, verification.method) == ("unverified", EXACT_METHOD)
     assert verification.detail == (
         f"the text divides by zero, so its value is undefined; the parser's value is {value}")
+
+
+@pytest.mark.parametrize("part", ["atanh(1)", "atanh(-1)", "acoth(1)", "acoth(-1)", "asech(0)"])
+def test_a_function_infinite_at_a_finite_point_is_refused_not_absorbed(part: str) -> None:
+    # Given a function at its pole, which SymPy gives as oo or -oo (atanh(1) = oo), not
+    # zoo: 1/atanh(1) was then 0, so "solve x + 1/atanh(1) = 2" was answered x = 2,
+    # "d/dx x/atanh(1)" 0 and "evaluate atan(atanh(1))" pi/2, each verified
+    # (the 1/zoo class of sympy/sympy#8242, #27053)
+    # Then each is refused as undefined, as 1/(1/0) and log(0) are
+    for problem in (f"evaluate 1/{part}", f"solve x + 1/{part} = 2", f"d/dx x/{part}",
+                    f"evaluate atan({part})"):
+        with pytest.raises(UnsupportedProblemError, match="undefined"):
+            solve(problem)
+
+
+@pytest.mark.parametrize(("problem", "text"), [
+    ("evaluate 1/oo", "0"), ("evaluate e^(-oo)", "0"), ("evaluate 2^oo", "oo"),
+    ("lim x->0+ 1/x", "oo"), ("integrate e^(-x) from 0 to oo", "1")])
+def test_an_infinity_written_in_the_text_is_still_read(problem: str, text: str) -> None:
+    # Given an infinity the text writes itself (oo), then it is read as before
+    assert solve(problem).text == text

@@ -20,6 +20,7 @@ import redis
 from kombu import Connection, Exchange, Producer
 
 from jobtrail.worker.transport import TRANSPORT
+from tests.helpers.tcp_proxy import TcpProxy
 
 #: Celery's event exchange as Celery declares it on a Redis broker (fanout).
 EVENTS = Exchange("celeryev", type="fanout")
@@ -115,3 +116,59 @@ def test_other_fanout_publishes_keep_waiting_for_their_replies(private_redis: An
             {"method": "revoke"}, routing_key="")
         # Then it went kombu's way (reply read): no event connection was taken
         assert channel._events_conn is None and channel._events_unread == 0
+
+
+def test_an_event_connection_gone_half_open_in_the_pool_loses_no_event(
+        private_redis: Any) -> None:
+    # Given a channel whose pooled connection went half-open while idle past the health
+    # check interval (a NAT forgot it: writes accepted, nothing ever comes back); kombu's
+    # own publish PINGs such a connection first (redis-py's health check), times out and
+    # reconnects, so no event is lost (redis/redis-py#2239, #1720: the check runs only
+    # before a command is sent)
+    subscriber = _subscriber(private_redis.url(1))
+    proxy = TcpProxy("127.0.0.1", private_redis.port)
+    options = {"socket_timeout": 0.5, "health_check_interval": 1, "retry_on_timeout": True}
+    try:
+        with Connection(proxy.url(1), transport=TRANSPORT, transport_options=options) as conn:
+            channel = conn.default_channel
+            producer = Producer(channel, exchange=EVENTS)
+            producer.publish({"n": 0}, routing_key="task.sent")
+            time.sleep(channel.EVENT_CONNECTION_HOLD_S + 0.3)
+            producer.publish({"n": 1}, routing_key="task.sent")  # reads 0's reply, gives it back
+            time.sleep(1.5)  # idle in the pool past the health check interval
+            assert proxy.black_hole() >= 1
+            # When events are published on it
+            for n in range(2, 6):
+                producer.publish({"n": n}, routing_key="task.sent")
+                time.sleep(0.2)
+        # Then every one arrived (none went into the black hole unchecked)
+        assert _received(subscriber) == [0, 1, 2, 3, 4, 5]
+    finally:
+        proxy.close()
+
+
+def test_an_event_connection_closed_under_the_channel_waits_for_no_lost_reply(
+        private_redis: Any) -> None:
+    # Given a channel holding its event connection with replies unread, which something
+    # else closes (redis-py's pool.disconnect() closes the connections in use too)
+    url = private_redis.url(1)
+    subscriber = _subscriber(url)
+    with Connection(url, transport=TRANSPORT, transport_options={"socket_timeout": 3}) as conn:
+        channel = conn.default_channel
+        producer = Producer(channel, exchange=EVENTS)
+        for n in range(3):
+            producer.publish({"n": n}, routing_key="task.sent")
+        time.sleep(0.2)  # the replies are in, unread
+        channel.pool.disconnect()
+        # When events are published after it, the last past the hold of the event connection
+        for n in range(3, 6):
+            producer.publish({"n": n}, routing_key="task.sent")
+        time.sleep(channel.EVENT_CONNECTION_HOLD_S + 0.2)
+        started = time.monotonic()
+        producer.publish({"n": 6}, routing_key="task.sent")
+        elapsed = time.monotonic() - started
+    # Then it did not wait for the replies lost with the closed socket (it waited the
+    # socket timeout, 3 s here; for ever without one: the new socket never sends them)
+    assert elapsed < 1.0
+    # and every event published after the close arrived
+    assert _received(subscriber)[-4:] == [3, 4, 5, 6]

@@ -604,7 +604,12 @@ def _check_size(node: Node) -> float | None:
 
 
 class UndefinedValue(Exception):
-    """A part of an expression is undefined (SymPy's zoo or nan): _Builder.build."""
+    """A part of an expression is undefined (SymPy's zoo or nan, or an infinity made of
+    finite parts): _Builder.build."""
+
+
+#: SymPy's infinities: an infinity the text does not write itself is a pole (_Builder.build).
+_INFINITIES = (sympy.oo, -sympy.oo, sympy.zoo)
 
 
 class _Builder:
@@ -628,11 +633,16 @@ class _Builder:
 
         Each part is checked as it is built, not only the whole: SymPy absorbs an
         undefined part (1/(1/0) is 1/zoo = 0, 2/0^-1 + 3 is 3), which read the text
-        as a number."""
+        as a number. A part that is infinite though its own parts are finite is a
+        function at its pole, undefined too: SymPy gives atanh(1), acoth(1) and
+        asech(0) as oo (not zoo), and 1/atanh(1) as 0. An infinity the text writes
+        (oo, infinity) is read as such: 1/oo is 0, 2^oo is oo."""
         if isinstance(node, Leaf):
             return self.leaf(node)
-        value = self._apply(node, [self.build(arg) for arg in node.args])
-        if value.has(sympy.zoo, sympy.nan):
+        args = [self.build(arg) for arg in node.args]
+        value = self._apply(node, args)
+        if value.has(sympy.zoo, sympy.nan) or (
+                value.has(*_INFINITIES) and not any(arg.has(*_INFINITIES) for arg in args)):
             raise UndefinedValue
         return value
 

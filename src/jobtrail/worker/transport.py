@@ -332,7 +332,8 @@ class _UnreadEventPublishes:
     per event flush. This channel writes a PUBLISH to the event exchange
     (EVENT_EXCHANGE) on a connection it keeps out of the pool for that alone and
     reads the replies later: those already in before its next publish (a closed
-    connection is noticed there, before a publish goes into it), all of them once
+    connection is noticed there, before a publish goes into it; one taken from the pool
+    gets redis-py's health check first, as kombu's publish does), all of them once
     UNREAD_EVENTS_MAX are unread or after EVENT_CONNECTION_HOLD_S (the connection
     goes back to the pool, so a Sentinel pool's check of the master still runs),
     and when the channel closes, so closing never resets a socket holding replies
@@ -342,7 +343,8 @@ class _UnreadEventPublishes:
     other publish (task messages, the control mailbox) is kombu's, reply awaited.
 
     Source: kombu.transport.redis Channel._put_fanout (kombu 5.7); redis-py
-    Connection.send_command(check_health=False), read_response, ConnectionPool.release.
+    Connection.send_command(check_health=False), check_health, read_response,
+    ConnectionPool.release.
     """
 
     #: Celery's `event_exchange` (its default; jobtrail does not change it).
@@ -358,6 +360,9 @@ class _UnreadEventPublishes:
         self._events_unread = 0
         self._events_until = 0.0
         self._events_pid = 0
+        self._events_sent_at = 0.0
+        #: the event connection's socket when its replies were left unread
+        self._events_sock: Any = None
         super().__init__(*args, **kwargs)
 
     def _put_fanout(self, exchange: str, message: Any, routing_key: str,
@@ -375,6 +380,7 @@ class _UnreadEventPublishes:
                 for topic in topics:
                     conn.send_command("PUBLISH", topic, payload, check_health=False)
                     self._events_unread += 1
+                self._events_sent_at = time.monotonic()
                 return
             except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
                 logger.debug("event publish without its reply failed, sent again: %s", exc)
@@ -387,6 +393,12 @@ class _UnreadEventPublishes:
         if conn is not None and self._events_pid != os.getpid():
             conn = self._events_conn = None  # the parent's, inherited by a fork: not ours
             self._events_unread = 0
+        if conn is not None and conn._sock is not self._events_sock:
+            # closed under the channel (redis-py's pool.disconnect() closes connections in
+            # use too): its unread replies went with the socket, and a read on the one
+            # can_read() would open waits for them until the socket timeout (for ever)
+            self._drop_event_connection()
+            conn = None
         if conn is not None and (self._events_unread >= self.UNREAD_EVENTS_MAX
                                  or time.monotonic() >= self._events_until):
             self._read_event_replies(release=True)
@@ -402,6 +414,13 @@ class _UnreadEventPublishes:
         else:
             conn = self.pool.get_connection()  # type: ignore[attr-defined]
             self._events_conn, self._events_pid = conn, os.getpid()
+            # redis-py's health check (a PING if idle past health_check_interval, with the
+            # pool's retry: a reconnect), which kombu's publish gets from send_command: a
+            # connection that went half-open in the pool would take the events unchecked.
+            # Only here, where no reply is unread: a PING behind unread PUBLISH replies
+            # would read one of them ("Bad response from PING health check").
+            conn.check_health()
+            self._events_sock = conn._sock
             self._events_until = time.monotonic() + self.EVENT_CONNECTION_HOLD_S
         return conn
 
@@ -409,6 +428,9 @@ class _UnreadEventPublishes:
         """Read the event connection's unread replies; give it back to the pool if *release*."""
         conn = self._events_conn
         if conn is None or self._events_pid != os.getpid():
+            return
+        if conn._sock is not self._events_sock:  # closed under the channel, replies lost
+            self._drop_event_connection()
             return
         try:
             while self._events_unread:
@@ -420,6 +442,11 @@ class _UnreadEventPublishes:
             return
         if release:
             self._events_conn = None
+            if conn.health_check_interval:
+                # a reply read late says the connection lived when the reply came, not
+                # now: redis-py's next health check counts from the last publish instead
+                conn.next_health_check = min(conn.next_health_check, self._events_sent_at
+                                             + conn.health_check_interval)
             self.pool.release(conn)  # type: ignore[attr-defined]
 
     def _drop_event_connection(self) -> None:
