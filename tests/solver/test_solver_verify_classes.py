@@ -517,3 +517,12 @@ def test_a_wrong_derivative_is_still_contradicted_at_a_real_point() -> None:
     # Then a real point of its domain contradicts it
     assert verification.status == "contradicted", verification
     assert "at x = 0.73" in verification.detail
+
+
+@pytest.mark.parametrize("problem", ["evaluate zoo", "evaluate 1^zoo", "solve x + nan = 1",
+                                     "evaluate NaN", "d/dx zoo*x"])
+def test_a_name_of_an_undefined_value_is_refused_not_spelled_out(problem: str) -> None:
+    # Given SymPy's name of an undefined value ("evaluate zoo" was o**2*z, verified)
+    # Then the problem is refused naming it, never read as a product of its letters
+    with pytest.raises(ProblemParseError, match="is not a value jobtrail computes with"):
+        solve(problem)

@@ -73,6 +73,8 @@ _UNKNOWN_FUNCTIONS = frozenset(
 # Variable words that also name a function jobtrail does not know: refused when a
 # parenthesis follows directly ("gamma(5)" is the gamma function, not gamma*5).
 _FUNCTION_VARIABLES = frozenset({"gamma", "beta", "psi", "delta", "theta"})
+# SymPy's names of undefined values, refused as words ("evaluate zoo" was o**2*z, verified).
+_UNDEFINED_WORDS = {"zoo": "complex infinity", "nan": "not a number"}
 # Letters that, next to a function name inside one word, spell another function's name:
 # "arcot" is not a*r*cot, "cosh"-like "sinch" not sin(c*h). A split that puts them there is
 # refused as an unknown function rather than read as a product.
@@ -229,6 +231,9 @@ def _misread_function(lower: str, pieces: list[tuple[int, str]]) -> str | None:
 
 def _word_tokens(word: str, position: int, fragment: str) -> list[Token]:
     lower = word.lower()
+    if lower in _UNDEFINED_WORDS:  # SymPy's names of undefined values: never z*o*o, n*a*n
+        raise parse_error(fragment, position, f"'{word}' ({_UNDEFINED_WORDS[lower]}) is not "
+                          "a value jobtrail computes with")
     if lower in FUNCTIONS or lower in _FUNCTION_ALIASES:
         return [Token("func", _FUNCTION_ALIASES.get(lower, lower), position)]
     if word in CONSTANTS or lower in {"pi", "infinity", "inf"}:
