@@ -7,6 +7,7 @@ of the text over ``fractions.Fraction`` and the cases it leaves to mpmath.
 
 from __future__ import annotations
 
+import re
 import time
 from fractions import Fraction
 
@@ -153,3 +154,14 @@ def test_a_function_infinite_at_a_finite_point_is_refused_not_absorbed(part: str
 def test_an_infinity_written_in_the_text_is_still_read(problem: str, text: str) -> None:
     # Given an infinity the text writes itself (oo), then it is read as before
     assert solve(problem).text == text
+
+
+@pytest.mark.parametrize(("problem", "reason"), [
+    ("1/(1/0)", "division by zero"), ("evaluate atanh(1)", "atanh has a pole there"),
+    ("evaluate log(0)", "log has a pole there"), ("oo - oo", "an undefined value"),
+])
+def test_an_undefined_part_is_refused_with_its_reason(problem: str, reason: str) -> None:
+    # Given a text with an undefined part; then the refusal names why (every one said
+    # "division by zero", atanh(1) and oo - oo included)
+    with pytest.raises(UnsupportedProblemError, match=re.escape(f"undefined ({reason})")):
+        solve(problem)

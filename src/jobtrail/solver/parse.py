@@ -603,6 +603,15 @@ def _check_size(node: Node) -> float | None:
     return result
 
 
+def _undefined_reason(node: Op, args: list[sympy.Expr]) -> str:
+    """Why *node* over *args* is undefined, in words for the refusal."""
+    if node.name == "recip" or (node.name == "^" and args[0] == 0):
+        return "division by zero" if args[0] == 0 else "an undefined value"
+    if node.name in _FUNCTIONS and not any(a.has(*_INFINITIES, sympy.nan) for a in args):
+        return f"{node.name} has a pole there"
+    return "an undefined value"
+
+
 class UndefinedValue(Exception):
     """A part of an expression is undefined (SymPy's zoo or nan, or an infinity made of
     finite parts): _Builder.build."""
@@ -643,7 +652,7 @@ class _Builder:
         value = self._apply(node, args)
         if value.has(sympy.zoo, sympy.nan) or (
                 value.has(*_INFINITIES) and not any(arg.has(*_INFINITIES) for arg in args)):
-            raise UndefinedValue
+            raise UndefinedValue(_undefined_reason(node, args))
         return value
 
     def _apply(self, node: Op, args: list[sympy.Expr]) -> sympy.Expr:
@@ -785,9 +794,9 @@ def read_expression(fragment: str) -> Reading:
     builder = _Builder()
     try:
         expr = builder.build(tree)
-    except UndefinedValue:
+    except UndefinedValue as exc:
         raise UnsupportedProblemError(
-            f"'{fragment}' is undefined (division by zero)", kind="arithmetic"
+            f"'{fragment}' is undefined ({exc})", kind="arithmetic"
         ) from None
     return Reading(expr, _render(tree)[0], frozenset(parser.notes), parser.decimal,
                    tuple(builder.divisors))
