@@ -178,15 +178,23 @@ class OwnDeliveryQoS(kombu_redis.QoS):
                            "broker refuses writes (%s)", exc)
 
     def restore_unacked(self, client: Any = None) -> None:
-        """At shutdown, put back this consumer's own unacknowledged deliveries only."""
+        """At the channel's close, put back this consumer's own unacknowledged deliveries only.
+
+        kombu closes the channel at shutdown and at every reconnect (Celery's consumer
+        after a lost broker connection), when deliveries still run in pool processes:
+        their arrival scores are kept, so that their ack or reject at the end, through
+        this closed channel's QoS, leaves the next delivery of the restored message
+        alone (an unconditional requeue queued it a third time; an ack removed the
+        new delivery's entry).
+        """
         with self.channel.conn_or_acquire(client) as conn:
             for tag in list(self._delivered):
-                self._restore_if_mine(tag, leftmost=False, client=conn)
+                self._restore_if_mine(tag, leftmost=False, client=conn, forget=False)
         self._delivered.clear()
-        self._arrived.clear()
 
-    def _restore_if_mine(self, tag: str, *, leftmost: bool, client: Any = None) -> None:
-        arrived = self._arrived.pop(tag, None)
+    def _restore_if_mine(self, tag: str, *, leftmost: bool, client: Any = None,
+                         forget: bool = True) -> None:
+        arrived = self._arrived.pop(tag, None) if forget else self._arrived.get(tag)
 
         def restore(pipe: Any) -> None:
             raw = pipe.hget(self.unacked_key, tag)
