@@ -387,6 +387,11 @@ class _UnreadEventPublishes:
             except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
                 logger.debug("event publish without its reply failed, sent again: %s", exc)
                 self._drop_event_connection()
+            except BaseException:
+                # interrupted halfway (a signal handler's exception): redis-py closed the
+                # connection, whose unread replies went with it
+                self._drop_event_connection()
+                raise
         super()._put_fanout(exchange, message, routing_key, **kwargs)  # type: ignore[misc]
 
     def _event_connection(self) -> Any:
@@ -426,6 +431,9 @@ class _UnreadEventPublishes:
             logger.debug("event publish replies lost with their connection: %s", exc)
             self._drop_event_connection()
             return
+        except BaseException:  # interrupted halfway: the count no longer matches
+            self._drop_event_connection()
+            raise
         if release:
             self._events_conn = None
             self.pool.release(conn)  # type: ignore[attr-defined]
