@@ -178,15 +178,23 @@ class OwnDeliveryQoS(kombu_redis.QoS):
                            "broker refuses writes (%s)", exc)
 
     def restore_unacked(self, client: Any = None) -> None:
-        """At shutdown, put back this consumer's own unacknowledged deliveries only."""
+        """At the channel's close, put back this consumer's own unacknowledged deliveries only.
+
+        kombu closes the channel at shutdown and at every reconnect (Celery's consumer
+        after a lost broker connection), when deliveries still run in pool processes:
+        their arrival scores are kept, so that their ack or reject at the end, through
+        this closed channel's QoS, leaves the next delivery of the restored message
+        alone (an unconditional requeue queued it a third time; an ack removed the
+        new delivery's entry).
+        """
         with self.channel.conn_or_acquire(client) as conn:
             for tag in list(self._delivered):
-                self._restore_if_mine(tag, leftmost=False, client=conn)
+                self._restore_if_mine(tag, leftmost=False, client=conn, forget=False)
         self._delivered.clear()
-        self._arrived.clear()
 
-    def _restore_if_mine(self, tag: str, *, leftmost: bool, client: Any = None) -> None:
-        arrived = self._arrived.pop(tag, None)
+    def _restore_if_mine(self, tag: str, *, leftmost: bool, client: Any = None,
+                         forget: bool = True) -> None:
+        arrived = self._arrived.pop(tag, None) if forget else self._arrived.get(tag)
 
         def restore(pipe: Any) -> None:
             raw = pipe.hget(self.unacked_key, tag)
@@ -385,6 +393,11 @@ class _UnreadEventPublishes:
             except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
                 logger.debug("event publish without its reply failed, sent again: %s", exc)
                 self._drop_event_connection()
+            except BaseException:
+                # interrupted halfway (a signal handler's exception): redis-py closed the
+                # connection, whose unread replies went with it
+                self._drop_event_connection()
+                raise
         super()._put_fanout(exchange, message, routing_key, **kwargs)  # type: ignore[misc]
 
     def _event_connection(self) -> Any:
@@ -440,6 +453,9 @@ class _UnreadEventPublishes:
             logger.debug("event publish replies lost with their connection: %s", exc)
             self._drop_event_connection()
             return
+        except BaseException:  # interrupted halfway: the count no longer matches
+            self._drop_event_connection()
+            raise
         if release:
             self._events_conn = None
             if conn.health_check_interval:
