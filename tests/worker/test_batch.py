@@ -309,6 +309,42 @@ def test_the_per_job_watchdog_ends_a_process_stuck_where_the_soft_limit_cannot_r
     assert "Timeout" in done.stderr
 
 
+def test_a_soft_limit_swallowed_once_is_raised_again_until_the_solve_ends() -> None:
+    # Given a job whose first SoftTimeLimitExceeded is swallowed (raised inside a finalizer,
+    # Python prints "Exception ignored" and drops it; or a broad except in library code)
+    script = textwrap.dedent("""
+        import time
+        from billiard.exceptions import SoftTimeLimitExceeded
+        from jobtrail.worker.batch import job_limits
+        swallowed = 0
+        started = time.monotonic()
+        try:
+            with job_limits(0.2):
+                while time.monotonic() - started < 5:
+                    try:
+                        sum(range(10 ** 4))
+                    except SoftTimeLimitExceeded:
+                        if swallowed == 0:
+                            swallowed += 1  # the first one lost, as in a finalizer
+                            continue
+                        raise
+            print("ran on", round(time.monotonic() - started, 2))
+        except SoftTimeLimitExceeded:
+            print("stopped", swallowed, round(time.monotonic() - started, 2))
+        time.sleep(1.2)  # no SIGALRM after the limit's end
+        print("after")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, check=False)
+    # Then the limit was raised again SOFT_LIMIT_REPEAT_S later and ended the job (before, it
+    # ran on to the hard limit, whose kill counted an attempt of its own), and once the
+    # limit's block ended no SIGALRM came
+    assert done.returncode == 0, done.stderr
+    word, swallowed, took = done.stdout.split("\n")[0].split()
+    assert (word, swallowed) == ("stopped", "1") and 0.6 <= float(took) < 1.5, done.stdout
+    assert done.stdout.split("\n")[1] == "after"
+
+
 def test_cli_submit_file_from_stdin_batches_and_waits_for_all(
         settings: Settings, store: JobStore, main_db: redis.Redis, keys: KeySpace,
         worker_process: Callable[..., WorkerProcess]) -> None:

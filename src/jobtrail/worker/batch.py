@@ -190,20 +190,39 @@ def _arm_limits_in_pool_process(**_: Any) -> None:
                         and threading.current_thread() is threading.main_thread())
 
 
+#: Seconds between repeats of a soft time limit's SIGALRM while the job still runs.
+SOFT_LIMIT_REPEAT_S = 0.5
+
+
 @contextmanager
 def job_limits(soft_s: float) -> Iterator[None]:
     """Arm one job's soft time limit: SIGALRM after *soft_s* seconds raises
-    SoftTimeLimitExceeded in the solve (as Celery's SIGUSR1 does for a single job)."""
+    SoftTimeLimitExceeded in the solve (as Celery's SIGUSR1 does for a single job),
+    and again every SOFT_LIMIT_REPEAT_S until the solve ends.
+
+    The repeat is for an exception that never reaches the solve: raised while a
+    finalizer runs (redis-py's Connection.__del__ during a garbage collection;
+    Python prints "Exception ignored in ..." and drops it) or caught by a broad
+    `except` in library code. The job then ran on to the hard limit, whose kill
+    redelivered the batch and counted an attempt of its own (a job timed out at
+    2 s read 3 attempts instead of 2).
+    """
+    active = [True]
+
     def soft_limit(signum: int, frame: Any) -> None:
-        raise SoftTimeLimitExceeded(soft_s)
+        if active[0]:
+            raise SoftTimeLimitExceeded(soft_s)
 
     previous = signal.signal(signal.SIGALRM, soft_limit)
-    signal.setitimer(signal.ITIMER_REAL, soft_s)
+    signal.setitimer(signal.ITIMER_REAL, soft_s, SOFT_LIMIT_REPEAT_S)
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        try:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        finally:
+            active[0] = False  # a SIGALRM already on its way raises nothing now
+            signal.signal(signal.SIGALRM, previous)
 
 
 #: Seconds an armed watchdog is kept before a job re-arms it (at most a tenth of hard_s).
