@@ -43,8 +43,16 @@ def test_an_interrupted_event_publish_leaves_no_stale_unread_count(private_redis
         os.kill(private_redis.process.pid, signal.SIGSTOP)
         try:
             producer.publish({"n": 1}, routing_key="task.sent")  # its reply not in yet
-            # When a large event's publish is interrupted while the socket is full
-            signal.setitimer(signal.ITIMER_REAL, 0.6)
+            # When a large event's publish is interrupted while the socket is full (the
+            # alarm set as its send begins: after the event's encoding, however slow)
+            held = channel._events_conn
+            send = held.send_packed_command
+
+            def send_then_interrupt(*args: Any, **kwargs: Any) -> Any:
+                signal.setitimer(signal.ITIMER_REAL, 0.3)
+                return send(*args, **kwargs)
+
+            held.send_packed_command = send_then_interrupt
             with pytest.raises(_Interrupted):
                 producer.publish({"n": 2, "pad": "x" * 15_000_000}, routing_key="task.sent")
         finally:
