@@ -10,8 +10,10 @@ loaded ends as one line and exit 130.
 
 from __future__ import annotations
 
+# signal's C module, loaded with the interpreter: `import signal` builds its enums (6 ms),
+# time in which a Ctrl-C raised at module level, before main(), as a traceback
+import _signal  # type: ignore[import-not-found]  # no stub in typeshed
 import os
-import signal
 import sys
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
@@ -45,7 +47,7 @@ def _unraisable(unraisable: sys.UnraisableHookArgs) -> None:
 
 def _interrupted() -> None:
     """Say "interrupted" on stderr, flush, and end the process with status 130."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the line
+    _signal.signal(_signal.SIGINT, _signal.SIG_IGN)  # a second Ctrl-C must not cut the line
     sys.stderr.write("interrupted\n")
     sys.stderr.flush()
     sys.stdout.flush()
