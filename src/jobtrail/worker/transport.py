@@ -402,16 +402,7 @@ class _UnreadEventPublishes:
 
     def _event_connection(self) -> Any:
         """The event connection, its replies read first when due; checked out if none."""
-        conn = self._events_conn
-        if conn is not None and self._events_pid != os.getpid():
-            conn = self._events_conn = None  # the parent's, inherited by a fork: not ours
-            self._events_unread = 0
-        if conn is not None and conn._sock is not self._events_sock:
-            # closed under the channel (redis-py's pool.disconnect() closes connections in
-            # use too): its unread replies went with the socket, and a read on the one
-            # can_read() would open waits for them until the socket timeout (for ever)
-            self._drop_event_connection()
-            conn = None
+        conn = self._held()
         if conn is not None and (self._events_unread >= self.UNREAD_EVENTS_MAX
                                  or time.monotonic() >= self._events_until):
             self._read_event_replies(release=True)
@@ -439,11 +430,8 @@ class _UnreadEventPublishes:
 
     def _read_event_replies(self, *, release: bool) -> None:
         """Read the event connection's unread replies; give it back to the pool if *release*."""
-        conn = self._events_conn
-        if conn is None or self._events_pid != os.getpid():
-            return
-        if conn._sock is not self._events_sock:  # closed under the channel, replies lost
-            self._drop_event_connection()
+        conn = self._held()
+        if conn is None:
             return
         try:
             while self._events_unread:
@@ -464,6 +452,23 @@ class _UnreadEventPublishes:
                 conn.next_health_check = min(conn.next_health_check, self._events_sent_at
                                              + conn.health_check_interval)
             self.pool.release(conn)  # type: ignore[attr-defined]
+
+    def _held(self) -> Any:
+        """The event connection, if there is one this process may read: None for the
+        parent's, inherited by a fork (forgotten, not touched), and for one closed under
+        the channel (redis-py's pool.disconnect() closes connections in use too: its
+        unread replies went with the socket, and a read on the socket can_read() would
+        open waits for them until the socket timeout, for ever without one; dropped)."""
+        conn = self._events_conn
+        if conn is None:
+            return None
+        if self._events_pid != os.getpid():
+            self._events_conn, self._events_unread = None, 0
+            return None
+        if conn._sock is not self._events_sock:
+            self._drop_event_connection()
+            return None
+        return conn
 
     def _drop_event_connection(self) -> None:
         conn, self._events_conn, self._events_unread = self._events_conn, None, 0
