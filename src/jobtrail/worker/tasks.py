@@ -351,6 +351,18 @@ class JobRun:
         #: The job's failure when this delivery gave it up ("spent"), else "".
         self.error = ""
 
+    def first_delivery(self) -> bool:
+        """True for the first delivery of a task message (kombu marks a message it restores,
+        at a reject, a lost pool process, a visibility timeout or a dead worker's sweep,
+        `redelivered`): its start need not be read before the solve (solve_run's
+        *known_startable*). Its job is pending, or was requeued by hand; the start is
+        read with the finish, and a refused one drops the outcome. A redelivered
+        message may carry a job whose last attempt killed its pool process: its start
+        is read first, so that a job past its attempts is given up without a solve."""
+        if self.task is None or self.batch:
+            return False
+        return not (self.task.request.delivery_info or {}).get("redelivered")
+
     def send_start(self) -> StartTicket:
         """Send (or send again) this run's start; its reply is read later."""
         self.ticket = self.rt.store.send_start(
@@ -545,11 +557,14 @@ def solve_job(self: SolveTask, job_id: str, problem: str | None = None) -> dict[
     """Solve job *job_id*: processing -> completed (answer) | failed (reason).
 
     One path for every delivery: the start (with any `redelivered` event) is
-    one atomic step that also checks the attempts, and its reply is read
-    before the solve begins, so a delivery refused (the job finished, or its
-    attempts used up: then failed "gave up after N attempts") solves
-    nothing, and gets its Celery result from the record. The outcome goes on
-    the start's connection: two round trips to the main DB per job. Both
+    one atomic step that also checks the attempts. A redelivered message's
+    start is read before the solve begins, so a delivery refused (the job
+    finished, or its attempts used up: then failed "gave up after N
+    attempts") solves nothing, and gets its Celery result from the record.
+    A first delivery's start is sent and the problem solved meanwhile
+    (JobRun.first_delivery); its outcome goes on the start's connection and
+    both replies are read together: one round trip to the main DB per job
+    (a start refused all the same drops the outcome, as above). Both
     writes carry the delivery's run token, so after a connection error both
     are simply sent again: a write already applied changes nothing, and the
     outcome is never written over another delivery's start.
@@ -587,7 +602,7 @@ def run_job(run: JobRun, problem: str | None,
     Raises:
         ProblemError, celery.exceptions.Ignore, celery.exceptions.Reject: see JobRun.finish.
     """
-    return run.finish(solve_run(run, problem, limit))
+    return run.finish(solve_run(run, problem, limit, known_startable=run.first_delivery()))
 
 
 def solve_run(run: JobRun, problem: str | None,
