@@ -1,7 +1,7 @@
 """An event publish interrupted halfway (an exception from a signal handler: Celery's soft
 time limit, Ctrl-C) must not leave its channel counting replies that will never come.
 
-redis-py closes a connection whose send was interrupted; _UnreadEventPublishes kept it
+redis-py closes a connection whose send was interrupted; _UnreadWrites kept it
 as its event connection with the count of its unread replies, so the next publish
 reconnected it (can_read connects a closed connection) and the count then asked for
 replies lost with the old socket: the next read of replies (at the channel's close,

@@ -3,7 +3,7 @@
 A submit paid a broker round trip for its task-sent event after the task's
 own (kombu waits for each PUBLISH's reply, a subscriber count nobody reads).
 jobtrail's channel writes event publishes on a connection of their own and
-reads the replies later (worker/transport.py _UnreadEventPublishes).
+reads the replies later (worker/transport.py _UnreadWrites).
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ def test_an_event_connection_gone_half_open_in_the_pool_loses_no_event(
             channel = conn.default_channel
             producer = Producer(channel, exchange=EVENTS)
             producer.publish({"n": 0}, routing_key="task.sent")
-            time.sleep(channel.EVENT_CONNECTION_HOLD_S + 0.3)
+            time.sleep(channel.HOLD_S + 0.3)
             producer.publish({"n": 1}, routing_key="task.sent")  # reads 0's reply, gives it back
             time.sleep(1.5)  # idle in the pool past the health check interval
             assert proxy.black_hole() >= 1
@@ -163,7 +163,7 @@ def test_an_event_connection_closed_under_the_channel_waits_for_no_lost_reply(
         # When events are published after it, the last past the hold of the event connection
         for n in range(3, 6):
             producer.publish({"n": n}, routing_key="task.sent")
-        time.sleep(channel.EVENT_CONNECTION_HOLD_S + 0.2)
+        time.sleep(channel.HOLD_S + 0.2)
         started = time.monotonic()
         producer.publish({"n": 6}, routing_key="task.sent")
         elapsed = time.monotonic() - started

@@ -35,7 +35,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
@@ -123,13 +124,25 @@ class OwnDeliveryQoS(kombu_redis.QoS):
         self._ack_script: Any = None
 
     def append(self, message: Any, delivery_tag: str) -> None:
-        """Record the delivery as kombu does (unacked_index, unacked), remembering its score."""
+        """Record the delivery as kombu does (unacked_index, unacked, in one MULTI),
+        remembering its score; the reply is read later (_UnreadWrites).
+
+        A record the broker refuses (out of memory) is logged when its reply is read:
+        the message runs all the same, and its ack removes nothing; were this worker
+        lost meanwhile, the message could not be restored (the dead-worker sweep
+        then sends its job again: worker.recovery). kombu raised instead, and its
+        reconnect dropped the message, which BRPOP had already taken off the queue.
+        """
         delivery = message.delivery_info
         arrived = time.time()
-        with self.pipe_or_acquire() as pipe:
-            pipe.zadd(self.unacked_index_key, {delivery_tag: arrived}).hset(
-                self.unacked_key, delivery_tag,
-                json.dumps([message._raw, delivery["exchange"], delivery["routing_key"]])).execute()
+        raw = json.dumps([message._raw, delivery["exchange"], delivery["routing_key"]])
+        if not self.channel.send_unread(
+                [("MULTI",), ("ZADD", self.unacked_index_key, repr(arrived), delivery_tag),
+                 ("HSET", self.unacked_key, delivery_tag, raw), ("EXEC",)],
+                _record_handlers(delivery_tag)):
+            with self.pipe_or_acquire() as pipe:
+                pipe.zadd(self.unacked_index_key, {delivery_tag: arrived}).hset(
+                    self.unacked_key, delivery_tag, raw).execute()
         self._arrived[delivery_tag] = arrived
         _VIRTUAL_QOS.append(self, message, delivery_tag)
 
@@ -141,18 +154,20 @@ class OwnDeliveryQoS(kombu_redis.QoS):
         timeout, while a slot kept would stop the consumer for good.
         """
         arrived = self._arrived.pop(delivery_tag, None)
+        keys, args = [self.unacked_index_key, self.unacked_key], [
+            delivery_tag, "" if arrived is None else repr(arrived)]
         try:
+            # the script's text with each ack (EVAL, not EVALSHA): a reply read later
+            # cannot be answered NOSCRIPT by sending the text then
+            if self.channel.send_unread([("EVAL", _ACK_IF_MINE, len(keys), *keys, *args)],
+                                        [lambda reply: _log_ack(delivery_tag, reply)]):
+                return
             with self.channel.conn_or_acquire() as client:
                 if self._ack_script is None:  # EVALSHA an ack, the text sent once (NOSCRIPT)
                     self._ack_script = client.register_script(_ACK_IF_MINE)
-                mine = self._ack_script(keys=[self.unacked_index_key, self.unacked_key],
-                                        args=[delivery_tag, "" if arrived is None else
-                                              repr(arrived)], client=client)
+                _log_ack(delivery_tag, self._ack_script(keys=keys, args=args, client=client))
         finally:
             _VIRTUAL_QOS.ack(self, delivery_tag)
-        if not mine:
-            logger.warning("ack of a delivery restored and delivered again left alone tag=%s",
-                           delivery_tag)
 
     def reject(self, delivery_tag: str, requeue: bool = False) -> None:
         """Reject this delivery (requeue: back to the head of its queue) if it is still this
@@ -170,6 +185,7 @@ class OwnDeliveryQoS(kombu_redis.QoS):
         runs again every few seconds) when the broker refuses its lock's SET (OOM,
         READONLY, NOREPLICAS): a ResponseError there, at a reconnect, ended the worker."""
         try:
+            self.channel.settle_unread()
             super().restore_visible(*args, **kwargs)  # type: ignore[no-untyped-call]
         except redis.ConnectionError as exc:
             if exc.__cause__ is None or not refuses_writes_now(exc.__cause__):
@@ -187,6 +203,7 @@ class OwnDeliveryQoS(kombu_redis.QoS):
         alone (an unconditional requeue queued it a third time; an ack removed the
         new delivery's entry).
         """
+        self.channel.settle_unread()
         with self.channel.conn_or_acquire(client) as conn:
             for tag in list(self._delivered):
                 self._restore_if_mine(tag, leftmost=False, client=conn, forget=False)
@@ -212,11 +229,42 @@ class OwnDeliveryQoS(kombu_redis.QoS):
                                                  leftmost)
 
         skipped: list[str] = []
+        self.channel.settle_unread()  # this delivery's record (and acks) applied first
         with self.channel.conn_or_acquire(client) as conn:
             conn.transaction(restore, self.unacked_key, self.unacked_index_key)
         if skipped:
             logger.warning("requeue of a delivery restored and delivered again left alone "
                            "tag=%s", tag)
+
+
+def _log_ack(delivery_tag: str, reply: Any) -> None:
+    """Log what an ack's reply says when it is not "removed" (OwnDeliveryQoS.ack)."""
+    if isinstance(reply, Exception):
+        logger.warning("ack not applied tag=%s (%s): the delivery's entry comes back after "
+                       "the visibility timeout", delivery_tag, reply)
+    elif not reply:
+        logger.warning("ack of a delivery restored and delivered again left alone tag=%s",
+                       delivery_tag)
+
+
+def _record_handlers(delivery_tag: str) -> list[ReplyHandler]:
+    """The handlers of an unacked record's MULTI, ZADD, HSET and EXEC replies
+    (OwnDeliveryQoS.append): the first error among them (a write refused: OOM) is logged
+    once the EXEC's reply is read."""
+    first: list[Exception] = []
+
+    def note(reply: Any) -> None:
+        if isinstance(reply, Exception) and not first:
+            first.append(reply)
+
+    def done(reply: Any) -> None:
+        note(reply)
+        if first:
+            logger.error("unacked record of a delivery not written tag=%s (%s): it runs, "
+                         "but could not be restored were this worker lost", delivery_tag,
+                         first[0])
+
+    return [note, note, note, done]
 
 
 def _refusing(connection_class: type) -> type:
@@ -330,48 +378,106 @@ class _LoopWithoutRetry:
         return params
 
 
-class _UnreadEventPublishes:
-    """Publishes Celery's task events without waiting for their replies (a mixin of both
-    channels).
+#: What a write whose reply is read later does with that reply (the reply, or the error
+#: reply as an exception): None for a reply nobody reads (an event's subscriber count).
+ReplyHandler = Callable[[Any], None] | None
 
-    kombu publishes a fanout message (PUBLISH) and waits for the reply, the
-    number of subscribers that got it, which nobody reads: so a submit paid a
-    broker round trip for its task-sent event after the task's own, and a worker one
-    per event flush. This channel writes a PUBLISH to the event exchange
-    (EVENT_EXCHANGE) on a connection it keeps out of the pool for that alone and
-    reads the replies later: those already in before its next publish (a closed
-    connection is noticed there, before a publish goes into it; one taken from the pool
-    gets redis-py's health check first, as kombu's publish does), all of them once
-    UNREAD_EVENTS_MAX are unread or after EVENT_CONNECTION_HOLD_S (the connection
-    goes back to the pool, so a Sentinel pool's check of the master still runs),
-    and when the channel closes, so closing never resets a socket holding replies
-    unread (a reset could drop a PUBLISH the server had not read yet). Events stay
-    best-effort, as Celery's own: a publish whose connection fails is sent again the
-    normal way (kombu's retry); a reply lost with its connection only logs. Every
-    other publish (task messages, the control mailbox) is kombu's, reply awaited.
 
-    Source: kombu.transport.redis Channel._put_fanout (kombu 5.7); redis-py
-    Connection.send_command(check_health=False), check_health, read_response,
-    ConnectionPool.release.
+class _UnreadWrites:
+    """Writes whose replies are read later: Celery's task events and the QoS's unacked
+    bookkeeping (a mixin of both channels).
+
+    kombu waits for the reply of each of them. A PUBLISH's reply is the number of
+    subscribers that got the event, which nobody reads: a submit paid a broker
+    round trip for its task-sent event after the task's own, and a worker one per
+    event flush. A delivery's unacked record (QoS.append) and its ack are each a
+    round trip of the worker's main process, which at prefetch 1 a pool process
+    waits for between two jobs, while neither reply changes what the worker does:
+    the record is written as soon as the server reads it (a reply says so later),
+    and an ack's reply only says whether a newer delivery held the tag.
+
+    This channel writes them on a connection it keeps out of the pool for that alone
+    (in order, so an ack never overtakes its delivery's record) and reads the
+    replies later: those already in before its next write (a closed connection is
+    noticed there, before a write goes into it; one taken from the pool gets
+    redis-py's health check first, as kombu's commands do), all of them once
+    UNREAD_MAX are unread or after HOLD_S (the connection goes back to the pool, so
+    a Sentinel pool's check of the master still runs), before a restore reads the
+    unacked hash (settle_unread), and when the channel closes, so closing never
+    resets a socket holding replies unread (a reset could drop a write the server
+    had not read yet). Each reply goes to its write's handler: an error reply there
+    is logged, not raised. A write whose connection fails is made again the normal
+    way, reply awaited (kombu's retry); a reply lost with its connection only logs.
+    Every other command (task messages, the control mailbox, restores) is kombu's,
+    reply awaited.
+
+    Source: kombu.transport.redis Channel._put_fanout, QoS.append, QoS.ack (kombu
+    5.7); redis-py Connection.send_command(check_health=False), check_health,
+    read_response, ConnectionPool.release.
     """
 
     #: Celery's `event_exchange` (its default; jobtrail does not change it).
     EVENT_EXCHANGE = "celeryev"
-    #: Most PUBLISH replies left unread on the event connection before they are read.
-    UNREAD_EVENTS_MAX = 64
-    #: Seconds the event connection is held out of the pool before it goes back.
-    EVENT_CONNECTION_HOLD_S = 1.0
+    #: Most replies left unread on the held connection before they are read.
+    UNREAD_MAX = 64
+    #: Seconds the held connection is kept out of the pool before it goes back.
+    HOLD_S = 1.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._events_lock = threading.Lock()
+        self._events_lock = threading.RLock()
         self._events_conn: Any = None
-        self._events_unread = 0
+        #: the handler of each unread reply, oldest first
+        self._replies: deque[ReplyHandler] = deque()
         self._events_until = 0.0
         self._events_pid = 0
         self._events_sent_at = 0.0
-        #: the event connection's socket when its replies were left unread
+        #: the held connection's socket when its replies were left unread
         self._events_sock: Any = None
         super().__init__(*args, **kwargs)
+
+    @property
+    def _events_unread(self) -> int:
+        """How many replies the held connection holds unread."""
+        return len(self._replies)
+
+    def send_unread(self, commands: Sequence[tuple[Any, ...]],
+                    handlers: Sequence[ReplyHandler]) -> bool:
+        """Write *commands* (each a redis command and its arguments) on the held connection,
+        their replies unread; each reply goes later to the handler at its index.
+
+        Returns:
+            False when the connection failed (dropped; nothing is known to have been
+            applied): the caller makes the write again the normal way.
+
+        Raises:
+            BaseException: An exception interrupting the send (a signal handler's): the
+                connection is dropped, its unread replies with it.
+        """
+        with self._events_lock:
+            try:
+                conn = self._held_connection()
+                if len(commands) != len(handlers):
+                    raise ValueError("one reply handler per command")
+                # one write for them all (redis-py's pipeline packing), however many
+                conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+                self._replies.extend(handlers)
+                self._events_sent_at = time.monotonic()
+                return True
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                logger.debug("write without its reply failed, made again: %s", exc)
+                self._drop_event_connection()
+            except BaseException:
+                # interrupted halfway (a signal handler's exception): redis-py closed the
+                # connection, whose unread replies went with it
+                self._drop_event_connection()
+                raise
+        return False
+
+    def settle_unread(self) -> None:
+        """Read every unread reply now (each to its handler): before a restore reads the
+        unacked hash on another connection, the records and acks written are applied."""
+        with self._events_lock:
+            self._read_event_replies(release=False)
 
     def _put_fanout(self, exchange: str, message: Any, routing_key: str,
                     **kwargs: Any) -> None:
@@ -382,79 +488,81 @@ class _UnreadEventPublishes:
             return
         topics = self._get_publish_topics(exchange, routing_key)  # type: ignore[attr-defined]
         payload = kombu_json.dumps(message)  # type: ignore[no-untyped-call]
-        with self._events_lock:
-            try:
-                conn = self._event_connection()
-                for topic in topics:
-                    conn.send_command("PUBLISH", topic, payload, check_health=False)
-                    self._events_unread += 1
-                self._events_sent_at = time.monotonic()
-                return
-            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-                logger.debug("event publish without its reply failed, sent again: %s", exc)
-                self._drop_event_connection()
-            except BaseException:
-                # interrupted halfway (a signal handler's exception): redis-py closed the
-                # connection, whose unread replies went with it
-                self._drop_event_connection()
-                raise
-        super()._put_fanout(exchange, message, routing_key, **kwargs)  # type: ignore[misc]
+        if not self.send_unread([("PUBLISH", topic, payload) for topic in topics],
+                                [None] * len(topics)):
+            super()._put_fanout(exchange, message, routing_key, **kwargs)  # type: ignore[misc]
 
-    def _event_connection(self) -> Any:
-        """The event connection, its replies read first when due; checked out if none."""
+    def _held_connection(self) -> Any:
+        """The held connection, its replies read first when due; checked out if none."""
         conn = self._held()
-        if conn is not None and (self._events_unread >= self.UNREAD_EVENTS_MAX
+        if conn is not None and (len(self._replies) >= self.UNREAD_MAX
                                  or time.monotonic() >= self._events_until):
             self._read_event_replies(release=True)
-            conn = None
+            conn = self._held()  # None unless a handler wrote again
         if conn is not None:
-            # replies already in (the usual case by the next publish) are read now, and a
-            # connection the server closed is noticed here, before a publish goes into it
+            # replies already in (the usual case by the next write) are read now, and a
+            # connection the server closed is noticed here, before a write goes into it
             while conn.can_read():
-                if not self._events_unread:
-                    raise redis.ConnectionError("the event connection was closed")
-                self._events_unread -= 1
-                conn.read_response()
+                if not self._replies:
+                    raise redis.ConnectionError("the held connection was closed")
+                self._read_one_reply(conn)
         else:
             conn = self.pool.get_connection()  # type: ignore[attr-defined]
             self._events_conn, self._events_pid = conn, os.getpid()
             # redis-py's health check (a PING if idle past health_check_interval, with the
-            # pool's retry: a reconnect), which kombu's publish gets from send_command: a
-            # connection that went half-open in the pool would take the events unchecked.
-            # Only here, where no reply is unread: a PING behind unread PUBLISH replies
-            # would read one of them ("Bad response from PING health check").
+            # pool's retry: a reconnect), which kombu's commands get from send_command: a
+            # connection that went half-open in the pool would take the writes unchecked.
+            # Only here, where no reply is unread: a PING behind unread replies would read
+            # one of them ("Bad response from PING health check").
             conn.check_health()
             self._events_sock = conn._sock
-            self._events_until = time.monotonic() + self.EVENT_CONNECTION_HOLD_S
+            self._events_until = time.monotonic() + self.HOLD_S
         return conn
 
+    def _read_one_reply(self, conn: Any) -> None:
+        """Read the oldest unread reply and give it to its handler; an error reply (a
+        write refused) is the handler's, read off the connection like any reply."""
+        handler = self._replies.popleft()
+        try:
+            reply: Any = conn.read_response()
+        except redis.ResponseError as exc:
+            reply = exc
+        except redis.ConnectionError as exc:
+            if exc.__cause__ is None or not refuses_writes_now(exc.__cause__):
+                raise  # _refusing made a refused write's reply a ConnectionError
+            reply = exc.__cause__
+        if handler is not None:
+            try:
+                handler(reply)
+            except Exception:  # a handler only logs: never lose the replies after it
+                logger.exception("the handler of a reply read late failed")
+
     def _read_event_replies(self, *, release: bool) -> None:
-        """Read the event connection's unread replies; give it back to the pool if *release*."""
+        """Read the held connection's unread replies; give it back to the pool if *release*."""
         conn = self._held()
         if conn is None:
             return
         try:
-            while self._events_unread:
-                self._events_unread -= 1
-                conn.read_response()
+            while self._replies:
+                self._read_one_reply(conn)
         except (redis.RedisError, OSError) as exc:
-            logger.debug("event publish replies lost with their connection: %s", exc)
+            logger.debug("replies of writes lost with their connection: %s", exc)
             self._drop_event_connection()
             return
         except BaseException:  # interrupted halfway: the count no longer matches
             self._drop_event_connection()
             raise
-        if release:
+        if release and self._events_conn is conn:
             self._events_conn = None
             if conn.health_check_interval:
                 # a reply read late says the connection lived when the reply came, not
-                # now: redis-py's next health check counts from the last publish instead
+                # now: redis-py's next health check counts from the last write instead
                 conn.next_health_check = min(conn.next_health_check, self._events_sent_at
                                              + conn.health_check_interval)
             self.pool.release(conn)  # type: ignore[attr-defined]
 
     def _held(self) -> Any:
-        """The event connection, if there is one this process may read: None for the
+        """The held connection, if there is one this process may read: None for the
         parent's, inherited by a fork (forgotten, not touched), and for one closed under
         the channel (redis-py's pool.disconnect() closes connections in use too: its
         unread replies went with the socket, and a read on the socket can_read() would
@@ -463,7 +571,8 @@ class _UnreadEventPublishes:
         if conn is None:
             return None
         if self._events_pid != os.getpid():
-            self._events_conn, self._events_unread = None, 0
+            self._events_conn = None
+            self._replies = deque()
             return None
         if conn._sock is not self._events_sock:
             self._drop_event_connection()
@@ -471,27 +580,30 @@ class _UnreadEventPublishes:
         return conn
 
     def _drop_event_connection(self) -> None:
-        conn, self._events_conn, self._events_unread = self._events_conn, None, 0
+        conn, self._events_conn = self._events_conn, None
+        lost, self._replies = len(self._replies), deque()
+        if lost:
+            logger.debug("%d replies of writes lost with their connection", lost)
         if conn is not None:
             conn.disconnect()
             self.pool.release(conn)  # type: ignore[attr-defined]
 
     def close(self) -> None:
-        """Read the event publishes' replies, then close as kombu does."""
+        """Read the unread replies, then close as kombu does."""
         with self._events_lock:
             self._read_event_replies(release=True)
         super().close()  # type: ignore[misc]
 
 
-class Channel(_UnreadEventPublishes, _LoopWithoutRetry, kombu_redis.Channel):
+class Channel(_UnreadWrites, _LoopWithoutRetry, kombu_redis.Channel):
     """kombu's Redis channel whose event-loop connections never reconnect by themselves,
     whose acks and rejects touch only their own delivery (OwnDeliveryQoS), and whose
-    task events do not wait for their replies (_UnreadEventPublishes)."""
+    task events, unacked records and acks do not wait for their replies (_UnreadWrites)."""
 
     QoS = OwnDeliveryQoS
 
 
-class SentinelChannel(_UnreadEventPublishes, _LoopWithoutRetry, kombu_redis.SentinelChannel):
+class SentinelChannel(_UnreadWrites, _LoopWithoutRetry, kombu_redis.SentinelChannel):
     """kombu's Sentinel channel, as Channel, that also follows a switch of master at once.
 
     kombu's pool asks Sentinel only when a connection connects, so after a
