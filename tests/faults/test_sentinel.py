@@ -177,7 +177,8 @@ def _run_under_failovers(cluster: SentinelCluster, tmp_path: Path,
         f"{store.find(j)} {[e.fields for e in events.read(j)]}" for j in stuck[:3]))
     failed = [store.get(j) for j in outcome.get("failed", [])]
     print(f"\nHA: accepted={len(accepted)} refused={len(submitter.refused)} "
-          f"completed={counts.get('completed', 0)} failed={len(failed)} lost=0 "
+          f"completed={counts.get('completed', 0)} failed={len(failed)} "
+          f"lost={counts.get('missing:lost_in_failover', 0)} "
           f"new_master_after_s={[round(s, 2) for s in recover_s]} "
           f"longest_submit_outage_s={_longest_outage_s(submitter.attempts):.2f} "
           f"refusals={sorted(set(r[:90] for r in submitter.refused))[:3]}")
