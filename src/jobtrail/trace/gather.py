@@ -1,8 +1,11 @@
 """gather_evidence(): read every store about one job id, one round trip per store.
 
 Invariant: read-only. The main DB answers in one pipeline (hash, indexes,
-tombstone, events, INFO counters), the broker in one Lua call (queue position
-and kombu's unacked entry), the results DB in one pipeline (meta and TTL), the
+tombstone, events, INFO counters and replication), the broker in one Lua call
+(queue position and kombu's unacked entry; the queue is scanned, at most
+MAX_QUEUE_SCAN messages, for a live job, and for an id no key of which is on a
+master promoted from a replica: a creation lost in a failover, its message
+maybe queued), the results DB in one pipeline (meta and TTL), the
 archive in one indexed lookup. A processing job costs one more read: its
 worker's heartbeat; a pending job one more pipeline: the live workers of its
 queue (is any of them polling the broker?). A pending job found without a
@@ -132,7 +135,8 @@ def _promotion(replication: dict[str, Any]) -> tuple[str, int]:
 
     A promoted replica keeps the id of the master it followed as `master_replid2`
     and the offset of the switch as `second_repl_offset`; a master never promoted
-    has 40 zeros and -1 (Redis replication.c, shiftReplicationId).
+    has 40 zeros (which redis-py's INFO parser reads as the number 0) and -1
+    (Redis replication.c, shiftReplicationId).
     """
     replid2 = str(replication.get("master_replid2", "") or "")
     if replication.get("role") != "master" or replid2 in ("", _NO_REPLID):
