@@ -117,6 +117,8 @@ NO_RECORD = ResultFacts({"status": "FAILURE", "result": {
                             "present: a broker message"),
     (evidence(main(**PROMOTED, events=CREATED)), Fate.DELETED_EXTERNALLY,
      "no tombstone, and no eviction counted"),
+    (evidence(main(**PROMOTED, evicted_keys=4, maxmemory_policy="allkeys-lru"),
+              results=NO_RECORD), Fate.EVICTED, "evicted 4 keys"),
     (evidence(main(**PROMOTED)), Fate.UNKNOWN,
      "; the main DB's master was promoted from a replica since it started (it had followed "
      "replication id " + "a" * 40 + " up to offset 5163): a job the old master took last is "

@@ -383,8 +383,6 @@ def _classify_gone(ev: Evidence) -> tuple[Fate, str]:
                     "last is lost without a trace when its message was lost with it"
                     if main.promoted_from else "")
         return Fate.UNKNOWN, "unknown: no store has ever seen this id" + short + promoted
-    if main.untouched and main.promoted_from:
-        return Fate.LOST_IN_FAILOVER, _lost_in_failover(ev, seen)
     last = main.events[-1].type.value if main.events else "unknown"
     evidence = "; ".join(seen)
     restored = (f"; it had been restored from the archive at {when(ev.archive.restored_at)}"
@@ -395,6 +393,8 @@ def _classify_gone(ev: Evidence) -> tuple[Fate, str]:
             f"evicted: job:{ev.job_id} is gone with no tombstone, and the server evicted "
             f"{main.evicted_keys} keys (maxmemory-policy {main.maxmemory_policy}); last known "
             f"event: {last}; still present: {evidence}")
+    if main.untouched and main.promoted_from:
+        return Fate.LOST_IN_FAILOVER, _lost_in_failover(ev, evidence)
     evictions = ("no eviction counted" if main.evicted_keys == 0 else
                  f"the server does not evict now (maxmemory-policy {main.maxmemory_policy}, "
                  f"{main.evicted_keys} past evictions)")
@@ -411,7 +411,7 @@ def _promoted(ev: Evidence) -> str:
             f"{ev.main.promoted_from} up to offset {ev.main.promoted_at_offset})")
 
 
-def _lost_in_failover(ev: Evidence, seen: list[str]) -> str:
+def _lost_in_failover(ev: Evidence, evidence: str) -> str:
     """The verdict of a job no key of which is on a master promoted since it started,
     while other stores have seen it: its creation never reached this master.
 
@@ -430,7 +430,7 @@ def _lost_in_failover(ev: Evidence, seen: list[str]) -> str:
             "in one step, are all missing: the old master took its creation and had not "
             "passed it on when it was replaced (replication is asynchronous; "
             f"JOBTRAIL_MAIN_MIN_REPLICAS=1 waits for a replica);{found_none} still present: "
-            + "; ".join(seen))
+            + evidence)
 
 
 def classify(ev: Evidence) -> TraceResult:
