@@ -46,6 +46,12 @@ STUCK = WorkerHeartbeat("w1@h", 1, NOW - 600, NOW - 1, (), alive=True, polled_at
                         stuck_after_s=30.0, queue="jobtrail", read_at=NOW)
 POLLING = replace(STUCK, name="w2@h", polled_at=NOW - 1)
 SUCCESS = ResultFacts({"status": "SUCCESS", "result": {"text": "2"}}, 3600.0)
+#: The main DB's server is a replica promoted since it started (INFO replication).
+PROMOTED: dict[str, object] = {"promoted_from": "a" * 40, "promoted_at_offset": 5163}
+#: The Celery result of a delivery that found no record (worker.tasks).
+NO_RECORD = ResultFacts({"status": "FAILURE", "result": {
+    "exc_type": "ProblemError", "exc_message": ["job j1 has no record in the main DB"]}},
+    3600.0)
 
 
 @pytest.mark.parametrize(("ev", "fate", "fragment"), [
@@ -101,6 +107,22 @@ SUCCESS = ResultFacts({"status": "SUCCESS", "result": {"text": "2"}}, 3600.0)
      "unreachable: archive"),
     (evidence(main(raw_job={"foo": "bar"})), Fate.UNKNOWN, "was not written by jobtrail"),
     (evidence(main()), Fate.UNKNOWN, "no store has ever seen"),
+    (evidence(main(**PROMOTED), results=NO_RECORD), Fate.LOST_IN_FAILOVER,
+     "lost in a failover: no key of job:j1 is on the main DB's master, which was promoted "
+     "from a replica since it started (it had followed replication id " + "a" * 40 + " up to "
+     "offset 5163), and its record, index entries and created event, written in one step, "
+     "are all missing"),
+    (evidence(main(**PROMOTED), broker=BrokerFacts("jobtrail", 3, 1, None, None)),
+     Fate.LOST_IN_FAILOVER, "JOBTRAIL_MAIN_MIN_REPLICAS=1 waits for a replica); still "
+                            "present: a broker message"),
+    (evidence(main(**PROMOTED, events=CREATED)), Fate.DELETED_EXTERNALLY,
+     "no tombstone, and no eviction counted"),
+    (evidence(main(**PROMOTED, evicted_keys=4, maxmemory_policy="allkeys-lru"),
+              results=NO_RECORD), Fate.EVICTED, "evicted 4 keys"),
+    (evidence(main(**PROMOTED)), Fate.UNKNOWN,
+     "; the main DB's master was promoted from a replica since it started (it had followed "
+     "replication id " + "a" * 40 + " up to offset 5163): a job the old master took last is "
+     "lost without a trace when its message was lost with it"),
 ])
 def test_each_fate(ev: Evidence, fate: Fate, fragment: str) -> None:
     result = classify(ev)
@@ -220,3 +242,16 @@ def test_a_processing_job_whose_message_went_back_names_the_run_and_the_message(
     # and a message delivered before the start is that start's delivery: nothing to say
     first = BrokerFacts("jobtrail", 0, None, "tag", NOW - 51)
     assert classify(replace(running, broker=first)).verdict.endswith("attempt 1")
+
+
+def test_a_creation_a_failover_lost_is_never_called_deleted() -> None:
+    # Given no key of the job on a master promoted from a replica, and the Celery result of
+    # the worker that got its message and found no record
+    result = classify(evidence(main(**PROMOTED), results=NO_RECORD))
+    # Then the verdict names the failover and its evidence, and claims no deletion
+    assert result.fate is Fate.LOST_IN_FAILOVER
+    assert "delet" not in result.verdict
+    assert result.verdict.endswith(
+        "(replication is asynchronous; JOBTRAIL_MAIN_MIN_REPLICAS=1 waits for a replica); a "
+        "worker got its message and found no record (its Celery result); still present: a "
+        "Celery result")

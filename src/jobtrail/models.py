@@ -15,6 +15,7 @@ from jobtrail.errors import InvalidTransitionError
 
 __all__ = [
     "LATENCY_BOUNDS_S",
+    "NO_RECORD_REASON",
     "TERMINAL_STATUSES",
     "TRANSITIONS",
     "TRANSITION_EVENTS",
@@ -55,8 +56,14 @@ class Fate(StrEnum):
     RESULT_EXPIRED = "result_expired"
     PURGED = "purged"
     EVICTED = "evicted"
+    LOST_IN_FAILOVER = "lost_in_failover"
     DELETED_EXTERNALLY = "deleted_externally"
     UNKNOWN = "unknown"
+
+
+#: How a worker's error for a delivery whose job has no record ends (worker.tasks); trace
+#: reads it in the Celery result of a job whose record is gone.
+NO_RECORD_REASON = "has no record in the main DB"
 
 
 class EventType(StrEnum):

@@ -127,7 +127,8 @@ def _run_under_failovers(cluster: SentinelCluster, tmp_path: Path,
     """Submit a stream (in process, and through the CLI when *cli*) through *times* disruptions.
 
     Every accepted job must end completed or failed; with *min_replicas* 0 a job
-    whose message was lost with the old master may stay pending, named stale by trace.
+    whose message was lost with the old master may stay pending, named stale by trace,
+    and one whose creation was lost with it is named lost in the failover.
     """
     settings = _settings(cluster, tmp_path, main_min_replicas=min_replicas)
     keys = KeySpace(queue=settings.queue)
@@ -158,7 +159,7 @@ def _run_under_failovers(cluster: SentinelCluster, tmp_path: Path,
     assert not cli or submitter.cli_accepted, submitter.refused[:5]
 
     final = {"completed", "failed"}
-    allowed = final if min_replicas else final | {"pending:stale"}
+    allowed = final if min_replicas else final | {"pending:stale", "missing:lost_in_failover"}
     deadline = time.monotonic() + 60
     outcome = _outcome(settings, store, accepted)
     settled_at = None
@@ -176,7 +177,8 @@ def _run_under_failovers(cluster: SentinelCluster, tmp_path: Path,
         f"{store.find(j)} {[e.fields for e in events.read(j)]}" for j in stuck[:3]))
     failed = [store.get(j) for j in outcome.get("failed", [])]
     print(f"\nHA: accepted={len(accepted)} refused={len(submitter.refused)} "
-          f"completed={counts.get('completed', 0)} failed={len(failed)} lost=0 "
+          f"completed={counts.get('completed', 0)} failed={len(failed)} "
+          f"lost={counts.get('missing:lost_in_failover', 0)} "
           f"new_master_after_s={[round(s, 2) for s in recover_s]} "
           f"longest_submit_outage_s={_longest_outage_s(submitter.attempts):.2f} "
           f"refusals={sorted(set(r[:90] for r in submitter.refused))[:3]}")
@@ -257,6 +259,50 @@ def test_min_replicas_refuses_a_submit_no_replica_holds(
     # Then the submit fails with a one-line reason naming the setting
     assert "0 of 1 required replicas acknowledged the write within 0.5 s" in str(caught.value)
     assert "JOBTRAIL_MAIN_MIN_REPLICAS" in str(caught.value)
+
+
+@pytest.mark.parametrize("worker", [False, True])
+def test_a_record_the_replaced_master_took_is_named_lost_in_a_failover(
+        sentinel_cluster: SentinelCluster, tmp_path: Path,
+        worker_process: Callable[..., WorkerProcess], worker: bool) -> None:
+    # Given MAIN_MIN_REPLICAS=0 and a submit whose record reached the old master after
+    # Sentinel had promoted the replica (a client still connected to it: a pool's answer
+    # from before the switch, or a race with it) while its message went, through Sentinel,
+    # to the new master
+    settings = _settings(sentinel_cluster, tmp_path, main_min_replicas=0)
+    keys = KeySpace(queue=settings.queue)
+    submitted: list[str] = []
+
+    def submit_on(old_port: int) -> None:
+        old = JobStore(connect(f"redis://127.0.0.1:{old_port}/10", settings=settings), keys)
+        submitted.append(JobService(old, create_celery_app(settings)).submit(PROBLEMS[0]).id)
+
+    # When the old master is demoted (it resyncs from the new one: what it took is discarded)
+    sentinel_cluster.failover(meanwhile=submit_on)
+    [job_id] = submitted
+    store = JobStore(connect(settings.main_url or "", settings=settings), keys)
+    assert store.find(job_id) is None
+    _, broker_url, results_url = settings.require_urls()
+    sources = TraceSources(main=store.client, broker=connect(broker_url, settings=settings),
+                           results=connect(results_url, settings=settings), keys=keys,
+                           visibility_timeout_s=settings.visibility_timeout_s,
+                           result_expires_s=settings.result_expires_s)
+    if worker:  # a worker gets the message, waits for the record, and fails the delivery
+        worker_process(settings, concurrency=1)
+        wait_until(lambda: sources.results is not None and sources.results.exists(
+            keys.celery_result(job_id)), timeout_s=60, message="the delivery's Celery result")
+
+    # Then trace names the loss in the failover, with its evidence, not a deletion by
+    # some other client (no worker: the message waits in the queue)
+    assert _outcome(settings, store, [job_id]) == {"missing:lost_in_failover": [job_id]}
+    verdict = trace_job(sources, job_id).verdict
+    print(f"\nlost in a failover ({'worker' if worker else 'no worker'}): {verdict}")
+    assert verdict.startswith(f"lost in a failover: no key of job:{job_id} is on the main "
+                              "DB's master, which was promoted from a replica"), verdict
+    assert "deleted" not in verdict, verdict
+    assert ("a worker got its message and found no record (its Celery result); still "
+            "present: a Celery result" if worker else
+            "still present: a broker message") in verdict, verdict
 
 
 def test_doctor_reports_each_dbs_sentinel_master_and_replication(

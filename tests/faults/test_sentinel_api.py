@@ -2,8 +2,10 @@
 
 A stream of `POST /jobs` (single problems and `problems` lists, sent as batch
 messages) while SENTINEL FAILOVER runs twice: every id a 202 returned ends
-completed or failed with a true reason (MAIN_MIN_REPLICAS=1: none missing), the
-API answers every request (a 5xx has a JSON body; none hangs).
+completed or failed with a true reason (MAIN_MIN_REPLICAS=1: none missing; 0: a
+creation the old master took in the switch's last moment may be lost, and trace
+names it lost in the failover), the API answers every request (a 5xx has a JSON
+body; none hangs).
 """
 
 from __future__ import annotations
@@ -103,12 +105,15 @@ def test_api_submissions_through_two_failovers_lose_no_accepted_job(
 
     # Then every request was answered, a refusal had a JSON body, and every accepted id
     # ends completed or failed (MAIN_MIN_REPLICAS=0: or pending, its message lost with the
-    # old master, which trace names stale): none missing, none unknown
+    # old master, which trace names stale; or gone with it, which trace names lost in the
+    # failover: replication is asynchronous, and a pool's answer from Sentinel is up to
+    # 0.2 s old): none deleted, none unknown
     codes = sorted({code for code, _, _ in answers})
     slowest_s = max(took for _, took, _ in answers)
     assert len(accepted) > 20 and 0 not in codes, answers[-5:]
     assert slowest_s < settings.redis_failover_retry_s + 10, slowest_s
-    allowed = {"completed", "failed"} | (set() if min_replicas else {"pending:stale"})
+    allowed = {"completed", "failed"} | (set() if min_replicas else
+                                         {"pending:stale", "missing:lost_in_failover"})
     try:
         wait_until(lambda: set(_outcome(settings, store, accepted)) <= allowed, timeout_s=90,
                    interval_s=1.0, message="every accepted job to finish")

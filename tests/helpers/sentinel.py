@@ -12,7 +12,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -136,19 +136,24 @@ class SentinelCluster:
                                       ["connected_slaves"]) >= 1
         _wait("a synced replica known to Sentinel", ready, timeout_s)
 
-    def failover(self, demote: bool = True) -> float:
+    def failover(self, demote: bool = True,
+                 meanwhile: Callable[[int], None] | None = None) -> float:
         """`SENTINEL FAILOVER`; return the seconds until the new master took a write.
 
         With *demote* the old master is made a replica as soon as the failover ended
         (saves ~20 s a failover); without it the old master stays a writable master
         until Sentinel converts it by itself (~10-20 s), the window in which a client
-        still pooled on it could write to a master Sentinel replaced.
+        still pooled on it could write to a master Sentinel replaced. *meanwhile* is
+        called with the old master's port once the new master took a write and before
+        the old one is demoted: what it writes there is discarded by the demotion.
         """
         before = self.master_port()
         started = time.monotonic()
         self.sentinel_client().execute_command("SENTINEL", "FAILOVER", MASTER_NAME)
         self._wait_new_master(before)
         took = time.monotonic() - started
+        if meanwhile is not None:
+            meanwhile(before)
         if demote:
             self._demote(before)
         self.wait_ready()

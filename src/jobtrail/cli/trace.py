@@ -33,7 +33,8 @@ EXIT_UNKNOWN = 3
 _FATE_STYLE = {Fate.PENDING: "yellow", Fate.PROCESSING: "cyan", Fate.COMPLETED: "green",
                Fate.FAILED: "red", Fate.STALE: "bold red", Fate.RESULT_EXPIRED: "yellow",
                Fate.PURGED: "magenta", Fate.EVICTED: "bold red",
-               Fate.DELETED_EXTERNALLY: "bold red", Fate.UNKNOWN: "dim",
+               Fate.LOST_IN_FAILOVER: "bold red", Fate.DELETED_EXTERNALLY: "bold red",
+               Fate.UNKNOWN: "dim",
                Fate.CANCELLED: "bright_black"}
 
 
@@ -83,7 +84,9 @@ def _render(result: TraceResult) -> None:
     lines.append(f"main DB: record {'present' if main.job else 'absent'}; indexes "
               f"{', '.join(sorted(main.index_scores)) or 'none'}; tombstone "
               f"{'present' if main.tombstone else 'absent'}; {len(main.events)} events; "
-              f"evicted_keys={main.evicted_keys} (maxmemory-policy {main.maxmemory_policy})")
+              f"evicted_keys={main.evicted_keys} (maxmemory-policy {main.maxmemory_policy})"
+              + (f"; master promoted from a replica (master_replid2 {main.promoted_from}, "
+                 f"second_repl_offset {main.promoted_at_offset})" if main.promoted_from else ""))
     if ev.broker is not None:
         b = ev.broker
         where = (f"in queue '{b.queue}', {b.ahead} ahead" if b.ahead is not None else

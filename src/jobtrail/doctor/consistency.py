@@ -108,4 +108,5 @@ def check_consistency(keys: KeySpace, main: redis.Redis, results: redis.Redis,
                   counts, "jobtrail trace <id>; restore the index entries")
     yield listing("results-without-record", results_alone,
                   "Celery results have no job record and no tombstone: records deleted "
-                  "outside jobtrail", counts, "jobtrail trace <id>")
+                  "outside jobtrail, or lost in a failover", counts,
+                  "jobtrail trace <id> tells which")

@@ -130,7 +130,7 @@ def unexpected_events(recording: dict[str, Any], report: dict[str, Any],
     seen = {e["key"] for e in events if e.get("key")}
     for job_id, trace in traces.items():  # records gone by other means, as trace tells
         fate = trace.get("fate") if isinstance(trace, dict) else None
-        if fate in ("deleted_externally", "evicted") and not any(
+        if fate in ("deleted_externally", "evicted", "lost_in_failover") and not any(
                 job_id in str(k) for k in seen):
             events.append({"db": "main", "key": None, "kind": "job", "cause": fate,
                            "what": f"job record {job_id} gone: trace says {fate}",

@@ -20,6 +20,10 @@ class MainFacts:
     `index_scores` maps `jobs` and each `jobs:<status>` index the id is in to
     its score (epoch seconds); `tombstone_ttl_s` is None without a TTL;
     `evicted_keys` is the server's INFO counter since its start.
+    `promoted_from` is the replication id the server followed before it was
+    promoted from a replica to master (INFO replication `master_replid2`), ""
+    when it has not been since it started; `promoted_at_offset` is the
+    replication offset it took over at (`second_repl_offset`), -1 without one.
     """
 
     job: Job | None
@@ -30,6 +34,17 @@ class MainFacts:
     evicted_keys: int
     maxmemory_policy: str
     raw_job: dict[str, str] = field(default_factory=dict)
+    promoted_from: str = ""
+    promoted_at_offset: int = -1
+
+    @property
+    def untouched(self) -> bool:
+        """True when no key of the job is here: no record (not even one jobtrail did not
+        write), index entry, event or tombstone. Its creation writes the record, its
+        index entries and its `created` event in one step, so a record deleted since
+        leaves the others; a creation the server never got leaves none."""
+        return (self.job is None and not self.raw_job and not self.index_scores
+                and not self.events and self.tombstone is None)
 
 
 @dataclass(frozen=True, slots=True)

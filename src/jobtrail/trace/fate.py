@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jobtrail.models import (
+    NO_RECORD_REASON,
     EventType,
     Fate,
     Job,
@@ -378,7 +379,10 @@ def _classify_gone(ev: Evidence) -> tuple[Fate, str]:
                                   f"jobtrail (fields: {', '.join(sorted(main.raw_job))[:200]})")
         short = (f"; {ev.job_id!r} is shorter than the {MIN_PREFIX_CHARS} characters an id "
                  "prefix needs" if len(ev.job_id) < MIN_PREFIX_CHARS else "")
-        return Fate.UNKNOWN, "unknown: no store has ever seen this id" + short
+        promoted = (f"; the main DB's master was {_promoted(ev)}: a job the old master took "
+                    "last is lost without a trace when its message was lost with it"
+                    if main.promoted_from else "")
+        return Fate.UNKNOWN, "unknown: no store has ever seen this id" + short + promoted
     last = main.events[-1].type.value if main.events else "unknown"
     evidence = "; ".join(seen)
     restored = (f"; it had been restored from the archive at {when(ev.archive.restored_at)}"
@@ -389,6 +393,8 @@ def _classify_gone(ev: Evidence) -> tuple[Fate, str]:
             f"evicted: job:{ev.job_id} is gone with no tombstone, and the server evicted "
             f"{main.evicted_keys} keys (maxmemory-policy {main.maxmemory_policy}); last known "
             f"event: {last}; still present: {evidence}")
+    if main.untouched and main.promoted_from:
+        return Fate.LOST_IN_FAILOVER, _lost_in_failover(ev, evidence)
     evictions = ("no eviction counted" if main.evicted_keys == 0 else
                  f"the server does not evict now (maxmemory-policy {main.maxmemory_policy}, "
                  f"{main.evicted_keys} past evictions)")
@@ -399,14 +405,43 @@ def _classify_gone(ev: Evidence) -> tuple[Fate, str]:
 
 
 
+def _promoted(ev: Evidence) -> str:
+    """"promoted from a replica since it started (...)", of the main DB's master."""
+    return (f"promoted from a replica since it started (it had followed replication id "
+            f"{ev.main.promoted_from} up to offset {ev.main.promoted_at_offset})")
+
+
+def _lost_in_failover(ev: Evidence, evidence: str) -> str:
+    """The verdict of a job no key of which is on a master promoted since it started,
+    while other stores have seen it: its creation never reached this master.
+
+    Replication is asynchronous: a write the old master acknowledged and had not
+    sent on to the replica Sentinel promoted (or took after the promotion, from
+    a client still connected to it) is discarded when the old master follows the
+    new one. Only a WAIT for a replica (MAIN_MIN_REPLICAS) rules that out, which
+    trace cannot see; a creation step writes the record, its index entries and
+    its event together, so a deletion since would have left some of them.
+    """
+    meta = ev.results.meta if ev.results is not None else None
+    found_none = (" a worker got its message and found no record (its Celery result);"
+                  if meta is not None and NO_RECORD_REASON in str(meta.get("result")) else "")
+    return (f"lost in a failover: no key of job:{ev.job_id} is on the main DB's master, which "
+            f"was {_promoted(ev)}, and its record, index entries and created event, written "
+            "in one step, are all missing: the old master took its creation and had not "
+            "passed it on when it was replaced (replication is asynchronous; "
+            f"JOBTRAIL_MAIN_MIN_REPLICAS=1 waits for a replica);{found_none} still present: "
+            + evidence)
+
+
 def classify(ev: Evidence) -> TraceResult:
     """Decide the fate of `ev.job_id` from the gathered facts.
 
     Order of reasoning: a live record decides (pending / processing / stale /
     completed / failed / result_expired); without one, a tombstone or archive
     row means purged; without those, any trace of the id elsewhere means it
-    was evicted (the server counted evictions) or deleted outside jobtrail;
-    nothing anywhere means unknown.
+    was lost in a failover (no key of it on a master promoted from a replica
+    since it started), evicted (the server counted evictions) or deleted
+    outside jobtrail; nothing anywhere means unknown.
 
     Returns:
         TraceResult with the fate, a one-line verdict, the merged timeline,

@@ -1,8 +1,11 @@
 """gather_evidence(): read every store about one job id, one round trip per store.
 
 Invariant: read-only. The main DB answers in one pipeline (hash, indexes,
-tombstone, events, INFO counters), the broker in one Lua call (queue position
-and kombu's unacked entry), the results DB in one pipeline (meta and TTL), the
+tombstone, events, INFO counters and replication), the broker in one Lua call
+(queue position and kombu's unacked entry; the queue is scanned, at most
+MAX_QUEUE_SCAN messages, for a live job, and for an id no key of which is on a
+master promoted from a replica: a creation lost in a failover, its message
+maybe queued), the results DB in one pipeline (meta and TTL), the
 archive in one indexed lookup. A processing job costs one more read: its
 worker's heartbeat; a pending job one more pipeline: the live workers of its
 queue (is any of them polling the broker?). A pending job found without a
@@ -92,12 +95,15 @@ def _main_facts(src: TraceSources, job_id: str) -> MainFacts:
             pipe.xrevrange(k.events(job_id), count=MAX_EVENTS)
             pipe.info("stats")
             pipe.info("memory")
+            pipe.info("replication")
             replies: list[Any] = pipe.execute()
     except REDIS_ERRORS as exc:
         raise wrap_redis_error("main DB", exc) from exc
     raw_job = cast(dict[str, str], replies[0])
     scores = replies[1:1 + len(index_names)]
-    tombstone, tomb_pttl, events_rev, stats, memory = replies[1 + len(index_names):]
+    tombstone, tomb_pttl, events_rev, stats, memory, replication = \
+        replies[1 + len(index_names):]
+    promoted_from, promoted_at_offset = _promotion(replication)
     try:
         job = decode_job(raw_job) if raw_job else None
     except MalformedRecordError:
@@ -114,7 +120,28 @@ def _main_facts(src: TraceSources, job_id: str) -> MainFacts:
         evicted_keys=int(stats.get("evicted_keys", 0)),
         maxmemory_policy=str(memory.get("maxmemory_policy", "")),
         raw_job=raw_job,
+        promoted_from=promoted_from,
+        promoted_at_offset=promoted_at_offset,
     )
+
+
+#: INFO replication's `master_replid2` of a server never promoted since it started.
+_NO_REPLID = "0" * 40
+
+
+def _promotion(replication: dict[str, Any]) -> tuple[str, int]:
+    """(replication id it followed, offset it took over at) of a master that was a replica
+    promoted since it started (Sentinel's failover, or REPLICAOF NO ONE); ("", -1) else.
+
+    A promoted replica keeps the id of the master it followed as `master_replid2`
+    and the offset of the switch as `second_repl_offset`; a master never promoted
+    has 40 zeros (which redis-py's INFO parser reads as the number 0) and -1
+    (Redis replication.c, shiftReplicationId).
+    """
+    replid2 = str(replication.get("master_replid2", "") or "")
+    if replication.get("role") != "master" or replid2 in ("", _NO_REPLID):
+        return "", -1
+    return replid2, int(replication.get("second_repl_offset", -1))
 
 
 def _broker_facts(src: TraceSources, main: MainFacts, job_id: str) -> BrokerFacts:
@@ -126,8 +153,11 @@ def _broker_facts(src: TraceSources, main: MainFacts, job_id: str) -> BrokerFact
     """
     assert src.broker is not None
     job = main.job or Job(id=job_id, problem="", status=JobStatus.COMPLETED, created_at=0.0)
+    # a job with no key left on a master promoted since it started may be a creation the
+    # old master took and never sent on, its message still queued: looked for as well
     scan = job.status in (JobStatus.PENDING, JobStatus.PROCESSING) or (
-        main.job is None and not main.raw_job and job_id.startswith(BATCH_ID_PREFIX))
+        main.job is None and not main.raw_job and job_id.startswith(BATCH_ID_PREFIX)) or (
+        main.untouched and bool(main.promoted_from))
     found = find_job_message(src.broker, src.keys, job, scan_queue=scan)
     message = found.message
     return BrokerFacts(queue=src.keys.queue(), queue_length=found.queue_length,

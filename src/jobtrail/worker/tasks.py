@@ -44,7 +44,7 @@ from jobtrail.errors import (
 )
 from jobtrail.keys import KeySpace
 from jobtrail.metrics import failure_reason
-from jobtrail.models import Job, JobStatus
+from jobtrail.models import NO_RECORD_REASON, Job, JobStatus
 from jobtrail.solver import Answer, classify, solve
 from jobtrail.solver.limits import memory_guard
 from jobtrail.store import JobStore
@@ -521,7 +521,7 @@ class JobRun:
         """Act on a refused step: wait for a missing record, else end the delivery."""
         if isinstance(err, JobNotFoundError):
             if monotonic_s() >= deadline:
-                raise ProblemError(f"job {self.job_id} has no record in the main DB") from err
+                raise ProblemError(f"job {self.job_id} {NO_RECORD_REASON}") from err
             time.sleep(0.05)
             return
         if isinstance(err, AttemptsExhaustedError):
