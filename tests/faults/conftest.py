@@ -120,6 +120,20 @@ class FaultRig:
                     pass  # gone meanwhile
         return killed
 
+    def answers_ping(self) -> bool:
+        """True when a worker answers a Celery ping (its consumer is connected); False also
+        when the ping's own connection was one of those killed."""
+        try:
+            return bool(self.service.app.control.ping(timeout=0.5))
+        except (redis.RedisError, OSError):
+            return False
+
+    def reconnected(self) -> None:
+        """Wait until a worker answers a Celery ping again after a fault (30 s at most)."""
+        time.sleep(0.5)  # the consumer's own error handling first, not a ping before it
+        wait_until(self.answers_ping, timeout_s=30, interval_s=0.1,
+                   message=f"the worker to reconnect; log:\n{self.worker_logs()}")
+
     # -- reading back -----------------------------------------------------------------
 
     def job(self, job_id: str) -> Job:

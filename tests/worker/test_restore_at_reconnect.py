@@ -18,9 +18,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
 import redis
 from kombu import Connection, Producer, Queue
 
+from jobtrail.worker import kombu_guard
 from jobtrail.worker.transport import TRANSPORT
 
 QUEUE = "restored"
@@ -76,3 +78,19 @@ def test_a_restored_delivery_acked_leaves_the_new_one_alone(private_redis: Any) 
         # Then the new delivery's entry stays (its worker dying would lose the message)
         assert broker.zscore("unacked_index", first.delivery_tag) == second_score
         assert broker.hexists("unacked", first.delivery_tag)
+
+
+def test_an_ack_through_a_closed_channel_without_a_pool_is_a_lost_connection(
+        private_redis: Any) -> None:
+    # Given a channel closed as at a reconnect: kombu dropped its pools, then its transport
+    kombu_guard.install()
+    with Connection(private_redis.url(1), transport=TRANSPORT) as conn:
+        channel = conn.channel()
+        channel.close()
+        assert channel.connection is None
+        # When a delivery of it that ran on is acked at last (nothing rebuilt its pool)
+        # Then the ack fails as a lost connection (Celery: "Couldn't ack", the entry comes
+        # back after the visibility timeout), not AttributeError ("Unrecoverable error":
+        # the worker ended)
+        with pytest.raises(redis.ConnectionError, match="already closed"):
+            channel.qos.ack("a-tag")

@@ -15,7 +15,9 @@ The guard makes that late rebuild fail as what it is, a connection error
 broker): the messages stay unacknowledged in the broker, the running task
 finishes and records its outcome, and the broker delivers them again after
 the visibility timeout (a delivery that finds the job finished writes
-nothing).
+nothing). The same holds for a channel already closed (its transport is then
+None): an ack or reject, at its end, of a task that ran on through the reconnect,
+when nothing rebuilt the channel's pool before the close let the transport go.
 
 Source: kombu.transport.redis.Channel._connparams and
 celery.worker.consumer.consumer.Consumer.on_connection_error_after_connected
@@ -42,7 +44,7 @@ def install() -> None:
         return
 
     def _connparams(self: Any, asynchronous: bool = False) -> Any:
-        if self.connection.client is None:
+        if self.connection is None or self.connection.client is None:
             raise redis.exceptions.ConnectionError(
                 "broker connection already closed (its transport was detached)")
         return original(self, asynchronous=asynchronous)

@@ -42,6 +42,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import redis
+from celery.worker import state as worker_state
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 from kombu.utils import json as kombu_json
@@ -54,7 +55,7 @@ from jobtrail.failover import MASTER_CHECK_S, follow_master_switch
 
 __all__ = ["FAILOVER_RETRY_OPTION", "MASTER_CHECK_OPTION", "SENTINEL_TRANSPORT",
            "TRANSPORT", "Channel", "OwnDeliveryQoS", "SentinelChannel",
-           "SentinelTransport", "Transport", "broker_transport"]
+           "SentinelTransport", "Transport", "broker_transport", "running_deliveries"]
 
 #: The Celery `broker_transport` naming this module's Transport.
 TRANSPORT = "jobtrail.worker.transport:Transport"
@@ -95,6 +96,30 @@ def _refusal_as_lost_connection() -> Iterator[None]:
         if not refuses_writes_now(exc):
             raise
         raise redis.ConnectionError(f"the broker refused a write: {exc}") from exc
+
+
+def running_deliveries() -> frozenset[str]:
+    """Return the delivery tags of the messages this worker process runs now.
+
+    Those are Celery's active requests (accepted by a pool process, not yet
+    finished), known in the worker's main process, where the consumer and its
+    channel live; a request not yet accepted is no running delivery (Celery's
+    pool drops it at a reconnect: it must be put back). None while the worker
+    shuts down (Celery's should_stop or should_terminate set), nor in a process
+    that is not a worker (a producer).
+
+    Returns:
+        The delivery tags (kombu's, one per delivery of a message), possibly empty.
+
+    Source: celery.worker.state active_requests, should_stop, should_terminate
+    (celery 5.7).
+    """
+    if worker_state.should_stop not in (None, False) \
+            or worker_state.should_terminate not in (None, False):
+        return frozenset()
+    tags = (getattr(request.message, "delivery_tag", None)
+            for request in list(worker_state.active_requests))
+    return frozenset(str(tag) for tag in tags if tag)
 
 
 class OwnDeliveryQoS(kombu_redis.QoS):
@@ -194,20 +219,45 @@ class OwnDeliveryQoS(kombu_redis.QoS):
                            "broker refuses writes (%s)", exc)
 
     def restore_unacked(self, client: Any = None) -> None:
-        """At the channel's close, put back this consumer's own unacknowledged deliveries only.
+        """At the channel's close, put back this consumer's own unacknowledged deliveries,
+        but at a reconnect not those still running in this worker.
 
         kombu closes the channel at shutdown and at every reconnect (Celery's consumer
-        after a lost broker connection), when deliveries still run in pool processes:
-        their arrival scores are kept, so that their ack or reject at the end, through
-        this closed channel's QoS, leaves the next delivery of the restored message
-        alone (an unconditional requeue queued it a third time; an ack removed the
-        new delivery's entry).
+        after a lost broker connection), when deliveries may still run in pool
+        processes (Celery lets them run on). kombu put those back too: the
+        reconnected consumer delivered the message again, an idle pool process
+        started the job a second time, and the start counted an attempt and a
+        `redelivered` event for a worker that was never lost (a few reconnects and
+        the job failed "gave up after N attempts"). A running delivery
+        (running_deliveries) is left unacknowledged in the broker instead, its
+        `unacked` entry and arrival score as they are: its ack at the end removes
+        it, a reject with requeue (its pool process lost) restores it, and if the
+        whole worker dies, the dead-worker sweep or the visibility timeout does
+        (at least once). Every other delivery (prefetched, not started: Celery
+        drops it at the reconnect) and, at shutdown, every one is put back as
+        kombu does; their arrival scores are kept, so that a late ack or reject
+        through this closed channel's QoS leaves the next delivery of the
+        restored message alone (an unconditional requeue queued it a third time;
+        an ack removed the new delivery's entry).
+
+        Source: kombu.transport.virtual.Channel.close (restore_unacked_once);
+        celery.worker.consumer.Consumer.on_connection_error_after_connected
+        (kombu 5.7, celery 5.7).
         """
         self.channel.settle_unread()
+        running = running_deliveries()
+        kept = [tag for tag in self._delivered if tag in running]
+        # the client is taken even when every delivery is kept: kombu drops the channel's
+        # pools before this restore and its transport after, so the pool built here is the
+        # one a kept delivery's ack or reject at the end reaches the broker through
         with self.channel.conn_or_acquire(client) as conn:
             for tag in list(self._delivered):
-                self._restore_if_mine(tag, leftmost=False, client=conn, forget=False)
+                if tag not in running:
+                    self._restore_if_mine(tag, leftmost=False, client=conn, forget=False)
         self._delivered.clear()
+        if kept:
+            logger.info("deliveries still running left unacknowledged at the channel's close "
+                        "(not put back) tags=%s", ",".join(kept))
 
     def _restore_if_mine(self, tag: str, *, leftmost: bool, client: Any = None,
                          forget: bool = True) -> None:
