@@ -497,12 +497,16 @@ class _UnreadWrites:
 
         Returns:
             False when the connection failed (dropped; nothing is known to have been
-            applied): the caller makes the write again the normal way.
+            applied), or the channel is closed (a late ack of a delivery that ran on
+            through a reconnect: no later write or close would read its reply): the
+            caller makes the write the normal way.
 
         Raises:
             BaseException: An exception interrupting the send (a signal handler's): the
                 connection is dropped, its unread replies with it.
         """
+        if getattr(self, "closed", False):
+            return False
         with self._events_lock:
             try:
                 conn = self._held_connection()
