@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import redis
 from celery import states
@@ -12,7 +13,9 @@ from celery.backends.redis import RedisBackend
 from jobtrail.config import Settings
 from jobtrail.errors import ProblemError
 from jobtrail.worker.app import TASK_SOLVE, create_celery_app
-from jobtrail.worker.results import OWNED_KEY, store_owned_results
+from jobtrail.worker.results import OWNED_KEY, send_owned_results, store_owned_results
+from tests.conftest import RESULTS_DB
+from tests.helpers.tcp_proxy import TcpProxy
 
 
 def _request(job_id: str, *, owned: bool) -> Context:
@@ -103,3 +106,32 @@ def test_a_group_of_owned_outcomes_is_stored_in_one_round_trip_as_celery_stores_
         assert 0 < results_db.ttl(f"celery-task-meta-{job_id}") <= settings.result_expires_s
     assert backend.get_task_meta("ok")["result"] == payload
     assert backend.get_task_meta("bad")["status"] == "FAILURE"
+
+
+def test_a_groups_results_whose_connection_is_lost_before_their_replies_are_written_again(
+        redis_server: Any, settings: Settings, results_db: redis.Redis) -> None:
+    # Given jobtrail's result backend through a proxy, its pooled connection black-holed
+    # (the results DB never sees what is sent on it)
+    proxy = TcpProxy("127.0.0.1", redis_server.port)
+    try:
+        backend = create_celery_app(settings.model_copy(
+            update={"results_url": proxy.url(RESULTS_DB)})).backend
+        backend.client.ping()
+        assert proxy.black_hole() == 1
+        payload = {"kind": "arithmetic", "text": "2"}
+
+        # When a group's results are sent (replies unread, as a batch's group commit
+        # sends them), and the connection is then closed before they are confirmed
+        pending = send_owned_results(backend, [
+            ("a", payload, states.SUCCESS, _request("a", owned=True)),
+            ("b", payload, states.SUCCESS, _request("b", owned=True))])
+        assert results_db.get("celery-task-meta-a") is None  # swallowed by the black hole
+        assert proxy.close_black_holed() == 1
+        pending.confirm()
+    finally:
+        proxy.close()
+
+    # Then confirming wrote them again on a new connection, as Celery stores them
+    assert _meta(results_db, "a")["result"] == payload
+    assert _meta(results_db, "b")["status"] == "SUCCESS"
+    assert 0 < results_db.ttl("celery-task-meta-b") <= settings.result_expires_s

@@ -48,7 +48,7 @@ from jobtrail.worker.batch_events import BatchEvents, batch_events
 from jobtrail.worker.batch_revoke import job_context, skip_revoked
 from jobtrail.worker.node_metrics import count_job
 from jobtrail.worker.pool_loss import PoolLoss
-from jobtrail.worker.results import store_owned_results
+from jobtrail.worker.results import PendingResults, send_owned_results
 from jobtrail.worker.tasks import (
     RUN_KEY,
     JobRun,
@@ -312,6 +312,8 @@ class _Delivery:
         self.finished = 0
         self.status_of: list[str] = []
         self.startable: list[bool] = []
+        #: the last group's Celery results, sent and not confirmed yet (_confirm_results)
+        self.results: PendingResults | None = None
 
     def read(self, start: int) -> None:
         """Read the jobs from index *start* on, in one round trip: their statuses
@@ -343,9 +345,13 @@ class _Delivery:
                 for n, (job_id, problem) in enumerate(self.pairs):
                     self._run(n, job_id, problem)
             except Reject:
-                self.flush()  # the jobs solved before the fault are committed before it
+                try:
+                    self.flush()  # the jobs solved before the fault are committed before it
+                finally:
+                    self._confirm_results(quiet=True)
                 raise
             self.flush()
+            self._confirm_results()  # before the ack: every result stored, or handed back
         # the results DB answered this delivery's own stores: what it could not check at the
         # start (down then) is checked again, or no later delivery would (this one acks)
         self._restore_results(unchecked)
@@ -399,8 +405,10 @@ class _Delivery:
                 self.flush()  # a slow job ages past the bound: it is committed at once
 
     def flush(self) -> None:
-        """Commit the buffered jobs: read their finishes, then store their Celery results
-        in one round trip (results.store_owned_results) and publish their events.
+        """Commit the buffered jobs: read their finishes, then send their Celery results
+        in one write (results.send_owned_results: confirmed at the next commit, or the
+        batch's end, so the wait for the reply overlaps the next jobs' solves) and
+        publish their events.
 
         Raises:
             celery.exceptions.Reject: A job's commit raised it (the first such); the
@@ -424,8 +432,9 @@ class _Delivery:
                 committed.append((entry, *read))
         self.finished += len(committed)
         if committed:
+            self._confirm_results()
             try:
-                store_owned_results(self.task.backend, [
+                self.results = send_owned_results(self.task.backend, [
                     (entry.run.job_id, value, state, entry.run.request)
                     for entry, value, state in committed])
             except Exception as exc:
@@ -441,6 +450,28 @@ class _Delivery:
         if refused and after < len(self.pairs):
             # refused: another delivery is ahead (it finished the job): skip what it did
             self.read(after)
+
+
+    def _confirm_results(self, *, quiet: bool = False) -> None:
+        """Confirm the last group's Celery results (PendingResults.confirm).
+
+        Raises:
+            celery.exceptions.Reject: They could not be stored (the redelivery restores
+                them from the records, _restore_results); with *quiet*, logged instead
+                (the batch is being handed back already).
+        """
+        pending, self.results = self.results, None
+        if pending is None:
+            return
+        try:
+            pending.confirm()
+        except Exception as exc:
+            job_id = pending.first[0] if pending.first else ""
+            if quiet:
+                logger.warning("Celery results of a group not confirmed job_id=%s batch=%s "
+                               "(%s)", job_id, self.task.request.id, exc)
+                return
+            raise _hand_back(self.task, job_id, exc) from exc
 
 
 #: Group commit: the jobs of a batch send their finish without reading its reply, and

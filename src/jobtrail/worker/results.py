@@ -23,7 +23,8 @@ from celery import states
 from celery.exceptions import BackendStoreError
 from kombu.utils.encoding import bytes_to_str
 
-__all__ = ["OWNED_KEY", "owned_results", "restore_result", "store_owned_results"]
+__all__ = ["OWNED_KEY", "PendingResults", "owned_results", "restore_result", "send_owned_results",
+           "store_owned_results"]
 
 #: The request-context attribute JobRun.finish sets once the job's outcome is its run's.
 OWNED_KEY = "jobtrail_owned"
@@ -95,7 +96,77 @@ def restore_result(backend: Any, task_id: str, result: Any, state: str, request:
 
 def store_owned_results(backend: Any, outcomes: Sequence[tuple[str, Any, str, Any]]) -> None:
     """Store the Celery results of several jobs whose runs own their outcomes, in one
-    round trip to the results DB (a batch's group commit, worker.batch).
+    round trip to the results DB: send_owned_results(), then its confirm().
+
+    Raises:
+        BackendStoreError: as PendingResults.confirm().
+    """
+    send_owned_results(backend, outcomes).confirm()
+
+
+class PendingResults:
+    """Results (*writes*: key, value, TTL in seconds or None) sent by send_owned_results()
+    whose replies are still on *conn*; None when the send failed (confirm() writes them
+    then). confirm() reads them; until then the connection is out of its pool."""
+
+    def __init__(self, backend: Any, writes: list[tuple[str, str, int | None]],
+                 first: tuple[str, str] | None, conn: Any) -> None:
+        self.backend, self.writes, self.first, self.conn = backend, writes, first, conn
+
+    def confirm(self) -> None:
+        """Read the replies of the write; a write whose connection failed, or that Redis
+        refused, is made again the backend's way (its retry policy, `ensure`, and
+        `result_backend_always_retry`): SET and PUBLISH again change nothing a reader
+        sees (a client waiting in `AsyncResult.get()` takes the first PUBLISH).
+
+        Raises:
+            BackendStoreError: The results DB still failing after the retries (naming
+                the first job).
+        """
+        conn, self.conn = self.conn, None
+        if not self.writes:
+            return
+        if conn is None:
+            self._write_again()
+            self.writes = []
+            return
+        pool = self.backend.client.connection_pool
+        try:
+            for _ in range(2 * len(self.writes)):  # SETEX (or SET), then PUBLISH, each
+                conn.read_response()
+        except Exception:  # noqa: BLE001 - made again the backend's way below
+            conn.disconnect()
+            pool.release(conn)
+            self._write_again()
+        else:
+            pool.release(conn)
+        self.writes = []
+
+    def _write_again(self) -> None:
+        backend, writes = self.backend, self.writes
+
+        def write() -> None:
+            with backend.client.pipeline(transaction=False) as pipe:
+                for key, value, expires in writes:
+                    if expires:
+                        pipe.setex(key, expires, value)
+                    else:
+                        pipe.set(key, value)
+                    pipe.publish(key, value)
+                pipe.execute()
+
+        first_id, first_state = self.first or ("", "")
+        backend._ensure_retryable(
+            lambda: backend.ensure(write, ()),
+            fallback_exc=partial(BackendStoreError, task_id=first_id, state=first_state),
+            fallback_msg="failed to store results on the backend")
+
+
+def send_owned_results(backend: Any, outcomes: Sequence[tuple[str, Any, str, Any]],
+                       ) -> PendingResults:
+    """Write the Celery results of several jobs whose runs own their outcomes, replies
+    unread: the returned PendingResults' confirm() reads them (a batch's group commit
+    confirms one group's results at the next one, worker.batch).
 
     Each item of *outcomes* is (task_id, result, state, request): the return value
     of a SUCCESS or the exception of a FAILURE, and the request context the job's
@@ -103,16 +174,13 @@ def store_owned_results(backend: Any, outcomes: Sequence[tuple[str, Any, str, An
     `BaseKeyValueStoreBackend._store_result` builds it, and each is written as
     `RedisBackend._set` writes one (SETEX with `result_expires`, or
     `result_failure_expires` for a FAILURE, then PUBLISH to the key's channel for
-    a client waiting in `AsyncResult.get()`), all in one non-transactional
-    pipeline. A result whose request is not marked owned (OWNED_KEY), and every
-    result on a backend that is not Redis's, is stored the backend's own way.
-
-    Retries are the backend's: a connection error is retried by its retry
-    policy (`ensure`), and a recoverable error by `result_backend_always_retry`.
+    a client waiting in `AsyncResult.get()`), all in one write. A result whose
+    request is not marked owned (OWNED_KEY), and every result on a backend that is
+    not Redis's, is stored the backend's own way, at once.
 
     Raises:
-        BackendStoreError: A value over the backend's size limit, or the results
-            DB still failing after the retries (naming the first job).
+        BackendStoreError: A value over the backend's size limit (nothing written of
+            the owned results); as the backend's store_result for the others.
     """
     direct = hasattr(backend, "_set_with_state") and hasattr(backend, "client")
     owned = [item for item in outcomes if direct and getattr(item[3], OWNED_KEY, False)]
@@ -120,8 +188,8 @@ def store_owned_results(backend: Any, outcomes: Sequence[tuple[str, Any, str, An
         if not (direct and getattr(request, OWNED_KEY, False)):
             backend.store_result(task_id, result, state, request=request)
     if not owned:
-        return
-    writes = []
+        return PendingResults(backend, [], None, None)
+    writes: list[tuple[str, str, int | None]] = []
     for task_id, result, state, request in owned:
         meta = backend._get_result_meta(result=backend.encode_result(result, state),
                                         state=state, traceback=None, request=request)
@@ -133,19 +201,21 @@ def store_owned_results(backend: Any, outcomes: Sequence[tuple[str, Any, str, An
         expires = (getattr(backend, "failure_expires", backend.expires)
                    if state == states.FAILURE else backend.expires)
         writes.append((backend.get_key_for_task(task_id), value, expires))
-
-    def write() -> None:
-        with backend.client.pipeline(transaction=False) as pipe:
-            for key, value, expires in writes:
-                if expires:
-                    pipe.setex(key, expires, value)
-                else:
-                    pipe.set(key, value)
-                pipe.publish(key, value)
-            pipe.execute()
-
-    first_id, _, first_state, _ = owned[0]
-    backend._ensure_retryable(
-        lambda: backend.ensure(write, ()),
-        fallback_exc=partial(BackendStoreError, task_id=first_id, state=first_state),
-        fallback_msg="failed to store results on the backend")
+    pending = PendingResults(backend, writes, (owned[0][0], owned[0][2]), None)
+    commands = [(("SETEX", key, expires, value) if expires else ("SET", key, value))
+                for key, value, expires in writes]
+    packed = [c for command, (key, value, _) in zip(commands, writes, strict=True)
+              for c in (command, ("PUBLISH", key, value))]
+    pool = backend.client.connection_pool
+    try:
+        conn = pool.get_connection()
+    except Exception:  # noqa: BLE001 - written the backend's way at confirm()
+        return pending
+    try:
+        conn.send_packed_command(conn.pack_commands(packed))
+    except Exception:  # noqa: BLE001 - written again the backend's way at confirm()
+        conn.disconnect()
+        pool.release(conn)
+        return pending
+    pending.conn = conn
+    return pending
