@@ -112,6 +112,10 @@ class StartTicket:
     keys: list[str]
     args: list[str]
     started: Job | JobtrailError | None = None
+    #: For tickets that share *conn* (a batch's chain, JobStore.send_finish *then_start*):
+    #: one box, [how many of them have not read their replies yet]; the connection goes
+    #: back to the pool when the last one has. None: *conn* is this ticket's alone.
+    share: list[int] | None = None
 
 
 @dataclass(slots=True)
@@ -124,6 +128,8 @@ class PendingFinish:
     to: JobStatus
     keys: list[str]
     args: list[str]
+    #: The start sent in the same write (send_finish *then_start*), else None.
+    next_ticket: StartTicket | None = None
 
 
 def _entries(ids: Sequence[str], rows: list[dict[str, str]]) -> list[tuple[str, Job | None]]:
@@ -455,6 +461,15 @@ class JobStore:
         Raises:
             RedisUnavailableError: The main DB could not be reached (nothing sent).
         """
+        token, keys, args = self._start_args(job_id, worker=worker, max_attempts=max_attempts,
+                                             token=token, started_at=started_at, batch=batch)
+        return StartTicket(job_id, token, self._send_script(self._transition, keys, args),
+                           keys, args)
+
+    def _start_args(self, job_id: str, *, worker: str, max_attempts: int = 0,
+                    token: str | None = None, started_at: float | None = None,
+                    batch: str = "") -> tuple[str, list[str], list[str]]:
+        """(token, keys, args) of send_start()'s script call."""
         token = token or uuid.uuid4().hex
         at = now_s() if started_at is None else started_at
         keys, args = self._transition_args(
@@ -462,8 +477,7 @@ class JobStore:
             fields={"worker": worker, "started_at": repr(at), "run": token},
             expect=f"s:{token}|{batch}" if batch else f"s:{token}", count_attempt=True,
             max_attempts=max_attempts, now=None)
-        return StartTicket(job_id, token, self._send_script(self._transition, keys, args),
-                           keys, args)
+        return token, keys, args
 
     def read_start(self, ticket: StartTicket, *, resend: bool = True) -> Job | JobtrailError:
         """Read the reply of a send_start() (for a caller that needs the record first).
@@ -486,16 +500,27 @@ class JobStore:
         except REDIS_ERRORS as exc:
             if not isinstance(exc, redis.ResponseError):
                 conn.disconnect()
-            self.client.connection_pool.release(conn)
+            self._give_back(ticket)
             if isinstance(exc, redis.exceptions.NoScriptError) and resend:
                 self._loaded.discard(self._transition.sha)
-                ticket.conn = self._send_script(self._transition, ticket.keys, ticket.args)
+                ticket.conn, ticket.share = self._send_script(
+                    self._transition, ticket.keys, ticket.args), None
                 return self.read_start(ticket, resend=False)
             raise wrap_redis_error("main DB", exc) from exc
         ticket.started = self._outcome(ticket.job_id, JobStatus.PROCESSING, reply)
         if not isinstance(ticket.started, Job):  # refused: no finish follows
-            self.client.connection_pool.release(conn)
+            self._give_back(ticket)
         return ticket.started
+
+    def _give_back(self, ticket: StartTicket) -> None:
+        """Give the ticket's connection back to the pool, once every ticket sharing it
+        (StartTicket.share) has read its replies."""
+        share = ticket.share
+        if share is not None:
+            share[0] -= 1
+            if share[0] > 0:
+                return
+        self.client.connection_pool.release(ticket.conn)
 
     def _outcome(self, job_id: str, to: JobStatus, reply: Any) -> Job | JobtrailError:
         try:
@@ -534,7 +559,8 @@ class JobStore:
 
     def send_finish(self, ticket: StartTicket, to: JobStatus, *, fields: Mapping[str, str],
                     event_fields: Mapping[str, str] | None = None,
-                    node: NodeCount | None = None) -> PendingFinish:
+                    node: NodeCount | None = None,
+                    then_start: Mapping[str, Any] | None = None) -> PendingFinish:
         """Send the outcome of a send_start() run on the ticket's connection, unread.
 
         Redis applies it as soon as it arrives (see finish()); the replies of
@@ -542,20 +568,39 @@ class JobStore:
         the pool, until read_finish() reads them. A batch sends one job's
         finish and solves the next job meanwhile (worker.batch, group commit).
 
+        With *then_start* (send_start()'s keyword arguments: the next job of a
+        batch), that job's start goes in the same write, on the same connection
+        (one send for both; its ticket is the handle's `next_ticket`): the
+        tickets sharing a connection must read their replies in the order they
+        were sent (a batch reads its jobs' finishes in order). Not with a replica
+        WAIT (MAIN_MIN_REPLICAS: it follows each finish on its connection); the
+        start then goes on a connection of its own.
+
         Returns:
             The handle for read_finish().
 
         Raises:
             RedisUnavailableError: The finish could not be sent (the connection is
                 dropped and given back; whether the start was applied is unknown:
-                send both again with the same token).
+                send both again with the same token; a *then_start* is not sent).
         """
         keys, args = self._transition_args(
             ticket.job_id, to, fields=fields, event=None, event_fields=event_fields,
             expect=f"r:{ticket.token}", count_attempt=False, max_attempts=0, now=None,
             node=node)
-        self._send_finish(ticket, keys, args)
-        return PendingFinish(ticket, to, keys, args)
+        durability = getattr(self.client, "durability", None)
+        if then_start is None or (durability is not None and durability.min_replicas > 0):
+            self._send_finish(ticket, keys, args)
+            nxt = None if then_start is None else self.send_start(**then_start)
+            return PendingFinish(ticket, to, keys, args, nxt)
+        token, start_keys, start_args = self._start_args(**then_start)
+        self._send_finish(ticket, keys, args, then=(start_keys, start_args))
+        share = ticket.share if ticket.share is not None else [1]
+        share[0] += 1
+        ticket.share = share
+        nxt = StartTicket(str(then_start["job_id"]), token, ticket.conn, start_keys, start_args,
+                          share=share)
+        return PendingFinish(ticket, to, keys, args, nxt)
 
     def read_finish(self, pending: PendingFinish,
                     ) -> tuple[Job | JobtrailError, Job | JobtrailError]:
@@ -569,8 +614,8 @@ class JobStore:
             replies = self._read_finish(ticket)
         except redis.exceptions.NoScriptError:
             self._loaded.discard(self._transition.sha)  # nothing was written: load, resend
-            ticket.conn, ticket.started = self._send_script(
-                self._transition, ticket.keys, ticket.args), None
+            ticket.conn, ticket.started, ticket.share = self._send_script(
+                self._transition, ticket.keys, ticket.args), None, None
             self._send_finish(ticket, pending.keys, pending.args)
             try:
                 replies = self._read_finish(ticket)
@@ -582,23 +627,28 @@ class JobStore:
             self._outcome(ticket.job_id, JobStatus.PROCESSING, replies[0])
         return started, self._outcome(ticket.job_id, pending.to, replies[-1])
 
-    def _send_finish(self, ticket: StartTicket, keys: list[str], args: list[str]) -> None:
-        """Send the finish on the ticket's connection (on failure: dropped, given back)."""
+    def _send_finish(self, ticket: StartTicket, keys: list[str], args: list[str], *,
+                     then: tuple[list[str], list[str]] | None = None) -> None:
+        """Send the finish on the ticket's connection, with the script call *then* (keys,
+        args: the next start) in the same write (on failure: dropped, given back)."""
         conn = ticket.conn
+        sha = self._transition.sha
+        commands = [("EVALSHA", sha, len(keys), *keys, *args)]
+        if then is not None:
+            commands.append(("EVALSHA", sha, len(then[0]), *then[0], *then[1]))
         try:
             # no health-check PING here: with the start's reply still unread it would read
             # that reply as a bad PONG and drop a live connection (socket_timeout bounds
             # the reads instead)
-            conn.send_command("EVALSHA", self._transition.sha, len(keys), *keys, *args,
-                              check_health=False)
+            conn.send_packed_command(conn.pack_commands(commands), check_health=False)
         except REDIS_ERRORS as exc:
             conn.disconnect()
-            self.client.connection_pool.release(conn)
+            self._give_back(ticket)
             raise wrap_redis_error("main DB", exc) from exc
 
     def _read_finish(self, ticket: StartTicket) -> list[Any]:
         """Read the outstanding replies on the ticket's connection and give it back."""
-        pool, conn = self.client.connection_pool, ticket.conn
+        conn = ticket.conn
         replies: list[Any] = []
         try:
             for _ in range(1 if ticket.started is not None else 2):
@@ -611,7 +661,7 @@ class JobStore:
             conn.disconnect()
             raise wrap_redis_error("main DB", exc) from exc
         finally:
-            pool.release(conn)
+            self._give_back(ticket)
         for reply in replies:
             if isinstance(reply, redis.ResponseError):
                 raise reply

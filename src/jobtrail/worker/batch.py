@@ -28,7 +28,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -314,6 +314,9 @@ class _Delivery:
         self.startable: list[bool] = []
         #: the last group's Celery results, sent and not confirmed yet (_confirm_results)
         self.results: PendingResults | None = None
+        #: the run of the next job, made before the job before it sends its finish, so
+        #: that its start goes in the same write (JobRun.send_finish *then*)
+        self.prepared: dict[int, JobRun] = {}
 
     def read(self, start: int) -> None:
         """Read the jobs from index *start* on, in one round trip: their statuses
@@ -390,19 +393,54 @@ class _Delivery:
     def _run(self, n: int, job_id: str, problem: str) -> None:
         if self._aged():
             self.flush()
-        if self.status_of[n] in _FINISHED:
-            logger.info("finished job of a redelivered batch skipped job_id=%s", job_id)
-            return
-        if self.status_of[n] == _LEFT:
-            logger.info("job requeued alone skipped by its former batch job_id=%s batch=%s",
-                        job_id, self.task.request.id)
+        run = self.prepared.pop(n, None)
+        if self.status_of[n] in _FINISHED or self.status_of[n] == _LEFT:
+            if run is not None:
+                self._drop_start(run)
+            if self.status_of[n] == _LEFT:
+                logger.info("job requeued alone skipped by its former batch job_id=%s "
+                            "batch=%s", job_id, self.task.request.id)
+            else:
+                logger.info("finished job of a redelivered batch skipped job_id=%s", job_id)
             return
         solved = _solve_one(self.task, self.rt, n, job_id, problem, self.status_of[n],
-                            self.events, known_startable=self.startable[n])
+                            self.events, known_startable=self.startable[n], run=run,
+                            then=lambda began: self._prepare(n + 1, began))
         if solved is not None:
             self.buffer.append(solved)
             if self._aged():
                 self.flush()  # a slow job ages past the bound: it is committed at once
+
+    def _prepare(self, m: int, began: float) -> JobRun | None:
+        """The run of job *m*, made when the job before it (which *began*, clock.monotonic_s)
+        sends its finish, so that its start goes in the same write: when *m* is known
+        startable (read at the batch's start: pending or processing, attempts left) and
+        no commit comes between (it would follow this finish: the buffer ages, _aged),
+        so that a commit that hands the batch back never finds a job started that this
+        delivery has not begun; else None (it sends its own start)."""
+        oldest = self.buffer[0].began if self.buffer else began
+        if m >= len(self.pairs) or not self.startable[m] \
+                or len(self.buffer) + 1 >= GROUP_COMMIT_MAX \
+                or monotonic_s() - oldest >= GROUP_COMMIT_S:
+            return None
+        job_id, problem = self.pairs[m]
+        run = _job_run(self.task, self.rt, job_id, problem)
+        self.prepared[m] = run
+        return run
+
+    def _drop_start(self, run: JobRun) -> None:
+        """Read the reply of a start sent with the previous job's finish for a job this
+        delivery skips after all (another delivery finished it, or it left the batch
+        since: the start was refused): every earlier reply on its connection was read
+        by the commit that found the job so."""
+        ticket, run.ticket = run.ticket, None
+        if ticket is None:
+            return
+        try:
+            self.rt.store.read_start(ticket)
+        except JobtrailError as exc:
+            logger.debug("reply of a skipped job's start not read job_id=%s (%s)",
+                         run.job_id, exc)
 
     def flush(self) -> None:
         """Commit the buffered jobs: read their finishes, then send their Celery results
@@ -499,17 +537,27 @@ class _Solved:
     began: float
 
 
+def _job_run(task: BatchTask, rt: Any, job_id: str, problem: str) -> JobRun:
+    """The run of one job of this batch delivery (its token the delivery's)."""
+    worker, token = str(task.request.hostname or ""), str(getattr(task.request, RUN_KEY, ""))
+    return JobRun(rt, job_id, worker, task, token, _job_request(task, job_id, problem),
+                  batch=str(task.request.id))
+
+
 def _solve_one(task: BatchTask, rt: Any, n: int, job_id: str, problem: str, status: str,
-               events: BatchEvents, *, known_startable: bool = False) -> _Solved | None:
+               events: BatchEvents, *, known_startable: bool = False,
+               run: JobRun | None = None,
+               then: Callable[[float], JobRun | None] | None = None) -> _Solved | None:
     """Start and solve one job of the batch and send its finish; None if it was skipped
-    (cancelled, or refused at its start). *known_startable*: see solve_run.
+    (cancelled, or refused at its start). *known_startable*: see solve_run. *run*: the
+    job's run if made already (its start maybe sent with the previous finish); *then*,
+    called with when this job began as its finish is sent: the next job's run, whose
+    start goes in the same write, or None.
 
     Raises:
         celery.exceptions.Reject: as solve_batch.
     """
-    worker, token = str(task.request.hostname or ""), str(getattr(task.request, RUN_KEY, ""))
-    run = JobRun(rt, job_id, worker, task, token, _job_request(task, job_id, problem),
-                 batch=str(task.request.id))
+    run = run or _job_run(task, rt, job_id, problem)
     began = monotonic_s()
     try:
         with _watchdog(rt.hard_time_limit_s) if _limits_armed[0] else nullcontext():
@@ -519,7 +567,7 @@ def _solve_one(task: BatchTask, rt: Any, n: int, job_id: str, problem: str, stat
             outcome = solve_run(run, problem, (lambda: job_limits(rt.time_limit_s))
                                 if _limits_armed[0] else nullcontext,
                                 known_startable=known_startable)
-            run.send_finish(outcome)
+            run.send_finish(outcome, then=then(began) if then is not None else None)
     except Ignore:
         # refused at its start, before any solve: cancelled, given up after its last
         # attempt (failed, its Celery result stored), or finished by another delivery

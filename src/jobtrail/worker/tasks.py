@@ -365,10 +365,14 @@ class JobRun:
 
     def send_start(self) -> StartTicket:
         """Send (or send again) this run's start; its reply is read later."""
-        self.ticket = self.rt.store.send_start(
-            self.job_id, worker=self.worker, max_attempts=self.rt.max_attempts,
-            token=self.token, started_at=self.started_at, batch=self.batch)
+        self.ticket = self.rt.store.send_start(**self._start_call())
         return self.ticket
+
+    def _start_call(self) -> dict[str, Any]:
+        """JobStore.send_start()'s keyword arguments for this run's start."""
+        return {"job_id": self.job_id, "worker": self.worker,
+                "max_attempts": self.rt.max_attempts, "token": self.token,
+                "started_at": self.started_at, "batch": self.batch}
 
     def start(self) -> Job:
         """Start and wait for the record (for a message without the problem text).
@@ -424,18 +428,27 @@ class JobRun:
             setattr(self.request or self.task.request, OWNED_KEY, True)
         return outcome.result(self.job_id)
 
-    def send_finish(self, outcome: _Outcome) -> None:
+    def send_finish(self, outcome: _Outcome, *, then: JobRun | None = None) -> None:
         """Send *outcome* on the start's connection without reading the reply (group
         commit, worker.batch); read_finish() reads it. Without a sent start, or when
         the send fails, nothing is pending and read_finish() writes both the usual way
-        (finish(): the same token, so a step applied already changes nothing)."""
+        (finish(): the same token, so a step applied already changes nothing).
+
+        *then*: the run of the batch's next job, whose start goes in the same write
+        (JobStore.send_finish *then_start*; its replies are read after this run's); a
+        run whose start is sent already, or a send that fails, leaves it to send its
+        own."""
         ticket, self.ticket = self.ticket, None
         if ticket is None:
             return
         status, fields, event_fields, node = self._finish_args(outcome)
+        chained = then is not None and then.ticket is None
         try:
-            self.pending = self.rt.store.send_finish(ticket, status, fields=fields,
-                                                     event_fields=event_fields, node=node)
+            self.pending = self.rt.store.send_finish(
+                ticket, status, fields=fields, event_fields=event_fields, node=node,
+                then_start=then._start_call() if chained and then is not None else None)
+            if chained and then is not None:
+                then.ticket = self.pending.next_ticket
         except TRANSIENT as exc:
             logger.warning("main DB unreachable at finish, retrying job_id=%s (%s)",
                            self.job_id, exc.reason)
@@ -626,7 +639,8 @@ def solve_run(run: JobRun, problem: str | None,
         job = run.start()  # read before the solve: a refused delivery solves nothing
         return _solve(run.rt, run.job_id, job.problem if problem is None else problem, limit)
     try:
-        run.send_start()
+        if run.ticket is None:  # else sent already, with the batch's previous finish
+            run.send_start()
     except TRANSIENT as exc:
         logger.warning("main DB unreachable at start, solving meanwhile job_id=%s (%s)",
                        run.job_id, exc.reason)
