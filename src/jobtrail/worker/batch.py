@@ -478,7 +478,7 @@ def _solve_one(task: BatchTask, rt: Any, n: int, job_id: str, problem: str, stat
     """
     worker, token = str(task.request.hostname or ""), str(getattr(task.request, RUN_KEY, ""))
     run = JobRun(rt, job_id, worker, task, token, _job_request(task, job_id, problem),
-                 batch=str(task.request.id))
+                 batch=str(task.request.id), problem=problem)
     began = monotonic_s()
     try:
         with _watchdog(rt.hard_time_limit_s) if _limits_armed[0] else nullcontext():
@@ -491,10 +491,11 @@ def _solve_one(task: BatchTask, rt: Any, n: int, job_id: str, problem: str, stat
             run.send_finish(outcome)
     except Ignore:
         # refused at its start, before any solve: cancelled, given up after its last
-        # attempt (failed, its Celery result stored), or finished by another delivery
+        # attempt (failed, its Celery result stored), finished by another delivery, or
+        # purged (no record to recreate it in: JobRun._recreate)
         if run.refused == "spent":
             events.failed(job_id, ProblemError(run.error))
-        elif run.refused not in ("finished", "left batch"):
+        elif run.refused not in ("finished", "left batch", "purged"):
             events.revoked(job_id)
         return None
     except Reject:
