@@ -10,6 +10,9 @@ write of a job's start and outcome carries the delivery's run token (minted by
 the worker's main process for each delivery, SolveRequest), so it can be
 sent again after any connection error: a retried write is never recorded as
 a redelivery, and `attempts` counts broker deliveries that started the job.
+A delivery whose job has no record past RECORD_WAIT_S (its create lost in a
+failover) recreates it from the message, unless a tombstone says it was purged
+(JobRun._recreate).
 """
 
 from __future__ import annotations
@@ -380,8 +383,10 @@ class JobRun:
         """Start and wait for the record (for a message without the problem text).
 
         Raises:
-            ProblemError: No record appeared within RECORD_WAIT_S.
-            celery.exceptions.Ignore: The delivery must not run.
+            ProblemError: No record appeared within RECORD_WAIT_S, and the message
+                carries no problem text to recreate it from (else it is: _recreate).
+            celery.exceptions.Ignore: The delivery must not run (also: the job was
+                purged, and is not recreated).
             celery.exceptions.Reject: The main DB stayed unreachable.
         """
         deadline = monotonic_s() + RECORD_WAIT_S
@@ -398,8 +403,8 @@ class JobRun:
 
         Raises:
             ProblemError: The outcome is a failure (its reason), or no record
-                appeared within RECORD_WAIT_S.
-            celery.exceptions.Ignore: The delivery must not write (a duplicate,
+                appeared within RECORD_WAIT_S and none could be recreated (as start()).
+            celery.exceptions.Ignore: The delivery must not write (a purged job, a duplicate,
                 or another delivery took the job over).
             celery.exceptions.Reject: The main DB stayed unreachable.
         """
