@@ -16,6 +16,7 @@ from jobtrail.errors import InvalidTransitionError
 __all__ = [
     "LATENCY_BOUNDS_S",
     "NO_RECORD_REASON",
+    "RECREATED_REASON",
     "TERMINAL_STATUSES",
     "TRANSITIONS",
     "TRANSITION_EVENTS",
@@ -64,6 +65,11 @@ class Fate(StrEnum):
 #: How a worker's error for a delivery whose job has no record ends (worker.tasks); trace
 #: reads it in the Celery result of a job whose record is gone.
 NO_RECORD_REASON = "has no record in the main DB"
+
+#: The `recreated` field of the `created` event a worker writes when it recreates the
+#: record of a job from its delivered message (the create was lost: a failover with
+#: MAIN_MIN_REPLICAS=0); trace names the recreation by it.
+RECREATED_REASON = "record missing when its message was delivered"
 
 
 class EventType(StrEnum):

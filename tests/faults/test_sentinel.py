@@ -25,7 +25,7 @@ from jobtrail.embedded import free_port
 from jobtrail.errors import JobtrailError, ReplicationError
 from jobtrail.jobs import JobService
 from jobtrail.keys import KeySpace
-from jobtrail.models import JobStatus
+from jobtrail.models import RECREATED_REASON, EventType, JobStatus
 from jobtrail.store import EventLog, JobStore
 from jobtrail.trace import TraceSources, trace_job
 from jobtrail.worker.app import create_celery_app
@@ -261,15 +261,19 @@ def test_min_replicas_refuses_a_submit_no_replica_holds(
     assert "JOBTRAIL_MAIN_MIN_REPLICAS" in str(caught.value)
 
 
-@pytest.mark.parametrize("worker", [False, True])
-def test_a_record_the_replaced_master_took_is_named_lost_in_a_failover(
-        sentinel_cluster: SentinelCluster, tmp_path: Path,
-        worker_process: Callable[..., WorkerProcess], worker: bool) -> None:
-    # Given MAIN_MIN_REPLICAS=0 and a submit whose record reached the old master after
-    # Sentinel had promoted the replica (a client still connected to it: a pool's answer
-    # from before the switch, or a race with it) while its message went, through Sentinel,
-    # to the new master
-    settings = _settings(sentinel_cluster, tmp_path, main_min_replicas=0)
+def _finished(store: JobStore, job_id: str) -> bool:
+    job = store.find(job_id)
+    return job is not None and job.status in (JobStatus.COMPLETED, JobStatus.FAILED)
+
+
+def _create_lost_in_failover(cluster: SentinelCluster, tmp_path: Path,
+                             ) -> tuple[Settings, JobStore, TraceSources, str]:
+    """Submit with MAIN_MIN_REPLICAS=0 through a failover so that the record reaches the
+    old master after Sentinel promoted the replica (a client still connected to it: a
+    pool's answer from before the switch, or a race with it) while the message goes,
+    through Sentinel, to the new master; the old master is then demoted (it resyncs from
+    the new one: what it took is discarded). Returns the job's id and where to read it."""
+    settings = _settings(cluster, tmp_path, main_min_replicas=0)
     keys = KeySpace(queue=settings.queue)
     submitted: list[str] = []
 
@@ -277,8 +281,7 @@ def test_a_record_the_replaced_master_took_is_named_lost_in_a_failover(
         old = JobStore(connect(f"redis://127.0.0.1:{old_port}/10", settings=settings), keys)
         submitted.append(JobService(old, create_celery_app(settings)).submit(PROBLEMS[0]).id)
 
-    # When the old master is demoted (it resyncs from the new one: what it took is discarded)
-    sentinel_cluster.failover(meanwhile=submit_on)
+    cluster.failover(meanwhile=submit_on)
     [job_id] = submitted
     store = JobStore(connect(settings.main_url or "", settings=settings), keys)
     assert store.find(job_id) is None
@@ -287,22 +290,54 @@ def test_a_record_the_replaced_master_took_is_named_lost_in_a_failover(
                            results=connect(results_url, settings=settings), keys=keys,
                            visibility_timeout_s=settings.visibility_timeout_s,
                            result_expires_s=settings.result_expires_s)
-    if worker:  # a worker gets the message, waits for the record, and fails the delivery
-        worker_process(settings, concurrency=1)
-        wait_until(lambda: sources.results is not None and sources.results.exists(
-            keys.celery_result(job_id)), timeout_s=60, message="the delivery's Celery result")
+    return settings, store, sources, job_id
 
-    # Then trace names the loss in the failover, with its evidence, not a deletion by
-    # some other client (no worker: the message waits in the queue)
+
+def test_a_record_the_replaced_master_took_is_named_lost_in_a_failover(
+        sentinel_cluster: SentinelCluster, tmp_path: Path) -> None:
+    # Given a job whose create a failover discarded, its message waiting on the new master
+    settings, store, sources, job_id = _create_lost_in_failover(sentinel_cluster, tmp_path)
+
+    # Then, with no worker yet, trace names the loss in the failover, with its evidence,
+    # not a deletion by some other client
     assert _outcome(settings, store, [job_id]) == {"missing:lost_in_failover": [job_id]}
     verdict = trace_job(sources, job_id).verdict
-    print(f"\nlost in a failover ({'worker' if worker else 'no worker'}): {verdict}")
+    print(f"\nlost in a failover (no worker): {verdict}")
     assert verdict.startswith(f"lost in a failover: no key of job:{job_id} is on the main "
                               "DB's master, which was promoted from a replica"), verdict
     assert "deleted" not in verdict, verdict
-    assert ("a worker got its message and found no record (its Celery result); still "
-            "present: a Celery result" if worker else
-            "still present: a broker message") in verdict, verdict
+    assert "still present: a broker message" in verdict, verdict
+
+
+def test_a_job_whose_create_a_failover_lost_is_recreated_from_its_message_and_solved(
+        sentinel_cluster: SentinelCluster, tmp_path: Path,
+        worker_process: Callable[..., WorkerProcess]) -> None:
+    # Given a job whose create a failover discarded, its message waiting on the new master
+    settings, store, sources, job_id = _create_lost_in_failover(sentinel_cluster, tmp_path)
+
+    # When a worker gets the message: it waits for the record, then recreates it from
+    # the message (the create step was lost whole) and runs the job
+    proc = worker_process(settings, concurrency=1)
+    wait_until(lambda: _finished(store, job_id), timeout_s=60,
+               message=lambda: f"the job to finish; log:\n{proc.log()[-3000:]}")
+
+    # Then it is an ordinary completed job, solved once, whose history shows the
+    # recreation; trace says so, and names no loss
+    done = store.get(job_id)
+    assert (done.status, done.attempts, done.answer) == (JobStatus.COMPLETED, 1,
+                                                         "x = 2, x = 3"), done.error
+    assert _outcome(settings, store, [job_id]) == {"completed": [job_id]}
+    history = EventLog(store.client, store.keys).read(job_id)
+    assert [e.type for e in history] == [EventType.CREATED, EventType.STARTED,
+                                         EventType.COMPLETED]
+    assert {k: v for k, v in history[0].fields.items() if k not in ("type", "at")} == {
+        "status": "pending", "recreated": RECREATED_REASON, "worker": done.worker}
+    verdict = trace_job(sources, job_id).verdict
+    print(f"\nrecreated after a failover: {verdict}")
+    assert verdict.startswith("completed at "), verdict
+    assert f"record recreated from its message by worker {done.worker}" in verdict, verdict
+    assert "lost" not in verdict.split("; record recreated")[0], verdict
+    assert f"recreated from the message job_id={job_id}" in proc.log()
 
 
 def test_doctor_reports_each_dbs_sentinel_master_and_replication(

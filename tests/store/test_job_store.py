@@ -19,7 +19,7 @@ from jobtrail.errors import (
     MalformedRecordError,
 )
 from jobtrail.keys import KeySpace
-from jobtrail.models import EventType, Job, JobStatus
+from jobtrail.models import RECREATED_REASON, EventType, Job, JobStatus
 from jobtrail.store import EventLog, JobStore
 from jobtrail.store.codec import encode_job
 from jobtrail.store.job_store import give_up_reason
@@ -64,6 +64,47 @@ def test_create_refuses_an_existing_id(store: JobStore) -> None:
     with pytest.raises(ConcurrentUpdateError):
         store.create("2 + 2", job_id="dup-1")
     assert store.get("dup-1").problem == "1 + 1"
+
+
+def test_racing_recreations_of_a_lost_record_write_it_once(
+        redis_server: Any, main_db: redis.Redis, keys: KeySpace, events: EventLog) -> None:
+    # Given a job whose record is missing, and eight workers (threads, a connection each)
+    barrier = threading.Barrier(8)
+    outcomes: list[str] = []
+
+    def race(n: int) -> None:
+        store = JobStore(redis_server.client(10), keys)
+        barrier.wait()
+        outcomes.append(store.recreate("lost-1", "2 + 2", worker=f"w{n}", batch="batch-b1",
+                                       created_at=1000.0))
+
+    # When they all recreate it from their message at once
+    threads = [threading.Thread(target=race, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    # Then exactly one writes it, pending in its batch, with one created event naming it
+    assert sorted(outcomes) == ["created"] + ["exists"] * 7
+    job = JobStore(main_db, keys).get("lost-1")
+    assert (job.status, job.problem, job.batch, job.attempts, job.created_at) == (
+        JobStatus.PENDING, "2 + 2", "batch-b1", 0, 1000.0)
+    assert main_db.zscore(keys.jobs_by_status(JobStatus.PENDING), "lost-1") == 1000.0
+    [created] = events.read("lost-1")
+    assert created.type is EventType.CREATED and created.at > 1000.0
+    assert created.fields["recreated"] == RECREATED_REASON
+    assert created.fields["worker"].startswith("w")
+
+
+def test_recreate_never_resurrects_a_purged_job(store: JobStore, main_db: redis.Redis,
+                                                keys: KeySpace) -> None:
+    # Given a purged job: no record, its tombstone there
+    main_db.hset(keys.tombstone("gone-1"), mapping={"job_id": "gone-1", "purged_at": "5.0"})
+    # When a worker would recreate it, nothing is written
+    assert store.recreate("gone-1", "1 + 1", worker="w1") == "purged"
+    assert main_db.keys("*gone-1*") == [keys.tombstone("gone-1")]
+    assert main_db.zscore(keys.jobs(), "gone-1") is None
 
 
 def test_full_lifecycle_moves_index_entries(store: JobStore, main_db: redis.Redis,

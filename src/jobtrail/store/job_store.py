@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, cast
+from dataclasses import dataclass, replace
+from typing import Any, Literal, cast
 
 import redis
 
@@ -30,6 +30,7 @@ from jobtrail.errors import (
 from jobtrail.keys import KeySpace
 from jobtrail.models import (
     LATENCY_BOUNDS_S,
+    RECREATED_REASON,
     TRANSITION_EVENTS,
     EventType,
     Job,
@@ -204,6 +205,43 @@ class JobStore:
         if not self._run(self._create, keys, args):
             raise ConcurrentUpdateError(job.id, 0)
         return job
+
+    def recreate(self, job_id: str, problem: str, *, worker: str, batch: str = "",
+                 created_at: float | None = None) -> Literal["created", "exists", "purged"]:
+        """Write again the pending record of *job_id* whose create was lost, from its message.
+
+        For a worker whose delivery found no record (a Sentinel failover with
+        MAIN_MIN_REPLICAS=0 discarded the create step while the message
+        survived): one atomic step (create.lua) that writes the record, index
+        entries and a `created` event with `recreated` (RECREATED_REASON) and
+        `worker` fields, only if neither the record nor a tombstone exists,
+        so a purged job is never resurrected and of two workers racing
+        exactly one creates.
+
+        Args:
+            job_id: The job (the task id of its message, or one of a batch's).
+            problem: The problem text the message carries.
+            worker: The worker's name, recorded in the event.
+            batch: The batch message carrying the job ("" for its own message).
+            created_at: The record's created_at, epoch seconds: the delivery's start
+                (the message does not carry the lost one; no start or finish of the
+                delivery may precede it); None means now. The event is dated now.
+
+        Returns:
+            "created"; "exists" (the record is there: written meanwhile, or by
+            another worker); "purged" (its tombstone is there). Nothing written
+            but for "created".
+
+        Raises:
+            RedisUnavailableError: The main DB could not be reached.
+        """
+        now = now_s()
+        job = replace(self._new_job(problem, job_id, "", batch),
+                      created_at=now if created_at is None else created_at)
+        keys, args = self._create_args(job)
+        reply = int(self._run(self._create, [*keys, self.keys.tombstone(job_id)],
+                              [*args, RECREATED_REASON, worker, repr(now)]))
+        return "created" if reply == 1 else ("purged" if reply < 0 else "exists")
 
     def send_create(self, problem: str) -> tuple[Job, Any]:
         """Send the creation of a pending job without waiting for the reply.

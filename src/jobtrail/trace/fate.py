@@ -433,6 +433,19 @@ def _lost_in_failover(ev: Evidence, evidence: str) -> str:
             + evidence)
 
 
+def _recreated(ev: Evidence) -> str:
+    """"; record recreated from its message by worker W at T (...)" when a `created` event
+    says a worker recreated the record (worker.tasks JobRun._recreate), else ""."""
+    again = [e for e in ev.main.events
+             if e.type is EventType.CREATED and e.fields.get("recreated")]
+    if not again:
+        return ""
+    last = again[-1]
+    return (f"; record recreated from its message by worker {last.fields.get('worker') or '?'} "
+            f"at {when(last.at)} ({last.fields['recreated']}: its create was lost, as in a "
+            "failover with JOBTRAIL_MAIN_MIN_REPLICAS=0)")
+
+
 def classify(ev: Evidence) -> TraceResult:
     """Decide the fate of `ev.job_id` from the gathered facts.
 
@@ -449,6 +462,7 @@ def classify(ev: Evidence) -> TraceResult:
     """
     if ev.main.job is not None:
         fate, verdict = _classify_live(ev, ev.main.job)
+        verdict += _recreated(ev)
     else:
         fate, verdict = _classify_gone(ev)
     return TraceResult(ev.job_id, fate, verdict, timeline(ev), disagreements(ev), ev)

@@ -541,7 +541,7 @@ def _job_run(task: BatchTask, rt: Any, job_id: str, problem: str) -> JobRun:
     """The run of one job of this batch delivery (its token the delivery's)."""
     worker, token = str(task.request.hostname or ""), str(getattr(task.request, RUN_KEY, ""))
     return JobRun(rt, job_id, worker, task, token, _job_request(task, job_id, problem),
-                  batch=str(task.request.id))
+                  batch=str(task.request.id), problem=problem)
 
 
 def _solve_one(task: BatchTask, rt: Any, n: int, job_id: str, problem: str, status: str,
@@ -570,10 +570,11 @@ def _solve_one(task: BatchTask, rt: Any, n: int, job_id: str, problem: str, stat
             run.send_finish(outcome, then=then(began) if then is not None else None)
     except Ignore:
         # refused at its start, before any solve: cancelled, given up after its last
-        # attempt (failed, its Celery result stored), or finished by another delivery
+        # attempt (failed, its Celery result stored), finished by another delivery, or
+        # purged (no record to recreate it in: JobRun._recreate)
         if run.refused == "spent":
             events.failed(job_id, ProblemError(run.error))
-        elif run.refused not in ("finished", "left batch"):
+        elif run.refused not in ("finished", "left batch", "purged"):
             events.revoked(job_id)
         return None
     except Reject:

@@ -10,6 +10,9 @@ write of a job's start and outcome carries the delivery's run token (minted by
 the worker's main process for each delivery, SolveRequest), so it can be
 sent again after any connection error: a retried write is never recorded as
 a redelivery, and `attempts` counts broker deliveries that started the job.
+A delivery whose job has no record past RECORD_WAIT_S (its create lost in a
+failover) recreates it from the message, unless a tombstone says it was purged
+(JobRun._recreate).
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from jobtrail.metrics import failure_reason
 from jobtrail.models import NO_RECORD_REASON, Job, JobStatus
 from jobtrail.solver import Answer, classify, solve
 from jobtrail.solver.limits import memory_guard
-from jobtrail.store import JobStore
+from jobtrail.store import JobStore, TombstoneStore
 from jobtrail.store.job_store import (
     PendingFinish,
     StartTicket,
@@ -331,8 +334,13 @@ class JobRun:
 
     def __init__(self, rt: _Runtime, job_id: str, worker: str,
                  task: SolveTask | None = None, token: str = "", request: Any = None,
-                 batch: str = "") -> None:
+                 batch: str = "", problem: str | None = None) -> None:
         self.rt, self.job_id, self.worker, self.task = rt, job_id, worker, task
+        #: The problem text the message carries (None: a message without it), from which
+        #: a record missing past RECORD_WAIT_S is recreated (_recreate).
+        self.problem = problem
+        #: True once this delivery recreated the job's record (it does so at most once).
+        self.recreated = False
         #: The batch message this delivery runs the job from ("" for the job's own): a
         #: job requeued alone since has left it, and its start is refused.
         self.batch = batch
@@ -346,7 +354,8 @@ class JobRun:
         self.pending: PendingFinish | None = None
         #: Why the delivery was refused, once it was: "finished" (the job was finished
         #: already, a duplicate), "spent" (its attempts were used up: given up), "left
-        #: batch" (requeued alone since) or "taken over" (another delivery started it).
+        #: batch" (requeued alone since), "taken over" (another delivery started it) or
+        #: "purged" (no record but a tombstone: never recreated).
         self.refused = ""
         #: The job's failure when this delivery gave it up ("spent"), else "".
         self.error = ""
@@ -378,8 +387,10 @@ class JobRun:
         """Start and wait for the record (for a message without the problem text).
 
         Raises:
-            ProblemError: No record appeared within RECORD_WAIT_S.
-            celery.exceptions.Ignore: The delivery must not run.
+            ProblemError: No record appeared within RECORD_WAIT_S, and the message
+                carries no problem text to recreate it from (else it is: _recreate).
+            celery.exceptions.Ignore: The delivery must not run (also: the job was
+                purged, and is not recreated).
             celery.exceptions.Reject: The main DB stayed unreachable.
         """
         deadline = monotonic_s() + RECORD_WAIT_S
@@ -396,8 +407,8 @@ class JobRun:
 
         Raises:
             ProblemError: The outcome is a failure (its reason), or no record
-                appeared within RECORD_WAIT_S.
-            celery.exceptions.Ignore: The delivery must not write (a duplicate,
+                appeared within RECORD_WAIT_S and none could be recreated (as start()).
+            celery.exceptions.Ignore: The delivery must not write (a purged job, a duplicate,
                 or another delivery took the job over).
             celery.exceptions.Reject: The main DB stayed unreachable.
         """
@@ -530,12 +541,52 @@ class JobRun:
             logger.warning("Celery result of a finished job not stored job_id=%s (%s)",
                            self.job_id, exc)
 
+    def _recreate(self) -> None:
+        """Recreate the pending record of this job from its message (JobStore.recreate):
+        its create was lost (a Sentinel failover with MAIN_MIN_REPLICAS=0 discarded it
+        while the message survived), and the message carries all it wrote. The caller's
+        start (or finish) then goes on as for any pending job.
+
+        The archive is not consulted: workers do not open it (SQLAlchemy, and the
+        default SQLite file is the purging host's); the tombstone, written in the
+        purge's own delete step and kept tombstone_ttl_s (30 days by default), far
+        longer than a message outlives its job's finish, is the check.
+
+        Raises:
+            celery.exceptions.Ignore: The job was purged (its tombstone is there): the
+                delivery is dropped, nothing written.
+            celery.exceptions.Reject: The main DB stayed unreachable.
+        """
+        problem = self.problem or ""
+        outcome = _with_main_db(self.rt, "recreate", self.job_id, lambda: self.rt.store.recreate(
+            self.job_id, problem, worker=self.worker, batch=self.batch,
+            created_at=self.started_at))
+        self.recreated = True
+        if outcome == "purged":
+            self.refused = "purged"
+            try:
+                tomb = TombstoneStore(self.rt.store.client, self.rt.store.keys).find(self.job_id)
+            except JobtrailError:
+                tomb = None
+            logger.warning("delivery of a purged job dropped, record not recreated job_id=%s "
+                           "purged_at=%s policy=%s", self.job_id,
+                           "?" if tomb is None else repr(tomb.purged_at),
+                           "?" if tomb is None else tomb.policy)
+            raise Ignore()
+        if outcome == "created":
+            logger.warning("record missing when its message was delivered (a create lost in "
+                           "a failover?): recreated from the message job_id=%s batch=%s",
+                           self.job_id, self.batch or "-")
+
     def _refused(self, err: Job | JobtrailError, deadline: float) -> None:
         """Act on a refused step: wait for a missing record, else end the delivery."""
         if isinstance(err, JobNotFoundError):
-            if monotonic_s() >= deadline:
+            if monotonic_s() < deadline:
+                time.sleep(0.05)
+                return
+            if self.problem is None or self.recreated:
                 raise ProblemError(f"job {self.job_id} {NO_RECORD_REASON}") from err
-            time.sleep(0.05)
+            self._recreate()
             return
         if isinstance(err, AttemptsExhaustedError):
             logger.warning("delivery after the last attempt: job given up, not solved "
@@ -598,7 +649,8 @@ def solve_job(self: SolveTask, job_id: str, problem: str | None = None) -> dict[
 
 def _deliver(task: SolveTask, job_id: str, problem: str | None) -> dict[str, Any]:
     return run_job(JobRun(runtime(task.app), job_id, str(task.request.hostname or ""), task,
-                        str(getattr(task.request, RUN_KEY, None) or "")), problem)
+                          str(getattr(task.request, RUN_KEY, None) or ""), problem=problem),
+                   problem)
 
 
 def run_job(run: JobRun, problem: str | None,
