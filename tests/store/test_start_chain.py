@@ -7,12 +7,18 @@ the pool once, after the last of them. Real redis-server (the session fixture).
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 import redis
 
-from jobtrail.errors import InvalidTransitionError
+from jobtrail.errors import InvalidTransitionError, RedisUnavailableError
+from jobtrail.keys import KeySpace
 from jobtrail.models import EventType, Job, JobStatus
 from jobtrail.store import EventLog, JobStore
 from jobtrail.store.job_store import PendingFinish
+from tests.conftest import MAIN_DB
+from tests.helpers.tcp_proxy import TcpProxy
 
 FIELDS = {"result": '{"text": "2"}', "error": ""}
 
@@ -105,3 +111,51 @@ def test_a_chained_start_of_a_job_finished_meanwhile_is_refused_and_read_alone(
     assert isinstance(refused, InvalidTransitionError)
     assert store.get(b).worker == "other" and store.get(b).attempts == 1
     assert _in_use(store) == before
+
+
+def test_a_chained_start_whose_connection_was_lost_is_never_read_from_a_new_one(
+        redis_server: Any, store: JobStore, keys: KeySpace, events: EventLog) -> None:
+    # Given three pending jobs, and a store on the main DB through a proxy
+    a, b, c = (store.create(f"{n} + 3").id for n in range(3))
+    proxy = TcpProxy("127.0.0.1", redis_server.port)
+    client = redis.Redis.from_url(proxy.url(MAIN_DB), socket_timeout=2, decode_responses=True)
+    try:
+        proxied = JobStore(client, keys)
+        first = proxied.send_start(a, worker="w1", token="T0")
+        assert isinstance(proxied.read_start(first), Job)
+        # When the first job's finish and the second's chained start go into a black hole
+        # (the server never sees them), the connection is then reset, and the first
+        # finish's read fails
+        assert proxy.black_hole() >= 1
+        finish = proxied.send_finish(first, JobStatus.COMPLETED, fields=FIELDS,
+                                     then_start={"job_id": b, "worker": "w1", "token": "T1"})
+        assert finish.next_ticket is not None
+        assert proxy.close_black_holed() >= 1
+        with pytest.raises(RedisUnavailableError):
+            proxied.read_finish(finish)
+
+        # Then the second job's finish (with the third's start) is not sent on a new
+        # connection whose replies its ticket would take for its start's: it fails as a
+        # lost connection (the caller sends both again, the same token), and no read ever
+        # hands one job another job's record
+        try:
+            second = proxied.send_finish(
+                finish.next_ticket, JobStatus.COMPLETED, fields=FIELDS,
+                then_start={"job_id": c, "worker": "w1", "token": "T2"})
+        except RedisUnavailableError:
+            pass
+        else:
+            started, finished = proxied.read_finish(second)
+            assert not (isinstance(finished, Job) and finished.id != b), (
+                f"job {b}'s finish read job {finished.id}'s record")  # type: ignore[union-attr]
+        assert store.get(c).status is JobStatus.PENDING  # the third's start was not sent
+        # the caller's retry (JobRun.finish: the start again, the same token) then applies once
+        _, done = proxied.finish(proxied.send_start(b, worker="w1", token="T1"),
+                                 JobStatus.COMPLETED, fields=FIELDS)
+        assert isinstance(done, Job) and done.id == b and done.status is JobStatus.COMPLETED
+        assert [e.type for e in events.read(b)] == [
+            EventType.CREATED, EventType.STARTED, EventType.COMPLETED]
+        assert len(client.connection_pool._in_use_connections) == 0  # type: ignore[attr-defined]
+    finally:
+        client.close()
+        proxy.close()

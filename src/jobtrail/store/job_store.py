@@ -619,8 +619,10 @@ class JobStore:
 
         Raises:
             RedisUnavailableError: The finish could not be sent (the connection is
-                dropped and given back; whether the start was applied is unknown:
-                send both again with the same token; a *then_start* is not sent).
+                dropped and given back; or it was dropped already, the start's reply
+                unread, by a ticket sharing it whose read failed: nothing is sent on a
+                new one); whether the start was applied is unknown: send both again
+                with the same token; a *then_start* is not sent.
         """
         keys, args = self._transition_args(
             ticket.job_id, to, fields=fields, event=None, event_fields=event_fields,
@@ -670,6 +672,14 @@ class JobStore:
         """Send the finish on the ticket's connection, with the script call *then* (keys,
         args: the next start) in the same write (on failure: dropped, given back)."""
         conn = ticket.conn
+        if ticket.started is None and conn._sock is None:
+            # dropped since the start was sent (a ticket sharing it failed a read): its reply
+            # went with the socket, and redis-py would connect anew for this send, whose
+            # replies this ticket would then read as its start's and its finish's (another
+            # job's record taken for this job's outcome)
+            self._give_back(ticket)
+            raise wrap_redis_error("main DB", redis.ConnectionError(
+                "the connection of the start was lost before its reply was read"))
         sha = self._transition.sha
         commands = [("EVALSHA", sha, len(keys), *keys, *args)]
         if then is not None:
