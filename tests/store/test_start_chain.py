@@ -159,3 +159,21 @@ def test_a_chained_start_whose_connection_was_lost_is_never_read_from_a_new_one(
     finally:
         client.close()
         proxy.close()
+
+
+def test_a_reply_that_is_another_jobs_record_is_raised_as_out_of_step(
+        store: JobStore, main_db: redis.Redis) -> None:
+    # Given job A's reply to its start, as the script returns it
+    a, b = store.create("1 + 1").id, store.create("2 + 2").id
+    started = store.read_start(store.send_start(a, worker="w1", token="T"))
+    assert isinstance(started, Job)
+    flat = [x for pair in main_db.hgetall(store.keys.job(a)).items() for x in pair]
+
+    # When that reply is read as job B's (a connection out of step)
+    # Then it is raised as a lost connection (the caller sends B's step again), never
+    # taken for B's record or for a refusal of B's step
+    with pytest.raises(RedisUnavailableError, match="out of step"):
+        store._outcome(b, JobStatus.PROCESSING, ["ok", flat])
+    assert isinstance(store._outcome(a, JobStatus.PROCESSING, ["ok", flat]), Job)
+    store.read_finish(store.send_finish(store.send_start(a, worker="w1", token="T"),
+                                        JobStatus.COMPLETED, fields=FIELDS))

@@ -26,6 +26,7 @@ from jobtrail.errors import (
     JobtrailError,
     MalformedRecordError,
     RedisCommandError,
+    RedisUnavailableError,
 )
 from jobtrail.keys import KeySpace
 from jobtrail.models import (
@@ -463,6 +464,9 @@ class JobStore:
             raise JobLeftBatchError(job_id, str(reply[1]))
         flat = reply[1]  # "ok", or "same": this run's own step, applied already
         job = decode_job(dict(zip(flat[::2], flat[1::2], strict=True)))
+        if job.id != job_id:  # a reply read out of step (a connection shared by a chain)
+            raise RedisUnavailableError("main DB", f"the reply read for job {job_id} was "
+                                        f"job {job.id}'s: the connection is out of step")
         logger.debug("job transitioned job_id=%s to=%s version=%s", job_id, to.value, job.version)
         return job
 
@@ -561,8 +565,12 @@ class JobStore:
         self.client.connection_pool.release(ticket.conn)
 
     def _outcome(self, job_id: str, to: JobStatus, reply: Any) -> Job | JobtrailError:
+        """The step's outcome: the Job, or the error that refused it. A reply read out of
+        step is raised (RedisUnavailableError: the caller sends the step again)."""
         try:
             return self._decode_reply(job_id, to, reply)
+        except RedisUnavailableError:
+            raise
         except JobtrailError as exc:
             return exc
 

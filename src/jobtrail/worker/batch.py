@@ -353,7 +353,11 @@ class _Delivery:
                 finally:
                     self._confirm_results(quiet=True)
                 raise
-            self.flush()
+            try:
+                self.flush()
+            except Reject:
+                self._confirm_results(quiet=True)  # never leave its connection out of the pool
+                raise
             self._confirm_results()  # before the ack: every result stored, or handed back
         # the results DB answered this delivery's own stores: what it could not check at the
         # start (down then) is checked again, or no later delivery would (this one acks)
@@ -391,9 +395,12 @@ class _Delivery:
                                       monotonic_s() - self.buffer[0].began >= GROUP_COMMIT_S)
 
     def _run(self, n: int, job_id: str, problem: str) -> None:
-        if self._aged():
-            self.flush()
         run = self.prepared.pop(n, None)
+        # a job whose start went with the previous finish is begun before any commit: one
+        # that handed the batch back would leave it started and never solved (_prepare
+        # judged the buffer young a moment ago; it is committed after this job instead)
+        if self._aged() and (run is None or run.ticket is None):
+            self.flush()
         if self.status_of[n] in _FINISHED or self.status_of[n] == _LEFT:
             if run is not None:
                 self._drop_start(run)
