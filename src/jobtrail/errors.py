@@ -363,6 +363,15 @@ class JobLeftBatchError(ConcurrentUpdateError):
         self.args = (f"job {job_id} left batch {batch}: it was requeued alone",)
 
 
+class JobPurgedError(StoreError):
+    """Raised when a record would be written for a job that was purged (its tombstone is
+    there): a purged job is never written again, but by `jobtrail restore`."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job {job_id} was purged: its record is not written again")
+        self.job_id = job_id
+
+
 class NotCancellableError(StoreError):
     """Raised when a job cannot be cancelled as asked; nothing was written.
 

@@ -30,7 +30,7 @@ from jobtrail.models import EventType, Fate, JobStatus
 from jobtrail.retention import RetentionPolicy, purge
 from jobtrail.store import ArchiveStore, EventLog, JobStore, RetentionStore
 from jobtrail.trace import TraceSources, trace_job
-from jobtrail.worker.app import TASK_SOLVE, create_celery_app
+from jobtrail.worker.app import TASK_SOLVE, TASK_SOLVE_PROBLEM, create_celery_app
 from tests.conftest import make_settings
 from tests.helpers.seeding import seed_job
 from tests.helpers.waiting import job_finished, wait_until
@@ -99,10 +99,11 @@ def test_a_job_whose_record_is_gone_is_recreated_from_its_message_and_solved(
     assert any(item.get("recreated") == RECREATED for item in traced.timeline)
 
 
+@pytest.mark.parametrize("public_task", [False, True], ids=["solve_job", "jobtrail.solve"])
 def test_a_purged_job_is_not_recreated_by_a_late_delivery(
         store: JobStore, celery_app: Celery, main_db: redis.Redis, results_db: redis.Redis,
-        keys: KeySpace, redis_server: Any, tmp_path: Path,
-        caplog: pytest.LogCaptureFixture) -> None:
+        keys: KeySpace, redis_server: Any, tmp_path: Path, settings: Settings,
+        caplog: pytest.LogCaptureFixture, public_task: bool) -> None:
     # Given a finished job purged (archive row, tombstone, record deleted)
     job_id = seed_job(store, JobStatus.COMPLETED, now_s() - 3600, problem="2 + 3")
     archive = ArchiveStore(f"sqlite:///{tmp_path}/archive.db")
@@ -120,8 +121,13 @@ def test_a_purged_job_is_not_recreated_by_a_late_delivery(
     with _worker(celery_app), caplog.at_level(logging.INFO, logger="jobtrail"):
         log.addHandler(caplog.handler)  # the worker's log config does not propagate it
         try:
-            celery_app.send_task(TASK_SOLVE, args=[job_id, "2 + 3"], task_id=job_id)
-            wait_until(lambda: "not recreated" in caplog.text, timeout_s=30,
+            if public_task:  # the public task, published outside jobtrail (no record)
+                plain = Celery(broker=settings.broker_url)
+                plain.send_task(TASK_SOLVE_PROBLEM, args=["2 + 3"], task_id=job_id,
+                                queue=settings.queue)
+            else:
+                celery_app.send_task(TASK_SOLVE, args=[job_id, "2 + 3"], task_id=job_id)
+            wait_until(lambda: "delivery of a purged job dropped" in caplog.text, timeout_s=30,
                        message="the delivery to be dropped")
         finally:
             log.removeHandler(caplog.handler)
@@ -131,7 +137,9 @@ def test_a_purged_job_is_not_recreated_by_a_late_delivery(
     assert not main_db.exists(keys.job(job_id))
     assert main_db.xrange(keys.events(job_id)) == events_before
     assert main_db.zscore(keys.jobs(), job_id) is None
-    assert (f"delivery of a purged job dropped, record not recreated job_id={job_id} "
+    assert (f"delivery of a purged job dropped, record not written job_id={job_id}"
+            if public_task else
+            f"delivery of a purged job dropped, record not recreated job_id={job_id} "
             "purged_at=") in caplog.text
     # and the tombstone and the archive row are as the purge left them
     assert main_db.hgetall(keys.tombstone(job_id)) == tombstone

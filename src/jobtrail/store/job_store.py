@@ -23,6 +23,7 @@ from jobtrail.errors import (
     InvalidTransitionError,
     JobLeftBatchError,
     JobNotFoundError,
+    JobPurgedError,
     JobtrailError,
     MalformedRecordError,
     RedisCommandError,
@@ -186,24 +187,34 @@ class JobStore:
                 str(STATS_MINUTE_TTL_S), job.batch]
         return keys, args
 
-    def create(self, problem: str, *, job_id: str | None = None, kind: str = "") -> Job:
+    def create(self, problem: str, *, job_id: str | None = None, kind: str = "",
+               unless_purged: bool = False) -> Job:
         """Create a pending job record with its index entries and `created` event.
 
         Args:
             problem: The problem text, stored as given.
             job_id: The id to use (the Celery task id); None mints a UUID4.
             kind: The problem kind if already known, else "".
+            unless_purged: Refuse (JobPurgedError) when the job's tombstone is there, in
+                the same atomic step: for a worker writing the record of a message
+                published outside jobtrail, which may be a purged job's late duplicate.
 
         Returns:
             The Job as written (version 0, attempts 0).
 
         Raises:
             ConcurrentUpdateError: A job with *job_id* already exists.
+            JobPurgedError: *unless_purged*, and the job was purged (nothing written).
             RedisUnavailableError: The main DB could not be reached.
         """
         job = self._new_job(problem, job_id, kind)
         keys, args = self._create_args(job)
-        if not self._run(self._create, keys, args):
+        if unless_purged:
+            keys.append(self.keys.tombstone(job.id))
+        created = int(self._run(self._create, keys, args))
+        if created < 0:
+            raise JobPurgedError(job.id)
+        if not created:
             raise ConcurrentUpdateError(job.id, 0)
         return job
 

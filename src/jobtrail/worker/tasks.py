@@ -39,6 +39,7 @@ from jobtrail.errors import (
     InvalidTransitionError,
     JobLeftBatchError,
     JobNotFoundError,
+    JobPurgedError,
     JobtrailError,
     ProblemError,
     RedisOutOfMemoryError,
@@ -724,9 +725,15 @@ def solve_problem(self: SolveTask, problem: str) -> dict[str, Any]:
 
     def create() -> None:
         try:
-            rt.store.create(problem, job_id=job_id)
+            rt.store.create(problem, job_id=job_id, unless_purged=True)
         except ConcurrentUpdateError:
             pass  # recorded by the producer (or an earlier delivery)
+        except JobPurgedError:
+            # a late duplicate of a purged job's message: never resurrected (as a
+            # recreation, JobRun._recreate)
+            logger.warning("delivery of a purged job dropped, record not written job_id=%s",
+                           job_id)
+            raise Ignore() from None
 
     _with_main_db(rt, "create", job_id, create)
     return _deliver(self, job_id, problem)

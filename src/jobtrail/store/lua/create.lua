@@ -13,8 +13,9 @@
 -- ARGV[5] = kind ("" when not known yet)
 -- ARGV[6] = seconds the minute hash is kept
 -- ARGV[7] = the Celery task id of the batch message carrying the job ("" or absent: none)
--- A recreation (JobStore.recreate: the record of a delivered message is missing) adds:
+-- A create that must not resurrect a purged job (JobStore.create unless_purged) adds:
 -- KEYS[8] = tombstone:<id> hash (present: the job was purged, and is never resurrected)
+-- and a recreation (JobStore.recreate: the record of a delivered message is missing) also:
 -- ARGV[8] = why the record is recreated (the `created` event's `recreated` field)
 -- ARGV[9] = the worker recreating it (the event's `worker` field)
 -- ARGV[10] = when it is recreated (epoch seconds: the event's `at`; ARGV[2], created_at,
@@ -40,7 +41,7 @@ redis.call('HINCRBY', KEYS[5], 'created', 1)
 redis.call('HINCRBY', KEYS[6], 'created', 1)
 redis.call('EXPIRE', KEYS[6], tonumber(ARGV[6]))
 local event = {'type', 'created', 'at', ARGV[2], 'status', 'pending'}
-if KEYS[8] then
+if KEYS[8] and ARGV[8] then
   event[4] = ARGV[10]
   table.insert(event, 'recreated')
   table.insert(event, ARGV[8])
