@@ -87,3 +87,14 @@ def test_an_interrupt_cpython_cannot_raise_still_ends_the_command() -> None:
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=60)
     assert (proc.returncode, proc.stdout, proc.stderr) == (130, "", "interrupted\n")
+
+
+def test_the_entry_module_loads_nothing_before_its_ctrl_c_handling() -> None:
+    # a Ctrl-C during an import made before jobtrail.__main__ runs ends as a traceback:
+    # the package and the entry module import nothing of their own (the package imported
+    # typing, 15 ms of that window, and the failure was seen in `import typing`)
+    probe = ("import sys; before = set(sys.modules); import jobtrail.__main__; "
+             "print(' '.join(sorted(set(sys.modules) - before)))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True).stdout.split()
+    assert loaded == ["__future__", "jobtrail", "jobtrail.__main__"], loaded
