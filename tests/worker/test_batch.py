@@ -107,7 +107,7 @@ def test_a_batch_is_one_message_and_each_job_gets_a_single_jobs_record_and_resul
     # When a worker runs them
     proc = worker_process(settings)
     wait_until(lambda: _all_finished(store, [single, single_bad, *jobs], results_db),
-               timeout_s=60, message=f"jobs to finish; log:\n{proc.log()[-3000:]}")
+               timeout_s=60, message=lambda: f"jobs to finish; log:\n{proc.log()[-3000:]}")
 
     # Then each job has its own answer, history and attempt count
     finals = [store.get(j.id) for j in jobs]
@@ -160,7 +160,7 @@ def test_pool_process_killed_mid_batch_resumes_without_solving_finished_jobs_aga
     jobs = service.submit_many([QUICK[0], QUICK[1], SLOW, QUICK[2], QUICK[3]])
     proc = worker_process(settings)
     wait_until(lambda: store.get(jobs[2].id).status is JobStatus.PROCESSING, timeout_s=30,
-               message=f"the slow job to start; log:\n{proc.log()[-2000:]}")
+               message=lambda: f"the slow job to start; log:\n{proc.log()[-2000:]}")
     before = [store.get(j.id) for j in jobs[:2]]
     assert all(b.status is JobStatus.COMPLETED for b in before)
 
@@ -170,7 +170,7 @@ def test_pool_process_killed_mid_batch_resumes_without_solving_finished_jobs_aga
 
     # Then the batch is redelivered: none lost, none left processing
     wait_until(lambda: _all_finished(store, jobs), timeout_s=60,
-               message=f"jobs to finish; log:\n{proc.log()[-3000:]}")
+               message=lambda: f"jobs to finish; log:\n{proc.log()[-3000:]}")
     finals = [store.get(j.id) for j in jobs]
     # the finished jobs keep their answers and were not solved again
     assert finals[:2] == before
@@ -201,7 +201,7 @@ def test_soft_time_limit_fails_one_job_of_a_batch_alone(
     jobs = service.submit_many([QUICK[0], SLOW, QUICK[1], SLOW, QUICK[2]])
     proc = worker_process(settings)
     wait_until(lambda: _all_finished(store, jobs, results_db), timeout_s=60,
-               message=f"jobs to finish; log:\n{proc.log()[-3000:]}")
+               message=lambda: f"jobs to finish; log:\n{proc.log()[-3000:]}")
     finals = [store.get(j.id) for j in jobs]
     assert [f.answer for f in finals[::2]] == [_answer(n) for n in (1, 2, 3)]
     for slow in finals[1::2]:
@@ -221,7 +221,7 @@ def test_memory_limit_fails_one_job_of_a_batch_alone(
     jobs = service.submit_many([QUICK[0], "expand (1+x+y+z+w)^40", QUICK[1]])
     proc = worker_process(settings)
     wait_until(lambda: _all_finished(store, jobs), timeout_s=60,
-               message=f"jobs to finish; log:\n{proc.log()[-3000:]}")
+               message=lambda: f"jobs to finish; log:\n{proc.log()[-3000:]}")
     finals = [store.get(j.id) for j in jobs]
     assert (finals[1].status, finals[1].error) == (JobStatus.FAILED,
                                                    "memory limit exceeded (16 MiB)")
@@ -262,13 +262,13 @@ def test_a_stuck_job_is_killed_by_the_hard_limit_and_its_batch_resumes(
     for attempt in (1, 2):
         wait_until(lambda a=attempt: (j := store.get(jobs[1].id)).status
                    is JobStatus.PROCESSING and j.attempts == a, timeout_s=60,
-                   message=f"attempt {attempt}; log:\n{proc.log()[-3000:]}")
+                   message=lambda a=attempt: f"attempt {a}; log:\n{proc.log()[-3000:]}")
         [child] = proc.pool_children()
         child.send_signal(signal.SIGSTOP)   # SIGALRM and the watchdog thread stop with it
 
     # When the batch's hard limit passes each time
     wait_until(lambda: _all_finished(store, jobs), timeout_s=90,
-               message=f"jobs to finish; log:\n{proc.log()[-3000:]}")
+               message=lambda: f"jobs to finish; log:\n{proc.log()[-3000:]}")
 
     # Then the stuck job failed with the hard limit as its reason once its attempts ran out,
     # the first job was not solved again and the last one ran once
@@ -542,7 +542,7 @@ def test_requeue_of_one_job_of_a_batch_leaves_its_processing_batch_mate_alone(
         other = worker_process(settings.model_copy(update={"recover_dead_workers": False}),
                                hostname="w2")
         wait_until(lambda: job_finished(store, jobs[1].id), timeout_s=60,
-                   message=f"the requeued job; log:\n{other.log()[-3000:]}")
+                   message=lambda: f"the requeued job; log:\n{other.log()[-3000:]}")
         assert store.get(jobs[1].id).answer == _answer(1)
         assert _history(events, jobs[1].id).count(EventType.STARTED) == 1
         assert store.get(jobs[0].id).status is JobStatus.PROCESSING
@@ -572,7 +572,7 @@ def test_a_requeued_processing_job_keeps_its_own_message_when_its_old_run_fails_
         # When the old run's solve fails afterwards (its soft time limit) and sends its finish
         wait_until(lambda: "outcome dropped" in holder.log()
                    or store.get(jobs[0].id).status is JobStatus.FAILED, timeout_s=30,
-                   message=f"the old run's finish; log:\n{holder.log()[-3000:]}")
+                   message=lambda: f"the old run's finish; log:\n{holder.log()[-3000:]}")
         # Then the old run's outcome is dropped: the job waits for its own message, still
         # queued, as a requeued job whose old run succeeded late does
         requeued = store.get(jobs[0].id)

@@ -56,7 +56,7 @@ def test_revoking_a_job_of_a_batch_skips_it_as_a_single_job(
     running = service.submit_many([MEDIUM_PROBLEM, "solve x + 1 = 2", "solve x + 2 = 3"])
     wait_until(lambda: store.get(running[0].id).status is JobStatus.PROCESSING,
                timeout_s=60, interval_s=0.05,
-               message=f"the batch to start; log:\n{proc.log()[-2000:]}")
+               message=lambda: f"the batch to start; log:\n{proc.log()[-2000:]}")
     single = service.submit("solve x + 3 = 4")
     queued = service.submit_many(["solve x + 4 = 5", "solve x + 5 = 6"])
 
@@ -66,7 +66,7 @@ def test_revoking_a_job_of_a_batch_skips_it_as_a_single_job(
     # Then each revoked job reads as the revoked single job does; its batch-mates complete
     wait_until(lambda: all(job_finished(store, j.id) for j in (*running, *queued, single)),
                timeout_s=60, interval_s=0.2,
-               message=f"every job to finish; log:\n{proc.log()[-3000:]}")
+               message=lambda: f"every job to finish; log:\n{proc.log()[-3000:]}")
     want = _looks(store, events, results_db, keys, single.id)
     assert want == (JobStatus.FAILED, "task revoked before it finished", 0,
                     [EventType.CREATED, EventType.FAILED], "REVOKED")
