@@ -147,12 +147,8 @@ class PendingResults:
 
         def write() -> None:
             with backend.client.pipeline(transaction=False) as pipe:
-                for key, value, expires in writes:
-                    if expires:
-                        pipe.setex(key, expires, value)
-                    else:
-                        pipe.set(key, value)
-                    pipe.publish(key, value)
+                for command in _result_commands(writes):
+                    pipe.execute_command(*command)
                 pipe.execute()
 
         first_id, first_state = self.first or ("", "")
@@ -160,6 +156,14 @@ class PendingResults:
             lambda: backend.ensure(write, ()),
             fallback_exc=partial(BackendStoreError, task_id=first_id, state=first_state),
             fallback_msg="failed to store results on the backend")
+
+
+def _result_commands(writes: Sequence[tuple[str, str, int | None]]) -> list[tuple[Any, ...]]:
+    """The commands of results (key, value, TTL in seconds or None) as `RedisBackend._set`
+    writes each: SETEX (SET without a TTL), then PUBLISH to the key's channel."""
+    return [c for key, value, expires in writes
+            for c in ((("SETEX", key, expires, value) if expires else ("SET", key, value)),
+                      ("PUBLISH", key, value))]
 
 
 def send_owned_results(backend: Any, outcomes: Sequence[tuple[str, Any, str, Any]],
@@ -202,10 +206,7 @@ def send_owned_results(backend: Any, outcomes: Sequence[tuple[str, Any, str, Any
                    if state == states.FAILURE else backend.expires)
         writes.append((backend.get_key_for_task(task_id), value, expires))
     pending = PendingResults(backend, writes, (owned[0][0], owned[0][2]), None)
-    commands = [(("SETEX", key, expires, value) if expires else ("SET", key, value))
-                for key, value, expires in writes]
-    packed = [c for command, (key, value, _) in zip(commands, writes, strict=True)
-              for c in (command, ("PUBLISH", key, value))]
+    packed = _result_commands(writes)
     pool = backend.client.connection_pool
     try:
         conn = pool.get_connection()
