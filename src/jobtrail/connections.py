@@ -358,9 +358,9 @@ def connect(url: str, *, socket_timeout_s: float | None = None,
         if name is None:
             raise JobtrailError(f"no Sentinel master name for {mask_url(url)}")
         kwargs.pop("socket_keepalive_options", None)
-        sentinel = FailoverSentinel(list(target.hosts),  # type: ignore[no-untyped-call]
+        sentinel = FailoverSentinel(list(target.hosts),  # type: ignore[no-untyped-call, unused-ignore]
                             sentinel_kwargs=sentinel_kwargs(settings))
-        client = sentinel.master_for(  # type: ignore[no-untyped-call]
+        client = sentinel.master_for(  # type: ignore[no-untyped-call, unused-ignore]
             name, redis_class=DurableRedis if durable else redis.Redis,
             connection_pool_class=FreshMasterPool, db=target.db,
             username=target.username, password=target.password, decode_responses=True,

@@ -226,7 +226,7 @@ class KeyspaceEventListener:
                 then goes on with snapshots alone).
         """
         pattern = keyevent_pattern(self.db_index)
-        self._pubsub = self._raw.pubsub()  # type: ignore[no-untyped-call]  # redis-py untyped
+        self._pubsub = self._raw.pubsub()  # type: ignore[no-untyped-call, unused-ignore]  # untyped before redis-py 8.2
         self._timed(f"PSUBSCRIBE {pattern}", lambda: self._pubsub.psubscribe(pattern)
                     if self._pubsub else None)
         deadline = now_s() + timeout_s
