@@ -15,6 +15,7 @@ import redis
 
 from jobtrail.clock import now_s
 from jobtrail.config import Settings
+from jobtrail.embedded import EmbeddedRedis
 from jobtrail.keys import KeySpace
 from jobtrail.models import JobStatus
 from jobtrail.retention import RetentionPolicy, purge
@@ -152,3 +153,40 @@ def test_sigterm_stops_the_cli_purge_like_ctrl_c(
     # And a rerun finishes the work
     assert_rerun_finishes(store, RetentionStore(main_db, results_db, keys), archive, main_db,
                           keys, old, recent)
+
+
+def test_sigterm_during_a_restore_step_is_taken_between_records(
+        store: JobStore, archive: ArchiveStore, archive_settings: Settings,
+        redis_server: EmbeddedRedis, main_db: redis.Redis, results_db: redis.Redis,
+        keys: KeySpace) -> None:
+    # Given 300 purged jobs being restored by `jobtrail retention restore --since 1d`
+    old, _ = seed(store, results_db, keys, 300)
+    purge(RetentionStore(main_db, results_db, keys), archive,
+          RetentionPolicy("p", (JobStatus.COMPLETED,), DAY), tombstone_ttl_s=3600)
+    cmd = [sys.executable, "-m", "jobtrail", "retention", "restore", "--since", "1d", "--json"]
+    proc = subprocess.Popen(cmd, env=settings_env(archive_settings), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert redis_server.process is not None
+    try:
+        wait_until(lambda: main_db.exists(*(keys.job(j) for j in old)) > 0
+                   or proc.poll() is not None, timeout_s=30, interval_s=0.005,
+                   message="the restore to begin")
+        # When redis-server stops answering mid-step and the command gets SIGTERM then
+        # (the signal lands while a record's Lua step is sent and its reply unread)
+        redis_server.process.send_signal(signal.SIGSTOP)
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+    finally:
+        redis_server.process.send_signal(signal.SIGCONT)
+    _, stderr = proc.communicate(timeout=30)
+    # Then it stops between two records: exit 130, one line, and the audit row counts
+    # exactly the jobs that are live again, each marked restored in the archive
+    assert proc.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1].endswith("interrupted")
+    (run,) = [r for r in archive.history() if r.kind == "restore"]
+    assert run.outcome == "failed" and run.error == "interrupted"
+    live = [j for j in old if store.find(j) is not None]
+    assert 0 < len(live) < len(old) and run.counts["restored"] == len(live)
+    assert all(archive.get(j).restored_at is not None for j in live)
+    assert all(archive.get(j).restored_at is None for j in old if j not in set(live))

@@ -198,3 +198,32 @@ def test_ties_larger_than_a_page_are_each_handed_out_once_while_deleted(
         main_db.zrem(keys.jobs_by_status(C), batch[-1].job_id)
     # Then every job came out once, ties in id order, then the later ones
     assert handed == sorted(tied) + later
+
+
+def test_an_interrupt_asked_between_batches_ends_the_purge_after_the_batches_in_flight(
+        store: JobStore, rstore: RetentionStore, archive: ArchiveStore,
+        main_db: redis.Redis, keys: KeySpace) -> None:
+    # Given 30 old jobs purged 5 per batch, and an interrupt held (the CLI's Ctrl-C or
+    # SIGTERM) from the moment the first batch is deleted
+    t = now_s() - 10 * DAY
+    jobs = [seed_job(store, C, t + i) for i in range(30)]
+    deleted: list[str] = []
+
+    def progress(step: PurgeStep, ids: Sequence[str]) -> None:
+        if step is PurgeStep.DELETED:
+            deleted.extend(ids)
+
+    with pytest.raises(KeyboardInterrupt):
+        purge(rstore, archive, RetentionPolicy("p", (C,), DAY), tombstone_ttl_s=3600,
+              batch_size=5, on_progress=progress, interrupted=lambda: bool(deleted))
+    # Then no batch starts after it, those begun finish, and the audit counts them
+    (run,) = archive.history()
+    gone = [j for j in jobs if not main_db.exists(keys.job(j))]
+    assert run.outcome == "failed" and run.error == "interrupted"
+    assert 5 <= len(gone) < 30 and run.counts["purged"] == len(gone) == len(deleted)
+    assert run.counts["archived"] == archive.count() == len(gone)
+    # And a dry run asked to stop stops too, writing nothing
+    with pytest.raises(KeyboardInterrupt):
+        purge(rstore, archive, RetentionPolicy("p", (C,), DAY), tombstone_ttl_s=3600,
+              dry_run=True, interrupted=lambda: True)
+    assert len(archive.history()) == 1

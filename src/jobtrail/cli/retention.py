@@ -22,10 +22,10 @@ from jobtrail.cli.output import (
     add_text_column,
     data_table,
     exit_with,
+    interrupt_between_steps,
     out,
     print_json,
     progress_bar,
-    sigterm_as_interrupt,
     wrapped,
 )
 from jobtrail.clock import now_s
@@ -167,7 +167,9 @@ def purge_cmd(
     store, archive = _stores(ctx)
     settings = settings_from(ctx)
     at = now_s()
-    with sigterm_as_interrupt(), progress_bar() as progress:
+    # Ctrl-C and SIGTERM are held and taken between batches (purge's `interrupted`): the
+    # batches in flight finish and the audit counts them; a second one raises at once
+    with interrupt_between_steps() as interrupted, progress_bar() as progress:
         task = progress.add_task("dry run" if dry_run else "purging",
                                  total=count_candidates(store, policy, at))
 
@@ -177,7 +179,7 @@ def purge_cmd(
 
         report = purge(store, archive, policy, tombstone_ttl_s=settings.tombstone_ttl_s,
                        batch_size=batch_size or settings.purge_batch_size, dry_run=dry_run,
-                       now=at, on_progress=advance)
+                       now=at, on_progress=advance, interrupted=interrupted)
     if json_out:
         print_json(report.to_dict())
     else:
@@ -316,15 +318,16 @@ def restore(
         if policy not in policies and not archive.count(policy=policy):
             _unknown_policy(policy, policies, " (and no archived job names it)")
     if job_ids:
-        with sigterm_as_interrupt():
-            report = restore_ids(store, archive, job_ids)
+        with interrupt_between_steps() as interrupted:  # taken between records, as purge's
+            report = restore_ids(store, archive, job_ids, interrupted=interrupted)
     else:
-        with sigterm_as_interrupt(), progress_bar() as progress:
+        with interrupt_between_steps() as interrupted, progress_bar() as progress:
             task = progress.add_task("restoring", total=None)
             report = restore_matching(
                 store, archive, policy=policy,
                 purged_since=None if since_s is None else now_s() - since_s,
-                on_progress=lambda ids: progress.advance(task, len(ids)))
+                on_progress=lambda ids: progress.advance(task, len(ids)),
+                interrupted=interrupted)
     if json_out:
         print_json(report.to_dict())
     else:

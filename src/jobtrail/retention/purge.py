@@ -188,11 +188,13 @@ class _Stages:
     the tally and the selection's max_per_run count (the selection pages by
     keyset, so the deletes running meanwhile do not move it). `stop` is set
     by the first failure (or an interrupt); no stage starts a batch after it.
+    `interrupted` is asked before each batch (see purge).
     """
 
     def __init__(self, store: RetentionStore, archive: ArchiveStore, selection: Selection,
                  *, policy: str, run_id: str, tombstone_ttl_s: float, chunk: int,
-                 on_progress: ProgressFn | None) -> None:
+                 on_progress: ProgressFn | None,
+                 interrupted: Callable[[], bool] | None = None) -> None:
         self.store = store
         self.archive = archive
         self.selection = selection
@@ -201,6 +203,7 @@ class _Stages:
         self.tombstone_ttl_s = tombstone_ttl_s
         self.chunk = chunk
         self.on_progress = on_progress
+        self.interrupted = interrupted or (lambda: False)
         self.tally = _Tally()
         self.lock = threading.Lock()
         self.stop = threading.Event()
@@ -308,16 +311,23 @@ class _Stages:
         Raises:
             ArchiveError, RedisUnavailableError: The first failure of any stage,
                 after every batch in flight has finished or stopped.
+            KeyboardInterrupt: `interrupted` said so before a batch, once the batches
+                in flight have finished.
         """
         if dry_run:
-            while self.next_batch(batch_size):
+            while not (asked := self.interrupted()) and self.next_batch(batch_size):
                 pass
+            if asked:
+                raise KeyboardInterrupt("interrupted")
             return
         inflight: deque[Future[None]] = deque()
+        asked = False
         with ThreadPoolExecutor(1, thread_name_prefix="jobtrail-archive") as archiver, \
                 ThreadPoolExecutor(1, thread_name_prefix="jobtrail-delete") as deleter:
             try:
-                while not self.stop.is_set() and (batch := self.next_batch(batch_size)):
+                while not self.stop.is_set() \
+                        and not (asked := self.interrupted()) \
+                        and (batch := self.next_batch(batch_size)):
                     sealed, items = self.read_and_seal(batch)
                     if not sealed:
                         continue
@@ -328,6 +338,8 @@ class _Stages:
                         inflight.popleft().result()
                 while inflight:
                     inflight.popleft().result()
+                if asked:  # the work left was not begun: the run ends interrupted
+                    raise KeyboardInterrupt("interrupted")
             except BaseException:
                 self.stop.set()
                 wait(inflight)  # batches in flight finish their current chunk, then stop
@@ -338,7 +350,8 @@ def purge(store: RetentionStore, archive: ArchiveStore, policy: RetentionPolicy,
           tombstone_ttl_s: float, batch_size: int = 1000, dry_run: bool = False,
           redis_chunk_size: int | None = None, now: float | None = None,
           on_progress: ProgressFn | None = None,
-          actor: tuple[str, str] | None = None) -> PurgeReport:
+          actor: tuple[str, str] | None = None,
+          interrupted: Callable[[], bool] | None = None) -> PurgeReport:
     """Archive, then delete, every job record that *policy* selects.
 
     Each record's archive row is committed and read back before its
@@ -360,6 +373,13 @@ def purge(store: RetentionStore, archive: ArchiveStore, policy: RetentionPolicy,
         now: The time ages are counted from, epoch seconds (default: the clock).
         on_progress: Called after each protocol step with the job ids concerned.
         actor: (user, host) recorded in the audit; default this process's.
+        interrupted: Asked before each batch; once it returns True no batch starts,
+            the batches in flight finish, the audit row ends "interrupted" and
+            KeyboardInterrupt is raised. The CLI passes its held Ctrl-C and SIGTERM
+            (cli.output.interrupt_between_steps): an interrupt raised inside the
+            stages' own steps could land between a thread pool's start of its
+            delete thread and its record of it, and the audit counted a batch whose
+            delete was still running as not purged.
 
     Returns:
         PurgeReport: selected, archived, purged and skipped counts, elapsed_s,
@@ -369,6 +389,7 @@ def purge(store: RetentionStore, archive: ArchiveStore, policy: RetentionPolicy,
         ArchiveError: The archive refused, lost or garbled a row; nothing of
             that batch was deleted (earlier batches stay purged and archived).
         RedisUnavailableError: The main or results DB could not be reached.
+        KeyboardInterrupt: Ctrl-C, or *interrupted* said so (the audit row ended first).
     """
     started = monotonic_s()
     at = now_s() if now is None else now
@@ -382,7 +403,7 @@ def purge(store: RetentionStore, archive: ArchiveStore, policy: RetentionPolicy,
         run_id = run.run_id
     stages = _Stages(store, archive, selection, policy=policy.name, run_id=run_id,
                      tombstone_ttl_s=tombstone_ttl_s, chunk=redis_chunk_size or batch_size,
-                     on_progress=on_progress)
+                     on_progress=on_progress, interrupted=interrupted)
     tally = stages.tally
     try:
         with _gc_frozen():

@@ -61,10 +61,20 @@ class RestoreReport:
 
 
 def _restore_batch(store: RetentionStore, archive: ArchiveStore, records: Sequence[ArchivedJob],
-                   run_id: str, conflicts: list[str]) -> int:
+                   run_id: str, conflicts: list[str],
+                   interrupted: Callable[[], bool] | None = None) -> int:
+    """Restore *records* one by one and mark those restored in the archive; return how many.
+
+    Raises:
+        KeyboardInterrupt: *interrupted* said so before a record, after the ones restored
+            so far were marked (the caller's audit then counts them).
+    """
     at = now_s()
     done: list[str] = []
     for record in records:
+        if interrupted is not None and interrupted():
+            archive.mark_restored(done, at)
+            raise _Interrupted(len(done))
         outcome = store.restore_one(record, restored_at=at, run_id=run_id,
                                     archive=archive.location)
         if outcome == "restored":
@@ -76,13 +86,23 @@ def _restore_batch(store: RetentionStore, archive: ArchiveStore, records: Sequen
     return len(done)
 
 
+class _Interrupted(KeyboardInterrupt):
+    """An interrupt taken between two records, after *restored* of the batch were marked."""
+
+    def __init__(self, restored: int) -> None:
+        super().__init__("interrupted")
+        self.restored = restored
+
+
 def restore_ids(store: RetentionStore, archive: ArchiveStore, job_ids: Sequence[str], *,
                 on_progress: RestoreProgressFn | None = None,
-                actor: tuple[str, str] | None = None) -> RestoreReport:
+                actor: tuple[str, str] | None = None,
+                interrupted: Callable[[], bool] | None = None) -> RestoreReport:
     """Restore the named jobs, all or none checked first.
 
     Every id must have an archive row and no live `job:<id>`; the check runs
     before any write (and the Lua step checks liveness again, atomically).
+    *interrupted* is asked before each record (see restore_matching).
 
     Raises:
         ArchivedJobNotFoundError: An id has no archive row; nothing restored.
@@ -101,12 +121,13 @@ def restore_ids(store: RetentionStore, archive: ArchiveStore, job_ids: Sequence[
     conflicts: list[str] = []
     restored = 0
     try:
-        restored = _restore_batch(store, archive, records, run.run_id, conflicts)
+        restored = _restore_batch(store, archive, records, run.run_id, conflicts, interrupted)
         if on_progress:
             on_progress([r.job_id for r in records])
         if conflicts:
             raise RestoreConflictError(conflicts[0])
     except BaseException as exc:  # Ctrl-C too: the row must not stay "running"
+        restored += exc.restored if isinstance(exc, _Interrupted) else 0
         end_run(archive, run, {"selected": len(records), "restored": restored,
                                "conflicts": len(conflicts)}, error=failure_text(exc))
         raise
@@ -117,7 +138,8 @@ def restore_ids(store: RetentionStore, archive: ArchiveStore, job_ids: Sequence[
 
 def restore_matching(store: RetentionStore, archive: ArchiveStore, *, policy: str | None = None,
                      purged_since: float | None = None, batch_size: int = 500,
-                     on_progress: RestoreProgressFn | None = None) -> RestoreReport:
+                     on_progress: RestoreProgressFn | None = None,
+                     interrupted: Callable[[], bool] | None = None) -> RestoreReport:
     """Restore every archived job not yet restored, purged by *policy* and/or since a time.
 
     Jobs that are live in the main DB (for example archived by a purge that
@@ -130,6 +152,12 @@ def restore_matching(store: RetentionStore, archive: ArchiveStore, *, policy: st
         purged_since: Only rows purged at or after this time, epoch seconds.
         batch_size: Archive rows per batch; memory is O(batch_size).
         on_progress: Called after each batch with its job ids.
+        interrupted: Asked before each record; once it returns True the records
+            restored so far are marked, the audit row ends "interrupted" with their
+            count, and KeyboardInterrupt is raised. The CLI passes its held Ctrl-C
+            and SIGTERM (cli.output.interrupt_between_steps): an interrupt raised
+            inside a step could land after a record's Lua step and before its
+            archive mark, leaving a job live whose row says it was never restored.
 
     Raises:
         ArchiveError: The archive cannot be read or updated.
@@ -144,10 +172,12 @@ def restore_matching(store: RetentionStore, archive: ArchiveStore, *, policy: st
         for batch in archive.iter_archived(batch_size=batch_size, policy=policy,
                                            purged_since=purged_since, only_unrestored=True):
             selected += len(batch)
-            restored += _restore_batch(store, archive, batch, run.run_id, conflicts)
+            restored += _restore_batch(store, archive, batch, run.run_id, conflicts,
+                                       interrupted)
             if on_progress:
                 on_progress([r.job_id for r in batch])
     except BaseException as exc:  # Ctrl-C too: the row must not stay "running"
+        restored += exc.restored if isinstance(exc, _Interrupted) else 0
         end_run(archive, run, {"selected": selected, "restored": restored,
                                "conflicts": len(conflicts)}, error=failure_text(exc))
         raise
