@@ -3,18 +3,18 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench bench-solver solver-corpus clean
+.PHONY: demo test lint bench bench-solver solver-corpus constraints clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[all]'
+$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[all]'
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[test]'
+$(VENV)/.installed-test: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
 	touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed
@@ -39,6 +39,16 @@ bench-solver: $(VENV)/.installed-test
 # Regenerate bench/solver_corpus.jsonl (mpmath references) from bench/solver_problems.py.
 solver-corpus: $(VENV)/.installed-test
 	$(BIN)/python bench/make_solver_corpus.py
+
+# Resolve every dependency afresh (newest releases pyproject.toml admits) into
+# constraints.txt; commit it after a green `make test`.
+constraints:
+	rm -rf /tmp/jobtrail-constraints && $(PYTHON) -m venv /tmp/jobtrail-constraints
+	/tmp/jobtrail-constraints/bin/python -m pip install -q --upgrade pip
+	/tmp/jobtrail-constraints/bin/python -m pip install -q -e '.[test]'
+	head -4 constraints.txt > constraints.txt.new
+	/tmp/jobtrail-constraints/bin/python -m pip freeze --exclude-editable | grep -v '^jobtrail' >> constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info
