@@ -31,12 +31,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.crash]
 FLUSH_EVERY_S = 0.05
 
 
-def _flush_scripts_until(admin: redis.Redis, stop: threading.Event) -> None:
-    """SCRIPT FLUSH every FLUSH_EVERY_S until *stop* is set (far apart next to a round
-    trip: a step sent again after a NOSCRIPT meets no second flush)."""
+def _flush_scripts_until(admin: redis.Redis, stop: threading.Event,
+                         every_s: float = FLUSH_EVERY_S) -> None:
+    """SCRIPT FLUSH every *every_s* until *stop* is set (by default far apart next to a
+    round trip: a step sent again after a NOSCRIPT meets no second flush)."""
     while not stop.is_set():
         admin.script_flush()
-        time.sleep(FLUSH_EVERY_S)
+        time.sleep(every_s)
 
 
 def test_scripts_flushed_while_starts_are_unread_leave_one_true_attempt_a_job(
@@ -75,3 +76,25 @@ def test_scripts_flushed_while_starts_are_unread_leave_one_true_attempt_a_job(
         assert rig.job(job_id).attempts == 1 and types == [
             EventType.CREATED, EventType.STARTED, EventType.COMPLETED], (
             job_id, types, rig.worker_logs()[-4000:])
+
+
+def test_submits_while_the_scripts_are_flushed_are_each_written_whole(rig: FaultRig) -> None:
+    # Given a submitter writing batches of records in one pipeline (create.lua per job)
+    stop = threading.Event()
+    flusher = threading.Thread(target=_flush_scripts_until, args=(rig.admin, stop, 0.002),
+                               daemon=True)
+    # When the server loses its scripts again and again meanwhile (between a pipeline's
+    # SCRIPT LOAD and its EVALSHAs: redis-py loads a pipeline's scripts first)
+    flusher.start()
+    try:
+        submitted = [job for _ in range(60)
+                     for job in rig.service.submit_many([f"{n} + 2" for n in range(32)])]
+    finally:
+        stop.set()
+        flusher.join(timeout=10)
+    # Then no submit was refused and every record is written once, pending, whole
+    assert len(submitted) == 60 * 32 and len({j.id for j in submitted}) == len(submitted)
+    for n, job in enumerate(submitted):
+        record = rig.job(job.id)
+        assert (record.status, record.problem, record.batch) == (
+            JobStatus.PENDING, f"{n % 32} + 2", job.batch)
