@@ -23,19 +23,38 @@ def main() -> None:
     """Run `jobtrail` (cli.main.main); exits 130 with "interrupted" on a KeyboardInterrupt.
 
     Raises SystemExit always (the command's exit code); an interrupt ends the process
-    with os._exit(130) after flushing stdout and stderr. An interrupt that CPython
-    cannot raise (it hit a weakref callback or a finalizer, such as importlib's
-    module-lock callback during an import: "Exception ignored in ...") reaches
+    with os._exit(130) after flushing stdout and stderr, also when CPython turned it
+    into another exception (any exception after a SIGINT came counts as one). An
+    interrupt that CPython cannot raise (it hit a weakref callback or a finalizer, such
+    as importlib's module-lock callback during an import: "Exception ignored in ...") reaches
     sys.unraisablehook, which ends the process the same way instead of printing a
     traceback and going on.
     """
     sys.unraisablehook = _unraisable
+    _signal.signal(_signal.SIGINT, _on_sigint)
     try:
         from jobtrail.cli.main import main as cli_main
 
         cli_main()
     except KeyboardInterrupt:
         _interrupted()
+    except Exception:
+        # CPython can turn the KeyboardInterrupt into another error: one raised while an
+        # ImportError is built (`from _ssl import RAND_egd`, asyncio's import) became
+        # "TypeError: expected a message argument", a traceback
+        if _sigints[0]:
+            _interrupted()
+        raise
+
+
+#: SIGINTs this process received (_on_sigint); the command's own handlers may replace it.
+_sigints = [0]
+
+
+def _on_sigint(signum: int, frame: object) -> None:
+    """SIGINT: counted, then KeyboardInterrupt, as CPython's default_int_handler raises."""
+    _sigints[0] += 1
+    raise KeyboardInterrupt
 
 
 def _unraisable(unraisable: sys.UnraisableHookArgs) -> None:

@@ -98,3 +98,33 @@ def test_the_entry_module_loads_nothing_before_its_ctrl_c_handling() -> None:
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             check=True).stdout.split()
     assert loaded == ["__future__", "jobtrail", "jobtrail.__main__"], loaded
+
+
+def test_an_interrupt_cpython_turned_into_another_error_still_ends_as_one_line(
+        tmp_path: Path) -> None:
+    # a Ctrl-C that lands while CPython builds an ImportError (`from _ssl import
+    # RAND_egd`, under asyncio's import) came out as "TypeError: expected a message
+    # argument" with a traceback; here an import sends the SIGINT and does the same
+    (tmp_path / "jobtrail_probe_import.py").write_text(
+        "import os, signal\n"
+        "try:\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    import time; time.sleep(5)\n"
+        "except KeyboardInterrupt:\n"
+        "    raise TypeError('expected a message argument') from None\n")
+    script = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(tmp_path)!r})\n"
+        "import jobtrail.__main__ as entry\n"
+        "import builtins\n"
+        "real = builtins.__import__\n"
+        "def probe(name, *a, **k):\n"
+        "    if name == 'jobtrail.cli.main':\n"
+        "        return real('jobtrail_probe_import')\n"
+        "    return real(name, *a, **k)\n"
+        "builtins.__import__ = probe\n"
+        "entry.main()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (130, "", "interrupted\n")
