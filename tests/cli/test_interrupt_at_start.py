@@ -72,6 +72,14 @@ def test_sigint_during_imports_is_one_line_and_exit_130(
     assert error.count("\n") <= 1 and "interrupted" in error, error
 
 
+def _assert_ends_interrupted(script: str) -> None:
+    """Run *script* in a fresh interpreter: it must end as an interrupted command does
+    (exit 130, nothing on stdout, the one line "interrupted" on stderr)."""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (130, "", "interrupted\n")
+
+
 def test_an_interrupt_cpython_cannot_raise_still_ends_the_command() -> None:
     # a Ctrl-C that lands in a weakref callback (importlib's module-lock callback, during
     # an import) is "ignored" by CPython: printed with a traceback, and the command went on
@@ -84,9 +92,7 @@ def test_an_interrupt_cpython_cannot_raise_still_ends_the_command() -> None:
         "thing = Thing(); ref = weakref.ref(thing, callback); del thing\n"
         "print('went on')\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=60)
-    assert (proc.returncode, proc.stdout, proc.stderr) == (130, "", "interrupted\n")
+    _assert_ends_interrupted(script)
 
 
 def test_the_entry_module_loads_nothing_before_its_ctrl_c_handling() -> None:
@@ -125,6 +131,4 @@ def test_an_interrupt_cpython_turned_into_another_error_still_ends_as_one_line(
         "builtins.__import__ = probe\n"
         "entry.main()\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=60)
-    assert (proc.returncode, proc.stdout, proc.stderr) == (130, "", "interrupted\n")
+    _assert_ends_interrupted(script)

@@ -62,19 +62,19 @@ class RestoreReport:
 
 def _restore_batch(store: RetentionStore, archive: ArchiveStore, records: Sequence[ArchivedJob],
                    run_id: str, conflicts: list[str],
-                   interrupted: Callable[[], bool] | None = None) -> int:
-    """Restore *records* one by one and mark those restored in the archive; return how many.
+                   interrupted: Callable[[], bool] | None = None) -> tuple[int, bool]:
+    """Restore *records* one by one and mark those restored in the archive.
 
-    Raises:
-        KeyboardInterrupt: *interrupted* said so before a record, after the ones restored
-            so far were marked (the caller's audit then counts them).
+    Returns:
+        (how many were restored, whether *interrupted* stopped the batch before a record).
     """
     at = now_s()
     done: list[str] = []
+    stopped = False
     for record in records:
         if interrupted is not None and interrupted():
-            archive.mark_restored(done, at)
-            raise _Interrupted(len(done))
+            stopped = True
+            break
         outcome = store.restore_one(record, restored_at=at, run_id=run_id,
                                     archive=archive.location)
         if outcome == "restored":
@@ -83,15 +83,7 @@ def _restore_batch(store: RetentionStore, archive: ArchiveStore, records: Sequen
             conflicts.append(record.job_id)
             logger.info("restore skipped job_id=%s reason=live", record.job_id)
     archive.mark_restored(done, at)
-    return len(done)
-
-
-class _Interrupted(KeyboardInterrupt):
-    """An interrupt taken between two records, after *restored* of the batch were marked."""
-
-    def __init__(self, restored: int) -> None:
-        super().__init__("interrupted")
-        self.restored = restored
+    return len(done), stopped
 
 
 def restore_ids(store: RetentionStore, archive: ArchiveStore, job_ids: Sequence[str], *,
@@ -121,13 +113,15 @@ def restore_ids(store: RetentionStore, archive: ArchiveStore, job_ids: Sequence[
     conflicts: list[str] = []
     restored = 0
     try:
-        restored = _restore_batch(store, archive, records, run.run_id, conflicts, interrupted)
+        restored, stopped = _restore_batch(store, archive, records, run.run_id, conflicts,
+                                           interrupted)
+        if stopped:
+            raise KeyboardInterrupt("interrupted")
         if on_progress:
             on_progress([r.job_id for r in records])
         if conflicts:
             raise RestoreConflictError(conflicts[0])
     except BaseException as exc:  # Ctrl-C too: the row must not stay "running"
-        restored += exc.restored if isinstance(exc, _Interrupted) else 0
         end_run(archive, run, {"selected": len(records), "restored": restored,
                                "conflicts": len(conflicts)}, error=failure_text(exc))
         raise
@@ -172,12 +166,14 @@ def restore_matching(store: RetentionStore, archive: ArchiveStore, *, policy: st
         for batch in archive.iter_archived(batch_size=batch_size, policy=policy,
                                            purged_since=purged_since, only_unrestored=True):
             selected += len(batch)
-            restored += _restore_batch(store, archive, batch, run.run_id, conflicts,
-                                       interrupted)
+            count, stopped = _restore_batch(store, archive, batch, run.run_id, conflicts,
+                                            interrupted)
+            restored += count
+            if stopped:
+                raise KeyboardInterrupt("interrupted")
             if on_progress:
                 on_progress([r.job_id for r in batch])
     except BaseException as exc:  # Ctrl-C too: the row must not stay "running"
-        restored += exc.restored if isinstance(exc, _Interrupted) else 0
         end_run(archive, run, {"selected": selected, "restored": restored,
                                "conflicts": len(conflicts)}, error=failure_text(exc))
         raise

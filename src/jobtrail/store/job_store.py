@@ -394,6 +394,7 @@ class JobStore:
                     raise refused[0]
                 if not failed:
                     return
+                self._loaded.discard(self._create.sha)  # as confirm_create: lost, load again
                 pending = [job for job, _ in failed]
             raise failed[0][1]
         except REDIS_ERRORS as exc:
