@@ -54,9 +54,6 @@ __all__ = [
     "new_job_id",
 ]
 
-#: Times a pipelined create answered NOSCRIPT is sent again (write_jobs); a server
-#: flushing its scripts faster than a round trip is refused after that.
-SCRIPT_LOST_RETRIES = 5
 #: Per-minute statistics are kept 8 days (the dashboard shows up to 7).
 STATS_MINUTE_TTL_S = 8 * 86_400
 LATENCY_BOUNDS_CSV = ",".join(repr(b) for b in LATENCY_BOUNDS_S)
@@ -369,34 +366,32 @@ class JobStore:
 
         A create that the server answers NOSCRIPT (it lost its scripts after redis-py's
         pipeline loaded them: SCRIPT FLUSH, a restart or a failover) wrote nothing and
-        is sent again, with the script loaded again, up to SCRIPT_LOST_RETRIES times;
+        is sent once more as EVAL with the script's text, which no flush can refuse;
         each create is one script call, so the others of the pipeline are written once.
 
         Raises:
             RedisUnavailableError: The main DB could not be reached; the records
                 may or may not have been written (a lost reply).
-            RedisCommandError: A create was refused (or kept being answered
-                NOSCRIPT); the others may have been written.
+            RedisCommandError: A create was refused; the others may have been written.
         """
-        pending = list(jobs)
         try:
-            for _ in range(SCRIPT_LOST_RETRIES + 1):
-                with self.client.pipeline(transaction=False) as pipe:
-                    for job in pending:
-                        keys, args = self._create_args(job)
-                        self._create(keys=keys, args=args, client=pipe)
-                    replies = pipe.execute(raise_on_error=False)
-                failed = [(job, r) for job, r in zip(pending, replies, strict=True)
-                          if isinstance(r, Exception)]
-                refused = [r for _, r in failed
-                           if not isinstance(r, redis.exceptions.NoScriptError)]
-                if refused:
-                    raise refused[0]
-                if not failed:
-                    return
+            with self.client.pipeline(transaction=False) as pipe:
+                calls = [self._create_args(job) for job in jobs]
+                for keys, args in calls:
+                    self._create(keys=keys, args=args, client=pipe)
+                replies = pipe.execute(raise_on_error=False)
+            lost = [call for call, r in zip(calls, replies, strict=True)
+                    if isinstance(r, redis.exceptions.NoScriptError)]
+            refused = [r for r in replies if isinstance(r, Exception)
+                       and not isinstance(r, redis.exceptions.NoScriptError)]
+            if refused:
+                raise refused[0]
+            if lost:
                 self._loaded.discard(self._create.sha)  # as confirm_create: lost, load again
-                pending = [job for job, _ in failed]
-            raise failed[0][1]
+                with self.client.pipeline(transaction=False) as pipe:
+                    for keys, args in lost:
+                        pipe.eval(str(self._create.script), len(keys), *keys, *args)
+                    pipe.execute()
         except REDIS_ERRORS as exc:
             raise wrap_redis_error("main DB", exc) from exc
 
