@@ -225,7 +225,7 @@ def test_a_processing_job_is_cancelled_with_terminate_and_its_task_killed(
     proc = worker_process(settings, hostname="term")
     job = service.submit(SLOW_PROBLEM)
     wait_until(lambda: store.get(job.id).status is JobStatus.PROCESSING, timeout_s=60,
-               message=f"the job to start; log:\n{proc.log()[-2000:]}")
+               message=lambda: f"the job to start; log:\n{proc.log()[-2000:]}")
     wait_until(lambda: proc.pool_children(), timeout_s=10, message="a pool process")
     pool_pid = proc.pool_children()[0].pid
 
@@ -237,12 +237,12 @@ def test_a_processing_job_is_cancelled_with_terminate_and_its_task_killed(
     assert cancelled.error.startswith("cancelled while processing on term@")
     assert cancelled.error.endswith("task terminated")
     wait_until(lambda: app.AsyncResult(job.id).state == "REVOKED", timeout_s=30,
-               message=f"Celery's result REVOKED; log:\n{proc.log()[-2000:]}")
+               message=lambda: f"Celery's result REVOKED; log:\n{proc.log()[-2000:]}")
     wait_until(lambda: pool_pid not in [p.pid for p in proc.pool_children()], timeout_s=30,
                message="the pool process replaced")
     after = service.submit("Solve x + 1 = 3")
     wait_until(lambda: store.get(after.id).status is JobStatus.COMPLETED, timeout_s=60,
-               message=f"the next job; log:\n{proc.log()[-2000:]}")
+               message=lambda: f"the next job; log:\n{proc.log()[-2000:]}")
     final = store.get(job.id)
     assert (final.status, final.error, final.result) == (JobStatus.CANCELLED,
                                                          cancelled.error, None)

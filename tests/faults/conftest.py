@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import redis
 
+from jobtrail.client import Client
 from jobtrail.config import Settings
 from jobtrail.embedded import EmbeddedRedis
 from jobtrail.errors import JobtrailError
@@ -132,7 +133,7 @@ class FaultRig:
         """Wait until a worker answers a Celery ping again after a fault (30 s at most)."""
         time.sleep(0.5)  # the consumer's own error handling first, not a ping before it
         wait_until(self.answers_ping, timeout_s=30, interval_s=0.1,
-                   message=f"the worker to reconnect; log:\n{self.worker_logs()}")
+                   message=lambda: f"the worker to reconnect; log:\n{self.worker_logs()}")
 
     # -- reading back -----------------------------------------------------------------
 
@@ -153,8 +154,8 @@ class FaultRig:
                 return None
             return job if job.status in statuses else None
         return wait_until(reached, timeout_s=timeout_s, interval_s=0.1,  # type: ignore[return-value]
-                          message=f"job {job_id} to be {'/'.join(statuses)};"
-                                  f" worker log:\n{self.worker_logs()}")
+                          message=lambda: f"job {job_id} to be {'/'.join(statuses)};"
+                                          f" {self.stall_report(job_id)}")
 
     def wait_finished(self, job_id: str, *, timeout_s: float = 60.0,
                       with_result: bool = True) -> Job:
@@ -165,7 +166,7 @@ class FaultRig:
         if with_result:
             wait_until(lambda: _retrying(lambda: self.results.exists(
                 self.store.keys.celery_result(job_id))), timeout_s=timeout_s, interval_s=0.1,
-                message=f"the Celery result of {job_id}; worker log:\n{self.worker_logs()}")
+                message=lambda: f"the Celery result of {job_id}; {self.stall_report(job_id)}")
         return self.job(job.id)
 
     def busy(self, factory: Callable[..., WorkerProcess], *, solving_s: float = 0.5,
@@ -181,9 +182,21 @@ class FaultRig:
         time.sleep(solving_s)
         return proc, job.id
 
-    def worker_logs(self) -> str:
-        """The tail of every worker's log."""
-        return "\n".join(w.log()[-3000:] for w in self.workers)
+    def stall_report(self, job_id: str) -> str:
+        """What a wait that timed out shows: the job's trace (fate, verdict, timeline) and
+        the workers' logs as they are at the timeout."""
+        try:
+            with Client(self.settings) as client:
+                found = client.trace(job_id).to_dict()
+            told = json.dumps({k: found[k] for k in ("fate", "verdict", "timeline")},
+                              indent=1, default=str)
+        except (JobtrailError, redis.RedisError) as exc:
+            told = f"(no trace: {exc})"
+        return f"trace:\n{told}\nworker log:\n{self.worker_logs(tail_chars=12000)}"
+
+    def worker_logs(self, tail_chars: int = 3000) -> str:
+        """The tail (*tail_chars* characters) of every worker's log."""
+        return "\n".join(w.log()[-tail_chars:] for w in self.workers)
 
     def start_worker(self, factory: Callable[..., WorkerProcess], *,
                      concurrency: int = 1) -> WorkerProcess:
@@ -193,7 +206,7 @@ class FaultRig:
         self.workers.append(proc)
         wait_until(lambda: self.service.app.control.ping(timeout=0.5), timeout_s=60,
                    interval_s=0.1,
-                   message=f"the worker to answer a ping; log:\n{proc.log()[-3000:]}")
+                   message=lambda: f"the worker to answer a ping; log:\n{proc.log()[-3000:]}")
         return proc
 
 

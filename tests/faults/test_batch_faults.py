@@ -97,7 +97,7 @@ def test_results_db_back_while_the_redelivery_solves_restores_every_result(
     jobs = _batch_running(rig, worker_process)
     rig.stop("results")
     wait_until(lambda: "Celery results of finished jobs not checked" in rig.worker_logs(),
-               timeout_s=90, message=f"the redelivery's check; log:\n{rig.worker_logs()}")
+               timeout_s=90, message=lambda: f"the redelivery's check; log:\n{rig.worker_logs()}")
     # When the results DB is back while that delivery solves the rest
     rig.start("results")
     # Then every job has its Celery result (AsyncResult.get() returns), the ones finished

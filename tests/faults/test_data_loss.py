@@ -49,7 +49,7 @@ def test_data_loss_mid_drain_trace_tells_the_jobs_are_gone_and_the_worker_serves
     # record, and trace says it is gone, not a live or finished fate
     wait_until(lambda: "celery-task-meta" in " ".join(rig.results.keys("*")) or None,
                timeout_s=SOFT_LIMIT_S + 30, interval_s=0.2,
-               message=f"the busy job's delivery to end; log:\n{rig.worker_logs()}")
+               message=lambda: f"the busy job's delivery to end; log:\n{rig.worker_logs()}")
     assert not rig.store.client.exists(rig.store.keys.job(queued_id))
     told = trace_job(_sources(rig), queued_id)
     assert told.fate in {Fate.UNKNOWN, Fate.DELETED_EXTERNALLY}, (told.fate, told.verdict)

@@ -109,7 +109,7 @@ def _start(rig: Rig, worker_process: Callable[..., WorkerProcess], settings: Set
     proc = worker_process(settings, concurrency=1, hostname=name)
     wait_until(lambda: (b := rig.worker(name)) is not None and b.status is WorkerStatus.ALIVE
                and b.polled_at is not None, timeout_s=60,
-               message=f"worker {name} to poll the broker; log:\n{proc.log()[-2000:]}")
+               message=lambda: f"worker {name} to poll the broker; log:\n{proc.log()[-2000:]}")
     warm = rig.service.submit("solve x - 1 = 0")
     _wait_finished(rig, proc, [warm], timeout_s=30)
     return proc
@@ -117,7 +117,7 @@ def _start(rig: Rig, worker_process: Callable[..., WorkerProcess], settings: Set
 
 def _wait_finished(rig: Rig, proc: WorkerProcess, jobs: list[Job], *, timeout_s: float) -> None:
     wait_until(lambda: all(job_finished(rig.store, j.id) for j in jobs), timeout_s=timeout_s,
-               message=f"jobs {[j.id for j in jobs]} to finish; worker log:\n"
+               message=lambda: f"jobs {[j.id for j in jobs]} to finish; worker log:\n"
                        f"{proc.log()[-3000:]}")
 
 
@@ -140,7 +140,7 @@ def _black_hole_and_wait_for_reconnect(rig: Rig, proc: WorkerProcess) -> float:
     started = time.monotonic()
     assert frozen > 0
     wait_until(lambda: rig.new_brpop_clients(old), timeout_s=RECONNECT_BOUND_S,
-               message=f"the consumer to reconnect; worker log:\n{proc.log()[-3000:]}")
+               message=lambda: f"the consumer to reconnect; worker log:\n{proc.log()[-3000:]}")
     return time.monotonic() - started
 
 
@@ -163,7 +163,7 @@ def test_idle_worker_reconnects_and_runs_the_job_queued_during_the_black_hole(
 
     # Then the consumer reconnects within the bound, and the queued job completes, once
     wait_until(lambda: rig.new_brpop_clients(old), timeout_s=RECONNECT_BOUND_S,
-               message=f"the consumer to reconnect; worker log:\n{proc.log()[-3000:]}")
+               message=lambda: f"the consumer to reconnect; worker log:\n{proc.log()[-3000:]}")
     assert time.monotonic() - started < RECONNECT_BOUND_S
     _wait_finished(rig, proc, [queued], timeout_s=30)
     final = rig.store.get(queued.id)
@@ -260,7 +260,7 @@ def test_blocked_consumer_reads_stuck_in_workers_trace_and_doctor(
     # Then, while its heartbeat still beats, `workers` shows it stuck with the poll's age
     beat = wait_until(lambda: (b := rig.worker("blocked")) is not None
                       and b.status is WorkerStatus.STUCK and b, timeout_s=15,
-                      message=f"the worker to read stuck; log:\n{proc.log()[-2000:]}")
+                      message=lambda: f"the worker to read stuck; log:\n{proc.log()[-2000:]}")
     assert beat.alive and beat.poll_age_s is not None and beat.poll_age_s > 4.0
     listed = _cli(rig.direct, "workers", "--json")
     assert listed.returncode == 0, listed.stderr

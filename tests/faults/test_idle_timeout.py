@@ -43,7 +43,7 @@ def test_idle_connections_closed_by_the_server_reconnect_silently(
         assert again.status_code in (200, 201, 202), again.text
         job_id = again.json()["id"]
         wait_until(lambda: http.get(f"/jobs/{job_id}").json()["status"] == "completed",
-                   timeout_s=30, interval_s=0.2, message=f"job {job_id} via the API")
+                   timeout_s=30, interval_s=0.2, message=lambda: f"job {job_id} via the API")
         assert http.get(f"/jobs/{job_id}/trace").status_code == 200
     time.sleep(2.0)  # idle again: the rig's own pooled connections are closed too
     assert_true_fates(rig, {first_id: (JobStatus.COMPLETED, QUICK_ANSWER),

@@ -103,7 +103,7 @@ def test_a_live_worker_is_not_called_gone_until_redis_has_been_up_the_gone_thres
 
     # When its heartbeats come back, it is live, and its job processing there
     wait_until(lambda: rig.store.client.exists(rig.store.keys.worker(running.worker)),
-               timeout_s=30, message=f"the heartbeat to return; log:\n{proc.log()[-3000:]}")
+               timeout_s=30, message=lambda: f"the heartbeat to return; log:\n{proc.log()[-3000:]}")
     traced = trace(rig.settings, job_id)
     assert traced.fate is Fate.PROCESSING and "not yet judged" not in traced.verdict, \
         traced.verdict

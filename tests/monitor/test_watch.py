@@ -37,7 +37,7 @@ class _Runner:
         self.summary = watch(targets, options, on_progress=self._progress, stop=self.stop)
 
     def wait_rounds(self, n: int) -> None:
-        wait_until(lambda: self.rounds >= n, timeout_s=10, message=f"{n} rounds")
+        wait_until(lambda: self.rounds >= n, timeout_s=10, message=lambda: f"{n} rounds")
 
     def finish(self) -> dict[str, Any]:
         self.stop.set()

@@ -51,7 +51,8 @@ def _kill_each_attempt(store: JobStore, proc: WorkerProcess, job: Job, attempts:
     for attempt in range(1, attempts + 1):
         wait_until(lambda a=attempt: (lambda j: j.status is JobStatus.PROCESSING
                                       and j.attempts == a)(store.get(job.id)),
-                   timeout_s=60, message=f"attempt {attempt}; log:\n{proc.log()[-3000:]}")
+                   timeout_s=60,
+                   message=lambda a=attempt: f"attempt {a}; log:\n{proc.log()[-3000:]}")
         [child] = wait_until(lambda: [c for c in proc.pool_children() if c.is_running()],
                              timeout_s=30, message="a pool process")
         child.send_signal(signal.SIGKILL)
@@ -74,7 +75,7 @@ def _assert_given_up(store: JobStore, events: EventLog, service: JobService, job
     # and the one pool process is free: a quick job right after is solved at once
     quick = service.submit(QUICK)
     wait_until(lambda: job_finished(store, quick.id), timeout_s=15,
-               message=f"a quick job on the free pool process; log:\n{proc.log()[-3000:]}")
+               message=lambda: f"a quick job on the free pool process; log:\n{proc.log()[-3000:]}")
     # and trace reads the failure with its result, and no deletion
     traced = trace(settings, job.id)
     assert "gave up after 2 attempts" in traced.verdict
@@ -105,7 +106,7 @@ def test_a_batched_job_delivered_after_its_last_attempt_is_failed_without_a_solv
     _kill_each_attempt(store, proc, jobs[0], 2)
     # Then its batch-mate runs once, right after
     wait_until(lambda: job_finished(store, jobs[1].id), timeout_s=20,
-               message=f"the batch-mate; log:\n{proc.log()[-3000:]}")
+               message=lambda: f"the batch-mate; log:\n{proc.log()[-3000:]}")
     assert store.get(jobs[1].id).answer == "x = -3, x = 3"
     assert [e.type for e in events.read(jobs[1].id)].count(EventType.STARTED) == 1
     _assert_given_up(store, events, service, jobs[0], settings, proc)

@@ -121,7 +121,8 @@ def test_cancelling_a_job_of_a_batch_a_live_worker_will_run_leaves_the_rest_runn
         update={"batch_max_jobs": 3})))
     busy = service.submit(MEDIUM_PROBLEM)
     wait_until(lambda: store.get(busy.id).status is JobStatus.PROCESSING, timeout_s=60,
-               interval_s=0.05, message=f"the busy job to start; log:\n{proc.log()[-2000:]}")
+               interval_s=0.05,
+               message=lambda: f"the busy job to start; log:\n{proc.log()[-2000:]}")
     jobs = service.submit_many(["solve x + 1 = 2", "solve x + 2 = 3", "solve x + 3 = 4"])
 
     # When one job of the batch is cancelled while the worker (which hears the revoke) is busy
@@ -130,7 +131,7 @@ def test_cancelling_a_job_of_a_batch_a_live_worker_will_run_leaves_the_rest_runn
     # Then the worker skips that job alone: its batch-mates run (the batch was not revoked)
     wait_until(lambda: all(store.get(j.id).status is JobStatus.COMPLETED
                            for j in (jobs[0], jobs[2])), timeout_s=60, interval_s=0.2,
-               message=f"the batch-mates to complete; log:\n{proc.log()[-3000:]}")
+               message=lambda: f"the batch-mates to complete; log:\n{proc.log()[-3000:]}")
     cancelled = store.get(jobs[1].id)
     assert (cancelled.status, cancelled.attempts) == (JobStatus.CANCELLED, 0)
     assert [e.type for e in events.read(cancelled.id)][:2] == [EventType.CREATED,

@@ -56,14 +56,14 @@ def test_a_job_of_a_batch_sends_the_task_events_of_a_single_job(
     assert batched[0].batch
     jobs = [single, single_bad, *batched]
     wait_until(lambda: all(job_finished(store, j.id) for j in jobs), timeout_s=60,
-               message=f"the jobs to finish; log:\n{proc.log()[-3000:]}")
+               message=lambda: f"the jobs to finish; log:\n{proc.log()[-3000:]}")
 
     # Then each batched job's events, by its id, are the single job's in kind and order
     def kinds(job_id: str) -> list[str]:
         return [e["type"] for e in seen if e.get("uuid") == job_id and e["type"] != "task-sent"]
 
     wait_until(lambda: len(kinds(batched[1].id)) >= 3 and len(kinds(single_bad.id)) >= 3,
-               timeout_s=15, message=f"the events; seen {[e['type'] for e in seen]}")
+               timeout_s=15, message=lambda: f"the events; seen {[e['type'] for e in seen]}")
     stop.set()
     assert kinds(single.id) == ["task-received", "task-started", "task-succeeded"]
     assert kinds(batched[0].id) == kinds(single.id)
@@ -111,7 +111,7 @@ def test_a_pool_process_keeps_its_event_connection_from_batch_to_batch(
         jobs = service.submit_many(["1 + 1", "2 + 2", "3 + 3"])
         assert jobs[0].batch
         wait_until(lambda: all(job_finished(store, j.id) for j in jobs), timeout_s=60,
-                   message=f"the batch to finish; log:\n{proc.log()[-3000:]}")
+                   message=lambda: f"the batch to finish; log:\n{proc.log()[-3000:]}")
         wait_until(lambda: _succeeded_ids(pubsub, succeeded) >= {j.id for j in jobs},
                    timeout_s=15, message="the batch's task events")
 
@@ -149,7 +149,7 @@ def test_a_worker_with_task_events_off_sends_none_and_still_runs_every_job(
         # When a single job and a batch run
         jobs = [service.submit("1 + 1"), *service.submit_many(["2 + 2", "solve x^2 = "])]
         wait_until(lambda: all(job_finished(store, j.id) for j in jobs), timeout_s=60,
-                   message=f"the jobs to finish; log:\n{proc.log()[-3000:]}")
+                   message=lambda: f"the jobs to finish; log:\n{proc.log()[-3000:]}")
 
         # Then every job ended as it would with events on, and no task event was
         # published (the worker's own heartbeats may be)

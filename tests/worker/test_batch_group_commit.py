@@ -83,10 +83,10 @@ def test_pool_process_killed_after_a_group_commit_never_solves_a_committed_job_a
     proc = worker_process(settings)
     warm = service.submit_many(["5 + 1", "6 + 1"])  # the pool process's first solves
     wait_until(lambda: all(job_finished(store, j.id, results_db) for j in warm),
-               timeout_s=60, message=f"warm-up jobs to finish; log:\n{proc.log()[-2000:]}")
+               timeout_s=60, message=lambda: f"warm-up jobs to finish; log:\n{proc.log()[-2000:]}")
     jobs = service.submit_many(["1 + 1", SLOW, "2 + 1"])
     wait_until(lambda: store.get(jobs[1].id).status is JobStatus.PROCESSING, timeout_s=30,
-               message=f"the slow job to start; log:\n{proc.log()[-2000:]}")
+               message=lambda: f"the slow job to start; log:\n{proc.log()[-2000:]}")
     before = [store.get(jobs[0].id)]
     assert all(b.status is JobStatus.COMPLETED for b in before)
 
@@ -97,7 +97,7 @@ def test_pool_process_killed_after_a_group_commit_never_solves_a_committed_job_a
 
     # Then the redelivered batch finishes every job, each with its Celery result
     wait_until(lambda: all(job_finished(store, j.id, results_db) for j in jobs),
-               timeout_s=60, message=f"jobs to finish; log:\n{proc.log()[-3000:]}")
+               timeout_s=60, message=lambda: f"jobs to finish; log:\n{proc.log()[-3000:]}")
     finals = [store.get(j.id) for j in jobs]
     # and the committed job was not solved again: same record, one start, one attempt
     assert finals[:1] == before

@@ -38,7 +38,7 @@ def test_a_restored_result_keeps_the_finish_time_and_the_rest_of_its_ttl(
     [message] = broker_db.lrange(keys.queue(), 0, -1)
     proc = worker_process(settings)
     wait_until(lambda: all(job_finished(store, j.id, results_db) for j in jobs),
-               timeout_s=60, message=f"jobs to finish; log:\n{proc.log()[-2000:]}")
+               timeout_s=60, message=lambda: f"jobs to finish; log:\n{proc.log()[-2000:]}")
     finals = [store.get(j.id) for j in jobs]
     first = json.loads(results_db.get(keys.celery_result(jobs[0].id)))
     failed = json.loads(results_db.get(keys.celery_result(jobs[3].id)))
@@ -52,7 +52,7 @@ def test_a_restored_result_keeps_the_finish_time_and_the_rest_of_its_ttl(
     time.sleep(3)
     broker_db.lpush(keys.queue(), message)
     wait_until(lambda: results_db.exists(keys.celery_result(jobs[0].id)), timeout_s=60,
-               message=f"the result to be restored; log:\n{proc.log()[-2000:]}")
+               message=lambda: f"the result to be restored; log:\n{proc.log()[-2000:]}")
     wait_until(lambda: broker_db.llen(keys.queue()) == 0 and not broker_db.hlen(
         keys.unacked()), timeout_s=30)
 
@@ -90,7 +90,7 @@ def test_a_result_kept_forever_is_restored_forever(
     [message] = broker_db.lrange(keys.queue(), 0, -1)
     proc = worker_process(settings)
     wait_until(lambda: all(job_finished(store, j.id, results_db) for j in jobs),
-               timeout_s=60, message=f"jobs to finish; log:\n{proc.log()[-2000:]}")
+               timeout_s=60, message=lambda: f"jobs to finish; log:\n{proc.log()[-2000:]}")
     assert [results_db.ttl(keys.celery_result(j.id)) for j in jobs] == [-1, -1]
 
     # When both results are lost (the second job finished a day ago) and the batch
@@ -101,5 +101,6 @@ def test_a_result_kept_forever_is_restored_forever(
 
     # Then both are restored without a TTL
     wait_until(lambda: all(results_db.exists(keys.celery_result(j.id)) for j in jobs),
-               timeout_s=60, message=f"the results to be restored; log:\n{proc.log()[-2000:]}")
+               timeout_s=60,
+               message=lambda: f"the results to be restored; log:\n{proc.log()[-2000:]}")
     assert [results_db.ttl(keys.celery_result(j.id)) for j in jobs] == [-1, -1]

@@ -56,8 +56,8 @@ def test_a_resumed_worker_whose_batch_was_taken_back_runs_none_of_it_again(
     # Then it gives the batch up at the job it finds taken over, and its ending (an ack or
     # a reject of its delivery tag) leaves the new delivery's message unacknowledged
     wait_until(lambda: f"batch given up: another delivery took job_id={jobs[1].id} over"
-               in stale.log(), timeout_s=30, message=f"the stale delivery to give up; log:\n"
-               f"{stale.log()[-3000:]}")
+               in stale.log(), timeout_s=30,
+               message=lambda: f"the stale delivery to give up; log:\n{stale.log()[-3000:]}")
     time.sleep(0.3)
     held = [json.loads(raw)[0]["headers"]["id"] for raw in broker_db.hvals(keys.unacked())]
     assert held == [jobs[0].batch] or all(

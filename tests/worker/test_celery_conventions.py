@@ -124,7 +124,7 @@ def test_a_submit_without_the_task_sent_event_still_writes_its_record_and_messag
     quiet = without.submit("1 + 1")
     loud = with_sent.submit("1 + 2")
     wait_until(lambda: events_of.of_task(loud.id) == ["task-sent"], timeout_s=30,
-               message=f"the task-sent event of {loud.id}")
+               message=lambda: f"the task-sent event of {loud.id}")
 
     # Then only the default app's job has a task-sent event, and both have their
     # record with its `created` event and their message on the queue
@@ -146,13 +146,13 @@ def test_a_plain_event_receiver_sees_a_job_from_sent_to_succeeded(
     proc = worker_process(settings, hostname="ev", celery_args=(
         "--without-mingle", "--prefetch-multiplier", "3", "--max-tasks-per-child", "7"))
     wait_until(lambda: any(w.startswith("ev@") for w in events_of.workers), timeout_s=60,
-               message=f"the worker's first event; log:\n{proc.log()[-2000:]}")
+               message=lambda: f"the worker's first event; log:\n{proc.log()[-2000:]}")
 
     # When a job is submitted and solved
     app = create_celery_app(settings)
     job = JobService(store, app).submit("Solve x^2 - 5x + 6 = 0")
     wait_until(lambda: len(events_of.of_task(job.id)) >= len(TASK_EVENTS), timeout_s=60,
-               message=f"the job's events; seen {events_of.of_task(job.id)}")
+               message=lambda: f"the job's events; seen {events_of.of_task(job.id)}")
 
     # Then the receiver saw every step of the job under its id, the worker's in order
     seen = events_of.of_task(job.id)
@@ -181,7 +181,7 @@ def test_a_busy_worker_publishes_every_jobs_events_a_few_at_a_time(
     # When the worker solves them and stops
     proc = worker_process(settings, hostname="busy", celery_args=("--without-mingle",))
     wait_until(lambda: all(len(events_of.of_task(j.id)) >= len(TASK_EVENTS) for j in jobs),
-               timeout_s=90, message=f"every job's events; log:\n{proc.log()[-2000:]}")
+               timeout_s=90, message=lambda: f"every job's events; log:\n{proc.log()[-2000:]}")
     publishes = 0
     while (message := listener.get_message(timeout=1.0)) is not None:
         publishes += message["type"] == "pmessage"
@@ -207,7 +207,7 @@ def test_a_worker_on_the_threads_pool_warns_that_no_solver_limit_applies_and_sti
     # When it starts and solves a job
     job = JobService(store, create_celery_app(settings)).submit("Solve x + 1 = 3")
     wait_until(lambda: store.get(job.id).status.value == "completed", timeout_s=60,
-               message=f"the job; log:\n{proc.log()[-2000:]}")
+               message=lambda: f"the job; log:\n{proc.log()[-2000:]}")
 
     # Then its log says plainly which limits are off and what to use instead
     log = proc.log()

@@ -49,7 +49,7 @@ def _kill_twice(proc: WorkerProcess, store: JobStore, job_id: str) -> None:
     for attempt in (1, 2):
         wait_until(lambda a=attempt: (j := store.get(job_id)).status is JobStatus.PROCESSING
                    and j.attempts == a, timeout_s=60, interval_s=0.1,
-                   message=f"attempt {attempt} to start; log:\n{proc.log()[-2000:]}")
+                   message=lambda a=attempt: f"attempt {a} to start; log:\n{proc.log()[-2000:]}")
         [child] = proc.pool_children()
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=10)
@@ -81,7 +81,7 @@ def test_a_single_jobs_sigkilled_pool_process_is_named_in_its_history(
 
     # Then the redelivery, the log and the give-up name the signal
     wait_until(lambda: job_finished(store, job.id), timeout_s=60,
-               message=f"the job to be given up; log:\n{proc.log()[-3000:]}")
+               message=lambda: f"the job to be given up; log:\n{proc.log()[-3000:]}")
     _assert_cause_recorded(events, store, proc, job.id, "task redelivered")
     assert f"{CAUSE}, task redelivered job_id={job.id} attempt=1" in proc.log()
     assert "WorkerLostError" in proc.log()  # Celery's own report stays
@@ -99,6 +99,6 @@ def test_a_batch_jobs_sigkilled_pool_process_is_named_in_its_history(
 
     # Then the redelivery, the log and the give-up name the signal; the quick job is solved
     wait_until(lambda: job_finished(store, jobs[0].id) and job_finished(store, jobs[1].id),
-               timeout_s=60, message=f"the batch to end; log:\n{proc.log()[-3000:]}")
+               timeout_s=60, message=lambda: f"the batch to end; log:\n{proc.log()[-3000:]}")
     _assert_cause_recorded(events, store, proc, jobs[0].id, "batch redelivered")
     assert store.get(jobs[1].id).answer == _answer(1)

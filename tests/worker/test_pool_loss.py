@@ -50,7 +50,7 @@ def test_a_sigkilled_pool_process_is_not_called_a_hard_time_limit(
     jobs = service.submit_many([SLOW, QUICK[0]])
     proc = worker_process(settings)
     wait_until(lambda: store.get(jobs[0].id).status is JobStatus.PROCESSING, timeout_s=60,
-               message=f"the slow job to start; log:\n{proc.log()[-2000:]}")
+               message=lambda: f"the slow job to start; log:\n{proc.log()[-2000:]}")
     main_db.hset(keys.job(jobs[0].id), "started_at", repr(time.time() - 0.95 * HARD_S))
 
     # When its pool process is SIGKILLed from outside
@@ -59,7 +59,7 @@ def test_a_sigkilled_pool_process_is_not_called_a_hard_time_limit(
 
     # Then the log names the signal, and neither the log nor the job blames the hard limit
     wait_until(lambda: job_finished(store, jobs[0].id) and job_finished(store, jobs[1].id),
-               timeout_s=60, message=f"the batch to end; log:\n{proc.log()[-3000:]}")
+               timeout_s=60, message=lambda: f"the batch to end; log:\n{proc.log()[-3000:]}")
     lost = store.get(jobs[0].id)
     assert lost.status is JobStatus.FAILED
     assert "hard limit" not in lost.error and "timed out" not in lost.error, lost.error

@@ -81,7 +81,7 @@ def test_a_resumed_worker_leaves_the_new_delivery_of_its_restored_message_alone(
         assert broker_db.hexists(keys.unacked(), tag)
         time.sleep(0.05)
     wait_until(lambda: "left alone tag=" in stale.log(), timeout_s=10,
-               message=f"wa's ack or reject to be left alone; log:\n{stale.log()[-3000:]}")
+               message=lambda: f"wa's ack or reject to be left alone; log:\n{stale.log()[-3000:]}")
     # And the job ends once, on wb, with no third start
     final = wait_until(lambda: (j := store.get(job.id)).status is JobStatus.FAILED and j,
                        timeout_s=60, interval_s=0.1, message="the job to end")

@@ -58,7 +58,7 @@ def test_hostile_inputs_fail_cleanly_and_worker_keeps_serving(
             hostile.append(job)
     honest = service.submit("solve x^2 - 5x + 6 = 0")
     wait_until(lambda: all(job_finished(store, j.id) for j in [*hostile, honest]),
-               timeout_s=60, message=f"jobs to finish; worker log:\n{proc.log()[-2000:]}")
+               timeout_s=60, message=lambda: f"jobs to finish; worker log:\n{proc.log()[-2000:]}")
 
     # Then each hostile job failed with a reason a person reads, and the worker went on
     for job, fragment in zip(hostile, HOSTILE.values(), strict=True):
@@ -87,7 +87,7 @@ def test_pool_process_killed_mid_task_is_redelivered_and_completed(
 
     # Then the broker redelivers it (reject on worker lost) and a new pool process runs it
     wait_until(lambda: store.get(job.id).attempts >= 2, timeout_s=30,
-               message=f"redelivery; worker log:\n{proc.log()[-2000:]}")
+               message=lambda: f"redelivery; worker log:\n{proc.log()[-2000:]}")
     history = [e.type for e in events.read(job.id)]
     assert history[:4] == [EventType.CREATED, EventType.STARTED, EventType.REDELIVERED,
                            EventType.STARTED]
@@ -114,7 +114,7 @@ def test_soft_time_limit_fails_the_job_and_worker_goes_on(
     job = service.submit(SLOW_PROBLEM)
     after = service.submit("evaluate 2^10 / 4")
     wait_until(lambda: job_finished(store, job.id) and job_finished(store, after.id), timeout_s=30,
-               message=f"jobs to finish; worker log:\n{proc.log()[-2000:]}")
+               message=lambda: f"jobs to finish; worker log:\n{proc.log()[-2000:]}")
 
     final = store.get(job.id)
     assert (final.status, final.error) == (JobStatus.FAILED, "timed out after 1 s")
@@ -138,7 +138,7 @@ def test_hard_time_limit_kills_a_stuck_pool_process_and_fails_the_job(
     # When the hard limit passes, the pool process is killed and replaced
     after = service.submit("evaluate 2^10 / 4")
     wait_until(lambda: job_finished(store, job.id) and job_finished(store, after.id), timeout_s=30,
-               message=f"jobs to finish; worker log:\n{proc.log()[-2000:]}")
+               message=lambda: f"jobs to finish; worker log:\n{proc.log()[-2000:]}")
 
     # Then the job failed with the hard limit as its reason, and the next job was solved
     final = store.get(job.id)
@@ -179,7 +179,7 @@ def test_a_late_hard_timeout_leaves_a_newer_delivery_of_the_job_alone(
     # When the first delivery's hard limit passes and its pool process is killed
     wait_until(lambda: "hard timeout not recorded" in proc.log()
                or store.get(job.id).status is not JobStatus.PROCESSING, timeout_s=30,
-               message=f"hard timeout to be handled; worker log:\n{proc.log()[-2000:]}")
+               message=lambda: f"hard timeout to be handled; worker log:\n{proc.log()[-2000:]}")
 
     # Then the job is still the newer delivery's, which can record its own outcome
     held = store.get(job.id)
