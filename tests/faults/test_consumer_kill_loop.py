@@ -1,5 +1,6 @@
-"""`CLIENT KILL` of the worker's consumer connections (its blocking BRPOP and its
-pub/sub subscription), again and again, every 0.2 s through a drain."""
+"""`CLIENT KILL` of the worker's consumer connections (its fetch, blocking while the
+queue is empty, and its pub/sub subscription), again and again, every 0.2 s through a
+drain."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 import redis
 
 from jobtrail.models import JobStatus
+from jobtrail.worker.transport import CONSUMER_CLIENT_NAME
 from tests.faults.conftest import QUICK_ANSWER, QUICK_PROBLEM, FaultRig, assert_true_fates
 from tests.helpers.processes import WorkerProcess
 
@@ -23,7 +25,7 @@ def _kill_consumers(rig: FaultRig, stop: threading.Event, killed: list[int]) -> 
     while not stop.is_set():
         try:
             for c in rig.admin.client_list():
-                if c["cmd"] in ("brpop", "blpop", "bzpopmin") or int(c["psub"]) or int(c["sub"]):
+                if c["name"] == CONSUMER_CLIENT_NAME:  # its fetch and its pub/sub
                     killed.append(int(rig.admin.client_kill_filter(_id=c["id"])))
         except redis.ResponseError:
             pass  # gone meanwhile
@@ -50,7 +52,8 @@ def test_consumer_connections_killed_in_a_loop_through_a_drain(
         killer.join()
     assert sum(killed) >= 5, killed
 
-    # Then every job completed once (a message popped by a killed BRPOP came back
-    # after the visibility timeout at most), and the worker serves on
+    # Then every job completed once (a message fetched by a killed connection is
+    # recorded as unacked, and the dead-worker sweep takes it back), and the worker
+    # serves on
     assert_true_fates(rig, {i: (JobStatus.COMPLETED, QUICK_ANSWER) for i in ids},
                       redeliveries=1)

@@ -190,9 +190,10 @@ def confirm_lost(main: redis.Redis, broker: redis.Redis, keys: KeySpace,
     """The jobs of *seen* (read pending, no message found) still pending without a message.
 
     A pending job is without a message for a moment while it moves: a submit
-    (or requeue) writes the record before it sends the message, and kombu pops
-    a message from the queue before it writes its unacked entry (QoS.append,
-    not one step with the BRPOP). So each job is looked for again SETTLE_S
+    (or requeue) writes the record before it sends the message, and a consumer
+    of kombu's own transport (not jobtrail's worker, whose fetch pops and
+    records in one step: worker.fetch) pops a message before it writes its
+    unacked entry (QoS.append). So each job is looked for again SETTLE_S
     later, then its record is read again in one MULTI: one that started,
     finished and was acknowledged meanwhile moved on (its version changed);
     one still pending with the same version was pending, with no message at

@@ -52,15 +52,19 @@ from redis.retry import Retry
 
 from jobtrail.connections import refuses_writes_now
 from jobtrail.failover import MASTER_CHECK_S, follow_master_switch
+from jobtrail.worker.fetch import ReliableFetch
 
-__all__ = ["FAILOVER_RETRY_OPTION", "MASTER_CHECK_OPTION", "SENTINEL_TRANSPORT",
-           "TRANSPORT", "Channel", "OwnDeliveryQoS", "SentinelChannel",
+__all__ = ["CONSUMER_CLIENT_NAME", "FAILOVER_RETRY_OPTION", "MASTER_CHECK_OPTION",
+           "SENTINEL_TRANSPORT", "TRANSPORT", "Channel", "OwnDeliveryQoS", "SentinelChannel",
            "SentinelTransport", "Transport", "broker_transport", "running_deliveries"]
 
 #: The Celery `broker_transport` naming this module's Transport.
 TRANSPORT = "jobtrail.worker.transport:Transport"
 #: The Celery `broker_transport` naming this module's SentinelTransport.
 SENTINEL_TRANSPORT = "jobtrail.worker.transport:SentinelTransport"
+#: The name (CLIENT SETNAME) of the event loop's broker connections: the consumer's fetch
+#: and its pub/sub (control mailbox) connection.
+CONSUMER_CLIENT_NAME = "jobtrail-consumer"
 #: broker_transport_options read by SentinelChannel (kombu keeps options it does not know).
 MASTER_CHECK_OPTION = "jobtrail_master_check_s"
 FAILOVER_RETRY_OPTION = "jobtrail_failover_retry_s"
@@ -150,7 +154,8 @@ class OwnDeliveryQoS(kombu_redis.QoS):
 
     def append(self, message: Any, delivery_tag: str) -> None:
         """Record the delivery as kombu does (unacked_index, unacked, in one MULTI),
-        remembering its score; the reply is read later (_UnreadWrites).
+        remembering its score; the reply is read later (_UnreadWrites). A message the
+        channel's fetch recorded already (worker.fetch) is only remembered.
 
         A record the broker refuses (out of memory) is logged when its reply is read:
         the message runs all the same, and its ack removes nothing; were this worker
@@ -158,6 +163,11 @@ class OwnDeliveryQoS(kombu_redis.QoS):
         then sends its job again: worker.recovery). kombu raised instead, and its
         reconnect dropped the message, which BRPOP had already taken off the queue.
         """
+        fetched = self.channel.take_fetched(delivery_tag)
+        if fetched is not None:  # recorded in the step that took it off the queue (fetch)
+            self._arrived[delivery_tag] = fetched
+            _VIRTUAL_QOS.append(self, message, delivery_tag)
+            return
         delivery = message.delivery_info
         arrived = time.time()
         raw = json.dumps([message._raw, delivery["exchange"], delivery["routing_key"]])
@@ -413,7 +423,8 @@ class _LoopWithoutRetry:
         """Return kombu's connection parameters, without retry for the asynchronous pool.
 
         Args:
-            asynchronous: True for the pool of the BRPOP and pub/sub connections.
+            asynchronous: True for the pool of the fetch and pub/sub connections (named
+                CONSUMER_CLIENT_NAME).
 
         Returns:
             The keyword arguments of the redis-py ConnectionPool.
@@ -425,6 +436,9 @@ class _LoopWithoutRetry:
         if asynchronous:
             params["retry_on_timeout"] = False
             params["retry"] = Retry(NoBackoff(), 0)
+            # named in CLIENT LIST (CLIENT SETNAME at connect): an operator, and the fault
+            # tests, tell the consumer's connections (fetch and pub/sub) from all others
+            params["client_name"] = CONSUMER_CLIENT_NAME
         return params
 
 
@@ -649,15 +663,17 @@ class _UnreadWrites:
         super().close()  # type: ignore[misc]
 
 
-class Channel(_UnreadWrites, _LoopWithoutRetry, kombu_redis.Channel):
+class Channel(_UnreadWrites, ReliableFetch, _LoopWithoutRetry, kombu_redis.Channel):
     """kombu's Redis channel whose event-loop connections never reconnect by themselves,
+    which takes a message off the queue only in the step that records it (ReliableFetch),
     whose acks and rejects touch only their own delivery (OwnDeliveryQoS), and whose
     task events, unacked records and acks do not wait for their replies (_UnreadWrites)."""
 
     QoS = OwnDeliveryQoS
 
 
-class SentinelChannel(_UnreadWrites, _LoopWithoutRetry, kombu_redis.SentinelChannel):
+class SentinelChannel(_UnreadWrites, ReliableFetch, _LoopWithoutRetry,
+                      kombu_redis.SentinelChannel):
     """kombu's Sentinel channel, as Channel, that also follows a switch of master at once.
 
     kombu's pool asks Sentinel only when a connection connects, so after a

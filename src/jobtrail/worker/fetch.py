@@ -1,0 +1,245 @@
+"""Reliable fetch: a message leaves the queue only in the step that records it as unacked.
+
+kombu's Redis consumer takes a message with BRPOP and records it in the
+`unacked` hash (QoS.append) only once the reply has reached it. When that
+reply is lost with its connection (CLIENT KILL, a reset, a NAT that forgot
+an idle consumer's flow, a proxy or failover dropping it), the server has
+removed the message and nobody holds it: the job stays pending for ever,
+with no message anywhere (trace: `stale`). An idle consumer whose connection
+went half-open is the usual victim: its BRPOP stays blocked on the server,
+which hands the next message to the dead socket.
+
+This channel never pops a message it has not recorded in the same step:
+
+- to take a message it runs FETCH_SCRIPT, one Lua step that pops from the
+  first non-empty queue list (kombu's BRPOP order: priority, then queue
+  cycle) and writes kombu's own unacked entry (`unacked` hash, arrival score
+  in `unacked_index`) for it. Whether or not the reply arrives, the message
+  is in the queue or in `unacked`: a lost reply leaves an entry no live
+  worker holds, which the dead-worker sweep (worker.recovery) takes back
+  after the gone threshold, and kombu's restore after the visibility
+  timeout at the latest;
+- to wait while the queues are empty it blocks in `BLMOVE q q RIGHT RIGHT`
+  (a move of a list's last element to its own end: the list is unchanged),
+  which returns as soon as a message arrives and takes nothing; the fetch
+  follows. A reply lost there loses nothing. The wait is on the first queue
+  list of the cycle only (Redis has no blocking move from several lists): a
+  message to another list (a priority or another queue) is fetched when the
+  wait times out, within `brpop_timeout` (1 s) of arriving on an idle
+  worker. Redis before 6.2 has no BLMOVE: BRPOPLPUSH q q is used, which
+  rotates a list holding several messages by one (order, not content).
+
+The script pops before it writes, so a broker out of memory (noeviction)
+still lets a message be taken and recorded (Redis lets a script that has
+written go on; the message moves from the list to the hash). BLMOVE is
+refused then (it may create a list): the wait sleeps on the server instead
+(XREAD BLOCK on a stream nobody writes) and the fetch polls every
+`brpop_timeout` for OOM_POLL_S seconds before it tries BLMOVE again. A queue consumed without
+acknowledgements (a reply queue of `celery inspect`) is popped and not
+recorded, as kombu does.
+
+Source: kombu.transport.redis Channel._brpop_start, _brpop_read, QoS.append
+(kombu 5.7); the reliable-queue pattern of the Redis LMOVE documentation,
+https://redis.io/docs/latest/commands/lmove/#pattern-reliable-queue; Redis
+script OOM handling (a script may continue once it has written),
+https://redis.io/docs/latest/develop/interact/programmability/eval-intro/.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import redis
+from kombu.transport.virtual import Empty
+from kombu.utils.encoding import bytes_to_str
+from kombu.utils.json import loads
+
+__all__ = ["FETCH_SCRIPT", "OOM_POLL_S", "ReliableFetch"]
+
+logger = logging.getLogger(__name__)
+
+#: Seconds the consumer polls (the wait only sleeps, XREAD BLOCK) once the broker refused
+#: its BLMOVE for want of memory; BLMOVE is tried again after them.
+OOM_POLL_S = 10.0
+#: Appended to the first queue list's name: the stream the polling wait blocks on, which
+#: nothing writes (kombu's separator first, as its priority lists).
+WAIT_STREAM_SUFFIX = "\x06\x16wait"
+
+#: KEYS: the queue lists in kombu's BRPOP order, then unacked_index, then unacked.
+#: ARGV[1]: the arrival score (epoch seconds, the consumer's clock, as kombu's QoS);
+#: ARGV[1 + i]: "1" when the message of KEYS[i] is to be recorded (its queue is consumed
+#: with acknowledgements), "0" when not.
+#: Returns false (no message), or {list, message, recorded}: recorded 1 when the unacked
+#: entry was written ([message, exchange, routing key], kombu's shape), 0 when the message
+#: is not kombu's (no delivery tag or delivery info: kombu's own append then fails as it
+#: does) or its queue takes no acknowledgements.
+FETCH_SCRIPT = """
+local lists = #KEYS - 2
+for i = 1, lists do
+  local raw = redis.call('RPOP', KEYS[i])
+  if raw then
+    if ARGV[1 + i] ~= '1' then return {KEYS[i], raw, 0} end
+    local ok, msg = pcall(cjson.decode, raw)
+    local tag, exchange, rkey
+    if ok and type(msg) == 'table' and type(msg.properties) == 'table' then
+      tag = msg.properties.delivery_tag
+      local info = msg.properties.delivery_info
+      if type(info) == 'table' then exchange, rkey = info.exchange, info.routing_key end
+    end
+    if type(tag) ~= 'string' or type(exchange) ~= 'string' or type(rkey) ~= 'string' then
+      return {KEYS[i], raw, 0}
+    end
+    redis.call('ZADD', KEYS[lists + 1], ARGV[1], tag)
+    redis.call('HSET', KEYS[lists + 2], tag,
+               '[' .. raw .. ',' .. cjson.encode(exchange) .. ',' .. cjson.encode(rkey) .. ']')
+    return {KEYS[i], raw, 1}
+  end
+end
+return false
+"""
+
+
+def _unknown_command(exc: redis.ResponseError) -> bool:
+    return str(exc).lower().startswith("unknown command")
+
+
+class ReliableFetch:
+    """A mixin of kombu's Redis Channel: BRPOP replaced by FETCH_SCRIPT and a BLMOVE wait.
+
+    The event loop drives it as it drives BRPOP (the connection, its
+    registration, `_in_poll` and `_brpop_sent_at` are kombu's): each
+    `_brpop_start` sends either the fetch or, after a fetch found nothing,
+    the wait; each `_brpop_read` reads the reply, delivers a fetched message
+    (its QoS finds it recorded: take_fetched) or raises Empty, and the next
+    turn sends the next step.
+    """
+
+    #: The socket on which a fetch last found the queues empty: the next step there is the
+    #: wait (on a new connection, after a reconnect, a fetch comes first).
+    _wait_sock: Any = None
+    #: The wait's command: BLMOVE, or BRPOPLPUSH on a server without it (before 6.2).
+    _wait_command = "BLMOVE"
+    #: (delivery tag, arrival score) of the message being delivered, recorded by the fetch.
+    _fetched: tuple[str, float] | None = None
+    #: The arrival score the fetch in flight records a message with.
+    _fetch_score = 0.0
+    #: True while the step in flight is the wait.
+    _waiting = False
+    #: The command of the wait in flight.
+    _wait_sent = "BLMOVE"
+    #: Until when (monotonic seconds) the wait only sleeps: the broker refused BLMOVE (OOM).
+    _poll_until = 0.0
+
+    def basic_consume(self, queue: str, *args: Any, **kwargs: Any) -> Any:
+        """kombu's basic_consume, remembering whether *queue* takes acknowledgements."""
+        no_ack = bool(kwargs["no_ack"] if "no_ack" in kwargs else (args[0] if args else False))
+        noack: set[str] = self.__dict__.setdefault("_fetch_noack", set())
+        if no_ack:
+            noack.add(queue)
+        else:
+            noack.discard(queue)
+        return super().basic_consume(queue, *args, **kwargs)  # type: ignore[misc]
+
+    def _brpop_start(self, timeout: float | None = None) -> None:
+        """Send this turn's step on the event loop's connection (kombu's BRPOP slot)."""
+        chan: Any = self
+        if timeout is None:
+            timeout = chan.brpop_timeout
+        queues = chan._queue_cycle.consume(len(chan.active_queues))
+        if not queues:
+            return
+        pairs = [(chan._q_for_pri(queue, pri), queue) for pri in chan.priority_steps
+                 for queue in queues]
+        prefix = chan.global_keyprefix or ""
+        lists = [prefix + key for key, _ in pairs]
+        conn = chan._in_poll = chan.client.connection
+        chan._brpop_sent_at = time.monotonic()
+        self._waiting = self._wait_sock is not None and self._wait_sock is conn._sock
+        if self._waiting:
+            args: list[Any] = self._wait_args(lists[0], timeout or 0)
+        else:
+            qos = chan.qos
+            self._fetch_score = time.time()
+            noack = self.__dict__.get("_fetch_noack", ())
+            args = ["EVAL", FETCH_SCRIPT, len(lists) + 2, *lists,
+                    prefix + qos.unacked_index_key, prefix + qos.unacked_key,
+                    repr(self._fetch_score),
+                    *("0" if queue in noack else "1" for _, queue in pairs)]
+        chan.client.connection.send_command(*args)
+
+    def _wait_args(self, first_list: str, timeout: float) -> list[Any]:
+        """The wait's command: BLMOVE (BRPOPLPUSH before Redis 6.2), or, while the broker
+        refuses it for want of memory, XREAD BLOCK on a stream nobody writes (it only
+        sleeps *timeout* seconds on the server: the fetch polls)."""
+        if time.monotonic() < self._poll_until:
+            self._wait_sent = "XREAD"
+            return ["XREAD", "BLOCK", max(1, int(timeout * 1000)), "STREAMS",
+                    first_list + WAIT_STREAM_SUFFIX, "$"]
+        self._wait_sent = self._wait_command
+        moves = ("RIGHT", "RIGHT") if self._wait_command == "BLMOVE" else ()
+        return [self._wait_command, first_list, first_list, *moves, timeout]
+
+    def _brpop_read(self, **options: Any) -> bool:
+        """Read this turn's reply: deliver a fetched message (True), else raise Empty.
+
+        Raises:
+            kombu Empty: Nothing fetched this turn (the queues were empty, or the wait
+                ended: the next turn fetches).
+            redis.ConnectionError and kombu's other connection errors: the connection
+                failed (it is dropped: the next turn reconnects, as kombu's).
+        """
+        chan: Any = self
+        waited, self._wait_sock = self._waiting, None
+        try:
+            try:
+                reply = chan.client.parse_response(
+                    chan.client.connection, self._wait_sent if waited else "EVAL", **options)
+            except chan.connection_errors as exc:
+                if waited and isinstance(exc.__cause__, redis.OutOfMemoryError):
+                    # BLMOVE may create a list (denied under OOM); BRPOP was not. The
+                    # refusal is a reply: the connection is sound, the fetch polls a while
+                    logger.warning("the broker is out of memory: the consumer polls the "
+                                   "queue every %s s for %s s (%s)", chan.brpop_timeout,
+                                   OOM_POLL_S, exc.__cause__)
+                    self._poll_until = time.monotonic() + OOM_POLL_S
+                    raise Empty() from exc
+                chan.client.connection.disconnect()
+                raise
+            except redis.ResponseError as exc:
+                if not (waited and _unknown_command(exc)):
+                    raise
+                logger.info("the broker has no BLMOVE (Redis < 6.2): waiting with BRPOPLPUSH")
+                self._wait_command = "BRPOPLPUSH"
+                raise Empty() from exc
+            if waited:
+                raise Empty()  # a message arrived, or the wait timed out: fetch next turn
+            if not reply:
+                self._wait_sock = chan.client.connection._sock
+                raise Empty()
+            dest, item, recorded = reply
+            payload = loads(bytes_to_str(item))  # type: ignore[no-untyped-call]
+            dest = bytes_to_str(dest)[len(chan.global_keyprefix or ""):]  # type: ignore[no-untyped-call]
+            dest = dest.rsplit(chan.sep, 1)[0]
+            chan._queue_cycle.rotate(dest)
+            tag = (payload.get("properties") or {}).get("delivery_tag")
+            self._fetched = (str(tag), self._fetch_score) if int(recorded) else None
+            try:
+                chan.connection._deliver(payload, dest)
+            finally:
+                self._fetched = None
+            return True
+        finally:
+            chan._in_poll = None
+            flush = getattr(chan, "_flush_brpop_reauth", None)
+            if flush is not None:
+                flush()
+
+    def take_fetched(self, delivery_tag: str) -> float | None:
+        """The arrival score of *delivery_tag* when the fetch delivering it now recorded its
+        unacked entry (the QoS then writes nothing); None when it did not."""
+        fetched, self._fetched = self._fetched, None
+        if fetched is not None and fetched[0] == delivery_tag:
+            return fetched[1]
+        return None

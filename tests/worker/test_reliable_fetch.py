@@ -1,0 +1,149 @@
+"""The consumer takes a message off the queue only in the step that records it as unacked.
+
+Each test drives jobtrail's kombu channel by hand on a real redis-server: it
+sends the consumer's step (what the worker's event loop sends), lets the
+server run it, then drops the connection without reading the reply, as a
+CLIENT KILL, a reset or a half-open flow does. kombu's BRPOP lost the
+message there (popped by the server, never recorded); now it is in the queue
+or in `unacked`, where the dead-worker sweep or the visibility timeout takes
+it back.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from kombu import Connection, Exchange, Queue
+from kombu.transport.virtual import Empty
+
+from jobtrail.worker.transport import TRANSPORT
+from tests.conftest import BROKER_DB
+
+QUEUE = "fetch-test"
+
+
+@pytest.fixture
+def broker(private_redis: Any) -> redis.Redis:
+    """The broker DB of a private redis-server, read directly."""
+    return private_redis.client(BROKER_DB)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def channel(private_redis: Any) -> Iterator[Any]:
+    """A channel of jobtrail's transport with QUEUE declared."""
+    with Connection(private_redis.url(BROKER_DB), transport=TRANSPORT) as conn:
+        chan = conn.channel()
+        Queue(QUEUE, Exchange(QUEUE, type="direct"), QUEUE)(chan).declare()
+        yield chan
+        chan._in_poll = None  # a test may leave a step unread: nothing to read at close
+        chan.close()
+
+
+def _publish(chan: Any, body: str) -> None:
+    chan.connection.client.Producer(chan).publish(body, exchange=QUEUE, routing_key=QUEUE)
+
+
+def _consume(chan: Any, *, no_ack: bool = False) -> list[Any]:
+    got: list[Any] = []
+    chan.basic_consume(QUEUE, no_ack=no_ack, callback=got.append, consumer_tag="t1")
+    return got
+
+
+def _send_step(chan: Any) -> None:
+    """Send the consumer's next step as the event loop does (its connection registered)."""
+    chan.connection.cycle._register_BRPOP(chan)
+
+
+def _lose_the_reply(chan: Any) -> None:
+    """Let the server run the step in flight, then drop its connection unread."""
+    time.sleep(0.3)
+    chan.client.connection.disconnect()
+    chan._in_poll = None
+
+
+def test_a_fetch_whose_reply_is_lost_leaves_the_message_recorded_as_unacked(
+        channel: Any, broker: redis.Redis) -> None:
+    # Given a queued message and a consumer
+    _publish(channel, "job-1")
+    got = _consume(channel)
+
+    # When its fetch runs on the server and the reply is lost with the connection
+    _send_step(channel)
+    _lose_the_reply(channel)
+
+    # Then the message left the queue only into kombu's unacked record of it
+    assert got == []
+    assert broker.llen(QUEUE) == 0
+    [tag] = broker.hkeys("unacked")
+    payload, exchange, routing_key = json.loads(broker.hget("unacked", tag))  # type: ignore[arg-type]
+    assert (payload["properties"]["delivery_tag"], exchange, routing_key) == (tag, QUEUE, QUEUE)
+    assert broker.zscore("unacked_index", tag) is not None
+
+
+def test_a_wait_whose_reply_is_lost_leaves_the_message_queued(
+        channel: Any, broker: redis.Redis) -> None:
+    # Given a consumer of an empty queue, waiting for a message
+    got = _consume(channel)
+    _send_step(channel)
+    with pytest.raises(Empty):
+        channel._brpop_read()  # nothing to fetch: the next step waits
+    _send_step(channel)
+
+    # When a message arrives during the wait, and the wait's reply is lost
+    _publish(channel, "job-2")
+    _lose_the_reply(channel)
+
+    # Then the message is still queued, unrecorded, for the next fetch
+    assert got == []
+    assert broker.llen(QUEUE) == 1
+    assert broker.hlen("unacked") == 0
+
+    # and the next fetch delivers it
+    _send_step(channel)
+    assert channel._brpop_read() is True
+    assert [m.payload for m in got] == ["job-2"]
+
+
+def test_a_fetched_message_is_delivered_recorded_once_and_its_ack_removes_the_record(
+        channel: Any, broker: redis.Redis) -> None:
+    # Given two queued messages
+    _publish(channel, "a")
+    _publish(channel, "b")
+    got = _consume(channel)
+
+    # When the consumer fetches one
+    _send_step(channel)
+    assert channel._brpop_read() is True
+
+    # Then it is the oldest, recorded with the arrival score its QoS remembers
+    [message] = got
+    tag = message.delivery_tag
+    assert message.payload == "a"
+    assert broker.hkeys("unacked") == [tag]
+    assert broker.zscore("unacked_index", tag) == channel.qos._arrived[tag]
+    assert broker.llen(QUEUE) == 1
+
+    # and its ack removes the record
+    message.ack()
+    channel.settle_unread()
+    assert broker.hlen("unacked") == 0 and broker.zcard("unacked_index") == 0
+
+
+def test_a_queue_consumed_without_acknowledgements_is_not_recorded(
+        channel: Any, broker: redis.Redis) -> None:
+    # Given a message on a queue consumed with no_ack (as a reply queue of `celery inspect`)
+    _publish(channel, "reply")
+    got = _consume(channel, no_ack=True)
+
+    # When it is fetched
+    _send_step(channel)
+    assert channel._brpop_read() is True
+
+    # Then it is delivered and nothing waits for an ack that never comes
+    assert [m.payload for m in got] == ["reply"]
+    assert broker.hlen("unacked") == 0 and broker.llen(QUEUE) == 0
