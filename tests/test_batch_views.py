@@ -377,7 +377,8 @@ def test_a_redelivered_batch_prefetched_by_a_gone_worker_names_no_earlier_worker
 
     # Then its waiting jobs read as a single prefetched job does: no worker is blamed
     assert {r.job_id: r.reason for r in report.recovered} == {
-        j.id: "prefetched by a worker that is gone (no live worker holds its message)"
+        j.id: "prefetched by a worker that is gone, or its delivery lost with its connection "
+              "(no live worker holds its message)"
         for j in jobs[1:]}
     assert all(EventType.REDELIVERED not in [e.type for e in events.read(j.id)]
                for j in jobs)

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,8 +22,15 @@ import redis
 from kombu import Connection, Exchange, Queue
 from kombu.transport.virtual import Empty
 
+from jobtrail.jobs import JobService
+from jobtrail.keys import KeySpace
+from jobtrail.models import EventType, JobStatus
+from jobtrail.store import EventLog, JobStore
+from jobtrail.worker.app import create_celery_app
 from jobtrail.worker.transport import TRANSPORT
-from tests.conftest import BROKER_DB
+from tests.conftest import BROKER_DB, MAIN_DB, make_settings
+from tests.helpers.processes import WorkerProcess
+from tests.helpers.waiting import job_finished, wait_until
 
 QUEUE = "fetch-test"
 
@@ -147,3 +155,34 @@ def test_a_queue_consumed_without_acknowledgements_is_not_recorded(
     # Then it is delivered and nothing waits for an ack that never comes
     assert [m.payload for m in got] == ["reply"]
     assert broker.hlen("unacked") == 0 and broker.llen(QUEUE) == 0
+
+
+def test_a_job_whose_fetch_reply_was_lost_is_taken_back_and_completes_once(
+        private_redis: Any, tmp_path: Path, worker_process: Callable[..., WorkerProcess]) -> None:
+    # Given a submitted job whose message a consumer fetched, the reply lost with its
+    # connection (no worker holds it; it is recorded as unacked only)
+    settings = make_settings(private_redis, tmp_path / "state", heartbeat_interval_s=1.0)
+    keys = KeySpace()
+    store = JobStore(private_redis.client(MAIN_DB), keys)
+    job = JobService(store, create_celery_app(settings)).submit("solve x^2 - 4 = 0")
+    broker = private_redis.client(BROKER_DB)
+    with Connection(settings.broker_url, transport=TRANSPORT) as conn:
+        chan = conn.channel()
+        chan.basic_consume(settings.queue, no_ack=False, callback=lambda m: None,
+                           consumer_tag="lost")
+        _send_step(chan)
+        _lose_the_reply(chan)
+        assert (broker.llen(settings.queue), broker.hlen("unacked")) == (0, 1)
+        chan.close()  # nothing delivered: nothing of it restored at the close
+
+    # When a worker starts
+    proc = worker_process(settings, hostname="sweeper")
+
+    # Then its dead-worker sweep sends the message back, and the job completes, once
+    wait_until(lambda: job_finished(store, job.id), timeout_s=60,
+               message=lambda: f"the job to complete; log:\n{proc.log()[-3000:]}")
+    done = store.get(job.id)
+    assert (done.status, done.answer, done.attempts) == (JobStatus.COMPLETED, "x = -2, x = 2", 1)
+    assert [e.type for e in EventLog(private_redis.client(MAIN_DB), keys).read(job.id)] == [
+        EventType.CREATED, EventType.STARTED, EventType.COMPLETED]
+    assert "prefetched by a worker that is gone, or its delivery lost" in proc.log()

@@ -307,8 +307,8 @@ class DeadWorkerSweep:
             # a batch-mate waiting its turn on the worker that is gone: it stays pending
             self.store.note_redelivered(job.id, reason=reason, dead_worker=worker)
         elif job.status is JobStatus.PENDING:
-            reason = reason_prefix + "prefetched by a worker that is gone (no live worker " \
-                "holds its message)"
+            reason = reason_prefix + "prefetched by a worker that is gone, or its delivery " \
+                "lost with its connection (no live worker holds its message)"
         else:
             reason = reason_prefix + f"already {job.status.value}; the message was never " \
                 "acknowledged (its worker is gone)"
