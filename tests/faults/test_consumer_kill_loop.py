@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from jobtrail.models import JobStatus
-from jobtrail.worker.transport import CONSUMER_CLIENT_NAME
+from jobtrail.worker.fetch import FETCH_CLIENT_NAME
 from tests.faults.conftest import QUICK_ANSWER, QUICK_PROBLEM, FaultRig, assert_true_fates
 from tests.helpers.processes import WorkerProcess
 
@@ -25,7 +25,7 @@ def _kill_consumers(rig: FaultRig, stop: threading.Event, killed: list[int]) -> 
     while not stop.is_set():
         try:
             for c in rig.admin.client_list():
-                if c["name"] == CONSUMER_CLIENT_NAME:  # its fetch and its pub/sub
+                if c["name"] == FETCH_CLIENT_NAME or int(c["psub"]) or int(c["sub"]):
                     killed.append(int(rig.admin.client_kill_filter(_id=c["id"])))
         except redis.ResponseError:
             pass  # gone meanwhile

@@ -33,7 +33,7 @@ from jobtrail.models import EventType, Job, JobStatus, WorkerHeartbeat, WorkerSt
 from jobtrail.store import EventLog, JobStore
 from jobtrail.store.heartbeats import HeartbeatStore
 from jobtrail.worker.app import create_celery_app
-from jobtrail.worker.transport import CONSUMER_CLIENT_NAME
+from jobtrail.worker.fetch import FETCH_CLIENT_NAME
 from tests.conftest import BROKER_DB, MAIN_DB, RESULTS_DB, make_settings
 from tests.helpers.processes import WorkerProcess, settings_env
 from tests.helpers.tcp_proxy import TcpProxy
@@ -79,10 +79,9 @@ class Rig:
         return {str(c["id"]) for c in self.server.client(0).client_list()}
 
     def new_brpop_clients(self, old: set[str]) -> int:
-        """How many consumer fetch connections (named, not subscribed) are not in *old* (a
-        consumer that reconnected)."""
-        return sum(c["name"] == CONSUMER_CLIENT_NAME and not int(c["psub"])
-                   and not int(c["sub"]) and str(c["id"]) not in old
+        """How many consumer fetch connections (by name) are not in *old* (a consumer that
+        reconnected)."""
+        return sum(c["name"] == FETCH_CLIENT_NAME and str(c["id"]) not in old
                    for c in self.server.client(0).client_list())
 
     def worker(self, name: str) -> WorkerHeartbeat | None:

@@ -26,7 +26,10 @@ from jobtrail.jobs import JobService
 from jobtrail.keys import KeySpace
 from jobtrail.models import EventType, JobStatus
 from jobtrail.store import EventLog, JobStore
+from jobtrail.store.heartbeats import HeartbeatStore
 from jobtrail.worker.app import create_celery_app
+from jobtrail.worker.fetch import FETCH_CLIENT_NAME, fetches_in_flight
+from jobtrail.worker.recovery import DeadWorkerSweep
 from jobtrail.worker.transport import TRANSPORT
 from tests.conftest import BROKER_DB, MAIN_DB, make_settings
 from tests.helpers.processes import WorkerProcess
@@ -186,3 +189,54 @@ def test_a_job_whose_fetch_reply_was_lost_is_taken_back_and_completes_once(
     assert [e.type for e in EventLog(private_redis.client(MAIN_DB), keys).read(job.id)] == [
         EventType.CREATED, EventType.STARTED, EventType.COMPLETED]
     assert "prefetched by a worker that is gone, or its delivery lost" in proc.log()
+
+
+def test_a_fetch_whose_reply_is_only_late_is_left_to_its_live_worker_by_the_sweep(
+        private_redis: Any, tmp_path: Path, channel: Any, broker: redis.Redis) -> None:
+    # Given a job whose message a live worker's fetch recorded, its reply still unread
+    # (the prefetch full, the event loop busy), the fetch listed in the worker's heartbeat
+    settings = make_settings(private_redis, tmp_path / "state", queue=QUEUE)
+    keys = KeySpace(settings.key_prefix, QUEUE)
+    main = private_redis.client(MAIN_DB)
+    job = JobService(JobStore(main, keys), create_celery_app(settings)).submit("1 + 1")
+    got = _consume(channel)
+    _send_step(channel)
+    time.sleep(0.3)  # the server ran the fetch; its reply waits in the socket
+    heartbeats = HeartbeatStore(main, keys, gone_after_s=30.0)
+    heartbeats.beat("late@host", pid=1, started_at=0.0, jobs=[], interval_s=10.0, held=[],
+                    fetching=fetches_in_flight())
+    sweep = DeadWorkerSweep(create_celery_app(settings), JobStore(main, keys), heartbeats,
+                            broker, keys, gone_after_s=0.0)
+
+    # When the dead-worker sweep runs
+    report = sweep.sweep(lock=False)
+
+    # Then it leaves the entry alone, and the late reply delivers the job, once
+    assert (report.recovered, broker.llen(QUEUE), broker.hlen("unacked")) == ([], 0, 1)
+    assert channel._brpop_read() is True
+    assert [m.headers["id"] for m in got] == [job.id]
+
+    # and, its reply read, the fetch is in flight no more
+    assert fetches_in_flight() == []
+
+
+def test_only_the_fetch_connection_is_named(channel: Any, private_redis: Any) -> None:
+    # Given a consumer that fetched once, and a publish from the same connection
+    _consume(channel)
+    _send_step(channel)
+    with pytest.raises(Empty):
+        channel._brpop_read()
+    _publish(channel, "x")
+
+    # Then CLIENT LIST names one connection, the fetch's
+    admin = private_redis.client(0)
+    named = [int(c["id"]) for c in admin.client_list() if c["name"] == FETCH_CLIENT_NAME]
+    channel.client.connection.send_command("CLIENT", "ID")
+    assert named == [int(channel.client.connection.read_response())]
+
+
+def test_kombus_global_keyprefix_is_refused_in_one_line(private_redis: Any) -> None:
+    with Connection(private_redis.url(BROKER_DB), transport=TRANSPORT,
+                    transport_options={"global_keyprefix": "p:"}) as conn:
+        with pytest.raises(ValueError, match="does not support kombu's global_keyprefix"):
+            conn.channel()

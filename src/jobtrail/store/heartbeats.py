@@ -129,7 +129,8 @@ class HeartbeatStore:
     def beat(self, name: str, *, pid: int, started_at: float, jobs: Sequence[str],
              interval_s: float, polled_at: float | None = None,
              stuck_after_s: float | None = None, queue: str | None = None,
-             held: Sequence[str] | None = None) -> None:
+             held: Sequence[str] | None = None,
+             fetching: Sequence[str] | None = None) -> None:
         """Record that worker *name* is alive and running *jobs* now.
 
         Args:
@@ -144,6 +145,9 @@ class HeartbeatStore:
             queue: The queue the worker consumes.
             held: Ids of every job whose message the worker holds unacknowledged
                 (running and prefetched); the dead-worker sweep never takes these.
+            fetching: The arrival scores (repr of epoch seconds) of its fetches whose
+                reply it has not read yet (worker.fetch.fetches_in_flight): the sweep
+                leaves the unacked entries with these scores alone.
 
         Raises:
             RedisUnavailableError: The main DB could not be reached.
@@ -161,6 +165,8 @@ class HeartbeatStore:
             fields["queue"] = queue
         if held is not None:
             fields["held"] = json.dumps(list(held))
+        if fetching is not None:
+            fields["fetching"] = json.dumps(list(fetching))
         try:
             with self.client.pipeline(transaction=True) as pipe:
                 pipe.hset(key, mapping=fields)
@@ -194,6 +200,16 @@ class HeartbeatStore:
             for text in row:
                 held.update(str(j) for j in json.loads(text or "[]"))
         return held
+
+    def fetching_by_live_workers(self, names: Sequence[str]) -> set[float]:
+        """Return the arrival scores (epoch seconds) of the fetches the live workers *names*
+        have in flight, their replies unread (HeartbeatStore.beat *fetching*).
+
+        Raises:
+            RedisUnavailableError: The main DB could not be reached.
+        """
+        rows = self._hmget([self.keys.worker(name) for name in names], ["fetching"])
+        return {float(score) for (text,) in rows for score in json.loads(text or "[]")}
 
     def _hmget(self, names: Sequence[str], fields: Sequence[str], *,
                atomic: bool = False) -> list[list[str | None]]:

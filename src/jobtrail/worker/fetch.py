@@ -26,8 +26,12 @@ This channel never pops a message it has not recorded in the same step:
   list of the cycle only (Redis has no blocking move from several lists): a
   message to another list (a priority or another queue) is fetched when the
   wait times out, within `brpop_timeout` (1 s) of arriving on an idle
-  worker. Redis before 6.2 has no BLMOVE: BRPOPLPUSH q q is used, which
-  rotates a list holding several messages by one (order, not content).
+  worker. Each message arriving while workers are idle wakes every one of
+  them (the list stays non-empty), and each fetches: one gets it, and each
+  served wait is an LMOVE in the AOF and the replication stream (BRPOP woke
+  one). Redis before 6.2 has no BLMOVE: BRPOPLPUSH q q is used, which, on a
+  list holding several messages when it is served, moves the oldest behind
+  the others (order, not content); a server with neither polls (XREAD).
 
 The script pops before it writes, so a broker out of memory (noeviction)
 still lets a message be taken and recorded (Redis lets a script that has
@@ -36,7 +40,11 @@ refused then (it may create a list): the wait sleeps on the server instead
 (XREAD BLOCK on a stream nobody writes) and the fetch polls every
 `brpop_timeout` for OOM_POLL_S seconds before it tries BLMOVE again. A queue consumed without
 acknowledgements (a reply queue of `celery inspect`) is popped and not
-recorded, as kombu does.
+recorded, as kombu does. A fetch whose reply is only late (unread in the
+socket while the prefetch is full or the event loop busy) is listed in the
+worker's heartbeat (fetches_in_flight), so the sweep leaves its entry alone.
+kombu's `global_keyprefix` is refused (jobtrail's QoS writes kombu's keys
+unprefixed).
 
 Source: kombu.transport.redis Channel._brpop_start, _brpop_read, QoS.append
 (kombu 5.7); the reliable-queue pattern of the Redis LMOVE documentation,
@@ -49,6 +57,7 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from typing import Any
 
 import redis
@@ -56,10 +65,13 @@ from kombu.transport.virtual import Empty
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import loads
 
-__all__ = ["FETCH_SCRIPT", "OOM_POLL_S", "ReliableFetch"]
+__all__ = ["FETCH_CLIENT_NAME", "FETCH_SCRIPT", "OOM_POLL_S", "ReliableFetch",
+           "fetches_in_flight"]
 
 logger = logging.getLogger(__name__)
 
+#: The name (CLIENT SETNAME) of a consumer's fetch connection, in CLIENT LIST.
+FETCH_CLIENT_NAME = "jobtrail-fetch"
 #: Seconds the consumer polls (the wait only sleeps, XREAD BLOCK) once the broker refused
 #: its BLMOVE for want of memory; BLMOVE is tried again after them.
 OOM_POLL_S = 10.0
@@ -105,6 +117,29 @@ def _unknown_command(exc: redis.ResponseError) -> bool:
     return str(exc).lower().startswith("unknown command")
 
 
+#: Every channel that fetched in this process (the heartbeat reads their fetch in flight).
+_CHANNELS: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def fetches_in_flight() -> list[str]:
+    """The arrival scores (repr of epoch seconds) of this process's fetches whose reply is
+    not read yet, on connections still open.
+
+    Such a fetch may have recorded a message as unacked that no request of this worker
+    names yet (its reply waits in the socket: the prefetch is full, or the event loop
+    is busy): the worker's heartbeat lists them, and the dead-worker sweep leaves the
+    unacked entry with that score alone. A fetch whose connection died is not listed:
+    its entry, if any, is the sweep's to take back.
+    """
+    scores = []
+    for chan in list(_CHANNELS):
+        conn = getattr(chan, "_in_poll", None)
+        if conn and not chan._waiting and chan._fetch_sock is not None \
+                and getattr(conn, "_sock", None) is chan._fetch_sock:
+            scores.append(repr(chan._fetch_score))
+    return scores
+
+
 class ReliableFetch:
     """A mixin of kombu's Redis Channel: BRPOP replaced by FETCH_SCRIPT and a BLMOVE wait.
 
@@ -113,24 +148,40 @@ class ReliableFetch:
     `_brpop_start` sends either the fetch or, after a fetch found nothing,
     the wait; each `_brpop_read` reads the reply, delivers a fetched message
     (its QoS finds it recorded: take_fetched) or raises Empty, and the next
-    turn sends the next step.
+    turn sends the next step. The fetch connection is named FETCH_CLIENT_NAME
+    (CLIENT SETNAME, once a connection).
+
+    Raises:
+        ValueError: At the channel's creation, when kombu's `global_keyprefix` is set:
+            jobtrail's QoS writes kombu's unacked keys unprefixed (give the broker a DB
+            of its own instead).
     """
 
     #: The socket on which a fetch last found the queues empty: the next step there is the
     #: wait (on a new connection, after a reconnect, a fetch comes first).
     _wait_sock: Any = None
-    #: The wait's command: BLMOVE, or BRPOPLPUSH on a server without it (before 6.2).
+    #: The wait's command: BLMOVE; BRPOPLPUSH on a server without it (before 6.2); XREAD
+    #: (the poll) on a server with neither.
     _wait_command = "BLMOVE"
     #: (delivery tag, arrival score) of the message being delivered, recorded by the fetch.
     _fetched: tuple[str, float] | None = None
-    #: The arrival score the fetch in flight records a message with.
+    #: The arrival score the fetch in flight records a message with, and its socket.
     _fetch_score = 0.0
+    _fetch_sock: Any = None
+    #: The socket named FETCH_CLIENT_NAME last.
+    _named_sock: Any = None
     #: True while the step in flight is the wait.
     _waiting = False
     #: The command of the wait in flight.
     _wait_sent = "BLMOVE"
     #: Until when (monotonic seconds) the wait only sleeps: the broker refused BLMOVE (OOM).
     _poll_until = 0.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if getattr(self, "global_keyprefix", ""):
+            raise ValueError("jobtrail's broker transport does not support kombu's "
+                             "global_keyprefix: give the broker a Redis DB of its own")
 
     def basic_consume(self, queue: str, *args: Any, **kwargs: Any) -> Any:
         """kombu's basic_consume, remembering whether *queue* takes acknowledgements."""
@@ -143,7 +194,12 @@ class ReliableFetch:
         return super().basic_consume(queue, *args, **kwargs)  # type: ignore[misc]
 
     def _brpop_start(self, timeout: float | None = None) -> None:
-        """Send this turn's step on the event loop's connection (kombu's BRPOP slot)."""
+        """Send this turn's step on the event loop's connection (kombu's BRPOP slot).
+
+        Raises:
+            redis.ConnectionError, redis.TimeoutError: The connection failed (kombu's
+                consumer reconnects, as for a BRPOP that could not be sent).
+        """
         chan: Any = self
         if timeout is None:
             timeout = chan.brpop_timeout
@@ -152,30 +208,37 @@ class ReliableFetch:
             return
         pairs = [(chan._q_for_pri(queue, pri), queue) for pri in chan.priority_steps
                  for queue in queues]
-        prefix = chan.global_keyprefix or ""
-        lists = [prefix + key for key, _ in pairs]
-        conn = chan._in_poll = chan.client.connection
+        lists = [key for key, _ in pairs]
+        conn = chan.client.connection
+        if conn._sock is None:
+            conn.connect()
+        if conn._sock is not self._named_sock:  # a new connection: named once, its reply read
+            conn.send_command("CLIENT", "SETNAME", FETCH_CLIENT_NAME)
+            conn.read_response()
+            self._named_sock = conn._sock
+        chan._in_poll = conn
         chan._brpop_sent_at = time.monotonic()
         self._waiting = self._wait_sock is not None and self._wait_sock is conn._sock
         if self._waiting:
-            args: list[Any] = self._wait_args(lists[0], timeout or 0)
+            args: list[Any] = self._wait_args(lists[0], timeout)
         else:
             qos = chan.qos
-            self._fetch_score = time.time()
+            self._fetch_score, self._fetch_sock = time.time(), conn._sock
+            _CHANNELS.add(self)
             noack = self.__dict__.get("_fetch_noack", ())
-            args = ["EVAL", FETCH_SCRIPT, len(lists) + 2, *lists,
-                    prefix + qos.unacked_index_key, prefix + qos.unacked_key,
-                    repr(self._fetch_score),
+            args = ["EVAL", FETCH_SCRIPT, len(lists) + 2, *lists, qos.unacked_index_key,
+                    qos.unacked_key, repr(self._fetch_score),
                     *("0" if queue in noack else "1" for _, queue in pairs)]
-        chan.client.connection.send_command(*args)
+        conn.send_command(*args)
 
     def _wait_args(self, first_list: str, timeout: float) -> list[Any]:
         """The wait's command: BLMOVE (BRPOPLPUSH before Redis 6.2), or, while the broker
-        refuses it for want of memory, XREAD BLOCK on a stream nobody writes (it only
-        sleeps *timeout* seconds on the server: the fetch polls)."""
-        if time.monotonic() < self._poll_until:
+        refuses it for want of memory or has neither, XREAD BLOCK on a stream nobody
+        writes (it only sleeps *timeout* seconds, 1 s for 0, on the server: the fetch
+        polls)."""
+        if self._wait_command == "XREAD" or time.monotonic() < self._poll_until:
             self._wait_sent = "XREAD"
-            return ["XREAD", "BLOCK", max(1, int(timeout * 1000)), "STREAMS",
+            return ["XREAD", "BLOCK", int(timeout * 1000) or 1000, "STREAMS",
                     first_list + WAIT_STREAM_SUFFIX, "$"]
         self._wait_sent = self._wait_command
         moves = ("RIGHT", "RIGHT") if self._wait_command == "BLMOVE" else ()
@@ -210,8 +273,9 @@ class ReliableFetch:
             except redis.ResponseError as exc:
                 if not (waited and _unknown_command(exc)):
                     raise
-                logger.info("the broker has no BLMOVE (Redis < 6.2): waiting with BRPOPLPUSH")
-                self._wait_command = "BRPOPLPUSH"
+                fallback = "BRPOPLPUSH" if self._wait_sent == "BLMOVE" else "XREAD"
+                logger.info("the broker has no %s: waiting with %s", self._wait_sent, fallback)
+                self._wait_command = fallback
                 raise Empty() from exc
             if waited:
                 raise Empty()  # a message arrived, or the wait timed out: fetch next turn
@@ -220,8 +284,7 @@ class ReliableFetch:
                 raise Empty()
             dest, item, recorded = reply
             payload = loads(bytes_to_str(item))  # type: ignore[no-untyped-call]
-            dest = bytes_to_str(dest)[len(chan.global_keyprefix or ""):]  # type: ignore[no-untyped-call]
-            dest = dest.rsplit(chan.sep, 1)[0]
+            dest = bytes_to_str(dest).rsplit(chan.sep, 1)[0]  # type: ignore[no-untyped-call]
             chan._queue_cycle.rotate(dest)
             tag = (payload.get("properties") or {}).get("delivery_tag")
             self._fetched = (str(tag), self._fetch_score) if int(recorded) else None
@@ -232,6 +295,7 @@ class ReliableFetch:
             return True
         finally:
             chan._in_poll = None
+            self._fetch_sock = None
             flush = getattr(chan, "_flush_brpop_reauth", None)
             if flush is not None:
                 flush()

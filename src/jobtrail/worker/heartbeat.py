@@ -31,6 +31,7 @@ from jobtrail.store.heartbeats import HeartbeatStore
 from jobtrail.store.node_stats import NodeStatsStore
 from jobtrail.worker import node_metrics  # noqa: F401  (connects its task_failure handler)
 from jobtrail.worker.app import SETTINGS_KEY, TASK_SOLVE_BATCH
+from jobtrail.worker.fetch import fetches_in_flight
 from jobtrail.worker.liveness import PollClock, poll_clock
 from jobtrail.worker.recovery import DeadWorkerSweep
 
@@ -80,7 +81,8 @@ class HeartbeatThread(threading.Thread):
             self.store.beat(self.node, pid=os.getpid(), started_at=self.started_at, jobs=jobs,
                             interval_s=self.interval_s,
                             polled_at=self.clock.polled_at if self.clock else None,
-                            stuck_after_s=self.stuck_after_s, queue=self.queue, held=held)
+                            stuck_after_s=self.stuck_after_s, queue=self.queue, held=held,
+                            fetching=fetches_in_flight())
         except JobtrailError as exc:  # unreachable, or a refused write (OOM): beat again later
             logger.warning("heartbeat not written worker=%s reason=%s", self.node, exc)
             return False

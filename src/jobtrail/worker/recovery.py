@@ -9,7 +9,8 @@ nothing is taken while a missing heartbeat proves nothing (the heartbeats'
 server restarted less than the gone threshold ago: store.heartbeats'
 absence_unproven_s; RecoveryReport.deferred says so). Every
 live worker lists in its heartbeat the ids of all the messages it holds
-(running and prefetched: `held`), and a message is considered only once it
+(running and prefetched: `held`) and the arrival scores of its fetches whose
+reply it has not read yet (`fetching`: worker.fetch), and a message is considered only once it
 has been unacknowledged for the gone threshold (three heartbeat intervals,
 the heartbeat's TTL), so a live holder has beaten at least twice since it got
 it. A worker that was only slow (its heartbeat expired while it ran) and
@@ -227,9 +228,10 @@ class DeadWorkerSweep:
         live = {b.name for b in workers if b.alive}
         last_seen = {b.name: b.last_seen for b in workers}
         held = self.heartbeats.held_by_live_workers(sorted(live))
+        fetching = self.heartbeats.fetching_by_live_workers(sorted(live))
         for tag, delivered_at, raw in self._old_unacked(now - self.gone_after_s):
             message = parse_message(raw)
-            if message is None or message.task_id in held \
+            if message is None or message.task_id in held or delivered_at in fetching \
                     or message.routing_key != self.keys.queue_name:
                 continue
             job_ids = message.job_ids if message.task == TASK_SOLVE_BATCH else (

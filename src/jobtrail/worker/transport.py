@@ -54,7 +54,7 @@ from jobtrail.connections import refuses_writes_now
 from jobtrail.failover import MASTER_CHECK_S, follow_master_switch
 from jobtrail.worker.fetch import ReliableFetch
 
-__all__ = ["CONSUMER_CLIENT_NAME", "FAILOVER_RETRY_OPTION", "MASTER_CHECK_OPTION",
+__all__ = ["FAILOVER_RETRY_OPTION", "MASTER_CHECK_OPTION",
            "SENTINEL_TRANSPORT", "TRANSPORT", "Channel", "OwnDeliveryQoS", "SentinelChannel",
            "SentinelTransport", "Transport", "broker_transport", "running_deliveries"]
 
@@ -62,9 +62,6 @@ __all__ = ["CONSUMER_CLIENT_NAME", "FAILOVER_RETRY_OPTION", "MASTER_CHECK_OPTION
 TRANSPORT = "jobtrail.worker.transport:Transport"
 #: The Celery `broker_transport` naming this module's SentinelTransport.
 SENTINEL_TRANSPORT = "jobtrail.worker.transport:SentinelTransport"
-#: The name (CLIENT SETNAME) of the event loop's broker connections: the consumer's fetch
-#: and its pub/sub (control mailbox) connection.
-CONSUMER_CLIENT_NAME = "jobtrail-consumer"
 #: broker_transport_options read by SentinelChannel (kombu keeps options it does not know).
 MASTER_CHECK_OPTION = "jobtrail_master_check_s"
 FAILOVER_RETRY_OPTION = "jobtrail_failover_retry_s"
@@ -423,8 +420,7 @@ class _LoopWithoutRetry:
         """Return kombu's connection parameters, without retry for the asynchronous pool.
 
         Args:
-            asynchronous: True for the pool of the fetch and pub/sub connections (named
-                CONSUMER_CLIENT_NAME).
+            asynchronous: True for the pool of the fetch and pub/sub connections.
 
         Returns:
             The keyword arguments of the redis-py ConnectionPool.
@@ -436,9 +432,6 @@ class _LoopWithoutRetry:
         if asynchronous:
             params["retry_on_timeout"] = False
             params["retry"] = Retry(NoBackoff(), 0)
-            # named in CLIENT LIST (CLIENT SETNAME at connect): an operator, and the fault
-            # tests, tell the consumer's connections (fetch and pub/sub) from all others
-            params["client_name"] = CONSUMER_CLIENT_NAME
         return params
 
 
