@@ -382,7 +382,8 @@ class JobService:
         where = f"held unacknowledged by a worker, delivery tag {search.unacked_tag}"
         heartbeats = self._heartbeats()
         live = sorted(b.name for b in heartbeats.list_workers() if b.alive)
-        if message_id in heartbeats.held_by_live_workers(live):
+        held, fetching = heartbeats.holdings_of_live_workers(live)
+        if message_id in held or search.unacked_since in fetching:  # fetched, reply unread
             raise MessageStillQueuedError(job.id, message_id, where)
         # no live worker lists it: the sweep's own rule (unacked past the gone threshold,
         # held by no live worker), so a worker that got it since its last beat keeps it

@@ -240,3 +240,38 @@ def test_kombus_global_keyprefix_is_refused_in_one_line(private_redis: Any) -> N
                     transport_options={"global_keyprefix": "p:"}) as conn:
         with pytest.raises(ValueError, match="does not support kombu's global_keyprefix"):
             conn.channel()
+
+
+def test_the_prefix_is_refused_before_a_connection_is_opened(private_redis: Any) -> None:
+    admin = private_redis.client(0)
+    before = len(admin.client_list())
+    with Connection(private_redis.url(BROKER_DB), transport=TRANSPORT,
+                    transport_options={"global_keyprefix": "p:"}) as conn:
+        for _ in range(3):  # a producer retrying its request
+            with pytest.raises(ValueError):
+                conn.channel()
+    assert len(admin.client_list()) == before
+
+
+def test_a_server_refusing_client_setname_still_serves_the_fetch(
+        private_redis: Any, broker: redis.Redis) -> None:
+    # Given a broker user whose ACL lacks CLIENT SETNAME
+    admin = private_redis.client(0)
+    admin.acl_setuser("nosetname", enabled=True, passwords=["+pw"], keys=["*"],
+                      channels=["*"], commands=["+@all", "-client", "+client|id"])
+    url = private_redis.url(BROKER_DB).replace("redis://", "redis://nosetname:pw@")
+    with Connection(url, transport=TRANSPORT) as conn:
+        chan = conn.channel()
+        Queue(QUEUE, Exchange(QUEUE, type="direct"), QUEUE)(chan).declare()
+        _publish(chan, "job-3")
+        got = _consume(chan)
+
+        # When the consumer fetches
+        _send_step(chan)
+        assert chan._brpop_read() is True
+
+        # Then the message is delivered and recorded; the connection is only unnamed
+        assert [m.payload for m in got] == ["job-3"]
+        assert broker.hlen("unacked") == 1
+        assert not [c for c in admin.client_list() if c["name"] == FETCH_CLIENT_NAME]
+        chan.close()

@@ -188,28 +188,23 @@ class HeartbeatStore:
         except REDIS_ERRORS as exc:
             raise wrap_redis_error("main DB", exc) from exc
 
-    def held_by_live_workers(self, names: Sequence[str]) -> set[str]:
-        """Return the ids of the jobs the live workers *names* hold (running or prefetched).
+    def holdings_of_live_workers(self, names: Sequence[str]) -> tuple[set[str], set[float]]:
+        """Return what the live workers *names* hold, read in one HMGET a hash (atomic
+        against a beat): the ids of their jobs (running or prefetched), and the arrival
+        scores (epoch seconds) of their fetches whose reply is unread (beat *fetching*).
 
         Raises:
             RedisUnavailableError: The main DB could not be reached.
         """
-        rows = self._hmget([self.keys.worker(name) for name in names], ["jobs", "held"])
+        rows = self._hmget([self.keys.worker(name) for name in names],
+                           ["jobs", "held", "fetching"])
         held: set[str] = set()
-        for row in rows:
-            for text in row:
+        fetching: set[float] = set()
+        for jobs, held_ids, scores in rows:
+            for text in (jobs, held_ids):
                 held.update(str(j) for j in json.loads(text or "[]"))
-        return held
-
-    def fetching_by_live_workers(self, names: Sequence[str]) -> set[float]:
-        """Return the arrival scores (epoch seconds) of the fetches the live workers *names*
-        have in flight, their replies unread (HeartbeatStore.beat *fetching*).
-
-        Raises:
-            RedisUnavailableError: The main DB could not be reached.
-        """
-        rows = self._hmget([self.keys.worker(name) for name in names], ["fetching"])
-        return {float(score) for (text,) in rows for score in json.loads(text or "[]")}
+            fetching.update(float(s) for s in json.loads(scores or "[]"))
+        return held, fetching
 
     def _hmget(self, names: Sequence[str], fields: Sequence[str], *,
                atomic: bool = False) -> list[list[str | None]]:

@@ -132,7 +132,12 @@ def fetches_in_flight() -> list[str]:
     its entry, if any, is the sweep's to take back.
     """
     scores = []
-    for chan in list(_CHANNELS):
+    # WeakSet.data copied in C (atomic under the GIL): iterating the WeakSet itself from
+    # this thread raised "Set changed size" when the event loop added a channel
+    for ref in list(_CHANNELS.data):  # type: ignore[attr-defined]
+        chan = ref()
+        if chan is None:
+            continue
         conn = getattr(chan, "_in_poll", None)
         if conn and not chan._waiting and chan._fetch_sock is not None \
                 and getattr(conn, "_sock", None) is chan._fetch_sock:
@@ -177,11 +182,13 @@ class ReliableFetch:
     #: Until when (monotonic seconds) the wait only sleeps: the broker refused BLMOVE (OOM).
     _poll_until = 0.0
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if getattr(self, "global_keyprefix", ""):
+    def __init__(self, connection: Any, *args: Any, **kwargs: Any) -> None:
+        # refused before kombu's __init__ opens a connection and joins the poller
+        options = getattr(getattr(connection, "client", None), "transport_options", {}) or {}
+        if options.get("global_keyprefix"):
             raise ValueError("jobtrail's broker transport does not support kombu's "
                              "global_keyprefix: give the broker a Redis DB of its own")
+        super().__init__(connection, *args, **kwargs)  # type: ignore[call-arg]
 
     def basic_consume(self, queue: str, *args: Any, **kwargs: Any) -> Any:
         """kombu's basic_consume, remembering whether *queue* takes acknowledgements."""
@@ -209,13 +216,14 @@ class ReliableFetch:
         pairs = [(chan._q_for_pri(queue, pri), queue) for pri in chan.priority_steps
                  for queue in queues]
         lists = [key for key, _ in pairs]
-        conn = chan.client.connection
-        if conn._sock is None:
-            conn.connect()
+        conn = chan.client.connection  # connected and registered by kombu's poller
         if conn._sock is not self._named_sock:  # a new connection: named once, its reply read
-            conn.send_command("CLIENT", "SETNAME", FETCH_CLIENT_NAME)
-            conn.read_response()
             self._named_sock = conn._sock
+            conn.send_command("CLIENT", "SETNAME", FETCH_CLIENT_NAME)
+            try:
+                conn.read_response()
+            except redis.ResponseError as exc:  # a label only (an ACL without it, renamed)
+                logger.info("the fetch connection is not named (%s)", exc)
         chan._in_poll = conn
         chan._brpop_sent_at = time.monotonic()
         self._waiting = self._wait_sock is not None and self._wait_sock is conn._sock
@@ -273,6 +281,9 @@ class ReliableFetch:
             except redis.ResponseError as exc:
                 if not (waited and _unknown_command(exc)):
                     raise
+                if self._wait_sent == "XREAD":  # Redis < 5 under OOM: BLMOVE again after it
+                    self._poll_until = 0.0
+                    raise Empty() from exc
                 fallback = "BRPOPLPUSH" if self._wait_sent == "BLMOVE" else "XREAD"
                 logger.info("the broker has no %s: waiting with %s", self._wait_sent, fallback)
                 self._wait_command = fallback

@@ -72,6 +72,9 @@ class HeartbeatThread(threading.Thread):
 
     def beat(self) -> bool:
         """Write one heartbeat now; True if written (errors are logged, never raised)."""
+        # fetches in flight first: a reply read meanwhile puts its message in `reserved`,
+        # read after, so a message is in one list or the other, never in neither
+        fetching = fetches_in_flight()
         active = list(worker_state.active_requests)
         # a batch request's id is its message's, not a job's: the job of it that runs is
         # named by its record (the `workers` command and trace read it there)
@@ -82,7 +85,7 @@ class HeartbeatThread(threading.Thread):
                             interval_s=self.interval_s,
                             polled_at=self.clock.polled_at if self.clock else None,
                             stuck_after_s=self.stuck_after_s, queue=self.queue, held=held,
-                            fetching=fetches_in_flight())
+                            fetching=fetching)
         except JobtrailError as exc:  # unreachable, or a refused write (OOM): beat again later
             logger.warning("heartbeat not written worker=%s reason=%s", self.node, exc)
             return False

@@ -227,8 +227,7 @@ class DeadWorkerSweep:
             return report
         live = {b.name for b in workers if b.alive}
         last_seen = {b.name: b.last_seen for b in workers}
-        held = self.heartbeats.held_by_live_workers(sorted(live))
-        fetching = self.heartbeats.fetching_by_live_workers(sorted(live))
+        held, fetching = self.heartbeats.holdings_of_live_workers(sorted(live))
         for tag, delivered_at, raw in self._old_unacked(now - self.gone_after_s):
             message = parse_message(raw)
             if message is None or message.task_id in held or delivered_at in fetching \
