@@ -22,6 +22,7 @@ import redis
 from kombu import Connection, Exchange, Queue
 from kombu.transport.virtual import Empty
 
+from jobtrail.embedded import EmbeddedRedis
 from jobtrail.jobs import JobService
 from jobtrail.keys import KeySpace
 from jobtrail.models import EventType, JobStatus
@@ -275,3 +276,42 @@ def test_a_server_refusing_client_setname_still_serves_the_fetch(
         assert broker.hlen("unacked") == 1
         assert not [c for c in admin.client_list() if c["name"] == FETCH_CLIENT_NAME]
         chan.close()
+
+
+@pytest.mark.parametrize(("renamed", "wait"), [(("BLMOVE",), "BRPOPLPUSH"),
+                                                (("BLMOVE", "BRPOPLPUSH"), "XREAD")])
+def test_a_server_without_blmove_waits_with_the_next_command_and_does_not_spin(
+        tmp_path: Path, renamed: tuple[str, ...], wait: str) -> None:
+    # Given a server where the wait's commands are missing (Redis before 6.2, or renamed)
+    server = EmbeddedRedis(tmp_path / "renamed")
+    server.start("--save", "", "--appendonly", "no",
+                 *(arg for command in renamed for arg in ("--rename-command", command, "")))
+    try:
+        with Connection(server.url(BROKER_DB), transport=TRANSPORT) as conn:
+            chan = conn.channel()
+            Queue(QUEUE, Exchange(QUEUE, type="direct"), QUEUE)(chan).declare()
+            got = _consume(chan)
+            steps = 0
+            # When the consumer runs its steps on an empty queue for about 2 s
+            started = time.monotonic()
+            while time.monotonic() - started < 2.0:
+                _send_step(chan)
+                steps += 1
+                with pytest.raises(Empty):
+                    chan._brpop_read()
+            # Then it settled on the next wait, which blocks (a few steps, no spin)
+            assert chan._wait_command == wait
+            assert steps < 12, steps
+            # and a message is still fetched
+            _publish(chan, "late")
+            for _ in range(3):  # the wait in flight ends, then the fetch delivers
+                _send_step(chan)
+                try:
+                    if chan._brpop_read():
+                        break
+                except Empty:
+                    pass
+            assert [m.payload for m in got] == ["late"]
+            chan.close()
+    finally:
+        server.stop(timeout_s=5)
