@@ -29,7 +29,6 @@ kombu.transport.redis Channel._connparams, MultiChannelPoller._register.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
@@ -391,12 +390,9 @@ class _LoopWithoutRetry:
     clients a transaction() that does not spin on one (_refusal_aware)."""
 
     def _get_client(self) -> Any:
-        """Return kombu's redis-py client class (or its key-prefixing partial), refusal-aware."""
-        client = super()._get_client()  # type: ignore[misc]
-        if isinstance(client, functools.partial):
-            prefixed: type = client.func  # type: ignore[assignment]
-            return functools.partial(_refusal_aware(prefixed), *client.args, **client.keywords)
-        return _refusal_aware(client)
+        """Return kombu's redis-py client class, refusal-aware (never its key-prefixing
+        partial: the channel refuses global_keyprefix, worker.fetch)."""
+        return _refusal_aware(super()._get_client())  # type: ignore[misc]
 
     def _create_client(self, asynchronous: bool = False) -> Any:
         """Return a redis-py client of the channel's pool, one kept per synchronous pool.
@@ -543,8 +539,7 @@ class _UnreadWrites:
     def _put_fanout(self, exchange: str, message: Any, routing_key: str,
                     **kwargs: Any) -> None:
         """Publish *message* to *exchange*; to the event exchange with its reply unread."""
-        if (exchange != self.EVENT_EXCHANGE or kwargs.get("_publish_batch") is not None
-                or getattr(self, "global_keyprefix", None)):
+        if exchange != self.EVENT_EXCHANGE or kwargs.get("_publish_batch") is not None:
             super()._put_fanout(exchange, message, routing_key, **kwargs)  # type: ignore[misc]
             return
         topics = self._get_publish_topics(exchange, routing_key)  # type: ignore[attr-defined]
