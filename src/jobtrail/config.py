@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 from dotenv import dotenv_values  # pydantic-settings' own dotenv reader
 from pydantic import (
@@ -22,6 +22,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -366,7 +367,7 @@ class Settings(BaseSettings):
 
     @field_validator("main_url", "broker_url", "results_url")
     @classmethod
-    def _redis_url(cls, value: str | None) -> str | None:
+    def _redis_url(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return value
         if value.startswith("sentinel://"):
@@ -379,6 +380,7 @@ class Settings(BaseSettings):
         db = parts.path.lstrip("/")
         if db and not db.isdigit() and parts.scheme != "unix":
             raise ValueError(f"database {db!r} is not a number")
+        _check_url_query(parts, celery_reads_it=info.field_name != "main_url")
         return value
 
     @model_validator(mode="after")
@@ -460,6 +462,46 @@ class Settings(BaseSettings):
         if self.main_url is None or self.broker_url is None or self.results_url is None:
             raise ConfigError("Redis URLs are not resolved; start the embedded server first")
         return self.main_url, self.broker_url, self.results_url
+
+
+#: The certificate checks a rediss:// URL's `ssl_cert_reqs` may ask for: the words redis-py,
+#: kombu and Celery's backend all read (redis-py refuses `CERT_REQUIRED`; kombu reads an
+#: unknown word as no check at all).
+SSL_CERT_REQS = ("required", "optional", "none")
+#: The TLS files a rediss:// URL may name (redis-py, kombu and Celery read all three).
+SSL_FILE_PARAMS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
+#: What a unix:// URL of the broker or result backend may carry: kombu and Celery get it
+#: as `redis+socket://` (worker.celery_urls), which carries nothing else.
+UNIX_CELERY_PARAMS = ("db", "username", "password")
+
+
+def _check_url_query(parts: SplitResult, *, celery_reads_it: bool) -> None:
+    """Refuse query parameters of a Redis URL that would connect otherwise than they say.
+
+    Args:
+        parts: The split URL (redis://, rediss:// or unix://).
+        celery_reads_it: The URL is the broker's or the result backend's.
+
+    Raises:
+        ValueError: An `ssl_*` parameter on a URL that is not rediss://, an
+            `ssl_cert_reqs` not in SSL_CERT_REQS, a TLS file that does not exist,
+            or (broker, results) a unix:// parameter other than UNIX_CELERY_PARAMS.
+    """
+    query = dict(parse_qsl(parts.query))
+    tls = sorted(key for key in query if key.startswith("ssl_"))
+    if tls and parts.scheme != "rediss":
+        raise ValueError(f"{tls[0]} is a TLS parameter: use a rediss:// URL")
+    reqs = query.get("ssl_cert_reqs")
+    if reqs is not None and reqs not in SSL_CERT_REQS:
+        raise ValueError(f"ssl_cert_reqs={reqs!r} is not one of {', '.join(SSL_CERT_REQS)}")
+    for key in SSL_FILE_PARAMS:
+        if key in query and not Path(query[key]).expanduser().is_file():
+            raise ValueError(f"{key}: no file {query[key]!r}")
+    if parts.scheme == "unix" and celery_reads_it:
+        other = sorted(set(query) - set(UNIX_CELERY_PARAMS))
+        if other:
+            raise ValueError(f"a unix:// URL of the broker or result backend takes only "
+                             f"{', '.join(UNIX_CELERY_PARAMS)} (not {other[0]})")
 
 
 def _url_parts(url: str) -> SplitResult:

@@ -94,6 +94,12 @@ class JobService:
         #: Seconds without a heartbeat after which a worker is gone (3 heartbeat intervals).
         self.gone_after_s = (settings.gone_after_s if settings is not None
                              else DEFAULT_GONE_AFTER_S)
+        #: The broker's and result backend's URLs as the user wrote them (errors name
+        #: them so; Celery holds kombu's form of a unix:// URL, worker.celery_urls).
+        self.broker_url = str(settings.broker_url if settings is not None
+                              else app.conf.broker_url)
+        self.results_url = str(settings.results_url if settings is not None
+                               else app.conf.result_backend)
 
     def check_text(self, problem: str) -> None:
         """Refuse a problem text at the door; called by submit() before any write.
@@ -113,9 +119,9 @@ class JobService:
         "max number of clients reached"); nothing was published in either case.
         """
         if isinstance(exc, OperationalError):
-            return RedisUnavailableError(mask_url(str(self.app.conf.broker_url)), str(exc))
+            return RedisUnavailableError(mask_url(self.broker_url), str(exc))
         if isinstance(exc, RuntimeError) and isinstance(exc.__cause__, redis.RedisError):
-            return RedisUnavailableError(mask_url(str(self.app.conf.result_backend)),
+            return RedisUnavailableError(mask_url(self.results_url),
                                          str(exc.__cause__) or type(exc.__cause__).__name__)
         return None
 
@@ -372,7 +378,7 @@ class JobService:
             with self.app.connection_for_write() as conn:
                 search = find_job_message(conn.default_channel.client, self.store.keys, job)
         except (redis.RedisError, OperationalError) as exc:
-            raise RedisUnavailableError(mask_url(str(self.app.conf.broker_url)),
+            raise RedisUnavailableError(mask_url(self.broker_url),
                                         str(exc)) from exc
         if search.ahead is None and search.unacked_tag is None:
             return False
@@ -519,7 +525,7 @@ class JobService:
         try:
             self.app.control.revoke(job_id, terminate=processing, signal="SIGTERM")
         except OperationalError as exc:
-            raise RedisUnavailableError(mask_url(str(self.app.conf.broker_url)),
+            raise RedisUnavailableError(mask_url(self.broker_url),
                                         f"job cancelled, but its task not revoked: {exc}"
                                         ) from exc
         logger.info("job cancelled job_id=%s terminate=%s", job_id, processing)

@@ -10,6 +10,7 @@ subprocesses (Celery prefork).
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from jobtrail.keys import KeySpace
 from jobtrail.models import EventType, Job, JobEvent, JobStatus
 from jobtrail.store import EventLog, JobStore
 from jobtrail.worker.app import create_celery_app
+from jobtrail.worker.fetch import FETCH_CLIENT_NAME
 from tests.conftest import BROKER_DB, MAIN_DB, RESULTS_DB, make_settings
 from tests.helpers.processes import WorkerProcess
 from tests.helpers.waiting import wait_until
@@ -216,19 +218,31 @@ def _server(data_dir: Path) -> EmbeddedRedis:
     return server
 
 
-def _rig(servers: dict[str, EmbeddedRedis], state_dir: Path) -> FaultRig:
+def _rig(servers: dict[str, EmbeddedRedis], state_dir: Path, *,
+         urls: dict[str, str] | None = None, password: str | None = None) -> FaultRig:
+    """Return a FaultRig on *servers* (DB name -> server).
+
+    Args:
+        servers: The server of each DB.
+        state_dir: The settings' state directory.
+        urls: DB name -> the URL jobtrail is given for it (a rediss:// or unix://
+            form, say); default each server's redis:// URL of its DB.
+        password: The servers' `requirepass`, for the test's own clients (given
+            to jobtrail in *urls*).
+    """
+    urls = urls or {"main": servers["main"].url(MAIN_DB),
+                    "broker": servers["broker"].url(BROKER_DB),
+                    "results": servers["results"].url(RESULTS_DB)}
     settings = make_settings(
-        servers["main"], state_dir, broker_url=servers["broker"].url(BROKER_DB),
-        results_url=servers["results"].url(RESULTS_DB), redis_retry_s=RETRY_S,
+        servers["main"], state_dir, main_url=urls["main"], broker_url=urls["broker"],
+        results_url=urls["results"], redis_retry_s=RETRY_S,
         visibility_timeout_s=VISIBILITY_TIMEOUT_S, solver_time_limit_s=SOFT_LIMIT_S,
         solver_hard_time_limit_s=10.0)
     keys = KeySpace(settings.key_prefix, settings.queue)
-    main = redis.Redis.from_url(servers["main"].url(MAIN_DB), decode_responses=True,
-                                socket_timeout=5)
-    results = redis.Redis.from_url(servers["results"].url(RESULTS_DB),
-                                   decode_responses=True, socket_timeout=5)
+    main = redis.Redis.from_url(urls["main"], decode_responses=True, socket_timeout=5)
+    results = redis.Redis.from_url(urls["results"], decode_responses=True, socket_timeout=5)
     admin = redis.Redis.from_url(servers["main"].url(0), decode_responses=True,
-                                 socket_timeout=5)
+                                 socket_timeout=5, password=password)
     store = JobStore(main, keys)
     return FaultRig(servers, settings, store, EventLog(main, keys),
                     JobService(store, create_celery_app(settings)), results, admin)
@@ -268,6 +282,43 @@ def split_rig(tmp_path: Path) -> Iterator[FaultRig]:
         yield rig
     finally:
         _teardown(rig)
+
+
+def _kill_consumer_connections(rig: FaultRig, stop: threading.Event, killed: list[int],
+                               every_s: float) -> None:
+    while not stop.is_set():
+        try:
+            for c in rig.admin.client_list():
+                if c["name"] == FETCH_CLIENT_NAME or int(c["psub"]) or int(c["sub"]):
+                    killed.append(int(rig.admin.client_kill_filter(_id=c["id"])))
+        except redis.ResponseError:
+            pass  # gone meanwhile
+        time.sleep(every_s)
+
+
+def submit_while_killing_consumers(rig: FaultRig, jobs: int, *, kill_every_s: float = 0.2,
+                                   submit_every_s: float = 0.3) -> tuple[list[str], int]:
+    """Submit *jobs* QUICK_PROBLEM jobs, one every *submit_every_s* seconds, while a thread
+    CLIENT KILLs the workers' consumer connections (the fetch connection, by its name, and
+    every pub/sub one) every *kill_every_s* seconds, until a second after the last.
+
+    Returns:
+        (the job ids, how many connections were killed).
+    """
+    stop, killed = threading.Event(), []  # type: ignore[var-annotated]
+    killer = threading.Thread(target=_kill_consumer_connections,
+                              args=(rig, stop, killed, kill_every_s))
+    killer.start()
+    try:
+        ids = []
+        for _ in range(jobs):
+            ids.append(rig.service.submit(QUICK_PROBLEM).id)
+            time.sleep(submit_every_s)
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        killer.join()
+    return ids, sum(killed)
 
 
 def assert_true_fates(rig: FaultRig, expected: dict[str, tuple[JobStatus, str]], *,

@@ -28,6 +28,7 @@ from jobtrail.store import JobStore
 from jobtrail.store.job_store import new_job_id
 from jobtrail.store.messages import BATCH_ID_PREFIX
 from jobtrail.worker import kombu_guard
+from jobtrail.worker.celery_urls import broker_url_for_kombu, results_url_for_celery, tls_options
 from jobtrail.worker.event_batch import EventBatchStep
 from jobtrail.worker.liveness import BrokerPollStep
 from jobtrail.worker.results import owned_results
@@ -143,15 +144,6 @@ def _broker_failover_options(settings: Settings) -> dict[str, Any]:
             FAILOVER_RETRY_OPTION: settings.redis_failover_retry_s}
 
 
-def _tls_options(settings: Settings) -> dict[str, Any]:
-    """Celery's broker_use_ssl and redis_backend_use_ssl when the masters talk TLS."""
-    if not settings.sentinel_tls:
-        return {}
-    ssl: dict[str, Any] = {"ssl_cert_reqs": "required"}
-    if settings.sentinel_tls_ca_file:
-        ssl["ssl_ca_certs"] = settings.sentinel_tls_ca_file
-    return {"broker_use_ssl": ssl, "redis_backend_use_ssl": ssl}
-
 def _no_subscription(producer: Any, task_id: str) -> None:
     """A backend's on_task_call that subscribes to nothing (JobtrailCelery._get_backend)."""
 
@@ -246,8 +238,10 @@ def create_celery_app(settings: Settings) -> Celery:
     results_socket_options().
     """
     _, broker_url, results_url = settings.require_urls()
-    app = JobtrailCelery("jobtrail", broker=broker_url, backend=results_url,
-                 include=[TASKS_MODULE, BATCH_MODULE, HEARTBEAT_MODULE], set_as_current=False)
+    app = JobtrailCelery("jobtrail", broker=broker_url_for_kombu(broker_url),
+                         backend=results_url_for_celery(results_url),
+                         include=[TASKS_MODULE, BATCH_MODULE, HEARTBEAT_MODULE],
+                         set_as_current=False)
     app.conf.update(
         {
             SETTINGS_KEY: settings,
@@ -277,10 +271,10 @@ def create_celery_app(settings: Settings) -> Celery:
             },
             "result_backend_transport_options": sentinel_options(settings, "results"),
             **results_socket_options(settings),
-            **_tls_options(settings),
+            **tls_options(settings),
             # kombu's redis transport, minus redis-py's transparent reconnect of the
             # connections the event loop polls (worker/transport.py)
-            "broker_transport": broker_transport(broker_url),
+            "broker_transport": broker_transport(broker_url_for_kombu(broker_url)),
             "broker_connection_retry_on_startup": True,
             # a worker never gives up on the broker: it reconnects for as long as the
             # outage lasts (Celery's default stops after 100 tries and exits)

@@ -42,6 +42,7 @@ from urllib.parse import urlsplit
 
 import redis
 from celery.worker import state as worker_state
+from kombu import transport as kombu_transport
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 from kombu.utils import json as kombu_json
@@ -51,6 +52,7 @@ from redis.retry import Retry
 
 from jobtrail.connections import refuses_writes_now
 from jobtrail.failover import MASTER_CHECK_S, follow_master_switch
+from jobtrail.worker.celery_urls import KOMBU_TRANSPORT_ALIAS
 from jobtrail.worker.fetch import ReliableFetch
 
 __all__ = ["FAILOVER_RETRY_OPTION", "MASTER_CHECK_OPTION",
@@ -710,14 +712,21 @@ class SentinelTransport(kombu_redis.SentinelTransport):
 def broker_transport(broker_url: str) -> str | None:
     """Return the Celery `broker_transport` for *broker_url*: this module's for redis://.
 
-    A rediss:// URL keeps kombu's own transport, which derives the TLS
-    parameters from the URL's scheme; None lets Celery pick by scheme.
+    redis:// and rediss:// get TRANSPORT (TLS comes from broker_use_ssl and the
+    URL's `ssl_*` parameters, worker.celery_urls), sentinel:// SENTINEL_TRANSPORT;
+    a socket URL names this transport by its kombu alias (`jobtrail+socket://`).
 
     Args:
-        broker_url: The broker's Redis URL.
+        broker_url: The broker's URL as Celery is given it (celery_urls.broker_url_for_kombu).
 
     Returns:
-        TRANSPORT for a redis:// URL, SENTINEL_TRANSPORT for sentinel://, else None.
+        TRANSPORT, SENTINEL_TRANSPORT, or None (the URL's own prefix picks it).
     """
     scheme = urlsplit(broker_url).scheme
-    return {"redis": TRANSPORT, "sentinel": SENTINEL_TRANSPORT}.get(scheme)
+    return {"redis": TRANSPORT, "rediss": TRANSPORT,
+            "sentinel": SENTINEL_TRANSPORT}.get(scheme)
+
+
+#: A socket broker URL (`jobtrail+socket:///path`) runs this module's Transport: kombu
+#: resolves a URL's `<name>+` prefix through its alias table only (no dotted path there).
+kombu_transport.TRANSPORT_ALIASES.setdefault(KOMBU_TRANSPORT_ALIAS, TRANSPORT)
