@@ -303,14 +303,21 @@ def _check_complete(expr: sympy.Expr, variable: sympy.Symbol, real: bool,
         reals = [float(mpmath.re(_number(v))) for v in values]
         low = min([-10.0] + [1.5 * r - 1 for r in reals if abs(r) < 1e3])
         high = max([10.0] + [1.5 * r + 1 for r in reals if abs(r) < 1e3])
-        # at least one period of every family: sin(x/10) = 1/2 repeats every 20*pi, and a
-        # family missing from [-10, 10] would go unseen
-        period = max([abs(float(d)) for d in (sympy.diff(f, n) for f in families)
-                      if d.is_number and d.is_real and abs(float(d)) < 1e3], default=0.0)
-        low, high = min(low, -1.05 * period), max(high, 1.05 * period)
-        samples = min(10001, int(1001 * max(1.0, (high - low) / 20)))
-        roots = real_roots(expr, variable, (low, high), budget, samples)
         method = "substitution at 50 digits; sign changes and minima sampled, mpmath.findroot"
+        periods = [abs(float(d)) for d in (sympy.diff(f, n) for f in families)
+                   if d.is_number and d.is_real and d != 0]
+        plan = _period_window(periods, low, high)
+        if plan is None:
+            return Verification("unverified", method, f"{checked}; completeness not checked "
+                                f"(periods from {min(periods):g} to {max(periods):g}: no "
+                                f"sampling of a whole period fine enough for the shortest)",
+                                worst)
+        roots = real_roots(expr, variable, (low, high), budget,
+                           min(10001, int(1001 * max(1.0, (high - low) / 20))))
+        low, high, samples = plan
+        if samples:
+            wide = real_roots(expr, variable, (low, high), budget, samples)
+            roots = None if roots is None or wide is None else sorted({*roots, *wide})
         window = f"[{low:g}, {high:g}]"
     if roots is None:
         return Verification("unverified", method,
@@ -331,6 +338,37 @@ def _check_complete(expr: sympy.Expr, variable: sympy.Symbol, real: bool,
                     f"solution covers (numeric search over {window})", None)
     return Verification("verified", method, f"{checked}; all {len(roots)} numeric root(s) "
                         f"in {window} are covered", worst)
+
+
+#: Samples per shortest family period when the search covers a whole longest period.
+_SAMPLES_PER_PERIOD = 500
+#: The most samples of that search; past it completeness is not checked.
+_MAX_PERIOD_SAMPLES = 40001
+
+
+def _period_window(periods: Sequence[float], low: float, high: float,
+                   ) -> tuple[float, float, int] | None:
+    """Return (low, high, samples) of a search over a whole period of every family.
+
+    A family's roots repeat every period, so a search that does not span the longest
+    one can miss a whole family (sin(x/10) = 1/2 repeats every 20*pi; the families of
+    sin(4x/1000) + sin(3x/1000) = 0 every 2000*pi, where [-10, 10] holds one root of
+    eight). The window is widened to 1.05 times the longest period each side, sampled
+    _SAMPLES_PER_PERIOD times per shortest period (0 samples: no family, nothing to
+    add to the base window *low*..*high*).
+
+    Returns:
+        The window and its samples, or None when that would take more than
+        _MAX_PERIOD_SAMPLES (periods too far apart to search both).
+    """
+    if not periods:
+        return low, high, 0
+    longest, shortest = max(periods), min(periods)
+    low, high = min(low, -1.05 * longest), max(high, 1.05 * longest)
+    samples = int((high - low) / shortest * _SAMPLES_PER_PERIOD) + 1
+    if samples > _MAX_PERIOD_SAMPLES:
+        return None
+    return low, high, max(samples, 1001)
 
 
 def _rank(rows: list[list[Any]]) -> int:
