@@ -469,6 +469,11 @@ def solve_system(text: str) -> Answer:
         not isinstance(t, sympy.Tuple) for t in solution
     ):
         raise UnsupportedProblemError(f"cannot solve this system in closed form: {solution}")
+    if any(isinstance(v, sympy.Set) for t in solution for v in t):
+        # nonlinsolve's answer to sin(x) = y, y = 2: (ImageSet(...), 2), complex families
+        # that neither the rendering nor the check takes as values
+        raise UnsupportedProblemError("cannot solve this system in closed form: a variable's "
+                                      f"solutions form a set ({solution})")
     tuples = sorted(solution, key=lambda t: [sort_key(v) for v in t])
     formatted = [_format_tuple(variables, tuple(t), _exclusions(divisors, variables, t))
                  for t in tuples]

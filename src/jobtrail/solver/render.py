@@ -190,8 +190,8 @@ def sort_key(value: sympy.Basic) -> tuple[int, float, float, object]:
         return (1, 0.0, 0.0, sympy.default_sort_key(value))
     try:
         real, imag = (float(part) for part in sympy.N(value, 20).as_real_imag())
-    except (TypeError, ValueError, ArithmeticError):
-        return (2, 0.0, 0.0, str(value))
+    except (TypeError, ValueError, ArithmeticError, AttributeError):
+        return (2, 0.0, 0.0, str(value))  # AttributeError: a set has no as_real_imag
     return (0, real, imag, str(value))
 
 
