@@ -5,11 +5,17 @@ are in tests/faults/test_tls_and_socket.py."""
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import redis
 
 from jobtrail.config import load_settings
+from jobtrail.connections import mask_url
+from jobtrail.doctor.deployment import db_number
+from jobtrail.doctor.timeouts import check_connections
 from jobtrail.errors import ConfigError
+from jobtrail.monitor.snapshot import _url_of
 from jobtrail.worker.app import create_celery_app
 from jobtrail.worker.celery_urls import broker_url_for_kombu, results_url_for_celery
 from jobtrail.worker.transport import TRANSPORT
@@ -83,3 +89,52 @@ def test_a_ca_file_that_exists_and_main_db_socket_parameters_are_accepted(
                              broker_url=f"rediss://h/11?ssl_ca_certs={ca}&ssl_cert_reqs=none",
                              results_url="rediss://h/12", state_dir=tmp_path)
     assert settings.broker_url == f"rediss://h/11?ssl_ca_certs={ca}&ssl_cert_reqs=none"
+
+
+# -- found by review (each failed before its fix) -------------------------------------------
+
+
+def test_mask_url_hides_a_password_given_in_the_query() -> None:
+    # docs/operations.md offers `?password=` for a socket URL; errors print mask_url(url)
+    masked = mask_url("unix:///run/redis.sock?db=11&password=s3cret")
+    assert "s3cret" not in masked, masked
+
+
+def test_a_unix_db_that_is_not_a_number_is_refused_by_settings(tmp_path: Path) -> None:
+    # today: accepted, then every command dies with a ValueError traceback from redis-py
+    with pytest.raises(ConfigError):
+        load_settings(main_url="redis://h/10", broker_url="unix:///run/redis.sock?db=abc",
+                      results_url="redis://h/12", state_dir=tmp_path)
+
+
+def test_a_repeated_db_names_one_db_for_kombu_and_redis_py(tmp_path: Path) -> None:
+    url = "unix:///run/redis.sock?db=11&db=12"
+    try:
+        load_settings(main_url="redis://h/10", broker_url=url, results_url="redis://h/12",
+                      state_dir=tmp_path)
+    except ConfigError:
+        return  # refusing it is fine too
+    kombu_db = parse_qs(urlsplit(broker_url_for_kombu(url)).query)["virtual_host"][0]
+    redis_py_db = parse_qs(urlsplit(url).query)["db"][0]  # redis.from_url reads the first
+    assert kombu_db == redis_py_db
+
+
+def test_a_repeated_ssl_cert_reqs_is_refused(tmp_path: Path) -> None:
+    # config checks the last value (dict(parse_qsl)); redis-py reads the first: no check at all
+    with pytest.raises(ConfigError):
+        load_settings(main_url="rediss://h/10?ssl_cert_reqs=none&ssl_cert_reqs=required",
+                      broker_url="redis://h/11", results_url="redis://h/12",
+                      state_dir=tmp_path)
+
+
+def test_doctor_does_not_ask_a_unix_socket_broker_for_tcp_keepalive(tmp_path: Path) -> None:
+    settings = load_settings(main_url="redis://h/10", broker_url="unix:///run/r.sock?db=11",
+                             results_url="redis://h/12", state_dir=tmp_path)
+    conf = create_celery_app(settings).conf
+    broker = [f for f in check_connections(settings, conf) if f.check == "connections:broker"]
+    assert all(f.severity.name == "OK" for f in broker), broker
+
+
+def test_a_socket_db_and_a_tls_db_are_labelled_as_they_are() -> None:
+    assert db_number("unix:///run/a b/redis.sock?db=11") == "11"
+    assert _url_of(redis.Redis.from_url("rediss://:pw@h:6380/3")) == "rediss://:***@h:6380/3"

@@ -483,11 +483,20 @@ def _check_url_query(parts: SplitResult, *, celery_reads_it: bool) -> None:
         celery_reads_it: The URL is the broker's or the result backend's.
 
     Raises:
-        ValueError: An `ssl_*` parameter on a URL that is not rediss://, an
+        ValueError: A parameter named twice, a unix:// `db` that is not a number,
+            an `ssl_*` parameter on a URL that is not rediss://, an
             `ssl_cert_reqs` not in SSL_CERT_REQS, a TLS file that does not exist,
             or (broker, results) a unix:// parameter other than UNIX_CELERY_PARAMS.
     """
-    query = dict(parse_qsl(parts.query))
+    pairs = parse_qsl(parts.query)
+    keys = [key for key, _ in pairs]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        # redis-py reads the first value, kombu and this check the last
+        raise ValueError(f"names {repeated[0]} more than once")
+    query = dict(pairs)
+    if parts.scheme == "unix" and not query.get("db", "0").isdigit():
+        raise ValueError(f"database {query['db']!r} is not a number")
     tls = sorted(key for key in query if key.startswith("ssl_"))
     if tls and parts.scheme != "rediss":
         raise ValueError(f"{tls[0]} is a TLS parameter: use a rediss:// URL")

@@ -109,15 +109,20 @@ def wrap_redis_error(what: str, exc: Exception) -> JobtrailError:
 
 
 def mask_url(url: str) -> str:
-    """Return *url* with any password replaced by `***` (every part of a Sentinel URL)."""
+    """Return *url* with any password replaced by `***`: the user part's and a `password`
+    query parameter's (redis-py's unix:// form), in every part of a Sentinel URL."""
     if ";" in url:
         return ";".join(mask_url(part) for part in url.split(";"))
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+    if parts.query:
+        query = "&".join(f"{key}=***" if key.lower() == "password" else item
+                         for item in parts.query.split("&")
+                         for key in (item.partition("=")[0],))
+        parts = parts._replace(query=query)
+    if parts.password is not None:
+        netloc = parts.netloc.rsplit("@", 1)[1]
+        parts = parts._replace(netloc=f"{parts.username or ''}:***@{netloc}")
+    return urlunsplit(parts)
 
 
 def _setting(settings: Settings | None, name: str) -> Any:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -374,12 +375,8 @@ class JobService:
         threshold, is taken back as the dead-worker sweep does (True), or, a batch's,
         left in place (False: the job leaves the batch and is sent alone); younger, it
         is refused."""
-        try:
-            with self.app.connection_for_write() as conn:
-                search = find_job_message(conn.default_channel.client, self.store.keys, job)
-        except (redis.RedisError, OperationalError) as exc:
-            raise RedisUnavailableError(mask_url(self.broker_url),
-                                        str(exc)) from exc
+        with self._broker() as broker:
+            search = find_job_message(broker, self.store.keys, job)
         if search.ahead is None and search.unacked_tag is None:
             return False
         message_id = search.message.task_id if search.message else message_ids(job)[0]
@@ -397,8 +394,8 @@ class JobService:
             if (search.unacked_since or now_s()) <= now_s() - self.gone_after_s:
                 return False  # the job alone leaves its batch (_send_alone); the rest stay
         else:
-            with self.app.connection_for_write() as conn:
-                report = self._sweep(conn.default_channel.client, self.gone_after_s).sweep(
+            with self._broker() as broker:
+                report = self._sweep(broker, self.gone_after_s).sweep(
                     lock=False, only={job.id}, reason_prefix="requeued: ")
             if any(r.job_id == job.id and r.restored for r in report.recovered):
                 logger.info("requeue took back a gone worker's message job_id=%s message=%s",
@@ -416,9 +413,22 @@ class JobService:
         Raises:
             RedisUnavailableError: The main DB or the broker is down.
         """
-        with self.app.connection_for_write() as conn:
-            sweep = self._sweep(conn.default_channel.client, gone_after_s)
-            return sweep.sweep(lock=False)
+        with self._broker() as broker:
+            return self._sweep(broker, gone_after_s).sweep(lock=False)
+
+    @contextmanager
+    def _broker(self) -> Iterator[Any]:
+        """Yield the broker's redis-py client (kombu's channel's).
+
+        Raises:
+            RedisUnavailableError: The broker could not be reached, or failed meanwhile
+                (kombu's OperationalError, redis-py's errors), naming the broker's URL.
+        """
+        try:
+            with self.app.connection_for_write() as conn:
+                yield conn.default_channel.client
+        except (redis.RedisError, OperationalError) as exc:
+            raise RedisUnavailableError(mask_url(self.broker_url), str(exc)) from exc
 
     def _sweep(self, broker: Any, gone_after_s: float) -> DeadWorkerSweep:
         return DeadWorkerSweep(self.app, self.store, self._heartbeats(), broker,
@@ -451,8 +461,8 @@ class JobService:
             reason = "requeued: " + gone_reason(job.worker, holder.last_seen if holder else None,
                                                started_at=job.started_at)
             return self._send_alone(job, reason=reason, dead_worker=job.worker)
-        with self.app.connection_for_write() as conn:
-            report = self._sweep(conn.default_channel.client, 0.0).sweep(
+        with self._broker() as broker:
+            report = self._sweep(broker, 0.0).sweep(
                 lock=False, only={job.id}, reason_prefix="requeued: ")
         # a batch message brings back its other unfinished jobs too; this one's entry decides
         mine = next((r for r in report.recovered if r.job_id == job.id), None)

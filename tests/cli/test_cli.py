@@ -137,6 +137,16 @@ def test_unknown_key_in_env_file(settings: Settings, tmp_path: Path) -> None:
     assert "unknown setting JOBTRAIL_RESULTS_EXPIRE" in result.stderr
 
 
+def test_a_broker_down_is_one_line_for_recover(settings: Settings, main_db: object) -> None:
+    # Before: recover let kombu's OperationalError through (a 131-line traceback)
+    down = settings.model_copy(update={"broker_url": "redis://:pw@127.0.0.1:1/11"})
+    result = run(down, "recover")
+    assert result.returncode == 1, result
+    assert result.stderr.startswith("error: Redis at redis://:***@127.0.0.1:1/11 is "
+                                    "unavailable"), result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
+
+
 def test_redis_down_is_one_line(settings: Settings, tmp_path: Path) -> None:
     down = settings.model_copy(update={"main_url": "redis://127.0.0.1:1/10"})
     result = run(down, "list")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Any, cast
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import redis
 
@@ -29,8 +29,12 @@ def server_name(url: str) -> str:
 
 
 def db_number(url: str) -> str:
-    """The DB number of a Redis URL, as text ("0" when none is given)."""
-    return urlsplit(url).path.lstrip("/") or "0"
+    """The DB number of a Redis URL, as text ("0" when none is given): its path's, or a
+    unix:// URL's `db` query parameter (its path is the socket's)."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return dict(parse_qsl(parts.query)).get("db", "0")
+    return parts.path.lstrip("/") or "0"
 
 
 def check_eviction(settings: Settings, clients: dict[str, redis.Redis]) -> Iterator[Finding]:

@@ -253,7 +253,9 @@ def _url_of(client: redis.Redis) -> str:
     if "path" in kw:
         return f"unix://{kw['path']}?db={_db_index(client)}"
     auth = ":***@" if kw.get("password") else ""
-    return mask_url(f"redis://{auth}{kw.get('host', 'localhost')}:{kw.get('port', 6379)}"
+    scheme = "rediss" if issubclass(client.connection_pool.connection_class,
+                                    redis.SSLConnection) else "redis"
+    return mask_url(f"{scheme}://{auth}{kw.get('host', 'localhost')}:{kw.get('port', 6379)}"
                     f"/{_db_index(client)}")
 
 
