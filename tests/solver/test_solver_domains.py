@@ -183,6 +183,17 @@ def test_a_root_outside_the_domain_is_discarded(problem: str, text: str,
         assert any("outside the domain" in s and reason in s for s in answer.steps)
 
 
+# --- systems -------------------------------------------------------------------------------
+
+def test_a_system_solution_outside_the_domain_is_dropped_not_the_whole_answer() -> None:
+    # nonlinsolve gives {(0, 0), (2, 2)}; (0, 0) divides by 0
+    answer = solve("solve 1/x + 1/y = 1, x = y")
+    assert answer.text == "x = 2, y = 2"
+    assert answer.verification is not None
+    assert answer.verification.status != "contradicted"
+    assert any(s.startswith("discard x = 0, y = 0: outside the domain") for s in answer.steps)
+
+
 def test_a_zero_factor_beside_a_pole_is_no_root() -> None:
     # cos(x)*tan(x) is sin(x): 1 at pi/2, though cos(pi/2) is 0 (factor-wise residuals
     # must not take the zero factor alone where another factor has a pole)

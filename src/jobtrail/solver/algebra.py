@@ -28,6 +28,7 @@ from jobtrail.solver.render import (
 from jobtrail.solver.solution_sets import (
     describe_families,
     describe_region,
+    system_within_domain,
     within_domain,
 )
 from jobtrail.solver.text import excerpt
@@ -482,6 +483,12 @@ def solve_system(text: str) -> Answer:
     ):
         raise UnsupportedProblemError(f"cannot solve this system in closed form: {solution}")
     tuples = sorted(solution, key=lambda t: [sort_key(v) for v in t])
+    conditions = conditions_read()
+    if not linear:  # a linear system's one solution outside the domain is refused (check)
+        tuples = system_within_domain(tuples, variables, conditions, steps)
+        if not tuples:
+            answer = Answer("system", "no solution", "\\text{no solution}", tuple(steps))
+            return settle(answer, *run(check_system, equations, variables, None, linear))
     formatted = [_format_tuple(variables, tuple(t), _exclusions(divisors, variables, t))
                  for t in tuples]
     texts = [text for text, _ in formatted]
@@ -492,4 +499,4 @@ def solve_system(text: str) -> Answer:
     steps.append(answer_text)
     answer = Answer("system", answer_text, " \\text{ or } ".join(latexes), tuple(steps))
     return settle(answer, *run(check_system, equations, variables, tuples, linear,
-                               divisors=divisors))
+                               divisors=divisors, conditions=conditions))
