@@ -55,6 +55,10 @@ RESTRICTED_FAMILIES = [
      "x = -1, x = 1, x = 2*pi*n for n != 0, x = 2*pi*n + pi (n an integer)"),
     ("solve sin(x) log(x) = 0",
      "x = 1, x = 2*pi*n for n >= 1, x = 2*pi*n + pi for n >= 0 (n an integer)"),
+    # SymPy's family minus a point: Complement(ImageSet(...), {0})
+    ("solve sin(x)/x = 0", "x = 2*pi*n for n != 0, x = 2*pi*n + pi (n an integer)"),
+    ("solve sin(x)/sqrt(x) = 0",
+     "x = 2*pi*n for n >= 1, x = 2*pi*n + pi for n >= 0 (n an integer)"),
     # bounded on both sides: the members are written out
     ("solve sin(x) sqrt(4 - x^2) = 0", "x = -2, x = 0, x = 2"),
 ]

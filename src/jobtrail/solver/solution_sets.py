@@ -51,13 +51,15 @@ def split_solution(solution: sympy.Set, n: sympy.Symbol
 
     Args:
         solution: SymPy's real solution set: a union of ``FiniteSet`` s, ``ImageSet`` s over
-            ``Integers`` and their intersections with an interval (SymPy writes
-            ``Intersection(ImageSet(...), Interval(10, oo))`` for ``sqrt(x - 10)``).
+            ``Integers``, their intersections with an interval (SymPy writes
+            ``Intersection(ImageSet(...), Interval(10, oo))`` for ``sqrt(x - 10)``) and
+            their complements of finitely many points.
         n: The integer symbol to write the families in.
 
     Returns:
         ``(values, families)``: each family its member in *n* and the conditions its
-        interval sets (``x - 10 >= 0``); None for any other kind of part.
+        interval or its removed points set (``x - 10 >= 0``, ``x != 0``); None for any
+        other kind of part.
     """
     values: list[sympy.Basic] = []
     families: list[tuple[sympy.Expr, list[Condition]]] = []
@@ -73,6 +75,9 @@ def split_solution(solution: sympy.Set, n: sympy.Symbol
                 return None
             part, interval = images[0], intervals[0]
             bounds = _interval_conditions(interval, part)
+        elif isinstance(part, sympy.Complement) and isinstance(part.args[1], sympy.FiniteSet):
+            part, holes = part.args  # sin(x)/sqrt(x): the family without x = 0
+            bounds = [Condition(_X - hole, "!=", part) for hole in holes]
         if not isinstance(part, sympy.ImageSet) or part.base_sets != (sympy.S.Integers,) or len(
                 part.lamda.variables) != 1:
             return None
