@@ -15,7 +15,7 @@ import sympy  # type: ignore[import-untyped]  # sympy 1.14 ships no py.typed
 
 from jobtrail.errors import ProblemParseError, ProblemTooLargeError, UnsupportedProblemError
 from jobtrail.solver.answer import Answer
-from jobtrail.solver.parse import divisors_read, parse_expression
+from jobtrail.solver.parse import conditions_read, divisors_read, parse_expression
 from jobtrail.solver.render import (
     choose_variable,
     join_latex,
@@ -24,6 +24,12 @@ from jobtrail.solver.render import (
     sort_key,
     split_top_level,
     strip_filler,
+)
+from jobtrail.solver.solution_sets import (
+    describe_families,
+    describe_region,
+    system_within_domain,
+    within_domain,
 )
 from jobtrail.solver.text import excerpt
 from jobtrail.solver.verify import (
@@ -36,6 +42,7 @@ from jobtrail.solver.verify import (
 )
 from jobtrail.solver.verify.equations import non_real_part, zero_divisor
 from jobtrail.solver.verify.evaluate import Unsupported
+from jobtrail.solver.verify.membership import violated
 from jobtrail.solver.verify.numeric import call, compile_expr, stable
 
 __all__ = [
@@ -55,7 +62,7 @@ _SOLVE_VERB = re.compile(
     re.I,
 )
 _FOR_VARS = re.compile(r"\s+for\s+([A-Za-z](?:\s*(?:,|and)\s*[A-Za-z])*)\s*$", re.I)
-_PERIODIC_NOTE = "(n an integer)"
+_MAX_PRINCIPAL = 12  # more principal solutions than this are not listed (sin(exp(x)) = 0)
 
 MAX_EQUATION_DEGREE = 20
 """Highest polynomial degree solved; above it root isolation takes seconds to minutes."""
@@ -142,21 +149,6 @@ def _format_roots(variable: sympy.Symbol, roots: list[sympy.Basic]) -> tuple[str
     return text, latex
 
 
-def _periodic(variable: sympy.Symbol, solution: sympy.Set) -> tuple[str, str] | None:
-    parts = list(solution.args) if isinstance(solution, sympy.Union) else [solution]
-    if not all(isinstance(part, sympy.ImageSet) for part in parts):
-        return None
-    n = sympy.Symbol("n", integer=True)
-    exprs = []
-    for part in parts:
-        lamda = part.lamda
-        if part.base_sets != (sympy.S.Integers,) or len(lamda.variables) != 1:
-            return None
-        exprs.append(lamda.expr.subs(lamda.variables[0], n))
-    text, latex = _format_roots(variable, exprs)
-    return f"{text} {_PERIODIC_NOTE}", f"{latex} \\quad (n \\in \\mathbb{{Z}})"
-
-
 def _polynomial_steps(expr: sympy.Expr, variable: sympy.Symbol) -> list[str]:
     numerator, denominator = sympy.fraction(sympy.together(expr))
     steps: list[str] = []
@@ -191,9 +183,13 @@ def _describe_set(
         return text, f"\\text{{{text}}}", []
     if solution == domain:
         return f"all {variable}", f"\\text{{all }} {sympy.latex(variable)}", ["identity"]
-    periodic = _periodic(variable, solution)
+    periodic = describe_families(variable, solution)
     if periodic is not None:
         return periodic[0], periodic[1], ["general solution (periodic)"]
+    region = describe_region(variable, solution)
+    region_latex = describe_region(variable, solution, latex=True)
+    if region is not None and region_latex is not None:
+        return region, region_latex, []
     raise UnsupportedProblemError(
         f"cannot express the solutions of this equation in closed form: {solution}",
         kind="equation",
@@ -225,14 +221,21 @@ def solve_equation(text: str) -> Answer:
         text: Normalized problem text; ``solve`` is optional, ``for y``
             names the unknown, a missing ``=`` means ``= 0``.
 
+    Every answer keeps to the domain of the text as written (``domain.py``), which
+    SymPy's reading may have lost (``sqrt(x)^2`` is x): a root outside it is
+    discarded, a family is kept for the n inside it (``(n an integer, n >= -3)``),
+    an identity holds on it (``all x > 0``). A text with a root, logarithm or
+    inverse function of the unknown is solved over the reals.
+
     Returns:
         Answer with ``x = a, x = b`` (ascending), ``no solution``,
-        ``no real solution`` or ``all x``.
+        ``no real solution``, ``all x`` or ``all x > 0``-style regions.
 
     Raises:
         ProblemParseError: Nothing to solve, or the equation is unreadable.
         ProblemTooLargeError: A polynomial of degree above ``MAX_EQUATION_DEGREE``.
-        UnsupportedProblemError: No unknown, or no closed form.
+        UnsupportedProblemError: No unknown, or no closed form, or the domain of an
+            identity or a family could not be decided ("could not verify ...").
 
     Source:
         SymPy ``solveset`` semantics: https://docs.sympy.org/latest/modules/solvers/solveset.html
@@ -249,9 +252,13 @@ def solve_equation(text: str) -> Answer:
         raise _nothing_after("solve", text)
     lhs, rhs = parse_equation(body)
     expr = sympy.Add(lhs, -rhs)
-    if not expr.free_symbols:
+    written = conditions_read()
+    if not expr.free_symbols and (expr != 0 or not written):
         return _without_unknown(body, expr, lhs.free_symbols | rhs.free_symbols)
-    variable = choose_variable(expr, named)
+    # x^2/x = x is 0 = 0 once read, and still holds x
+    variable = choose_variable(expr if expr.free_symbols else sympy.Add(
+        lhs, rhs, *(c.part for c in written)), named)
+    conditions = [c for c in written if variable in c.part.free_symbols]
     steps: list[str] = []
     if rhs != 0:
         steps.append(f"rearrange: {expr} = 0")
@@ -266,6 +273,8 @@ def solve_equation(text: str) -> Answer:
         steps.extend(_polynomial_steps(expr, variable))
     else:
         domain = sympy.S.Reals
+    if any(c.relation != "!=" for c in conditions):
+        domain = sympy.S.Reals  # sqrt(x)^2 = x is x = x once read: a root is written
     divisors = [d for d in divisors_read() if d.has(variable)]
     solution = sympy.solveset(expr, variable, domain)
     if domain == sympy.S.Reals and isinstance(solution, sympy.FiniteSet):
@@ -276,6 +285,7 @@ def solve_equation(text: str) -> Answer:
         solution = _discard(solution, variable, steps, "the equation divides by 0 there "
                             "(undefined)",
                             lambda root: zero_divisor(divisors, variable, root) is not None)
+    solution = within_domain(solution, variable, domain, conditions, steps)
     answer_text, latex, more = _describe_set(variable, solution, domain)
     steps.extend(more)
     if isinstance(solution, sympy.FiniteSet) and solution.has(sympy.CRootOf):
@@ -284,13 +294,16 @@ def solve_equation(text: str) -> Answer:
         steps.append(f"numerically: {approx}")
     if more == ["general solution (periodic)"]:
         principal = sympy.solveset(expr, variable, sympy.Interval.Ropen(0, 2 * sympy.pi))
-        if isinstance(principal, sympy.FiniteSet):
-            values = ", ".join(str(v) for v in sorted(principal, key=sort_key))
+        inside = [] if not isinstance(principal, sympy.FiniteSet) else [
+            v for v in sorted(principal, key=sort_key) if violated(conditions, {variable: v})
+            is None]
+        if 0 < len(inside) <= _MAX_PRINCIPAL:
+            values = ", ".join(str(v) for v in inside)
             steps.append(f"principal solutions in [0, 2*pi): {values}")
     steps.append(answer_text)
     answer = Answer("equation", answer_text, latex, tuple(steps))
     return settle(answer, *run(check_equation, expr, variable, solution, domain,
-                               divisors=divisors))
+                               divisors=divisors, conditions=conditions))
 
 
 def _discard(solution: sympy.FiniteSet, variable: sympy.Symbol, steps: list[str], why: str,
@@ -475,6 +488,12 @@ def solve_system(text: str) -> Answer:
         raise UnsupportedProblemError("cannot solve this system in closed form: a variable's "
                                       f"solutions form a set ({solution})")
     tuples = sorted(solution, key=lambda t: [sort_key(v) for v in t])
+    conditions = conditions_read()
+    if not linear:  # a linear system's one solution outside the domain is refused (check)
+        tuples = system_within_domain(tuples, variables, conditions, steps)
+        if not tuples:
+            answer = Answer("system", "no solution", "\\text{no solution}", tuple(steps))
+            return settle(answer, *run(check_system, equations, variables, None, linear))
     formatted = [_format_tuple(variables, tuple(t), _exclusions(divisors, variables, t))
                  for t in tuples]
     texts = [text for text, _ in formatted]
@@ -485,4 +504,4 @@ def solve_system(text: str) -> Answer:
     steps.append(answer_text)
     answer = Answer("system", answer_text, " \\text{ or } ".join(latexes), tuple(steps))
     return settle(answer, *run(check_system, equations, variables, tuples, linear,
-                               divisors=divisors))
+                               divisors=divisors, conditions=conditions))

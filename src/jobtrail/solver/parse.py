@@ -37,6 +37,7 @@ from fractions import Fraction
 import sympy  # type: ignore[import-untyped]  # sympy 1.14 ships no py.typed
 
 from jobtrail.errors import ProblemTooLargeError, UnsupportedProblemError
+from jobtrail.solver.domain import Condition, conditions_of
 from jobtrail.solver.tokens import Token, parse_error, tokenize
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "Reading",
     "Readings",
     "collect_readings",
+    "conditions_read",
     "divisors_read",
     "note_reading",
     "parse_expression",
@@ -625,6 +627,7 @@ class _Builder:
     def __init__(self) -> None:
         self.symbols: dict[str, sympy.Symbol] = {}
         self.divisors: list[sympy.Expr] = []
+        self.conditions: list[Condition] = []
 
     def leaf(self, node: Leaf) -> sympy.Expr:
         if node.kind == "num":
@@ -656,6 +659,7 @@ class _Builder:
         return value
 
     def _apply(self, node: Op, args: list[sympy.Expr]) -> sympy.Expr:
+        self._condition(node.name, args)
         name = node.name
         if name == "+":
             return sympy.Add(*args)
@@ -677,6 +681,23 @@ class _Builder:
         if name == "deg":
             return sympy.Mul(args[0], sympy.pi, sympy.Rational(1, 180))
         return _FUNCTIONS[name](*args)
+
+    def _condition(self, name: str, args: list[sympy.Expr]) -> None:
+        """Record where the part *name* of *args* is defined and real (domain.py), as
+        written: the enclosing expression may cancel it once built."""
+        if name == "recip":
+            func, args = sympy.Pow, [args[0], sympy.Integer(-1)]
+        elif name == "sqrt":
+            func, args = sympy.Pow, [args[0], sympy.Rational(1, 2)]
+        elif name == "^":
+            func = sympy.Pow
+        elif name in {"!", "factorial"}:
+            func = sympy.factorial
+        else:
+            func = _FUNCTIONS.get(name)
+        if func is not None:
+            found = conditions_of(func, args)
+            self.conditions.extend(c for c in found if c not in self.conditions)
 
     def _divides_by(self, divisor: sympy.Expr) -> None:
         if divisor.free_symbols and divisor not in self.divisors:
@@ -700,6 +721,9 @@ class Reading:
         divisors: Every expression with a variable the text divides by (or raises to
             a negative power), as written: ``x^2/x`` is ``x`` once SymPy has
             cancelled, and divides by ``x``.
+        conditions: Where every part of the text is defined and real, as written
+            (``domain.Condition``): ``sqrt(x + 20) - sqrt(x + 20)`` is 0 once built,
+            and needs ``x + 20 >= 0``; divisions give ``!= 0`` conditions.
     """
 
     expr: sympy.Expr
@@ -707,6 +731,7 @@ class Reading:
     notes: frozenset[str]
     decimal: bool
     divisors: tuple[sympy.Expr, ...] = ()
+    conditions: tuple[Condition, ...] = ()
 
 
 @dataclass(slots=True)
@@ -720,12 +745,14 @@ class Readings:
         steps: ``"read as <expression>"`` lines, in order, without repeats.
         divisors: The ``Reading.divisors`` of every expression parsed.
         decimal: Some expression held a decimal or scientific literal.
+        conditions: The ``Reading.conditions`` of every expression parsed.
     """
 
     rewritten: bool = False
     steps: list[str] = field(default_factory=list)
     divisors: list[sympy.Expr] = field(default_factory=list)
     decimal: bool = False
+    conditions: list[Condition] = field(default_factory=list)
 
 
 _READINGS: ContextVar[Readings | None] = ContextVar("jobtrail_solver_readings", default=None)
@@ -750,7 +777,8 @@ def collect_readings(rewritten: bool = False) -> Iterator[Readings]:
 
 
 def note_reading(literal: str, reading: str, notes: frozenset[str], decimal: bool,
-                 divisors: tuple[sympy.Expr, ...] = ()) -> None:
+                 divisors: tuple[sympy.Expr, ...] = (),
+                 conditions: tuple[Condition, ...] = ()) -> None:
     """Record that *literal* was read as *reading*, if a ``collect_readings`` block is open.
 
     A ``"read as <reading>"`` step is added when *notes* is not empty, or the
@@ -763,11 +791,13 @@ def note_reading(literal: str, reading: str, notes: frozenset[str], decimal: boo
         notes: The notes of the ``Reading`` (or the union, for several).
         decimal: The text held a decimal or scientific literal.
         divisors: Its ``Reading.divisors`` (of both sides, for an equation).
+        conditions: Its ``Reading.conditions`` (of both sides, for an equation).
     """
     readings = _READINGS.get()
     if readings is None:
         return
     readings.divisors.extend(d for d in divisors if d not in readings.divisors)
+    readings.conditions.extend(c for c in conditions if c not in readings.conditions)
     readings.decimal = readings.decimal or decimal
     changed = readings.rewritten and literal.replace(" ", "") != reading.replace(" ", "")
     step = f"read as {reading}"
@@ -799,7 +829,7 @@ def read_expression(fragment: str) -> Reading:
             f"'{fragment}' is undefined ({exc})", kind="arithmetic"
         ) from None
     return Reading(expr, _render(tree)[0], frozenset(parser.notes), parser.decimal,
-                   tuple(builder.divisors))
+                   tuple(builder.divisors), tuple(builder.conditions))
 
 
 def parse_expression(fragment: str) -> sympy.Expr:
@@ -826,7 +856,8 @@ def parse_expression(fragment: str) -> sympy.Expr:
             ("division by zero").
     """
     reading = read_expression(fragment)
-    note_reading(fragment, reading.text, reading.notes, reading.decimal, reading.divisors)
+    note_reading(fragment, reading.text, reading.notes, reading.decimal, reading.divisors,
+                 reading.conditions)
     return reading.expr
 
 
@@ -835,3 +866,10 @@ def divisors_read() -> tuple[sympy.Expr, ...]:
     ``collect_readings`` block; () outside one."""
     readings = _READINGS.get()
     return () if readings is None else tuple(readings.divisors)
+
+
+def conditions_read() -> tuple[Condition, ...]:
+    """The conditions (``Reading.conditions``) of every expression parsed so far in the
+    open ``collect_readings`` block; () outside one."""
+    readings = _READINGS.get()
+    return () if readings is None else tuple(readings.conditions)

@@ -115,7 +115,8 @@ def parse_equation(text: str) -> tuple[sympy.Expr, sympy.Expr]:
             )
     left = read_expression(sides[0].strip())
     if len(sides) == 1:
-        note_reading(text.strip(), left.text, left.notes, left.decimal, left.divisors)
+        note_reading(text.strip(), left.text, left.notes, left.decimal, left.divisors,
+                     left.conditions)
         return left.expr, sympy.Integer(0)
     right = read_expression(sides[1].strip())
     note_reading(
@@ -124,6 +125,7 @@ def parse_equation(text: str) -> tuple[sympy.Expr, sympy.Expr]:
         left.notes | right.notes,
         left.decimal or right.decimal,
         left.divisors + right.divisors,
+        left.conditions + right.conditions,
     )
     return left.expr, right.expr
 

@@ -14,6 +14,13 @@ import mpmath  # type: ignore[import-untyped]  # mpmath ships no py.typed
 import sympy  # type: ignore[import-untyped]  # sympy 1.14 ships no py.typed
 
 from jobtrail.solver.answer import Verification
+from jobtrail.solver.domain import Condition
+from jobtrail.solver.verify.membership import (
+    family_members,
+    left_out_members,
+    outside_near,
+    violated,
+)
 from jobtrail.solver.verify.numeric import (
     Budget,
     call,
@@ -28,7 +35,6 @@ __all__ = ["check_equation", "check_system", "non_real_part", "zero_divisor"]
 
 _DPS = 50
 _RESIDUAL = mpmath.mpf("1e-20")
-_MEMBERS = (-2, -1, 0, 1, 2)
 _SAMPLE_POINTS = ("-2.37", "-1.13", "-0.41", "0.29", "0.73", "1.61", "2.47", "3.9")
 
 
@@ -45,6 +51,52 @@ def _residual(expr: sympy.Expr, variables: Sequence[sympy.Symbol],
         return abs(value) / size
 
 
+def _member_residual(expr: sympy.Expr, variable: sympy.Symbol, value: sympy.Basic,
+                     number: Any) -> Any:
+    """The residual of ``expr = 0`` at the exact *value* (*number* at 50 digits), looked at
+    again at 150 digits if above ``_RESIDUAL`` (cancellation inside a term); None if
+    undefined.
+
+    A product is 0 where one factor is and the others are finite: if the whole is not
+    small, a factor whose residual is, beside factors whose values agree at 50 and 150
+    digits (no pole: ``tan(x)`` near pi/2 grows with the precision), gives its own
+    residual, so ``sin(x)*exp(sqrt(x))`` at x = 2*pi*10^6 is measured on sin(x), not
+    against exp(2506).
+    """
+    precise: list[Any] = []  # *value* at 150 digits, computed once when first needed
+
+    def residual_of(part: sympy.Expr) -> Any:
+        residual = _residual(part, [variable], [number])
+        if residual is not None and residual > _RESIDUAL:
+            precise[:] = precise or [_number(value, 3 * _DPS)]
+            if precise[0] is not None:
+                again = _residual(part, [variable], [precise[0]], 3 * _DPS)
+                residual = residual if again is None else again
+        return residual
+
+    whole = residual_of(expr)
+    factors = [f for f in sympy.Mul.make_args(expr) if f.has(variable)]
+    if whole is None or whole <= _RESIDUAL or len(factors) < 2 or precise[0] is None:
+        return whole
+    for factor in factors:
+        residual = residual_of(factor)
+        if residual is None or residual > _RESIDUAL:
+            continue
+        others = [f for f in factors if f is not factor]
+        with mpmath.workdps(3 * _DPS):
+            low = [_at(f, variable, number, _DPS) for f in others]
+            high = [_at(f, variable, precise[0], 3 * _DPS) for f in others]
+        if all(a is not None and b is not None and abs(a - b) <= mpmath.mpf(10) ** -10 * abs(b)
+               for a, b in zip(low, high, strict=True)):
+            return residual
+    return whole
+
+
+def _at(expr: sympy.Expr, variable: sympy.Symbol, point: Any, dps: int) -> Any:
+    with mpmath.workdps(dps):
+        return call(compile_expr(expr, [variable]), point)
+
+
 def _number(value: sympy.Basic, dps: int = _DPS) -> Any:
     with mpmath.workdps(dps):
         return call(compile_expr(value, []))
@@ -53,20 +105,22 @@ def _number(value: sympy.Basic, dps: int = _DPS) -> Any:
 class _Reported:
     """The reported solutions as numbers: finite values and linear families a*n + b."""
 
-    def __init__(self, values: list[Any], families: list[tuple[Any, Any]]) -> None:
+    def __init__(self, values: list[Any], families: list[tuple[Any, Any]],
+                 bases: Sequence[sympy.Set] | None = None) -> None:
         self.values = values
         self.families = families
+        self.bases = list(bases) if bases is not None else [sympy.S.Integers] * len(families)
 
     def covers(self, root: float) -> bool:
         tol = 1e-6 * (1 + abs(root))
         for v in self.values:
             if abs(v - root) <= tol:
                 return True
-        for a, b in self.families:
+        for (a, b), base in zip(self.families, self.bases, strict=True):
             if a == 0:
                 continue
             n = mpmath.nint((root - b) / a)
-            if abs(a * n + b - root) <= tol:
+            if abs(a * n + b - root) <= tol and base.contains(int(n)) is sympy.true:
                 return True
         return False
 
@@ -90,11 +144,14 @@ def _fail(detail: str, error: Any) -> Verification:
 
 def _substitute_all(expr: sympy.Expr, variable: sympy.Symbol, values: list[sympy.Basic],
                     families: list[sympy.Expr], n: sympy.Symbol, real: bool,
-                    budget: Budget, divisors: Sequence[sympy.Expr] = ()
+                    budget: Budget, divisors: Sequence[sympy.Expr] = (),
+                    bases: Sequence[sympy.Set] = (), conditions: Sequence[Condition] = ()
                     ) -> tuple[Verification | None, float]:
     worst = 0.0
     members = [(v, str(v)) for v in values]
-    members += [(f.subs(n, k), f"{f} with n = {k}") for f in families for k in _MEMBERS]
+    members += [(f.subs(n, k), f"{f} with n = {k}") for f, base in zip(
+        families, bases or [sympy.S.Integers] * len(families), strict=True)
+        for k in family_members(base)]
     for value, shown in members:
         budget.check()
         number = _number(value)
@@ -107,20 +164,19 @@ def _substitute_all(expr: sympy.Expr, variable: sympy.Symbol, values: list[sympy
         if zero is not None:
             return _fail(f"the equation is undefined at {variable} = {shown}: it divides "
                          f"by {zero}, which is 0 or undefined there", None), worst
+        outside = violated(conditions, {variable: value})
+        if outside is not None:
+            return _fail(f"{variable} = {shown} is outside the domain of the equation: "
+                         f"{outside.describe()}", None), worst
         if real:
             number = mpmath.re(number)
             complex_part = non_real_part(expr, variable, number)
             if complex_part is not None:
                 return _fail(f"{variable} = {shown} is no real solution: {complex_part} is not "
                              "real there", None), worst
-        residual = _residual(expr, [variable], [number])
+        residual = _member_residual(expr, variable, value, number)
         if residual is None:
             return _fail(f"the equation is undefined at {variable} = {shown}", None), worst
-        if residual > _RESIDUAL:  # cancellation inside a term? look again at 150 digits
-            precise = _number(value, 3 * _DPS)
-            again = None if precise is None else _residual(expr, [variable], [precise],
-                                                           3 * _DPS)
-            residual = residual if again is None else again
         worst = max(worst, float(residual))
         if residual > _RESIDUAL:
             return _fail(f"{variable} = {shown} does not satisfy the equation "
@@ -224,11 +280,14 @@ def _complex_roots(expr: sympy.Expr, variable: sympy.Symbol, budget: Budget) -> 
 
 def check_equation(expr: sympy.Expr, variable: sympy.Symbol, solution: sympy.Set,
                    domain: sympy.Set, budget: Budget,
-                   divisors: Sequence[sympy.Expr] = ()) -> Verification:
+                   divisors: Sequence[sympy.Expr] = (),
+                   conditions: Sequence[Condition] = ()) -> Verification:
     """Check a solved equation ``expr = 0`` against its reported solution set.
 
-    Each reported value (and members n = -2..2 of each periodic family) must
-    satisfy the equation at 50 digits; then, without parameters, every root
+    Each reported value (and members of each periodic family: n from -10^6 to 10^6,
+    and next to each end of its range of n) must be in the domain of the text as
+    written and satisfy the equation at 50 digits; the members just outside a family's
+    range must not be solutions; then, without parameters, every root
     of the numerator polynomial (complex domain, ``mpmath.polyroots``) or
     every real root found by sampling ``[-10, 10]`` (widened to hold the
     reported values) must be covered by a reported solution.
@@ -242,6 +301,10 @@ def check_equation(expr: sympy.Expr, variable: sympy.Symbol, solution: sympy.Set
         divisors: What the text divides by, as written: a reported solution where
             one is 0 is no solution (``x^2/x = 0`` at x = 0), even where SymPy's
             cancellation (to ``x = 0``) left no trace of it in *expr*.
+        conditions: Where each part of the text is defined and real, as written
+            (``parse.conditions_read()``): a reported solution outside is none, a
+            numeric root outside is no root, and a region answer (``all x > 0``) must
+            match them.
 
     Returns:
         The verification.
@@ -252,19 +315,35 @@ def check_equation(expr: sympy.Expr, variable: sympy.Symbol, solution: sympy.Set
     n = sympy.Symbol("n", integer=True)
     values: list[sympy.Basic] = []
     families: list[sympy.Expr] = []
+    bases: list[sympy.Set] = []
     everything = solution == domain
+    parts = list(solution.args) if isinstance(solution, sympy.Union) else [solution]
+    real = domain == sympy.S.Reals
+    conditions = [c for c in conditions if c.expr.free_symbols <= {variable}]
     if isinstance(solution, sympy.FiniteSet):
         values = [v.xreplace(given) for v in solution]
+    elif solution is not sympy.S.EmptySet and not everything and not all(
+            isinstance(part, (sympy.ImageSet, sympy.FiniteSet)) for part in parts):
+        return check_region(expr_p, variable, solution, real, conditions,
+                            [d.xreplace(given) for d in divisors])
     elif solution is not sympy.S.EmptySet and not everything:
-        parts = list(solution.args) if isinstance(solution, sympy.Union) else [solution]
         for part in parts:
+            if isinstance(part, sympy.FiniteSet):  # single values beside families
+                values.extend(v.xreplace(given) for v in part)
+                continue
             lamda = part.lamda
             families.append(lamda.expr.subs(lamda.variables[0], n).xreplace(given))
-    real = domain == sympy.S.Reals
+            bases.append(part.base_sets[0])
     if everything:
+        if conditions:
+            return check_region(expr_p, variable, solution, real, conditions,
+                                [d.xreplace(given) for d in divisors])
         return _check_identity(expr_p, variable)
     failed, worst = _substitute_all(expr_p, variable, values, families, n, real, budget,
-                                    [d.xreplace(given) for d in divisors])
+                                    [d.xreplace(given) for d in divisors], bases, conditions)
+    if failed is None:
+        failed = _check_left_out(expr_p, variable, families, bases, n, real, conditions,
+                                 [d.xreplace(given) for d in divisors])
     if failed is not None:
         return failed
     checked = f"{len(values) + len(families)} reported solution(s) satisfy the equation"
@@ -273,7 +352,7 @@ def check_equation(expr: sympy.Expr, variable: sympy.Symbol, solution: sympy.Set
                             f"{checked}; completeness not checked (parameters "
                             f"{', '.join(str(p) for p in params)})", worst)
     return _check_complete(expr_p, variable, real, values, families, n, checked, worst, budget,
-                           [d.xreplace(given) for d in divisors])
+                           [d.xreplace(given) for d in divisors], bases, conditions)
 
 
 def _check_identity(expr: sympy.Expr, variable: sympy.Symbol) -> Verification:
@@ -289,12 +368,109 @@ def _check_identity(expr: sympy.Expr, variable: sympy.Symbol) -> Verification:
                         f"the equation holds at {len(_SAMPLE_POINTS)} sample points", worst)
 
 
+_REGION_POINTS = ("-1000.25", "-50.5", "-7.3", "7.3", "50.5", "1000.25")
+
+
+def _solves_at(expr: sympy.Expr, variable: sympy.Symbol, value: sympy.Basic, real: bool,
+               conditions: Sequence[Condition], divisors: Sequence[sympy.Expr]) -> bool:
+    """True if the exact *value* is in the domain of the text and satisfies ``expr = 0``."""
+    if value.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
+        return False  # no number: log(2*pi*n) at n = 0
+    if violated(conditions, {variable: value}) is not None or zero_divisor(
+            divisors, variable, value) is not None:
+        return False
+    number = _number(value)
+    if number is None:
+        return False
+    if real:
+        if isinstance(number, mpmath.mpc) and abs(number.imag) > 1e-30 * (1 + abs(number)):
+            return False
+        number = mpmath.re(number)
+        if non_real_part(expr, variable, number) is not None:
+            return False
+    residual = _member_residual(expr, variable, value, number)
+    return residual is not None and residual <= _RESIDUAL
+
+
+def _check_left_out(expr: sympy.Expr, variable: sympy.Symbol, families: Sequence[sympy.Expr],
+                    bases: Sequence[sympy.Set], n: sympy.Symbol, real: bool,
+                    conditions: Sequence[Condition],
+                    divisors: Sequence[sympy.Expr]) -> Verification | None:
+    """A family kept for some n only: each member just past an end of its range must be no
+    solution (outside the domain, or not satisfying the equation)."""
+    for family, base in zip(families, bases, strict=True):
+        for k in left_out_members(base):
+            if _solves_at(expr, variable, family.subs(n, k), real, conditions, divisors):
+                return _fail(f"{variable} = {family} with n = {k} solves the equation, but "
+                             "the answer leaves it out", None)
+    return None
+
+
+def _region_points(region: sympy.Set) -> list[sympy.Basic]:
+    """Sample points for a region answer: fixed ones, and each finite end of the region,
+    exactly and just beside it."""
+    points = [sympy.Rational(p) for p in _SAMPLE_POINTS + _REGION_POINTS]
+    if isinstance(region, sympy.Complement) and isinstance(region.args[1], sympy.FiniteSet):
+        edges = list(region.args[1])
+    elif region in (sympy.S.Reals, sympy.S.Complexes):
+        edges = []
+    else:
+        boundary = region.boundary
+        edges = list(boundary) if isinstance(boundary, sympy.FiniteSet) else []
+    for edge in edges:
+        if edge.is_finite and edge.is_extended_real:
+            step = (1 + abs(edge)) / 100
+            points += [edge, edge - step, edge + step, edge - 1, edge + 1]
+    return points
+
+
+def check_region(expr: sympy.Expr, variable: sympy.Symbol, region: sympy.Set, real: bool,
+                 conditions: Sequence[Condition],
+                 divisors: Sequence[sympy.Expr] = ()) -> Verification:
+    """Check an answer that every value of *region* solves the equation (``all x > 0``).
+
+    At fixed sample points and at each end of the region (exactly, and just beside it),
+    a point inside the region must be in the domain of the text and satisfy the
+    equation at 50 digits, and a point outside must not.
+
+    Args:
+        expr: Left side minus right side.
+        variable: The unknown.
+        region: The reported set: real intervals and points, or the domain without
+            finitely many points (``Complement(Complexes, {0})``).
+        real: Whether the equation is solved over the reals.
+        conditions: The text's conditions (``check_equation``).
+        divisors: What the text divides by, as written.
+
+    Returns:
+        The verification: contradicted at the first point that disagrees.
+    """
+    inside = outside = 0
+    for point in _region_points(region):
+        member = region.contains(point)
+        if member not in (sympy.true, sympy.false):
+            continue
+        holds = _solves_at(expr, variable, point, real, conditions, divisors)
+        if member is sympy.true and not holds:
+            return _fail(f"the answer says every {variable} in it solves the equation, but "
+                         f"{variable} = {point} does not (or the equation is undefined there)",
+                         None)
+        if member is sympy.false and holds:
+            return _fail(f"{variable} = {point} solves the equation, but the answer leaves it "
+                         "out", None)
+        inside, outside = inside + (member is sympy.true), outside + (member is sympy.false)
+    return Verification("verified", "substitution at 50 digits",
+                        f"the equation holds at the {inside} sample points inside the reported "
+                        f"set and not at the {outside} outside it", 0.0)
+
+
 def _check_complete(expr: sympy.Expr, variable: sympy.Symbol, real: bool,
                     values: list[sympy.Basic], families: list[sympy.Expr], n: sympy.Symbol,
                     checked: str, worst: float, budget: Budget,
-                    divisors: Sequence[sympy.Expr] = ()) -> Verification:
+                    divisors: Sequence[sympy.Expr] = (), bases: Sequence[sympy.Set] = (),
+                    conditions: Sequence[Condition] = ()) -> Verification:
     """Every numeric root (polyroots, or real sampling) must be a reported solution,
-    except where a divisor of the text vanishes (no root: the equation is undefined)."""
+    except where a divisor of the text vanishes or the text is not defined (no root)."""
     if not real:
         roots = _complex_roots(expr, variable, budget)
         method = "substitution at 50 digits; mpmath.polyroots of the numerator"
@@ -322,11 +498,13 @@ def _check_complete(expr: sympy.Expr, variable: sympy.Symbol, real: bool,
     if roots is None:
         return Verification("unverified", method,
                             f"{checked}; completeness not checked (no numeric roots)", worst)
-    roots = [r for r in roots if not _vanishes(divisors, variable, r)]
+    roots = [r for r in roots if not _vanishes(divisors, variable, r)
+             and (not real or outside_near(conditions, variable, r) is None)]
     with mpmath.workdps(_DPS):
         numbers = [_number(v) for v in values]
         reported = _Reported([v for v in numbers if v is not None],
-                             [f for f in (_family(e, n) for e in families) if f is not None])
+                             [f for f in (_family(e, n) for e in families) if f is not None],
+                             bases or None)
         if len(reported.families) < len(families):
             return Verification("unverified", method, f"{checked}; a family is not of the "
                                 "form a*n + b, completeness not checked", worst)
@@ -391,7 +569,8 @@ def _rank(rows: list[list[Any]]) -> int:
 
 def check_system(equations: Sequence[sympy.Expr], variables: Sequence[sympy.Symbol],
                  solutions: Sequence[Sequence[sympy.Basic]] | None, linear: bool,
-                 budget: Budget, divisors: Sequence[sympy.Expr] = ()) -> Verification:
+                 budget: Budget, divisors: Sequence[sympy.Expr] = (),
+                 conditions: Sequence[Condition] = ()) -> Verification:
     """Check a solved system: each solution tuple substituted into each equation.
 
     Linear systems are also checked for completeness by numeric ranks of the
@@ -406,6 +585,8 @@ def check_system(equations: Sequence[sympy.Expr], variables: Sequence[sympy.Symb
         budget: Time allowance.
         divisors: What the text divides by, as written (see ``check_equation``): a
             tuple where one is 0 or undefined is no solution (``x^2/x = 0, y = 1``).
+        conditions: Where each part of the text is defined and real, as written: a
+            tuple outside is no solution (``sqrt(x) = y, x = -1``).
 
     Returns:
         The verification.
@@ -430,6 +611,11 @@ def check_system(equations: Sequence[sympy.Expr], variables: Sequence[sympy.Symb
             shown = ", ".join(f"{v} = {val}" for v, val in zip(unknowns, tup, strict=True))
             return _fail(f"the system is undefined at {shown}: it divides by {zero}, which is "
                          "0 or undefined there", None)
+        outside = violated(conditions, {**exact, **{p: given[p] for p in params}})
+        if outside is not None:
+            shown = ", ".join(f"{v} = {val}" for v, val in zip(unknowns, tup, strict=True))
+            return _fail(f"{shown} is outside the domain of the system: {outside.describe()}",
+                         None)
         for eq in eqs:
             r = _residual(eq, unknowns, point)
             if r is None or r > _RESIDUAL:
