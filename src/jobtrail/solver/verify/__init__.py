@@ -29,13 +29,13 @@ from jobtrail.clock import monotonic_s
 from jobtrail.errors import AnswerContradictedError
 from jobtrail.solver.answer import Answer, Verification
 from jobtrail.solver.verify.approach import check_limit
+from jobtrail.solver.verify.definite import check_definite_integral
 from jobtrail.solver.verify.equations import check_equation, check_system
 from jobtrail.solver.verify.evaluate import Unsupported
 from jobtrail.solver.verify.numeric import Budget, OutOfTimeError
 from jobtrail.solver.verify.values import (
     check_antiderivative,
     check_arithmetic,
-    check_definite_integral,
     check_derivative,
     check_simplify,
 )
