@@ -15,40 +15,11 @@ import mpmath  # type: ignore[import-untyped]  # mpmath ships no py.typed
 import sympy  # type: ignore[import-untyped]  # sympy 1.14 ships no py.typed
 
 from jobtrail.solver.answer import Verification
-from jobtrail.solver.verify.numeric import Budget, call, compile_expr, fmt, real_roots, stable
+from jobtrail.solver.verify.mass import breaks
+from jobtrail.solver.verify.numeric import Budget, call, compile_expr, fmt, stable
 from jobtrail.solver.verify.values import Checked, close, relative_error
 
 __all__ = ["SPLIT_DEGREE", "SPLIT_PIECES", "check_definite_integral"]
-
-_KINKS = (sympy.Abs, sympy.sign, sympy.Heaviside, sympy.floor, sympy.ceiling)
-
-
-def _breaks(expr: sympy.Expr, variable: sympy.Symbol, low: float, high: float,
-            budget: Budget) -> list[float]:
-    """Points in (low, high) where *expr* is not smooth: kinks, jumps, poles, roots of 0."""
-    pieces: list[sympy.Expr] = []
-    for atom in expr.atoms(*_KINKS, sympy.Max, sympy.Min, sympy.Piecewise):
-        if isinstance(atom, (sympy.Max, sympy.Min)):
-            pieces += [a - b for a in atom.args for b in atom.args if a != b]
-        elif isinstance(atom, sympy.Piecewise):
-            for _, cond in atom.args:
-                pieces += [r.lhs - r.rhs for r in cond.atoms(sympy.core.relational.Relational)]
-        else:
-            pieces.append(atom.args[0])
-    for sub in sympy.preorder_traversal(expr):
-        if isinstance(sub, sympy.Pow) and (sub.exp.is_negative or (
-                sub.exp.is_Rational and not sub.exp.is_Integer)):
-            pieces.append(sub.base)  # a pole, or a root's kink: sqrt(x^2) = |x|
-        elif isinstance(sub, (sympy.tan, sympy.sec, sympy.cot, sympy.csc, sympy.log)):
-            pieces.append(sub.args[0] if not isinstance(sub, (sympy.tan, sympy.sec))
-                          else sympy.cos(sub.args[0]))
-    points: set[float] = set()
-    for piece in pieces:
-        if piece.free_symbols == {variable}:
-            points.update(r for r in real_roots(piece, variable, (low, high), budget, 801)
-                          if low < r < high)
-    return sorted(points)
-
 
 def _quad(expr: sympy.Expr, variable: sympy.Symbol, lower: sympy.Expr, upper: sympy.Expr,
           budget: Budget, dps: int = 30) -> tuple[Any, Any] | None:
@@ -66,7 +37,7 @@ def _quad(expr: sympy.Expr, variable: sympy.Symbol, lower: sympy.Expr, upper: sy
         hi = float(b) if mpmath.isfinite(b) else 50.0
         if lo > hi:
             lo, hi = hi - 10, hi
-        nodes = [a] + [mpmath.mpf(p) for p in _breaks(expr, variable, lo, hi, budget)] + [b]
+        nodes = [a] + [mpmath.mpf(p) for p in breaks(expr, variable, lo, hi, budget)] + [b]
         for inner in (-1, 0, 1):  # infinite ends converge better away from the origin
             if not mpmath.isfinite(a) and nodes[1] > inner and inner not in nodes:
                 nodes.insert(1, mpmath.mpf(inner))
@@ -198,7 +169,7 @@ def _confirmed(expr: sympy.Expr, variable: sympy.Symbol, lower: sympy.Expr,
         if a is None or b is None:
             return False
         lo, hi = sorted((float(a), float(b)))
-        nodes = [a] + [mpmath.mpf(p) for p in _breaks(expr, variable, lo, hi, budget)] + [b]
+        nodes = [a] + [mpmath.mpf(p) for p in breaks(expr, variable, lo, hi, budget)] + [b]
         if a > b:
             nodes = [a] + list(reversed(nodes[1:-1])) + [b]
         try:
@@ -235,8 +206,8 @@ def _split_quad(expr: sympy.Expr, variable: sympy.Symbol, lower: sympy.Expr,
         sign = 1
         if a > b:
             a, b, sign = b, a, -1
-        breaks = {mpmath.mpf(p) for p in _breaks(expr, variable, float(a), float(b), budget)}
-        nodes = sorted(set(mpmath.linspace(a, b, SPLIT_PIECES + 1)) | breaks)
+        points = {mpmath.mpf(p) for p in breaks(expr, variable, float(a), float(b), budget)}
+        nodes = sorted(set(mpmath.linspace(a, b, SPLIT_PIECES + 1)) | points)
         budget.check()
         try:
             value, error = mpmath.quad(f, nodes, method="gauss-legendre", error=True,

@@ -57,8 +57,16 @@ class Budget:
 
     def check(self) -> None:
         """Raise OutOfTimeError once the allowance is spent."""
-        if monotonic_s() > self.deadline_s:
+        if self.expired():
             raise OutOfTimeError(f"verification exceeded its {self.seconds:g} s budget")
+
+    def expired(self) -> bool:
+        """True once the allowance is spent."""
+        return monotonic_s() > self.deadline_s
+
+    def part(self, seconds: float) -> Budget:
+        """A budget of *seconds*, or of what is left of this one if that is less."""
+        return Budget(max(0.0, min(seconds, self.deadline_s - monotonic_s())))
 
 
 def compile_expr(expr: sympy.Basic, variables: Sequence[sympy.Symbol],
