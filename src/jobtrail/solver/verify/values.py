@@ -3,9 +3,9 @@
 Invariant: pure; the reference is always computed numerically by mpmath
 (adaptive-precision evaluation, ``mpmath.diff``), or for arithmetic exactly
 from the text (``exact.py``), never by the SymPy call that gave the answer.
-Each function returns ``(Verification, numeric)`` where *numeric* is the
-trustworthy numeric value as text when the check contradicted the answer
-and the problem asked for a value, else None.
+Each function returns ``(Verification, estimate)`` where *estimate* is the
+check's own value (``numeric.Estimate``) when it contradicted the answer and
+the problem asked for a value, else None.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from jobtrail.solver.answer import Verification
 from jobtrail.solver.verify.exact import find_exact_verification
 from jobtrail.solver.verify.numeric import (
     Budget,
+    Estimate,
     call,
     compile_expr,
     fmt,
@@ -35,7 +36,7 @@ __all__ = [
     "check_simplify",
 ]
 
-Checked = tuple[Verification, str | None]
+Checked = tuple[Verification, Estimate | None]
 _POINTS = ("-2.37", "-1.13", "-0.41", "0.29", "0.73", "1.61", "2.47", "3.9")
 _FEW_POINTS = ("-1.13", "-0.41", "0.73", "1.61", "2.47")  # mpmath.diff costs more per point
 # Tried after _FEW_POINTS when some of those were off the input's real domain.
@@ -68,8 +69,10 @@ def check_arithmetic(given: sympy.Expr, result: sympy.Expr, budget: Budget, *,
     Returns:
         Verified when the exact or the settled values agree; unverified
         when the text's exact value differs (two readings disagree);
-        contradicted (with the input's settled value as the numeric answer)
-        when the settled values differ.
+        contradicted when the settled values differ, with the input's
+        settled value as a robust estimate: it is a closed-form constant
+        evaluated by mpmath at two precisions that agree to 25 digits (there
+        is no part of the problem an evaluation could miss).
     """
     if text is not None and result.is_Rational:
         exact = find_exact_verification(text, Fraction(int(result.p), int(result.q)))
@@ -90,7 +93,8 @@ def check_arithmetic(given: sympy.Expr, result: sympy.Expr, budget: Budget, *,
                             relative_error(a, b)), None
     detail = f"symbolic result {result} = {fmt(b)} disagrees with the input's value {fmt(a)}"
     return (Verification("contradicted", method, detail, relative_error(a, b)),
-            fmt(a, 15, False))
+            Estimate(fmt(a, 15, False), True, f"the input's value settled at {digits_a} "
+                     "digits (two precisions agree to 25 digits)"))
 
 
 def _sample_compare(left: sympy.Expr, right: sympy.Expr, variables: Sequence[sympy.Symbol],
