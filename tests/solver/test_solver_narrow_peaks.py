@@ -13,7 +13,7 @@ import mpmath  # type: ignore[import-untyped]  # mpmath ships no py.typed
 import pytest
 import sympy  # type: ignore[import-untyped]  # sympy 1.14 ships no py.typed
 
-from jobtrail.errors import AnswerContradictedError
+from jobtrail.errors import AnswerContradictedError, UnsupportedProblemError
 from jobtrail.solver import solve
 from jobtrail.solver.answer import Answer, Verification
 from jobtrail.solver.verify import Estimate, check_definite_integral, run, settle
@@ -173,7 +173,7 @@ def test_sympys_minus_infinity_fails_the_job_with_both_values() -> None:
     assert "-oo" in str(caught.value) and caught.value.numeric.startswith("0.6")
 
 
-# --- a bounded integrand never "diverges" ---------------------------------------------------
+# --- a bounded integrand never "diverges"; a pole is named ------------------------------------
 
 def test_a_bounded_integrand_over_a_huge_interval_is_not_called_divergent() -> None:
     # The integral of sin(x) over [0, 10^100 pi] is 0: tanh-sinh's value grows with the
@@ -182,3 +182,9 @@ def test_a_bounded_integrand_over_a_huge_interval_is_not_called_divergent() -> N
     assert answer.text == "0"
     assert answer.verification.status == "unverified"
     assert "diverge" not in answer.verification.detail
+
+
+def test_a_pole_at_an_algebraic_number_is_reported_as_divergence() -> None:
+    # 1/(x^5 - x - 1) has a pole at x = 1.1673..., a root no radical expresses
+    with pytest.raises(UnsupportedProblemError, match=r"diverges.*1\.1673039782614"):
+        solve("integrate 1/(x^5 - x - 1) dx from 1 to 2")
