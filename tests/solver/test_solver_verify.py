@@ -40,7 +40,8 @@ x, y, n = sympy.symbols("x y n")
 def test_abs_integral_off_by_factor_two_completes_with_the_labelled_numeric_value() -> None:
     # sympy#29072: integrate(abs(sin(x)*cos(x)), (x, 0, 2*pi)) gives 1; the value is 2
     answer = solve("integrate abs(sin(x)*cos(x)) from 0 to 2*pi")
-    assert answer.text == "≈ 2.00000000000000 (numeric; the symbolic result disagreed)"
+    # the digits shown are those a rigorous enclosure of the integral certifies
+    assert answer.text == "≈ 2.000000000 (numeric; the symbolic result disagreed)"
     assert answer.verification.status == "contradicted"
     assert "symbolic result 1" in answer.verification.detail
     assert "numeric quadrature 2.0" in answer.verification.detail
@@ -49,14 +50,14 @@ def test_abs_integral_off_by_factor_two_completes_with_the_labelled_numeric_valu
 def test_abs_integral_over_several_kinks_is_caught() -> None:
     # same class as sympy#29072: SymPy says cos(10) + 3 = 2.16...; the value is 6.16...
     answer = solve("integrate abs(sin(x)) from 0 to 10")
-    assert answer.text.startswith("≈ 6.16092847092355 ")
+    assert answer.text.startswith("≈ 6.160928471 ")
     assert "symbolic result cos(10) + 3 = 2.16092847092355" in answer.verification.detail
 
 
 def test_positive_integrand_with_negative_integral_is_caught() -> None:
     # sympy#29792: integrate(sqrt(2 - x)*sqrt(1/(2 - x)), (x, 0, 1)) gives -1; it is 1
     answer = solve("integrate sqrt(2 - x) * sqrt(1 / (2 - x)) from 0 to 1")
-    assert answer.text.startswith("≈ 1.00000000000000 ")
+    assert answer.text.startswith("≈ 1.00000000000 ")
     assert answer.verification.status == "contradicted"
     assert "-1" in answer.verification.detail
 
@@ -149,7 +150,7 @@ def test_cancellation_cannot_turn_a_small_value_into_zero() -> None:
     given = sympy.exp(sympy.pi * sympy.sqrt(163)) - 262537412640768744
     verification, numeric = run(check_arithmetic, given, sympy.Integer(0))
     assert verification.status == "contradicted"
-    assert numeric is not None and numeric.startswith("-7.49927402801")
+    assert numeric is not None and numeric.robust and numeric.text.startswith("-7.49927402801")
     answer = settle(Answer("arithmetic", "0", "0", ()), verification, numeric)
     assert answer.text.startswith("≈ -7.49927402801")
 
@@ -177,7 +178,8 @@ def test_wrong_definite_integral_is_contradicted_with_trusted_numeric() -> None:
     verification, numeric = run(check_definite_integral, sympy.Abs(x - 1), x,
                                 sympy.Integer(0), sympy.Integer(3), sympy.Integer(2))
     assert verification.status == "contradicted"
-    assert numeric == "2.50000000000000"
+    assert numeric is not None and numeric.robust
+    assert numeric.text == "2.500000000000"
 
 
 def test_missing_family_and_wrong_root_are_contradicted() -> None:
@@ -253,7 +255,7 @@ def test_same_answer_whatever_the_hash_seed() -> None:
                               text=True, timeout=120, check=True)
         outputs.add(done.stdout)
     assert len(outputs) == 1, outputs
-    assert "≈ 2.00000000000000" in outputs.pop()
+    assert "≈ 2.000000000 " in outputs.pop()
 
 
 # sympy#23086: SymPy evaluates acos(7823207/7823209) to 0 at 2 digits (the argument rounds to
@@ -298,8 +300,9 @@ def test_tiny_value_from_cancellation_is_not_verified_as_zero() -> None:
     wrong_below, numeric_below = run(check_arithmetic, below, sympy.S(0))
     right, _ = run(check_arithmetic, tiny, sympy.Rational(1, 10**40))
     # Then 0 is contradicted with the true value, and the true value verified
-    assert (wrong_tiny.status, numeric_tiny) == ("contradicted", "1.00000000000000e-40")
-    assert (wrong_below.status, numeric_below) == ("contradicted", "-1.25000000000000e-61")
+    assert numeric_tiny is not None and numeric_below is not None
+    assert (wrong_tiny.status, numeric_tiny.text) == ("contradicted", "1.00000000000000e-40")
+    assert (wrong_below.status, numeric_below.text) == ("contradicted", "-1.25000000000000e-61")
     assert (right.status, right.detail) == ("verified", "the input evaluates to 1.0e-40")
 
 

@@ -253,8 +253,9 @@ def solve_integral(text: str) -> Answer:
         pole = _non_integrable_point(expr, variable, lower, upper)
         if pole is not None:
             raise UnsupportedProblemError(
-                f"the integral diverges: {expr} is not integrable at {variable} = {pole} "
-                f"(SymPy's finite {value} is at best a Cauchy principal value)",
+                f"the integral diverges: {expr} is not integrable at {variable} = "
+                f"{_shown_point(pole)} (SymPy's finite {value} is at best a Cauchy principal "
+                "value)",
                 kind="integral")
     _refuse_if_not_real(value, (expr, lower, upper), "integral", lambda: (
         f"the integral has no real value: {expr} is not real on part of the interval "
@@ -375,7 +376,10 @@ def _non_integrable_point(expr: sympy.Expr, variable: sympy.Symbol, lower: sympy
 
     A singularity c with (x - c)*expr not tending to 0 on a side inside the interval
     (1/x, exp(x)/x, 1/log(x) at 1) makes the integral diverge there, whatever finite
-    value SymPy gives (a Cauchy principal value). None when SymPy cannot say.
+    value SymPy gives (a Cauchy principal value). Where SymPy's ``limit`` cannot approach
+    c (a ``CRootOf``: 1/(x^5 - x - 1) at 1.1673), a rational *expr* is not integrable at
+    any root of its denominator once common factors are cancelled (a pole of order 1 or
+    more). None when SymPy cannot say.
     """
     if not (lower.is_real and upper.is_real) or expr.free_symbols - {variable}:
         return None
@@ -392,10 +396,38 @@ def _non_integrable_point(expr: sympy.Expr, variable: sympy.Symbol, lower: sympy
             try:
                 near = sympy.limit((variable - point) * expr, variable, point, side)
             except (NotImplementedError, ValueError):
+                if _is_pole(expr, variable, point):
+                    return point
                 continue
             if near != 0 and not near.has(sympy.Limit):
                 return point
     return None
+
+
+def _is_pole(expr: sympy.Expr, variable: sympy.Symbol, point: sympy.Expr) -> bool:
+    """*expr* is a rational function of *variable* whose cancelled denominator vanishes
+    at *point* exactly (a ``CRootOf`` of it included)."""
+    if not expr.is_rational_function(variable):
+        return False
+    _, denominator = sympy.fraction(sympy.cancel(expr))
+    try:
+        if isinstance(point, sympy.CRootOf):  # a root of den iff its minimal polynomial divides it
+            minimal = sympy.Poly(point.poly.as_expr().xreplace({point.poly.gen: variable}),
+                                 variable)
+            return bool(sympy.Poly(denominator, variable).rem(minimal).is_zero)
+        return denominator.subs(variable, point).is_zero is True
+    except (sympy.PolynomialError, TypeError, ValueError):
+        return False
+
+
+def _shown_point(point: sympy.Expr) -> str:
+    """*point* as text, with its value when it is not a plain number (``CRootOf(...) ≈ 1.16``)."""
+    if point.is_Rational or not point.is_number:
+        return str(point)
+    try:
+        return f"{point} ≈ {sympy.N(point, 15)}"
+    except (TypeError, ValueError, ArithmeticError):
+        return str(point)
 
 
 def _split_limit(body: str) -> tuple[str, str, str]:

@@ -8,13 +8,13 @@ Invariant: a check never uses the SymPy call that produced the answer (see
 the check itself (an mpmath error, the budget spent, RecursionError) gives
 ``unverified`` with the reason, never an exception. A ``contradicted``
 answer is never returned as such: ``settle()`` replaces it by the labelled
-numeric value when the problem asked for a value and the value is
-trustworthy, else raises ``AnswerContradictedError``.
+numeric value when the problem asked for a value and the check's estimate
+is robust, else raises ``AnswerContradictedError``.
 
 Public API (what a kind solver calls):
-    ``run(check, *args) -> (Verification, numeric | None)`` runs one check
-    from ``equations``/``values`` under a fresh ``Budget``;
-    ``settle(answer, verification, numeric) -> Answer`` attaches the
+    ``run(check, *args) -> (Verification, Estimate | None)`` runs one check
+    from ``equations``/``values``/``definite`` under a fresh ``Budget``;
+    ``settle(answer, verification, estimate) -> Answer`` attaches the
     verification or handles a contradiction.
 """
 
@@ -29,19 +29,20 @@ from jobtrail.clock import monotonic_s
 from jobtrail.errors import AnswerContradictedError
 from jobtrail.solver.answer import Answer, Verification
 from jobtrail.solver.verify.approach import check_limit
+from jobtrail.solver.verify.definite import check_definite_integral
 from jobtrail.solver.verify.equations import check_equation, check_system
 from jobtrail.solver.verify.evaluate import Unsupported
-from jobtrail.solver.verify.numeric import Budget, OutOfTimeError
+from jobtrail.solver.verify.numeric import Budget, Estimate, OutOfTimeError
 from jobtrail.solver.verify.values import (
     check_antiderivative,
     check_arithmetic,
-    check_definite_integral,
     check_derivative,
     check_simplify,
 )
 
 __all__ = [
     "VERIFY_BUDGET_S",
+    "Estimate",
     "check_antiderivative",
     "check_arithmetic",
     "check_definite_integral",
@@ -65,7 +66,7 @@ _OWN_PACKAGES = frozenset({"builtins", "sympy", "mpmath", "jobtrail"})
 
 
 def run(check: Callable[..., Any], *args: Any, budget_s: float = VERIFY_BUDGET_S,
-        **options: Any) -> tuple[Verification, str | None]:
+        **options: Any) -> tuple[Verification, Estimate | None]:
     """Run *check* (a ``check_*`` function) with *args* and a fresh budget.
 
     Args:
@@ -76,8 +77,8 @@ def run(check: Callable[..., Any], *args: Any, budget_s: float = VERIFY_BUDGET_S
         **options: Its keyword arguments (``divisors`` of ``check_equation``).
 
     Returns:
-        ``(verification, numeric)``: *numeric* is the trustworthy numeric
-        value as text, only for a contradicted value problem.
+        ``(verification, estimate)``: *estimate* is the check's own value,
+        only for a contradicted value problem.
     """
     budget = Budget(budget_s)
     started_s = monotonic_s()
@@ -102,31 +103,49 @@ def run(check: Callable[..., Any], *args: Any, budget_s: float = VERIFY_BUDGET_S
     return replace(verification, elapsed_s=monotonic_s() - started_s), numeric
 
 
-def settle(answer: Answer, verification: Verification, numeric: str | None = None) -> Answer:
+def settle(answer: Answer, verification: Verification,
+           estimate: Estimate | None = None) -> Answer:
     """Attach *verification* to *answer*, or deal with a contradiction.
+
+    A contradicted answer never completes as it is. It is replaced by the
+    check's value only when that value is robust (``Estimate.robust``): the
+    check proved the symbolic value wrong, and proved every digit of its own
+    value, by means that cannot miss part of the problem. For a definite
+    integral that is a rigorous interval-arithmetic enclosure of the
+    integral over a partition of the whole (finite) interval which excludes
+    the symbolic value and whose two ends round to the same decimal of at
+    least ``located.MIN_DIGITS`` significant digits, the value given
+    (``located.estimate``); a quadrature, however well it converged, never
+    suffices, since its nodes can step over a narrow peak. For arithmetic it
+    is the input's value settled at two precisions (``check_arithmetic``).
+    Any other contradiction fails the job, and its message gives both
+    values: a number that might be wrong is never given as the answer.
 
     Args:
         answer: The solver's answer.
         verification: Its verification.
-        numeric: The trustworthy numeric value (text) when the problem asked
-            for a value, else None.
+        estimate: The check's own value when the problem asked for a value,
+            else None.
 
     Returns:
         The answer with its verification; for a contradicted value problem
-        with a trustworthy *numeric*, an answer ``"≈ <numeric> (numeric; the
+        with a robust *estimate*, an answer ``"≈ <estimate> (numeric; the
         symbolic result disagreed)"`` whose verification says why.
 
     Raises:
-        AnswerContradictedError: Contradicted and no trustworthy numeric
-            value: the message gives both values.
+        AnswerContradictedError: Contradicted and no robust estimate: the
+            message gives both values (and why the estimate is not given).
     """
     if verification.status != "contradicted":
         return replace(answer, verification=verification)
-    if numeric is None:
-        raise AnswerContradictedError(
-            f"the answer failed its independent check: {verification.detail}",
-            kind=answer.kind, symbolic=answer.text, numeric=numeric or "")
-    text = f"≈ {numeric} {_NUMERIC_NOTE}"
-    latex = f"\\approx {numeric} \\quad \\text{{{_NUMERIC_NOTE}}}"
-    steps = (*answer.steps, f"check: {verification.detail}", text)
+    if estimate is None or not estimate.robust:
+        message = f"the answer failed its independent check: {verification.detail}"
+        if estimate is not None:
+            message += (f"; the numeric value ≈ {estimate.text} is not given instead: "
+                        f"{estimate.basis}")
+        raise AnswerContradictedError(message, kind=answer.kind, symbolic=answer.text,
+                                      numeric=estimate.text if estimate else "")
+    text = f"≈ {estimate.text} {_NUMERIC_NOTE}"
+    latex = f"\\approx {estimate.text} \\quad \\text{{{_NUMERIC_NOTE}}}"
+    steps = (*answer.steps, f"check: {verification.detail}", f"robust: {estimate.basis}", text)
     return Answer(answer.kind, text, latex, steps, verification)

@@ -16,11 +16,11 @@ import mpmath  # type: ignore[import-untyped]  # mpmath ships no py.typed
 import sympy  # type: ignore[import-untyped]  # sympy 1.14 ships no py.typed
 
 from jobtrail.solver.answer import Verification
-from jobtrail.solver.verify.numeric import Budget, call, compile_expr, fmt, stable
+from jobtrail.solver.verify.numeric import Budget, Estimate, call, compile_expr, fmt, stable
 
 __all__ = ["check_points", "check_triangle"]
 
-Checked = tuple[Verification, str | None]
+Checked = tuple[Verification, Estimate | None]
 _METHOD = "mpmath at 30-240 digits (two precisions agree)"
 
 

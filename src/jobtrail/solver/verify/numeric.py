@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import mpmath  # type: ignore[import-untyped]  # mpmath ships no py.typed
@@ -26,6 +27,7 @@ from jobtrail.solver.verify.evaluate import Unsupported, build
 __all__ = [
     "PRECISIONS",
     "Budget",
+    "Estimate",
     "OutOfTimeError",
     "compile_expr",
     "fmt",
@@ -57,8 +59,36 @@ class Budget:
 
     def check(self) -> None:
         """Raise OutOfTimeError once the allowance is spent."""
-        if monotonic_s() > self.deadline_s:
+        if self.expired():
             raise OutOfTimeError(f"verification exceeded its {self.seconds:g} s budget")
+
+    def expired(self) -> bool:
+        """True once the allowance is spent."""
+        return monotonic_s() > self.deadline_s
+
+    def part(self, seconds: float) -> Budget:
+        """A budget of *seconds*, or of what is left of this one if that is less."""
+        return Budget(max(0.0, min(seconds, self.deadline_s - monotonic_s())))
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """A check's own value for a problem whose symbolic answer it contradicted.
+
+    Attributes:
+        text: The value, 15 significant digits (``"2.50000000000000"``).
+        robust: True only if the check proved the symbolic answer wrong,
+            and every digit of this value right, by a method that cannot
+            miss part of the problem; what that takes is stated by each
+            check (``check_arithmetic``, ``located.estimate`` for
+            ``check_definite_integral``). ``settle()`` lets only a robust
+            value replace the symbolic one.
+        basis: One sentence saying what makes the value robust, or why it is not.
+    """
+
+    text: str
+    robust: bool
+    basis: str
 
 
 def compile_expr(expr: sympy.Basic, variables: Sequence[sympy.Symbol],
