@@ -53,3 +53,12 @@ def test_periods_too_far_apart_to_search_both_leave_completeness_unchecked() -> 
     assert answer.verification.status == "unverified", answer.verification
     assert "completeness not checked (periods from 6.28319 to 6.28319e+06" in \
         answer.verification.detail
+
+
+@pytest.mark.parametrize("problem", ["solve sin(30 x) = 0", "solve tan(26 x) = 1"])
+def test_a_short_period_is_still_searched_over_the_base_window(problem: str) -> None:
+    # was unverified: the window of a whole period was planned with 500 samples per
+    # period over [-10, 10], past the cap, although [-10, 10] holds many periods already
+    answer = solve(problem)
+    assert answer.verification.status == "verified", answer.verification
+    assert "in [-10, 10] are covered" in answer.verification.detail

@@ -40,8 +40,11 @@ x, y, n = sympy.symbols("x y n")
 def test_abs_integral_off_by_factor_two_completes_with_the_labelled_numeric_value() -> None:
     # sympy#29072: integrate(abs(sin(x)*cos(x)), (x, 0, 2*pi)) gives 1; the value is 2
     answer = solve("integrate abs(sin(x)*cos(x)) from 0 to 2*pi")
-    # the digits shown are those a rigorous enclosure of the integral certifies
-    assert answer.text == "≈ 2.000000000 (numeric; the symbolic result disagreed)"
+    # the digits shown are those a rigorous enclosure of the integral certifies: nine at
+    # most, fewer when the safety limit (located.CERTIFY_S) ends the refinement on a
+    # loaded machine, six at least (verify.settle)
+    assert answer.text.startswith("≈ 2.00000"), answer.text
+    assert answer.text.endswith(" (numeric; the symbolic result disagreed)"), answer.text
     assert answer.verification.status == "contradicted"
     assert "symbolic result 1" in answer.verification.detail
     assert "numeric quadrature 2.0" in answer.verification.detail
@@ -50,14 +53,14 @@ def test_abs_integral_off_by_factor_two_completes_with_the_labelled_numeric_valu
 def test_abs_integral_over_several_kinks_is_caught() -> None:
     # same class as sympy#29072: SymPy says cos(10) + 3 = 2.16...; the value is 6.16...
     answer = solve("integrate abs(sin(x)) from 0 to 10")
-    assert answer.text.startswith("≈ 6.160928471 ")
+    assert answer.text.startswith("≈ 6.16092")
     assert "symbolic result cos(10) + 3 = 2.16092847092355" in answer.verification.detail
 
 
 def test_positive_integrand_with_negative_integral_is_caught() -> None:
     # sympy#29792: integrate(sqrt(2 - x)*sqrt(1/(2 - x)), (x, 0, 1)) gives -1; it is 1
     answer = solve("integrate sqrt(2 - x) * sqrt(1 / (2 - x)) from 0 to 1")
-    assert answer.text.startswith("≈ 1.00000000000 ")
+    assert answer.text.startswith("≈ 1.00000")
     assert answer.verification.status == "contradicted"
     assert "-1" in answer.verification.detail
 
@@ -152,7 +155,7 @@ def test_cancellation_cannot_turn_a_small_value_into_zero() -> None:
     assert verification.status == "contradicted"
     assert numeric is not None and numeric.robust and numeric.text.startswith("-7.49927402801")
     answer = settle(Answer("arithmetic", "0", "0", ()), verification, numeric)
-    assert answer.text.startswith("≈ -7.49927402801")
+    assert answer.text.startswith("≈ -7.49927")
 
 
 def test_exact_zero_with_rounding_noise_is_zero() -> None:
@@ -255,7 +258,7 @@ def test_same_answer_whatever_the_hash_seed() -> None:
                               text=True, timeout=120, check=True)
         outputs.add(done.stdout)
     assert len(outputs) == 1, outputs
-    assert "≈ 2.000000000 " in outputs.pop()
+    assert "≈ 2.00000" in outputs.pop()
 
 
 # sympy#23086: SymPy evaluates acos(7823207/7823209) to 0 at 2 digits (the argument rounds to

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import mpmath  # type: ignore[import-untyped]  # mpmath ships no py.typed
 import sympy  # type: ignore[import-untyped]  # sympy 1.14 ships no py.typed
 
 from jobtrail.errors import ProblemParseError, ProblemTooLargeError, UnsupportedProblemError
 from jobtrail.solver.answer import Answer
+from jobtrail.solver.domain import Condition
 from jobtrail.solver.parse import conditions_read, divisors_read, parse_expression
 from jobtrail.solver.render import (
     choose_variable,
@@ -420,6 +422,33 @@ def _format_tuple(
     return text, latex
 
 
+def _refuse_unwritten_domain(tuples: Sequence[Any], variables: Sequence[sympy.Symbol],
+                             conditions: Sequence[Condition],
+                             divisors: Sequence[sympy.Expr]) -> None:
+    """Refuse an answer whose free unknowns (``y any number``) the text's domain restricts.
+
+    The answer writes a free unknown's divisor exclusions (``x != 0``) only: a root, a
+    logarithm or an inverse function on it (``x + y = 1, log(y) - log(y) = 0`` needs
+    y > 0) would be left out of the answer, and the check samples the free unknowns at a
+    few points, where such a condition may happen to hold.
+
+    Raises:
+        UnsupportedProblemError: A condition other than a written divisor involves a
+            free unknown ("could not verify the solutions: ...").
+    """
+    free = {s for t in tuples for value in t for s in value.free_symbols} & set(variables)
+    for condition in conditions:
+        if not condition.expr.free_symbols & free:
+            continue
+        if condition.relation == "!=" and any(
+                sympy.simplify(condition.expr - d) == 0 for d in divisors):
+            continue  # written into the answer as an exclusion (_exclusions)
+        raise UnsupportedProblemError(
+            "could not verify the solutions: the answer leaves "
+            f"{', '.join(sorted(str(v) for v in free))} free, and the text is defined only "
+            f"where {condition.describe()}, which the answer cannot state")
+
+
 def solve_system(text: str) -> Answer:
     """Solve a system of equations, e.g. ``"2x + y = 5, x - y = 1"`` -> ``x = 2, y = 1``.
 
@@ -494,6 +523,7 @@ def solve_system(text: str) -> Answer:
         if not tuples:
             answer = Answer("system", "no solution", "\\text{no solution}", tuple(steps))
             return settle(answer, *run(check_system, equations, variables, None, linear))
+    _refuse_unwritten_domain(tuples, variables, conditions, divisors)
     formatted = [_format_tuple(variables, tuple(t), _exclusions(divisors, variables, t))
                  for t in tuples]
     texts = [text for text, _ in formatted]

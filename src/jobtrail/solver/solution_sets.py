@@ -241,7 +241,7 @@ def _intervals(region: sympy.Set) -> list[sympy.Interval] | None:
     if isinstance(region, sympy.FiniteSet):
         if not all(p.is_extended_real for p in region):
             return None
-        return [sympy.Interval(p, p) for p in sorted(region, key=float)]
+        return [sympy.Interval(p, p) for p in sorted(region, key=float)]  # a FiniteSet
     if isinstance(region, sympy.Union):
         found = []
         for arg in region.args:
@@ -292,8 +292,9 @@ def describe_region(variable: sympy.Symbol, region: sympy.Set,
         return None
     joined: list[tuple[sympy.Interval, list[sympy.Expr]]] = []
     for piece in pieces:
-        if joined and joined[-1][0].right_open and piece.left_open and (
-                joined[-1][0].sup == piece.inf):
+        # a point is a FiniteSet (Interval(p, p) evaluates to one): closed both sides
+        if joined and getattr(joined[-1][0], "right_open", False) and getattr(
+                piece, "left_open", False) and joined[-1][0].sup == piece.inf:
             last, holes = joined[-1]
             joined[-1] = (sympy.Interval(last.inf, piece.sup, last.left_open,
                                          piece.right_open), [*holes, piece.inf])
