@@ -244,3 +244,9 @@ def test_a_free_unknown_the_domain_restricts_is_not_answered_as_any_number(
 def test_a_free_unknown_with_a_written_divisor_keeps_its_exclusion() -> None:
     answer = solve("solve 1/x - 1/x + y = 1, z = 2 for x, y, z")
     assert answer.text == "y = 1, z = 2 (x any number with x != 0)"
+
+
+def test_a_system_with_a_written_root_is_solved_over_the_reals() -> None:
+    # was x = 9, y = +-2*sqrt(14)*I: the tuple with a complex x was dropped, a complex y kept
+    assert solve("solve x^2 + y^2 = 25, sqrt(x) = 3").text == "no solution"
+    assert solve("solve x^2 + y^2 = 25, sqrt(x) = 2").text == "x = 4, y = -3 or x = 4, y = 3"

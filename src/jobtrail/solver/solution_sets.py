@@ -429,13 +429,20 @@ def system_within_domain(tuples: list[sympy.Tuple], variables: list[sympy.Symbol
         conditions: The text's conditions (``parse.conditions_read()``).
         steps: The answer's steps, appended to.
     """
+    # a root, logarithm or inverse function written in the text puts the system over the
+    # reals, as it does an equation (algebra.solve_equation): x^2 + y^2 = 25, sqrt(x) = 3
+    # has no real solution, though nonlinsolve gives x = 9, y = +-2*sqrt(14)*I
+    real = any(c.relation != "!=" for c in conditions)
     kept = []
     for values in tuples:
+        shown = ", ".join(f"{v} = {value}" for v, value in zip(variables, values, strict=True))
+        if real and any(v.is_real is False for v in values):
+            steps.append(f"discard {shown}: not real, and the text is defined over the reals")
+            continue
         failed = None if any(v.free_symbols for v in values) else violated(
             conditions, dict(zip(variables, values, strict=True)))
         if failed is None:
             kept.append(values)
             continue
-        shown = ", ".join(f"{v} = {value}" for v, value in zip(variables, values, strict=True))
         steps.append(f"discard {shown}: outside the domain of the system ({failed.describe()})")
     return kept
