@@ -220,11 +220,14 @@ def sentinel_kwargs(settings: Settings | None) -> dict[str, Any]:
     password = _setting(settings, "sentinel_password")
     if password is not None:
         kwargs["password"] = password.get_secret_value()
-    kwargs.update(_tls_kwargs(settings))
+    kwargs.update(sentinel_tls_kwargs(settings))
     return kwargs
 
 
-def _tls_kwargs(settings: Settings | None) -> dict[str, Any]:
+def sentinel_tls_kwargs(settings: Settings | None) -> dict[str, Any]:
+    """redis-py's TLS keywords for the Sentinels and their masters (`sentinel_tls`,
+    `sentinel_tls_ca_file`): {} without TLS, else `ssl`, `ssl_cert_reqs` "required" and
+    the CA file as `ssl_ca_certs` when set."""
     if not _setting(settings, "sentinel_tls"):
         return {}
     kwargs: dict[str, Any] = {"ssl": True, "ssl_cert_reqs": "required"}
@@ -369,7 +372,7 @@ def connect(url: str, *, socket_timeout_s: float | None = None,
             name, redis_class=DurableRedis if durable else redis.Redis,
             connection_pool_class=FreshMasterPool, db=target.db,
             username=target.username, password=target.password, decode_responses=True,
-            retry=failover_retry(settings), **_tls_kwargs(settings), **kwargs)
+            retry=failover_retry(settings), **sentinel_tls_kwargs(settings), **kwargs)
     else:
         client = (DurableRedis if durable else redis.Redis).from_url(
             url, decode_responses=True, **kwargs)

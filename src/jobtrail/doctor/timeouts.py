@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 import kombu
 
@@ -87,7 +86,8 @@ def check_connections(settings: Settings, conf: Mapping[str, Any]) -> Iterator[F
                       f"kombu {kombu.__version__} does not check the consumer's BRPOP "
                       "connection: a half-open one is noticed only when another command on it "
                       "times out", broker, "pip install 'kombu>=5.7'")
-    elif not broker["socket_keepalive"] and urlsplit(settings.broker_url or "").scheme != "unix":
+    elif not broker["socket_keepalive"] and "socket_keepalive" in socket_kwargs(
+            settings.broker_url or "", settings):  # what a broker URL gets (no socket's)
         yield Finding("connections:broker", Severity.WARNING,
                       "the broker transport has no TCP keepalive: idle connections a NAT "
                       "forgot are noticed only when next used", broker,

@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from jobtrail.config import Settings
+from jobtrail.connections import sentinel_tls_kwargs
 
 __all__ = ["KOMBU_TRANSPORT_ALIAS", "broker_url_for_kombu", "results_url_for_celery",
            "tls_options"]
@@ -104,8 +105,7 @@ def tls_options(settings: Settings) -> dict[str, Any]:
         if scheme == "rediss":
             options[name] = {"ssl_cert_reqs": "required"}
         elif scheme == "sentinel" and settings.sentinel_tls:
-            ssl: dict[str, Any] = {"ssl_cert_reqs": "required"}
-            if settings.sentinel_tls_ca_file:
-                ssl["ssl_ca_certs"] = settings.sentinel_tls_ca_file
-            options[name] = ssl
+            # the Sentinels' own TLS keywords, but `ssl`: Celery picks the TLS class itself
+            options[name] = {key: value for key, value in sentinel_tls_kwargs(settings).items()
+                             if key != "ssl"}
     return options
